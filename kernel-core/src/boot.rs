@@ -1,0 +1,202 @@
+//! The boot sequence: a HAL and a command line in, an exit status out.
+//!
+//! 1. parse the command line;
+//! 2. build the kernel value (frame allocator over the HAL's memory map,
+//!    window allocator over its kernel window) and print the boot banner
+//!    `boot: hal=<name> cpus=<n> memory=<MiB>MiB`;
+//! 3. install CPU 0's local block, enable its interrupts, start every
+//!    secondary CPU and wait for it to come online;
+//! 4. run the workload the command line names;
+//! 5. stop every secondary (flag + IPI), wait for it to leave, clear CPU 0's
+//!    block and return the workload's exit status. The platform then calls
+//!    its `shutdown` with it.
+//!
+//! Invariant INV-BOOT-1: `boot` returns only after every CPU that entered
+//! the kernel has cleared its local block and left (INV-KERNEL-1); if one
+//! does not leave in time, the kernel is leaked rather than freed under it.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::fmt::Write;
+use core::sync::atomic::Ordering;
+use core::time::Duration;
+
+use crate::cmdline::{Cmdline, Workload};
+use crate::exit;
+use crate::fmtbuf::StackBuf;
+use crate::hal::{Console, CpuLocal, Platform};
+use crate::kernel::{Kernel, REQ_ARM_TIMER};
+use crate::{selftest, trap};
+
+/// How long a CPU may take to come online or to leave.
+const CPU_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the platform hands to [`boot`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BootInfo<'a> {
+    /// The kernel command line (see [`crate::cmdline`]).
+    pub cmdline: &'a str,
+}
+
+/// What secondary CPUs receive: the kernel and the CPU-local blocks.
+struct Shared<'k, 'h, P: Platform> {
+    kernel: &'k Kernel<'h, P>,
+    locals: &'k [CpuLocal],
+}
+
+/// Print one line on the console (no heap).
+pub(crate) fn say(console: &impl Console, args: core::fmt::Arguments<'_>) {
+    let mut line = StackBuf::<256>::new();
+    let _ = line.write_fmt(args);
+    let _ = line.write_str("\n");
+    console.write(line.as_bytes());
+}
+
+/// Boot the kernel on `hal`, run the workload and return its exit status.
+/// Runs on the boot CPU (CPU 0) with interrupts masked.
+pub fn boot<P: Platform>(hal: &P, info: BootInfo<'_>) -> u8 {
+    let cmdline = match Cmdline::parse(info.cmdline) {
+        Ok(c) => c,
+        Err(e) => {
+            say(hal, format_args!("boot: {e}"));
+            return exit::USAGE;
+        }
+    };
+    let kernel = Box::new(Kernel::new(hal));
+    let memory: u64 = hal.memory_map().iter().map(|r| r.len).sum();
+    tracing::info!(
+        frames = kernel.frames().total_frames(),
+        window = kernel.hal().kernel_window().len,
+        "frame allocator up"
+    );
+    say(
+        hal,
+        format_args!(
+            "boot: hal={} cpus={} memory={}MiB",
+            P::NAME,
+            hal.cpu_count(),
+            memory >> 20
+        ),
+    );
+
+    let data: *const Kernel<'_, P> = &*kernel;
+    let locals: Box<[CpuLocal]> = (0..hal.cpu_count())
+        .map(|cpu| {
+            // SAFETY: INV-BOOT-1 keeps the boxed kernel alive while any block
+            // is installed, and the entries follow INV-HAL-2.
+            unsafe {
+                CpuLocal::new(
+                    cpu,
+                    data.cast(),
+                    trap::fault_entry::<P>,
+                    trap::interrupt_entry::<P>,
+                )
+            }
+        })
+        .collect();
+    enter_cpu(&kernel, &locals[0]);
+    hal.irq_restore(true);
+
+    let shared = Shared {
+        kernel: &kernel,
+        locals: &locals,
+    };
+    let started: Vec<usize> = (1..hal.cpu_count())
+        .filter(|&cpu| {
+            let arg = &shared as *const Shared<'_, '_, P> as usize;
+            match hal.start_cpu(cpu, secondary_entry::<P>, arg) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(cpu, error = %e, "cannot start CPU");
+                    false
+                }
+            }
+        })
+        .collect();
+    let online = kernel.wait_until(CPU_TIMEOUT, || {
+        started.iter().all(|&c| kernel.cpus()[c].is_online())
+    });
+    if !online {
+        tracing::error!("not every CPU came online");
+    }
+    tracing::info!(cpus = 1 + started.len(), "CPUs up");
+
+    let code = match cmdline.workload {
+        Workload::SelfTest => selftest::run(&kernel),
+        Workload::Fault => selftest::provoke_fault(&kernel),
+    };
+
+    kernel.begin_stop();
+    for &cpu in &started {
+        hal.send_ipi(cpu);
+    }
+    let left = kernel.wait_until(CPU_TIMEOUT, || {
+        started.iter().all(|&c| !kernel.cpus()[c].is_online())
+    });
+    hal.cancel_timer();
+    let _ = hal.irq_save();
+    // SAFETY: clearing is always allowed.
+    unsafe { hal.set_cpu_local(core::ptr::null()) };
+    kernel.cpus()[0].online.store(false, Ordering::Release);
+    if !left {
+        say(
+            hal,
+            format_args!("boot: a CPU did not stop; leaking the kernel"),
+        );
+        Box::leak(kernel);
+        Box::leak(locals);
+        return exit::FAILED;
+    }
+    code
+}
+
+/// Install `local` on the calling CPU and mark it online.
+fn enter_cpu<P: Platform>(kernel: &Kernel<'_, P>, local: &CpuLocal) {
+    // SAFETY: `local` lives in `boot`'s frame until every CPU has cleared its
+    // block (INV-BOOT-1).
+    unsafe { kernel.hal().set_cpu_local(local) };
+    let state = &kernel.cpus()[local.id()];
+    state.local_id.store(local.id(), Ordering::Relaxed);
+    state.online.store(true, Ordering::Release);
+}
+
+/// The entry of every secondary CPU.
+fn secondary_entry<P: Platform>(arg: usize) {
+    // SAFETY: `boot` passed the address of its `Shared`, which it keeps
+    // alive until this CPU has gone offline (INV-BOOT-1).
+    let shared = unsafe { &*(arg as *const Shared<'_, '_, P>) };
+    let (kernel, hal) = (shared.kernel, shared.kernel.hal());
+    let cpu = hal.current_cpu();
+    let Some(local) = shared.locals.get(cpu) else {
+        return;
+    };
+    enter_cpu(kernel, local);
+    idle(kernel, cpu);
+    hal.cancel_timer();
+    let _ = hal.irq_save();
+    // SAFETY: clearing is always allowed.
+    unsafe { hal.set_cpu_local(core::ptr::null()) };
+    // The last touch of the kernel: after this store `boot` may free it.
+    kernel.cpus()[cpu].online.store(false, Ordering::Release);
+}
+
+/// A secondary CPU's life: serve mailbox requests and sleep until stopped.
+fn idle<P: Platform>(kernel: &Kernel<'_, P>, cpu: usize) {
+    let hal = kernel.hal();
+    let state = &kernel.cpus()[cpu];
+    loop {
+        let guard = hal.disable_irqs();
+        if kernel.is_stopping() {
+            break;
+        }
+        let requests = state.requests.swap(0, Ordering::AcqRel);
+        if requests & REQ_ARM_TIMER != 0 {
+            hal.set_timer(hal.now() + Duration::from_millis(1));
+        }
+        if requests == 0 {
+            hal.wait_for_interrupt();
+        }
+        drop(guard);
+        state.wakeups.fetch_add(1, Ordering::AcqRel);
+    }
+}

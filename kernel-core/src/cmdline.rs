@@ -1,0 +1,151 @@
+//! The kernel command line: `key=value` words separated by spaces.
+//!
+//! The same words reach the kernel from QEMU's `-append` (the device tree's
+//! `/chosen/bootargs`) and from `sim`'s trailing arguments.
+//!
+//! | word | meaning |
+//! |---|---|
+//! | `test=self` | run the kernel self-tests (the default) |
+//! | `test=fault` | touch an unmapped kernel address on purpose, to show the fatal-fault report |
+//! | `log=LEVEL` | `off`, `error`, `warn` (default), `info`, `debug` or `trace`, for platforms without their own filter |
+
+use core::fmt;
+
+/// What the kernel runs after boot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// The kernel self-tests, ending with `N passed, M failed`.
+    SelfTest,
+    /// A deliberate unresolvable kernel fault.
+    Fault,
+}
+
+/// A log level from `log=`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// Nothing.
+    Off,
+    /// Errors only.
+    Error,
+    /// Warnings and errors.
+    Warn,
+    /// Informational messages and above.
+    Info,
+    /// Debug messages and above.
+    Debug,
+    /// Everything.
+    Trace,
+}
+
+/// A parsed command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cmdline {
+    /// What to run.
+    pub workload: Workload,
+    /// The log level asked for.
+    pub log: LogLevel,
+}
+
+impl Default for Cmdline {
+    fn default() -> Self {
+        Self {
+            workload: Workload::SelfTest,
+            log: LogLevel::Warn,
+        }
+    }
+}
+
+/// A command-line word the kernel does not understand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmdlineError<'a> {
+    /// A word that is not `key=value` or whose key is unknown.
+    UnknownWord(&'a str),
+    /// A known key with a value it does not take.
+    BadValue {
+        /// The key.
+        key: &'a str,
+        /// The value given.
+        value: &'a str,
+    },
+}
+
+impl fmt::Display for CmdlineError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownWord(w) => {
+                write!(
+                    f,
+                    "unknown command-line word `{w}` (known: test=self|fault, log=LEVEL)"
+                )
+            }
+            Self::BadValue { key, value } => write!(f, "bad value `{value}` for `{key}`"),
+        }
+    }
+}
+
+impl Cmdline {
+    /// Parse `text`.
+    ///
+    /// # Errors
+    /// The first word that is not understood.
+    pub fn parse(text: &str) -> Result<Self, CmdlineError<'_>> {
+        let mut out = Self::default();
+        for word in text.split_ascii_whitespace() {
+            let (key, value) = word
+                .split_once('=')
+                .ok_or(CmdlineError::UnknownWord(word))?;
+            let bad = CmdlineError::BadValue { key, value };
+            match key {
+                "test" => {
+                    out.workload = match value {
+                        "self" => Workload::SelfTest,
+                        "fault" => Workload::Fault,
+                        _ => return Err(bad),
+                    }
+                }
+                "log" => {
+                    out.log = match value {
+                        "off" => LogLevel::Off,
+                        "error" => LogLevel::Error,
+                        "warn" => LogLevel::Warn,
+                        "info" => LogLevel::Info,
+                        "debug" => LogLevel::Debug,
+                        "trace" => LogLevel::Trace,
+                        _ => return Err(bad),
+                    }
+                }
+                _ => return Err(CmdlineError::UnknownWord(word)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_words() {
+        assert_eq!(Cmdline::parse("").unwrap(), Cmdline::default());
+        let c = Cmdline::parse("  test=fault log=debug ").unwrap();
+        assert_eq!(c.workload, Workload::Fault);
+        assert_eq!(c.log, LogLevel::Debug);
+    }
+
+    #[test]
+    fn errors_name_the_word() {
+        assert_eq!(
+            Cmdline::parse("quiet"),
+            Err(CmdlineError::UnknownWord("quiet"))
+        );
+        assert_eq!(Cmdline::parse("x=1"), Err(CmdlineError::UnknownWord("x=1")));
+        assert_eq!(
+            Cmdline::parse("test=spec"),
+            Err(CmdlineError::BadValue {
+                key: "test",
+                value: "spec"
+            })
+        );
+    }
+}

@@ -1,0 +1,58 @@
+//! The hardware abstraction layer: the only door from the kernel to the platform.
+//!
+//! The HAL is a handful of narrow traits, one per capability, gathered by
+//! [`Platform`]. A kernel subsystem is generic over the narrowest part it
+//! needs (the frame allocator needs nothing, the fault path needs [`Mmu`] and
+//! [`PhysMemory`], the idle loop needs [`Cpus`] and [`Interrupts`]).
+//!
+//! Two implementations exist and every method's documentation says what each
+//! of them does:
+//! - **hosted** (`hal-hosted`): the kernel runs as a Linux process; physical
+//!   memory is a memfd, the MMU is `mmap`/`mprotect`, CPUs are threads, traps
+//!   and interrupts are signals.
+//! - **riscv** (`hal-riscv`): bare metal riscv64 under OpenSBI; Sv39 page
+//!   tables, `stvec`, SBI timers and IPIs, a 16550 UART.
+//!
+//! Rules of the boundary (numbered so that SAFETY comments can cite them):
+//! - INV-HAL-1: errors cross the boundary as [`HalError`] values; no method
+//!   panics on bad input.
+//! - INV-HAL-2: trap context is special. The code a HAL calls from a trap
+//!   ([`CpuLocal::deliver_fault`], [`CpuLocal::deliver_interrupt`]) allocates
+//!   nothing on the heap, takes no lock that the interrupted code on the same
+//!   CPU may hold, and never panics.
+//! - INV-HAL-3: obligations are types. A page-table change returns a
+//!   `#[must_use]` [`TlbFlush`] that must be handed to [`Mmu::flush`]; an
+//!   interrupt-disabled section is an [`IrqGuard`].
+//! - INV-HAL-4: hosted address spaces are disjoint ranges of one process; the
+//!   kernel never assumes two address spaces can use the same virtual address.
+
+mod clock;
+mod console;
+mod cpu;
+mod error;
+mod irq;
+mod local;
+mod mmu;
+mod phys;
+mod power;
+mod trap;
+
+pub use clock::Clock;
+pub use console::Console;
+pub use cpu::{CpuEntry, CpuId, Cpus};
+pub use error::HalError;
+pub use irq::{Interrupts, IrqGuard};
+pub use local::CpuLocal;
+pub use mmu::{Mmu, Perms, TableFrames, TlbFlush, VirtRange};
+pub use phys::{PAGE_SIZE, PhysAddr, PhysMemory, PhysRange};
+pub use power::Power;
+pub use trap::{Access, Interrupt, ResumeContext, TrapAction, TrapFrame, TrapKind};
+
+/// A whole platform: every capability the kernel needs, in one bound.
+///
+/// The parts are supertraits so that a `&P` can be handed to a subsystem that
+/// asks only for, say, `&impl Mmu`.
+pub trait Platform: PhysMemory + Mmu + Cpus + Interrupts + Clock + Console + Power + Sync {
+    /// The name printed in the boot banner: `hosted` or `riscv`.
+    const NAME: &'static str;
+}

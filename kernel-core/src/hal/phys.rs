@@ -1,0 +1,64 @@
+//! Physical memory: the memory map and the direct map.
+
+/// Size of a frame and of a page on every platform Vessel runs on.
+pub const PAGE_SIZE: usize = 4096;
+
+/// A physical address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PhysAddr(pub u64);
+
+impl PhysAddr {
+    /// The frame number of this address (address / [`PAGE_SIZE`]).
+    pub const fn frame(self) -> u64 {
+        self.0 / PAGE_SIZE as u64
+    }
+
+    /// The address of frame number `frame`.
+    pub const fn of_frame(frame: u64) -> Self {
+        Self(frame * PAGE_SIZE as u64)
+    }
+
+    /// Whether the address is a multiple of [`PAGE_SIZE`].
+    pub const fn is_page_aligned(self) -> bool {
+        self.0.is_multiple_of(PAGE_SIZE as u64)
+    }
+}
+
+/// A half-open range `[start, start + len)` of physical memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PhysRange {
+    /// First byte.
+    pub start: PhysAddr,
+    /// Length in bytes.
+    pub len: u64,
+}
+
+impl PhysRange {
+    /// One past the last byte.
+    pub const fn end(&self) -> u64 {
+        self.start.0 + self.len
+    }
+}
+
+/// Physical memory as the kernel sees it.
+pub trait PhysMemory {
+    /// The RAM the kernel may hand out as frames: page-aligned, sorted,
+    /// non-overlapping ranges. Memory the platform itself uses (the kernel
+    /// image, boot stacks, the device tree, the HAL's heap) is not in it.
+    ///
+    /// - hosted: one range `[0, size)`, the whole memfd.
+    /// - riscv: the device tree's `/memory` ranges minus the kernel image, the
+    ///   device tree blob and the kernel heap.
+    fn memory_map(&self) -> &[PhysRange];
+
+    /// The direct-map address of physical address `pa`: every byte of RAM is
+    /// readable and writable there for the kernel's whole life.
+    ///
+    /// Returns `None` when `pa` is not RAM of [`PhysMemory::memory_map`].
+    ///
+    /// - hosted: the memfd is mapped once, shared, at boot; this adds `pa` to
+    ///   the base of that mapping.
+    /// - riscv: adds `pa` to the base of the Sv39 physmap (gigapage mappings
+    ///   of all RAM in the upper half).
+    fn direct_map(&self, pa: PhysAddr) -> Option<*mut u8>;
+}

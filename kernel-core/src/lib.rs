@@ -1,0 +1,45 @@
+//! The Vessel kernel core: everything that is not platform code.
+//!
+//! `no_std` + `alloc`, written against the HAL traits in [`hal`]. The same
+//! code runs hosted (as a Linux process, `hal-hosted`) and on riscv64 bare
+//! metal (`hal-riscv`). Nothing here knows which; only `target_arch` may
+//! select ISA-specific code.
+//!
+//! Module order (a module uses only those above it): [`hal`], [`mem`], then
+//! [`kernel`]; [`boot`], [`trap`] and [`selftest`] sit on top and wire them
+//! together. Unsafe code is denied crate-wide and allowed, with a reason,
+//! only where named (`grep expect(unsafe` lists them all).
+
+#![no_std]
+#![deny(unsafe_code)]
+
+extern crate alloc;
+
+#[expect(
+    unsafe_code,
+    reason = "the HAL boundary declares unsafe contracts (map, CPU-local blocks)"
+)]
+pub mod hal;
+
+pub mod cmdline;
+pub mod exit;
+pub mod fmtbuf;
+pub mod log;
+#[expect(
+    unsafe_code,
+    reason = "zeroing frames through the direct map and calling unsafe MMU methods"
+)]
+pub mod mem;
+
+#[expect(
+    unsafe_code,
+    reason = "CPU-local blocks point at the kernel, secondaries receive it by address"
+)]
+pub mod boot;
+pub mod kernel;
+pub mod selftest;
+#[expect(
+    unsafe_code,
+    reason = "trap entries recover the kernel from the CPU-local block's pointer"
+)]
+pub mod trap;
