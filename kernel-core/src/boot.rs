@@ -171,6 +171,8 @@ fn secondary_entry<P: Platform>(arg: usize) {
         return;
     };
     enter_cpu(kernel, local);
+    // The HAL starts a CPU with interrupts masked (Cpus::start_cpu).
+    hal.irq_restore(true);
     idle(kernel, cpu);
     hal.cancel_timer();
     let _ = hal.irq_save();

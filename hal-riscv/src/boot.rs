@@ -1,0 +1,236 @@
+//! The entry point, the boot sequence and the panic handler.
+//!
+//! OpenSBI enters `_start` (the first instruction of the image, at
+//! `0x8020_0000`) on one hart, in S-mode with paging off, `a0` = hart id,
+//! `a1` = device tree. The boot sequence:
+//! 1. entry code: `tp` = block 0, `sp` = boot stack 0, clear `.bss`;
+//! 2. trap vector and trap stack on the boot hart (early faults reported);
+//! 3. device tree: finisher and UART first (so every later failure is
+//!    reported and exits with the right status), then the board facts;
+//! 4. heap after the image, memory map = RAM minus firmware, image, heap,
+//!    device tree and reserved memory;
+//! 5. page tables, paging on;
+//! 6. hart blocks, the `Riscv` value, the console log subscriber;
+//! 7. `kernel_core::boot::boot`, then `shutdown` with its status.
+//!
+//! INV-BOOT-RV-1: a malformed or unusable device tree ends in a one-line
+//! report and `shutdown(PANIC)`, never a panic of this code (the `fdt`
+//! crate's own asserts on a corrupt structure block go to the panic
+//! handler, which reports and exits with the same status).
+
+use core::arch::global_asm;
+use core::fmt::Write;
+use core::panic::PanicInfo;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use kernel_core::boot::BootInfo;
+use kernel_core::cmdline::{Cmdline, LogLevel};
+use kernel_core::exit;
+use kernel_core::hal::{PhysAddr, PhysRange};
+use kernel_core::log::ConsoleSubscriber;
+
+use crate::console::PanicWriter;
+use crate::dt::{self, BoardInfo};
+use crate::fixed::FixedVec;
+use crate::layout::{self, BOOT_STACK_SIZE, FIRMWARE_BASE, IDENTITY_LIMIT, PHYSMAP_SIZE};
+use crate::mmu::{self, KernelTables};
+use crate::platform::Riscv;
+use crate::{console, cpu, csr, heap, power};
+
+global_asm!(
+    ".section .text.entry, \"ax\"",
+    ".globl _start",
+    "_start:",
+    "    la tp, {harts}",
+    "    la sp, __boot_stacks_start",
+    "    li t0, {stack}",
+    "    add sp, sp, t0",
+    "    li s0, 0",
+    "    la t0, __bss_start",
+    "    la t1, __bss_end",
+    "1:  bgeu t0, t1, 2f",
+    "    sd zero, 0(t0)",
+    "    addi t0, t0, 8",
+    "    j 1b",
+    // a0 (hart id) and a1 (device tree) are untouched so far.
+    "2:  call {main}",
+    "3:  wfi",
+    "    j 3b",
+    harts = sym cpu::HARTS,
+    stack = const BOOT_STACK_SIZE,
+    main = sym boot_main,
+);
+
+unsafe extern "C" {
+    static __image_end: u8;
+}
+
+static PLATFORM: spin::Once<Riscv> = spin::Once::new();
+
+/// Report a boot failure on one line and stop with `PANIC`.
+fn fail(args: core::fmt::Arguments<'_>) -> ! {
+    let _ = writeln!(PanicWriter, "hal-riscv: {args}");
+    power::shutdown(exit::PANIC)
+}
+
+/// The device tree at `dtb`, as a `'static` slice.
+fn device_tree(dtb: usize) -> &'static [u8] {
+    if dtb == 0 || !dtb.is_multiple_of(8) || dtb as u64 >= IDENTITY_LIMIT {
+        fail(format_args!("no usable device tree pointer ({dtb:#x})"));
+    }
+    // SAFETY: OpenSBI hands a device tree at `a1`; its 8-byte header is
+    // readable RAM (paging is off).
+    let header: [u8; 8] = unsafe { core::ptr::read_volatile(dtb as *const [u8; 8]) };
+    let size = dt::total_size(&header).unwrap_or_else(|e| fail(format_args!("{e}")));
+    if dtb as u64 + size as u64 > IDENTITY_LIMIT {
+        fail(format_args!(
+            "device tree at {dtb:#x} is above the identity map"
+        ));
+    }
+    // SAFETY: the blob is `size` bytes of RAM below 4 GiB; it is kept out of
+    // the memory map and the heap, and nothing writes it, so it stays valid
+    // and unchanged for the kernel's life (identity mapped once paging is on).
+    unsafe { core::slice::from_raw_parts(dtb as *const u8, size) }
+}
+
+extern "C" fn boot_main(hartid: usize, dtb: usize) -> ! {
+    cpu::init_boot_hart(hartid);
+    if !cpu::stacks_match_linker_script() {
+        fail(format_args!(
+            "link.ld and layout.rs disagree on stack sizes"
+        ));
+    }
+    let boot_ticks = csr::rdtime();
+
+    let blob = device_tree(dtb);
+    let fdt = dt::open(blob).unwrap_or_else(|e| fail(format_args!("{e}")));
+    let devices = dt::devices(&fdt);
+    if let Some(finisher) = devices.finisher.filter(|&a| a < IDENTITY_LIMIT) {
+        // SAFETY: the device tree names a `sifive,test1` there, identity
+        // mapped; no other hart runs yet.
+        unsafe { power::set_finisher(finisher) };
+    }
+    if let Some(uart) = devices.uart.filter(|u| u.base < IDENTITY_LIMIT) {
+        // SAFETY: the device tree names a 16550 there, identity mapped; no
+        // other hart runs yet.
+        unsafe { console::init(uart) };
+    }
+    let info = dt::parse(&fdt).unwrap_or_else(|e| fail(format_args!("{e}")));
+
+    let (memory_map, heap) = plan_memory(&info, blob);
+    // SAFETY: `plan_memory` placed the heap in RAM below 4 GiB (identity
+    // mapped), outside the image, the device tree, reserved memory and the
+    // memory map, so it is the allocator's alone.
+    if !unsafe { heap::init(heap.start.0 as *mut u8, heap.len as usize) } {
+        fail(format_args!(
+            "heap at {:#x} ({} bytes) rejected",
+            heap.start.0, heap.len
+        ));
+    }
+
+    let mut ram = FixedVec::new(layout::EMPTY_RANGE);
+    for r in info.ram.iter().filter(|r| r.start.0 < PHYSMAP_SIZE) {
+        let _ = ram.push(*r);
+    }
+    let satp = mmu::build_root(&ram);
+    // SAFETY: the root identity-maps 0..4 GiB, which holds this image, its
+    // stacks, the heap, the device tree and the devices in use.
+    unsafe { csr::write_satp(satp) };
+
+    let harts = layout::logical_harts(&info.harts, hartid as u64);
+    cpu::init_blocks(&harts, satp);
+
+    let platform: &'static Riscv = PLATFORM.call_once(|| Riscv {
+        memory_map,
+        harts,
+        timebase_hz: info.timebase_hz,
+        boot_ticks,
+        rng_seed: info.rng_seed,
+        tables: KernelTables::new(ram),
+    });
+
+    // The console log subscriber: `log=` of the command line, else warn
+    // (a bad command line is reported by `boot` itself).
+    let level = Cmdline::parse(info.bootargs).map_or(LogLevel::Warn, |c| c.log);
+    let _ = ConsoleSubscriber::new(platform, level).install();
+    tracing::debug!(
+        "boot hart {hartid:#x}, logical harts {:?}, timebase {} Hz",
+        &*platform.harts,
+        platform.timebase_hz
+    );
+    tracing::debug!(
+        "heap {:#x}..{:#x}, device tree at {:#x}",
+        heap.start.0,
+        heap.end(),
+        dtb
+    );
+    for r in platform.memory_map.iter() {
+        tracing::debug!("memory {:#x}..{:#x}", r.start.0, r.end());
+    }
+
+    let code = kernel_core::boot::boot(
+        platform,
+        BootInfo {
+            cmdline: info.bootargs,
+        },
+    );
+    power::shutdown(code)
+}
+
+/// Place the heap and compute the memory map (INV-LAYOUT-1).
+fn plan_memory(info: &BoardInfo<'_>, blob: &[u8]) -> (layout::MemoryMap, PhysRange) {
+    let image_end = (&raw const __image_end) as u64;
+    let dtb = PhysRange {
+        start: PhysAddr(blob.as_ptr() as u64),
+        len: blob.len() as u64,
+    };
+    let mut holes = FixedVec::<PhysRange, { dt::MAX_RESERVED + 2 }>::new(layout::EMPTY_RANGE);
+    let _ = holes.push(dtb);
+    for r in info.reserved.iter() {
+        let _ = holes.push(*r);
+    }
+    let ram_total = layout::total(&info.ram);
+    let heap = layout::place_heap(&info.ram, &holes, image_end, layout::heap_size(ram_total))
+        .unwrap_or_else(|| {
+            fail(format_args!(
+                "no room for the heap after the image ({image_end:#x})"
+            ))
+        });
+    let _ = holes.push(PhysRange {
+        start: PhysAddr(FIRMWARE_BASE),
+        len: heap.end() - FIRMWARE_BASE,
+    });
+    let map = layout::usable_memory(&info.ram, &holes, PHYSMAP_SIZE);
+    if map.is_empty() {
+        fail(format_args!(
+            "no RAM left for the kernel after the image and heap"
+        ));
+    }
+    (map, heap)
+}
+
+/// Which hart is reporting a panic (`usize::MAX`: none).
+static PANIC_OWNER: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+#[panic_handler]
+fn panic(info: &PanicInfo<'_>) -> ! {
+    let _ = csr::irq_save();
+    let me = cpu::current().logical();
+    match PANIC_OWNER.compare_exchange(usize::MAX, me, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => {
+            let mut w = PanicWriter;
+            let _ = match info.location() {
+                Some(at) => writeln!(w, "panic on cpu {me} at {at}: {}", info.message()),
+                None => writeln!(w, "panic on cpu {me}: {}", info.message()),
+            };
+        }
+        Err(owner) if owner == me => {
+            console::panic_write(b"panic: nested panic while reporting a panic\n")
+        }
+        // Another hart is reporting and will stop the machine.
+        Err(_) => loop {
+            csr::wfi();
+        },
+    }
+    power::shutdown(exit::PANIC)
+}

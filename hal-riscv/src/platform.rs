@@ -1,0 +1,183 @@
+//! The riscv platform value and its HAL trait implementations. One
+//! [`Riscv`] exists, built once at boot (`boot.rs`) and then immutable; the
+//! mutable HAL state lives in the hart blocks (`cpu`), the page-table lock
+//! (`mmu`) and the console/finisher locations (`console`, `power`).
+//!
+//! INV-PLAT-1: every field is written before the value is published and
+//! never changes afterwards, so `&Riscv` is freely shared between harts and
+//! usable from trap context.
+
+use core::time::Duration;
+
+use kernel_core::hal::{
+    Clock, Console, CpuEntry, CpuId, CpuLocal, Cpus, HalError, Interrupts, Mmu, PAGE_SIZE, Perms,
+    PhysAddr, PhysMemory, PhysRange, Platform, Power, TableFrames, TlbFlush, VirtRange,
+};
+
+use crate::fixed::FixedVec;
+use crate::layout::{self, MAX_HARTS, MemoryMap, PHYSMAP_BASE, WINDOW_BASE, WINDOW_SIZE};
+use crate::mmu::{self, KernelTables};
+use crate::{console, cpu, csr, power, sbi};
+
+/// The riscv64 platform (QEMU `virt`, OpenSBI).
+pub struct Riscv {
+    /// RAM the kernel may use (INV-LAYOUT-1).
+    pub memory_map: MemoryMap,
+    /// SBI hart ids by logical CPU (INV-LAYOUT-2).
+    pub harts: FixedVec<u64, MAX_HARTS>,
+    /// `time` CSR frequency.
+    pub timebase_hz: u64,
+    /// `time` at boot: [`Clock::now`] counts from here.
+    pub boot_ticks: u64,
+    /// `/chosen/rng-seed`.
+    pub rng_seed: &'static [u8],
+    /// The page tables.
+    pub tables: KernelTables,
+}
+
+impl PhysMemory for Riscv {
+    fn memory_map(&self) -> &[PhysRange] {
+        &self.memory_map
+    }
+
+    fn direct_map(&self, pa: PhysAddr) -> Option<*mut u8> {
+        layout::covers(&self.memory_map, pa.0, 1).then(|| (PHYSMAP_BASE + pa.0 as usize) as *mut u8)
+    }
+}
+
+impl Mmu for Riscv {
+    fn kernel_window(&self) -> VirtRange {
+        VirtRange {
+            start: WINDOW_BASE,
+            len: WINDOW_SIZE,
+        }
+    }
+
+    unsafe fn map(
+        &self,
+        va: usize,
+        pa: PhysAddr,
+        len: usize,
+        perms: Perms,
+        tables: &dyn TableFrames,
+    ) -> Result<TlbFlush, HalError> {
+        if !pa.is_page_aligned() || !len.is_multiple_of(PAGE_SIZE) {
+            return Err(HalError::Misaligned);
+        }
+        if !layout::covers(&self.memory_map, pa.0, len as u64) {
+            return Err(HalError::OutOfRange);
+        }
+        self.tables.map(va, pa.0, len, perms, tables)
+    }
+
+    unsafe fn unmap(&self, va: usize, len: usize) -> Result<TlbFlush, HalError> {
+        self.tables.unmap(va, len)
+    }
+
+    unsafe fn protect(&self, va: usize, len: usize, perms: Perms) -> Result<TlbFlush, HalError> {
+        self.tables.protect(va, len, perms)
+    }
+
+    fn flush(&self, flush: TlbFlush) {
+        mmu::flush(flush);
+    }
+
+    fn sync_icache(&self, _va: usize, _len: usize) {
+        // `fence.i` has no address range: the whole icache it is.
+        mmu::sync_icache();
+    }
+}
+
+impl Cpus for Riscv {
+    fn cpu_count(&self) -> usize {
+        self.harts.len()
+    }
+
+    fn current_cpu(&self) -> CpuId {
+        cpu::current().logical()
+    }
+
+    fn start_cpu(&self, cpu: CpuId, entry: CpuEntry, arg: usize) -> Result<(), HalError> {
+        cpu::start(cpu, self.harts.len(), entry, arg)
+    }
+
+    fn send_ipi(&self, cpu: CpuId) {
+        if let Some(&hartid) = self.harts.get(cpu) {
+            sbi::send_ipi(1, hartid);
+        }
+    }
+
+    fn wait_for_interrupt(&self) {
+        csr::wfi();
+    }
+
+    unsafe fn set_cpu_local(&self, block: *const CpuLocal) {
+        cpu::current().set_cpu_local(block);
+    }
+
+    fn cpu_local(&self) -> *const CpuLocal {
+        cpu::current().cpu_local()
+    }
+}
+
+impl Interrupts for Riscv {
+    fn irq_save(&self) -> bool {
+        csr::irq_save()
+    }
+
+    fn irq_restore(&self, enabled: bool) {
+        if enabled {
+            csr::irq_enable();
+        }
+    }
+
+    fn irqs_enabled(&self) -> bool {
+        csr::irqs_enabled()
+    }
+}
+
+impl Clock for Riscv {
+    fn now(&self) -> Duration {
+        layout::ticks_to_duration(
+            csr::rdtime().saturating_sub(self.boot_ticks),
+            self.timebase_hz,
+        )
+    }
+
+    fn set_timer(&self, deadline: Duration) {
+        let ticks = layout::duration_to_ticks(deadline, self.timebase_hz);
+        sbi::set_timer(self.boot_ticks.saturating_add(ticks));
+    }
+
+    fn cancel_timer(&self) {
+        sbi::set_timer(u64::MAX);
+    }
+}
+
+impl Console for Riscv {
+    fn write(&self, bytes: &[u8]) {
+        console::write(bytes);
+    }
+
+    fn try_read(&self) -> Option<u8> {
+        console::try_read()
+    }
+
+    fn panic_write(&self, bytes: &[u8]) {
+        console::panic_write(bytes);
+    }
+}
+
+impl Power for Riscv {
+    fn shutdown(&self, code: u8) -> ! {
+        power::shutdown(code)
+    }
+
+    fn entropy_seed(&self) -> u64 {
+        power::entropy_seed(self.rng_seed)
+    }
+}
+
+impl Platform for Riscv {
+    const NAME: &'static str = "riscv";
+}
