@@ -43,3 +43,4 @@ pub mod selftest;
     reason = "trap entries recover the kernel from the CPU-local block's pointer"
 )]
 pub mod trap;
+pub mod wasm;

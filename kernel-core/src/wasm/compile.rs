@@ -1,0 +1,502 @@
+//! Cranelift ISA selection and compilation of translated functions and
+//! host-to-wasm trampolines into relocatable machine code.
+//!
+//! Invariants:
+//! - INV-1: the ISA is chosen by `target_arch` only ([`Compiler::host`]), or
+//!   explicitly ([`Compiler::for_arch`]) so tests can cross-compile.
+//! - INV-2: flags: `opt_level=speed`, x86-64-v2 (SSE4.2, POPCNT) on x86_64, no probestack (the prologue checks the
+//!   `VMContext` stack limit instead), frame pointers preserved so the trap
+//!   path can walk wasm frames.
+//! - INV-3: every trap site of a [`CompiledFunction`] has a [`TrapKind`]; a
+//!   Cranelift trap code without one is a compile error, never dropped.
+//! - INV-4: the only relocations are calls to defined functions
+//!   ([`RelocTarget::Function`]); builtins go through the `VMContext` table.
+//!
+//! # Array-call trampolines
+//!
+//! One trampoline per distinct exported signature. Its contract, in the
+//! ISA's default (C) calling convention:
+//!
+//! ```text
+//! fn(callee_vmctx: *mut VMContext, caller_vmctx: *mut VMContext /* or null */,
+//!    code: *const u8, values: *mut u128)
+//! ```
+//!
+//! It reads argument `i` from the low bytes of `values[i]` (little-endian;
+//! i32/f32 in the low 4 bytes, i64/f64 in the low 8), calls `code` as a wasm
+//! function of that signature with `callee_vmctx` as its `vmctx`, and writes
+//! result `i` to `values[i]` the same way. `values` must hold
+//! `max(params, results)` slots, 16-byte aligned. `caller_vmctx` is unused by
+//! the trampoline itself (reserved for host-function frames). A trap inside
+//! `code` does not return through the trampoline: the runtime unwinds to its
+//! saved entry context.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use cranelift_codegen::binemit::Reloc as RelocKind;
+use cranelift_codegen::control::ControlPlane;
+use cranelift_codegen::ir::{
+    AbiParam, ExternalName, Function, InstBuilder, MemFlagsData, Signature, TrapCode, UserFuncName,
+};
+use cranelift_codegen::isa::{OwnedTargetIsa, TargetIsa};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::{Context, FinalizedRelocTarget};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+
+use super::module::{self, CompileError, ExportKind, FuncType, ModuleInfo};
+use super::translate::{
+    self, TRAP_BAD_SIGNATURE, TRAP_INDIRECT_CALL_TO_NULL, TRAP_TABLE_OUT_OF_BOUNDS,
+    TRAP_UNREACHABLE, TargetInfo, TranslateConfig, ir_type,
+};
+use super::vmoffsets::VMOffsets;
+
+/// Why wasm code trapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TrapKind {
+    /// `unreachable` executed.
+    Unreachable,
+    /// Integer division or remainder by zero.
+    IntegerDivideByZero,
+    /// Integer overflow (`INT_MIN / -1`, float-to-int out of range).
+    IntegerOverflow,
+    /// Float-to-int conversion of NaN.
+    BadConversionToInteger,
+    /// Linear-memory access out of bounds.
+    MemoryOutOfBounds,
+    /// Table index out of bounds.
+    TableOutOfBounds,
+    /// `call_indirect` to a null (uninitialised) element.
+    IndirectCallToNull,
+    /// `call_indirect` signature mismatch.
+    BadSignature,
+    /// Call stack exhausted.
+    StackOverflow,
+}
+
+impl TrapKind {
+    /// The kind of a Cranelift trap code emitted by the translator.
+    #[must_use]
+    pub fn from_trap_code(code: TrapCode) -> Option<Self> {
+        Some(match code {
+            TrapCode::STACK_OVERFLOW => TrapKind::StackOverflow,
+            TrapCode::HEAP_OUT_OF_BOUNDS => TrapKind::MemoryOutOfBounds,
+            TrapCode::INTEGER_OVERFLOW => TrapKind::IntegerOverflow,
+            TrapCode::INTEGER_DIVISION_BY_ZERO => TrapKind::IntegerDivideByZero,
+            TrapCode::BAD_CONVERSION_TO_INTEGER => TrapKind::BadConversionToInteger,
+            c if c == TRAP_UNREACHABLE => TrapKind::Unreachable,
+            c if c == TRAP_TABLE_OUT_OF_BOUNDS => TrapKind::TableOutOfBounds,
+            c if c == TRAP_INDIRECT_CALL_TO_NULL => TrapKind::IndirectCallToNull,
+            c if c == TRAP_BAD_SIGNATURE => TrapKind::BadSignature,
+            _ => return None,
+        })
+    }
+
+    /// The spec's wording for this trap.
+    #[must_use]
+    pub fn message(self) -> &'static str {
+        match self {
+            TrapKind::Unreachable => "unreachable",
+            TrapKind::IntegerDivideByZero => "integer divide by zero",
+            TrapKind::IntegerOverflow => "integer overflow",
+            TrapKind::BadConversionToInteger => "invalid conversion to integer",
+            TrapKind::MemoryOutOfBounds => "out of bounds memory access",
+            TrapKind::TableOutOfBounds => "undefined element",
+            TrapKind::IndirectCallToNull => "uninitialized element",
+            TrapKind::BadSignature => "indirect call type mismatch",
+            TrapKind::StackOverflow => "call stack exhausted",
+        }
+    }
+}
+
+/// What a relocation refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelocTarget {
+    /// Defined function, by defined index.
+    Function(u32),
+}
+
+/// A relocation to apply when the code is placed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloc {
+    /// Offset in the function's code.
+    pub offset: u32,
+    /// Cranelift's relocation kind (how to patch).
+    pub kind: RelocKind,
+    /// What to patch in.
+    pub target: RelocTarget,
+    /// Addend.
+    pub addend: i64,
+}
+
+/// A trap site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrapSite {
+    /// Offset of the trapping instruction in the function's code.
+    pub code_offset: u32,
+    /// Why it traps.
+    pub kind: TrapKind,
+}
+
+/// One compiled function (or trampoline).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompiledFunction {
+    /// Machine code.
+    pub code: Vec<u8>,
+    /// Required alignment of the code.
+    pub alignment: u32,
+    /// Relocations.
+    pub relocs: Vec<Reloc>,
+    /// Trap sites, by code offset.
+    pub traps: Vec<TrapSite>,
+    /// `(code offset, wasm byte offset)` pairs, sorted by code offset: code
+    /// from that offset on belongs to the operator at the wasm offset.
+    pub srclocs: Vec<(u32, u32)>,
+}
+
+/// A host-to-wasm trampoline for one signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trampoline {
+    /// The signature it calls.
+    pub ty: FuncType,
+    /// Its code.
+    pub function: CompiledFunction,
+}
+
+/// A compiled module, not yet placed in memory.
+#[derive(Debug, Clone)]
+pub struct CompiledModule {
+    /// The module description.
+    pub info: ModuleInfo,
+    /// Its VMContext layout for the target.
+    pub offsets: VMOffsets,
+    /// One per defined function, in order.
+    pub functions: Vec<CompiledFunction>,
+    /// One per distinct exported function signature.
+    pub trampolines: Vec<Trampoline>,
+}
+
+impl CompiledModule {
+    /// The trampoline for signature `ty`, if one was compiled.
+    #[must_use]
+    pub fn trampoline(&self, ty: &FuncType) -> Option<&CompiledFunction> {
+        self.trampolines
+            .iter()
+            .find(|t| &t.ty == ty)
+            .map(|t| &t.function)
+    }
+}
+
+/// A target architecture Cranelift can generate code for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetArch {
+    /// x86-64.
+    X86_64,
+    /// AArch64.
+    Aarch64,
+    /// RISC-V 64 (RV64GC).
+    Riscv64,
+}
+
+/// A configured Cranelift ISA.
+#[derive(Clone)]
+pub struct Compiler {
+    isa: OwnedTargetIsa,
+}
+
+impl core::fmt::Debug for Compiler {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Compiler({})", self.isa.triple())
+    }
+}
+
+impl Compiler {
+    /// The compiler for the architecture this kernel is built for (INV-1).
+    ///
+    /// # Errors
+    /// [`CompileError::Isa`] on an architecture without a backend.
+    pub fn host() -> Result<Self, CompileError> {
+        #[cfg(target_arch = "x86_64")]
+        let arch = Some(TargetArch::X86_64);
+        #[cfg(target_arch = "aarch64")]
+        let arch = Some(TargetArch::Aarch64);
+        #[cfg(target_arch = "riscv64")]
+        let arch = Some(TargetArch::Riscv64);
+        #[cfg(not(any(
+            target_arch = "x86_64",
+            target_arch = "aarch64",
+            target_arch = "riscv64"
+        )))]
+        let arch: Option<TargetArch> = None;
+        let arch = arch.ok_or_else(|| CompileError::Isa("unsupported host architecture".into()))?;
+        Self::for_arch(arch)
+    }
+
+    /// The compiler for `arch` (bare-metal ELF triple, default C ABI).
+    ///
+    /// # Errors
+    /// [`CompileError::Isa`] if Cranelift rejects the configuration.
+    pub fn for_arch(arch: TargetArch) -> Result<Self, CompileError> {
+        let triple = match arch {
+            TargetArch::X86_64 => "x86_64-unknown-none",
+            TargetArch::Aarch64 => "aarch64-unknown-none",
+            TargetArch::Riscv64 => "riscv64gc-unknown-none-elf",
+        };
+        let isa_err = |e: &dyn core::fmt::Display| CompileError::Isa(format!("{triple}: {e}"));
+        let mut builder =
+            cranelift_codegen::isa::lookup_by_name(triple).map_err(|e| isa_err(&e))?;
+        if arch == TargetArch::X86_64 {
+            // x86-64-v2: SSE4.1 gives inline `ceil`/`floor`/`trunc`/`nearest`
+            // (without it Cranelift emits libcalls, which we do not link).
+            for k in [
+                "has_sse3",
+                "has_ssse3",
+                "has_sse41",
+                "has_sse42",
+                "has_popcnt",
+            ] {
+                builder.enable(k).map_err(|e| isa_err(&e))?;
+            }
+        }
+        let mut flags = settings::builder();
+        for (k, v) in [
+            ("opt_level", "speed"),
+            ("enable_probestack", "false"),
+            ("preserve_frame_pointers", "true"),
+        ] {
+            flags.set(k, v).map_err(|e| isa_err(&e))?;
+        }
+        let isa = builder
+            .finish(settings::Flags::new(flags))
+            .map_err(|e| isa_err(&e))?;
+        Ok(Compiler { isa })
+    }
+
+    /// The Cranelift ISA.
+    #[must_use]
+    pub fn isa(&self) -> &dyn TargetIsa {
+        &*self.isa
+    }
+
+    /// Pointer size of the target in bytes.
+    #[must_use]
+    pub fn pointer_bytes(&self) -> u8 {
+        self.isa.pointer_bytes()
+    }
+
+    fn target(&self) -> TargetInfo {
+        TargetInfo {
+            frontend: self.isa.frontend_config(),
+            call_conv: self.isa.default_call_conv(),
+        }
+    }
+
+    fn emit(&self, func: Function, func_index: u32) -> Result<CompiledFunction, CompileError> {
+        let cg = |message: String| CompileError::Codegen {
+            func_index,
+            message,
+        };
+        let mut ctx = Context::for_function(func);
+        ctx.compile(self.isa(), &mut ControlPlane::default())
+            .map_err(|e| cg(format!("{:?}", e.inner)))?;
+        let code = ctx
+            .compiled_code()
+            .ok_or_else(|| cg("no code produced".into()))?;
+        let buf = &code.buffer;
+        let mut relocs = Vec::new();
+        for r in buf.relocs() {
+            let target = match &r.target {
+                FinalizedRelocTarget::ExternalName(ExternalName::User(n)) => {
+                    let name = ctx
+                        .func
+                        .params
+                        .user_named_funcs()
+                        .get(*n)
+                        .ok_or_else(|| cg("dangling relocation name".into()))?;
+                    RelocTarget::Function(name.index)
+                }
+                other => return Err(cg(format!("unexpected relocation target {other:?}"))),
+            };
+            relocs.push(Reloc {
+                offset: r.offset,
+                kind: r.kind,
+                target,
+                addend: r.addend,
+            });
+        }
+        let traps = buf
+            .traps()
+            .iter()
+            .map(|t| {
+                TrapKind::from_trap_code(t.code)
+                    .map(|kind| TrapSite {
+                        code_offset: t.offset,
+                        kind,
+                    })
+                    .ok_or_else(|| cg(format!("unmapped trap code {}", t.code)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let srclocs = buf
+            .get_srclocs_sorted()
+            .iter()
+            .filter(|s| !s.loc.is_default())
+            .map(|s| (s.start, s.loc.bits()))
+            .collect();
+        Ok(CompiledFunction {
+            code: buf.data().to_vec(),
+            alignment: self.isa.function_alignment().preferred,
+            relocs,
+            traps,
+            srclocs,
+        })
+    }
+
+    /// Build and compile the array-call trampoline for signature `ty`.
+    ///
+    /// # Errors
+    /// [`CompileError::Codegen`] if Cranelift fails.
+    pub fn compile_trampoline(
+        &self,
+        ty: &FuncType,
+        ctx: &mut FunctionBuilderContext,
+    ) -> Result<CompiledFunction, CompileError> {
+        let target = self.target();
+        let ptr = target.frontend.pointer_type();
+        let mut sig = Signature::new(target.call_conv);
+        for _ in 0..4 {
+            sig.params.push(AbiParam::new(ptr));
+        }
+        let mut func = Function::with_name_signature(UserFuncName::user(1, 0), sig);
+        let callee_sig = translate::wasm_signature(ty, &target);
+        let mut b = FunctionBuilder::new(&mut func, ctx);
+        let sigref = b.import_signature(callee_sig);
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        let p = b.block_params(entry).to_vec();
+        let (callee_vmctx, code, values) = (p[0], p[2], p[3]);
+        let flags =
+            MemFlagsData::trusted().with_endianness(cranelift_codegen::ir::Endianness::Little);
+        let mut args = Vec::with_capacity(ty.params.len() + 1);
+        args.push(callee_vmctx);
+        for (i, t) in ty.params.iter().enumerate() {
+            let off = i32::try_from(i * 16).unwrap_or(i32::MAX);
+            args.push(b.ins().load(ir_type(*t), flags, values, off));
+        }
+        let call = b.ins().call_indirect(sigref, code, &args);
+        let results = b.inst_results(call).to_vec();
+        for (i, r) in results.into_iter().enumerate() {
+            let off = i32::try_from(i * 16).unwrap_or(i32::MAX);
+            b.ins().store(flags, r, values, off);
+        }
+        b.ins().return_(&[]);
+        b.finalize(target.frontend);
+        self.emit(func, u32::MAX)
+    }
+}
+
+/// Validate, translate and compile every defined function of `bytes`, plus
+/// a trampoline per exported signature.
+///
+/// # Errors
+/// [`CompileError`] for invalid or unsupported modules and codegen failures.
+pub fn compile_module(
+    bytes: &[u8],
+    config: &TranslateConfig,
+    compiler: &Compiler,
+) -> Result<CompiledModule, CompileError> {
+    let parsed = module::parse(bytes)?;
+    let info = parsed.info;
+    let offsets = VMOffsets::new(compiler.pointer_bytes(), &info);
+    let target = compiler.target();
+    let mut ctx = FunctionBuilderContext::new();
+    let mut functions = Vec::with_capacity(parsed.bodies.len());
+    for (i, body) in parsed.bodies.iter().enumerate() {
+        let func_index = info.num_imported_funcs + module::len_u32(i);
+        let func = translate::translate_function(
+            &info, &offsets, config, &target, func_index, body, &mut ctx,
+        )?;
+        functions.push(compiler.emit(func, func_index)?);
+    }
+    let mut trampolines: Vec<Trampoline> = Vec::new();
+    for e in &info.exports {
+        if e.kind != ExportKind::Func {
+            continue;
+        }
+        let Some(ty) = info.func_type(e.index) else {
+            continue;
+        };
+        if trampolines.iter().any(|t| &t.ty == ty) {
+            continue;
+        }
+        let function = compiler.compile_trampoline(ty, &mut ctx)?;
+        trampolines.push(Trampoline {
+            ty: ty.clone(),
+            function,
+        });
+    }
+    Ok(CompiledModule {
+        info,
+        offsets,
+        functions,
+        trampolines,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // (module
+    //   (func $f (export "f") (param i32 i32) (result i32)
+    //     local.get 0 local.get 1 i32.div_s)
+    //   (func (export "g") (result i32) i32.const 7 i32.const 1 call $f))
+    const M: &[u8] = &[
+        0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x0b, 0x02, 0x60, 0x02, 0x7f, 0x7f,
+        0x01, 0x7f, 0x60, 0x00, 0x01, 0x7f, 0x03, 0x03, 0x02, 0x00, 0x01, 0x07, 0x09, 0x02, 0x01,
+        0x66, 0x00, 0x00, 0x01, 0x67, 0x00, 0x01, 0x0a, 0x12, 0x02, 0x07, 0x00, 0x20, 0x00, 0x20,
+        0x01, 0x6d, 0x0b, 0x08, 0x00, 0x41, 0x07, 0x41, 0x01, 0x10, 0x00, 0x0b,
+    ];
+
+    #[test]
+    fn compiles_for_every_arch() {
+        for arch in [TargetArch::X86_64, TargetArch::Aarch64, TargetArch::Riscv64] {
+            let c = Compiler::for_arch(arch).unwrap();
+            let m = compile_module(M, &TranslateConfig::default(), &c).unwrap();
+            assert_eq!(m.functions.len(), 2);
+            assert_eq!(m.trampolines.len(), 2);
+            let f = &m.functions[0];
+            assert!(
+                f.traps
+                    .iter()
+                    .any(|t| t.kind == TrapKind::IntegerDivideByZero)
+            );
+            assert!(f.traps.iter().any(|t| t.kind == TrapKind::IntegerOverflow));
+            assert!(!f.srclocs.is_empty());
+            // Cranelift checks the stack limit in non-leaf prologues.
+            let g = &m.functions[1];
+            assert!(g.traps.iter().any(|t| t.kind == TrapKind::StackOverflow));
+            assert_eq!(g.relocs.len(), 1, "{arch:?}");
+            assert_eq!(g.relocs[0].target, RelocTarget::Function(0));
+        }
+    }
+
+    #[test]
+    fn every_trap_code_maps() {
+        for code in [
+            TRAP_UNREACHABLE,
+            TRAP_TABLE_OUT_OF_BOUNDS,
+            TRAP_INDIRECT_CALL_TO_NULL,
+            TRAP_BAD_SIGNATURE,
+            TrapCode::STACK_OVERFLOW,
+            TrapCode::HEAP_OUT_OF_BOUNDS,
+            TrapCode::INTEGER_OVERFLOW,
+            TrapCode::INTEGER_DIVISION_BY_ZERO,
+            TrapCode::BAD_CONVERSION_TO_INTEGER,
+        ] {
+            assert!(TrapKind::from_trap_code(code).is_some());
+        }
+    }
+}

@@ -1,0 +1,644 @@
+//! Validation and parsing of a module's sections into a [`ModuleInfo`].
+//!
+//! This module owns the target-independent description of a WebAssembly
+//! module (the "environ" of wasmtime): its types, imports, functions, tables,
+//! memories, globals, exports, start function, element and data segments and
+//! the function names of the custom `name` section.
+//!
+//! Invariants:
+//! - INV-1: a [`ModuleInfo`] is only built from bytes that passed
+//!   [`wasmparser::Validator`] with [`features()`]; the feature set lives in
+//!   that one function.
+//! - INV-2: index spaces put imports first: function `i` with
+//!   `i < num_imported_funcs` is imported, otherwise it is defined function
+//!   `i - num_imported_funcs` (same for tables, memories and globals).
+//! - INV-3: no input makes this module panic; every failure is a
+//!   [`CompileError`] carrying the byte offset it was detected at.
+
+use alloc::collections::BTreeMap;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+
+use wasmparser::{
+    BinaryReaderError, ElementItems, ElementKind, ExternalKind, FunctionBody, KnownCustom, Name,
+    Operator, Parser, Payload, TypeRef, Validator, WasmFeatures,
+};
+
+/// The WebAssembly features the kernel accepts (INV-1). WebAssembly 1.0
+/// (MVP + mutable globals) for now; 2.0's features are added here.
+#[must_use]
+pub fn features() -> WasmFeatures {
+    WasmFeatures::WASM1
+}
+
+/// Why a module could not be loaded or compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CompileError {
+    /// The bytes are malformed or fail validation.
+    Invalid {
+        /// What the decoder or validator reported.
+        message: String,
+        /// Byte offset in the module where the problem was found.
+        offset: u64,
+    },
+    /// The module is valid but uses something this kernel does not support.
+    Unsupported {
+        /// What is unsupported.
+        what: &'static str,
+        /// Byte offset in the module.
+        offset: u64,
+    },
+    /// Cranelift failed to compile a function.
+    Codegen {
+        /// Index of the function in the module's function index space.
+        func_index: u32,
+        /// Cranelift's message.
+        message: String,
+    },
+    /// No Cranelift backend for the requested target.
+    Isa(String),
+}
+
+impl CompileError {
+    /// The error for a wasmparser failure.
+    #[must_use]
+    pub fn from_reader(e: &BinaryReaderError) -> Self {
+        CompileError::Invalid {
+            message: e.message().to_string(),
+            offset: e.offset(),
+        }
+    }
+
+    /// The module byte offset the error refers to, if any.
+    #[must_use]
+    pub fn offset(&self) -> Option<u64> {
+        match self {
+            CompileError::Invalid { offset, .. } | CompileError::Unsupported { offset, .. } => {
+                Some(*offset)
+            }
+            CompileError::Codegen { .. } | CompileError::Isa(_) => None,
+        }
+    }
+}
+
+impl From<BinaryReaderError> for CompileError {
+    fn from(e: BinaryReaderError) -> Self {
+        Self::from_reader(&e)
+    }
+}
+
+impl fmt::Display for CompileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CompileError::Invalid { message, offset } => {
+                write!(f, "invalid module: {message} at offset {offset:#x}")
+            }
+            CompileError::Unsupported { what, offset } => {
+                write!(f, "unsupported: {what} at offset {offset:#x}")
+            }
+            CompileError::Codegen {
+                func_index,
+                message,
+            } => write!(
+                f,
+                "code generation failed for function {func_index}: {message}"
+            ),
+            CompileError::Isa(m) => write!(f, "no code generator: {m}"),
+        }
+    }
+}
+
+impl core::error::Error for CompileError {}
+
+/// A value type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ValType {
+    /// 32-bit integer.
+    I32,
+    /// 64-bit integer.
+    I64,
+    /// 32-bit float.
+    F32,
+    /// 64-bit float.
+    F64,
+}
+
+impl ValType {
+    pub(crate) fn from_wasm(t: wasmparser::ValType, offset: u64) -> Result<Self, CompileError> {
+        match t {
+            wasmparser::ValType::I32 => Ok(ValType::I32),
+            wasmparser::ValType::I64 => Ok(ValType::I64),
+            wasmparser::ValType::F32 => Ok(ValType::F32),
+            wasmparser::ValType::F64 => Ok(ValType::F64),
+            wasmparser::ValType::V128 | wasmparser::ValType::Ref(_) => {
+                Err(CompileError::Unsupported {
+                    what: "value type outside WebAssembly 1.0",
+                    offset,
+                })
+            }
+        }
+    }
+}
+
+/// A function signature.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct FuncType {
+    /// Parameter types.
+    pub params: Vec<ValType>,
+    /// Result types.
+    pub results: Vec<ValType>,
+}
+
+/// A table's limits (elements are funcrefs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableType {
+    /// Initial element count.
+    pub min: u32,
+    /// Maximum element count.
+    pub max: Option<u32>,
+}
+
+/// A linear memory's limits, in 64 KiB pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryType {
+    /// Initial pages.
+    pub min_pages: u64,
+    /// Maximum pages.
+    pub max_pages: Option<u64>,
+}
+
+/// A global's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GlobalType {
+    /// Content type.
+    pub ty: ValType,
+    /// Whether `global.set` is allowed.
+    pub mutable: bool,
+}
+
+/// A constant expression (WebAssembly 1.0: one instruction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConstExpr {
+    /// `i32.const`.
+    I32(i32),
+    /// `i64.const`.
+    I64(i64),
+    /// `f32.const`, as bits.
+    F32(u32),
+    /// `f64.const`, as bits.
+    F64(u64),
+    /// `global.get` of an (imported) global.
+    GlobalGet(u32),
+}
+
+/// What an import brings in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportKind {
+    /// A function of the given type index.
+    Func(u32),
+    /// A table.
+    Table(TableType),
+    /// A memory.
+    Memory(MemoryType),
+    /// A global.
+    Global(GlobalType),
+}
+
+/// One import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Import {
+    /// Module name.
+    pub module: String,
+    /// Field name.
+    pub name: String,
+    /// What is imported.
+    pub kind: ImportKind,
+}
+
+/// The kind of an exported entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportKind {
+    /// Function.
+    Func,
+    /// Table.
+    Table,
+    /// Memory.
+    Memory,
+    /// Global.
+    Global,
+}
+
+/// One export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Export {
+    /// Export name.
+    pub name: String,
+    /// Kind.
+    pub kind: ExportKind,
+    /// Index in the kind's index space.
+    pub index: u32,
+}
+
+/// An active element segment (WebAssembly 1.0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElementSegment {
+    /// Table index.
+    pub table: u32,
+    /// Offset expression.
+    pub offset: ConstExpr,
+    /// Function indices.
+    pub funcs: Vec<u32>,
+}
+
+/// An active data segment (WebAssembly 1.0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataSegment {
+    /// Memory index.
+    pub memory: u32,
+    /// Offset expression.
+    pub offset: ConstExpr,
+    /// Bytes to copy.
+    pub bytes: Vec<u8>,
+}
+
+/// The target-independent description of a validated module.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModuleInfo {
+    /// Function types, by type index.
+    pub types: Vec<FuncType>,
+    /// Imports in order.
+    pub imports: Vec<Import>,
+    /// Type index of every function, imports first (INV-2).
+    pub functions: Vec<u32>,
+    /// Number of imported functions.
+    pub num_imported_funcs: u32,
+    /// Every table, imports first.
+    pub tables: Vec<TableType>,
+    /// Number of imported tables.
+    pub num_imported_tables: u32,
+    /// Every memory, imports first.
+    pub memories: Vec<MemoryType>,
+    /// Number of imported memories.
+    pub num_imported_memories: u32,
+    /// Every global's type, imports first.
+    pub globals: Vec<GlobalType>,
+    /// Number of imported globals.
+    pub num_imported_globals: u32,
+    /// Initialiser of each defined global (index `i` is global
+    /// `num_imported_globals + i`).
+    pub global_inits: Vec<ConstExpr>,
+    /// Exports.
+    pub exports: Vec<Export>,
+    /// Start function.
+    pub start: Option<u32>,
+    /// Element segments.
+    pub elements: Vec<ElementSegment>,
+    /// Data segments.
+    pub data: Vec<DataSegment>,
+    /// Module name from the name section.
+    pub name: Option<String>,
+    /// Function names from the name section, by function index.
+    pub func_names: BTreeMap<u32, String>,
+}
+
+impl ModuleInfo {
+    /// Number of defined (not imported) functions.
+    #[must_use]
+    pub fn num_defined_funcs(&self) -> u32 {
+        len_u32(self.functions.len()) - self.num_imported_funcs
+    }
+
+    /// The signature of function `index`, if it exists.
+    #[must_use]
+    pub fn func_type(&self, index: u32) -> Option<&FuncType> {
+        let ty = *self.functions.get(index as usize)?;
+        self.types.get(ty as usize)
+    }
+
+    /// Number of defined globals.
+    #[must_use]
+    pub fn num_defined_globals(&self) -> u32 {
+        len_u32(self.globals.len()) - self.num_imported_globals
+    }
+
+    /// Number of defined tables.
+    #[must_use]
+    pub fn num_defined_tables(&self) -> u32 {
+        len_u32(self.tables.len()) - self.num_imported_tables
+    }
+
+    /// Number of defined memories.
+    #[must_use]
+    pub fn num_defined_memories(&self) -> u32 {
+        len_u32(self.memories.len()) - self.num_imported_memories
+    }
+}
+
+pub(crate) fn len_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// A validated module: its description plus the undecoded function bodies,
+/// borrowed from the input bytes.
+pub struct ParsedModule<'a> {
+    /// The description.
+    pub info: ModuleInfo,
+    /// Body of each defined function, in order.
+    pub bodies: Vec<FunctionBody<'a>>,
+}
+
+impl fmt::Debug for ParsedModule<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ParsedModule")
+            .field("info", &self.info)
+            .field("bodies", &self.bodies.len())
+            .finish()
+    }
+}
+
+/// Validate `bytes` and parse every section.
+///
+/// # Errors
+/// [`CompileError::Invalid`] for malformed or invalid modules,
+/// [`CompileError::Unsupported`] for features outside [`features()`].
+pub fn parse(bytes: &[u8]) -> Result<ParsedModule<'_>, CompileError> {
+    let mut validator = Validator::new_with_features(features());
+    validator.validate_all(bytes)?;
+
+    let mut info = ModuleInfo::default();
+    let mut bodies = Vec::new();
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload? {
+            Payload::TypeSection(r) => {
+                let at = r.range().start;
+                for ty in r.into_iter_err_on_gc_types() {
+                    let ty = ty?;
+                    info.types.push(FuncType {
+                        params: vals(ty.params(), at)?,
+                        results: vals(ty.results(), at)?,
+                    });
+                }
+            }
+            Payload::ImportSection(r) => {
+                let at = r.range().start;
+                for imp in r.into_imports() {
+                    let imp = imp?;
+                    let kind = match imp.ty {
+                        TypeRef::Func(t) => {
+                            info.functions.push(t);
+                            info.num_imported_funcs += 1;
+                            ImportKind::Func(t)
+                        }
+                        TypeRef::Table(t) => {
+                            let t = table_type(&t, at)?;
+                            info.tables.push(t);
+                            info.num_imported_tables += 1;
+                            ImportKind::Table(t)
+                        }
+                        TypeRef::Memory(m) => {
+                            let m = memory_type(&m);
+                            info.memories.push(m);
+                            info.num_imported_memories += 1;
+                            ImportKind::Memory(m)
+                        }
+                        TypeRef::Global(g) => {
+                            let g = GlobalType {
+                                ty: ValType::from_wasm(g.content_type, at)?,
+                                mutable: g.mutable,
+                            };
+                            info.globals.push(g);
+                            info.num_imported_globals += 1;
+                            ImportKind::Global(g)
+                        }
+                        _ => {
+                            return Err(CompileError::Unsupported {
+                                what: "import kind",
+                                offset: at,
+                            });
+                        }
+                    };
+                    info.imports.push(Import {
+                        module: imp.module.to_string(),
+                        name: imp.name.to_string(),
+                        kind,
+                    });
+                }
+            }
+            Payload::FunctionSection(r) => {
+                for t in r {
+                    info.functions.push(t?);
+                }
+            }
+            Payload::TableSection(r) => {
+                let at = r.range().start;
+                for t in r {
+                    let t = t?;
+                    info.tables.push(table_type(&t.ty, at)?);
+                }
+            }
+            Payload::MemorySection(r) => {
+                for m in r {
+                    info.memories.push(memory_type(&m?));
+                }
+            }
+            Payload::GlobalSection(r) => {
+                let at = r.range().start;
+                for g in r {
+                    let g = g?;
+                    info.globals.push(GlobalType {
+                        ty: ValType::from_wasm(g.ty.content_type, at)?,
+                        mutable: g.ty.mutable,
+                    });
+                    info.global_inits.push(const_expr(&g.init_expr)?);
+                }
+            }
+            Payload::ExportSection(r) => {
+                let at = r.range().start;
+                for e in r {
+                    let e = e?;
+                    let kind = match e.kind {
+                        ExternalKind::Func => ExportKind::Func,
+                        ExternalKind::Table => ExportKind::Table,
+                        ExternalKind::Memory => ExportKind::Memory,
+                        ExternalKind::Global => ExportKind::Global,
+                        _ => {
+                            return Err(CompileError::Unsupported {
+                                what: "export kind",
+                                offset: at,
+                            });
+                        }
+                    };
+                    info.exports.push(Export {
+                        name: e.name.to_string(),
+                        kind,
+                        index: e.index,
+                    });
+                }
+            }
+            Payload::StartSection { func, .. } => info.start = Some(func),
+            Payload::ElementSection(r) => {
+                for e in r {
+                    let e = e?;
+                    let at = e.range.start;
+                    let ElementKind::Active {
+                        table_index,
+                        offset_expr,
+                    } = e.kind
+                    else {
+                        return Err(CompileError::Unsupported {
+                            what: "passive or declared element segment",
+                            offset: at,
+                        });
+                    };
+                    let ElementItems::Functions(funcs) = e.items else {
+                        return Err(CompileError::Unsupported {
+                            what: "element expressions",
+                            offset: at,
+                        });
+                    };
+                    let funcs = funcs.into_iter().collect::<Result<Vec<_>, _>>()?;
+                    info.elements.push(ElementSegment {
+                        table: table_index.unwrap_or(0),
+                        offset: const_expr(&offset_expr)?,
+                        funcs,
+                    });
+                }
+            }
+            Payload::DataSection(r) => {
+                for d in r {
+                    let d = d?;
+                    let at = d.range.start;
+                    let wasmparser::DataKind::Active {
+                        memory_index,
+                        offset_expr,
+                    } = d.kind
+                    else {
+                        return Err(CompileError::Unsupported {
+                            what: "passive data segment",
+                            offset: at,
+                        });
+                    };
+                    info.data.push(DataSegment {
+                        memory: memory_index,
+                        offset: const_expr(&offset_expr)?,
+                        bytes: d.data.to_vec(),
+                    });
+                }
+            }
+            Payload::CodeSectionEntry(body) => bodies.push(body),
+            Payload::CustomSection(c) => {
+                if let KnownCustom::Name(names) = c.as_known() {
+                    // A malformed name section is not an error (the spec says
+                    // custom sections never invalidate a module): stop at the
+                    // first bad entry.
+                    for name in names.into_iter().map_while(Result::ok) {
+                        match name {
+                            Name::Module { name, .. } => info.name = Some(name.to_string()),
+                            Name::Function(map) => {
+                                for n in map.into_iter().map_while(Result::ok) {
+                                    info.func_names.insert(n.index, n.name.to_string());
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(ParsedModule { info, bodies })
+}
+
+fn vals(ts: &[wasmparser::ValType], at: u64) -> Result<Vec<ValType>, CompileError> {
+    ts.iter().map(|t| ValType::from_wasm(*t, at)).collect()
+}
+
+fn table_type(t: &wasmparser::TableType, at: u64) -> Result<TableType, CompileError> {
+    if t.element_type != wasmparser::RefType::FUNCREF || t.table64 {
+        return Err(CompileError::Unsupported {
+            what: "table type outside WebAssembly 1.0",
+            offset: at,
+        });
+    }
+    let too_big = || CompileError::Unsupported {
+        what: "table larger than 2^32 elements",
+        offset: at,
+    };
+    Ok(TableType {
+        min: u32::try_from(t.initial).map_err(|_| too_big())?,
+        max: t
+            .maximum
+            .map(|m| u32::try_from(m).map_err(|_| too_big()))
+            .transpose()?,
+    })
+}
+
+fn memory_type(m: &wasmparser::MemoryType) -> MemoryType {
+    MemoryType {
+        min_pages: m.initial,
+        max_pages: m.maximum,
+    }
+}
+
+fn const_expr(e: &wasmparser::ConstExpr<'_>) -> Result<ConstExpr, CompileError> {
+    let mut r = e.get_operators_reader();
+    let at = r.original_position();
+    let (op, offset) = r.read_with_offset()?;
+    let c = match op {
+        Operator::I32Const { value } => ConstExpr::I32(value),
+        Operator::I64Const { value } => ConstExpr::I64(value),
+        Operator::F32Const { value } => ConstExpr::F32(value.bits()),
+        Operator::F64Const { value } => ConstExpr::F64(value.bits()),
+        Operator::GlobalGet { global_index } => ConstExpr::GlobalGet(global_index),
+        _ => {
+            return Err(CompileError::Unsupported {
+                what: "constant expression",
+                offset,
+            });
+        }
+    };
+    match r.read()? {
+        Operator::End => Ok(c),
+        _ => Err(CompileError::Unsupported {
+            what: "extended constant expression",
+            offset: at,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // (module (func (export "f") (param i32) (result i32) local.get 0))
+    const ID: &[u8] = &[
+        0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x06, 0x01, 0x60, 0x01, 0x7f, 0x01,
+        0x7f, 0x03, 0x02, 0x01, 0x00, 0x07, 0x05, 0x01, 0x01, 0x66, 0x00, 0x00, 0x0a, 0x06, 0x01,
+        0x04, 0x00, 0x20, 0x00, 0x0b,
+    ];
+
+    #[test]
+    fn parses_minimal_module() {
+        let m = parse(ID).unwrap();
+        assert_eq!(m.info.types.len(), 1);
+        assert_eq!(m.info.functions, [0]);
+        assert_eq!(m.info.exports[0].name, "f");
+        assert_eq!(m.bodies.len(), 1);
+    }
+
+    #[test]
+    fn truncated_modules_are_errors_with_offsets() {
+        for n in 0..ID.len() {
+            // Cut at a section boundary, the rest is still a valid module.
+            if let Err(e) = parse(&ID[..n]) {
+                let s = alloc::format!("{e}");
+                assert!(s.contains("at offset 0x"), "{s}");
+            } else {
+                assert!(n == 8 || n == 16, "cut at {n} accepted");
+            }
+        }
+    }
+}

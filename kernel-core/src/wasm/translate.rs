@@ -1,0 +1,1176 @@
+//! Function-body translation: wasmparser operators to Cranelift IR.
+//!
+//! One defined function becomes one Cranelift [`Function`] whose signature is
+//! `(vmctx, wasm params...) -> wasm results` in the ISA's default calling
+//! convention (see [`wasm_signature`]).
+//!
+//! Invariants:
+//! - INV-1: the operand stack and control stack mirror the validator's: the
+//!   body was validated before translation, so a mismatch is reported as
+//!   [`CompileError::Invalid`], never a panic.
+//! - INV-2: code after `br`, `br_table`, `return` and `unreachable` is
+//!   skipped; only `block`/`loop`/`if` nesting, `else` and `end` are tracked
+//!   there so the control stack stays right.
+//! - INV-3: linear-memory accesses compute `base + zext(addr) + offset`. With
+//!   a 64-bit pointer and `offset + size <= guard_bytes` the 4 GiB + guard
+//!   reservation makes any out-of-bounds access fault (the access carries
+//!   `HEAP_OUT_OF_BOUNDS`); otherwise an explicit check against the memory's
+//!   byte length traps first.
+//! - INV-4: every trap this translator emits uses one of the codes mapped by
+//!   [`TrapKind::from_trap_code`](super::compile::TrapKind::from_trap_code).
+//! - INV-5: direct calls to defined function `d` use
+//!   `ExternalName::User { namespace: 0, index: d }`; imported and indirect
+//!   calls go through a `VMFuncRef` and pass the callee's `vmctx`.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::immediates::{Ieee32, Ieee64};
+use cranelift_codegen::ir::types::{F32, F64, I8, I16, I32, I64};
+use cranelift_codegen::ir::{
+    AbiParam, ArgumentPurpose, Block, BlockArg, ExtFuncData, ExternalName, FuncRef, Function,
+    GlobalValueData, InstBuilder, JumpTableData, MemFlagsData, SigRef, Signature, SourceLoc,
+    TrapCode, Type, UserExternalName, UserFuncName, Value,
+};
+use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+use wasmparser::{BlockType, FunctionBody, MemArg, MemArgTarget, Operator};
+
+use super::builtins::Builtin;
+use super::module::{CompileError, FuncType, ModuleInfo, ValType};
+use super::vmoffsets::VMOffsets;
+
+/// Trap code of `unreachable`.
+pub const TRAP_UNREACHABLE: TrapCode = TrapCode::unwrap_user(1);
+/// Trap code of a `call_indirect` index outside the table.
+pub const TRAP_TABLE_OUT_OF_BOUNDS: TrapCode = TrapCode::unwrap_user(2);
+/// Trap code of a `call_indirect` to a null (uninitialised) element.
+pub const TRAP_INDIRECT_CALL_TO_NULL: TrapCode = TrapCode::unwrap_user(3);
+/// Trap code of a `call_indirect` signature mismatch.
+pub const TRAP_BAD_SIGNATURE: TrapCode = TrapCode::unwrap_user(4);
+
+/// How linear memory is laid out, which decides bounds checking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TranslateConfig {
+    /// Bytes of inaccessible guard after the 4 GiB reservation of each
+    /// memory. An access whose `offset + size` is at most this needs no
+    /// explicit bounds check on 64-bit targets.
+    pub guard_bytes: u64,
+    /// Check every access explicitly, whatever the guard.
+    pub force_bounds_checks: bool,
+}
+
+impl Default for TranslateConfig {
+    fn default() -> Self {
+        TranslateConfig {
+            guard_bytes: 2 << 30,
+            force_bounds_checks: false,
+        }
+    }
+}
+
+/// What translation needs to know about the target.
+#[derive(Clone, Copy)]
+pub struct TargetInfo {
+    /// Frontend configuration of the ISA (pointer type).
+    pub frontend: TargetFrontendConfig,
+    /// Calling convention of every wasm function.
+    pub call_conv: CallConv,
+}
+
+impl TargetInfo {
+    fn ptr(&self) -> Type {
+        self.frontend.pointer_type()
+    }
+}
+
+/// The Cranelift type of a wasm value type.
+#[must_use]
+pub fn ir_type(t: ValType) -> Type {
+    match t {
+        ValType::I32 => I32,
+        ValType::I64 => I64,
+        ValType::F32 => F32,
+        ValType::F64 => F64,
+    }
+}
+
+/// The Cranelift signature of a wasm function of type `ty`: a leading
+/// `vmctx` pointer, then the wasm parameters; the wasm results.
+#[must_use]
+pub fn wasm_signature(ty: &FuncType, target: &TargetInfo) -> Signature {
+    let mut sig = Signature::new(target.call_conv);
+    sig.params
+        .push(AbiParam::special(target.ptr(), ArgumentPurpose::VMContext));
+    sig.params
+        .extend(ty.params.iter().map(|t| AbiParam::new(ir_type(*t))));
+    sig.returns
+        .extend(ty.results.iter().map(|t| AbiParam::new(ir_type(*t))));
+    sig
+}
+
+fn invalid(message: &str, offset: u64) -> CompileError {
+    CompileError::Invalid {
+        message: message.into(),
+        offset,
+    }
+}
+
+/// Intern memory flags for a global value.
+pub(crate) fn intern_flags(
+    func: &mut Function,
+    flags: MemFlagsData,
+) -> Result<cranelift_codegen::ir::MemFlags, CompileError> {
+    func.dfg
+        .mem_flags
+        .insert(flags)
+        .map_err(|_| CompileError::Unsupported {
+            what: "too many memory flag sets",
+            offset: 0,
+        })
+}
+
+/// Translate defined function `func_index` (in the function index space).
+///
+/// # Errors
+/// [`CompileError::Invalid`] if the body does not decode (it should have been
+/// validated), [`CompileError::Unsupported`] for operators outside 1.0.
+pub fn translate_function(
+    info: &ModuleInfo,
+    offsets: &VMOffsets,
+    config: &TranslateConfig,
+    target: &TargetInfo,
+    func_index: u32,
+    body: &FunctionBody<'_>,
+    ctx: &mut FunctionBuilderContext,
+) -> Result<Function, CompileError> {
+    let body_offset = body.range().start;
+    let ty = info
+        .func_type(func_index)
+        .ok_or_else(|| invalid("function without a type", body_offset))?;
+    let sig = wasm_signature(ty, target);
+    let mut func = Function::with_name_signature(UserFuncName::user(0, func_index), sig);
+    let ptr = target.ptr();
+    let vmctx_gv = func.create_global_value(GlobalValueData::VMContext);
+    let readonly = intern_flags(&mut func, MemFlagsData::trusted().with_readonly())?;
+    let stack_limit = func.create_global_value(GlobalValueData::Load {
+        base: vmctx_gv,
+        offset: off32(offsets.stack_limit()).into(),
+        global_type: ptr,
+        flags: readonly,
+    });
+    func.stack_limit = Some(stack_limit);
+    let mut b = FunctionBuilder::new(&mut func, ctx);
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    b.seal_block(entry);
+    let params = b.block_params(entry).to_vec();
+    let vmctx = params[0];
+
+    let mut locals = Vec::new();
+    for (p, t) in params[1..].iter().zip(&ty.params) {
+        let v = b.declare_var(ir_type(*t));
+        b.def_var(v, *p);
+        locals.push(v);
+    }
+    let mut lr = body.get_locals_reader()?;
+    for _ in 0..lr.get_count() {
+        let at = lr.original_position();
+        let (n, t) = lr.read()?;
+        let t = ir_type(ValType::from_wasm(t, at)?);
+        if locals.len() + n as usize > 50_000 {
+            return Err(CompileError::Unsupported {
+                what: "too many locals",
+                offset: at,
+            });
+        }
+        for _ in 0..n {
+            let v = b.declare_var(t);
+            let zero = zero(&mut b, t);
+            b.def_var(v, zero);
+            locals.push(v);
+        }
+    }
+
+    let ret = b.create_block();
+    for t in &ty.results {
+        b.append_block_param(ret, ir_type(*t));
+    }
+    let mut tx = Translator {
+        b,
+        info,
+        offsets,
+        config,
+        target,
+        vmctx,
+        locals,
+        stack: Vec::new(),
+        control: Vec::new(),
+        reachable: true,
+        dead_depth: 0,
+        sigs: BTreeMap::new(),
+        funcs: BTreeMap::new(),
+        offset: body_offset,
+    };
+    tx.control.push(Frame {
+        kind: Kind::Block,
+        dest: ret,
+        params: 0,
+        results: ty.results.len(),
+        height: 0,
+        branched: false,
+    });
+    let mut ops = body.get_operators_reader()?;
+    while !ops.eof() {
+        let (op, offset) = ops.read_with_offset()?;
+        tx.offset = offset;
+        tx.b.set_srcloc(SourceLoc::new(u32::try_from(offset).unwrap_or(u32::MAX)));
+        tx.op(&op)?;
+    }
+    if !tx.control.is_empty() {
+        return Err(invalid("function body not terminated", tx.offset));
+    }
+    if tx.reachable {
+        let results = core::mem::take(&mut tx.stack);
+        tx.b.ins().return_(&results);
+    }
+    let mut b = tx.b;
+    b.seal_all_blocks();
+    b.finalize(target.frontend);
+    Ok(func)
+}
+
+fn off32(x: u32) -> i32 {
+    i32::try_from(x).unwrap_or(i32::MAX)
+}
+
+fn zero(b: &mut FunctionBuilder<'_>, t: Type) -> Value {
+    match t {
+        F32 => b.ins().f32const(Ieee32::with_bits(0)),
+        F64 => b.ins().f64const(Ieee64::with_bits(0)),
+        _ => b.ins().iconst(t, 0),
+    }
+}
+
+fn block_args(vals: &[Value]) -> Vec<BlockArg> {
+    vals.iter().map(|v| BlockArg::Value(*v)).collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Block,
+    Loop { header: Block },
+    If { else_block: Block, seen_else: bool },
+}
+
+#[derive(Debug)]
+struct Frame {
+    kind: Kind,
+    /// Continuation after `end`; its params are the results.
+    dest: Block,
+    params: usize,
+    results: usize,
+    /// Operand stack height below the frame's params.
+    height: usize,
+    /// Whether a branch targets `dest`.
+    branched: bool,
+}
+
+struct Translator<'a, 'b> {
+    b: FunctionBuilder<'b>,
+    info: &'a ModuleInfo,
+    offsets: &'a VMOffsets,
+    config: &'a TranslateConfig,
+    target: &'a TargetInfo,
+    vmctx: Value,
+    locals: Vec<Variable>,
+    stack: Vec<Value>,
+    control: Vec<Frame>,
+    reachable: bool,
+    /// Nesting depth of blocks opened inside unreachable code (INV-2).
+    dead_depth: u32,
+    sigs: BTreeMap<u32, SigRef>,
+    funcs: BTreeMap<u32, FuncRef>,
+    offset: u64,
+}
+
+macro_rules! binop {
+    ($s:ident, $m:ident) => {{
+        let (x, y) = $s.pop2()?;
+        let r = $s.b.ins().$m(x, y);
+        $s.stack.push(r);
+    }};
+}
+macro_rules! unop {
+    ($s:ident, $m:ident) => {{
+        let x = $s.pop()?;
+        let r = $s.b.ins().$m(x);
+        $s.stack.push(r);
+    }};
+}
+macro_rules! convop {
+    ($s:ident, $m:ident, $t:expr) => {{
+        let x = $s.pop()?;
+        let r = $s.b.ins().$m($t, x);
+        $s.stack.push(r);
+    }};
+}
+macro_rules! icmp {
+    ($s:ident, $cc:ident) => {{
+        let (x, y) = $s.pop2()?;
+        let c = $s.b.ins().icmp(IntCC::$cc, x, y);
+        let r = $s.b.ins().uextend(I32, c);
+        $s.stack.push(r);
+    }};
+}
+macro_rules! fcmp {
+    ($s:ident, $cc:ident) => {{
+        let (x, y) = $s.pop2()?;
+        let c = $s.b.ins().fcmp(FloatCC::$cc, x, y);
+        let r = $s.b.ins().uextend(I32, c);
+        $s.stack.push(r);
+    }};
+}
+
+impl Translator<'_, '_> {
+    fn err(&self, m: &str) -> CompileError {
+        invalid(m, self.offset)
+    }
+
+    fn pop(&mut self) -> Result<Value, CompileError> {
+        let floor = self.control.last().map_or(0, |f| f.height);
+        if self.stack.len() <= floor {
+            return Err(self.err("operand stack underflow"));
+        }
+        self.stack
+            .pop()
+            .ok_or_else(|| self.err("operand stack underflow"))
+    }
+
+    fn pop2(&mut self) -> Result<(Value, Value), CompileError> {
+        let y = self.pop()?;
+        let x = self.pop()?;
+        Ok((x, y))
+    }
+
+    fn popn(&mut self, n: usize) -> Result<Vec<Value>, CompileError> {
+        let floor = self.control.last().map_or(0, |f| f.height);
+        if self.stack.len() < floor + n {
+            return Err(self.err("operand stack underflow"));
+        }
+        Ok(self.stack.split_off(self.stack.len() - n))
+    }
+
+    fn peekn(&self, n: usize) -> Result<&[Value], CompileError> {
+        if self.stack.len() < n {
+            return Err(self.err("operand stack underflow"));
+        }
+        Ok(&self.stack[self.stack.len() - n..])
+    }
+
+    fn block_type(&self, bt: BlockType) -> Result<(Vec<Type>, Vec<Type>), CompileError> {
+        match bt {
+            BlockType::Empty => Ok((Vec::new(), Vec::new())),
+            BlockType::Type(t) => Ok((
+                Vec::new(),
+                alloc::vec![ir_type(ValType::from_wasm(t, self.offset)?)],
+            )),
+            BlockType::FuncType(i) => {
+                let ft = self
+                    .info
+                    .types
+                    .get(i as usize)
+                    .ok_or_else(|| self.err("unknown block type"))?;
+                Ok((
+                    ft.params.iter().map(|t| ir_type(*t)).collect(),
+                    ft.results.iter().map(|t| ir_type(*t)).collect(),
+                ))
+            }
+        }
+    }
+
+    fn new_block(&mut self, types: &[Type]) -> Block {
+        let blk = self.b.create_block();
+        for t in types {
+            self.b.append_block_param(blk, *t);
+        }
+        blk
+    }
+
+    fn frame(&mut self, depth: u32) -> Result<&mut Frame, CompileError> {
+        let n = self.control.len();
+        let i = n
+            .checked_sub(1 + depth as usize)
+            .ok_or_else(|| invalid("branch depth out of range", self.offset))?;
+        Ok(&mut self.control[i])
+    }
+
+    /// The block and arity a branch to `depth` jumps to (marks it branched).
+    fn target(&mut self, depth: u32) -> Result<(Block, usize), CompileError> {
+        let f = self.frame(depth)?;
+        match f.kind {
+            Kind::Loop { header } => Ok((header, f.params)),
+            _ => {
+                f.branched = true;
+                Ok((f.dest, f.results))
+            }
+        }
+    }
+
+    fn op(&mut self, op: &Operator<'_>) -> Result<(), CompileError> {
+        if !self.reachable {
+            return self.dead_op(op);
+        }
+        match *op {
+            Operator::Nop => {}
+            Operator::Unreachable => {
+                self.b.ins().trap(TRAP_UNREACHABLE);
+                self.reachable = false;
+            }
+            Operator::Block { blockty } => {
+                let (params, results) = self.block_type(blockty)?;
+                let dest = self.new_block(&results);
+                let height = self
+                    .stack
+                    .len()
+                    .checked_sub(params.len())
+                    .ok_or_else(|| self.err("operand stack underflow"))?;
+                self.control.push(Frame {
+                    kind: Kind::Block,
+                    dest,
+                    params: params.len(),
+                    results: results.len(),
+                    height,
+                    branched: false,
+                });
+            }
+            Operator::Loop { blockty } => {
+                let (params, results) = self.block_type(blockty)?;
+                let header = self.new_block(&params);
+                let dest = self.new_block(&results);
+                let args = self.popn(params.len())?;
+                self.b.ins().jump(header, &block_args(&args));
+                self.b.switch_to_block(header);
+                let height = self.stack.len();
+                self.stack.extend_from_slice(self.b.block_params(header));
+                self.control.push(Frame {
+                    kind: Kind::Loop { header },
+                    dest,
+                    params: params.len(),
+                    results: results.len(),
+                    height,
+                    branched: false,
+                });
+            }
+            Operator::If { blockty } => {
+                let (params, results) = self.block_type(blockty)?;
+                let cond = self.pop()?;
+                let then_block = self.new_block(&params);
+                let else_block = self.new_block(&params);
+                let dest = self.new_block(&results);
+                let args = block_args(&self.popn(params.len())?);
+                self.b
+                    .ins()
+                    .brif(cond, then_block, &args, else_block, &args);
+                self.b.switch_to_block(then_block);
+                let height = self.stack.len();
+                self.stack
+                    .extend_from_slice(self.b.block_params(then_block));
+                self.control.push(Frame {
+                    kind: Kind::If {
+                        else_block,
+                        seen_else: false,
+                    },
+                    dest,
+                    params: params.len(),
+                    results: results.len(),
+                    height,
+                    branched: false,
+                });
+            }
+            Operator::Else => self.else_()?,
+            Operator::End => self.end()?,
+            Operator::Br { relative_depth } => {
+                let (blk, n) = self.target(relative_depth)?;
+                let args = block_args(self.peekn(n)?);
+                self.b.ins().jump(blk, &args);
+                self.reachable = false;
+            }
+            Operator::BrIf { relative_depth } => {
+                let cond = self.pop()?;
+                let (blk, n) = self.target(relative_depth)?;
+                let args = block_args(self.peekn(n)?);
+                let next = self.b.create_block();
+                self.b.ins().brif(cond, blk, &args, next, &[]);
+                self.b.switch_to_block(next);
+            }
+            Operator::BrTable { ref targets } => {
+                let index = self.pop()?;
+                let default = targets.default();
+                let depths = targets.targets().collect::<Result<Vec<u32>, _>>()?;
+                let (_, arity) = self.target(default)?;
+                let args = block_args(self.peekn(arity)?);
+                // Each distinct depth gets one edge; with values to pass, the
+                // edge is a small block (filled after the br_table, since the
+                // current block must be terminated first) that jumps on.
+                let mut edges: BTreeMap<u32, Block> = BTreeMap::new();
+                let mut fill: Vec<(Block, Block)> = Vec::new();
+                let mut all = Vec::with_capacity(depths.len() + 1);
+                all.push(default);
+                all.extend_from_slice(&depths);
+                let mut blocks = Vec::with_capacity(all.len());
+                for d in all {
+                    let e = if let Some(e) = edges.get(&d) {
+                        *e
+                    } else {
+                        let (blk, _) = self.target(d)?;
+                        let e = if arity == 0 {
+                            blk
+                        } else {
+                            let e = self.b.create_block();
+                            fill.push((e, blk));
+                            e
+                        };
+                        edges.insert(d, e);
+                        e
+                    };
+                    blocks.push(e);
+                }
+                let dfg = &mut self.b.func.dfg;
+                let calls: Vec<_> = blocks.iter().map(|b| dfg.block_call(*b, &[])).collect();
+                let jt = self
+                    .b
+                    .create_jump_table(JumpTableData::new(calls[0], &calls[1..]));
+                self.b.ins().br_table(index, jt);
+                for (e, blk) in fill {
+                    self.b.switch_to_block(e);
+                    self.b.ins().jump(blk, &args);
+                }
+                self.reachable = false;
+            }
+            Operator::Return => {
+                let n = self.control.len();
+                let depth = u32::try_from(n.saturating_sub(1)).unwrap_or(u32::MAX);
+                let (blk, arity) = self.target(depth)?;
+                let args = block_args(self.peekn(arity)?);
+                self.b.ins().jump(blk, &args);
+                self.reachable = false;
+            }
+            Operator::Call { function_index } => self.call(function_index)?,
+            Operator::CallIndirect {
+                type_index,
+                table_index,
+            } => self.call_indirect(type_index, table_index)?,
+            Operator::Drop => {
+                self.pop()?;
+            }
+            Operator::Select | Operator::TypedSelect { .. } => {
+                let c = self.pop()?;
+                let (x, y) = self.pop2()?;
+                let r = self.b.ins().select(c, x, y);
+                self.stack.push(r);
+            }
+            Operator::LocalGet { local_index } => {
+                let v = self.local(local_index)?;
+                let r = self.b.use_var(v);
+                self.stack.push(r);
+            }
+            Operator::LocalSet { local_index } => {
+                let v = self.local(local_index)?;
+                let x = self.pop()?;
+                self.b.def_var(v, x);
+            }
+            Operator::LocalTee { local_index } => {
+                let v = self.local(local_index)?;
+                let x = *self.peekn(1)?.first().ok_or_else(|| self.err("empty"))?;
+                self.b.def_var(v, x);
+            }
+            Operator::GlobalGet { global_index } => {
+                let (addr, ty) = self.global(global_index)?;
+                let r = self.b.ins().load(ty, MemFlagsData::trusted(), addr, 0);
+                self.stack.push(r);
+            }
+            Operator::GlobalSet { global_index } => {
+                let (addr, _) = self.global(global_index)?;
+                let x = self.pop()?;
+                self.b.ins().store(MemFlagsData::trusted(), x, addr, 0);
+            }
+            Operator::I32Load { memarg } => self.load(memarg, I32, 4, Ext::None)?,
+            Operator::I64Load { memarg } => self.load(memarg, I64, 8, Ext::None)?,
+            Operator::F32Load { memarg } => self.load(memarg, F32, 4, Ext::None)?,
+            Operator::F64Load { memarg } => self.load(memarg, F64, 8, Ext::None)?,
+            Operator::I32Load8S { memarg } => self.load(memarg, I32, 1, Ext::S)?,
+            Operator::I32Load8U { memarg } => self.load(memarg, I32, 1, Ext::U)?,
+            Operator::I32Load16S { memarg } => self.load(memarg, I32, 2, Ext::S)?,
+            Operator::I32Load16U { memarg } => self.load(memarg, I32, 2, Ext::U)?,
+            Operator::I64Load8S { memarg } => self.load(memarg, I64, 1, Ext::S)?,
+            Operator::I64Load8U { memarg } => self.load(memarg, I64, 1, Ext::U)?,
+            Operator::I64Load16S { memarg } => self.load(memarg, I64, 2, Ext::S)?,
+            Operator::I64Load16U { memarg } => self.load(memarg, I64, 2, Ext::U)?,
+            Operator::I64Load32S { memarg } => self.load(memarg, I64, 4, Ext::S)?,
+            Operator::I64Load32U { memarg } => self.load(memarg, I64, 4, Ext::U)?,
+            Operator::I32Store { memarg } | Operator::F32Store { memarg } => {
+                self.store(memarg, 4)?;
+            }
+            Operator::I64Store { memarg } | Operator::F64Store { memarg } => {
+                self.store(memarg, 8)?;
+            }
+            Operator::I32Store8 { memarg } | Operator::I64Store8 { memarg } => {
+                self.store(memarg, 1)?;
+            }
+            Operator::I32Store16 { memarg } | Operator::I64Store16 { memarg } => {
+                self.store(memarg, 2)?;
+            }
+            Operator::I64Store32 { memarg } => self.store(memarg, 4)?,
+            Operator::MemorySize { mem } => {
+                let len = self.memory_length(mem)?;
+                let pages = self.b.ins().ushr_imm_u(len, 16);
+                let r = self.b.ins().ireduce(I32, pages);
+                self.stack.push(r);
+            }
+            Operator::MemoryGrow { mem } => {
+                let delta = self.pop()?;
+                let r = self.memory_grow(delta, mem)?;
+                self.stack.push(r);
+            }
+            Operator::I32Const { value } => {
+                let r = self.b.ins().iconst(I32, i64::from(value.cast_unsigned()));
+                self.stack.push(r);
+            }
+            Operator::I64Const { value } => {
+                let r = self.b.ins().iconst(I64, value);
+                self.stack.push(r);
+            }
+            Operator::F32Const { value } => {
+                let r = self.b.ins().f32const(Ieee32::with_bits(value.bits()));
+                self.stack.push(r);
+            }
+            Operator::F64Const { value } => {
+                let r = self.b.ins().f64const(Ieee64::with_bits(value.bits()));
+                self.stack.push(r);
+            }
+            Operator::I32Eqz | Operator::I64Eqz => {
+                let x = self.pop()?;
+                let c = self.b.ins().icmp_imm_s(IntCC::Equal, x, 0);
+                let r = self.b.ins().uextend(I32, c);
+                self.stack.push(r);
+            }
+            Operator::I32Eq | Operator::I64Eq => icmp!(self, Equal),
+            Operator::I32Ne | Operator::I64Ne => icmp!(self, NotEqual),
+            Operator::I32LtS | Operator::I64LtS => icmp!(self, SignedLessThan),
+            Operator::I32LtU | Operator::I64LtU => icmp!(self, UnsignedLessThan),
+            Operator::I32GtS | Operator::I64GtS => icmp!(self, SignedGreaterThan),
+            Operator::I32GtU | Operator::I64GtU => icmp!(self, UnsignedGreaterThan),
+            Operator::I32LeS | Operator::I64LeS => icmp!(self, SignedLessThanOrEqual),
+            Operator::I32LeU | Operator::I64LeU => icmp!(self, UnsignedLessThanOrEqual),
+            Operator::I32GeS | Operator::I64GeS => icmp!(self, SignedGreaterThanOrEqual),
+            Operator::I32GeU | Operator::I64GeU => icmp!(self, UnsignedGreaterThanOrEqual),
+            Operator::F32Eq | Operator::F64Eq => fcmp!(self, Equal),
+            Operator::F32Ne | Operator::F64Ne => fcmp!(self, NotEqual),
+            Operator::F32Lt | Operator::F64Lt => fcmp!(self, LessThan),
+            Operator::F32Gt | Operator::F64Gt => fcmp!(self, GreaterThan),
+            Operator::F32Le | Operator::F64Le => fcmp!(self, LessThanOrEqual),
+            Operator::F32Ge | Operator::F64Ge => fcmp!(self, GreaterThanOrEqual),
+            Operator::I32Clz | Operator::I64Clz => unop!(self, clz),
+            Operator::I32Ctz | Operator::I64Ctz => unop!(self, ctz),
+            Operator::I32Popcnt | Operator::I64Popcnt => unop!(self, popcnt),
+            Operator::I32Add | Operator::I64Add => binop!(self, iadd),
+            Operator::I32Sub | Operator::I64Sub => binop!(self, isub),
+            Operator::I32Mul | Operator::I64Mul => binop!(self, imul),
+            Operator::I32DivS | Operator::I64DivS => {
+                let (x, y) = self.pop2()?;
+                self.b.ins().trapz(y, TrapCode::INTEGER_DIVISION_BY_ZERO);
+                let ty = self.b.func.dfg.value_type(x);
+                let min = if ty == I32 {
+                    i64::from(i32::MIN)
+                } else {
+                    i64::MIN
+                };
+                let is_min = self.b.ins().icmp_imm_s(IntCC::Equal, x, min);
+                let is_m1 = self.b.ins().icmp_imm_s(IntCC::Equal, y, -1);
+                let ovf = self.b.ins().band(is_min, is_m1);
+                self.b.ins().trapnz(ovf, TrapCode::INTEGER_OVERFLOW);
+                let r = self.b.ins().sdiv(x, y);
+                self.stack.push(r);
+            }
+            Operator::I32DivU | Operator::I64DivU => self.div(|b, x, y| b.ins().udiv(x, y))?,
+            Operator::I32RemS | Operator::I64RemS => self.div(|b, x, y| b.ins().srem(x, y))?,
+            Operator::I32RemU | Operator::I64RemU => self.div(|b, x, y| b.ins().urem(x, y))?,
+            Operator::I32And | Operator::I64And => binop!(self, band),
+            Operator::I32Or | Operator::I64Or => binop!(self, bor),
+            Operator::I32Xor | Operator::I64Xor => binop!(self, bxor),
+            Operator::I32Shl | Operator::I64Shl => binop!(self, ishl),
+            Operator::I32ShrS | Operator::I64ShrS => binop!(self, sshr),
+            Operator::I32ShrU | Operator::I64ShrU => binop!(self, ushr),
+            Operator::I32Rotl | Operator::I64Rotl => binop!(self, rotl),
+            Operator::I32Rotr | Operator::I64Rotr => binop!(self, rotr),
+            Operator::F32Abs | Operator::F64Abs => unop!(self, fabs),
+            Operator::F32Neg | Operator::F64Neg => unop!(self, fneg),
+            Operator::F32Ceil | Operator::F64Ceil => unop!(self, ceil),
+            Operator::F32Floor | Operator::F64Floor => unop!(self, floor),
+            Operator::F32Trunc | Operator::F64Trunc => unop!(self, trunc),
+            Operator::F32Nearest | Operator::F64Nearest => unop!(self, nearest),
+            Operator::F32Sqrt | Operator::F64Sqrt => unop!(self, sqrt),
+            Operator::F32Add | Operator::F64Add => binop!(self, fadd),
+            Operator::F32Sub | Operator::F64Sub => binop!(self, fsub),
+            Operator::F32Mul | Operator::F64Mul => binop!(self, fmul),
+            Operator::F32Div | Operator::F64Div => binop!(self, fdiv),
+            Operator::F32Min | Operator::F64Min => binop!(self, fmin),
+            Operator::F32Max | Operator::F64Max => binop!(self, fmax),
+            Operator::F32Copysign | Operator::F64Copysign => binop!(self, fcopysign),
+            Operator::I32WrapI64 => convop!(self, ireduce, I32),
+            Operator::I64ExtendI32S => convop!(self, sextend, I64),
+            Operator::I64ExtendI32U => convop!(self, uextend, I64),
+            Operator::I32TruncF32S | Operator::I32TruncF64S => convop!(self, fcvt_to_sint, I32),
+            Operator::I32TruncF32U | Operator::I32TruncF64U => convop!(self, fcvt_to_uint, I32),
+            Operator::I64TruncF32S | Operator::I64TruncF64S => convop!(self, fcvt_to_sint, I64),
+            Operator::I64TruncF32U | Operator::I64TruncF64U => convop!(self, fcvt_to_uint, I64),
+            Operator::F32ConvertI32S | Operator::F32ConvertI64S => {
+                convop!(self, fcvt_from_sint, F32);
+            }
+            Operator::F32ConvertI32U | Operator::F32ConvertI64U => {
+                convop!(self, fcvt_from_uint, F32);
+            }
+            Operator::F64ConvertI32S | Operator::F64ConvertI64S => {
+                convop!(self, fcvt_from_sint, F64);
+            }
+            Operator::F64ConvertI32U | Operator::F64ConvertI64U => {
+                convop!(self, fcvt_from_uint, F64);
+            }
+            Operator::F32DemoteF64 => convop!(self, fdemote, F32),
+            Operator::F64PromoteF32 => convop!(self, fpromote, F64),
+            Operator::I32ReinterpretF32 => self.bitcast(I32)?,
+            Operator::I64ReinterpretF64 => self.bitcast(I64)?,
+            Operator::F32ReinterpretI32 => self.bitcast(F32)?,
+            Operator::F64ReinterpretI64 => self.bitcast(F64)?,
+            Operator::I32Extend8S => self.sext_low(I32, I8)?,
+            Operator::I32Extend16S => self.sext_low(I32, I16)?,
+            Operator::I64Extend8S => self.sext_low(I64, I8)?,
+            Operator::I64Extend16S => self.sext_low(I64, I16)?,
+            Operator::I64Extend32S => self.sext_low(I64, I32)?,
+            _ => {
+                return Err(CompileError::Unsupported {
+                    what: "operator outside WebAssembly 1.0",
+                    offset: self.offset,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// An operator in unreachable code (INV-2).
+    fn dead_op(&mut self, op: &Operator<'_>) -> Result<(), CompileError> {
+        match op {
+            Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. } => {
+                self.dead_depth += 1;
+            }
+            Operator::Else if self.dead_depth == 0 => self.else_()?,
+            Operator::End if self.dead_depth == 0 => self.end()?,
+            Operator::End => self.dead_depth -= 1,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn else_(&mut self) -> Result<(), CompileError> {
+        let reachable = self.reachable;
+        let frame = self
+            .control
+            .last_mut()
+            .ok_or_else(|| invalid("else outside if", self.offset))?;
+        let Kind::If {
+            else_block,
+            seen_else: false,
+        } = frame.kind
+        else {
+            return Err(self.err("else outside if"));
+        };
+        frame.kind = Kind::If {
+            else_block,
+            seen_else: true,
+        };
+        let (dest, results, height) = (frame.dest, frame.results, frame.height);
+        if reachable {
+            frame.branched = true;
+            let args = block_args(self.peekn(results)?);
+            self.b.ins().jump(dest, &args);
+        }
+        self.stack.truncate(height);
+        self.b.switch_to_block(else_block);
+        self.stack
+            .extend_from_slice(self.b.block_params(else_block));
+        self.reachable = true;
+        Ok(())
+    }
+
+    fn end(&mut self) -> Result<(), CompileError> {
+        let mut frame = self
+            .control
+            .pop()
+            .ok_or_else(|| invalid("unbalanced end", self.offset))?;
+        if self.reachable {
+            frame.branched = true;
+            let args = block_args(self.peekn(frame.results)?);
+            self.b.ins().jump(frame.dest, &args);
+        }
+        if let Kind::If {
+            else_block,
+            seen_else: false,
+        } = frame.kind
+        {
+            // No else: the false branch passes the params through.
+            self.b.switch_to_block(else_block);
+            let args = block_args(self.b.block_params(else_block));
+            self.b.ins().jump(frame.dest, &args);
+            frame.branched = true;
+        }
+        self.stack.truncate(frame.height);
+        if frame.branched {
+            self.b.switch_to_block(frame.dest);
+            self.stack
+                .extend_from_slice(self.b.block_params(frame.dest));
+            self.reachable = true;
+        } else {
+            self.reachable = false;
+        }
+        Ok(())
+    }
+
+    fn local(&self, i: u32) -> Result<Variable, CompileError> {
+        self.locals
+            .get(i as usize)
+            .copied()
+            .ok_or_else(|| self.err("unknown local"))
+    }
+
+    fn ptr(&self) -> Type {
+        self.target.ptr()
+    }
+
+    fn vmctx_load(&mut self, ty: Type, offset: u32, readonly: bool) -> Value {
+        let mut flags = MemFlagsData::trusted();
+        if readonly {
+            flags = flags.with_readonly();
+        }
+        let vmctx = self.vmctx;
+        self.b.ins().load(ty, flags, vmctx, off32(offset))
+    }
+
+    /// Address and type of global `i`'s slot.
+    fn global(&mut self, i: u32) -> Result<(Value, Type), CompileError> {
+        let g = *self
+            .info
+            .globals
+            .get(i as usize)
+            .ok_or_else(|| self.err("unknown global"))?;
+        let ty = ir_type(g.ty);
+        if i < self.info.num_imported_globals {
+            let p = self.vmctx_load(self.ptr(), self.offsets.imported_global(i), true);
+            Ok((p, ty))
+        } else {
+            let off = self
+                .offsets
+                .defined_global(i - self.info.num_imported_globals);
+            let p = self.b.ins().iadd_imm_u(self.vmctx, i64::from(off));
+            Ok((p, ty))
+        }
+    }
+
+    fn sig(&mut self, type_index: u32) -> Result<SigRef, CompileError> {
+        if let Some(s) = self.sigs.get(&type_index) {
+            return Ok(*s);
+        }
+        let ty = self
+            .info
+            .types
+            .get(type_index as usize)
+            .ok_or_else(|| self.err("unknown type"))?;
+        let s = self.b.import_signature(wasm_signature(ty, self.target));
+        self.sigs.insert(type_index, s);
+        Ok(s)
+    }
+
+    fn call(&mut self, f: u32) -> Result<(), CompileError> {
+        let type_index = *self
+            .info
+            .functions
+            .get(f as usize)
+            .ok_or_else(|| self.err("unknown function"))?;
+        let n = self.info.types[type_index as usize].params.len();
+        let sig = self.sig(type_index)?;
+        let mut args = self.popn(n)?;
+        let inst = if f < self.info.num_imported_funcs {
+            let base = self.offsets.imported_func(f);
+            let code = self.vmctx_load(self.ptr(), base + self.offsets.func_ref_code(), true);
+            let callee_vmctx =
+                self.vmctx_load(self.ptr(), base + self.offsets.func_ref_vmctx(), true);
+            args.insert(0, callee_vmctx);
+            self.b.ins().call_indirect(sig, code, &args)
+        } else {
+            let fref = match self.funcs.get(&f) {
+                Some(r) => *r,
+                None => {
+                    let defined = f - self.info.num_imported_funcs;
+                    let name = self
+                        .b
+                        .func
+                        .declare_imported_user_function(UserExternalName::new(0, defined));
+                    let r = self.b.import_function(ExtFuncData {
+                        name: ExternalName::User(name),
+                        signature: sig,
+                        colocated: true,
+                        patchable: false,
+                    });
+                    self.funcs.insert(f, r);
+                    r
+                }
+            };
+            args.insert(0, self.vmctx);
+            self.b.ins().call(fref, &args)
+        };
+        let results = self.b.inst_results(inst).to_vec();
+        self.stack.extend(results);
+        Ok(())
+    }
+
+    fn call_indirect(&mut self, type_index: u32, table: u32) -> Result<(), CompileError> {
+        if table as usize >= self.info.tables.len() {
+            return Err(self.err("unknown table"));
+        }
+        let n = self
+            .info
+            .types
+            .get(type_index as usize)
+            .ok_or_else(|| self.err("unknown type"))?
+            .params
+            .len();
+        let sig = self.sig(type_index)?;
+        let index = self.pop()?;
+        let mut args = self.popn(n)?;
+        let ptr = self.ptr();
+        let o = *self.offsets;
+        let def = self.vmctx_load(ptr, o.table_pointer(table), true);
+        let trusted = MemFlagsData::trusted();
+        let base = self
+            .b
+            .ins()
+            .load(ptr, trusted, def, off32(o.table_definition_base()));
+        let count = self
+            .b
+            .ins()
+            .load(I32, trusted, def, off32(o.table_definition_count()));
+        let oob = self
+            .b
+            .ins()
+            .icmp(IntCC::UnsignedGreaterThanOrEqual, index, count);
+        self.b.ins().trapnz(oob, TRAP_TABLE_OUT_OF_BOUNDS);
+        let idx = if ptr == I32 {
+            index
+        } else {
+            self.b.ins().uextend(ptr, index)
+        };
+        let scaled = self.b.ins().imul_imm_u(idx, i64::from(o.pointer_size()));
+        let slot = self.b.ins().iadd(base, scaled);
+        let fref = self.b.ins().load(ptr, trusted, slot, 0);
+        self.b.ins().trapz(fref, TRAP_INDIRECT_CALL_TO_NULL);
+        let actual = self
+            .b
+            .ins()
+            .load(I32, trusted, fref, off32(o.func_ref_type_id()));
+        let expected = self.vmctx_load(I32, o.type_id(type_index), true);
+        let bad = self.b.ins().icmp(IntCC::NotEqual, actual, expected);
+        self.b.ins().trapnz(bad, TRAP_BAD_SIGNATURE);
+        let code = self
+            .b
+            .ins()
+            .load(ptr, trusted, fref, off32(o.func_ref_code()));
+        let callee_vmctx = self
+            .b
+            .ins()
+            .load(ptr, trusted, fref, off32(o.func_ref_vmctx()));
+        args.insert(0, callee_vmctx);
+        let inst = self.b.ins().call_indirect(sig, code, &args);
+        let results = self.b.inst_results(inst).to_vec();
+        self.stack.extend(results);
+        Ok(())
+    }
+
+    fn check_mem(&self, mem: u32) -> Result<(), CompileError> {
+        if (mem as usize) < self.info.memories.len() {
+            Ok(())
+        } else {
+            Err(self.err("unknown memory"))
+        }
+    }
+
+    /// The memory's `VMMemoryDefinition` pointer (readonly, VMContext INV-1).
+    fn memory_definition(&mut self, mem: u32) -> Result<Value, CompileError> {
+        self.check_mem(mem)?;
+        let flags = MemFlagsData::trusted().with_readonly().with_can_move();
+        let off = off32(self.offsets.memory_pointer(mem));
+        let (ptr, vmctx) = (self.ptr(), self.vmctx);
+        Ok(self.b.ins().load(ptr, flags, vmctx, off))
+    }
+
+    fn memory_length(&mut self, mem: u32) -> Result<Value, CompileError> {
+        let d = self.memory_definition(mem)?;
+        let off = off32(self.offsets.memory_definition_length());
+        // Not readonly: memory.grow changes it (VMContext INV-1).
+        Ok(self.b.ins().load(I64, MemFlagsData::trusted(), d, off))
+    }
+
+    /// Effective address (and immediate offset) of an access of `size`
+    /// bytes at the popped address (INV-3).
+    fn addr(&mut self, memarg: MemArg, size: u64) -> Result<(Value, i32), CompileError> {
+        let addr = self.pop()?;
+        let MemArgTarget::Memory(mem) = memarg.target else {
+            return Err(CompileError::Unsupported {
+                what: "array memory access",
+                offset: self.offset,
+            });
+        };
+        let ptr = self.ptr();
+        let def = self.memory_definition(mem)?;
+        let flags = MemFlagsData::trusted().with_readonly().with_can_move();
+        let base_off = off32(self.offsets.memory_definition_base());
+        let base = self.b.ins().load(ptr, flags, def, base_off);
+        let offset = memarg.offset;
+        if offset > u64::from(u32::MAX) {
+            return Err(CompileError::Unsupported {
+                what: "memory offset above 4 GiB",
+                offset: self.offset,
+            });
+        }
+        let guarded = ptr == I64
+            && !self.config.force_bounds_checks
+            && offset + size <= self.config.guard_bytes;
+        let a64 = self.b.ins().uextend(I64, addr);
+        if !guarded {
+            let len = self.memory_length(mem)?;
+            let end = self
+                .b
+                .ins()
+                .iadd_imm_u(a64, i64::try_from(offset + size).unwrap_or(i64::MAX));
+            let oob = self.b.ins().icmp(IntCC::UnsignedGreaterThan, end, len);
+            self.b.ins().trapnz(oob, TrapCode::HEAP_OUT_OF_BOUNDS);
+        }
+        let (a, imm) = match i32::try_from(offset) {
+            Ok(imm) => (a64, imm),
+            Err(_) => (
+                self.b
+                    .ins()
+                    .iadd_imm_u(a64, i64::try_from(offset).unwrap_or(i64::MAX)),
+                0,
+            ),
+        };
+        let a = if ptr == I64 {
+            a
+        } else {
+            self.b.ins().ireduce(ptr, a)
+        };
+        Ok((self.b.ins().iadd(base, a), imm))
+    }
+
+    fn load(&mut self, memarg: MemArg, ty: Type, size: u64, ext: Ext) -> Result<(), CompileError> {
+        let (a, imm) = self.addr(memarg, size)?;
+        let f = heap_flags();
+        let ins = self.b.ins();
+        let r = match (ext, size) {
+            (Ext::None, _) => ins.load(ty, f, a, imm),
+            (Ext::S, 1) => ins.sload8(ty, f, a, imm),
+            (Ext::U, 1) => ins.uload8(ty, f, a, imm),
+            (Ext::S, 2) => ins.sload16(ty, f, a, imm),
+            (Ext::U, 2) => ins.uload16(ty, f, a, imm),
+            (Ext::S, _) => ins.sload32(f, a, imm),
+            (Ext::U, _) => ins.uload32(f, a, imm),
+        };
+        self.stack.push(r);
+        Ok(())
+    }
+
+    fn store(&mut self, memarg: MemArg, size: u64) -> Result<(), CompileError> {
+        let x = self.pop()?;
+        let (a, imm) = self.addr(memarg, size)?;
+        let f = heap_flags();
+        let width = self.b.func.dfg.value_type(x).bytes();
+        let ins = self.b.ins();
+        match size {
+            1 => ins.istore8(f, x, a, imm),
+            2 => ins.istore16(f, x, a, imm),
+            4 if width == 8 => ins.istore32(f, x, a, imm),
+            _ => ins.store(f, x, a, imm),
+        };
+        Ok(())
+    }
+
+    fn memory_grow(&mut self, delta: Value, mem: u32) -> Result<Value, CompileError> {
+        self.check_mem(mem)?;
+        let ptr = self.ptr();
+        let table = self.vmctx_load(ptr, self.offsets.builtins(), true);
+        let slot = Builtin::MemoryGrow.index() * self.offsets.pointer_size();
+        let fptr = self.b.ins().load(
+            ptr,
+            MemFlagsData::trusted().with_readonly(),
+            table,
+            off32(slot),
+        );
+        let mut sig = Signature::new(self.target.call_conv);
+        sig.params
+            .push(AbiParam::special(ptr, ArgumentPurpose::VMContext));
+        sig.params.push(AbiParam::new(I32));
+        sig.params.push(AbiParam::new(I32));
+        sig.returns.push(AbiParam::new(I32));
+        let sig = self.b.import_signature(sig);
+        let idx = self.b.ins().iconst(I32, i64::from(mem));
+        let inst = self
+            .b
+            .ins()
+            .call_indirect(sig, fptr, &[self.vmctx, delta, idx]);
+        self.b
+            .inst_results(inst)
+            .first()
+            .copied()
+            .ok_or_else(|| self.err("builtin without result"))
+    }
+
+    fn div(
+        &mut self,
+        f: impl FnOnce(&mut FunctionBuilder<'_>, Value, Value) -> Value,
+    ) -> Result<(), CompileError> {
+        let (x, y) = self.pop2()?;
+        self.b.ins().trapz(y, TrapCode::INTEGER_DIVISION_BY_ZERO);
+        let r = f(&mut self.b, x, y);
+        self.stack.push(r);
+        Ok(())
+    }
+
+    fn bitcast(&mut self, to: Type) -> Result<(), CompileError> {
+        let x = self.pop()?;
+        let r = self.b.ins().bitcast(to, MemFlagsData::new(), x);
+        self.stack.push(r);
+        Ok(())
+    }
+
+    fn sext_low(&mut self, ty: Type, low: Type) -> Result<(), CompileError> {
+        let x = self.pop()?;
+        let n = self.b.ins().ireduce(low, x);
+        let r = self.b.ins().sextend(ty, n);
+        self.stack.push(r);
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ext {
+    None,
+    S,
+    U,
+}
+
+fn heap_flags() -> MemFlagsData {
+    MemFlagsData::new()
+        .with_endianness(cranelift_codegen::ir::Endianness::Little)
+        .with_trap_code(Some(TrapCode::HEAP_OUT_OF_BOUNDS))
+}

