@@ -1,0 +1,81 @@
+//! The console: standard output, standard input, standard error.
+//!
+//! This module owns the machine's console lock. `write` sends the whole
+//! buffer to standard output with `write(2)` while holding it, so concurrent
+//! writers of one machine never interleave within a call; nothing is
+//! buffered in the process, so output written before `_exit` or a crash is
+//! not lost. `panic_write` goes to standard error without the lock.
+//!
+//! Invariant INV-CON-1: the lock is held only around `write(2)` calls, never
+//! across a call into the kernel.
+
+use std::sync::{Mutex, PoisonError};
+
+use kernel_core::hal::Console;
+use rustix::event::{PollFd, PollFlags, poll};
+use rustix::fd::BorrowedFd;
+use rustix::io::Errno;
+use rustix::time::Timespec;
+
+use crate::Hosted;
+
+/// The lock that serializes one machine's console writes.
+pub(crate) struct ConsoleLock(Mutex<()>);
+
+impl ConsoleLock {
+    pub(crate) fn new() -> Self {
+        Self(Mutex::new(()))
+    }
+}
+
+/// Write all of `bytes` to `fd`, retrying partial writes and interruptions
+/// and waiting for room when the descriptor is non-blocking; gives up on any
+/// other error (a closed pipe: nobody is reading).
+fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        match rustix::io::write(fd, bytes) {
+            Ok(0) => return,
+            Ok(n) => bytes = &bytes[n..],
+            Err(Errno::INTR) => {}
+            Err(Errno::AGAIN) => {
+                let mut fds = [PollFd::new(&fd, PollFlags::OUT)];
+                let _ = poll(&mut fds, None);
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+impl Console for Hosted {
+    fn write(&self, bytes: &[u8]) {
+        let _guard = self
+            .machine
+            .console
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        write_all(rustix::stdio::stdout(), bytes);
+    }
+
+    fn try_read(&self) -> Option<u8> {
+        let stdin = rustix::stdio::stdin();
+        let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
+        let zero = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        match poll(&mut fds, Some(&zero)) {
+            Ok(n) if n > 0 && fds[0].revents().contains(PollFlags::IN) => {}
+            _ => return None,
+        }
+        let mut byte = [0u8; 1];
+        match rustix::io::read(stdin, &mut byte) {
+            Ok(1) => Some(byte[0]),
+            _ => None,
+        }
+    }
+
+    fn panic_write(&self, bytes: &[u8]) {
+        write_all(rustix::stdio::stderr(), bytes);
+    }
+}

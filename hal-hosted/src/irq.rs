@@ -1,0 +1,123 @@
+//! Interrupt masking and delivery: a per-thread flag and pending bits.
+//!
+//! This module owns the protocol between the interrupt signal handler and
+//! the code it interrupts, over the fields `irqs_enabled` and `pending` of
+//! [`CpuThread`]. Masking is a flag, not a signal mask, so it costs no
+//! system call; a signal that arrives while the flag is clear only sets a
+//! pending bit (INV-THREAD-4), and unmasking delivers the pending bits.
+//!
+//! Invariants:
+//! - INV-IRQ-1: the kernel's interrupt entry runs only with the flag clear,
+//!   and each arrival is delivered at most once: pending bits are taken with
+//!   one atomic `swap`.
+//! - INV-IRQ-2: no arrival is lost: after [`enable_and_drain`] returns, the
+//!   flag is set and every bit pending at that moment has been delivered
+//!   (any signal that comes later finds the flag set and delivers itself).
+//!
+//! Everything here runs on one thread (the handler interrupts the code on
+//! its own thread), so the atomics order against signal handlers, not other
+//! CPUs; `SeqCst` keeps the reasoning simple and costs nothing measurable.
+
+use core::sync::atomic::Ordering;
+
+use kernel_core::hal::{Interrupt, Interrupts};
+
+use crate::Hosted;
+use crate::signals;
+use crate::thread::{self, CpuThread, PENDING_IPI, PENDING_TIMER};
+
+/// An interrupt signal (`bit` is its pending bit) arrived on this thread.
+/// Called from the signal handler, with both interrupt signals blocked.
+pub(crate) fn on_signal(t: &CpuThread, bit: u8) {
+    if bit == PENDING_IPI {
+        let slot = t.slot.load(Ordering::Acquire);
+        if !slot.is_null() {
+            // SAFETY: INV-THREAD-2: the slot outlives the pointer.
+            unsafe { &*slot }.ipi_arrived();
+        }
+    }
+    if t.local().is_null() {
+        // No kernel on this CPU: interrupts are dropped (Cpus::set_cpu_local).
+        return;
+    }
+    if !t.irqs_enabled.swap(false, Ordering::SeqCst) {
+        t.pending.fetch_or(bit, Ordering::SeqCst);
+        return;
+    }
+    deliver(t, bit);
+    enable_and_drain(t);
+}
+
+/// Hand the interrupts of `bits` to the kernel. The flag is clear.
+fn deliver(t: &CpuThread, bits: u8) {
+    let local = t.local();
+    if local.is_null() {
+        return;
+    }
+    // SAFETY: INV-THREAD-3: an installed block is valid on this thread.
+    let local = unsafe { &*local };
+    if bits & PENDING_TIMER != 0 {
+        local.deliver_interrupt(Interrupt::Timer);
+    }
+    if bits & PENDING_IPI != 0 {
+        local.deliver_interrupt(Interrupt::Ipi);
+    }
+}
+
+/// Set the flag, delivering (with the flag clear) whatever is pending, until
+/// the flag is set with nothing pending (INV-IRQ-2).
+pub(crate) fn enable_and_drain(t: &CpuThread) {
+    loop {
+        t.irqs_enabled.store(true, Ordering::SeqCst);
+        if t.pending.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        // Something arrived while masked. Mask again before taking it; a
+        // signal between the load and this swap delivered itself (and what
+        // was pending) and left the flag set, which is harmless here.
+        t.irqs_enabled.store(false, Ordering::SeqCst);
+        let bits = t.pending.swap(0, Ordering::SeqCst);
+        deliver(t, bits);
+    }
+}
+
+/// Wait until an interrupt is pending or delivered on this thread: block
+/// both interrupt signals, check the pending bits, and `sigsuspend` with
+/// the signals unblocked when nothing is pending, so that an arrival between
+/// the check and the wait is not lost.
+pub(crate) fn wait(t: &CpuThread) {
+    let interrupts = signals::interrupt_set();
+    let mut old = signals::sigset(&[]);
+    // SAFETY: both pointers are valid sigsets; blocking signals is always
+    // allowed.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &interrupts, &mut old) };
+    if t.pending.load(Ordering::SeqCst) == 0 {
+        let mut during = old;
+        // SAFETY: `during` is an initialized set; removing members cannot fail.
+        unsafe {
+            libc::sigdelset(&mut during, signals::TIMER_SIGNAL);
+            libc::sigdelset(&mut during, signals::IPI_SIGNAL);
+        }
+        // SAFETY: `during` is a valid set; `sigsuspend` returns (EINTR) once
+        // a handler has run.
+        unsafe { libc::sigsuspend(&during) };
+    }
+    // SAFETY: `old` is the mask read above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut()) };
+}
+
+impl Interrupts for Hosted {
+    fn irq_save(&self) -> bool {
+        thread::with(|t| t.irqs_enabled.swap(false, Ordering::SeqCst))
+    }
+
+    fn irq_restore(&self, enabled: bool) {
+        if enabled {
+            thread::with(enable_and_drain);
+        }
+    }
+
+    fn irqs_enabled(&self) -> bool {
+        thread::with(|t| t.irqs_enabled.load(Ordering::SeqCst))
+    }
+}

@@ -1,0 +1,237 @@
+//! hal-hosted: the Vessel HAL for an ordinary Linux process.
+//!
+//! A [`Hosted`] value is one machine:
+//! - physical memory is a memfd, mapped once shared as the direct map
+//!   (`memory`);
+//! - the MMU edits host mappings of that memfd inside one reserved kernel
+//!   window (`mmu`);
+//! - CPUs are threads, each with an alternate signal stack, thread-locals and
+//!   a POSIX timer (`context`, `cpu`);
+//! - faults are `SIGSEGV`, `SIGBUS`, `SIGILL`, `SIGFPE` and `SIGTRAP`;
+//!   interrupts are the real-time signals [`TIMER_SIGNAL`] and [`IPI_SIGNAL`]
+//!   (`signals`); masking them is a per-thread flag (`irq`).
+//!
+//! # Signals and masking
+//!
+//! | signal | meaning | handler |
+//! |---|---|---|
+//! | `SIGSEGV` | `TrapKind::PageFault` (x86_64: access from the page-fault error code; aarch64: `Unknown`) | `deliver_fault` |
+//! | `SIGBUS`, `SIGILL`, `SIGFPE`, `SIGTRAP` | `BusError`, `IllegalInstruction`, `Arithmetic`, `Breakpoint` | `deliver_fault` |
+//! | [`TIMER_SIGNAL`] = 36 (`SIGRTMIN()+2` under glibc) | `Interrupt::Timer`, sent by the CPU's own POSIX timer | `deliver_interrupt` |
+//! | [`IPI_SIGNAL`] = 37 (`SIGRTMIN()+3`) | `Interrupt::Ipi`, sent with `pthread_kill` | `deliver_interrupt` |
+//!
+//! Every handler runs on the CPU's alternate stack (`SA_ONSTACK`,
+//! [`ALT_STACK_SIZE`]). Masking interrupts never touches the signal mask: it
+//! clears a per-thread flag, and an interrupt signal that finds the flag
+//! clear only records a pending bit, delivered when the flag is set again.
+//! Faults are delivered with the flag cleared (as a riscv trap clears
+//! `sstatus.SIE`) and it is restored on return. The signal mask is used only
+//! by `wait_for_interrupt` (block, check pending, `sigsuspend`) and while a
+//! CPU thread is set up and torn down. A fault on a thread with no CPU-local
+//! block is reported on one line on standard error and then takes the
+//! signal's default action (a core dump).
+//!
+//! In gdb: `handle SIGSEGV nostop noprint pass` (demand paging) and
+//! `handle SIG36 SIG37 nostop noprint pass` (interrupts).
+//!
+//! Several machines may run in one process at once: all their state hangs
+//! off the [`Hosted`] value and the threads that are its CPUs. The only
+//! process-wide state is the set of signal handlers, installed once, which
+//! dispatch through the interrupted thread's thread-locals.
+//!
+//! Crate invariants (module docs number their own):
+//! - INV-HOST-1: a `Machine` lives as long as its [`Hosted`] value and
+//!   every thread that is one of its CPUs (each holds an `Arc`); its memory
+//!   and window are unmapped and the memfd closed when the last one goes.
+//! - INV-HOST-2: every `unsafe` block says why its contract holds; the
+//!   handlers are async-signal-safe (INV-SIG-2).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kernel_core::hal::Platform;
+
+mod console;
+mod context;
+mod cpu;
+mod error;
+mod icache;
+mod irq;
+mod memory;
+mod mmu;
+mod power;
+mod signals;
+mod thread;
+mod timer;
+mod ucontext;
+
+pub use context::{ALT_STACK_SIZE, CPU_STACK_SIZE};
+pub use error::HostError;
+pub use mmu::WINDOW_ALIGN;
+pub use signals::{IPI_SIGNAL, TIMER_SIGNAL};
+
+/// Most CPUs a hosted machine may have.
+pub const MAX_CPUS: usize = 1024;
+/// Least physical memory a hosted machine may have: 16 MiB.
+pub const MIN_MEMORY: u64 = 16 << 20;
+/// Smallest kernel window a hosted machine may have: 16 MiB.
+pub const MIN_WINDOW: usize = 16 << 20;
+
+const PAGE_SIZE: usize = kernel_core::hal::PAGE_SIZE;
+const PAGE: u64 = PAGE_SIZE as u64;
+
+/// The shape of a hosted machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Number of CPUs (threads), at least 1 and at most [`MAX_CPUS`].
+    pub cpus: usize,
+    /// Physical memory in bytes (the memfd's size): a multiple of 4 KiB of
+    /// at least [`MIN_MEMORY`]. Sparse: it costs what the kernel touches.
+    pub memory: u64,
+    /// Size of the kernel's virtual window in bytes: a multiple of 4 KiB of
+    /// at least [`MIN_WINDOW`]. Reserved, not committed.
+    pub window: usize,
+}
+
+impl Default for Config {
+    /// As many CPUs as the host offers, 512 MiB of memory, a 256 GiB window.
+    fn default() -> Self {
+        Self {
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            memory: 512 << 20,
+            window: 256 << 30,
+        }
+    }
+}
+
+impl Config {
+    fn validate(&self) -> Result<(), HostError> {
+        if self.cpus == 0 {
+            return Err(HostError::NoCpus);
+        }
+        if self.cpus > MAX_CPUS {
+            return Err(HostError::TooManyCpus {
+                requested: self.cpus,
+            });
+        }
+        if !self.memory.is_multiple_of(PAGE)
+            || self.memory < MIN_MEMORY
+            || usize::try_from(self.memory).is_err()
+        {
+            return Err(HostError::BadMemorySize { bytes: self.memory });
+        }
+        if !self.window.is_multiple_of(PAGE_SIZE) || self.window < MIN_WINDOW {
+            return Err(HostError::BadWindowSize { bytes: self.window });
+        }
+        Ok(())
+    }
+}
+
+/// Everything one hosted machine owns. Fields drop in order: the window (and
+/// every mapping in it) before the memory they map.
+pub(crate) struct Machine {
+    window: mmu::Window,
+    phys: memory::PhysMem,
+    cpus: cpu::CpuTable,
+    clock: timer::BootClock,
+    console: console::ConsoleLock,
+}
+
+/// A hosted machine: implements [`Platform`] and each of its parts.
+///
+/// Dropping it releases the machine once no CPU thread runs on it any more
+/// (INV-HOST-1): [`boot`] joins them first; a secondary started with
+/// `Cpus::start_cpu` and never joined keeps the machine alive until it ends.
+pub struct Hosted {
+    machine: Arc<Machine>,
+}
+
+impl Hosted {
+    /// Build a machine: validate `config`, install the signal handlers (once
+    /// per process), create and map the memory, reserve the window.
+    ///
+    /// # Errors
+    /// A [`HostError`] saying which step failed; nothing is left behind.
+    pub fn new(config: &Config) -> Result<Self, HostError> {
+        config.validate()?;
+        signals::install()?;
+        icache::register()?;
+        let phys = memory::PhysMem::new(config.memory)?;
+        let window = mmu::Window::new(config.window)?;
+        let machine = Machine {
+            window,
+            phys,
+            cpus: cpu::CpuTable::new(config.cpus),
+            clock: timer::BootClock::start(),
+            console: console::ConsoleLock::new(),
+        };
+        Ok(Self {
+            machine: Arc::new(machine),
+        })
+    }
+
+    /// Size of physical memory in bytes.
+    pub fn memory_size(&self) -> u64 {
+        self.machine.phys.size()
+    }
+
+    fn machine_ptr(&self) -> *const Machine {
+        Arc::as_ptr(&self.machine)
+    }
+}
+
+impl Platform for Hosted {
+    const NAME: &'static str = "hosted";
+}
+
+/// How long [`boot`] waits for secondary CPU threads to end once the kernel
+/// has returned (they have left the kernel by then and only tear down).
+const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Build a machine, run `kernel_core::boot::boot` on a fresh CPU-0 thread,
+/// join every CPU thread, tear the machine down and return the kernel's exit
+/// status (`kernel_core::exit`).
+///
+/// A kernel panic on any CPU ends the process with `exit::PANIC`, as
+/// `Power::shutdown` would; a fault the kernel answers `Fatal` ends it with
+/// the kernel's status.
+///
+/// # Errors
+/// A [`HostError`] when the machine or its CPU 0 cannot be set up.
+pub fn boot(config: &Config, cmdline: &str) -> Result<u8, HostError> {
+    let hosted = Hosted::new(config)?;
+    // A fresh machine has a CPU 0 and nothing runs on it yet, so the claim
+    // succeeds.
+    let _ = hosted.machine.cpus.slot(0).map(cpu::CpuSlot::claim);
+    let outcome = context::on_fresh_cpu(&hosted.machine, 0, true, || {
+        kernel_core::boot::boot(&hosted, kernel_core::boot::BootInfo { cmdline })
+    })?;
+    // `run_kernel` ended the process on a panic, so `outcome` is a value.
+    let status = outcome.unwrap_or(kernel_core::exit::PANIC);
+    hosted.machine.cpus.join_all(JOIN_TIMEOUT);
+    drop(hosted);
+    Ok(status)
+}
+
+/// Run `f` on a fresh thread set up as CPU `cpu` of `hosted` (alternate
+/// signal stack, thread-locals, timer, IPI target) and return its result —
+/// for tests that need a CPU context without booting the whole kernel.
+/// Interrupts are masked and no CPU-local block is installed when `f`
+/// starts; the CPU is torn down when it returns.
+///
+/// # Panics
+/// When `cpu` is out of range or already running, when the thread cannot be
+/// set up, and (re-raised) when `f` panics.
+pub fn run_on_cpu<R: Send>(hosted: &Hosted, cpu: usize, f: impl FnOnce() -> R + Send) -> R {
+    let Some(slot) = hosted.machine.cpus.slot(cpu) else {
+        panic!("run_on_cpu: CPU {cpu} does not exist");
+    };
+    if let Err(e) = slot.claim() {
+        panic!("run_on_cpu: CPU {cpu}: {e}");
+    }
+    match context::on_fresh_cpu(&hosted.machine, cpu, false, f) {
+        Ok(Ok(value)) => value,
+        Ok(Err(payload)) => std::panic::resume_unwind(payload),
+        Err(e) => panic!("run_on_cpu: CPU {cpu}: {e}"),
+    }
+}

@@ -1,0 +1,78 @@
+//! `sim`: boot the Vessel kernel as a Linux process.
+//!
+//! The kernel runs on `hal-hosted` (a memfd as physical memory, threads as
+//! CPUs, signals as traps and interrupts). The process exits with the
+//! kernel's exit status (see `kernel_core::exit`); a command line it cannot
+//! parse exits with status 2 and a one-line error.
+
+mod size;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// Boot the Vessel kernel as a Linux process.
+#[derive(Parser, Debug)]
+#[command(name = "sim", version, about)]
+struct Cli {
+    /// CPUs to run (one thread each) [default: host cores]
+    #[arg(long, global = true, value_parser = clap::value_parser!(u16).range(1..=256))]
+    cpus: Option<u16>,
+
+    /// Physical memory, e.g. 512M or 2G (sparse: untouched memory costs nothing)
+    #[arg(long, global = true, default_value = "512M", value_parser = size::parse)]
+    memory: u64,
+
+    /// Log filter in tracing's EnvFilter syntax, e.g. `info` or `kernel_core=debug`
+    #[arg(long, global = true, default_value = "warn")]
+    log: String,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the kernel self-tests (the default)
+    Selftest,
+    /// Boot with kernel command-line words, as QEMU's -append passes them (e.g. test=fault)
+    Boot {
+        /// `key=value` words
+        words: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = match EnvFilter::try_new(&cli.log) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("sim: bad --log filter `{}`: {e}", cli.log);
+            return ExitCode::from(kernel_core::exit::USAGE);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let mut config = hal_hosted::Config {
+        memory: cli.memory,
+        ..hal_hosted::Config::default()
+    };
+    if let Some(cpus) = cli.cpus {
+        config.cpus = usize::from(cpus);
+    }
+    let cmdline = match &cli.command {
+        None | Some(Command::Selftest) => "test=self".to_owned(),
+        Some(Command::Boot { words }) => words.join(" "),
+    };
+    match hal_hosted::boot(&config, &cmdline) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("sim: cannot start the machine: {e}");
+            ExitCode::from(kernel_core::exit::USAGE)
+        }
+    }
+}

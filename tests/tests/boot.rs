@@ -1,0 +1,54 @@
+//! Booting whole kernels on hal-hosted: several at once in one process, and
+//! the fatal-fault path that stops the process with a report.
+
+use hal_hosted::Config;
+use kernel_core::exit;
+
+fn config(cpus: usize) -> Config {
+    Config {
+        cpus,
+        memory: 64 << 20,
+        ..Config::default()
+    }
+}
+
+#[test]
+fn several_kernels_boot_in_parallel() {
+    let handles: Vec<_> = (0..4)
+        .map(|i| std::thread::spawn(move || hal_hosted::boot(&config(1 + i % 3), "test=self")))
+        .collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        let code = h.join().expect("boot thread").expect("machine starts");
+        assert_eq!(code, exit::SUCCESS, "kernel {i} failed its self-tests");
+    }
+}
+
+#[test]
+fn bad_command_line_is_a_usage_error() {
+    let code = hal_hosted::boot(&config(1), "test=nope").expect("machine starts");
+    assert_eq!(code, exit::USAGE);
+}
+
+#[test]
+fn unresolvable_fault_stops_with_a_report() {
+    if tests::child_scenario().as_deref() == Some("fault") {
+        let code = hal_hosted::boot(&config(2), "test=fault");
+        // Reaching this line means the fault did not stop the machine.
+        eprintln!("boot returned {code:?} after a deliberate fault");
+        std::process::exit(100);
+    }
+    let out = tests::run_child("unresolvable_fault_stops_with_a_report", "fault");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(i32::from(exit::KERNEL_FAULT)),
+        "stderr:\n{err}"
+    );
+    let report = err
+        .lines()
+        .find(|l| l.starts_with("kernel fault:"))
+        .unwrap_or_else(|| panic!("no fault report in:\n{err}"));
+    for part in ["PageFault", "pc=0x", "addr=0x", "sp=0x", "no mapping"] {
+        assert!(report.contains(part), "`{part}` missing from: {report}");
+    }
+}
