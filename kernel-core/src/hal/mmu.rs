@@ -158,7 +158,9 @@ pub trait Mmu {
     ///
     /// # Errors
     /// [`HalError::Misaligned`] or [`HalError::OutOfRange`]; the mapping is
-    /// unchanged then.
+    /// unchanged then. hosted may also return [`HalError::NoMemory`] when the
+    /// host cannot split its mappings (its map count limit); part of the
+    /// range may be unmapped then.
     ///
     /// # Safety
     /// Nothing may use the range after the flush; the caller owns it.
@@ -174,7 +176,10 @@ pub trait Mmu {
     /// # Errors
     /// [`HalError::Misaligned`], [`HalError::OutOfRange`], or (riscv)
     /// [`HalError::NotMapped`] when a page of the range has no translation;
-    /// pages before it have already changed then.
+    /// pages before it have already changed then. hosted cannot tell mapped
+    /// from reserved pages (a reserved page given permissions becomes
+    /// zero-filled anonymous memory), and returns [`HalError::NoMemory`] when
+    /// the host cannot split its mappings.
     ///
     /// # Safety
     /// The caller owns the range, nothing relies on the old permissions
