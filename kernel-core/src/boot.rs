@@ -202,3 +202,35 @@ fn idle<P: Platform>(kernel: &Kernel<'_, P>, cpu: usize) {
         state.wakeups.fetch_add(1, Ordering::AcqRel);
     }
 }
+
+/// Run `f` with a kernel on `hal` from the calling CPU, for hosted programs
+/// and tests: build a kernel, install CPU 0's local block on this CPU,
+/// enable interrupts, run `f`, then mask interrupts, clear the block and
+/// drop the kernel. Secondary CPUs are not started. The caller runs on a
+/// CPU of `hal` (hosted: inside `hal_hosted::run_on_cpu`).
+pub fn with_kernel<P: Platform, R>(hal: &P, f: impl FnOnce(&Kernel<'_, P>) -> R) -> R {
+    let kernel = Box::new(Kernel::new(hal));
+    let data: *const Kernel<'_, P> = &*kernel;
+    let cpu = hal.current_cpu();
+    // SAFETY: the boxed kernel outlives the block: the block is cleared
+    // below before either is dropped, and the entries follow INV-HAL-2.
+    let local = unsafe {
+        CpuLocal::new(
+            cpu,
+            data.cast(),
+            trap::fault_entry::<P>,
+            trap::interrupt_entry::<P>,
+        )
+    };
+    enter_cpu(&kernel, &local);
+    hal.irq_restore(true);
+    let r = f(&kernel);
+    hal.cancel_timer();
+    let _ = hal.irq_save();
+    // SAFETY: clearing is always allowed.
+    unsafe { hal.set_cpu_local(core::ptr::null()) };
+    if let Some(state) = kernel.cpus().get(cpu) {
+        state.online.store(false, Ordering::Release);
+    }
+    r
+}

@@ -15,6 +15,7 @@ use core::time::Duration;
 
 use crate::hal::{CpuId, HalError, PAGE_SIZE, Perms, Platform, VirtRange};
 use crate::mem::{DemandError, DemandRegions, FrameAllocator, FrameError, Window, WindowError};
+use crate::wasm::code::CodeRegistry;
 
 /// Mailbox bit: arm this CPU's timer 1 ms from now.
 pub(crate) const REQ_ARM_TIMER: u32 = 1;
@@ -29,6 +30,7 @@ pub struct CpuState {
     pub(crate) requests: AtomicU32,
     pub(crate) last_fault: AtomicUsize,
     pub(crate) local_id: AtomicUsize,
+    pub(crate) wasm: crate::wasm::entry::CpuWasm,
 }
 
 impl CpuState {
@@ -85,6 +87,7 @@ pub struct Kernel<'h, P: Platform> {
     frames: FrameAllocator,
     window: spin::Mutex<Window>,
     demand: DemandRegions,
+    code: CodeRegistry,
     cpus: Box<[CpuState]>,
     stopping: AtomicBool,
 }
@@ -98,6 +101,7 @@ impl<'h, P: Platform> Kernel<'h, P> {
             frames: FrameAllocator::new(hal.memory_map()),
             window: spin::Mutex::new(Window::new(hal.kernel_window())),
             demand: DemandRegions::new(),
+            code: CodeRegistry::new(),
             cpus: (0..hal.cpu_count()).map(|_| CpuState::default()).collect(),
             stopping: AtomicBool::new(false),
         }
@@ -116,6 +120,11 @@ impl<'h, P: Platform> Kernel<'h, P> {
     /// The demand-paged regions.
     pub const fn demand(&self) -> &DemandRegions {
         &self.demand
+    }
+
+    /// The registry of executable wasm code objects.
+    pub const fn code(&self) -> &CodeRegistry {
+        &self.code
     }
 
     /// Per-CPU state, indexed by CPU id.

@@ -21,6 +21,12 @@ extern crate alloc;
 )]
 pub mod hal;
 
+#[expect(
+    unsafe_code,
+    reason = "the wasm entry routine is assembly; backtraces read stack words"
+)]
+pub mod arch;
+
 pub mod cmdline;
 pub mod exit;
 pub mod fmtbuf;

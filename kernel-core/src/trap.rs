@@ -13,7 +13,7 @@ use core::sync::atomic::Ordering;
 
 use crate::exit;
 use crate::fmtbuf::StackBuf;
-use crate::hal::{Console, Interrupt, Platform, TrapAction, TrapFrame, TrapKind};
+use crate::hal::{Console, Interrupt, Platform, ResumeContext, TrapAction, TrapFrame, TrapKind};
 use crate::kernel::Kernel;
 use crate::mem::FaultOutcome;
 
@@ -48,6 +48,9 @@ pub(crate) unsafe fn interrupt_entry<P: Platform>(data: *const (), irq: Interrup
 pub fn on_fault<P: Platform>(kernel: &Kernel<'_, P>, frame: &TrapFrame) -> TrapAction {
     let hal = kernel.hal();
     let cpu_id = hal.current_cpu();
+    if let Some(action) = wasm_trap(kernel, cpu_id, frame) {
+        return action;
+    }
     let why = match (frame.kind, frame.fault_addr, kernel.cpu(cpu_id)) {
         (TrapKind::PageFault(access), Some(addr), Some(cpu)) => {
             match kernel
@@ -64,6 +67,59 @@ pub fn on_fault<P: Platform>(kernel: &Kernel<'_, P>, frame: &TrapFrame) -> TrapA
     };
     report(hal, cpu_id, frame, why);
     TrapAction::Fatal(exit::KERNEL_FAULT)
+}
+
+/// If the fault is a wasm trap (a trap site of a registered code object,
+/// hit while this CPU is inside wasm), record its kind and backtrace in the
+/// CPU's wasm state and redirect to the saved entry context.
+///
+/// Trap-context safe (INV-HAL-2): reads atomics, walks frame pointers only
+/// between the faulting `sp` and the entry `sp`, looks code up with
+/// `try_read` (INV-CODE-3).
+fn wasm_trap<P: Platform>(
+    kernel: &Kernel<'_, P>,
+    cpu_id: usize,
+    frame: &TrapFrame,
+) -> Option<TrapAction> {
+    let cpu = kernel.cpu(cpu_id)?;
+    let w = &cpu.wasm;
+    if !w.active.load(Ordering::Acquire) {
+        return None;
+    }
+    let kind = kernel.code().trap_at(frame.pc)?;
+    let [pc, sp, fp] = w.saved();
+    let code = crate::wasm::vm::trap_code(kind);
+    w.trap_kind.store(code, Ordering::Relaxed);
+    let mut depth = 0;
+    w.trap_pcs[0].store(frame.pc, Ordering::Relaxed);
+    depth += 1;
+    let word = core::mem::size_of::<usize>();
+    let mut cur = frame.fp;
+    while depth < crate::wasm::entry::MAX_TRAP_FRAMES {
+        if cur < frame.sp || cur >= sp || !cur.is_multiple_of(word) {
+            break;
+        }
+        // SAFETY: `cur` lies word-aligned between the faulting sp and the
+        // entry sp (the stack of the wasm call, mapped and live, INV-ARCH-1).
+        let (next, ret) = unsafe { crate::arch::frame_link(cur) };
+        if !kernel.code().contains(ret) {
+            break;
+        }
+        w.trap_pcs[depth].store(ret - 1, Ordering::Relaxed);
+        depth += 1;
+        if next <= cur {
+            break;
+        }
+        cur = next;
+    }
+    w.trap_depth.store(depth, Ordering::Release);
+    w.active.store(false, Ordering::Release);
+    Some(TrapAction::Redirect(ResumeContext {
+        pc,
+        sp,
+        fp,
+        args: [0, 0],
+    }))
 }
 
 /// Print the one-line report of an unresolvable fault.

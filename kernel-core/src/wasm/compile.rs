@@ -397,6 +397,61 @@ impl Compiler {
     }
 }
 
+impl Compiler {
+    /// Build and compile the host-call thunk for signature `ty`: a function
+    /// with the wasm signature of `ty` whose `vmctx` points at a host
+    /// context whose first word is a C-ABI `fn(ctx, values: *mut u128)`.
+    /// The thunk stores the arguments into a 16-byte-slot array on its
+    /// stack (as the array-call trampoline reads them), calls that function
+    /// and returns the results it left in the same slots.
+    ///
+    /// # Errors
+    /// [`CompileError::Codegen`] if Cranelift fails.
+    pub fn compile_host_thunk(
+        &self,
+        ty: &FuncType,
+        ctx: &mut FunctionBuilderContext,
+    ) -> Result<CompiledFunction, CompileError> {
+        use cranelift_codegen::ir::{StackSlotData, StackSlotKind};
+        let target = self.target();
+        let ptr = target.frontend.pointer_type();
+        let sig = translate::wasm_signature(ty, &target);
+        let mut func = Function::with_name_signature(UserFuncName::user(2, 0), sig);
+        let mut b = FunctionBuilder::new(&mut func, ctx);
+        let mut dsig = Signature::new(target.call_conv);
+        dsig.params.push(AbiParam::new(ptr));
+        dsig.params.push(AbiParam::new(ptr));
+        let dsig = b.import_signature(dsig);
+        let slots = ty.params.len().max(ty.results.len()).max(1);
+        let size = u32::try_from(slots * 16).unwrap_or(u32::MAX);
+        let ss =
+            b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, size, 4));
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        let p = b.block_params(entry).to_vec();
+        let vmctx = p[0];
+        let values = b.ins().stack_addr(ptr, ss, 0);
+        let flags =
+            MemFlagsData::trusted().with_endianness(cranelift_codegen::ir::Endianness::Little);
+        for (i, v) in p[1..].iter().enumerate() {
+            let off = i32::try_from(i * 16).unwrap_or(i32::MAX);
+            b.ins().store(flags, *v, values, off);
+        }
+        let dispatch = b.ins().load(ptr, flags, vmctx, 0);
+        b.ins().call_indirect(dsig, dispatch, &[vmctx, values]);
+        let mut rets = Vec::with_capacity(ty.results.len());
+        for (i, t) in ty.results.iter().enumerate() {
+            let off = i32::try_from(i * 16).unwrap_or(i32::MAX);
+            rets.push(b.ins().load(ir_type(*t), flags, values, off));
+        }
+        b.ins().return_(&rets);
+        b.finalize(target.frontend);
+        self.emit(func, u32::MAX)
+    }
+}
+
 /// Validate, translate and compile every defined function of `bytes`, plus
 /// a trampoline per exported signature.
 ///

@@ -7,9 +7,20 @@
 //! runtime (placing code, instantiation, traps) builds on its output.
 
 pub mod builtins;
+#[expect(
+    unsafe_code,
+    reason = "code is written through the direct map and mapped with unsafe MMU calls"
+)]
+pub mod code;
 pub mod compile;
+pub mod entry;
 pub mod module;
 pub mod translate;
+#[expect(
+    unsafe_code,
+    reason = "VMContexts, linear memories and tables are raw memory JIT code reads"
+)]
+pub mod vm;
 pub mod vmoffsets;
 
 pub use compile::{

@@ -1,0 +1,225 @@
+//! ISA-specific pieces: the wasm entry routine that saves a context a trap
+//! can unwind to, and the frame-pointer layout the backtrace walks.
+//!
+//! # The entry routine
+//!
+//! `vessel_wasm_enter(save, f, a0, a1, a2, a3) -> usize` (C calling
+//! convention) pushes the callee-saved registers and the frame pointer on
+//! its own stack, stores `[landing pc, sp, fp]` into `save[0..3]`, calls
+//! `f(a0, a1, a2, a3)` and returns 0. A fault answered with
+//! `TrapAction::Redirect` to the saved `pc`/`sp`/`fp` continues at the
+//! landing pad, which reloads the callee-saved registers from that stack
+//! frame and returns 1 from the same call.
+//!
+//! Invariants:
+//! - INV-ARCH-1: between the store into `save` and the return, the entry
+//!   frame (and so the saved `sp`) stays valid: only code called by `f`
+//!   runs, on the stack below it.
+//! - INV-ARCH-2: a Cranelift frame (with `preserve_frame_pointers`) stores
+//!   the caller's frame pointer at `[fp]` and the return address at
+//!   `[fp + size_of::<usize>()]` on all three ISAs.
+
+use core::arch::global_asm;
+
+#[cfg(target_arch = "x86_64")]
+global_asm!(
+    ".text",
+    ".global vessel_wasm_enter",
+    ".p2align 4",
+    "vessel_wasm_enter:",
+    "push rbp",
+    "mov rbp, rsp",
+    "push rbx",
+    "push r12",
+    "push r13",
+    "push r14",
+    "push r15",
+    "sub rsp, 8",
+    "lea rax, [rip + .Lvessel_wasm_landing]",
+    "mov [rdi], rax",
+    "mov [rdi + 8], rsp",
+    "mov [rdi + 16], rbp",
+    "mov rax, rsi",
+    "mov rdi, rdx",
+    "mov rsi, rcx",
+    "mov rdx, r8",
+    "mov rcx, r9",
+    "call rax",
+    "xor eax, eax",
+    "jmp .Lvessel_wasm_done",
+    ".Lvessel_wasm_landing:",
+    "mov eax, 1",
+    ".Lvessel_wasm_done:",
+    "add rsp, 8",
+    "pop r15",
+    "pop r14",
+    "pop r13",
+    "pop r12",
+    "pop rbx",
+    "pop rbp",
+    "ret",
+);
+
+#[cfg(target_arch = "aarch64")]
+global_asm!(
+    ".text",
+    ".global vessel_wasm_enter",
+    ".p2align 4",
+    "vessel_wasm_enter:",
+    "stp x29, x30, [sp, #-160]!",
+    "mov x29, sp",
+    "stp x19, x20, [sp, #16]",
+    "stp x21, x22, [sp, #32]",
+    "stp x23, x24, [sp, #48]",
+    "stp x25, x26, [sp, #64]",
+    "stp x27, x28, [sp, #80]",
+    "stp d8, d9, [sp, #96]",
+    "stp d10, d11, [sp, #112]",
+    "stp d12, d13, [sp, #128]",
+    "stp d14, d15, [sp, #144]",
+    "adr x9, .Lvessel_wasm_landing",
+    "str x9, [x0]",
+    "mov x9, sp",
+    "str x9, [x0, #8]",
+    "str x29, [x0, #16]",
+    "mov x9, x1",
+    "mov x0, x2",
+    "mov x1, x3",
+    "mov x2, x4",
+    "mov x3, x5",
+    "blr x9",
+    "mov x0, #0",
+    "b .Lvessel_wasm_done",
+    ".Lvessel_wasm_landing:",
+    "mov x0, #1",
+    ".Lvessel_wasm_done:",
+    "ldp x19, x20, [sp, #16]",
+    "ldp x21, x22, [sp, #32]",
+    "ldp x23, x24, [sp, #48]",
+    "ldp x25, x26, [sp, #64]",
+    "ldp x27, x28, [sp, #80]",
+    "ldp d8, d9, [sp, #96]",
+    "ldp d10, d11, [sp, #112]",
+    "ldp d12, d13, [sp, #128]",
+    "ldp d14, d15, [sp, #144]",
+    "ldp x29, x30, [sp], #160",
+    "ret",
+);
+
+#[cfg(target_arch = "riscv64")]
+global_asm!(
+    ".text",
+    // global_asm! does not see the target's features: say that F and D
+    // (part of riscv64gc) are there for the fs0..fs11 saves.
+    ".option push",
+    ".option arch, +f, +d",
+    ".global vessel_wasm_enter",
+    ".p2align 2",
+    "vessel_wasm_enter:",
+    "addi sp, sp, -208",
+    "sd ra, 0(sp)",
+    "sd s0, 8(sp)",
+    "sd s1, 16(sp)",
+    "sd s2, 24(sp)",
+    "sd s3, 32(sp)",
+    "sd s4, 40(sp)",
+    "sd s5, 48(sp)",
+    "sd s6, 56(sp)",
+    "sd s7, 64(sp)",
+    "sd s8, 72(sp)",
+    "sd s9, 80(sp)",
+    "sd s10, 88(sp)",
+    "sd s11, 96(sp)",
+    "fsd fs0, 104(sp)",
+    "fsd fs1, 112(sp)",
+    "fsd fs2, 120(sp)",
+    "fsd fs3, 128(sp)",
+    "fsd fs4, 136(sp)",
+    "fsd fs5, 144(sp)",
+    "fsd fs6, 152(sp)",
+    "fsd fs7, 160(sp)",
+    "fsd fs8, 168(sp)",
+    "fsd fs9, 176(sp)",
+    "fsd fs10, 184(sp)",
+    "fsd fs11, 192(sp)",
+    "addi s0, sp, 208",
+    "lla t0, .Lvessel_wasm_landing",
+    "sd t0, 0(a0)",
+    "sd sp, 8(a0)",
+    "sd s0, 16(a0)",
+    "mv t0, a1",
+    "mv a0, a2",
+    "mv a1, a3",
+    "mv a2, a4",
+    "mv a3, a5",
+    "jalr t0",
+    "li a0, 0",
+    "j .Lvessel_wasm_done",
+    ".Lvessel_wasm_landing:",
+    "li a0, 1",
+    ".Lvessel_wasm_done:",
+    "ld ra, 0(sp)",
+    "ld s0, 8(sp)",
+    "ld s1, 16(sp)",
+    "ld s2, 24(sp)",
+    "ld s3, 32(sp)",
+    "ld s4, 40(sp)",
+    "ld s5, 48(sp)",
+    "ld s6, 56(sp)",
+    "ld s7, 64(sp)",
+    "ld s8, 72(sp)",
+    "ld s9, 80(sp)",
+    "ld s10, 88(sp)",
+    "ld s11, 96(sp)",
+    "fld fs0, 104(sp)",
+    "fld fs1, 112(sp)",
+    "fld fs2, 120(sp)",
+    "fld fs3, 128(sp)",
+    "fld fs4, 136(sp)",
+    "fld fs5, 144(sp)",
+    "fld fs6, 152(sp)",
+    "fld fs7, 160(sp)",
+    "fld fs8, 168(sp)",
+    "fld fs9, 176(sp)",
+    "fld fs10, 184(sp)",
+    "fld fs11, 192(sp)",
+    "addi sp, sp, 208",
+    "ret",
+    ".option pop",
+);
+
+unsafe extern "C" {
+    fn vessel_wasm_enter(
+        save: *mut usize,
+        f: usize,
+        a0: usize,
+        a1: usize,
+        a2: usize,
+        a3: usize,
+    ) -> usize;
+}
+
+/// Call `f(args...)` (C calling convention) after saving the entry context
+/// `[pc, sp, fp]` into `save`. Returns `false` when `f` returned, `true`
+/// when a fault was redirected to the saved context.
+///
+/// # Safety
+/// `save` points to three writable `usize`s that stay valid for the whole
+/// call; `f` is the address of a function of the C ABI taking four
+/// pointer-sized arguments, and calling it with `args` is sound.
+pub unsafe fn enter(save: *mut usize, f: usize, args: [usize; 4]) -> bool {
+    // SAFETY: the caller's contract; the routine follows the C ABI and
+    // restores every callee-saved register on both of its exits.
+    unsafe { vessel_wasm_enter(save, f, args[0], args[1], args[2], args[3]) != 0 }
+}
+
+/// Follow one frame-pointer link (INV-ARCH-2): the caller's frame pointer
+/// and the return address of the frame at `fp`.
+///
+/// # Safety
+/// `fp` and `fp + size_of::<usize>()` are readable, aligned words.
+pub unsafe fn frame_link(fp: usize) -> (usize, usize) {
+    let p = fp as *const usize;
+    // SAFETY: the caller's contract.
+    unsafe { (p.read(), p.add(1).read()) }
+}

@@ -1,0 +1,440 @@
+//! Code objects: every compiled function of a module (or a lone
+//! trampoline) linked into one block of kernel memory, relocated and
+//! published read + execute, and the registry that maps a pc back to it.
+//!
+//! Linking: frames come from the kernel's frame allocator, window space
+//! from [`Kernel::reserve`]; the range is mapped read + write, the code is
+//! copied and relocated, then the range is switched to read + execute,
+//! flushed, and the instruction cache is synchronised on every CPU.
+//!
+//! Invariants:
+//! - INV-CODE-1: a code object's range is never writable and executable at
+//!   once; it is writable only before it is registered.
+//! - INV-CODE-2: a code object is in the registry exactly while it is
+//!   mapped executable; dropping it unregisters it first, then unmaps the
+//!   range, frees its frames and releases the window space.
+//! - INV-CODE-3: the registry is only read by the trap path with
+//!   `try_read`, so a fault can never wait on a lock its own CPU holds.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+
+use cranelift_codegen::binemit::Reloc as RelocKind;
+
+use super::compile::{CompiledFunction, RelocTarget, TrapKind, TrapSite};
+use crate::hal::{PAGE_SIZE, Perms, PhysAddr, Platform, VirtRange};
+use crate::kernel::{Kernel, MemError};
+use crate::mem::{KernelTables, map_frames, order_for, zero_frames};
+
+/// Why linking failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkError {
+    /// Memory for the code could not be had.
+    Memory(MemError),
+    /// A relocation kind this linker does not handle.
+    UnsupportedReloc(RelocKind),
+    /// A relocation target that does not exist or a displacement out of
+    /// range.
+    BadReloc,
+    /// The code is larger than the largest frame block.
+    TooLarge,
+}
+
+impl fmt::Display for LinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Memory(e) => write!(f, "code memory: {e}"),
+            Self::UnsupportedReloc(k) => write!(f, "unsupported relocation {k:?}"),
+            Self::BadReloc => f.write_str("relocation target or range invalid"),
+            Self::TooLarge => f.write_str("code object too large"),
+        }
+    }
+}
+
+impl core::error::Error for LinkError {}
+
+/// Where one function lies in a code object and what it knows of itself.
+#[derive(Debug)]
+pub struct FuncMeta {
+    /// Offset of the function in the object.
+    pub start: usize,
+    /// Length of its code.
+    pub len: usize,
+    /// Its wasm function index, `None` for trampolines and thunks.
+    pub index: Option<u32>,
+    /// Trap sites, by code offset in the function.
+    pub traps: Vec<TrapSite>,
+    /// `(code offset, wasm byte offset)`, sorted.
+    pub srclocs: Vec<(u32, u32)>,
+}
+
+/// What the registry knows of a code object.
+#[derive(Debug)]
+pub struct CodeMeta {
+    /// The executable range.
+    pub range: VirtRange,
+    /// Functions, sorted by start.
+    pub funcs: Vec<FuncMeta>,
+    /// Names from the name section, by function index.
+    pub names: BTreeMap<u32, String>,
+}
+
+/// One frame of a wasm backtrace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FrameInfo {
+    /// Wasm function index.
+    pub func_index: u32,
+    /// Name from the name section.
+    pub name: Option<String>,
+    /// Byte offset in the module of the instruction executing.
+    pub wasm_offset: Option<u32>,
+}
+
+impl CodeMeta {
+    fn func_at(&self, pc: usize) -> Option<(&FuncMeta, usize)> {
+        let off = pc.checked_sub(self.range.start)?;
+        let i = self.funcs.partition_point(|f| f.start <= off);
+        let f = self.funcs.get(i.checked_sub(1)?)?;
+        (off < f.start + f.len).then_some((f, off - f.start))
+    }
+
+    fn trap_at(&self, pc: usize) -> Option<TrapKind> {
+        let (f, off) = self.func_at(pc)?;
+        f.traps
+            .iter()
+            .find(|t| t.code_offset as usize == off)
+            .map(|t| t.kind)
+    }
+
+    fn frame_at(&self, pc: usize) -> Option<FrameInfo> {
+        let (f, off) = self.func_at(pc)?;
+        let func_index = f.index?;
+        let i = f.srclocs.partition_point(|&(o, _)| o as usize <= off);
+        let wasm_offset = i.checked_sub(1).map(|i| f.srclocs[i].1);
+        Some(FrameInfo {
+            func_index,
+            name: self.names.get(&func_index).cloned(),
+            wasm_offset,
+        })
+    }
+}
+
+/// Every live code object of a kernel, by start address.
+#[derive(Default)]
+pub struct CodeRegistry {
+    map: spin::RwLock<BTreeMap<usize, Arc<CodeMeta>>>,
+}
+
+impl CodeRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn insert(&self, meta: Arc<CodeMeta>) {
+        self.map.write().insert(meta.range.start, meta);
+    }
+
+    fn remove(&self, start: usize) {
+        self.map.write().remove(&start);
+    }
+
+    fn with<R>(&self, pc: usize, f: impl FnOnce(&CodeMeta) -> Option<R>) -> Option<R> {
+        // INV-CODE-3: never wait in trap context.
+        let map = self.map.try_read()?;
+        let (_, meta) = map.range(..=pc).next_back()?;
+        if meta.range.contains(pc) {
+            f(meta)
+        } else {
+            None
+        }
+    }
+
+    /// Whether `pc` lies in a registered code object. Trap-context safe.
+    pub fn contains(&self, pc: usize) -> bool {
+        self.with(pc, |_| Some(())).is_some()
+    }
+
+    /// The trap kind of the trap site at `pc`, if `pc` is one. Trap-context
+    /// safe: no allocation, `try_read` only.
+    pub fn trap_at(&self, pc: usize) -> Option<TrapKind> {
+        self.with(pc, |m| m.trap_at(pc))
+    }
+
+    /// The wasm frame executing at `pc` (allocates: not for trap context).
+    pub fn frame_at(&self, pc: usize) -> Option<FrameInfo> {
+        self.with(pc, |m| m.frame_at(pc))
+    }
+}
+
+/// Linked, executable code owned by the caller.
+pub struct CodeObject<'k, 'h, P: Platform> {
+    kernel: &'k Kernel<'h, P>,
+    range: VirtRange,
+    frames: PhysAddr,
+    order: u32,
+    meta: Arc<CodeMeta>,
+}
+
+impl<P: Platform> fmt::Debug for CodeObject<'_, '_, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CodeObject")
+            .field("range", &self.range)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One function to link: its compiled form and its wasm index (`None` for
+/// trampolines).
+pub struct LinkInput<'a> {
+    /// The function.
+    pub function: &'a CompiledFunction,
+    /// Its wasm function index.
+    pub index: Option<u32>,
+}
+
+impl<'k, 'h, P: Platform> CodeObject<'k, 'h, P> {
+    /// Link `funcs` into one code object. A [`RelocTarget::Function`]`(d)`
+    /// refers to `funcs[d]`.
+    ///
+    /// # Errors
+    /// [`LinkError`]; nothing stays allocated then.
+    pub fn link(
+        kernel: &'k Kernel<'h, P>,
+        funcs: &[LinkInput<'_>],
+        names: BTreeMap<u32, String>,
+    ) -> Result<Self, LinkError> {
+        let mut starts = Vec::with_capacity(funcs.len());
+        let mut at = 0usize;
+        for f in funcs {
+            let align = (f.function.alignment as usize).max(16);
+            at = at.next_multiple_of(align);
+            starts.push(at);
+            at += f.function.code.len();
+        }
+        let len = at.max(1).next_multiple_of(PAGE_SIZE);
+        let pages = len / PAGE_SIZE;
+        let order = order_for(pages as u64);
+        let frames = kernel
+            .frames()
+            .alloc(order)
+            .map_err(|e| LinkError::Memory(MemError::Frames(e)))
+            .map_err(|e| {
+                if order > crate::mem::MAX_ORDER {
+                    LinkError::TooLarge
+                } else {
+                    e
+                }
+            })?;
+        let free = |k: &Kernel<'h, P>| {
+            let _ = k.frames().free(frames, order);
+        };
+        let hal = kernel.hal();
+        if !zero_frames(hal, frames, pages) {
+            free(kernel);
+            return Err(LinkError::Memory(MemError::Hal(
+                crate::hal::HalError::OutOfRange,
+            )));
+        }
+        let Some(base) = hal.direct_map(frames) else {
+            free(kernel);
+            return Err(LinkError::BadReloc);
+        };
+        // Write and relocate through the direct map: the window range is
+        // not mapped yet, so it is never writable (INV-CODE-1).
+        for (f, &start) in funcs.iter().zip(&starts) {
+            let code = &f.function.code;
+            // SAFETY: the frames are ours, `pages` of them were zeroed via
+            // the direct map above, and `start + code.len() <= len`.
+            let dst = unsafe { core::slice::from_raw_parts_mut(base.add(start), code.len()) };
+            dst.copy_from_slice(code);
+        }
+        let range = match kernel.reserve(len, PAGE_SIZE) {
+            Ok(r) => r,
+            Err(e) => {
+                free(kernel);
+                return Err(LinkError::Memory(e));
+            }
+        };
+        let fail = |k: &Kernel<'h, P>, e: LinkError| {
+            let _ = k.release(range, PAGE_SIZE);
+            free(k);
+            e
+        };
+        // SAFETY: as above; the whole block is ours and `len` bytes long.
+        let image = unsafe { core::slice::from_raw_parts_mut(base, len) };
+        for (f, &start) in funcs.iter().zip(&starts) {
+            for r in &f.function.relocs {
+                let RelocTarget::Function(d) = r.target;
+                let Some(&target) = starts.get(d as usize) else {
+                    return Err(fail(kernel, LinkError::BadReloc));
+                };
+                let at = start + r.offset as usize;
+                if let Err(e) = apply_reloc(image, range.start, at, r.kind, target, r.addend) {
+                    return Err(fail(kernel, e));
+                }
+            }
+        }
+        let page_frames: Vec<PhysAddr> = (0..pages)
+            .map(|i| PhysAddr(frames.0 + (i * PAGE_SIZE) as u64))
+            .collect();
+        let tables = KernelTables::new(kernel.frames(), hal);
+        // SAFETY: the frames are ours for the object's life, the range was
+        // just reserved and is unmapped, READ_EXECUTE obeys W^X.
+        let mapped =
+            unsafe { map_frames(hal, range.start, &page_frames, Perms::READ_EXECUTE, &tables) };
+        if let Err(e) = mapped {
+            return Err(fail(kernel, LinkError::Memory(MemError::Hal(e))));
+        }
+        hal.sync_icache(range.start, len);
+        let meta = Arc::new(CodeMeta {
+            range,
+            funcs: funcs
+                .iter()
+                .zip(&starts)
+                .map(|(f, &start)| FuncMeta {
+                    start,
+                    len: f.function.code.len(),
+                    index: f.index,
+                    traps: f.function.traps.clone(),
+                    srclocs: f.function.srclocs.clone(),
+                })
+                .collect(),
+            names,
+        });
+        kernel.code().insert(meta.clone());
+        Ok(Self {
+            kernel,
+            range,
+            frames,
+            order,
+            meta,
+        })
+    }
+
+    /// The executable range.
+    pub fn range(&self) -> VirtRange {
+        self.range
+    }
+
+    /// Address of function `i` of the link input.
+    pub fn func_addr(&self, i: usize) -> Option<usize> {
+        self.meta.funcs.get(i).map(|f| self.range.start + f.start)
+    }
+}
+
+impl<P: Platform> Drop for CodeObject<'_, '_, P> {
+    fn drop(&mut self) {
+        let k = self.kernel;
+        k.code().remove(self.range.start);
+        // SAFETY: INV-CODE-2: unregistered above; nothing runs this code
+        // any more (its owner is being dropped) and the range is ours.
+        if let Ok(flush) = unsafe { k.hal().unmap(self.range.start, self.range.len) } {
+            k.hal().flush(flush);
+            let _ = k.release(self.range, PAGE_SIZE);
+            let _ = k.frames().free(self.frames, self.order);
+        } else {
+            tracing::error!(
+                start = self.range.start,
+                "code object unmap failed; leaking"
+            );
+        }
+    }
+}
+
+fn rd32(image: &[u8], at: usize) -> Result<u32, LinkError> {
+    let b = image.get(at..at + 4).ok_or(LinkError::BadReloc)?;
+    Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn wr32(image: &mut [u8], at: usize, v: u32) -> Result<(), LinkError> {
+    image
+        .get_mut(at..at + 4)
+        .ok_or(LinkError::BadReloc)?
+        .copy_from_slice(&v.to_le_bytes());
+    Ok(())
+}
+
+/// Patch one call relocation at `at` (offset in `image`, loaded at `base`)
+/// to reach `target` (offset in `image`).
+fn apply_reloc(
+    image: &mut [u8],
+    base: usize,
+    at: usize,
+    kind: RelocKind,
+    target: usize,
+    addend: i64,
+) -> Result<(), LinkError> {
+    let pc = (base + at) as i64;
+    let dest = (base + target) as i64 + addend;
+    let delta = dest - pc;
+    match kind {
+        RelocKind::X86CallPCRel4 | RelocKind::X86CallPLTRel4 | RelocKind::X86PCRel4 => {
+            let v = i32::try_from(delta).map_err(|_| LinkError::BadReloc)?;
+            wr32(image, at, v as u32)
+        }
+        RelocKind::Arm64Call => {
+            if delta % 4 != 0 || !(-(1 << 27)..(1 << 27)).contains(&delta) {
+                return Err(LinkError::BadReloc);
+            }
+            let insn = rd32(image, at)?;
+            let imm = ((delta >> 2) as u32) & 0x03ff_ffff;
+            wr32(image, at, (insn & !0x03ff_ffff) | imm)
+        }
+        RelocKind::RiscvCallPlt => {
+            if !(-(1i64 << 31)..(1i64 << 31) - 0x800).contains(&delta) {
+                return Err(LinkError::BadReloc);
+            }
+            let hi20 = ((delta + 0x800) >> 12) as u32 & 0xf_ffff;
+            let lo12 = (delta as u32) & 0xfff;
+            let auipc = rd32(image, at)?;
+            let jalr = rd32(image, at + 4)?;
+            wr32(image, at, (auipc & 0xfff) | (hi20 << 12))?;
+            wr32(image, at + 4, (jalr & 0x000f_ffff) | (lo12 << 20))
+        }
+        other => Err(LinkError::UnsupportedReloc(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn x86_call_reloc_is_pc_relative() {
+        let mut image = [0u8; 64];
+        apply_reloc(&mut image, 0x1000, 1, RelocKind::X86CallPCRel4, 32, -4).unwrap();
+        assert_eq!(rd32(&image, 1).unwrap() as i32, 32 - 4 - 1);
+    }
+
+    #[test]
+    fn arm64_call_reloc_sets_imm26() {
+        let mut image = [0u8; 64];
+        wr32(&mut image, 4, 0x9400_0000).unwrap();
+        apply_reloc(&mut image, 0x1000, 4, RelocKind::Arm64Call, 36, 0).unwrap();
+        assert_eq!(rd32(&image, 4).unwrap(), 0x9400_0000 | 8);
+    }
+
+    #[test]
+    fn riscv_call_reloc_splits_hi_lo() {
+        let mut image = [0u8; 0x2000];
+        wr32(&mut image, 0, 0x0000_0097).unwrap(); // auipc ra, 0
+        wr32(&mut image, 4, 0x0000_80e7).unwrap(); // jalr ra, 0(ra)
+        apply_reloc(&mut image, 0x1000, 0, RelocKind::RiscvCallPlt, 0x1ffc, 0).unwrap();
+        let hi = rd32(&image, 0).unwrap() >> 12;
+        let lo = (rd32(&image, 4).unwrap() as i32) >> 20;
+        assert_eq!((hi as i64) * 4096 + lo as i64, 0x1ffc);
+    }
+
+    #[test]
+    fn unknown_reloc_is_an_error() {
+        let mut image = [0u8; 16];
+        assert!(matches!(
+            apply_reloc(&mut image, 0, 0, RelocKind::Abs8, 0, 0),
+            Err(LinkError::UnsupportedReloc(_))
+        ));
+    }
+}

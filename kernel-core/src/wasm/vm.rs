@@ -1,0 +1,1117 @@
+//! The wasm runtime: stores, instances, linear memories, tables, globals,
+//! host functions and calls into wasm.
+//!
+//! A [`Store`] owns everything it creates (instances, memories, tables,
+//! host functions, code objects) until it drops, so a pointer from one
+//! instance's `VMContext` into another's (an imported function, global,
+//! memory or table) stays valid for as long as any code can use it.
+//!
+//! The `VMContext` layout is [`VMOffsets`]; this module adds one word in
+//! front of it (at `vmctx - 16`): a pointer to the instance's
+//! [`InstanceData`], which the `memory.grow` builtin uses to find the
+//! memory object. JIT code reads every memory and table through the
+//! pointers of the context, so each memory's and table's definition lives
+//! in its own heap box, shared by the defining and importing instances.
+//!
+//! Invariants:
+//! - INV-VM-1: a memory's reservation is `4 GiB + guard_bytes` of the kernel
+//!   window; `[base, base + length)` is mapped read + write, the rest is
+//!   unmapped, so a guarded access past `length` faults (VMContext INV-1).
+//! - INV-VM-2: the definitions, contexts and host-function contexts a store
+//!   hands to JIT code are never moved or freed before the store drops.
+//! - INV-VM-3: canonical type ids are store-wide: equal signatures have the
+//!   same id in every instance of a store, so `call_indirect` can compare
+//!   ids across modules.
+//! - INV-VM-4: calls into wasm go through [`crate::arch::enter`] with the
+//!   CPU's entry context saved (entry INV-ENTRY-1), restored afterwards for
+//!   nested calls.
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::string::{String, ToString};
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+use core::sync::atomic::Ordering;
+
+use cranelift_frontend::FunctionBuilderContext;
+
+use super::code::{CodeObject, FrameInfo, LinkError, LinkInput};
+use super::compile::{CompiledModule, Compiler, TrapKind, compile_module};
+use super::module::{
+    CompileError, ConstExpr, ExportKind, FuncType, GlobalType, ImportKind, MemoryType, TableType,
+    ValType,
+};
+use super::translate::TranslateConfig;
+use super::vmoffsets::VMOffsets;
+use crate::hal::{PAGE_SIZE, Perms, PhysAddr, Platform, VirtRange};
+use crate::kernel::{Kernel, MemError};
+use crate::mem::{KernelTables, map_frames, zero_frames};
+
+/// Bytes in a wasm page.
+pub const WASM_PAGE: u64 = 65536;
+const WASM_PAGE_ORDER: u32 = 4;
+const MAX_PAGES: u64 = 65536;
+
+const KINDS: [TrapKind; 9] = [
+    TrapKind::Unreachable,
+    TrapKind::IntegerDivideByZero,
+    TrapKind::IntegerOverflow,
+    TrapKind::BadConversionToInteger,
+    TrapKind::MemoryOutOfBounds,
+    TrapKind::TableOutOfBounds,
+    TrapKind::IndirectCallToNull,
+    TrapKind::BadSignature,
+    TrapKind::StackOverflow,
+];
+
+/// The number the trap path records for `kind`.
+pub(crate) fn trap_code(kind: TrapKind) -> u32 {
+    KINDS.iter().position(|k| *k == kind).unwrap_or(0) as u32
+}
+
+/// A wasm value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Val {
+    /// i32.
+    I32(i32),
+    /// i64.
+    I64(i64),
+    /// f32, as bits.
+    F32(u32),
+    /// f64, as bits.
+    F64(u64),
+}
+
+impl Val {
+    /// Its type.
+    pub fn ty(self) -> ValType {
+        match self {
+            Val::I32(_) => ValType::I32,
+            Val::I64(_) => ValType::I64,
+            Val::F32(_) => ValType::F32,
+            Val::F64(_) => ValType::F64,
+        }
+    }
+
+    fn to_slot(self) -> u128 {
+        match self {
+            Val::I32(v) => u128::from(v as u32),
+            Val::I64(v) => u128::from(v as u64),
+            Val::F32(v) => u128::from(v),
+            Val::F64(v) => u128::from(v),
+        }
+    }
+
+    fn from_slot(ty: ValType, s: u128) -> Self {
+        match ty {
+            ValType::I32 => Val::I32(s as u32 as i32),
+            ValType::I64 => Val::I64(s as u64 as i64),
+            ValType::F32 => Val::F32(s as u32),
+            ValType::F64 => Val::F64(s as u64),
+        }
+    }
+
+    fn zero(ty: ValType) -> Self {
+        Self::from_slot(ty, 0)
+    }
+}
+
+/// A wasm trap: its kind and the wasm frames it unwound, innermost first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trap {
+    /// Why.
+    pub kind: TrapKind,
+    /// Wasm frames, innermost first.
+    pub backtrace: Vec<FrameInfo>,
+}
+
+impl fmt::Display for Trap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.kind.message())?;
+        for fr in &self.backtrace {
+            write!(f, "\n  at func {}", fr.func_index)?;
+            if let Some(n) = &fr.name {
+                write!(f, " ({n})")?;
+            }
+            if let Some(o) = fr.wasm_offset {
+                write!(f, " @ {o:#x}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a call could not be made or did not finish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallError {
+    /// The wasm code trapped.
+    Trap(Trap),
+    /// Arguments do not match the function's parameters.
+    BadArguments,
+    /// No CPU context (not called on a kernel CPU).
+    NoCpu,
+    /// The trampoline could not be built.
+    Link(LinkError),
+    /// The trampoline could not be compiled.
+    Compile(CompileError),
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Trap(t) => write!(f, "trap: {t}"),
+            Self::BadArguments => f.write_str("arguments do not match the signature"),
+            Self::NoCpu => f.write_str("not running on a kernel CPU"),
+            Self::Link(e) => e.fmt(f),
+            Self::Compile(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Why instantiation failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InstantiateError {
+    /// The module did not compile.
+    Compile(CompileError),
+    /// Its code could not be placed.
+    Link(LinkError),
+    /// An import was not provided.
+    UnknownImport {
+        /// Module name.
+        module: String,
+        /// Field name.
+        name: String,
+    },
+    /// An import has the wrong type.
+    IncompatibleImport {
+        /// Module name.
+        module: String,
+        /// Field name.
+        name: String,
+    },
+    /// Memory for a linear memory, table or context could not be had.
+    Memory(MemError),
+    /// A limit is above what the runtime supports.
+    TooLarge,
+    /// An element segment does not fit its table.
+    ElementsOutOfBounds,
+    /// A data segment does not fit its memory.
+    DataOutOfBounds,
+    /// The start function trapped (the instance is kept in the store: its
+    /// segments were written).
+    Start(CallError),
+}
+
+impl fmt::Display for InstantiateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Compile(e) => e.fmt(f),
+            Self::Link(e) => e.fmt(f),
+            Self::UnknownImport { module, name } => write!(f, "unknown import {module}.{name}"),
+            Self::IncompatibleImport { module, name } => {
+                write!(f, "incompatible import type for {module}.{name}")
+            }
+            Self::Memory(e) => write!(f, "out of memory: {e}"),
+            Self::TooLarge => f.write_str("limits too large"),
+            Self::ElementsOutOfBounds => f.write_str("out of bounds table access"),
+            Self::DataOutOfBounds => f.write_str("out of bounds memory access"),
+            Self::Start(e) => write!(f, "start function: {e}"),
+        }
+    }
+}
+
+/// `VMFuncRef` (VMOffsets: `code`, `vmctx`, `type_id`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct VMFuncRef {
+    code: usize,
+    vmctx: usize,
+    type_id: u32,
+}
+
+/// `VMMemoryDefinition`.
+#[repr(C)]
+#[derive(Debug, Default)]
+struct VMMemoryDefinition {
+    base: usize,
+    length: u64,
+}
+
+/// `VMTableDefinition`.
+#[repr(C)]
+#[derive(Debug, Default)]
+struct VMTableDefinition {
+    base: usize,
+    count: u32,
+}
+
+/// A host function's context: the thunk's `vmctx`.
+#[repr(C)]
+struct HostFunc {
+    dispatch: usize,
+    ty: FuncType,
+    func: Box<HostFn>,
+}
+
+/// A host function body.
+pub type HostFn = dyn Fn(&[Val]) -> Vec<Val> + Send + Sync;
+
+extern "C" fn host_dispatch(ctx: *const HostFunc, values: *mut u128) {
+    // SAFETY: the thunk passes its vmctx, a `HostFunc` the store keeps
+    // alive (INV-VM-2), and a slot array of max(params, results, 1).
+    let hf = unsafe { &*ctx };
+    let n = hf.ty.params.len().max(hf.ty.results.len()).max(1);
+    // SAFETY: as above: `n` slots, 16-aligned, on the thunk's stack.
+    let slots = unsafe { core::slice::from_raw_parts_mut(values, n) };
+    let args: Vec<Val> = hf
+        .ty
+        .params
+        .iter()
+        .zip(slots.iter())
+        .map(|(t, s)| Val::from_slot(*t, *s))
+        .collect();
+    let results = (hf.func)(&args);
+    for ((slot, t), r) in slots.iter_mut().zip(&hf.ty.results).zip(results) {
+        if r.ty() == *t {
+            *slot = r.to_slot();
+        }
+    }
+}
+
+/// A linear memory.
+pub struct Memory<'k, 'h, P: Platform> {
+    kernel: &'k Kernel<'h, P>,
+    reservation: VirtRange,
+    guard: usize,
+    max_pages: u64,
+    blocks: spin::Mutex<Vec<PhysAddr>>,
+    def: Box<VMMemoryDefinition>,
+}
+
+impl<'k, 'h, P: Platform> Memory<'k, 'h, P> {
+    fn new(
+        kernel: &'k Kernel<'h, P>,
+        ty: MemoryType,
+        guard: u64,
+    ) -> Result<Self, InstantiateError> {
+        if ty.min_pages > MAX_PAGES {
+            return Err(InstantiateError::TooLarge);
+        }
+        let guard = usize::try_from(guard).map_err(|_| InstantiateError::TooLarge)?;
+        let len = (4usize << 30)
+            .checked_add(guard.next_multiple_of(PAGE_SIZE))
+            .ok_or(InstantiateError::TooLarge)?;
+        let reservation = kernel
+            .reserve(len, PAGE_SIZE)
+            .map_err(InstantiateError::Memory)?;
+        let m = Self {
+            kernel,
+            reservation,
+            guard: PAGE_SIZE,
+            max_pages: ty.max_pages.unwrap_or(MAX_PAGES).min(MAX_PAGES),
+            blocks: spin::Mutex::new(Vec::new()),
+            def: Box::new(VMMemoryDefinition {
+                base: reservation.start,
+                length: 0,
+            }),
+        };
+        if m.grow_inner(ty.min_pages).is_none() {
+            return Err(InstantiateError::Memory(MemError::Frames(
+                crate::mem::FrameError::OutOfFrames,
+            )));
+        }
+        Ok(m)
+    }
+
+    fn def_ptr(&self) -> *mut VMMemoryDefinition {
+        core::ptr::from_ref(&*self.def).cast_mut()
+    }
+
+    /// Current size in pages.
+    pub fn pages(&self) -> u64 {
+        let _g = self.blocks.lock();
+        // SAFETY: the definition is written only under `blocks` (held).
+        unsafe { (*self.def_ptr()).length / WASM_PAGE }
+    }
+
+    /// The memory's base address.
+    pub fn base(&self) -> usize {
+        self.reservation.start
+    }
+
+    /// Grow by `delta` pages; the old size or `None`.
+    pub fn grow(&self, delta: u64) -> Option<u64> {
+        self.grow_inner(delta)
+    }
+
+    fn grow_inner(&self, delta: u64) -> Option<u64> {
+        let mut blocks = self.blocks.lock();
+        let old = blocks.len() as u64;
+        let new = old.checked_add(delta)?;
+        if new > self.max_pages {
+            return None;
+        }
+        let k = self.kernel;
+        let mut fresh = Vec::new();
+        for _ in old..new {
+            let Ok(pa) = k.frames().alloc(WASM_PAGE_ORDER) else {
+                for pa in fresh {
+                    let _ = k.frames().free(pa, WASM_PAGE_ORDER);
+                }
+                return None;
+            };
+            zero_frames(k.hal(), pa, 1 << WASM_PAGE_ORDER);
+            fresh.push(pa);
+        }
+        if !fresh.is_empty() {
+            let frames: Vec<PhysAddr> = fresh
+                .iter()
+                .flat_map(|pa| (0..16u64).map(move |i| PhysAddr(pa.0 + i * PAGE_SIZE as u64)))
+                .collect();
+            let va = self.reservation.start + (old * WASM_PAGE) as usize;
+            let tables = KernelTables::new(k.frames(), k.hal());
+            // SAFETY: INV-VM-1: `va..` lies in our reservation past the
+            // mapped part (unmapped), the frames are ours until drop, RW
+            // obeys W^X.
+            let r = unsafe { map_frames(k.hal(), va, &frames, Perms::READ_WRITE, &tables) };
+            if r.is_err() {
+                for pa in fresh {
+                    let _ = k.frames().free(pa, WASM_PAGE_ORDER);
+                }
+                return None;
+            }
+            blocks.extend(fresh);
+        }
+        // SAFETY: written under `blocks`; JIT code reads it (INV-VM-2).
+        unsafe { (*self.def_ptr()).length = new * WASM_PAGE };
+        Some(old)
+    }
+
+    /// Copy `data` to byte `offset`, bounds checked.
+    pub fn write(&self, offset: u64, data: &[u8]) -> bool {
+        let _g = self.blocks.lock();
+        // SAFETY: read under `blocks`.
+        let len = unsafe { (*self.def_ptr()).length };
+        let Some(end) = offset.checked_add(data.len() as u64) else {
+            return false;
+        };
+        if end > len {
+            return false;
+        }
+        // SAFETY: INV-VM-1: `[base, base + len)` is mapped read + write.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                (self.reservation.start + offset as usize) as *mut u8,
+                data.len(),
+            );
+        }
+        true
+    }
+}
+
+impl<P: Platform> Drop for Memory<'_, '_, P> {
+    fn drop(&mut self) {
+        let k = self.kernel;
+        let blocks = core::mem::take(&mut *self.blocks.lock());
+        if !blocks.is_empty() {
+            let len = blocks.len() * WASM_PAGE as usize;
+            // SAFETY: the store is dropping; no code uses the memory.
+            match unsafe { k.hal().unmap(self.reservation.start, len) } {
+                Ok(f) => k.hal().flush(f),
+                Err(_) => {
+                    tracing::error!("linear memory unmap failed; leaking");
+                    return;
+                }
+            }
+        }
+        for pa in blocks {
+            let _ = k.frames().free(pa, WASM_PAGE_ORDER);
+        }
+        let _ = k.release(self.reservation, self.guard);
+    }
+}
+
+/// A funcref table.
+pub struct Table {
+    elems: Box<[usize]>,
+    max: Option<u32>,
+    def: Box<VMTableDefinition>,
+}
+
+impl Table {
+    fn new(ty: TableType) -> Result<Self, InstantiateError> {
+        if ty.min > 10_000_000 {
+            return Err(InstantiateError::TooLarge);
+        }
+        let elems = vec![0usize; ty.min as usize].into_boxed_slice();
+        let def = Box::new(VMTableDefinition {
+            base: elems.as_ptr() as usize,
+            count: ty.min,
+        });
+        Ok(Self {
+            elems,
+            max: ty.max,
+            def,
+        })
+    }
+
+    fn def_ptr(&self) -> *mut VMTableDefinition {
+        core::ptr::from_ref(&*self.def).cast_mut()
+    }
+
+    /// Element count.
+    pub fn len(&self) -> u32 {
+        self.elems.len() as u32
+    }
+
+    /// Whether the table has no element.
+    pub fn is_empty(&self) -> bool {
+        self.elems.is_empty()
+    }
+
+    fn set(&self, i: usize, funcref: usize) {
+        if i < self.elems.len() {
+            // SAFETY: in bounds; the slots are only written at
+            // instantiation, never while JIT code runs on another CPU.
+            unsafe { (self.elems.as_ptr().cast_mut()).add(i).write(funcref) };
+        }
+    }
+}
+
+/// A function: a pointer to its `VMFuncRef` and its type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Func {
+    funcref: usize,
+    ty: FuncType,
+}
+
+impl Func {
+    /// Its signature.
+    pub fn ty(&self) -> &FuncType {
+        &self.ty
+    }
+}
+
+/// A global: its 16-byte slot and type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Global {
+    slot: usize,
+    ty: GlobalType,
+}
+
+impl Global {
+    /// Its type.
+    pub fn ty(&self) -> GlobalType {
+        self.ty
+    }
+}
+
+/// Something an instance exports or imports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Extern {
+    /// A function.
+    Func(Func),
+    /// A global.
+    Global(Global),
+    /// A memory, by store index.
+    Memory(usize),
+    /// A table, by store index.
+    Table(usize),
+}
+
+/// What the `memory.grow` builtin finds through the context header.
+struct InstanceData {
+    memories: Vec<*const ()>,
+    grow: unsafe fn(memory: *const (), delta: u32) -> u32,
+}
+
+/// An instance: its context and exports. Owned by the store.
+pub struct Instance {
+    vmctx: Box<[u128]>,
+    /// Read by JIT code through the context header, never by Rust.
+    _data: Box<InstanceData>,
+    exports: Vec<(String, Extern)>,
+    offsets: VMOffsets,
+}
+
+impl Instance {
+    fn vmctx(&self) -> usize {
+        self.vmctx.as_ptr() as usize + 16
+    }
+}
+
+/// Handle to an instance of a store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InstanceId(usize);
+
+/// A store: compiler, instances and everything they own.
+#[expect(
+    clippy::vec_box,
+    reason = "INV-VM-2: JIT code holds pointers into these; boxes keep them in place when the Vec grows"
+)]
+pub struct Store<'k, 'h, P: Platform> {
+    kernel: &'k Kernel<'h, P>,
+    compiler: Compiler,
+    config: TranslateConfig,
+    stack_budget: usize,
+    types: Vec<FuncType>,
+    builtins: Box<[usize; 1]>,
+    instances: Vec<Instance>,
+    memories: Vec<Box<Memory<'k, 'h, P>>>,
+    tables: Vec<Table>,
+    host_funcs: Vec<Box<HostFunc>>,
+    host_funcrefs: Vec<Box<VMFuncRef>>,
+    host_globals: Vec<Box<u128>>,
+    trampolines: Vec<(FuncType, usize)>,
+    thunks: Vec<(FuncType, usize)>,
+    code: Vec<CodeObject<'k, 'h, P>>,
+    fctx: FunctionBuilderContext,
+}
+
+/// # Safety
+/// `vmctx` is the context of a live instance whose header points at its
+/// `InstanceData` (INV-VM-2).
+unsafe extern "C" fn memory_grow_builtin(vmctx: usize, delta: u32, index: u32) -> u32 {
+    // SAFETY: the caller's contract: the header word precedes vmctx.
+    let data = unsafe { &*((vmctx - 16) as *const *const InstanceData).read() };
+    let Some(&m) = data.memories.get(index as usize) else {
+        return u32::MAX;
+    };
+    // SAFETY: INV-VM-2: `m` is a boxed memory of the instance's store.
+    unsafe { (data.grow)(m, delta) }
+}
+
+/// # Safety
+/// `memory` points at a live `Memory<P>`.
+unsafe fn grow_memory<P: Platform>(memory: *const (), delta: u32) -> u32 {
+    // SAFETY: the caller's contract.
+    let m = unsafe { &*memory.cast::<Memory<'_, '_, P>>() };
+    m.grow(u64::from(delta)).map_or(u32::MAX, |old| old as u32)
+}
+
+fn limits_match(min: u64, max: Option<u64>, want_min: u64, want_max: Option<u64>) -> bool {
+    min >= want_min
+        && match want_max {
+            None => true,
+            Some(wm) => max.is_some_and(|m| m <= wm),
+        }
+}
+
+impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
+    /// A store on `kernel` compiling for the host ISA. Wasm may use up to
+    /// `stack_budget` bytes of the calling stack before it traps with
+    /// `StackOverflow`.
+    ///
+    /// # Errors
+    /// [`CompileError::Isa`] when the host ISA is not supported.
+    pub fn new(kernel: &'k Kernel<'h, P>, stack_budget: usize) -> Result<Self, CompileError> {
+        Ok(Self {
+            kernel,
+            compiler: Compiler::host()?,
+            config: TranslateConfig::default(),
+            stack_budget,
+            types: Vec::new(),
+            builtins: Box::new([memory_grow_builtin as *const () as usize]),
+            instances: Vec::new(),
+            memories: Vec::new(),
+            tables: Vec::new(),
+            host_funcs: Vec::new(),
+            host_funcrefs: Vec::new(),
+            host_globals: Vec::new(),
+            trampolines: Vec::new(),
+            thunks: Vec::new(),
+            code: Vec::new(),
+            fctx: FunctionBuilderContext::new(),
+        })
+    }
+
+    fn type_id(&mut self, ty: &FuncType) -> u32 {
+        match self.types.iter().position(|t| t == ty) {
+            Some(i) => i as u32,
+            None => {
+                self.types.push(ty.clone());
+                (self.types.len() - 1) as u32
+            }
+        }
+    }
+
+    fn link_one(&mut self, f: &super::compile::CompiledFunction) -> Result<usize, LinkError> {
+        let obj = CodeObject::link(
+            self.kernel,
+            &[LinkInput {
+                function: f,
+                index: None,
+            }],
+            BTreeMap::new(),
+        )?;
+        let addr = obj.func_addr(0).ok_or(LinkError::BadReloc)?;
+        self.code.push(obj);
+        Ok(addr)
+    }
+
+    fn trampoline(&mut self, ty: &FuncType) -> Result<usize, CallError> {
+        if let Some((_, a)) = self.trampolines.iter().find(|(t, _)| t == ty) {
+            return Ok(*a);
+        }
+        let f = self
+            .compiler
+            .compile_trampoline(ty, &mut self.fctx)
+            .map_err(CallError::Compile)?;
+        let a = self.link_one(&f).map_err(CallError::Link)?;
+        self.trampolines.push((ty.clone(), a));
+        Ok(a)
+    }
+
+    /// A host function of type `ty` that runs `f`.
+    ///
+    /// # Errors
+    /// When its thunk cannot be compiled or placed.
+    pub fn host_func(
+        &mut self,
+        ty: FuncType,
+        f: impl Fn(&[Val]) -> Vec<Val> + Send + Sync + 'static,
+    ) -> Result<Func, CallError> {
+        let thunk = match self.thunks.iter().find(|(t, _)| *t == ty) {
+            Some((_, a)) => *a,
+            None => {
+                let c = self
+                    .compiler
+                    .compile_host_thunk(&ty, &mut self.fctx)
+                    .map_err(CallError::Compile)?;
+                let a = self.link_one(&c).map_err(CallError::Link)?;
+                self.thunks.push((ty.clone(), a));
+                a
+            }
+        };
+        let hf = Box::new(HostFunc {
+            dispatch: host_dispatch as *const () as usize,
+            ty: ty.clone(),
+            func: Box::new(f),
+        });
+        let type_id = self.type_id(&ty);
+        let fr = Box::new(VMFuncRef {
+            code: thunk,
+            vmctx: core::ptr::from_ref(&*hf) as usize,
+            type_id,
+        });
+        let funcref = core::ptr::from_ref(&*fr) as usize;
+        self.host_funcs.push(hf);
+        self.host_funcrefs.push(fr);
+        Ok(Func { funcref, ty })
+    }
+
+    /// A host global holding `v`.
+    pub fn host_global(&mut self, v: Val, mutable: bool) -> Global {
+        let b = Box::new(v.to_slot());
+        let slot = core::ptr::from_ref(&*b) as usize;
+        self.host_globals.push(b);
+        Global {
+            slot,
+            ty: GlobalType {
+                ty: v.ty(),
+                mutable,
+            },
+        }
+    }
+
+    /// A host memory.
+    ///
+    /// # Errors
+    /// When it cannot be reserved or committed.
+    pub fn host_memory(&mut self, ty: MemoryType) -> Result<Extern, InstantiateError> {
+        let m = Memory::new(self.kernel, ty, self.config.guard_bytes)?;
+        self.memories.push(Box::new(m));
+        Ok(Extern::Memory(self.memories.len() - 1))
+    }
+
+    /// A host table.
+    ///
+    /// # Errors
+    /// When it is too large.
+    pub fn host_table(&mut self, ty: TableType) -> Result<Extern, InstantiateError> {
+        self.tables.push(Table::new(ty)?);
+        Ok(Extern::Table(self.tables.len() - 1))
+    }
+
+    /// The value of a global.
+    pub fn global_get(&self, g: &Global) -> Val {
+        // SAFETY: INV-VM-2: the slot lives as long as the store.
+        let s = unsafe { (g.slot as *const u128).read() };
+        Val::from_slot(g.ty.ty, s)
+    }
+
+    /// A memory of the store.
+    pub fn memory(&self, index: usize) -> Option<&Memory<'k, 'h, P>> {
+        self.memories.get(index).map(|m| &**m)
+    }
+
+    /// Compile `bytes` for this store.
+    ///
+    /// # Errors
+    /// [`CompileError`] for malformed, invalid or unsupported modules.
+    pub fn compile(&self, bytes: &[u8]) -> Result<Arc<CompiledModule>, CompileError> {
+        compile_module(bytes, &self.config, &self.compiler).map(Arc::new)
+    }
+
+    /// An export of `instance`.
+    pub fn export(&self, instance: InstanceId, name: &str) -> Option<Extern> {
+        self.instances
+            .get(instance.0)?
+            .exports
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, e)| e.clone())
+    }
+
+    /// Every export of `instance`.
+    pub fn exports(&self, instance: InstanceId) -> Vec<(String, Extern)> {
+        self.instances
+            .get(instance.0)
+            .map(|i| i.exports.clone())
+            .unwrap_or_default()
+    }
+
+    /// Instantiate `module`, resolving imports with `resolve(module, name)`.
+    ///
+    /// # Errors
+    /// [`InstantiateError`].
+    pub fn instantiate(
+        &mut self,
+        module: &CompiledModule,
+        resolve: &dyn Fn(&str, &str) -> Option<Extern>,
+    ) -> Result<InstanceId, InstantiateError> {
+        let info = &module.info;
+        let o = module.offsets;
+        // Resolve and check imports.
+        let mut funcs = Vec::new();
+        let mut globals = Vec::new();
+        let mut mems = Vec::new();
+        let mut tabs = Vec::new();
+        for imp in &info.imports {
+            let unknown = || InstantiateError::UnknownImport {
+                module: imp.module.clone(),
+                name: imp.name.clone(),
+            };
+            let bad = || InstantiateError::IncompatibleImport {
+                module: imp.module.clone(),
+                name: imp.name.clone(),
+            };
+            let ext = resolve(&imp.module, &imp.name).ok_or_else(unknown)?;
+            match (imp.kind, ext) {
+                (ImportKind::Func(t), Extern::Func(f)) => {
+                    if info.types.get(t as usize) != Some(&f.ty) {
+                        return Err(bad());
+                    }
+                    funcs.push(f);
+                }
+                (ImportKind::Global(t), Extern::Global(g)) => {
+                    if g.ty != t {
+                        return Err(bad());
+                    }
+                    globals.push(g);
+                }
+                (ImportKind::Memory(t), Extern::Memory(m)) => {
+                    let mem = self.memories.get(m).ok_or_else(bad)?;
+                    let max = (mem.max_pages != MAX_PAGES || t.max_pages == Some(MAX_PAGES))
+                        .then_some(mem.max_pages);
+                    if !limits_match(mem.pages(), max, t.min_pages, t.max_pages) {
+                        return Err(bad());
+                    }
+                    mems.push(m);
+                }
+                (ImportKind::Table(t), Extern::Table(i)) => {
+                    let tab = self.tables.get(i).ok_or_else(bad)?;
+                    if !limits_match(
+                        u64::from(tab.len()),
+                        tab.max.map(u64::from),
+                        u64::from(t.min),
+                        t.max.map(u64::from),
+                    ) {
+                        return Err(bad());
+                    }
+                    tabs.push(i);
+                }
+                _ => return Err(bad()),
+            }
+        }
+        // Link the code.
+        let inputs: Vec<LinkInput<'_>> = module
+            .functions
+            .iter()
+            .enumerate()
+            .map(|(i, f)| LinkInput {
+                function: f,
+                index: Some(info.num_imported_funcs + i as u32),
+            })
+            .collect();
+        let obj = if inputs.is_empty() {
+            None
+        } else {
+            Some(
+                CodeObject::link(self.kernel, &inputs, info.func_names.clone())
+                    .map_err(InstantiateError::Link)?,
+            )
+        };
+        let func_addrs: Vec<usize> = (0..module.functions.len())
+            .map(|i| obj.as_ref().and_then(|o| o.func_addr(i)).unwrap_or(0))
+            .collect();
+        if let Some(obj) = obj {
+            self.code.push(obj);
+        }
+        // Defined memories and tables.
+        for m in &info.memories[info.num_imported_memories as usize..] {
+            let mem = Memory::new(self.kernel, *m, self.config.guard_bytes)?;
+            self.memories.push(Box::new(mem));
+            mems.push(self.memories.len() - 1);
+        }
+        for t in &info.tables[info.num_imported_tables as usize..] {
+            self.tables.push(Table::new(*t)?);
+            tabs.push(self.tables.len() - 1);
+        }
+        let type_ids: Vec<u32> = info.types.iter().map(|t| self.type_id(t)).collect();
+        // The context.
+        let words = (o.size() as usize).div_ceil(16) + 1;
+        let vmctx_mem = vec![0u128; words].into_boxed_slice();
+        let data = Box::new(InstanceData {
+            memories: mems
+                .iter()
+                .map(|&m| core::ptr::from_ref(&*self.memories[m]).cast::<()>())
+                .collect(),
+            grow: grow_memory::<P>,
+        });
+        let base = vmctx_mem.as_ptr() as usize;
+        let vmctx = base + 16;
+        let w = |off: u32, v: usize| {
+            // SAFETY: `off` comes from the layout of this context, which
+            // is `o.size()` bytes after the 16-byte header.
+            unsafe { ((vmctx + off as usize) as *mut usize).write(v) };
+        };
+        let w32 = |off: u32, v: u32| {
+            // SAFETY: as for `w`.
+            unsafe { ((vmctx + off as usize) as *mut u32).write(v) };
+        };
+        // SAFETY: the header word is the first 16 bytes of the allocation.
+        unsafe { (base as *mut usize).write(core::ptr::from_ref(&*data) as usize) };
+        w(o.builtins(), self.builtins.as_ptr() as usize);
+        for (i, &m) in mems.iter().enumerate() {
+            w(
+                o.memory_pointer(i as u32),
+                self.memories[m].def_ptr() as usize,
+            );
+        }
+        for (i, &t) in tabs.iter().enumerate() {
+            w(o.table_pointer(i as u32), self.tables[t].def_ptr() as usize);
+        }
+        for (i, id) in type_ids.iter().enumerate() {
+            w32(o.type_id(i as u32), *id);
+        }
+        let mut func_refs = Vec::new();
+        for (i, f) in funcs.iter().enumerate() {
+            // SAFETY: INV-VM-2: the exporter's funcref lives in the store.
+            let fr = unsafe { (f.funcref as *const VMFuncRef).read() };
+            let off = o.imported_func(i as u32);
+            w(off + o.func_ref_code(), fr.code);
+            w(off + o.func_ref_vmctx(), fr.vmctx);
+            w32(off + o.func_ref_type_id(), fr.type_id);
+            func_refs.push(vmctx + off as usize);
+        }
+        for (d, addr) in func_addrs.iter().enumerate() {
+            let fi = info.num_imported_funcs + d as u32;
+            let ty = info.functions[fi as usize];
+            let off = o.defined_func_ref(d as u32);
+            w(off + o.func_ref_code(), *addr);
+            w(off + o.func_ref_vmctx(), vmctx);
+            w32(off + o.func_ref_type_id(), type_ids[ty as usize]);
+            func_refs.push(vmctx + off as usize);
+        }
+        let mut global_slots = Vec::new();
+        for (i, g) in globals.iter().enumerate() {
+            w(o.imported_global(i as u32), g.slot);
+            global_slots.push(g.slot);
+        }
+        let eval = |c: &ConstExpr, slots: &[usize]| -> u128 {
+            match *c {
+                ConstExpr::I32(v) => Val::I32(v).to_slot(),
+                ConstExpr::I64(v) => Val::I64(v).to_slot(),
+                ConstExpr::F32(v) => u128::from(v),
+                ConstExpr::F64(v) => u128::from(v),
+                ConstExpr::GlobalGet(g) => slots
+                    .get(g as usize)
+                    // SAFETY: INV-VM-2.
+                    .map_or(0, |s| unsafe { (*s as *const u128).read() }),
+            }
+        };
+        for (d, init) in info.global_inits.iter().enumerate() {
+            let off = o.defined_global(d as u32);
+            let v = eval(init, &global_slots);
+            // SAFETY: 16-aligned slot of this context (VMContext INV-3).
+            unsafe { ((vmctx + off as usize) as *mut u128).write(v) };
+            global_slots.push(vmctx + off as usize);
+        }
+        // Segments: check all, then write (WebAssembly 1.0 instantiation).
+        let offset_of = |c: &ConstExpr| eval(c, &global_slots) as u32 as u64;
+        for e in &info.elements {
+            let t = &self.tables[*tabs
+                .get(e.table as usize)
+                .ok_or(InstantiateError::ElementsOutOfBounds)?];
+            if offset_of(&e.offset) + e.funcs.len() as u64 > u64::from(t.len()) {
+                return Err(InstantiateError::ElementsOutOfBounds);
+            }
+        }
+        for d in &info.data {
+            let m = &self.memories[*mems
+                .get(d.memory as usize)
+                .ok_or(InstantiateError::DataOutOfBounds)?];
+            if offset_of(&d.offset) + d.bytes.len() as u64 > m.pages() * WASM_PAGE {
+                return Err(InstantiateError::DataOutOfBounds);
+            }
+        }
+        for e in &info.elements {
+            let t = &self.tables[tabs[e.table as usize]];
+            let at = offset_of(&e.offset) as usize;
+            for (i, f) in e.funcs.iter().enumerate() {
+                t.set(at + i, func_refs.get(*f as usize).copied().unwrap_or(0));
+            }
+        }
+        for d in &info.data {
+            let m = &self.memories[mems[d.memory as usize]];
+            m.write(offset_of(&d.offset), &d.bytes);
+        }
+        // Exports.
+        let exports = info
+            .exports
+            .iter()
+            .filter_map(|e| {
+                let x = match e.kind {
+                    ExportKind::Func => Extern::Func(Func {
+                        funcref: *func_refs.get(e.index as usize)?,
+                        ty: info.func_type(e.index)?.clone(),
+                    }),
+                    ExportKind::Global => Extern::Global(Global {
+                        slot: *global_slots.get(e.index as usize)?,
+                        ty: *info.globals.get(e.index as usize)?,
+                    }),
+                    ExportKind::Memory => Extern::Memory(*mems.get(e.index as usize)?),
+                    ExportKind::Table => Extern::Table(*tabs.get(e.index as usize)?),
+                };
+                Some((e.name.clone(), x))
+            })
+            .collect();
+        self.instances.push(Instance {
+            vmctx: vmctx_mem,
+            _data: data,
+            exports,
+            offsets: o,
+        });
+        let id = InstanceId(self.instances.len() - 1);
+        if let Some(s) = info.start {
+            let f = Func {
+                funcref: *func_refs
+                    .get(s as usize)
+                    .ok_or(InstantiateError::TooLarge)?,
+                ty: info.func_type(s).cloned().unwrap_or_default(),
+            };
+            self.invoke(&f, &[]).map_err(InstantiateError::Start)?;
+        }
+        Ok(id)
+    }
+
+    /// Call `func` with `args`.
+    ///
+    /// # Errors
+    /// [`CallError::Trap`] when the wasm code traps; the others when the
+    /// call cannot be made.
+    pub fn invoke(&mut self, func: &Func, args: &[Val]) -> Result<Vec<Val>, CallError> {
+        let ty = func.ty.clone();
+        if args.len() != ty.params.len() || args.iter().zip(&ty.params).any(|(a, t)| a.ty() != *t) {
+            return Err(CallError::BadArguments);
+        }
+        let tramp = self.trampoline(&ty)?;
+        let hal = self.kernel.hal();
+        let cpu = self.kernel.cpu(hal.current_cpu()).ok_or(CallError::NoCpu)?;
+        // SAFETY: INV-VM-2: the funcref lives in the store.
+        let fr = unsafe { (func.funcref as *const VMFuncRef).read() };
+        let mut values = vec![0u128; ty.params.len().max(ty.results.len()).max(1)];
+        for (s, a) in values.iter_mut().zip(args) {
+            *s = a.to_slot();
+        }
+        let outer = !cpu.wasm.active.load(Ordering::Acquire);
+        let prev = cpu.wasm.saved();
+        if outer {
+            let here = 0u8;
+            let sp = core::ptr::from_ref(&here) as usize;
+            let limit = sp.saturating_sub(self.stack_budget);
+            for inst in &self.instances {
+                let off = inst.offsets.stack_limit() as usize;
+                // SAFETY: the stack-limit word of a live context.
+                unsafe { ((inst.vmctx() + off) as *mut usize).write(limit) };
+            }
+        }
+        cpu.wasm.active.store(true, Ordering::Release);
+        // SAFETY: the save slots are the CPU's entry context (INV-ENTRY-1),
+        // alive for the call; the trampoline has the array-call ABI and
+        // gets the callee's context and code and a slot array large enough
+        // for its parameters and results.
+        let trapped = unsafe {
+            crate::arch::enter(
+                cpu.wasm.saved[0].as_ptr(),
+                tramp,
+                [fr.vmctx, 0, fr.code, values.as_mut_ptr() as usize],
+            )
+        };
+        let result = if trapped {
+            let kind = KINDS
+                .get(cpu.wasm.trap_kind.load(Ordering::Acquire) as usize)
+                .copied()
+                .unwrap_or(TrapKind::Unreachable);
+            let backtrace = cpu
+                .wasm
+                .trap_pcs()
+                .filter_map(|pc| self.kernel.code().frame_at(pc))
+                .collect();
+            Err(CallError::Trap(Trap { kind, backtrace }))
+        } else {
+            Ok(ty
+                .results
+                .iter()
+                .zip(&values)
+                .map(|(t, s)| Val::from_slot(*t, *s))
+                .collect())
+        };
+        cpu.wasm.restore(prev, !outer);
+        result
+    }
+
+    /// The kernel.
+    pub fn kernel(&self) -> &'k Kernel<'h, P> {
+        self.kernel
+    }
+}
+
+impl<P: Platform> Drop for Store<'_, '_, P> {
+    fn drop(&mut self) {
+        // Instances point into memories, tables and code; drop them first.
+        self.instances.clear();
+        self.code.clear();
+        self.memories.clear();
+    }
+}
+
+/// Convenience: a zero value of each type (for defaults in tools).
+pub fn zero_of(ty: ValType) -> Val {
+    Val::zero(ty)
+}
+
+/// Names of the exported functions of a compiled module.
+pub fn exported_funcs(module: &CompiledModule) -> Vec<String> {
+    module
+        .info
+        .exports
+        .iter()
+        .filter(|e| e.kind == ExportKind::Func)
+        .map(|e| e.name.to_string())
+        .collect()
+}

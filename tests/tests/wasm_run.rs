@@ -1,0 +1,132 @@
+//! Running wasm on the hosted kernel: calls, host functions, memory growth
+//! and traps with backtraces (code objects, the entry context and the
+//! fault redirect).
+
+use hal_hosted::{Config, Hosted};
+use kernel_core::wasm::TrapKind;
+use kernel_core::wasm::module::{FuncType, ValType};
+use kernel_core::wasm::vm::{CallError, Extern, Store, Val};
+
+fn wat(text: &str) -> Vec<u8> {
+    let buf = wast::parser::ParseBuffer::new(text).expect("lex");
+    let mut m: wast::Wat<'_> = wast::parser::parse(&buf).expect("parse");
+    m.encode().expect("encode")
+}
+
+fn machine() -> Hosted {
+    Hosted::new(&Config {
+        cpus: 1,
+        memory: 64 << 20,
+        window: 1 << 40,
+    })
+    .expect("machine")
+}
+
+fn run<R: Send>(f: impl FnOnce(&mut Store<'_, '_, Hosted>) -> R + Send) -> R {
+    let hosted = machine();
+    hal_hosted::run_on_cpu(&hosted, 0, || {
+        kernel_core::boot::with_kernel(&hosted, |k| {
+            let mut store = Store::new(k, 1 << 20).expect("store");
+            f(&mut store)
+        })
+    })
+}
+
+fn func(
+    store: &Store<'_, '_, Hosted>,
+    inst: kernel_core::wasm::vm::InstanceId,
+    name: &str,
+) -> kernel_core::wasm::vm::Func {
+    match store.export(inst, name) {
+        Some(Extern::Func(f)) => f,
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+const FIB: &str = r#"(module
+  (func $fib (export "fib") (param i32) (result i32)
+    (if (result i32) (i32.lt_u (local.get 0) (i32.const 2))
+      (then (local.get 0))
+      (else (i32.add (call $fib (i32.sub (local.get 0) (i32.const 1)))
+                     (call $fib (i32.sub (local.get 0) (i32.const 2)))))))
+  (func $div (export "div") (param i32 i32) (result i32)
+    (i32.div_s (local.get 0) (local.get 1)))
+  (func $outer (export "outer") (param i32) (result i32)
+    (call $div (i32.const 1) (local.get 0)))
+  (func $rec (export "rec") (call $rec))
+  (memory 1 3)
+  (func (export "load") (param i32) (result i32) (i32.load (local.get 0)))
+  (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
+  (data (i32.const 8) "\2a"))"#;
+
+#[test]
+fn fib_runs_and_traps_unwind() {
+    run(|store| {
+        let m = store.compile(&wat(FIB)).expect("compile");
+        let inst = store.instantiate(&m, &|_, _| None).expect("instantiate");
+        let fib = func(store, inst, "fib");
+        assert_eq!(
+            store.invoke(&fib, &[Val::I32(20)]),
+            Ok(vec![Val::I32(6765)])
+        );
+        let outer = func(store, inst, "outer");
+        match store.invoke(&outer, &[Val::I32(0)]) {
+            Err(CallError::Trap(t)) => {
+                assert_eq!(t.kind, TrapKind::IntegerDivideByZero);
+                let names: Vec<_> = t.backtrace.iter().map(|f| f.name.clone()).collect();
+                assert_eq!(names, [Some("div".into()), Some("outer".into())], "{t}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The CPU is usable after a trap.
+        assert_eq!(store.invoke(&fib, &[Val::I32(10)]), Ok(vec![Val::I32(55)]));
+        let rec = func(store, inst, "rec");
+        match store.invoke(&rec, &[]) {
+            Err(CallError::Trap(t)) => assert_eq!(t.kind, TrapKind::StackOverflow),
+            other => panic!("{other:?}"),
+        }
+        let load = func(store, inst, "load");
+        assert_eq!(store.invoke(&load, &[Val::I32(8)]), Ok(vec![Val::I32(42)]));
+        match store.invoke(&load, &[Val::I32(65536)]) {
+            Err(CallError::Trap(t)) => assert_eq!(t.kind, TrapKind::MemoryOutOfBounds),
+            other => panic!("{other:?}"),
+        }
+        let grow = func(store, inst, "grow");
+        assert_eq!(store.invoke(&grow, &[Val::I32(1)]), Ok(vec![Val::I32(1)]));
+        assert_eq!(
+            store.invoke(&load, &[Val::I32(65536)]),
+            Ok(vec![Val::I32(0)])
+        );
+        assert_eq!(store.invoke(&grow, &[Val::I32(5)]), Ok(vec![Val::I32(-1)]));
+    });
+}
+
+#[test]
+fn host_functions_are_called() {
+    run(|store| {
+        let ty = FuncType {
+            params: vec![ValType::I32],
+            results: vec![ValType::I32],
+        };
+        let double = store
+            .host_func(ty, |a| match a {
+                [Val::I32(x)] => vec![Val::I32(x * 2)],
+                _ => vec![Val::I32(0)],
+            })
+            .expect("host func");
+        let m = store
+            .compile(&wat(
+                r#"(module (import "env" "double" (func $d (param i32) (result i32)))
+                   (func (export "f") (param i32) (result i32)
+                     (i32.add (call $d (local.get 0)) (i32.const 1))))"#,
+            ))
+            .expect("compile");
+        let inst = store
+            .instantiate(&m, &|_, n| {
+                (n == "double").then(|| Extern::Func(double.clone()))
+            })
+            .expect("instantiate");
+        let f = func(store, inst, "f");
+        assert_eq!(store.invoke(&f, &[Val::I32(20)]), Ok(vec![Val::I32(41)]));
+    });
+}
