@@ -371,11 +371,7 @@ impl Compiler {
         let callee_sig = translate::wasm_signature(ty, &target);
         let mut b = FunctionBuilder::new(&mut func, ctx);
         let sigref = b.import_signature(callee_sig);
-        let entry = b.create_block();
-        b.append_block_params_for_function_params(entry);
-        b.switch_to_block(entry);
-        b.seal_block(entry);
-        let p = b.block_params(entry).to_vec();
+        let p = entry_params(&mut b);
         let (callee_vmctx, code, values) = (p[0], p[2], p[3]);
         let flags =
             MemFlagsData::trusted().with_endianness(cranelift_codegen::ir::Endianness::Little);
@@ -426,11 +422,7 @@ impl Compiler {
         let size = u32::try_from(slots * 16).unwrap_or(u32::MAX);
         let ss =
             b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, size, 4));
-        let entry = b.create_block();
-        b.append_block_params_for_function_params(entry);
-        b.switch_to_block(entry);
-        b.seal_block(entry);
-        let p = b.block_params(entry).to_vec();
+        let p = entry_params(&mut b);
         let vmctx = p[0];
         let values = b.ins().stack_addr(ptr, ss, 0);
         let flags =
@@ -498,6 +490,15 @@ pub fn compile_module(
         functions,
         trampolines,
     })
+}
+
+/// Open a function's entry block and return its parameters.
+fn entry_params(b: &mut FunctionBuilder<'_>) -> Vec<cranelift_codegen::ir::Value> {
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    b.seal_block(entry);
+    b.block_params(entry).to_vec()
 }
 
 #[cfg(test)]
