@@ -5,6 +5,7 @@
 //! kernel's exit status (see `kernel_core::exit`); a command line it cannot
 //! parse exits with status 2 and a one-line error.
 
+mod run;
 mod size;
 
 use std::process::ExitCode;
@@ -41,6 +42,17 @@ enum Command {
         /// `key=value` words
         words: Vec<String>,
     },
+    /// Load a .wasm or .wat module, instantiate it and call one export
+    Run {
+        /// The module (binary, or text when it does not start with `\0asm`)
+        file: std::path::PathBuf,
+        /// The export to call [default: `_start`, else `main`]
+        #[arg(long)]
+        invoke: Option<String>,
+        /// Arguments, parsed by the export's parameter types (negative numbers are values, not flags)
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -67,6 +79,9 @@ fn main() -> ExitCode {
     let cmdline = match &cli.command {
         None | Some(Command::Selftest) => "test=self".to_owned(),
         Some(Command::Boot { words }) => words.join(" "),
+        Some(Command::Run { file, invoke, args }) => {
+            return ExitCode::from(run::run(&config, file, invoke.as_deref(), args));
+        }
     };
     match hal_hosted::boot(&config, &cmdline) {
         Ok(code) => ExitCode::from(code),

@@ -1,0 +1,81 @@
+//! `sim run`: results, traps with backtraces, argument parsing and errors.
+
+use std::process::{Command, Output};
+
+fn sim_run(args: &[&str]) -> Output {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/");
+    let mut full = vec!["--cpus".to_owned(), "1".to_owned(), "run".to_owned()];
+    for (i, a) in args.iter().enumerate() {
+        full.push(if i == 0 {
+            format!("{data}{a}")
+        } else {
+            (*a).to_owned()
+        });
+    }
+    Command::new(env!("CARGO_BIN_EXE_sim"))
+        .args(&full)
+        .output()
+        .expect("sim runs")
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn fib_30_by_default_entry() {
+    let o = sim_run(&["fib.wat"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(out(&o), "832040\n");
+}
+
+#[test]
+fn divide_by_zero_traps_with_backtrace() {
+    let o = sim_run(&["divzero.wat", "--invoke", "outer", "0"]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    let text = out(&o);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("trap: integer divide by zero"));
+    let bt: Vec<&str> = lines.collect();
+    assert!(bt[0].contains("(inner)"), "{text}");
+    assert!(bt[1].contains("(outer)"), "{text}");
+}
+
+#[test]
+fn negative_and_unsigned_arguments() {
+    let o = sim_run(&[
+        "args.wat",
+        "--invoke",
+        "add64",
+        "-1",
+        "18446744073709551615",
+    ]);
+    assert_eq!(out(&o), "-2\n", "{}", err(&o));
+    let o = sim_run(&["args.wat", "--invoke", "neg", "-0.0"]);
+    assert_eq!(out(&o), "0.0\n", "{}", err(&o));
+    let o = sim_run(&["args.wat", "--invoke", "neg", "inf"]);
+    assert_eq!(out(&o), "-inf\n", "{}", err(&o));
+    let o = sim_run(&["args.wat", "--invoke", "neg", "nan"]);
+    assert_eq!(out(&o), "nan\n", "{}", err(&o));
+}
+
+#[test]
+fn bad_input_is_one_line_and_exit_2() {
+    for args in [
+        &["args.wat", "--invoke", "neg", "x"][..],
+        &["args.wat", "--invoke", "neg"],
+        &["args.wat", "--invoke", "missing"],
+        &["no-such-file.wasm"],
+        &["invalid.wat"],
+    ] {
+        let o = sim_run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}{}", out(&o), err(&o));
+        let e = err(&o);
+        assert_eq!(e.lines().count(), 1, "{args:?}: {e}");
+        assert!(e.starts_with("sim: "), "{args:?}: {e}");
+    }
+}
