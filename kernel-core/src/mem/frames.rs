@@ -65,21 +65,17 @@ impl fmt::Display for FrameError {
 
 impl core::error::Error for FrameError {}
 
-/// Doubly linked free-list links, as frame indices plus one (0 = none), so
-/// that zeroed memory is a valid "unlinked" state.
-#[derive(Clone, Copy, Default)]
-struct Link {
-    prev: u32,
-    next: u32,
-}
-
 /// The buddy allocator itself. Not synchronised: [`super::FrameAllocator`]
 /// wraps it in a lock.
 pub struct Buddy {
     /// Frame number of index 0.
     base: u64,
     state: Vec<u8>,
-    links: Vec<Link>,
+    /// Free-list links, as frame indices plus one (0 = none), so that zeroed
+    /// memory is the "unlinked" state and the vectors come from zeroed
+    /// (on hosted: untouched, free) pages.
+    prev: Vec<u32>,
+    next: Vec<u32>,
     /// Head of each order's free list, as index plus one (0 = empty).
     heads: [u32; ORDERS],
     free_frames: u64,
@@ -103,7 +99,8 @@ impl Buddy {
         let mut buddy = Self {
             base: if lo == u64::MAX { 0 } else { lo },
             state: Vec::new(),
-            links: Vec::new(),
+            prev: Vec::new(),
+            next: Vec::new(),
             heads: [0; ORDERS],
             free_frames: 0,
             total_frames: 0,
@@ -114,7 +111,8 @@ impl Buddy {
         // Index space is limited to u32 (16 TiB of RAM); clamp beyond that.
         let span = usize::try_from((hi - lo).min(u64::from(u32::MAX - 1))).unwrap_or(0);
         buddy.state = alloc::vec![INTERIOR; span];
-        buddy.links = alloc::vec![Link::default(); span];
+        buddy.prev = alloc::vec![0; span];
+        buddy.next = alloc::vec![0; span];
         let limit = lo + span as u64;
         for (start, end) in spans {
             let (start, end) = (start.max(lo), end.min(limit));
@@ -232,25 +230,27 @@ impl Buddy {
     fn push(&mut self, idx: u32, order: u32) {
         let o = order as usize;
         let old = self.heads[o];
-        self.links[idx as usize] = Link { prev: 0, next: old };
+        self.prev[idx as usize] = 0;
+        self.next[idx as usize] = old;
         if old != 0 {
-            self.links[old as usize - 1].prev = idx + 1;
+            self.prev[old as usize - 1] = idx + 1;
         }
         self.heads[o] = idx + 1;
         self.state[idx as usize] = FREE_HEAD | order as u8;
     }
 
     fn unlink(&mut self, idx: u32, order: u32) {
-        let Link { prev, next } = self.links[idx as usize];
+        let (prev, next) = (self.prev[idx as usize], self.next[idx as usize]);
         if prev == 0 {
             self.heads[order as usize] = next;
         } else {
-            self.links[prev as usize - 1].next = next;
+            self.next[prev as usize - 1] = next;
         }
         if next != 0 {
-            self.links[next as usize - 1].prev = prev;
+            self.prev[next as usize - 1] = prev;
         }
-        self.links[idx as usize] = Link::default();
+        self.prev[idx as usize] = 0;
+        self.next[idx as usize] = 0;
         self.state[idx as usize] = INTERIOR;
     }
 }
