@@ -53,6 +53,12 @@ enum Command {
         #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
         args: Vec<String>,
     },
+    /// Run WebAssembly spec-test scripts (.wast) and report `N passed, M failed`
+    Wast {
+        /// The scripts
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -82,12 +88,42 @@ fn main() -> ExitCode {
         Some(Command::Run { file, invoke, args }) => {
             return ExitCode::from(run::run(&config, file, invoke.as_deref(), args));
         }
+        Some(Command::Wast { files }) => return ExitCode::from(wast(&config, files)),
     };
     match hal_hosted::boot(&config, &cmdline) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("sim: cannot start the machine: {e}");
             ExitCode::from(kernel_core::exit::USAGE)
+        }
+    }
+}
+
+/// `sim wast`: run the scripts, print the table, the failure lines and the
+/// totals. 0 when nothing failed, 1 when something did, 2 when a file
+/// cannot be read or the machine cannot start.
+fn wast(config: &hal_hosted::Config, files: &[std::path::PathBuf]) -> u8 {
+    let mut scripts = Vec::with_capacity(files.len());
+    for f in files {
+        match std::fs::read_to_string(f) {
+            Ok(text) => scripts.push(sim::wast::Script {
+                name: f.display().to_string(),
+                text,
+            }),
+            Err(e) => {
+                eprintln!("sim: cannot read {}: {e}", f.display());
+                return kernel_core::exit::USAGE;
+            }
+        }
+    }
+    match sim::wast::run_hosted(config, &scripts) {
+        Ok(reports) => {
+            print!("{}", sim::wast::summary(&reports));
+            u8::from(sim::wast::totals(&reports).1 > 0)
+        }
+        Err(e) => {
+            eprintln!("sim: cannot start the machine: {e}");
+            kernel_core::exit::USAGE
         }
     }
 }

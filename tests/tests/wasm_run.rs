@@ -5,7 +5,7 @@
 use hal_hosted::{Config, Hosted};
 use kernel_core::wasm::TrapKind;
 use kernel_core::wasm::module::{FuncType, ValType};
-use kernel_core::wasm::vm::{CallError, Extern, Store, Val};
+use kernel_core::wasm::vm::{CallError, Extern, InstantiateError, Store, Val};
 
 fn wat(text: &str) -> Vec<u8> {
     let buf = wast::parser::ParseBuffer::new(text).expect("lex");
@@ -128,5 +128,43 @@ fn host_functions_are_called() {
             .expect("instantiate");
         let f = func(store, inst, "f");
         assert_eq!(store.invoke(&f, &[Val::I32(20)]), Ok(vec![Val::I32(41)]));
+    });
+}
+
+#[test]
+fn failed_segment_initialisation_keeps_earlier_writes() {
+    run(|store| {
+        let a = store
+            .compile(&wat(r#"(module
+                  (memory (export "mem") 1) (table (export "tab") 2 funcref)
+                  (type $t (func (result i32)))
+                  (func (export "load") (param i32) (result i32) (i32.load8_u (local.get 0)))
+                  (func (export "call") (param i32) (result i32)
+                    (call_indirect (type $t) (local.get 0))))"#))
+            .expect("compile");
+        let a = store.instantiate(&a, &|_, _| None).expect("instantiate");
+        let (mem, tab) = (store.export(a, "mem"), store.export(a, "tab"));
+        let b = store
+            .compile(&wat(r#"(module
+                  (import "a" "mem" (memory 1)) (import "a" "tab" (table 2 funcref))
+                  (func $f (result i32) (i32.const 7))
+                  (elem (i32.const 1) $f)
+                  (data (i32.const 0) "x")
+                  (data (i32.const 65536) "y"))"#))
+            .expect("compile");
+        let r = store.instantiate(&b, &|_, n| match n {
+            "mem" => mem.clone(),
+            "tab" => tab.clone(),
+            _ => None,
+        });
+        assert_eq!(r, Err(InstantiateError::DataOutOfBounds));
+        let load = func(store, a, "load");
+        assert_eq!(
+            store.invoke(&load, &[Val::I32(0)]),
+            Ok(vec![Val::I32(i32::from(b'x'))])
+        );
+        // The failed instance stays alive: the table points at its function.
+        let call = func(store, a, "call");
+        assert_eq!(store.invoke(&call, &[Val::I32(1)]), Ok(vec![Val::I32(7)]));
     });
 }

@@ -195,9 +195,11 @@ pub enum InstantiateError {
     Memory(MemError),
     /// A limit is above what the runtime supports.
     TooLarge,
-    /// An element segment does not fit its table.
+    /// An element segment does not fit its table (the segments before it
+    /// were written; the instance is kept in the store).
     ElementsOutOfBounds,
-    /// A data segment does not fit its memory.
+    /// A data segment does not fit its memory (the segments before it were
+    /// written; the instance is kept in the store).
     DataOutOfBounds,
     /// The start function trapped (the instance is kept in the store: its
     /// segments were written).
@@ -951,35 +953,6 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             unsafe { ((vmctx + off as usize) as *mut u128).write(v) };
             global_slots.push(vmctx + off as usize);
         }
-        // Segments: check all, then write (WebAssembly 1.0 instantiation).
-        let offset_of = |c: &ConstExpr| eval(c, &global_slots) as u32 as u64;
-        for e in &info.elements {
-            let t = &self.tables[*tabs
-                .get(e.table as usize)
-                .ok_or(InstantiateError::ElementsOutOfBounds)?];
-            if offset_of(&e.offset) + e.funcs.len() as u64 > u64::from(t.len()) {
-                return Err(InstantiateError::ElementsOutOfBounds);
-            }
-        }
-        for d in &info.data {
-            let m = &self.memories[*mems
-                .get(d.memory as usize)
-                .ok_or(InstantiateError::DataOutOfBounds)?];
-            if offset_of(&d.offset) + d.bytes.len() as u64 > m.pages() * WASM_PAGE {
-                return Err(InstantiateError::DataOutOfBounds);
-            }
-        }
-        for e in &info.elements {
-            let t = &self.tables[tabs[e.table as usize]];
-            let at = offset_of(&e.offset) as usize;
-            for (i, f) in e.funcs.iter().enumerate() {
-                t.set(at + i, func_refs.get(*f as usize).copied().unwrap_or(0));
-            }
-        }
-        for d in &info.data {
-            let m = &self.memories[mems[d.memory as usize]];
-            m.write(offset_of(&d.offset), &d.bytes);
-        }
         // Exports.
         let exports = info
             .exports
@@ -1007,6 +980,39 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             offsets: o,
         });
         let id = InstanceId(self.instances.len() - 1);
+        // Segments, in order: element segments, then data segments, each
+        // bounds checked just before it is written. A segment that does not
+        // fit fails instantiation and keeps what the segments before it
+        // wrote (the in-order semantics the spec suite's scripts assert, as
+        // for a trapping start function). The instance stays in the store
+        // either way: an imported table may now point at its functions
+        // (INV-VM-2).
+        let offset_of = |c: &ConstExpr| u64::from(eval(c, &global_slots) as u32);
+        for e in &info.elements {
+            let t = tabs
+                .get(e.table as usize)
+                .and_then(|&t| self.tables.get(t))
+                .ok_or(InstantiateError::ElementsOutOfBounds)?;
+            let at = offset_of(&e.offset);
+            if at + e.funcs.len() as u64 > u64::from(t.len()) {
+                return Err(InstantiateError::ElementsOutOfBounds);
+            }
+            for (i, f) in e.funcs.iter().enumerate() {
+                t.set(
+                    at as usize + i,
+                    func_refs.get(*f as usize).copied().unwrap_or(0),
+                );
+            }
+        }
+        for d in &info.data {
+            let m = mems
+                .get(d.memory as usize)
+                .and_then(|&m| self.memories.get(m))
+                .ok_or(InstantiateError::DataOutOfBounds)?;
+            if !m.write(offset_of(&d.offset), &d.bytes) {
+                return Err(InstantiateError::DataOutOfBounds);
+            }
+        }
         if let Some(s) = info.start {
             let f = Func {
                 funcref: *func_refs

@@ -1,0 +1,596 @@
+//! The `.wast` script runner: executes every directive of a WebAssembly
+//! spec-test script against a [`Store`] of a running kernel and counts each
+//! one as passed or failed.
+//!
+//! Supported directives: `module` (text, `binary` and `quote` forms),
+//! `register`, `invoke`, `get`, `assert_return` (with `nan:canonical` and
+//! `nan:arithmetic`), `assert_trap` (of an invocation, or of a module whose
+//! instantiation traps: the 1.0 scripts' `assert_uninstantiable`),
+//! `assert_exhaustion`, `assert_invalid`, `assert_malformed` and
+//! `assert_unlinkable`, with the `spectest` host module. Anything else is
+//! counted as failed: no directive is skipped.
+//!
+//! One code path serves `sim wast` and the spec test in `tests/`:
+//! [`run_hosted`] boots a hosted machine and runs scripts with
+//! [`run_script`], each in a fresh store (dropped at the end of the script,
+//! which frees its memories, tables and code).
+//!
+//! Invariants:
+//! - INV-WAST-1: every directive of a script that parses adds exactly one to
+//!   `passed` or `failed`; a script that does not parse counts one failure.
+//! - INV-WAST-2: a failure line is `file:line: what went wrong`, one line.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use hal_hosted::{Config, HostError, Hosted};
+use kernel_core::hal::Platform;
+use kernel_core::kernel::Kernel;
+use kernel_core::wasm::module::{FuncType, MemoryType, TableType, ValType};
+use kernel_core::wasm::vm::{CallError, Extern, InstanceId, InstantiateError, Store, Val};
+use kernel_core::wasm::{CompileError, TrapKind};
+use wast::core::{NanPattern, WastArgCore, WastRetCore};
+use wast::lexer::Lexer;
+use wast::parser::{self, ParseBuffer};
+use wast::token::{F32, F64, Id};
+use wast::{
+    QuoteWat, QuoteWatTest, Wast, WastArg, WastDirective, WastExecute, WastInvoke, WastRet,
+};
+
+/// Bytes of the CPU stack wasm may use before it traps with
+/// `call stack exhausted` (the hosted CPU stack is 16 MiB).
+pub const STACK_BUDGET: usize = 4 << 20;
+
+/// Smallest kernel window [`run_hosted`] gives the machine: every linear
+/// memory reserves 4 GiB plus its guard, and a script's store keeps all of
+/// its instances' memories until the script ends.
+pub const MIN_WINDOW: usize = 1 << 40;
+
+/// One script to run: its name (used in failure lines) and text.
+#[derive(Debug, Clone)]
+pub struct Script {
+    /// Name, usually the file name.
+    pub name: String,
+    /// The `.wast` text.
+    pub text: String,
+}
+
+/// What running one script found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileReport {
+    /// The script's name.
+    pub name: String,
+    /// Directives that did what the script asserts.
+    pub passed: usize,
+    /// Directives that did not.
+    pub failed: usize,
+    /// One line per failure: `file:line: what went wrong` (INV-WAST-2).
+    pub failures: Vec<String>,
+}
+
+/// Boot a hosted machine with `config` (its window raised to at least
+/// [`MIN_WINDOW`]) and run every script on CPU 0, each in a fresh store.
+///
+/// # Errors
+/// [`HostError`] when the machine cannot be created.
+pub fn run_hosted(config: &Config, scripts: &[Script]) -> Result<Vec<FileReport>, HostError> {
+    let mut config = *config;
+    config.window = config.window.max(MIN_WINDOW);
+    let hosted = Hosted::new(&config)?;
+    Ok(hal_hosted::run_on_cpu(&hosted, 0, || {
+        kernel_core::boot::with_kernel(&hosted, |k| {
+            scripts
+                .iter()
+                .map(|s| run_script(k, &s.name, &s.text))
+                .collect()
+        })
+    }))
+}
+
+/// The per-file table, the failure lines and the final
+/// `N passed, M failed` line.
+#[must_use]
+pub fn summary(reports: &[FileReport]) -> String {
+    let mut out = String::new();
+    let width = reports
+        .iter()
+        .map(|r| r.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let _ = writeln!(out, "{:<width$}  {:>7}  {:>7}", "file", "passed", "failed");
+    for r in reports {
+        let _ = writeln!(out, "{:<width$}  {:>7}  {:>7}", r.name, r.passed, r.failed);
+    }
+    for r in reports {
+        for f in &r.failures {
+            let _ = writeln!(out, "{f}");
+        }
+    }
+    let (p, f) = totals(reports);
+    let _ = writeln!(out, "{p} passed, {f} failed");
+    out
+}
+
+/// `(passed, failed)` over all reports.
+#[must_use]
+pub fn totals(reports: &[FileReport]) -> (usize, usize) {
+    reports
+        .iter()
+        .fold((0, 0), |(p, f), r| (p + r.passed, f + r.failed))
+}
+
+/// Run every directive of the script `text` (named `name`) on `kernel`, in
+/// a fresh store.
+pub fn run_script<P: Platform>(kernel: &Kernel<'_, P>, name: &str, text: &str) -> FileReport {
+    let mut report = FileReport {
+        name: name.to_owned(),
+        ..FileReport::default()
+    };
+    let fail_whole = |report: &mut FileReport, line: usize, msg: String| {
+        report.failed += 1;
+        report.failures.push(format!("{name}:{line}: {msg}"));
+    };
+    let mut lexer = Lexer::new(text);
+    lexer.allow_confusing_unicode(true);
+    let buf = match ParseBuffer::new_with_lexer(lexer) {
+        Ok(b) => b,
+        Err(e) => {
+            fail_whole(
+                &mut report,
+                1,
+                format!("cannot lex script: {}", one_line(&e)),
+            );
+            return report;
+        }
+    };
+    let wast: Wast<'_> = match parser::parse(&buf) {
+        Ok(w) => w,
+        Err(e) => {
+            fail_whole(
+                &mut report,
+                1,
+                format!("cannot parse script: {}", one_line(&e)),
+            );
+            return report;
+        }
+    };
+    let store = match Store::new(kernel, STACK_BUDGET) {
+        Ok(s) => s,
+        Err(e) => {
+            fail_whole(&mut report, 1, format!("no store: {e}"));
+            return report;
+        }
+    };
+    let mut runner = Runner {
+        store,
+        registered: HashMap::new(),
+        named: HashMap::new(),
+        current: None,
+        spectest: HashMap::new(),
+    };
+    if let Err(e) = runner.spectest() {
+        fail_whole(&mut report, 1, format!("no spectest module: {e}"));
+        return report;
+    }
+    for d in wast.directives {
+        let (line, _) = d.span().linecol_in(text);
+        match runner.directive(d) {
+            Ok(()) => report.passed += 1,
+            Err(msg) => fail_whole(&mut report, line + 1, msg),
+        }
+    }
+    report
+}
+
+fn one_line(e: &dyn std::fmt::Display) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_owned()
+}
+
+/// Why a module could not be made an instance.
+enum ModuleError {
+    /// The text did not encode.
+    Encode(String),
+    /// The binary did not compile.
+    Compile(CompileError),
+    /// Instantiation failed.
+    Instantiate(InstantiateError),
+}
+
+impl std::fmt::Display for ModuleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Encode(e) => write!(f, "text does not encode: {e}"),
+            Self::Compile(e) => e.fmt(f),
+            Self::Instantiate(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Why an invocation did not return values.
+enum InvokeError {
+    /// The module, export or arguments could not be had.
+    Setup(String),
+    /// The call failed or trapped.
+    Call(CallError),
+}
+
+impl std::fmt::Display for InvokeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Setup(e) => f.write_str(e),
+            Self::Call(e) => e.fmt(f),
+        }
+    }
+}
+
+/// The spec's message for a failed instantiation (the trap's message for a
+/// trapping start function).
+fn instantiate_message(e: &InstantiateError) -> String {
+    match e {
+        InstantiateError::Start(CallError::Trap(t)) => t.kind.message().to_owned(),
+        other => other.to_string(),
+    }
+}
+
+struct Runner<'k, 'h, P: Platform> {
+    store: Store<'k, 'h, P>,
+    /// `register`ed names.
+    registered: HashMap<String, InstanceId>,
+    /// `$id`s of modules.
+    named: HashMap<String, InstanceId>,
+    /// The most recent module.
+    current: Option<InstanceId>,
+    /// The `spectest` module's exports.
+    spectest: HashMap<&'static str, Extern>,
+}
+
+impl<P: Platform> Runner<'_, '_, P> {
+    fn spectest(&mut self) -> Result<(), String> {
+        let s = &mut self.store;
+        let print = |params: &[ValType]| FuncType {
+            params: params.to_vec(),
+            results: Vec::new(),
+        };
+        use ValType::{F32 as TF32, F64 as TF64, I32, I64};
+        for (name, params) in [
+            ("print", &[][..]),
+            ("print_i32", &[I32][..]),
+            ("print_i64", &[I64][..]),
+            ("print_f32", &[TF32][..]),
+            ("print_f64", &[TF64][..]),
+            ("print_i32_f32", &[I32, TF32][..]),
+            ("print_f64_f64", &[TF64, TF64][..]),
+        ] {
+            let f = s
+                .host_func(print(params), |_| Vec::new())
+                .map_err(|e| e.to_string())?;
+            self.spectest.insert(name, Extern::Func(f));
+        }
+        for (name, v) in [
+            ("global_i32", Val::I32(666)),
+            ("global_i64", Val::I64(666)),
+            ("global_f32", Val::F32(666.6f32.to_bits())),
+            ("global_f64", Val::F64(666.6f64.to_bits())),
+        ] {
+            self.spectest
+                .insert(name, Extern::Global(s.host_global(v, false)));
+        }
+        let table = s
+            .host_table(TableType {
+                min: 10,
+                max: Some(20),
+            })
+            .map_err(|e| e.to_string())?;
+        self.spectest.insert("table", table);
+        let memory = s
+            .host_memory(MemoryType {
+                min_pages: 1,
+                max_pages: Some(2),
+            })
+            .map_err(|e| e.to_string())?;
+        self.spectest.insert("memory", memory);
+        Ok(())
+    }
+
+    fn directive(&mut self, d: WastDirective<'_>) -> Result<(), String> {
+        match d {
+            WastDirective::Module(mut m) => {
+                let id = m.name();
+                let inst = self.module(&mut m).map_err(|e| e.to_string())?;
+                self.current = Some(inst);
+                if let Some(id) = id {
+                    self.named.insert(id.name().to_owned(), inst);
+                }
+                Ok(())
+            }
+            WastDirective::Register { name, module, .. } => {
+                let inst = self.instance(module)?;
+                self.registered.insert(name.to_owned(), inst);
+                Ok(())
+            }
+            WastDirective::Invoke(call) => self.invoke(&call).map(drop).map_err(|e| e.to_string()),
+            WastDirective::AssertReturn { exec, results, .. } => {
+                let got = match exec {
+                    WastExecute::Invoke(call) => self.invoke(&call).map_err(|e| e.to_string())?,
+                    WastExecute::Get { module, global, .. } => vec![self.get(module, global)?],
+                    WastExecute::Wat(w) => {
+                        let inst = self
+                            .module(&mut QuoteWat::Wat(w))
+                            .map_err(|e| e.to_string())?;
+                        self.current = Some(inst);
+                        Vec::new()
+                    }
+                };
+                check_results(&got, &results)
+            }
+            WastDirective::AssertTrap { exec, message, .. } => {
+                let actual = match exec {
+                    WastExecute::Invoke(call) => match self.invoke(&call) {
+                        Err(InvokeError::Call(CallError::Trap(t))) => t.kind.message().to_owned(),
+                        Err(e) => return Err(format!("expected trap `{message}`, got {e}")),
+                        Ok(v) => {
+                            return Err(format!(
+                                "expected trap `{message}`, got {}",
+                                show_vals(&v)
+                            ));
+                        }
+                    },
+                    WastExecute::Wat(w) => match self.module(&mut QuoteWat::Wat(w)) {
+                        Err(ModuleError::Instantiate(e)) => instantiate_message(&e),
+                        Err(e) => return Err(format!("expected trap `{message}`, got {e}")),
+                        Ok(_) => {
+                            return Err(format!("expected trap `{message}`, module instantiated"));
+                        }
+                    },
+                    WastExecute::Get { .. } => {
+                        return Err("assert_trap of a `get`".to_owned());
+                    }
+                };
+                expect_message(&actual, message)
+            }
+            WastDirective::AssertExhaustion { call, message, .. } => match self.invoke(&call) {
+                Err(InvokeError::Call(CallError::Trap(t))) if t.kind == TrapKind::StackOverflow => {
+                    expect_message(t.kind.message(), message)
+                }
+                Err(e) => Err(format!("expected exhaustion `{message}`, got {e}")),
+                Ok(v) => Err(format!(
+                    "expected exhaustion `{message}`, got {}",
+                    show_vals(&v)
+                )),
+            },
+            WastDirective::AssertInvalid {
+                mut module,
+                message,
+                ..
+            } => {
+                // An invalid module is well-formed: it must encode.
+                let bytes = encode(&mut module).map_err(|e| {
+                    format!("expected invalid `{message}`, text does not encode: {e}")
+                })?;
+                self.must_reject(&bytes, message)
+            }
+            WastDirective::AssertMalformed {
+                mut module,
+                message,
+                ..
+            } => {
+                // Quoted text that `wast` itself rejects is malformed: correct.
+                let Ok(bytes) = encode(&mut module) else {
+                    return Ok(());
+                };
+                self.must_reject(&bytes, message)
+            }
+            WastDirective::AssertUnlinkable {
+                module, message, ..
+            } => match self.module(&mut QuoteWat::Wat(module)) {
+                Err(ModuleError::Instantiate(e)) => {
+                    expect_message(&instantiate_message(&e), message)
+                }
+                Err(e) => Err(format!("expected unlinkable `{message}`, got {e}")),
+                Ok(_) => Err(format!("expected unlinkable `{message}`, module linked")),
+            },
+            other => {
+                let what = format!("{other:?}");
+                let what = what.split([' ', '(', '{']).next().unwrap_or("?");
+                Err(format!("unsupported directive {what}"))
+            }
+        }
+    }
+
+    /// The kernel must refuse to load `bytes`.
+    fn must_reject(&self, bytes: &[u8], message: &str) -> Result<(), String> {
+        match self.store.compile(bytes) {
+            Err(_) => Ok(()),
+            Ok(_) => Err(format!("module accepted, expected `{message}`")),
+        }
+    }
+
+    /// Encode, compile and instantiate `m`.
+    fn module(&mut self, m: &mut QuoteWat<'_>) -> Result<InstanceId, ModuleError> {
+        let bytes = encode(m).map_err(ModuleError::Encode)?;
+        let module = self.store.compile(&bytes).map_err(ModuleError::Compile)?;
+        let mut imports: HashMap<(String, String), Extern> = HashMap::new();
+        for imp in &module.info.imports {
+            let ext = if imp.module == "spectest" {
+                self.spectest.get(imp.name.as_str()).cloned()
+            } else {
+                self.registered
+                    .get(&imp.module)
+                    .and_then(|i| self.store.export(*i, &imp.name))
+            };
+            if let Some(ext) = ext {
+                imports.insert((imp.module.clone(), imp.name.clone()), ext);
+            }
+        }
+        self.store
+            .instantiate(&module, &|m, n| {
+                imports.get(&(m.to_owned(), n.to_owned())).cloned()
+            })
+            .map_err(ModuleError::Instantiate)
+    }
+
+    fn instance(&self, id: Option<Id<'_>>) -> Result<InstanceId, String> {
+        match id {
+            Some(id) => self
+                .named
+                .get(id.name())
+                .copied()
+                .ok_or_else(|| format!("unknown module ${}", id.name())),
+            None => self
+                .current
+                .ok_or_else(|| "no module instantiated".to_owned()),
+        }
+    }
+
+    fn invoke(&mut self, call: &WastInvoke<'_>) -> Result<Vec<Val>, InvokeError> {
+        let inst = self.instance(call.module).map_err(InvokeError::Setup)?;
+        let Some(Extern::Func(f)) = self.store.export(inst, call.name) else {
+            return Err(InvokeError::Setup(format!(
+                "no exported function `{}`",
+                call.name
+            )));
+        };
+        let args = call
+            .args
+            .iter()
+            .map(arg)
+            .collect::<Option<Vec<Val>>>()
+            .ok_or_else(|| InvokeError::Setup("argument outside WebAssembly 1.0".to_owned()))?;
+        self.store.invoke(&f, &args).map_err(InvokeError::Call)
+    }
+
+    fn get(&self, module: Option<Id<'_>>, global: &str) -> Result<Val, String> {
+        let inst = self.instance(module)?;
+        match self.store.export(inst, global) {
+            Some(Extern::Global(g)) => Ok(self.store.global_get(&g)),
+            _ => Err(format!("no exported global `{global}`")),
+        }
+    }
+}
+
+/// The binary of `m`; quoted text is parsed like the script itself.
+fn encode(m: &mut QuoteWat<'_>) -> Result<Vec<u8>, String> {
+    match m.to_test().map_err(|e| one_line(&e))? {
+        QuoteWatTest::Binary(b) => Ok(b),
+        QuoteWatTest::Text(t) => {
+            let text = std::str::from_utf8(&t).map_err(|_| "malformed UTF-8 encoding")?;
+            let mut lexer = Lexer::new(text);
+            lexer.allow_confusing_unicode(true);
+            let buf = ParseBuffer::new_with_lexer(lexer).map_err(|e| one_line(&e))?;
+            let mut wat: wast::Wat<'_> = parser::parse(&buf).map_err(|e| one_line(&e))?;
+            wat.encode().map_err(|e| one_line(&e))
+        }
+    }
+}
+
+fn arg(a: &WastArg<'_>) -> Option<Val> {
+    match a {
+        WastArg::Core(WastArgCore::I32(x)) => Some(Val::I32(*x)),
+        WastArg::Core(WastArgCore::I64(x)) => Some(Val::I64(*x)),
+        WastArg::Core(WastArgCore::F32(F32 { bits })) => Some(Val::F32(*bits)),
+        WastArg::Core(WastArgCore::F64(F64 { bits })) => Some(Val::F64(*bits)),
+        _ => None,
+    }
+}
+
+/// Whether the kernel's message `actual` is the spec's `expected`: one is
+/// a prefix of the other (the spec interpreter appends details the kernel's
+/// messages do not carry, e.g. `uninitialized element 7`; the kernel's
+/// link errors append the import's name).
+fn expect_message(actual: &str, expected: &str) -> Result<(), String> {
+    if actual.starts_with(expected) || expected.starts_with(actual) {
+        Ok(())
+    } else {
+        Err(format!("expected `{expected}`, got `{actual}`"))
+    }
+}
+
+fn check_results(got: &[Val], want: &[WastRet<'_>]) -> Result<(), String> {
+    let ok = got.len() == want.len() && got.iter().zip(want).all(|(g, w)| matches(*g, w));
+    if ok {
+        Ok(())
+    } else {
+        let got: Vec<String> = got.iter().map(|v| show_val(*v)).collect();
+        let want: Vec<String> = want.iter().map(show_ret).collect();
+        Err(format!(
+            "got [{}], expected [{}]",
+            got.join(" "),
+            want.join(" ")
+        ))
+    }
+}
+
+fn show_vals(vs: &[Val]) -> String {
+    let v: Vec<String> = vs.iter().map(|v| show_val(*v)).collect();
+    format!("[{}]", v.join(" "))
+}
+
+fn show_val(v: Val) -> String {
+    match v {
+        Val::I32(x) => format!("i32:{x}"),
+        Val::I64(x) => format!("i64:{x}"),
+        Val::F32(b) => format!("f32:{:?}({b:#010x})", f32::from_bits(b)),
+        Val::F64(b) => format!("f64:{:?}({b:#018x})", f64::from_bits(b)),
+    }
+}
+
+fn show_ret(w: &WastRet<'_>) -> String {
+    let nan = |p: &str| format!("nan:{p}");
+    match w {
+        WastRet::Core(WastRetCore::I32(x)) => format!("i32:{x}"),
+        WastRet::Core(WastRetCore::I64(x)) => format!("i64:{x}"),
+        WastRet::Core(WastRetCore::F32(p)) => match p {
+            NanPattern::CanonicalNan => format!("f32:{}", nan("canonical")),
+            NanPattern::ArithmeticNan => format!("f32:{}", nan("arithmetic")),
+            NanPattern::Value(F32 { bits }) => show_val(Val::F32(*bits)),
+        },
+        WastRet::Core(WastRetCore::F64(p)) => match p {
+            NanPattern::CanonicalNan => format!("f64:{}", nan("canonical")),
+            NanPattern::ArithmeticNan => format!("f64:{}", nan("arithmetic")),
+            NanPattern::Value(F64 { bits }) => show_val(Val::F64(*bits)),
+        },
+        WastRet::Core(other) => format!("{other:?}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Whether `v` matches the expected result `w` (NaN patterns per the spec
+/// interpreter: canonical = quiet bit only, any sign; arithmetic = quiet bit
+/// set, any payload and sign; a literal compares bit for bit).
+fn matches(v: Val, w: &WastRet<'_>) -> bool {
+    const F32_EXP_Q: u32 = 0x7fc0_0000;
+    const F64_EXP_Q: u64 = 0x7ff8_0000_0000_0000;
+    match (v, w) {
+        (Val::I32(a), WastRet::Core(WastRetCore::I32(b))) => a == *b,
+        (Val::I64(a), WastRet::Core(WastRetCore::I64(b))) => a == *b,
+        (Val::F32(a), WastRet::Core(WastRetCore::F32(p))) => match p {
+            NanPattern::CanonicalNan => a & 0x7fff_ffff == F32_EXP_Q,
+            NanPattern::ArithmeticNan => a & F32_EXP_Q == F32_EXP_Q,
+            NanPattern::Value(F32 { bits }) => a == *bits,
+        },
+        (Val::F64(a), WastRet::Core(WastRetCore::F64(p))) => match p {
+            NanPattern::CanonicalNan => a & 0x7fff_ffff_ffff_ffff == F64_EXP_Q,
+            NanPattern::ArithmeticNan => a & F64_EXP_Q == F64_EXP_Q,
+            NanPattern::Value(F64 { bits }) => a == *bits,
+        },
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nan_patterns() {
+        let canon = WastRet::Core(WastRetCore::F32(NanPattern::CanonicalNan));
+        let arith = WastRet::Core(WastRetCore::F32(NanPattern::ArithmeticNan));
+        assert!(matches(Val::F32(0x7fc0_0000), &canon));
+        assert!(matches(Val::F32(0xffc0_0000), &canon));
+        assert!(!matches(Val::F32(0x7fc0_0001), &canon));
+        assert!(matches(Val::F32(0x7fc0_0001), &arith));
+        assert!(!matches(Val::F32(0x7f80_0001), &arith));
+        assert!(!matches(Val::F32(0x7f80_0000), &arith));
+    }
+}
