@@ -1,22 +1,9 @@
 //! End-to-end runs of the `sim` binary: the boot banner contract, exit
 //! statuses, flag placement and errors for bad arguments.
 
-use std::process::{Command, Output};
+mod common;
 
-fn sim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sim"))
-        .args(args)
-        .output()
-        .expect("sim binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::{sim, stderr, stdout};
 
 #[test]
 fn boots_with_banner_and_passes_selftests() {

@@ -1,6 +1,10 @@
 //! `sim run`: results, traps with backtraces, argument parsing and errors.
 
-use std::process::{Command, Output};
+mod common;
+
+use std::process::Output;
+
+use common::{sim, stderr as err, stdout as out};
 
 fn sim_run(args: &[&str]) -> Output {
     let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/");
@@ -12,18 +16,7 @@ fn sim_run(args: &[&str]) -> Output {
             (*a).to_owned()
         });
     }
-    Command::new(env!("CARGO_BIN_EXE_sim"))
-        .args(&full)
-        .output()
-        .expect("sim runs")
-}
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    sim(&full)
 }
 
 #[test]
