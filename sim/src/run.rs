@@ -81,6 +81,8 @@ fn type_name(ty: ValType) -> &'static str {
         ValType::I64 => "i64",
         ValType::F32 => "f32",
         ValType::F64 => "f64",
+        ValType::FuncRef => "funcref",
+        ValType::ExternRef => "externref",
     }
 }
 
@@ -112,6 +114,9 @@ pub fn parse_arg(text: &str, ty: ValType) -> Option<Val> {
             .map(Val::I64),
         ValType::F32 => text.parse::<f32>().ok().map(|f| Val::F32(f.to_bits())),
         ValType::F64 => text.parse::<f64>().ok().map(|f| Val::F64(f.to_bits())),
+        // Only null references can be spelled on a command line.
+        ValType::FuncRef => (text == "null").then_some(Val::FuncRef(None)),
+        ValType::ExternRef => (text == "null").then_some(Val::ExternRef(None)),
     }
 }
 
@@ -136,6 +141,9 @@ pub fn format_val(v: Val) -> String {
                 format!("{f:?}")
             }
         }
+        Val::FuncRef(None) | Val::ExternRef(None) => "null".into(),
+        Val::FuncRef(Some(_)) => "funcref".into(),
+        Val::ExternRef(Some(n)) => format!("externref:{n}"),
     }
 }
 

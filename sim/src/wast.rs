@@ -7,7 +7,10 @@
 //! `nan:arithmetic`), `assert_trap` (of an invocation, or of a module whose
 //! instantiation traps: the 1.0 scripts' `assert_uninstantiable`),
 //! `assert_exhaustion`, `assert_invalid`, `assert_malformed` and
-//! `assert_unlinkable`, with the `spectest` host module. Anything else is
+//! `assert_unlinkable`, with the `spectest` host module. Values are those
+//! of WebAssembly 2.0 without SIMD: numbers, `ref.null func|extern`,
+//! `ref.extern N` (arguments and results), `ref.func` (results: any
+//! non-null function) and `either` results. Anything else is
 //! counted as failed: no directive is skipped.
 //!
 //! One code path serves `sim wast` and the spec test in `tests/`:
@@ -29,6 +32,7 @@ use kernel_core::kernel::Kernel;
 use kernel_core::wasm::module::{FuncType, MemoryType, TableType, ValType};
 use kernel_core::wasm::vm::{CallError, Extern, InstanceId, InstantiateError, Store, Val};
 use kernel_core::wasm::{CompileError, TrapKind};
+use wast::core::{AbstractHeapType, HeapType};
 use wast::core::{NanPattern, WastArgCore, WastRetCore};
 use wast::lexer::Lexer;
 use wast::parser::{self, ParseBuffer};
@@ -273,11 +277,12 @@ impl<P: Platform> Runner<'_, '_, P> {
             ("global_f32", Val::F32(666.6f32.to_bits())),
             ("global_f64", Val::F64(666.6f64.to_bits())),
         ] {
-            self.spectest
-                .insert(name, Extern::Global(s.host_global(v, false)));
+            let g = s.host_global(v, false).map_err(|e| e.to_string())?;
+            self.spectest.insert(name, Extern::Global(g));
         }
         let table = s
             .host_table(TableType {
+                elem: ValType::FuncRef,
                 min: 10,
                 max: Some(20),
             })
@@ -456,7 +461,7 @@ impl<P: Platform> Runner<'_, '_, P> {
             .iter()
             .map(arg)
             .collect::<Option<Vec<Val>>>()
-            .ok_or_else(|| InvokeError::Setup("argument outside WebAssembly 1.0".to_owned()))?;
+            .ok_or_else(|| InvokeError::Setup("argument outside WebAssembly 2.0".to_owned()))?;
         self.store.invoke(&f, &args).map_err(InvokeError::Call)
     }
 
@@ -490,6 +495,12 @@ fn arg(a: &WastArg<'_>) -> Option<Val> {
         WastArg::Core(WastArgCore::I64(x)) => Some(Val::I64(*x)),
         WastArg::Core(WastArgCore::F32(F32 { bits })) => Some(Val::F32(*bits)),
         WastArg::Core(WastArgCore::F64(F64 { bits })) => Some(Val::F64(*bits)),
+        WastArg::Core(WastArgCore::RefNull(HeapType::Abstract { ty, .. })) => match ty {
+            AbstractHeapType::Func => Some(Val::FuncRef(None)),
+            AbstractHeapType::Extern => Some(Val::ExternRef(None)),
+            _ => None,
+        },
+        WastArg::Core(WastArgCore::RefExtern(n)) => Some(Val::ExternRef(Some(*n))),
         _ => None,
     }
 }
@@ -532,6 +543,10 @@ fn show_val(v: Val) -> String {
         Val::I64(x) => format!("i64:{x}"),
         Val::F32(b) => format!("f32:{:?}({b:#010x})", f32::from_bits(b)),
         Val::F64(b) => format!("f64:{:?}({b:#018x})", f64::from_bits(b)),
+        Val::FuncRef(None) => "ref.null func".to_owned(),
+        Val::FuncRef(Some(_)) => "ref.func".to_owned(),
+        Val::ExternRef(None) => "ref.null extern".to_owned(),
+        Val::ExternRef(Some(n)) => format!("ref.extern {n}"),
     }
 }
 
@@ -550,6 +565,13 @@ fn show_ret(w: &WastRet<'_>) -> String {
             NanPattern::ArithmeticNan => format!("f64:{}", nan("arithmetic")),
             NanPattern::Value(F64 { bits }) => show_val(Val::F64(*bits)),
         },
+        WastRet::Core(WastRetCore::RefNull(h)) => match h {
+            Some(HeapType::Abstract { ty, .. }) => format!("ref.null {ty:?}"),
+            _ => "ref.null".to_owned(),
+        },
+        WastRet::Core(WastRetCore::RefFunc(_)) => "ref.func".to_owned(),
+        WastRet::Core(WastRetCore::RefExtern(Some(n))) => format!("ref.extern {n}"),
+        WastRet::Core(WastRetCore::RefExtern(None)) => "ref.extern".to_owned(),
         WastRet::Core(other) => format!("{other:?}"),
         other => format!("{other:?}"),
     }
@@ -559,17 +581,37 @@ fn show_ret(w: &WastRet<'_>) -> String {
 /// interpreter: canonical = quiet bit only, any sign; arithmetic = quiet bit
 /// set, any payload and sign; a literal compares bit for bit).
 fn matches(v: Val, w: &WastRet<'_>) -> bool {
+    match w {
+        WastRet::Core(c) => matches_core(v, c),
+        _ => false,
+    }
+}
+
+/// [`matches`] for a core result pattern: a reference pattern without a
+/// heap type or index matches any reference of its kind; `either` matches
+/// when one of its alternatives does.
+fn matches_core(v: Val, w: &WastRetCore<'_>) -> bool {
     const F32_EXP_Q: u32 = 0x7fc0_0000;
     const F64_EXP_Q: u64 = 0x7ff8_0000_0000_0000;
+    let null_of = |h: &Option<HeapType<'_>>, want: AbstractHeapType| match h {
+        None => true,
+        Some(HeapType::Abstract { ty, .. }) => *ty == want,
+        Some(_) => false,
+    };
     match (v, w) {
-        (Val::I32(a), WastRet::Core(WastRetCore::I32(b))) => a == *b,
-        (Val::I64(a), WastRet::Core(WastRetCore::I64(b))) => a == *b,
-        (Val::F32(a), WastRet::Core(WastRetCore::F32(p))) => match p {
+        (_, WastRetCore::Either(alts)) => alts.iter().any(|a| matches_core(v, a)),
+        (Val::FuncRef(None), WastRetCore::RefNull(h)) => null_of(h, AbstractHeapType::Func),
+        (Val::ExternRef(None), WastRetCore::RefNull(h)) => null_of(h, AbstractHeapType::Extern),
+        (Val::FuncRef(Some(_)), WastRetCore::RefFunc(_)) => true,
+        (Val::ExternRef(Some(a)), WastRetCore::RefExtern(b)) => b.is_none_or(|b| a == b),
+        (Val::I32(a), WastRetCore::I32(b)) => a == *b,
+        (Val::I64(a), WastRetCore::I64(b)) => a == *b,
+        (Val::F32(a), WastRetCore::F32(p)) => match p {
             NanPattern::CanonicalNan => a & 0x7fff_ffff == F32_EXP_Q,
             NanPattern::ArithmeticNan => a & F32_EXP_Q == F32_EXP_Q,
             NanPattern::Value(F32 { bits }) => a == *bits,
         },
-        (Val::F64(a), WastRet::Core(WastRetCore::F64(p))) => match p {
+        (Val::F64(a), WastRetCore::F64(p)) => match p {
             NanPattern::CanonicalNan => a & 0x7fff_ffff_ffff_ffff == F64_EXP_Q,
             NanPattern::ArithmeticNan => a & F64_EXP_Q == F64_EXP_Q,
             NanPattern::Value(F64 { bits }) => a == *bits,

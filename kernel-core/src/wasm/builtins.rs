@@ -4,15 +4,42 @@
 //! address is stored in the `VMContext` at
 //! [`VMOffsets::builtins`](super::vmoffsets::VMOffsets::builtins). Entry
 //! [`Builtin::index`] of that table holds the builtin's address; it is called
-//! with the ISA's default calling convention and the signature documented on
-//! each variant (the first argument is always the caller's `vmctx`). Going
-//! through the table means compiled code carries no relocations to builtins.
+//! with the ISA's default calling convention and the signature
+//! [`Builtin::signature`] gives (the first argument is always the caller's
+//! `vmctx`; `ref` is a pointer-sized reference word). Going through the
+//! table means compiled code carries no relocations to builtins.
+//!
+//! Traps: a builtin never unwinds. One that can fail returns a status
+//! (`0` = done, anything else = trap) and the compiled code traps with
+//! [`Builtin::trap`]'s kind at an ordinary trap site right after the call,
+//! so the fault path handles it like any other wasm trap.
 //!
 //! Invariants:
 //! - INV-1: the runtime fills every entry of the table before running code;
 //!   the table lives as long as any instance using it.
-//! - INV-2: a builtin may change the memory length (`memory.grow`), never the
-//!   memory base (see the VMContext INV-1).
+//! - INV-2: a builtin may change a memory's length (`memory.grow`) or a
+//!   table's base and count (`table.grow`), never a memory's base (see the
+//!   VMContext INV-1); JIT code reloads what a call may change.
+//! - INV-3: a builtin that returns a non-zero status has changed nothing
+//!   (bounds are checked before anything is written, as 2.0 requires).
+
+/// A parameter or result type of a builtin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arg {
+    /// `u32` / wasm `i32`.
+    I32,
+    /// A reference word (pointer-sized).
+    Ref,
+}
+
+/// What a failing builtin traps with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuiltinTrap {
+    /// Out of bounds memory access.
+    Memory,
+    /// Out of bounds table access.
+    Table,
+}
 
 /// A builtin function, by slot in the builtin table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -21,15 +48,92 @@ pub enum Builtin {
     /// `fn(vmctx, delta_pages: u32, memory_index: u32) -> u32`: grow memory,
     /// return the old size in pages or `u32::MAX` (-1) on failure.
     MemoryGrow = 0,
+    /// `fn(vmctx, dst_mem, dst, src_mem, src, len) -> status`.
+    MemoryCopy = 1,
+    /// `fn(vmctx, mem, dst, byte, len) -> status`.
+    MemoryFill = 2,
+    /// `fn(vmctx, mem, data_index, dst, src, len) -> status`.
+    MemoryInit = 3,
+    /// `fn(vmctx, data_index)`: drop a data segment.
+    DataDrop = 4,
+    /// `fn(vmctx, table, init: ref, delta) -> u32`: grow a table, return
+    /// the old size or `u32::MAX` (-1) on failure.
+    TableGrow = 5,
+    /// `fn(vmctx, table, dst, value: ref, len) -> status`.
+    TableFill = 6,
+    /// `fn(vmctx, dst_table, src_table, dst, src, len) -> status`.
+    TableCopy = 7,
+    /// `fn(vmctx, table, elem_index, dst, src, len) -> status`.
+    TableInit = 8,
+    /// `fn(vmctx, elem_index)`: drop an element segment.
+    ElemDrop = 9,
 }
 
 impl Builtin {
     /// Number of builtins (length of the table).
-    pub const COUNT: u32 = 1;
+    pub const COUNT: u32 = 10;
+
+    /// Every builtin, in slot order.
+    pub const ALL: [Builtin; Self::COUNT as usize] = [
+        Builtin::MemoryGrow,
+        Builtin::MemoryCopy,
+        Builtin::MemoryFill,
+        Builtin::MemoryInit,
+        Builtin::DataDrop,
+        Builtin::TableGrow,
+        Builtin::TableFill,
+        Builtin::TableCopy,
+        Builtin::TableInit,
+        Builtin::ElemDrop,
+    ];
 
     /// Slot of this builtin in the table.
     #[must_use]
     pub fn index(self) -> u32 {
         self as u32
+    }
+
+    /// Parameters after `vmctx`, and the result.
+    #[must_use]
+    pub fn signature(self) -> (&'static [Arg], Option<Arg>) {
+        use Arg::{I32, Ref};
+        match self {
+            Builtin::MemoryGrow => (&[I32, I32], Some(I32)),
+            Builtin::MemoryCopy | Builtin::MemoryInit | Builtin::TableCopy | Builtin::TableInit => {
+                (&[I32; 5], Some(I32))
+            }
+            Builtin::MemoryFill => (&[I32; 4], Some(I32)),
+            Builtin::DataDrop | Builtin::ElemDrop => (&[I32], None),
+            Builtin::TableGrow => (&[I32, Ref, I32], Some(I32)),
+            Builtin::TableFill => (&[I32, I32, Ref, I32], Some(I32)),
+        }
+    }
+
+    /// For a builtin returning a status: what a non-zero status traps with.
+    #[must_use]
+    pub fn trap(self) -> Option<BuiltinTrap> {
+        match self {
+            Builtin::MemoryCopy | Builtin::MemoryFill | Builtin::MemoryInit => {
+                Some(BuiltinTrap::Memory)
+            }
+            Builtin::TableFill | Builtin::TableCopy | Builtin::TableInit => {
+                Some(BuiltinTrap::Table)
+            }
+            Builtin::MemoryGrow | Builtin::TableGrow | Builtin::DataDrop | Builtin::ElemDrop => {
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_dense() {
+        for (i, b) in Builtin::ALL.iter().enumerate() {
+            assert_eq!(b.index() as usize, i);
+        }
     }
 }

@@ -47,8 +47,8 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
 use super::module::{self, CompileError, ExportKind, FuncType, ModuleInfo};
 use super::translate::{
-    self, TRAP_BAD_SIGNATURE, TRAP_INDIRECT_CALL_TO_NULL, TRAP_TABLE_OUT_OF_BOUNDS,
-    TRAP_UNREACHABLE, TargetInfo, TranslateConfig, ir_type,
+    self, TRAP_BAD_SIGNATURE, TRAP_INDIRECT_CALL_TO_NULL, TRAP_TABLE_ACCESS_OUT_OF_BOUNDS,
+    TRAP_TABLE_OUT_OF_BOUNDS, TRAP_UNREACHABLE, TargetInfo, TranslateConfig, ir_type,
 };
 use super::vmoffsets::VMOffsets;
 
@@ -73,6 +73,9 @@ pub enum TrapKind {
     BadSignature,
     /// Call stack exhausted.
     StackOverflow,
+    /// `table.get/set/fill/copy/init` (or an active element segment) out
+    /// of the table's bounds.
+    TableAccessOutOfBounds,
 }
 
 impl TrapKind {
@@ -89,6 +92,7 @@ impl TrapKind {
             c if c == TRAP_TABLE_OUT_OF_BOUNDS => TrapKind::TableOutOfBounds,
             c if c == TRAP_INDIRECT_CALL_TO_NULL => TrapKind::IndirectCallToNull,
             c if c == TRAP_BAD_SIGNATURE => TrapKind::BadSignature,
+            c if c == TRAP_TABLE_ACCESS_OUT_OF_BOUNDS => TrapKind::TableAccessOutOfBounds,
             _ => return None,
         })
     }
@@ -106,6 +110,7 @@ impl TrapKind {
             TrapKind::IndirectCallToNull => "uninitialized element",
             TrapKind::BadSignature => "indirect call type mismatch",
             TrapKind::StackOverflow => "call stack exhausted",
+            TrapKind::TableAccessOutOfBounds => "out of bounds table access",
         }
     }
 }
@@ -264,6 +269,9 @@ impl Compiler {
             ("opt_level", "speed"),
             ("enable_probestack", "false"),
             ("preserve_frame_pointers", "true"),
+            // Multi-value: results beyond the return registers go through
+            // a hidden return area.
+            ("enable_multi_ret_implicit_sret", "true"),
         ] {
             flags.set(k, v).map_err(|e| isa_err(&e))?;
         }
@@ -379,7 +387,7 @@ impl Compiler {
         args.push(callee_vmctx);
         for (i, t) in ty.params.iter().enumerate() {
             let off = i32::try_from(i * 16).unwrap_or(i32::MAX);
-            args.push(b.ins().load(ir_type(*t), flags, values, off));
+            args.push(b.ins().load(ir_type(*t, ptr), flags, values, off));
         }
         let call = b.ins().call_indirect(sigref, code, &args);
         let results = b.inst_results(call).to_vec();
@@ -436,7 +444,7 @@ impl Compiler {
         let mut rets = Vec::with_capacity(ty.results.len());
         for (i, t) in ty.results.iter().enumerate() {
             let off = i32::try_from(i * 16).unwrap_or(i32::MAX);
-            rets.push(b.ins().load(ir_type(*t), flags, values, off));
+            rets.push(b.ins().load(ir_type(*t, ptr), flags, values, off));
         }
         b.ins().return_(&rets);
         b.finalize(target.frontend);
@@ -539,6 +547,59 @@ mod tests {
         }
     }
 
+    fn wat(text: &str) -> Vec<u8> {
+        let buf = wast::parser::ParseBuffer::new(text).unwrap();
+        let mut m: wast::Wat<'_> = wast::parser::parse(&buf).unwrap();
+        m.encode().unwrap()
+    }
+
+    #[test]
+    fn wasm2_features_compile_for_every_arch() {
+        // Twelve results (more than any ISA returns in registers), block
+        // parameters, references, tables, bulk memory, saturating
+        // conversions.
+        let m = wat(r#"(module
+          (type $many (func (param i64) (result i64 i64 i64 i64 i64 i64 f64 f64 f64 f64 f64 f64)))
+          (import "h" "many" (func $h (type $many)))
+          (memory 1)
+          (table $t 2 funcref)
+          (table $e 2 externref)
+          (data $d "abc")
+          (elem $s func $f)
+          (func $f (export "f") (type $many)
+            (call $h (local.get 0)))
+          (func (export "g") (param i32 externref) (result i32 i32 funcref)
+            (i32.const 1)
+            (block (param i32) (result i32 i32) (local.get 0))
+            (table.set $e (i32.const 0) (local.get 1))
+            (memory.copy (i32.const 0) (i32.const 1) (i32.const 2))
+            (memory.fill (i32.const 0) (i32.const 1) (i32.const 2))
+            (memory.init $d (i32.const 0) (i32.const 1) (i32.const 2))
+            (data.drop $d)
+            (table.init $t $s (i32.const 0) (i32.const 0) (i32.const 1))
+            (elem.drop $s)
+            (drop (table.grow $t (ref.func $f) (i32.const 1)))
+            (table.fill $t (i32.const 0) (ref.null func) (i32.const 1))
+            (table.copy $t $t (i32.const 0) (i32.const 1) (i32.const 1))
+            (drop (i32.trunc_sat_f64_u (f64.const -1)))
+            (table.get $t (i32.const 0))))"#);
+        for arch in [TargetArch::X86_64, TargetArch::Aarch64, TargetArch::Riscv64] {
+            let c = Compiler::for_arch(arch).unwrap();
+            let m = compile_module(&m, &TranslateConfig::default(), &c).unwrap();
+            assert_eq!(m.functions.len(), 2, "{arch:?}");
+            let g = &m.functions[1];
+            for kind in [
+                TrapKind::MemoryOutOfBounds,
+                TrapKind::TableAccessOutOfBounds,
+            ] {
+                assert!(g.traps.iter().any(|t| t.kind == kind), "{arch:?} {kind:?}");
+            }
+            let ty = m.info.func_type(1).unwrap().clone();
+            c.compile_host_thunk(&ty, &mut FunctionBuilderContext::new())
+                .unwrap();
+        }
+    }
+
     #[test]
     fn every_trap_code_maps() {
         for code in [
@@ -546,6 +607,7 @@ mod tests {
             TRAP_TABLE_OUT_OF_BOUNDS,
             TRAP_INDIRECT_CALL_TO_NULL,
             TRAP_BAD_SIGNATURE,
+            TRAP_TABLE_ACCESS_OUT_OF_BOUNDS,
             TrapCode::STACK_OVERFLOW,
             TrapCode::HEAP_OUT_OF_BOUNDS,
             TrapCode::INTEGER_OVERFLOW,

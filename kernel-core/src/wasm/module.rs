@@ -25,11 +25,12 @@ use wasmparser::{
     Operator, Parser, Payload, TypeRef, Validator, WasmFeatures,
 };
 
-/// The WebAssembly features the kernel accepts (INV-1). WebAssembly 1.0
-/// (MVP + mutable globals) for now; 2.0's features are added here.
+/// The WebAssembly features the kernel accepts (INV-1): WebAssembly 2.0
+/// (multi-value, bulk memory, reference types, sign extension,
+/// non-trapping float-to-int, mutable-global import/export) without SIMD.
 #[must_use]
 pub fn features() -> WasmFeatures {
-    WasmFeatures::WASM1
+    WasmFeatures::WASM2.difference(WasmFeatures::SIMD)
 }
 
 /// Why a module could not be loaded or compiled.
@@ -123,21 +124,45 @@ pub enum ValType {
     F32,
     /// 64-bit float.
     F64,
+    /// A nullable function reference (`funcref`): null or a pointer to a
+    /// `VMFuncRef` (VMContext INV-2); pointer-sized.
+    FuncRef,
+    /// A nullable host reference (`externref`): an opaque pointer-sized
+    /// word, 0 for null.
+    ExternRef,
 }
 
 impl ValType {
+    /// Whether this is a reference type.
+    #[must_use]
+    pub fn is_ref(self) -> bool {
+        matches!(self, ValType::FuncRef | ValType::ExternRef)
+    }
+
     pub(crate) fn from_wasm(t: wasmparser::ValType, offset: u64) -> Result<Self, CompileError> {
         match t {
             wasmparser::ValType::I32 => Ok(ValType::I32),
             wasmparser::ValType::I64 => Ok(ValType::I64),
             wasmparser::ValType::F32 => Ok(ValType::F32),
             wasmparser::ValType::F64 => Ok(ValType::F64),
-            wasmparser::ValType::V128 | wasmparser::ValType::Ref(_) => {
-                Err(CompileError::Unsupported {
-                    what: "value type outside WebAssembly 1.0",
-                    offset,
-                })
-            }
+            wasmparser::ValType::Ref(r) => Self::from_ref(r, offset),
+            wasmparser::ValType::V128 => Err(CompileError::Unsupported {
+                what: "value type outside WebAssembly 2.0 (SIMD)",
+                offset,
+            }),
+        }
+    }
+
+    pub(crate) fn from_ref(r: wasmparser::RefType, offset: u64) -> Result<Self, CompileError> {
+        if r == wasmparser::RefType::FUNCREF {
+            Ok(ValType::FuncRef)
+        } else if r == wasmparser::RefType::EXTERNREF {
+            Ok(ValType::ExternRef)
+        } else {
+            Err(CompileError::Unsupported {
+                what: "reference type outside WebAssembly 2.0",
+                offset,
+            })
         }
     }
 }
@@ -151,9 +176,11 @@ pub struct FuncType {
     pub results: Vec<ValType>,
 }
 
-/// A table's limits (elements are funcrefs).
+/// A table's element type and limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TableType {
+    /// Element type: [`ValType::FuncRef`] or [`ValType::ExternRef`].
+    pub elem: ValType,
     /// Initial element count.
     pub min: u32,
     /// Maximum element count.
@@ -178,9 +205,13 @@ pub struct GlobalType {
     pub mutable: bool,
 }
 
-/// A constant expression (WebAssembly 1.0: one instruction).
+/// A constant expression (WebAssembly 2.0: one instruction).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConstExpr {
+    /// `ref.null` of either reference type.
+    RefNull,
+    /// `ref.func` of a function index.
+    RefFunc(u32),
     /// `i32.const`.
     I32(i32),
     /// `i64.const`.
@@ -241,25 +272,54 @@ pub struct Export {
     pub index: u32,
 }
 
-/// An active element segment (WebAssembly 1.0).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ElementSegment {
-    /// Table index.
-    pub table: u32,
-    /// Offset expression.
-    pub offset: ConstExpr,
-    /// Function indices.
-    pub funcs: Vec<u32>,
+/// How an element segment is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElementMode {
+    /// Written into `table` at `offset` at instantiation, then dropped.
+    Active {
+        /// Table index.
+        table: u32,
+        /// Offset expression.
+        offset: ConstExpr,
+    },
+    /// Kept for `table.init` until `elem.drop`.
+    Passive,
+    /// Only declares functions for `ref.func`; dropped at instantiation.
+    Declared,
 }
 
-/// An active data segment (WebAssembly 1.0).
+/// An element segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElementSegment {
+    /// How it is used.
+    pub mode: ElementMode,
+    /// Element type ([`ValType::FuncRef`] or [`ValType::ExternRef`]).
+    pub ty: ValType,
+    /// One constant expression per element (`ref.func`, `ref.null` or
+    /// `global.get`).
+    pub items: Vec<ConstExpr>,
+}
+
+/// How a data segment is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataMode {
+    /// Written into `memory` at `offset` at instantiation, then dropped.
+    Active {
+        /// Memory index.
+        memory: u32,
+        /// Offset expression.
+        offset: ConstExpr,
+    },
+    /// Kept for `memory.init` until `data.drop`.
+    Passive,
+}
+
+/// A data segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataSegment {
-    /// Memory index.
-    pub memory: u32,
-    /// Offset expression.
-    pub offset: ConstExpr,
-    /// Bytes to copy.
+    /// How it is used.
+    pub mode: DataMode,
+    /// Its bytes.
     pub bytes: Vec<u8>,
 }
 
@@ -482,47 +542,51 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedModule<'_>, CompileError> {
                 for e in r {
                     let e = e?;
                     let at = e.range.start;
-                    let ElementKind::Active {
-                        table_index,
-                        offset_expr,
-                    } = e.kind
-                    else {
-                        return Err(CompileError::Unsupported {
-                            what: "passive or declared element segment",
-                            offset: at,
-                        });
+                    let mode = match e.kind {
+                        ElementKind::Active {
+                            table_index,
+                            offset_expr,
+                        } => ElementMode::Active {
+                            table: table_index.unwrap_or(0),
+                            offset: const_expr(&offset_expr)?,
+                        },
+                        ElementKind::Passive => ElementMode::Passive,
+                        ElementKind::Declared => ElementMode::Declared,
                     };
-                    let ElementItems::Functions(funcs) = e.items else {
-                        return Err(CompileError::Unsupported {
-                            what: "element expressions",
-                            offset: at,
-                        });
+                    let (ty, items) = match e.items {
+                        ElementItems::Functions(funcs) => (
+                            ValType::FuncRef,
+                            funcs
+                                .into_iter()
+                                .map(|f| f.map(ConstExpr::RefFunc))
+                                .collect::<Result<Vec<_>, _>>()?,
+                        ),
+                        ElementItems::Expressions(ty, exprs) => (
+                            ValType::from_ref(ty, at)?,
+                            exprs
+                                .into_iter()
+                                .map(|x| const_expr(&x?))
+                                .collect::<Result<Vec<_>, _>>()?,
+                        ),
                     };
-                    let funcs = funcs.into_iter().collect::<Result<Vec<_>, _>>()?;
-                    info.elements.push(ElementSegment {
-                        table: table_index.unwrap_or(0),
-                        offset: const_expr(&offset_expr)?,
-                        funcs,
-                    });
+                    info.elements.push(ElementSegment { mode, ty, items });
                 }
             }
             Payload::DataSection(r) => {
                 for d in r {
                     let d = d?;
-                    let at = d.range.start;
-                    let wasmparser::DataKind::Active {
-                        memory_index,
-                        offset_expr,
-                    } = d.kind
-                    else {
-                        return Err(CompileError::Unsupported {
-                            what: "passive data segment",
-                            offset: at,
-                        });
+                    let mode = match d.kind {
+                        wasmparser::DataKind::Active {
+                            memory_index,
+                            offset_expr,
+                        } => DataMode::Active {
+                            memory: memory_index,
+                            offset: const_expr(&offset_expr)?,
+                        },
+                        wasmparser::DataKind::Passive => DataMode::Passive,
                     };
                     info.data.push(DataSegment {
-                        memory: memory_index,
-                        offset: const_expr(&offset_expr)?,
+                        mode,
                         bytes: d.data.to_vec(),
                     });
                 }
@@ -557,17 +621,19 @@ fn vals(ts: &[wasmparser::ValType], at: u64) -> Result<Vec<ValType>, CompileErro
 }
 
 fn table_type(t: &wasmparser::TableType, at: u64) -> Result<TableType, CompileError> {
-    if t.element_type != wasmparser::RefType::FUNCREF || t.table64 {
+    if t.table64 || t.shared {
         return Err(CompileError::Unsupported {
-            what: "table type outside WebAssembly 1.0",
+            what: "table type outside WebAssembly 2.0",
             offset: at,
         });
     }
+    let elem = ValType::from_ref(t.element_type, at)?;
     let too_big = || CompileError::Unsupported {
         what: "table larger than 2^32 elements",
         offset: at,
     };
     Ok(TableType {
+        elem,
         min: u32::try_from(t.initial).map_err(|_| too_big())?,
         max: t
             .maximum
@@ -593,6 +659,8 @@ fn const_expr(e: &wasmparser::ConstExpr<'_>) -> Result<ConstExpr, CompileError> 
         Operator::F32Const { value } => ConstExpr::F32(value.bits()),
         Operator::F64Const { value } => ConstExpr::F64(value.bits()),
         Operator::GlobalGet { global_index } => ConstExpr::GlobalGet(global_index),
+        Operator::RefNull { .. } => ConstExpr::RefNull,
+        Operator::RefFunc { function_index } => ConstExpr::RefFunc(function_index),
         _ => {
             return Err(CompileError::Unsupported {
                 what: "constant expression",

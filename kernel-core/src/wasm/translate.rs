@@ -21,6 +21,14 @@
 //! - INV-5: direct calls to defined function `d` use
 //!   `ExternalName::User { namespace: 0, index: d }`; imported and indirect
 //!   calls go through a `VMFuncRef` and pass the callee's `vmctx`.
+//! - INV-6: references (`funcref`, `externref`) are pointer-sized integers,
+//!   0 for null; `ref.func f` is the address of `f`'s `VMFuncRef` in the
+//!   caller's context.
+//! - INV-7: operations that need the runtime (`table.grow/fill/copy/init`,
+//!   `memory.copy/fill/init`, `elem.drop`, `data.drop`) call a builtin; one
+//!   that can fail is followed by a `trapnz` on its status, so its trap is
+//!   an ordinary trap site (builtins INV-3). `table.get/set/size` are
+//!   inline.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -37,7 +45,7 @@ use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use wasmparser::{BlockType, FunctionBody, MemArg, MemArgTarget, Operator};
 
-use super::builtins::Builtin;
+use super::builtins::{Arg as BuiltinArg, Builtin, BuiltinTrap};
 use super::module::{CompileError, FuncType, ModuleInfo, ValType};
 use super::vmoffsets::VMOffsets;
 
@@ -49,6 +57,9 @@ pub const TRAP_TABLE_OUT_OF_BOUNDS: TrapCode = TrapCode::unwrap_user(2);
 pub const TRAP_INDIRECT_CALL_TO_NULL: TrapCode = TrapCode::unwrap_user(3);
 /// Trap code of a `call_indirect` signature mismatch.
 pub const TRAP_BAD_SIGNATURE: TrapCode = TrapCode::unwrap_user(4);
+/// Trap code of a table access (`table.get/set`, or a table builtin's
+/// failure status) outside the table.
+pub const TRAP_TABLE_ACCESS_OUT_OF_BOUNDS: TrapCode = TrapCode::unwrap_user(5);
 
 /// How linear memory is laid out, which decides bounds checking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,14 +96,16 @@ impl TargetInfo {
     }
 }
 
-/// The Cranelift type of a wasm value type.
+/// The Cranelift type of a wasm value type on a target whose pointer type
+/// is `ptr`: references are pointer-sized words, 0 for null.
 #[must_use]
-pub fn ir_type(t: ValType) -> Type {
+pub fn ir_type(t: ValType, ptr: Type) -> Type {
     match t {
         ValType::I32 => I32,
         ValType::I64 => I64,
         ValType::F32 => F32,
         ValType::F64 => F64,
+        ValType::FuncRef | ValType::ExternRef => ptr,
     }
 }
 
@@ -103,10 +116,11 @@ pub fn wasm_signature(ty: &FuncType, target: &TargetInfo) -> Signature {
     let mut sig = Signature::new(target.call_conv);
     sig.params
         .push(AbiParam::special(target.ptr(), ArgumentPurpose::VMContext));
+    let ptr = target.ptr();
     sig.params
-        .extend(ty.params.iter().map(|t| AbiParam::new(ir_type(*t))));
+        .extend(ty.params.iter().map(|t| AbiParam::new(ir_type(*t, ptr))));
     sig.returns
-        .extend(ty.results.iter().map(|t| AbiParam::new(ir_type(*t))));
+        .extend(ty.results.iter().map(|t| AbiParam::new(ir_type(*t, ptr))));
     sig
 }
 
@@ -135,7 +149,8 @@ pub(crate) fn intern_flags(
 ///
 /// # Errors
 /// [`CompileError::Invalid`] if the body does not decode (it should have been
-/// validated), [`CompileError::Unsupported`] for operators outside 1.0.
+/// validated), [`CompileError::Unsupported`] for operators outside 2.0
+/// (SIMD).
 pub fn translate_function(
     info: &ModuleInfo,
     offsets: &VMOffsets,
@@ -171,7 +186,7 @@ pub fn translate_function(
 
     let mut locals = Vec::new();
     for (p, t) in params[1..].iter().zip(&ty.params) {
-        let v = b.declare_var(ir_type(*t));
+        let v = b.declare_var(ir_type(*t, ptr));
         b.def_var(v, *p);
         locals.push(v);
     }
@@ -179,7 +194,7 @@ pub fn translate_function(
     for _ in 0..lr.get_count() {
         let at = lr.original_position();
         let (n, t) = lr.read()?;
-        let t = ir_type(ValType::from_wasm(t, at)?);
+        let t = ir_type(ValType::from_wasm(t, at)?, ptr);
         if locals.len() + n as usize > 50_000 {
             return Err(CompileError::Unsupported {
                 what: "too many locals",
@@ -196,7 +211,7 @@ pub fn translate_function(
 
     let ret = b.create_block();
     for t in &ty.results {
-        b.append_block_param(ret, ir_type(*t));
+        b.append_block_param(ret, ir_type(*t, ptr));
     }
     let mut tx = Translator {
         b,
@@ -371,11 +386,12 @@ impl Translator<'_, '_> {
     }
 
     fn block_type(&self, bt: BlockType) -> Result<(Vec<Type>, Vec<Type>), CompileError> {
+        let ptr = self.ptr();
         match bt {
             BlockType::Empty => Ok((Vec::new(), Vec::new())),
             BlockType::Type(t) => Ok((
                 Vec::new(),
-                alloc::vec![ir_type(ValType::from_wasm(t, self.offset)?)],
+                alloc::vec![ir_type(ValType::from_wasm(t, self.offset)?, ptr)],
             )),
             BlockType::FuncType(i) => {
                 let ft = self
@@ -384,8 +400,8 @@ impl Translator<'_, '_> {
                     .get(i as usize)
                     .ok_or_else(|| self.err("unknown block type"))?;
                 Ok((
-                    ft.params.iter().map(|t| ir_type(*t)).collect(),
-                    ft.results.iter().map(|t| ir_type(*t)).collect(),
+                    ft.params.iter().map(|t| ir_type(*t, ptr)).collect(),
+                    ft.results.iter().map(|t| ir_type(*t, ptr)).collect(),
                 ))
             }
         }
@@ -750,9 +766,116 @@ impl Translator<'_, '_> {
             Operator::I64Extend8S => self.sext_low(I64, I8)?,
             Operator::I64Extend16S => self.sext_low(I64, I16)?,
             Operator::I64Extend32S => self.sext_low(I64, I32)?,
+            Operator::I32TruncSatF32S | Operator::I32TruncSatF64S => {
+                convop!(self, fcvt_to_sint_sat, I32);
+            }
+            Operator::I32TruncSatF32U | Operator::I32TruncSatF64U => {
+                convop!(self, fcvt_to_uint_sat, I32);
+            }
+            Operator::I64TruncSatF32S | Operator::I64TruncSatF64S => {
+                convop!(self, fcvt_to_sint_sat, I64);
+            }
+            Operator::I64TruncSatF32U | Operator::I64TruncSatF64U => {
+                convop!(self, fcvt_to_uint_sat, I64);
+            }
+            Operator::RefNull { .. } => {
+                let ptr = self.ptr();
+                let r = self.b.ins().iconst(ptr, 0);
+                self.stack.push(r);
+            }
+            Operator::RefIsNull => {
+                let x = self.pop()?;
+                let c = self.b.ins().icmp_imm_s(IntCC::Equal, x, 0);
+                let r = self.b.ins().uextend(I32, c);
+                self.stack.push(r);
+            }
+            Operator::RefFunc { function_index } => {
+                let r = self.func_ref(function_index)?;
+                self.stack.push(r);
+            }
+            Operator::TableGet { table } => {
+                let index = self.pop()?;
+                let slot = self.table_slot(table, index)?;
+                let ptr = self.ptr();
+                let r = self.b.ins().load(ptr, MemFlagsData::trusted(), slot, 0);
+                self.stack.push(r);
+            }
+            Operator::TableSet { table } => {
+                let value = self.pop()?;
+                let index = self.pop()?;
+                let slot = self.table_slot(table, index)?;
+                self.b.ins().store(MemFlagsData::trusted(), value, slot, 0);
+            }
+            Operator::TableSize { table } => {
+                let def = self.table_definition(table)?;
+                let off = off32(self.offsets.table_definition_count());
+                let r = self.b.ins().load(I32, MemFlagsData::trusted(), def, off);
+                self.stack.push(r);
+            }
+            Operator::TableGrow { table } => {
+                self.check_table(table)?;
+                let delta = self.pop()?;
+                let init = self.pop()?;
+                let t = self.b.ins().iconst(I32, i64::from(table));
+                let r = self.builtin(Builtin::TableGrow, &[t, init, delta])?;
+                self.stack.push(r);
+            }
+            Operator::TableFill { table } => {
+                self.check_table(table)?;
+                let [dst, value, len] = self.popk()?;
+                let t = self.b.ins().iconst(I32, i64::from(table));
+                self.builtin(Builtin::TableFill, &[t, dst, value, len])?;
+            }
+            Operator::TableCopy {
+                dst_table,
+                src_table,
+            } => {
+                self.check_table(dst_table)?;
+                self.check_table(src_table)?;
+                let [dst, src, len] = self.popk()?;
+                let d = self.b.ins().iconst(I32, i64::from(dst_table));
+                let s = self.b.ins().iconst(I32, i64::from(src_table));
+                self.builtin(Builtin::TableCopy, &[d, s, dst, src, len])?;
+            }
+            Operator::TableInit { elem_index, table } => {
+                self.check_table(table)?;
+                let [dst, src, len] = self.popk()?;
+                let t = self.b.ins().iconst(I32, i64::from(table));
+                let e = self.b.ins().iconst(I32, i64::from(elem_index));
+                self.builtin(Builtin::TableInit, &[t, e, dst, src, len])?;
+            }
+            Operator::ElemDrop { elem_index } => {
+                let e = self.b.ins().iconst(I32, i64::from(elem_index));
+                self.builtin(Builtin::ElemDrop, &[e])?;
+            }
+            Operator::MemoryCopy { dst_mem, src_mem } => {
+                self.check_mem(dst_mem)?;
+                self.check_mem(src_mem)?;
+                let [dst, src, len] = self.popk()?;
+                let d = self.b.ins().iconst(I32, i64::from(dst_mem));
+                let s = self.b.ins().iconst(I32, i64::from(src_mem));
+                self.builtin(Builtin::MemoryCopy, &[d, dst, s, src, len])?;
+            }
+            Operator::MemoryFill { mem } => {
+                self.check_mem(mem)?;
+                let [dst, value, len] = self.popk()?;
+                let m = self.b.ins().iconst(I32, i64::from(mem));
+                self.builtin(Builtin::MemoryFill, &[m, dst, value, len])?;
+            }
+            Operator::MemoryInit { data_index, mem } => {
+                self.check_mem(mem)?;
+                let [dst, src, len] = self.popk()?;
+                let m = self.b.ins().iconst(I32, i64::from(mem));
+                let d = self.b.ins().iconst(I32, i64::from(data_index));
+                self.builtin(Builtin::MemoryInit, &[m, d, dst, src, len])?;
+            }
+            Operator::DataDrop { data_index } => {
+                let d = self.b.ins().iconst(I32, i64::from(data_index));
+                self.builtin(Builtin::DataDrop, &[d])?;
+            }
             _ => {
                 return Err(CompileError::Unsupported {
-                    what: "operator outside WebAssembly 1.0",
+                    what: "operator outside WebAssembly 2.0",
                     offset: self.offset,
                 });
             }
@@ -865,7 +988,7 @@ impl Translator<'_, '_> {
             .globals
             .get(i as usize)
             .ok_or_else(|| self.err("unknown global"))?;
-        let ty = ir_type(g.ty);
+        let ty = ir_type(g.ty, self.ptr());
         if i < self.info.num_imported_globals {
             let p = self.vmctx_load(self.ptr(), self.offsets.imported_global(i), true);
             Ok((p, ty))
@@ -1107,32 +1230,119 @@ impl Translator<'_, '_> {
 
     fn memory_grow(&mut self, delta: Value, mem: u32) -> Result<Value, CompileError> {
         self.check_mem(mem)?;
+        let idx = self.b.ins().iconst(I32, i64::from(mem));
+        self.builtin(Builtin::MemoryGrow, &[delta, idx])
+    }
+
+    /// Call builtin `which` with `args` (after `vmctx`). A builtin with a
+    /// result returns it; one with a trap kind traps on a non-zero status
+    /// (builtins INV-3) and returns the status.
+    fn builtin(&mut self, which: Builtin, args: &[Value]) -> Result<Value, CompileError> {
         let ptr = self.ptr();
+        let (params, ret) = which.signature();
+        let ty = |a: BuiltinArg| match a {
+            BuiltinArg::I32 => I32,
+            BuiltinArg::Ref => ptr,
+        };
+        let mut sig = Signature::new(self.target.call_conv);
+        sig.params
+            .push(AbiParam::special(ptr, ArgumentPurpose::VMContext));
+        sig.params
+            .extend(params.iter().map(|a| AbiParam::new(ty(*a))));
+        sig.returns.extend(ret.map(|a| AbiParam::new(ty(a))));
+        let sig = self.b.import_signature(sig);
         let table = self.vmctx_load(ptr, self.offsets.builtins(), true);
-        let slot = Builtin::MemoryGrow.index() * self.offsets.pointer_size();
+        let slot = which.index() * self.offsets.pointer_size();
         let fptr = self.b.ins().load(
             ptr,
             MemFlagsData::trusted().with_readonly(),
             table,
             off32(slot),
         );
-        let mut sig = Signature::new(self.target.call_conv);
-        sig.params
-            .push(AbiParam::special(ptr, ArgumentPurpose::VMContext));
-        sig.params.push(AbiParam::new(I32));
-        sig.params.push(AbiParam::new(I32));
-        sig.returns.push(AbiParam::new(I32));
-        let sig = self.b.import_signature(sig);
-        let idx = self.b.ins().iconst(I32, i64::from(mem));
-        let inst = self
+        let mut all = Vec::with_capacity(args.len() + 1);
+        all.push(self.vmctx);
+        all.extend_from_slice(args);
+        let inst = self.b.ins().call_indirect(sig, fptr, &all);
+        let r = match self.b.inst_results(inst).first() {
+            Some(r) => *r,
+            None => return Ok(self.vmctx),
+        };
+        match which.trap() {
+            Some(BuiltinTrap::Memory) => {
+                self.b.ins().trapnz(r, TrapCode::HEAP_OUT_OF_BOUNDS);
+            }
+            Some(BuiltinTrap::Table) => {
+                self.b.ins().trapnz(r, TRAP_TABLE_ACCESS_OUT_OF_BOUNDS);
+            }
+            None => {}
+        }
+        Ok(r)
+    }
+
+    /// Pop `K` operands, the deepest first.
+    fn popk<const K: usize>(&mut self) -> Result<[Value; K], CompileError> {
+        let v = self.popn(K)?;
+        v.try_into()
+            .map_err(|_| invalid("operand stack underflow", self.offset))
+    }
+
+    fn check_table(&self, table: u32) -> Result<(), CompileError> {
+        if (table as usize) < self.info.tables.len() {
+            Ok(())
+        } else {
+            Err(self.err("unknown table"))
+        }
+    }
+
+    /// The table's `VMTableDefinition` pointer.
+    fn table_definition(&mut self, table: u32) -> Result<Value, CompileError> {
+        self.check_table(table)?;
+        let off = self.offsets.table_pointer(table);
+        Ok(self.vmctx_load(self.ptr(), off, true))
+    }
+
+    /// Address of element `index` of `table`, trapping with
+    /// [`TRAP_TABLE_ACCESS_OUT_OF_BOUNDS`] when it is outside the table.
+    /// Base and count are loaded afresh (`table.grow` changes them,
+    /// builtins INV-2).
+    fn table_slot(&mut self, table: u32, index: Value) -> Result<Value, CompileError> {
+        let ptr = self.ptr();
+        let o = *self.offsets;
+        let def = self.table_definition(table)?;
+        let trusted = MemFlagsData::trusted();
+        let count = self
             .b
             .ins()
-            .call_indirect(sig, fptr, &[self.vmctx, delta, idx]);
-        self.b
-            .inst_results(inst)
-            .first()
-            .copied()
-            .ok_or_else(|| self.err("builtin without result"))
+            .load(I32, trusted, def, off32(o.table_definition_count()));
+        let oob = self
+            .b
+            .ins()
+            .icmp(IntCC::UnsignedGreaterThanOrEqual, index, count);
+        self.b.ins().trapnz(oob, TRAP_TABLE_ACCESS_OUT_OF_BOUNDS);
+        let base = self
+            .b
+            .ins()
+            .load(ptr, trusted, def, off32(o.table_definition_base()));
+        let idx = if ptr == I32 {
+            index
+        } else {
+            self.b.ins().uextend(ptr, index)
+        };
+        let scaled = self.b.ins().imul_imm_u(idx, i64::from(o.pointer_size()));
+        Ok(self.b.ins().iadd(base, scaled))
+    }
+
+    /// `ref.func f`: the address of `f`'s `VMFuncRef` in this context.
+    fn func_ref(&mut self, f: u32) -> Result<Value, CompileError> {
+        let off = if f < self.info.num_imported_funcs {
+            self.offsets.imported_func(f)
+        } else if (f as usize) < self.info.functions.len() {
+            self.offsets
+                .defined_func_ref(f - self.info.num_imported_funcs)
+        } else {
+            return Err(self.err("unknown function"));
+        };
+        Ok(self.b.ins().iadd_imm_u(self.vmctx, i64::from(off)))
     }
 
     fn div(

@@ -8,8 +8,8 @@
 //!
 //! The `VMContext` layout is [`VMOffsets`]; this module adds one word in
 //! front of it (at `vmctx - 16`): a pointer to the instance's
-//! [`InstanceData`], which the `memory.grow` builtin uses to find the
-//! memory object. JIT code reads every memory and table through the
+//! [`InstanceData`], which the builtins use to find the instance's memories,
+//! tables and passive segments. JIT code reads every memory and table through the
 //! pointers of the context, so each memory's and table's definition lives
 //! in its own heap box, shared by the defining and importing instances.
 //!
@@ -25,6 +25,14 @@
 //! - INV-VM-4: calls into wasm go through [`crate::arch::enter`] with the
 //!   CPU's entry context saved (entry INV-ENTRY-1), restored afterwards for
 //!   nested calls.
+//! - INV-VM-5: a store's tables and segments are touched by one thread at a
+//!   time (see [`Table`]); builtins never hold a reference across a call
+//!   into wasm.
+//! - INV-VM-6: a function reference reaches a store's wasm code only if it
+//!   is one of that store's `VMFuncRef`s (see `FuncRefOwner`).
+//! - INV-VM-7: a value slot (`u128`) holds a value in its low bytes,
+//!   little-endian; a reference is its pointer-sized word (0 = null; an
+//!   `externref` `Some(n)` is `n + 1`).
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -32,16 +40,19 @@ use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::cell::UnsafeCell;
 use core::fmt;
+use core::num::NonZeroUsize;
 use core::sync::atomic::Ordering;
 
 use cranelift_frontend::FunctionBuilderContext;
 
+use super::builtins::Builtin;
 use super::code::{CodeObject, FrameInfo, LinkError, LinkInput};
 use super::compile::{CompiledModule, Compiler, TrapKind, compile_module};
 use super::module::{
-    CompileError, ConstExpr, ExportKind, FuncType, GlobalType, ImportKind, MemoryType, TableType,
-    ValType,
+    CompileError, ConstExpr, DataMode, ElementMode, ExportKind, FuncType, GlobalType, ImportKind,
+    MemoryType, TableType, ValType,
 };
 use super::translate::TranslateConfig;
 use super::vmoffsets::VMOffsets;
@@ -54,7 +65,7 @@ pub const WASM_PAGE: u64 = 65536;
 const WASM_PAGE_ORDER: u32 = 4;
 const MAX_PAGES: u64 = 65536;
 
-const KINDS: [TrapKind; 9] = [
+const KINDS: [TrapKind; 10] = [
     TrapKind::Unreachable,
     TrapKind::IntegerDivideByZero,
     TrapKind::IntegerOverflow,
@@ -64,12 +75,19 @@ const KINDS: [TrapKind; 9] = [
     TrapKind::IndirectCallToNull,
     TrapKind::BadSignature,
     TrapKind::StackOverflow,
+    TrapKind::TableAccessOutOfBounds,
 ];
 
 /// The number the trap path records for `kind`.
 pub(crate) fn trap_code(kind: TrapKind) -> u32 {
     KINDS.iter().position(|k| *k == kind).unwrap_or(0) as u32
 }
+
+/// A non-null function reference: the address of a `VMFuncRef` that lives
+/// in the store it came from (INV-VM-2). Only wasm results and globals hand
+/// them out, so host code cannot forge one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FuncAddr(NonZeroUsize);
 
 /// A wasm value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +100,11 @@ pub enum Val {
     F32(u32),
     /// f64, as bits.
     F64(u64),
+    /// `funcref`: null or a function of the store.
+    FuncRef(Option<FuncAddr>),
+    /// `externref`: null or a host value. In wasm, `Some(n)` is the word
+    /// `n + 1` (0 is null), so it round-trips through tables and globals.
+    ExternRef(Option<u32>),
 }
 
 impl Val {
@@ -92,6 +115,8 @@ impl Val {
             Val::I64(_) => ValType::I64,
             Val::F32(_) => ValType::F32,
             Val::F64(_) => ValType::F64,
+            Val::FuncRef(_) => ValType::FuncRef,
+            Val::ExternRef(_) => ValType::ExternRef,
         }
     }
 
@@ -101,6 +126,8 @@ impl Val {
             Val::I64(v) => u128::from(v as u64),
             Val::F32(v) => u128::from(v),
             Val::F64(v) => u128::from(v),
+            Val::FuncRef(f) => f.map_or(0, |f| f.0.get() as u128),
+            Val::ExternRef(e) => e.map_or(0, |n| u128::from(n) + 1),
         }
     }
 
@@ -110,6 +137,8 @@ impl Val {
             ValType::I64 => Val::I64(s as u64 as i64),
             ValType::F32 => Val::F32(s as u32),
             ValType::F64 => Val::F64(s as u64),
+            ValType::FuncRef => Val::FuncRef(NonZeroUsize::new(s as usize).map(FuncAddr)),
+            ValType::ExternRef => Val::ExternRef((s as usize).checked_sub(1).map(|n| n as u32)),
         }
     }
 
@@ -255,6 +284,32 @@ struct HostFunc {
     dispatch: usize,
     ty: FuncType,
     func: Box<HostFn>,
+    /// The store's funcref ranges, to check returned references (INV-VM-6).
+    owner: *const FuncRefOwner,
+}
+
+/// Where a store's `VMFuncRef`s live: every instance's context and every
+/// host function's funcref. INV-VM-6: a `funcref` reaches wasm code of a
+/// store (argument, host-function result, host global) only if it lies in
+/// one of these ranges, so a [`FuncAddr`] from another (maybe dropped)
+/// store can never be called.
+#[derive(Default)]
+struct FuncRefOwner {
+    ranges: spin::Mutex<Vec<core::ops::Range<usize>>>,
+}
+
+impl FuncRefOwner {
+    fn add(&self, r: core::ops::Range<usize>) {
+        self.ranges.lock().push(r);
+    }
+
+    /// Whether `v` may be handed to this store's wasm code.
+    fn admits(&self, v: Val) -> bool {
+        match v {
+            Val::FuncRef(Some(f)) => self.ranges.lock().iter().any(|r| r.contains(&f.0.get())),
+            _ => true,
+        }
+    }
 }
 
 /// A host function body.
@@ -275,10 +330,15 @@ extern "C" fn host_dispatch(ctx: *const HostFunc, values: *mut u128) {
         .map(|(t, s)| Val::from_slot(*t, *s))
         .collect();
     let results = (hf.func)(&args);
-    for ((slot, t), r) in slots.iter_mut().zip(&hf.ty.results).zip(results) {
-        if r.ty() == *t {
-            *slot = r.to_slot();
-        }
+    // SAFETY: the store that owns this host function owns `owner` too.
+    let owner = unsafe { &*hf.owner };
+    // A missing, mistyped or foreign result reads as zero (null for a
+    // reference), never as the argument bits left in its slot.
+    for (i, (slot, t)) in slots.iter_mut().zip(&hf.ty.results).enumerate() {
+        *slot = match results.get(i) {
+            Some(r) if r.ty() == *t && owner.admits(*r) => r.to_slot(),
+            _ => 0,
+        };
     }
 }
 
@@ -436,50 +496,113 @@ impl<P: Platform> Drop for Memory<'_, '_, P> {
     }
 }
 
-/// A funcref table.
+/// Most elements a table may have (initially or after `table.grow`).
+const MAX_TABLE_ELEMS: u32 = 10_000_000;
+
+/// A table of references (funcref: `VMFuncRef` addresses; externref: host
+/// words), 0 for null.
+///
+/// JIT code reads and writes the elements through the definition
+/// (`base`, `count`), which [`Table::grow`] updates when the storage moves
+/// (builtins INV-2). INV-VM-5: a store's tables are touched by one thread
+/// at a time: the store's (it is neither `Send` nor `Sync`), either in JIT
+/// code or in a builtin it called, never both at once.
 pub struct Table {
-    elems: Box<[usize]>,
+    elem: ValType,
+    elems: UnsafeCell<Vec<usize>>,
     max: Option<u32>,
-    def: Box<VMTableDefinition>,
+    def: UnsafeCell<VMTableDefinition>,
 }
 
 impl Table {
-    fn new(ty: TableType) -> Result<Self, InstantiateError> {
-        if ty.min > 10_000_000 {
+    fn new(ty: TableType) -> Result<Box<Self>, InstantiateError> {
+        if ty.min > MAX_TABLE_ELEMS {
             return Err(InstantiateError::TooLarge);
         }
-        let elems = vec![0usize; ty.min as usize].into_boxed_slice();
-        let def = Box::new(VMTableDefinition {
+        let elems = vec![0usize; ty.min as usize];
+        let def = VMTableDefinition {
             base: elems.as_ptr() as usize,
             count: ty.min,
-        });
-        Ok(Self {
-            elems,
+        };
+        Ok(Box::new(Self {
+            elem: ty.elem,
+            elems: UnsafeCell::new(elems),
             max: ty.max,
-            def,
-        })
+            def: UnsafeCell::new(def),
+        }))
     }
 
     fn def_ptr(&self) -> *mut VMTableDefinition {
-        core::ptr::from_ref(&*self.def).cast_mut()
+        self.def.get()
+    }
+
+    /// The elements.
+    #[expect(
+        clippy::mut_from_ref,
+        reason = "INV-VM-5: one thread, and no reference is held across calls"
+    )]
+    fn elems(&self) -> &mut Vec<usize> {
+        // SAFETY: INV-VM-5: only the store's thread touches the elements,
+        // and no caller keeps the reference across a call into wasm.
+        unsafe { &mut *self.elems.get() }
+    }
+
+    /// Point the definition at the (possibly moved) elements.
+    fn sync_def(&self) {
+        let e = self.elems();
+        let (base, count) = (e.as_mut_ptr() as usize, e.len() as u32);
+        // SAFETY: INV-VM-5, as for `elems`.
+        unsafe { *self.def_ptr() = VMTableDefinition { base, count } };
     }
 
     /// Element count.
     pub fn len(&self) -> u32 {
-        self.elems.len() as u32
+        self.elems().len() as u32
     }
 
     /// Whether the table has no element.
     pub fn is_empty(&self) -> bool {
-        self.elems.is_empty()
+        self.elems().is_empty()
     }
 
-    fn set(&self, i: usize, funcref: usize) {
-        if i < self.elems.len() {
-            // SAFETY: in bounds; the slots are only written at
-            // instantiation, never while JIT code runs on another CPU.
-            unsafe { (self.elems.as_ptr().cast_mut()).add(i).write(funcref) };
+    /// Element type.
+    pub fn elem_type(&self) -> ValType {
+        self.elem
+    }
+
+    /// Grow by `delta` elements set to `init`; the old size, or `None` past
+    /// the table's maximum or the runtime's limit.
+    pub fn grow(&self, delta: u32, init: usize) -> Option<u32> {
+        let old = self.len();
+        let new = old.checked_add(delta)?;
+        if new > self.max.unwrap_or(MAX_TABLE_ELEMS).min(MAX_TABLE_ELEMS) {
+            return None;
         }
+        let e = self.elems();
+        e.try_reserve_exact(delta as usize).ok()?;
+        e.resize(new as usize, init);
+        self.sync_def();
+        Some(old)
+    }
+
+    /// Write `src` at element `dst`; `false` (nothing written) when it does
+    /// not fit.
+    fn write(&self, dst: u32, src: &[usize]) -> bool {
+        let e = self.elems();
+        let Some(d) = e.get_mut(dst as usize..dst as usize + src.len()) else {
+            return false;
+        };
+        d.copy_from_slice(src);
+        true
+    }
+
+    fn fill(&self, dst: u32, value: usize, len: u32) -> bool {
+        let e = self.elems();
+        let Some(d) = e.get_mut(dst as usize..dst as usize + len as usize) else {
+            return false;
+        };
+        d.fill(value);
+        true
     }
 }
 
@@ -524,17 +647,57 @@ pub enum Extern {
     Table(usize),
 }
 
-/// What the `memory.grow` builtin finds through the context header.
+/// What the builtins find through the context header.
 struct InstanceData {
+    /// `Memory<P>` of each memory index (for `memory.grow`).
     memories: Vec<*const ()>,
+    /// `VMMemoryDefinition` of each memory index.
+    mem_defs: Vec<*const VMMemoryDefinition>,
+    /// Table of each table index.
+    tables: Vec<*const Table>,
+    /// Each element segment's evaluated references; empty once dropped
+    /// (active and declared segments are dropped at instantiation).
+    elems: spin::Mutex<Vec<Vec<usize>>>,
+    /// Each data segment's bytes; empty once dropped.
+    data: spin::Mutex<Vec<Vec<u8>>>,
     grow: unsafe fn(memory: *const (), delta: u32) -> u32,
+}
+
+impl InstanceData {
+    /// # Safety
+    /// `vmctx` is the context of a live instance whose header points at its
+    /// `InstanceData` (INV-VM-2).
+    unsafe fn of<'a>(vmctx: usize) -> &'a InstanceData {
+        // SAFETY: the caller's contract: the header word precedes vmctx.
+        unsafe { &*((vmctx - 16) as *const *const InstanceData).read() }
+    }
+
+    /// `(base, length)` of memory `index`.
+    fn memory(&self, index: u32) -> Option<(usize, u64)> {
+        let d = *self.mem_defs.get(index as usize)?;
+        // SAFETY: INV-VM-2: the definition lives in the store.
+        let d = unsafe { &*d };
+        Some((d.base, d.length))
+    }
+
+    fn table(&self, index: u32) -> Option<&Table> {
+        let t = *self.tables.get(index as usize)?;
+        // SAFETY: INV-VM-2: the table is boxed in the store.
+        Some(unsafe { &*t })
+    }
+}
+
+/// `[at, at + len)` lies within `size`.
+fn in_bounds(at: u32, len: u32, size: u64) -> bool {
+    u64::from(at) + u64::from(len) <= size
 }
 
 /// An instance: its context and exports. Owned by the store.
 pub struct Instance {
     vmctx: Box<[u128]>,
-    /// Read by JIT code through the context header, never by Rust.
-    _data: Box<InstanceData>,
+    /// Read by the builtins through the context header; by Rust only to
+    /// record the segments at instantiation.
+    data: Box<InstanceData>,
     exports: Vec<(String, Extern)>,
     offsets: VMOffsets,
 }
@@ -560,30 +723,233 @@ pub struct Store<'k, 'h, P: Platform> {
     config: TranslateConfig,
     stack_budget: usize,
     types: Vec<FuncType>,
-    builtins: Box<[usize; 1]>,
+    builtins: Box<[usize; Builtin::COUNT as usize]>,
     instances: Vec<Instance>,
     memories: Vec<Box<Memory<'k, 'h, P>>>,
-    tables: Vec<Table>,
+    tables: Vec<Box<Table>>,
     host_funcs: Vec<Box<HostFunc>>,
     host_funcrefs: Vec<Box<VMFuncRef>>,
     host_globals: Vec<Box<u128>>,
+    owner: Box<FuncRefOwner>,
     trampolines: Vec<(FuncType, usize)>,
     thunks: Vec<(FuncType, usize)>,
     code: Vec<CodeObject<'k, 'h, P>>,
     fctx: FunctionBuilderContext,
 }
 
+// The builtins (see `builtins`). Each is called by JIT code with the
+// caller's `vmctx`, the context of a live instance whose header points at
+// its `InstanceData` (INV-VM-2): that is the safety contract of every one.
+// A failing builtin returns 1 having changed nothing (builtins INV-3).
+
 /// # Safety
-/// `vmctx` is the context of a live instance whose header points at its
-/// `InstanceData` (INV-VM-2).
+/// See above.
 unsafe extern "C" fn memory_grow_builtin(vmctx: usize, delta: u32, index: u32) -> u32 {
-    // SAFETY: the caller's contract: the header word precedes vmctx.
-    let data = unsafe { &*((vmctx - 16) as *const *const InstanceData).read() };
+    // SAFETY: the builtin contract.
+    let data = unsafe { InstanceData::of(vmctx) };
     let Some(&m) = data.memories.get(index as usize) else {
         return u32::MAX;
     };
     // SAFETY: INV-VM-2: `m` is a boxed memory of the instance's store.
     unsafe { (data.grow)(m, delta) }
+}
+
+/// # Safety
+/// See above.
+unsafe extern "C" fn memory_copy_builtin(
+    vmctx: usize,
+    dst_mem: u32,
+    dst: u32,
+    src_mem: u32,
+    src: u32,
+    len: u32,
+) -> u32 {
+    // SAFETY: the builtin contract.
+    let data = unsafe { InstanceData::of(vmctx) };
+    let (Some((db, dl)), Some((sb, sl))) = (data.memory(dst_mem), data.memory(src_mem)) else {
+        return 1;
+    };
+    if !in_bounds(dst, len, dl) || !in_bounds(src, len, sl) {
+        return 1;
+    }
+    // SAFETY: INV-VM-1: both ranges lie in the mapped part of their
+    // memories; `copy` allows overlap.
+    unsafe {
+        core::ptr::copy(
+            (sb + src as usize) as *const u8,
+            (db + dst as usize) as *mut u8,
+            len as usize,
+        );
+    }
+    0
+}
+
+/// # Safety
+/// See above.
+unsafe extern "C" fn memory_fill_builtin(
+    vmctx: usize,
+    mem: u32,
+    dst: u32,
+    value: u32,
+    len: u32,
+) -> u32 {
+    // SAFETY: the builtin contract.
+    let data = unsafe { InstanceData::of(vmctx) };
+    let Some((base, size)) = data.memory(mem) else {
+        return 1;
+    };
+    if !in_bounds(dst, len, size) {
+        return 1;
+    }
+    // SAFETY: INV-VM-1: the range lies in the mapped part of the memory.
+    unsafe { core::ptr::write_bytes((base + dst as usize) as *mut u8, value as u8, len as usize) };
+    0
+}
+
+/// # Safety
+/// See above.
+unsafe extern "C" fn memory_init_builtin(
+    vmctx: usize,
+    mem: u32,
+    segment: u32,
+    dst: u32,
+    src: u32,
+    len: u32,
+) -> u32 {
+    // SAFETY: the builtin contract.
+    let data = unsafe { InstanceData::of(vmctx) };
+    let Some((base, size)) = data.memory(mem) else {
+        return 1;
+    };
+    let segs = data.data.lock();
+    let Some(seg) = segs.get(segment as usize) else {
+        return 1;
+    };
+    if !in_bounds(dst, len, size) || !in_bounds(src, len, seg.len() as u64) {
+        return 1;
+    }
+    // SAFETY: INV-VM-1: the destination lies in the mapped part of the
+    // memory; the source is in the segment; they do not overlap.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            seg.as_ptr().add(src as usize),
+            (base + dst as usize) as *mut u8,
+            len as usize,
+        );
+    }
+    0
+}
+
+/// # Safety
+/// See above.
+unsafe extern "C" fn data_drop_builtin(vmctx: usize, segment: u32) {
+    // SAFETY: the builtin contract.
+    let data = unsafe { InstanceData::of(vmctx) };
+    if let Some(seg) = data.data.lock().get_mut(segment as usize) {
+        *seg = Vec::new();
+    }
+}
+
+/// # Safety
+/// See above.
+unsafe extern "C" fn table_grow_builtin(vmctx: usize, table: u32, init: usize, delta: u32) -> u32 {
+    // SAFETY: the builtin contract.
+    let data = unsafe { InstanceData::of(vmctx) };
+    data.table(table)
+        .and_then(|t| t.grow(delta, init))
+        .unwrap_or(u32::MAX)
+}
+
+/// # Safety
+/// See above.
+unsafe extern "C" fn table_fill_builtin(
+    vmctx: usize,
+    table: u32,
+    dst: u32,
+    value: usize,
+    len: u32,
+) -> u32 {
+    // SAFETY: the builtin contract.
+    let data = unsafe { InstanceData::of(vmctx) };
+    let ok = data.table(table).is_some_and(|t| t.fill(dst, value, len));
+    u32::from(!ok)
+}
+
+/// # Safety
+/// See above.
+unsafe extern "C" fn table_copy_builtin(
+    vmctx: usize,
+    dst_table: u32,
+    src_table: u32,
+    dst: u32,
+    src: u32,
+    len: u32,
+) -> u32 {
+    // SAFETY: the builtin contract.
+    let data = unsafe { InstanceData::of(vmctx) };
+    let (Some(d), Some(s)) = (data.table(dst_table), data.table(src_table)) else {
+        return 1;
+    };
+    if !in_bounds(dst, len, u64::from(d.len())) || !in_bounds(src, len, u64::from(s.len())) {
+        return 1;
+    }
+    let (dst, src, len) = (dst as usize, src as usize, len as usize);
+    if core::ptr::eq(d, s) {
+        d.elems().copy_within(src..src + len, dst);
+    } else {
+        let from = s.elems()[src..src + len].to_vec();
+        d.elems()[dst..dst + len].copy_from_slice(&from);
+    }
+    0
+}
+
+/// # Safety
+/// See above.
+unsafe extern "C" fn table_init_builtin(
+    vmctx: usize,
+    table: u32,
+    segment: u32,
+    dst: u32,
+    src: u32,
+    len: u32,
+) -> u32 {
+    // SAFETY: the builtin contract.
+    let data = unsafe { InstanceData::of(vmctx) };
+    let segs = data.elems.lock();
+    let (Some(t), Some(seg)) = (data.table(table), segs.get(segment as usize)) else {
+        return 1;
+    };
+    let Some(from) = seg.get(src as usize..src as usize + len as usize) else {
+        return 1;
+    };
+    u32::from(!t.write(dst, from))
+}
+
+/// # Safety
+/// See above.
+unsafe extern "C" fn elem_drop_builtin(vmctx: usize, segment: u32) {
+    // SAFETY: the builtin contract.
+    let data = unsafe { InstanceData::of(vmctx) };
+    if let Some(seg) = data.elems.lock().get_mut(segment as usize) {
+        *seg = Vec::new();
+    }
+}
+
+/// The builtin table (builtins INV-1): slot `b.index()` holds `b`'s
+/// address, with the signature `b.signature()` documents.
+fn builtin_table() -> Box<[usize; Builtin::COUNT as usize]> {
+    Box::new(Builtin::ALL.map(|b| match b {
+        Builtin::MemoryGrow => memory_grow_builtin as *const () as usize,
+        Builtin::MemoryCopy => memory_copy_builtin as *const () as usize,
+        Builtin::MemoryFill => memory_fill_builtin as *const () as usize,
+        Builtin::MemoryInit => memory_init_builtin as *const () as usize,
+        Builtin::DataDrop => data_drop_builtin as *const () as usize,
+        Builtin::TableGrow => table_grow_builtin as *const () as usize,
+        Builtin::TableFill => table_fill_builtin as *const () as usize,
+        Builtin::TableCopy => table_copy_builtin as *const () as usize,
+        Builtin::TableInit => table_init_builtin as *const () as usize,
+        Builtin::ElemDrop => elem_drop_builtin as *const () as usize,
+    }))
 }
 
 /// # Safety
@@ -616,13 +982,14 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             config: TranslateConfig::default(),
             stack_budget,
             types: Vec::new(),
-            builtins: Box::new([memory_grow_builtin as *const () as usize]),
+            builtins: builtin_table(),
             instances: Vec::new(),
             memories: Vec::new(),
             tables: Vec::new(),
             host_funcs: Vec::new(),
             host_funcrefs: Vec::new(),
             host_globals: Vec::new(),
+            owner: Box::default(),
             trampolines: Vec::new(),
             thunks: Vec::new(),
             code: Vec::new(),
@@ -692,6 +1059,7 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             dispatch: host_dispatch as *const () as usize,
             ty: ty.clone(),
             func: Box::new(f),
+            owner: core::ptr::from_ref(&*self.owner),
         });
         let type_id = self.type_id(&ty);
         let fr = Box::new(VMFuncRef {
@@ -700,23 +1068,32 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             type_id,
         });
         let funcref = core::ptr::from_ref(&*fr) as usize;
+        self.owner
+            .add(funcref..funcref + core::mem::size_of::<VMFuncRef>());
         self.host_funcs.push(hf);
         self.host_funcrefs.push(fr);
         Ok(Func { funcref, ty })
     }
 
     /// A host global holding `v`.
-    pub fn host_global(&mut self, v: Val, mutable: bool) -> Global {
+    ///
+    /// # Errors
+    /// [`CallError::BadArguments`] when `v` is a function reference of
+    /// another store (INV-VM-6).
+    pub fn host_global(&mut self, v: Val, mutable: bool) -> Result<Global, CallError> {
+        if !self.owner.admits(v) {
+            return Err(CallError::BadArguments);
+        }
         let b = Box::new(v.to_slot());
         let slot = core::ptr::from_ref(&*b) as usize;
         self.host_globals.push(b);
-        Global {
+        Ok(Global {
             slot,
             ty: GlobalType {
                 ty: v.ty(),
                 mutable,
             },
-        }
+        })
     }
 
     /// A host memory.
@@ -826,12 +1203,14 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
                 }
                 (ImportKind::Table(t), Extern::Table(i)) => {
                     let tab = self.tables.get(i).ok_or_else(bad)?;
-                    if !limits_match(
-                        u64::from(tab.len()),
-                        tab.max.map(u64::from),
-                        u64::from(t.min),
-                        t.max.map(u64::from),
-                    ) {
+                    if tab.elem != t.elem
+                        || !limits_match(
+                            u64::from(tab.len()),
+                            tab.max.map(u64::from),
+                            u64::from(t.min),
+                            t.max.map(u64::from),
+                        )
+                    {
                         return Err(bad());
                     }
                     tabs.push(i);
@@ -882,10 +1261,21 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
                 .iter()
                 .map(|&m| core::ptr::from_ref(&*self.memories[m]).cast::<()>())
                 .collect(),
+            mem_defs: mems
+                .iter()
+                .map(|&m| self.memories[m].def_ptr().cast_const())
+                .collect(),
+            tables: tabs
+                .iter()
+                .map(|&t| core::ptr::from_ref(&*self.tables[t]))
+                .collect(),
+            elems: spin::Mutex::new(Vec::new()),
+            data: spin::Mutex::new(Vec::new()),
             grow: grow_memory::<P>,
         });
         let base = vmctx_mem.as_ptr() as usize;
         let vmctx = base + 16;
+        self.owner.add(vmctx..vmctx + o.size() as usize);
         let w = |off: u32, v: usize| {
             // SAFETY: `off` comes from the layout of this context, which
             // is `o.size()` bytes after the 16-byte header.
@@ -936,6 +1326,8 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
         }
         let eval = |c: &ConstExpr, slots: &[usize]| -> u128 {
             match *c {
+                ConstExpr::RefNull => 0,
+                ConstExpr::RefFunc(f) => func_refs.get(f as usize).map_or(0, |r| *r as u128),
                 ConstExpr::I32(v) => Val::I32(v).to_slot(),
                 ConstExpr::I64(v) => Val::I64(v).to_slot(),
                 ConstExpr::F32(v) => u128::from(v),
@@ -975,43 +1367,57 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             .collect();
         self.instances.push(Instance {
             vmctx: vmctx_mem,
-            _data: data,
+            data,
             exports,
             offsets: o,
         });
         let id = InstanceId(self.instances.len() - 1);
-        // Segments, in order: element segments, then data segments, each
-        // bounds checked just before it is written. A segment that does not
-        // fit fails instantiation and keeps what the segments before it
-        // wrote (the in-order semantics the spec suite's scripts assert, as
-        // for a trapping start function). The instance stays in the store
-        // either way: an imported table may now point at its functions
-        // (INV-VM-2).
-        let offset_of = |c: &ConstExpr| u64::from(eval(c, &global_slots) as u32);
+        // Segments, in order (2.0 instantiation): element segments, then
+        // data segments; an active one is bounds checked just before it is
+        // written (as `table.init` / `memory.init` would), then dropped,
+        // like a declared one; passive ones stay for `table.init` /
+        // `memory.init`. A segment that does not fit fails instantiation
+        // and keeps what the segments before it wrote. The instance stays
+        // in the store either way: an imported table may now point at its
+        // functions (INV-VM-2).
+        let offset_of = |c: &ConstExpr| eval(c, &global_slots) as u32;
+        let data = &self.instances[id.0].data;
         for e in &info.elements {
-            let t = tabs
-                .get(e.table as usize)
-                .and_then(|&t| self.tables.get(t))
-                .ok_or(InstantiateError::ElementsOutOfBounds)?;
-            let at = offset_of(&e.offset);
-            if at + e.funcs.len() as u64 > u64::from(t.len()) {
-                return Err(InstantiateError::ElementsOutOfBounds);
-            }
-            for (i, f) in e.funcs.iter().enumerate() {
-                t.set(
-                    at as usize + i,
-                    func_refs.get(*f as usize).copied().unwrap_or(0),
-                );
-            }
+            let items: Vec<usize> = e
+                .items
+                .iter()
+                .map(|c| eval(c, &global_slots) as usize)
+                .collect();
+            let kept = match e.mode {
+                ElementMode::Active { table, offset } => {
+                    let t = data
+                        .table(table)
+                        .ok_or(InstantiateError::ElementsOutOfBounds)?;
+                    if !t.write(offset_of(&offset), &items) {
+                        return Err(InstantiateError::ElementsOutOfBounds);
+                    }
+                    Vec::new()
+                }
+                ElementMode::Declared => Vec::new(),
+                ElementMode::Passive => items,
+            };
+            data.elems.lock().push(kept);
         }
         for d in &info.data {
-            let m = mems
-                .get(d.memory as usize)
-                .and_then(|&m| self.memories.get(m))
-                .ok_or(InstantiateError::DataOutOfBounds)?;
-            if !m.write(offset_of(&d.offset), &d.bytes) {
-                return Err(InstantiateError::DataOutOfBounds);
-            }
+            let kept = match d.mode {
+                DataMode::Active { memory, offset } => {
+                    let m = mems
+                        .get(memory as usize)
+                        .and_then(|&m| self.memories.get(m))
+                        .ok_or(InstantiateError::DataOutOfBounds)?;
+                    if !m.write(u64::from(offset_of(&offset)), &d.bytes) {
+                        return Err(InstantiateError::DataOutOfBounds);
+                    }
+                    Vec::new()
+                }
+                DataMode::Passive => d.bytes.clone(),
+            };
+            data.data.lock().push(kept);
         }
         if let Some(s) = info.start {
             let f = Func {
@@ -1032,7 +1438,12 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
     /// call cannot be made.
     pub fn invoke(&mut self, func: &Func, args: &[Val]) -> Result<Vec<Val>, CallError> {
         let ty = func.ty.clone();
-        if args.len() != ty.params.len() || args.iter().zip(&ty.params).any(|(a, t)| a.ty() != *t) {
+        if args.len() != ty.params.len()
+            || args
+                .iter()
+                .zip(&ty.params)
+                .any(|(a, t)| a.ty() != *t || !self.owner.admits(*a))
+        {
             return Err(CallError::BadArguments);
         }
         let tramp = self.trampoline(&ty)?;

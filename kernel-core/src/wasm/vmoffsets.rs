@@ -13,7 +13,7 @@
 //! | memory pointers | `P` each | `*mut VMMemoryDefinition`, one per memory (imports first) |
 //! | defined memories | `align(P,8) + 8` each, 8-aligned | `VMMemoryDefinition { base: *mut u8, length: u64 }` |
 //! | table pointers | `P` each | `*mut VMTableDefinition`, one per table (imports first) |
-//! | defined tables | `align(P + 4, P)` each | `VMTableDefinition { base: *mut *const VMFuncRef, count: u32 }` |
+//! | defined tables | `align(P + 4, P)` each | `VMTableDefinition { base: *mut usize, count: u32 }`: `count` reference words |
 //! | type ids | 4 each | canonical type id of each module type index (for `call_indirect`) |
 //! | imported funcs | `align(2P + 4, P)` each, `P`-aligned | `VMFuncRef { code, vmctx, type_id: u32 }` |
 //! | defined func refs | same | one `VMFuncRef` per defined function, for tables and exports |
@@ -26,8 +26,11 @@
 //!   once per function; `length` changes only inside the `memory.grow`
 //!   builtin (and in other instances sharing an imported memory), so it is
 //!   reloaded after every call.
-//! - INV-2: a table element is null or points at a `VMFuncRef` that lives as
-//!   long as the table.
+//! - INV-2: a table element is a reference word: 0 for null; in a funcref
+//!   table, otherwise the address of a `VMFuncRef` that lives as long as the
+//!   table; in an externref table, an opaque host word. `base` and `count`
+//!   change only in the `table.grow` builtin, so JIT code reloads them after
+//!   every call.
 //! - INV-3: the whole context is `P`-aligned, and its start is 16-aligned
 //!   (for the global slots).
 
@@ -293,7 +296,11 @@ mod tests {
             types: vec![FuncType::default(); 3],
             functions: vec![0, 1, 2, 2],
             num_imported_funcs: 2,
-            tables: vec![TableType { min: 1, max: None }],
+            tables: vec![TableType {
+                elem: ValType::FuncRef,
+                min: 1,
+                max: None,
+            }],
             memories: vec![MemoryType {
                 min_pages: 1,
                 max_pages: None,
