@@ -13,8 +13,8 @@ use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use core::time::Duration;
 
-use crate::hal::{CpuId, HalError, PAGE_SIZE, Perms, Platform, VirtRange};
-use crate::mem::{DemandError, DemandRegions, FrameAllocator, FrameError, Window, WindowError};
+use crate::hal::{CpuId, HalError, Platform, VirtRange};
+use crate::mem::{FrameAllocator, FrameError, Space, Vm, VmError};
 use crate::wasm::code::CodeRegistry;
 
 /// Mailbox bit: arm this CPU's timer 1 ms from now.
@@ -58,12 +58,10 @@ impl CpuState {
 /// Why a kernel memory operation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MemError {
-    /// No room in the kernel window.
-    Window(WindowError),
+    /// The address space refused (no room, bad range, limits).
+    Vm(VmError),
     /// No frames.
     Frames(FrameError),
-    /// The demand registry refused.
-    Demand(DemandError),
     /// The MMU refused.
     Hal(HalError),
 }
@@ -71,9 +69,8 @@ pub enum MemError {
 impl fmt::Display for MemError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Window(e) => e.fmt(f),
+            Self::Vm(e) => e.fmt(f),
             Self::Frames(e) => e.fmt(f),
-            Self::Demand(e) => e.fmt(f),
             Self::Hal(e) => write!(f, "MMU: {e}"),
         }
     }
@@ -85,8 +82,7 @@ impl core::error::Error for MemError {}
 pub struct Kernel<'h, P: Platform> {
     hal: &'h P,
     frames: FrameAllocator,
-    window: spin::Mutex<Window>,
-    demand: DemandRegions,
+    space: Space,
     code: CodeRegistry,
     cpus: Box<[CpuState]>,
     stopping: AtomicBool,
@@ -94,13 +90,13 @@ pub struct Kernel<'h, P: Platform> {
 
 impl<'h, P: Platform> Kernel<'h, P> {
     /// A kernel over `hal`: the frame allocator owns the HAL's memory map,
-    /// the window allocator its kernel window.
+    /// the address space its kernel window, placing at random from the
+    /// HAL's entropy seed.
     pub fn new(hal: &'h P) -> Self {
         Self {
             hal,
             frames: FrameAllocator::new(hal.memory_map()),
-            window: spin::Mutex::new(Window::new(hal.kernel_window())),
-            demand: DemandRegions::new(),
+            space: Space::new(hal.kernel_window(), hal.entropy_seed()),
             code: CodeRegistry::new(),
             cpus: (0..hal.cpu_count()).map(|_| CpuState::default()).collect(),
             stopping: AtomicBool::new(false),
@@ -117,9 +113,9 @@ impl<'h, P: Platform> Kernel<'h, P> {
         &self.frames
     }
 
-    /// The demand-paged regions.
-    pub const fn demand(&self) -> &DemandRegions {
-        &self.demand
+    /// The kernel's address space: regions, backings, faults, accounting.
+    pub const fn vm(&self) -> Vm<'_, P> {
+        Vm::new(self.hal, &self.frames, &self.space)
     }
 
     /// The registry of executable wasm code objects.
@@ -148,67 +144,27 @@ impl<'h, P: Platform> Kernel<'h, P> {
 
     /// Reserve `len` bytes (page multiple) of the kernel window, with
     /// `guard` unmapped bytes on each side that are never handed out while
-    /// the reservation lives. Returns the usable range.
+    /// the reservation lives. Returns the usable range. The caller maps it
+    /// through the HAL itself; `mem` treats it as unmanaged
+    /// ([`Vm::reserve_raw`]).
     ///
     /// # Errors
-    /// [`MemError::Window`].
+    /// [`MemError::Vm`].
     pub fn reserve(&self, len: usize, guard: usize) -> Result<VirtRange, MemError> {
-        let total = len
-            .checked_add(
-                guard
-                    .checked_mul(2)
-                    .ok_or(MemError::Window(WindowError::BadRequest))?,
-            )
-            .ok_or(MemError::Window(WindowError::BadRequest))?;
-        let outer = self
-            .window
-            .lock()
-            .alloc(total, PAGE_SIZE)
-            .map_err(MemError::Window)?;
-        Ok(VirtRange {
-            start: outer.start + guard,
-            len,
-        })
+        self.vm().reserve_raw(len, guard).map_err(MemError::Vm)
     }
 
-    /// Give back a range from [`Kernel::reserve`] with the same `guard`.
+    /// Give back a range from [`Kernel::reserve`] (its guard is known).
     /// The caller has unmapped it.
     ///
     /// # Errors
-    /// [`MemError::Window`] when it was not reserved.
+    /// [`MemError::Vm`] when it was not reserved.
     pub fn release(&self, range: VirtRange, guard: usize) -> Result<(), MemError> {
-        let outer = VirtRange {
-            start: range.start - guard,
-            len: range.len + 2 * guard,
-        };
-        self.window.lock().free(outer).map_err(MemError::Window)
-    }
-
-    /// A demand-paged region of `pages` pages with `perms`, between two
-    /// guard pages. Frames arrive on first touch and return when the region
-    /// drops.
-    ///
-    /// # Errors
-    /// [`MemError::Window`] when the window is full, [`MemError::Demand`]
-    /// for zero pages or W+X permissions.
-    pub fn demand_region(
-        &self,
-        pages: usize,
-        perms: Perms,
-    ) -> Result<DemandMapping<'_, 'h, P>, MemError> {
-        let len = pages
-            .checked_mul(PAGE_SIZE)
-            .ok_or(MemError::Window(WindowError::BadRequest))?;
-        let range = self.reserve(len, PAGE_SIZE)?;
-        if let Err(e) = self.demand.insert(range, perms) {
-            // The range was reserved just above and nothing is mapped in it.
-            let _ = self.release(range, PAGE_SIZE);
-            return Err(MemError::Demand(e));
-        }
-        Ok(DemandMapping {
-            kernel: self,
-            range,
-        })
+        let _ = guard;
+        self.vm()
+            .release(range.start)
+            .map(|_| ())
+            .map_err(MemError::Vm)
     }
 
     /// Wait, spinning, until `done` holds or `timeout` passes; returns
@@ -223,57 +179,6 @@ impl<'h, P: Platform> Kernel<'h, P> {
                 return done();
             }
             core::hint::spin_loop();
-        }
-    }
-}
-
-/// A demand-paged region owned by the caller; dropping it unmaps the range,
-/// frees its frames and releases the window space.
-pub struct DemandMapping<'k, 'h, P: Platform> {
-    kernel: &'k Kernel<'h, P>,
-    range: VirtRange,
-}
-
-impl<P: Platform> DemandMapping<'_, '_, P> {
-    /// The usable range (the guard pages lie just outside it).
-    pub const fn range(&self) -> VirtRange {
-        self.range
-    }
-
-    /// Pages with a frame now.
-    pub fn resident_pages(&self) -> usize {
-        self.kernel
-            .demand
-            .with_region(self.range.start, |r| r.resident_pages())
-            .unwrap_or(0)
-    }
-
-    /// Unmap the region now and return how many frames were freed.
-    ///
-    /// # Errors
-    /// [`MemError::Demand`] when the MMU refuses the unmap; the region stays
-    /// then and is retried when dropped.
-    pub fn unmap(self) -> Result<usize, MemError> {
-        let freed = self.teardown()?;
-        core::mem::forget(self);
-        Ok(freed)
-    }
-
-    fn teardown(&self) -> Result<usize, MemError> {
-        let k = self.kernel;
-        let freed = k
-            .demand
-            .remove(k.hal, &k.frames, self.range.start)
-            .map_err(MemError::Demand)?;
-        k.release(self.range, PAGE_SIZE)?;
-        Ok(freed)
-    }
-}
-
-impl<P: Platform> Drop for DemandMapping<'_, '_, P> {
-    fn drop(&mut self) {
-        if let Err(e) = self.teardown() {
-            tracing::error!(start = self.range.start, error = %e, "demand region teardown failed");
         }
     }
 }

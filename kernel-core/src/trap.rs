@@ -1,7 +1,8 @@
 //! The one entry for every fault and interrupt the HAL delivers.
 //!
-//! Faults go to the memory manager first (demand paging); what it cannot
-//! resolve is a kernel bug, reported on the panic console with CPU, kind,
+//! Faults go to the memory manager first (demand paging, copy-on-write);
+//! what it cannot resolve goes to the wasm trap path; the rest is a kernel
+//! bug, reported on the panic console with CPU, kind,
 //! pc, address and stack pointer, and answered with
 //! [`TrapAction::Fatal`]`(`[`exit::KERNEL_FAULT`]`)`.
 //!
@@ -44,25 +45,26 @@ pub(crate) unsafe fn interrupt_entry<P: Platform>(data: *const (), irq: Interrup
     counter.fetch_add(1, Ordering::AcqRel);
 }
 
-/// Decide what a fault means.
+/// Decide what a fault means: `mem` first (demand paging, copy-on-write);
+/// what it does not resolve (guard, hole, protection violation) goes to the
+/// wasm trap path, and what that does not claim is a kernel bug.
 pub fn on_fault<P: Platform>(kernel: &Kernel<'_, P>, frame: &TrapFrame) -> TrapAction {
     let hal = kernel.hal();
     let cpu_id = hal.current_cpu();
+    let outcome = match (frame.kind, frame.fault_addr, kernel.cpu(cpu_id)) {
+        (TrapKind::PageFault(access), Some(addr), Some(cpu)) => {
+            kernel.vm().resolve(addr, access, &cpu.last_fault)
+        }
+        _ => FaultOutcome::NotOurs,
+    };
+    if outcome == FaultOutcome::Resolved {
+        return TrapAction::Resume;
+    }
     if let Some(action) = wasm_trap(kernel, cpu_id, frame) {
         return action;
     }
-    let why = match (frame.kind, frame.fault_addr, kernel.cpu(cpu_id)) {
-        (TrapKind::PageFault(access), Some(addr), Some(cpu)) => {
-            match kernel
-                .demand()
-                .resolve(hal, kernel.frames(), addr, access, &cpu.last_fault)
-            {
-                FaultOutcome::Resolved => return TrapAction::Resume,
-                FaultOutcome::NotOurs => "no mapping",
-                FaultOutcome::Violation => "access not allowed by the region",
-                FaultOutcome::OutOfMemory => "out of memory resolving a demand fault",
-            }
-        }
+    let why = match frame.kind {
+        TrapKind::PageFault(_) => outcome.why(),
         _ => "not a resolvable fault",
     };
     report(hal, cpu_id, frame, why);

@@ -1,21 +1,25 @@
-//! Memory management: physical frames, the kernel's virtual window, and
-//! demand-paged regions.
+//! Memory management: physical frames ([`frames`](Buddy)), placement in the
+//! kernel's virtual window ([`Gaps`]), and the address space of regions,
+//! backings, faults and accounting ([`Space`], used through [`Vm`]).
 //!
-//! Lock order (INV-MEM-1): `demand` registry, then `window`, then `frames`.
-//! None of these locks is taken by interrupt handlers, and the fault path
-//! takes only the demand registry (read) and the frame allocator, never
-//! while the faulting code could hold them (kernel code never touches
-//! demand-paged memory while holding a memory-manager lock).
+//! Lock order (INV-MEM-1): the space's lock, then the frame allocator's.
+//! Neither is taken by interrupt handlers. The fault path takes the space's
+//! lock for reading and the frame allocator's lock, never while the
+//! faulting code could hold them: kernel code never touches region memory
+//! while holding a memory-manager lock (INV-VM-5).
 
-mod demand;
 mod frames;
+mod gaps;
 mod runs;
-mod window;
+mod space;
 
-pub use demand::{DemandError, DemandRegion, DemandRegions, FaultOutcome};
 pub use frames::{Buddy, FrameError, MAX_ORDER, order_for};
+pub use gaps::{ASLR_SPAN, GapError, Gaps, Placement, Rng};
 pub use runs::{FrameRuns, map_frames};
-pub use window::{Window, WindowError};
+pub use space::{
+    Account, Backing, Commit, FaultOutcome, Mapping, Owner, PageInfo, ProcessId, RegionSpec, Space,
+    Vm, VmError, VmObject,
+};
 
 use crate::hal::{PAGE_SIZE, PhysAddr, PhysMemory, PhysRange, TableFrames};
 
