@@ -14,7 +14,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering
 use core::time::Duration;
 
 use crate::hal::{CpuId, HalError, Platform, VirtRange};
-use crate::mem::{FrameAllocator, FrameError, Space, Vm, VmError};
+use crate::mem::{FrameAllocator, FrameError, Owner, Space, Vm, VmError};
 use crate::wasm::code::CodeRegistry;
 
 /// Mailbox bit: arm this CPU's timer 1 ms from now.
@@ -93,14 +93,22 @@ impl<'h, P: Platform> Kernel<'h, P> {
     /// the address space its kernel window, placing at random from the
     /// HAL's entropy seed.
     pub fn new(hal: &'h P) -> Self {
-        Self {
+        let kernel = Self {
             hal,
             frames: FrameAllocator::new(hal.memory_map()),
             space: Space::new(hal.kernel_window(), hal.entropy_seed()),
             code: CodeRegistry::new(),
             cpus: (0..hal.cpu_count()).map(|_| CpuState::default()).collect(),
             stopping: AtomicBool::new(false),
-        }
+        };
+        // No overcommit: what the kernel commits (linear memories among
+        // it) never exceeds RAM, so a commit that cannot be backed fails
+        // when it is made (memory.grow returns -1) instead of at a later
+        // demand fault.
+        kernel
+            .vm()
+            .set_limit(Owner::Kernel, kernel.frames.total_frames());
+        kernel
     }
 
     /// The platform.

@@ -72,3 +72,17 @@ fn bad_input_is_one_line_and_exit_2() {
         assert!(e.starts_with("sim: "), "{args:?}: {e}");
     }
 }
+
+/// Growing to 1 GiB and writing every 4 KiB page must fit in 2 GiB of
+/// memory without running into Linux's 65,530 mappings per process: the
+/// memory is committed in 64 KiB granules, one host mapping each.
+#[test]
+fn one_gib_memory_touched_page_by_page() {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/grow1g.wat");
+    let o = sim(&["--cpus", "1", "--memory", "2G", "run", data]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(out(&o), "262144\n");
+    // With 512 MiB the growth is refused up front: memory.grow gives -1.
+    let o = sim(&["--cpus", "1", "--memory", "512M", "run", data]);
+    assert_eq!(out(&o), "-1\n", "{}", err(&o));
+}

@@ -56,9 +56,9 @@ use super::module::{
 };
 use super::translate::TranslateConfig;
 use super::vmoffsets::VMOffsets;
-use crate::hal::{PAGE_SIZE, Perms, PhysAddr, Platform, VirtRange};
+use crate::hal::{Perms, Platform};
 use crate::kernel::{Kernel, MemError};
-use crate::mem::{KernelTables, map_frames, zero_frames};
+use crate::mem::{Commit, Mapping, RegionSpec, VmError};
 
 /// Bytes in a wasm page.
 pub const WASM_PAGE: u64 = 65536;
@@ -342,14 +342,23 @@ extern "C" fn host_dispatch(ctx: *const HostFunc, values: *mut u128) {
     }
 }
 
-/// A linear memory.
+/// A linear memory: a region of the kernel's address space holding 4 GiB
+/// plus the bounds-check guard, whose first `length` bytes are committed
+/// (demand-paged in 64 KiB granules, one wasm page each, so a granule costs
+/// one host mapping on hosted). Everything past `length` is an uncommitted
+/// hole: an access there faults, `mem` passes the fault on and the wasm trap
+/// path turns it into an out-of-bounds trap.
+///
+/// INV-VM-1: `[base, base + length)` is committed read + write, the rest of
+/// the region never is; `length` only grows, under `pages`; the base never
+/// moves. Dropping the memory releases the region: every frame returns to
+/// the frame allocator and the owner's charge is lifted.
 pub struct Memory<'k, 'h, P: Platform> {
-    kernel: &'k Kernel<'h, P>,
-    reservation: VirtRange,
-    guard: usize,
+    region: Mapping<'k, P>,
     max_pages: u64,
-    blocks: spin::Mutex<Vec<PhysAddr>>,
+    pages: spin::Mutex<u64>,
     def: Box<VMMemoryDefinition>,
+    _kernel: core::marker::PhantomData<&'k Kernel<'h, P>>,
 }
 
 impl<'k, 'h, P: Platform> Memory<'k, 'h, P> {
@@ -363,27 +372,30 @@ impl<'k, 'h, P: Platform> Memory<'k, 'h, P> {
         }
         let guard = usize::try_from(guard).map_err(|_| InstantiateError::TooLarge)?;
         let len = (4usize << 30)
-            .checked_add(guard.next_multiple_of(PAGE_SIZE))
+            .checked_add(guard.next_multiple_of(WASM_PAGE as usize))
             .ok_or(InstantiateError::TooLarge)?;
-        let reservation = kernel
-            .reserve(len, PAGE_SIZE)
-            .map_err(InstantiateError::Memory)?;
+        let spec = RegionSpec {
+            len,
+            guard: WASM_PAGE as usize,
+            granule: WASM_PAGE_ORDER,
+            ..RegionSpec::new(len)
+        };
+        let region = Mapping::reserve(kernel.vm(), &spec)
+            .map_err(|e| InstantiateError::Memory(MemError::Vm(e)))?;
         let m = Self {
-            kernel,
-            reservation,
-            guard: PAGE_SIZE,
-            max_pages: ty.max_pages.unwrap_or(MAX_PAGES).min(MAX_PAGES),
-            blocks: spin::Mutex::new(Vec::new()),
             def: Box::new(VMMemoryDefinition {
-                base: reservation.start,
+                base: region.range().start,
                 length: 0,
             }),
+            region,
+            max_pages: ty.max_pages.unwrap_or(MAX_PAGES).min(MAX_PAGES),
+            pages: spin::Mutex::new(0),
+            _kernel: core::marker::PhantomData,
         };
-        if m.grow_inner(ty.min_pages).is_none() {
-            return Err(InstantiateError::Memory(MemError::Frames(
-                crate::mem::FrameError::OutOfFrames,
-            )));
-        }
+        let mut pages = m.pages.lock();
+        m.commit_locked(&mut pages, ty.min_pages)
+            .map_err(|e| InstantiateError::Memory(MemError::Vm(e)))?;
+        drop(pages);
         Ok(m)
     }
 
@@ -393,106 +405,65 @@ impl<'k, 'h, P: Platform> Memory<'k, 'h, P> {
 
     /// Current size in pages.
     pub fn pages(&self) -> u64 {
-        let _g = self.blocks.lock();
-        // SAFETY: the definition is written only under `blocks` (held).
-        unsafe { (*self.def_ptr()).length / WASM_PAGE }
+        *self.pages.lock()
     }
 
     /// The memory's base address.
     pub fn base(&self) -> usize {
-        self.reservation.start
+        self.region.range().start
     }
 
-    /// Grow by `delta` pages; the old size or `None`.
+    /// Grow by `delta` pages; the old size, or `None` past the maximum or
+    /// when the owner's limit or the frames run out (`memory.grow` returns
+    /// -1 then).
     pub fn grow(&self, delta: u64) -> Option<u64> {
         self.grow_inner(delta)
     }
 
     fn grow_inner(&self, delta: u64) -> Option<u64> {
-        let mut blocks = self.blocks.lock();
-        let old = blocks.len() as u64;
-        let new = old.checked_add(delta)?;
-        if new > self.max_pages {
+        let mut pages = self.pages.lock();
+        let old = *pages;
+        if old.checked_add(delta)? > self.max_pages {
             return None;
         }
-        let k = self.kernel;
-        let mut fresh = Vec::new();
-        for _ in old..new {
-            let Ok(pa) = k.frames().alloc(WASM_PAGE_ORDER) else {
-                for pa in fresh {
-                    let _ = k.frames().free(pa, WASM_PAGE_ORDER);
-                }
-                return None;
-            };
-            zero_frames(k.hal(), pa, 1 << WASM_PAGE_ORDER);
-            fresh.push(pa);
-        }
-        if !fresh.is_empty() {
-            let frames: Vec<PhysAddr> = fresh
-                .iter()
-                .flat_map(|pa| (0..16u64).map(move |i| PhysAddr(pa.0 + i * PAGE_SIZE as u64)))
-                .collect();
-            let va = self.reservation.start + (old * WASM_PAGE) as usize;
-            let tables = KernelTables::new(k.frames(), k.hal());
-            // SAFETY: INV-VM-1: `va..` lies in our reservation past the
-            // mapped part (unmapped), the frames are ours until drop, RW
-            // obeys W^X.
-            let r = unsafe { map_frames(k.hal(), va, &frames, Perms::READ_WRITE, &tables) };
-            if r.is_err() {
-                for pa in fresh {
-                    let _ = k.frames().free(pa, WASM_PAGE_ORDER);
-                }
-                return None;
-            }
-            blocks.extend(fresh);
-        }
-        // SAFETY: written under `blocks`; JIT code reads it (INV-VM-2).
-        unsafe { (*self.def_ptr()).length = new * WASM_PAGE };
+        self.commit_locked(&mut pages, delta).ok()?;
         Some(old)
+    }
+
+    /// Commit `delta` more pages after the current length `pages` (the
+    /// caller holds the `pages` lock).
+    fn commit_locked(&self, pages: &mut u64, delta: u64) -> Result<(), VmError> {
+        let old = *pages;
+        if delta > 0 {
+            let (offset, len) = ((old * WASM_PAGE) as usize, (delta * WASM_PAGE) as usize);
+            self.region
+                .commit(offset, len, Perms::READ_WRITE, Commit::Demand)?;
+        }
+        *pages = old + delta;
+        // SAFETY: written under `pages`; JIT code reads it (INV-VM-2).
+        unsafe { (*self.def_ptr()).length = *pages * WASM_PAGE };
+        Ok(())
     }
 
     /// Copy `data` to byte `offset`, bounds checked.
     pub fn write(&self, offset: u64, data: &[u8]) -> bool {
-        let _g = self.blocks.lock();
-        // SAFETY: read under `blocks`.
-        let len = unsafe { (*self.def_ptr()).length };
+        let pages = self.pages.lock();
         let Some(end) = offset.checked_add(data.len() as u64) else {
             return false;
         };
-        if end > len {
+        if end > *pages * WASM_PAGE {
             return false;
         }
-        // SAFETY: INV-VM-1: `[base, base + len)` is mapped read + write.
+        // SAFETY: INV-VM-1: `[base, base + length)` is committed read +
+        // write; first touches are demand faults the kernel resolves.
         unsafe {
             core::ptr::copy_nonoverlapping(
                 data.as_ptr(),
-                (self.reservation.start + offset as usize) as *mut u8,
+                (self.base() + offset as usize) as *mut u8,
                 data.len(),
             );
         }
         true
-    }
-}
-
-impl<P: Platform> Drop for Memory<'_, '_, P> {
-    fn drop(&mut self) {
-        let k = self.kernel;
-        let blocks = core::mem::take(&mut *self.blocks.lock());
-        if !blocks.is_empty() {
-            let len = blocks.len() * WASM_PAGE as usize;
-            // SAFETY: the store is dropping; no code uses the memory.
-            match unsafe { k.hal().unmap(self.reservation.start, len) } {
-                Ok(f) => k.hal().flush(f),
-                Err(_) => {
-                    tracing::error!("linear memory unmap failed; leaking");
-                    return;
-                }
-            }
-        }
-        for pa in blocks {
-            let _ = k.frames().free(pa, WASM_PAGE_ORDER);
-        }
-        let _ = k.release(self.reservation, self.guard);
     }
 }
 
