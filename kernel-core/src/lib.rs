@@ -44,6 +44,7 @@ pub mod mem;
 pub mod boot;
 pub mod kernel;
 pub mod selftest;
+pub mod spec;
 #[expect(
     unsafe_code,
     reason = "trap entries recover the kernel from the CPU-local block's pointer"

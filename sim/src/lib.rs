@@ -1,4 +1,5 @@
 //! `sim` as a library: the parts of the simulator that tests share with
 //! the command line.
 
+pub mod spec;
 pub mod wast;

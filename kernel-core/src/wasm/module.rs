@@ -14,6 +14,10 @@
 //!   `i - num_imported_funcs` (same for tables, memories and globals).
 //! - INV-3: no input makes this module panic; every failure is a
 //!   [`CompileError`] carrying the byte offset it was detected at.
+//! - INV-4: a [`ConstExpr`] is a flat postfix sequence of [`ConstOp`]s that
+//!   the validator accepted as a constant expression of its slot's type, so
+//!   [`ConstExpr::eval`] ends with exactly one value; evaluation is
+//!   iterative (no recursion, however long the expression) and never panics.
 
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
@@ -27,10 +31,12 @@ use wasmparser::{
 
 /// The WebAssembly features the kernel accepts (INV-1): WebAssembly 2.0
 /// (multi-value, bulk memory, reference types, sign extension,
-/// non-trapping float-to-int, mutable-global import/export) without SIMD.
+/// non-trapping float-to-int, mutable-global import/export, 128-bit SIMD)
+/// plus `extended-const`. Targets without vector support (riscv64 without
+/// the V extension) reject SIMD at compile time, not here.
 #[must_use]
 pub fn features() -> WasmFeatures {
-    WasmFeatures::WASM2.difference(WasmFeatures::SIMD)
+    WasmFeatures::WASM2.union(WasmFeatures::EXTENDED_CONST)
 }
 
 /// Why a module could not be loaded or compiled.
@@ -130,6 +136,8 @@ pub enum ValType {
     /// A nullable host reference (`externref`): an opaque pointer-sized
     /// word, 0 for null.
     ExternRef,
+    /// A 128-bit vector (`simd`); lanes little-endian.
+    V128,
 }
 
 impl ValType {
@@ -146,10 +154,7 @@ impl ValType {
             wasmparser::ValType::F32 => Ok(ValType::F32),
             wasmparser::ValType::F64 => Ok(ValType::F64),
             wasmparser::ValType::Ref(r) => Self::from_ref(r, offset),
-            wasmparser::ValType::V128 => Err(CompileError::Unsupported {
-                what: "value type outside WebAssembly 2.0 (SIMD)",
-                offset,
-            }),
+            wasmparser::ValType::V128 => Ok(ValType::V128),
         }
     }
 
@@ -205,9 +210,9 @@ pub struct GlobalType {
     pub mutable: bool,
 }
 
-/// A constant expression (WebAssembly 2.0: one instruction).
+/// One instruction of a constant expression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConstExpr {
+pub enum ConstOp {
     /// `ref.null` of either reference type.
     RefNull,
     /// `ref.func` of a function index.
@@ -220,8 +225,95 @@ pub enum ConstExpr {
     F32(u32),
     /// `f64.const`, as bits.
     F64(u64),
+    /// `v128.const`, little-endian.
+    V128(u128),
     /// `global.get` of an (imported) global.
     GlobalGet(u32),
+    /// `i32.add` (`extended-const`).
+    I32Add,
+    /// `i32.sub` (`extended-const`).
+    I32Sub,
+    /// `i32.mul` (`extended-const`).
+    I32Mul,
+    /// `i64.add` (`extended-const`).
+    I64Add,
+    /// `i64.sub` (`extended-const`).
+    I64Sub,
+    /// `i64.mul` (`extended-const`).
+    I64Mul,
+}
+
+/// A validated constant expression: its instructions in order, without
+/// the final `end` (INV-4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConstExpr {
+    ops: Vec<ConstOp>,
+}
+
+impl ConstExpr {
+    /// The expression of the single instruction `op`.
+    #[must_use]
+    pub fn single(op: ConstOp) -> Self {
+        ConstExpr {
+            ops: alloc::vec![op],
+        }
+    }
+
+    /// Its instructions.
+    #[must_use]
+    pub fn ops(&self) -> &[ConstOp] {
+        &self.ops
+    }
+
+    /// Evaluate to a 16-byte value slot (the low bytes hold the value,
+    /// little-endian, as in a global's slot): `global(i)` is global `i`'s
+    /// slot, `func(f)` the slot of `ref.func f`. Integer arithmetic wraps.
+    /// A malformed sequence (impossible after validation, INV-4) yields 0
+    /// rather than panicking.
+    pub fn eval(&self, global: impl Fn(u32) -> u128, func: impl Fn(u32) -> u128) -> u128 {
+        let mut stack: Vec<u128> = Vec::with_capacity(2);
+        for op in &self.ops {
+            let v = match *op {
+                ConstOp::RefNull => 0,
+                ConstOp::RefFunc(f) => func(f),
+                ConstOp::I32(v) => u128::from(v.cast_unsigned()),
+                ConstOp::I64(v) => u128::from(v.cast_unsigned()),
+                ConstOp::F32(v) => u128::from(v),
+                ConstOp::F64(v) => u128::from(v),
+                ConstOp::V128(v) => v,
+                ConstOp::GlobalGet(g) => global(g),
+                ConstOp::I32Add | ConstOp::I32Sub | ConstOp::I32Mul => {
+                    let (Some(b), Some(a)) = (stack.pop(), stack.pop()) else {
+                        return 0;
+                    };
+                    #[expect(clippy::cast_possible_truncation, reason = "i32 slot")]
+                    let (a, b) = (a as u32, b as u32);
+                    u128::from(match *op {
+                        ConstOp::I32Add => a.wrapping_add(b),
+                        ConstOp::I32Sub => a.wrapping_sub(b),
+                        _ => a.wrapping_mul(b),
+                    })
+                }
+                ConstOp::I64Add | ConstOp::I64Sub | ConstOp::I64Mul => {
+                    let (Some(b), Some(a)) = (stack.pop(), stack.pop()) else {
+                        return 0;
+                    };
+                    #[expect(clippy::cast_possible_truncation, reason = "i64 slot")]
+                    let (a, b) = (a as u64, b as u64);
+                    u128::from(match *op {
+                        ConstOp::I64Add => a.wrapping_add(b),
+                        ConstOp::I64Sub => a.wrapping_sub(b),
+                        _ => a.wrapping_mul(b),
+                    })
+                }
+            };
+            stack.push(v);
+        }
+        match stack.as_slice() {
+            [v] => *v,
+            _ => 0,
+        }
+    }
 }
 
 /// What an import brings in.
@@ -273,7 +365,7 @@ pub struct Export {
 }
 
 /// How an element segment is used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ElementMode {
     /// Written into `table` at `offset` at instantiation, then dropped.
     Active {
@@ -301,7 +393,7 @@ pub struct ElementSegment {
 }
 
 /// How a data segment is used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DataMode {
     /// Written into `memory` at `offset` at instantiation, then dropped.
     Active {
@@ -361,6 +453,9 @@ pub struct ModuleInfo {
     pub name: Option<String>,
     /// Function names from the name section, by function index.
     pub func_names: BTreeMap<u32, String>,
+    /// Byte offset of the first `v128` in a function type, import or
+    /// global type, if any: a target without SIMD support reports it.
+    pub first_v128: Option<u64>,
 }
 
 impl ModuleInfo {
@@ -435,10 +530,19 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedModule<'_>, CompileError> {
                 let at = r.range().start;
                 for ty in r.into_iter_err_on_gc_types() {
                     let ty = ty?;
-                    info.types.push(FuncType {
+                    let ft = FuncType {
                         params: vals(ty.params(), at)?,
                         results: vals(ty.results(), at)?,
-                    });
+                    };
+                    if ft
+                        .params
+                        .iter()
+                        .chain(&ft.results)
+                        .any(|t| *t == ValType::V128)
+                    {
+                        info.first_v128.get_or_insert(at);
+                    }
+                    info.types.push(ft);
                 }
             }
             Payload::ImportSection(r) => {
@@ -468,6 +572,9 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedModule<'_>, CompileError> {
                                 ty: ValType::from_wasm(g.content_type, at)?,
                                 mutable: g.mutable,
                             };
+                            if g.ty == ValType::V128 {
+                                info.first_v128.get_or_insert(at);
+                            }
                             info.globals.push(g);
                             info.num_imported_globals += 1;
                             ImportKind::Global(g)
@@ -507,8 +614,12 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedModule<'_>, CompileError> {
                 let at = r.range().start;
                 for g in r {
                     let g = g?;
+                    let ty = ValType::from_wasm(g.ty.content_type, at)?;
+                    if ty == ValType::V128 {
+                        info.first_v128.get_or_insert(at);
+                    }
                     info.globals.push(GlobalType {
-                        ty: ValType::from_wasm(g.ty.content_type, at)?,
+                        ty,
                         mutable: g.ty.mutable,
                     });
                     info.global_inits.push(const_expr(&g.init_expr)?);
@@ -558,7 +669,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedModule<'_>, CompileError> {
                             ValType::FuncRef,
                             funcs
                                 .into_iter()
-                                .map(|f| f.map(ConstExpr::RefFunc))
+                                .map(|f| f.map(|f| ConstExpr::single(ConstOp::RefFunc(f))))
                                 .collect::<Result<Vec<_>, _>>()?,
                         ),
                         ElementItems::Expressions(ty, exprs) => (
@@ -651,30 +762,34 @@ fn memory_type(m: &wasmparser::MemoryType) -> MemoryType {
 
 fn const_expr(e: &wasmparser::ConstExpr<'_>) -> Result<ConstExpr, CompileError> {
     let mut r = e.get_operators_reader();
-    let at = r.original_position();
-    let (op, offset) = r.read_with_offset()?;
-    let c = match op {
-        Operator::I32Const { value } => ConstExpr::I32(value),
-        Operator::I64Const { value } => ConstExpr::I64(value),
-        Operator::F32Const { value } => ConstExpr::F32(value.bits()),
-        Operator::F64Const { value } => ConstExpr::F64(value.bits()),
-        Operator::GlobalGet { global_index } => ConstExpr::GlobalGet(global_index),
-        Operator::RefNull { .. } => ConstExpr::RefNull,
-        Operator::RefFunc { function_index } => ConstExpr::RefFunc(function_index),
-        _ => {
-            return Err(CompileError::Unsupported {
-                what: "constant expression",
-                offset,
-            });
-        }
-    };
-    match r.read()? {
-        Operator::End => Ok(c),
-        _ => Err(CompileError::Unsupported {
-            what: "extended constant expression",
-            offset: at,
-        }),
+    let mut ops = Vec::new();
+    loop {
+        let (op, offset) = r.read_with_offset()?;
+        ops.push(match op {
+            Operator::End => break,
+            Operator::I32Const { value } => ConstOp::I32(value),
+            Operator::I64Const { value } => ConstOp::I64(value),
+            Operator::F32Const { value } => ConstOp::F32(value.bits()),
+            Operator::F64Const { value } => ConstOp::F64(value.bits()),
+            Operator::V128Const { value } => ConstOp::V128(u128::from_le_bytes(*value.bytes())),
+            Operator::GlobalGet { global_index } => ConstOp::GlobalGet(global_index),
+            Operator::RefNull { .. } => ConstOp::RefNull,
+            Operator::RefFunc { function_index } => ConstOp::RefFunc(function_index),
+            Operator::I32Add => ConstOp::I32Add,
+            Operator::I32Sub => ConstOp::I32Sub,
+            Operator::I32Mul => ConstOp::I32Mul,
+            Operator::I64Add => ConstOp::I64Add,
+            Operator::I64Sub => ConstOp::I64Sub,
+            Operator::I64Mul => ConstOp::I64Mul,
+            _ => {
+                return Err(CompileError::Unsupported {
+                    what: "constant expression",
+                    offset,
+                });
+            }
+        });
     }
+    Ok(ConstExpr { ops })
 }
 
 #[cfg(test)]
@@ -695,6 +810,33 @@ mod tests {
         assert_eq!(m.info.functions, [0]);
         assert_eq!(m.info.exports[0].name, "f");
         assert_eq!(m.bodies.len(), 1);
+    }
+
+    #[test]
+    fn extended_const_expressions_evaluate_with_wrapping() {
+        // i32: (g0 * 3) - 7 with g0 = 0x7fff_ffff wraps.
+        let e = ConstExpr {
+            ops: alloc::vec![
+                ConstOp::GlobalGet(0),
+                ConstOp::I32(3),
+                ConstOp::I32Mul,
+                ConstOp::I32(7),
+                ConstOp::I32Sub,
+            ],
+        };
+        let want = 0x7fff_ffff_u32.wrapping_mul(3).wrapping_sub(7);
+        assert_eq!(e.eval(|_| 0x7fff_ffff, |_| 0), u128::from(want));
+        let e = ConstExpr {
+            ops: alloc::vec![ConstOp::I64(i64::MAX), ConstOp::I64(1), ConstOp::I64Add],
+        };
+        assert_eq!(e.eval(|_| 0, |_| 0), u128::from(1u64 << 63));
+        let v = ConstExpr::single(ConstOp::V128(u128::MAX - 1));
+        assert_eq!(v.eval(|_| 0, |_| 0), u128::MAX - 1);
+        // INV-4: a malformed sequence is 0, not a panic.
+        let bad = ConstExpr {
+            ops: alloc::vec![ConstOp::I32Add],
+        };
+        assert_eq!(bad.eval(|_| 1, |_| 1), 0);
     }
 
     #[test]

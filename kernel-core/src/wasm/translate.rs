@@ -29,17 +29,29 @@
 //!   that can fail is followed by a `trapnz` on its status, so its trap is
 //!   an ordinary trap site (builtins INV-3). `table.get/set/size` are
 //!   inline.
+//! - INV-8: a `v128` is an `I8X16` wherever it crosses an operator: on the
+//!   operand stack, in locals, block parameters, globals, calls and
+//!   signatures. A SIMD operator bitcasts its operands (little-endian lane
+//!   order, free at run time) to the lane view it needs and its result back
+//!   to `I8X16`, so control-flow merges never see two vector types.
+//! - INV-9: on a target without vector support ([`TargetInfo::simd`] false:
+//!   riscv64 without the V extension) every `v128` local, `v128` block type
+//!   and SIMD operator is [`CompileError::Unsupported`] at its byte offset,
+//!   never a codegen failure (`compile_module` refuses `v128` in types,
+//!   imports and globals before translation).
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::immediates::{Ieee32, Ieee64};
-use cranelift_codegen::ir::types::{F32, F64, I8, I16, I32, I64};
+use cranelift_codegen::ir::types::{
+    F32, F32X4, F64, F64X2, I8, I8X16, I16, I16X8, I32, I32X4, I64, I64X2,
+};
 use cranelift_codegen::ir::{
-    AbiParam, ArgumentPurpose, Block, BlockArg, ExtFuncData, ExternalName, FuncRef, Function,
-    GlobalValueData, InstBuilder, JumpTableData, MemFlagsData, SigRef, Signature, SourceLoc,
-    TrapCode, Type, UserExternalName, UserFuncName, Value,
+    AbiParam, ArgumentPurpose, Block, BlockArg, ConstantData, ExtFuncData, ExternalName, FuncRef,
+    Function, GlobalValueData, InstBuilder, JumpTableData, MemFlagsData, SigRef, Signature,
+    SourceLoc, TrapCode, Type, UserExternalName, UserFuncName, Value,
 };
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
@@ -88,6 +100,8 @@ pub struct TargetInfo {
     pub frontend: TargetFrontendConfig,
     /// Calling convention of every wasm function.
     pub call_conv: CallConv,
+    /// Whether the backend lowers 128-bit vector types (INV-9).
+    pub simd: bool,
 }
 
 impl TargetInfo {
@@ -106,6 +120,7 @@ pub fn ir_type(t: ValType, ptr: Type) -> Type {
         ValType::F32 => F32,
         ValType::F64 => F64,
         ValType::FuncRef | ValType::ExternRef => ptr,
+        ValType::V128 => I8X16,
     }
 }
 
@@ -194,7 +209,11 @@ pub fn translate_function(
     for _ in 0..lr.get_count() {
         let at = lr.original_position();
         let (n, t) = lr.read()?;
-        let t = ir_type(ValType::from_wasm(t, at)?, ptr);
+        let t = ValType::from_wasm(t, at)?;
+        if t == ValType::V128 && !target.simd {
+            return Err(no_simd(at));
+        }
+        let t = ir_type(t, ptr);
         if locals.len() + n as usize > 50_000 {
             return Err(CompileError::Unsupported {
                 what: "too many locals",
@@ -265,7 +284,26 @@ fn zero(b: &mut FunctionBuilder<'_>, t: Type) -> Value {
     match t {
         F32 => b.ins().f32const(Ieee32::with_bits(0)),
         F64 => b.ins().f64const(Ieee64::with_bits(0)),
+        t if t.is_vector() => vconst(b, t, 0),
         _ => b.ins().iconst(t, 0),
+    }
+}
+
+/// A vector constant of type `t` whose 16 bytes are `bits`, little-endian.
+fn vconst(b: &mut FunctionBuilder<'_>, t: Type, bits: u128) -> Value {
+    let c = b
+        .func
+        .dfg
+        .constants
+        .insert(ConstantData::from(&bits.to_le_bytes()[..]));
+    b.ins().vconst(t, c)
+}
+
+/// The error for SIMD on a target without vector support (INV-9).
+fn no_simd(offset: u64) -> CompileError {
+    CompileError::Unsupported {
+        what: "SIMD (v128) on a target without vector support",
+        offset,
     }
 }
 
@@ -387,6 +425,21 @@ impl Translator<'_, '_> {
 
     fn block_type(&self, bt: BlockType) -> Result<(Vec<Type>, Vec<Type>), CompileError> {
         let ptr = self.ptr();
+        if !self.target.simd {
+            let v128 = match bt {
+                BlockType::Empty => false,
+                BlockType::Type(t) => t == wasmparser::ValType::V128,
+                BlockType::FuncType(i) => self.info.types.get(i as usize).is_some_and(|ft| {
+                    ft.params
+                        .iter()
+                        .chain(&ft.results)
+                        .any(|t| *t == ValType::V128)
+                }),
+            };
+            if v128 {
+                return Err(no_simd(self.offset));
+            }
+        }
         match bt {
             BlockType::Empty => Ok((Vec::new(), Vec::new())),
             BlockType::Type(t) => Ok((
@@ -873,12 +926,7 @@ impl Translator<'_, '_> {
                 let d = self.b.ins().iconst(I32, i64::from(data_index));
                 self.builtin(Builtin::DataDrop, &[d])?;
             }
-            _ => {
-                return Err(CompileError::Unsupported {
-                    what: "operator outside WebAssembly 2.0",
-                    offset: self.offset,
-                });
-            }
+            _ => return self.simd_op(op),
         }
         Ok(())
     }
@@ -1369,6 +1417,612 @@ impl Translator<'_, '_> {
         let r = self.b.ins().sextend(ty, n);
         self.stack.push(r);
         Ok(())
+    }
+}
+
+macro_rules! vbin {
+    ($s:ident, $t:expr, $m:ident) => {{
+        let (x, y) = $s.pop2_v($t)?;
+        let r = $s.b.ins().$m(x, y);
+        $s.push_v(r);
+    }};
+}
+macro_rules! vun {
+    ($s:ident, $t:expr, $m:ident) => {{
+        let x = $s.pop_v($t)?;
+        let r = $s.b.ins().$m(x);
+        $s.push_v(r);
+    }};
+}
+macro_rules! vicmp {
+    ($s:ident, $t:expr, $cc:ident) => {{
+        let (x, y) = $s.pop2_v($t)?;
+        let r = $s.b.ins().icmp(IntCC::$cc, x, y);
+        $s.push_v(r);
+    }};
+}
+macro_rules! vfcmp {
+    ($s:ident, $t:expr, $cc:ident) => {{
+        let (x, y) = $s.pop2_v($t)?;
+        let r = $s.b.ins().fcmp(FloatCC::$cc, x, y);
+        $s.push_v(r);
+    }};
+}
+macro_rules! vshift {
+    ($s:ident, $t:expr, $m:ident) => {{
+        // The shift count is taken modulo the lane width, as Cranelift's
+        // vector shifts do.
+        let n = $s.pop()?;
+        let x = $s.pop_v($t)?;
+        let r = $s.b.ins().$m(x, n);
+        $s.push_v(r);
+    }};
+}
+macro_rules! vconv {
+    ($s:ident, $from:expr, $m:ident, $to:expr) => {{
+        let x = $s.pop_v($from)?;
+        let r = $s.b.ins().$m($to, x);
+        $s.push_v(r);
+    }};
+}
+
+/// SIMD (the `simd` proposal), INV-8 and INV-9.
+impl Translator<'_, '_> {
+    /// `x` viewed as vector type `ty` (a no-op bitcast between lane views,
+    /// INV-8).
+    fn view(&mut self, x: Value, ty: Type) -> Value {
+        if self.b.func.dfg.value_type(x) == ty {
+            x
+        } else {
+            let little =
+                MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little);
+            self.b.ins().bitcast(ty, little, x)
+        }
+    }
+
+    fn pop_v(&mut self, ty: Type) -> Result<Value, CompileError> {
+        let x = self.pop()?;
+        if !self.b.func.dfg.value_type(x).is_vector() {
+            return Err(self.err("v128 operand expected"));
+        }
+        Ok(self.view(x, ty))
+    }
+
+    fn pop2_v(&mut self, ty: Type) -> Result<(Value, Value), CompileError> {
+        let y = self.pop_v(ty)?;
+        let x = self.pop_v(ty)?;
+        Ok((x, y))
+    }
+
+    /// Push a vector result in the canonical `I8X16` view (INV-8).
+    fn push_v(&mut self, x: Value) {
+        let x = self.view(x, I8X16);
+        self.stack.push(x);
+    }
+
+    /// `op(widen_low(x) , widen_low(y))` and the like: both operands
+    /// widened by `widen`, then combined by `op`.
+    fn widen2(
+        &mut self,
+        ty: Type,
+        widen: fn(&mut FunctionBuilder<'_>, Value) -> Value,
+        op: fn(&mut FunctionBuilder<'_>, Value, Value) -> Value,
+    ) -> Result<(), CompileError> {
+        let (x, y) = self.pop2_v(ty)?;
+        let wx = widen(&mut self.b, x);
+        let wy = widen(&mut self.b, y);
+        let r = op(&mut self.b, wx, wy);
+        self.push_v(r);
+        Ok(())
+    }
+
+    /// `iadd_pairwise(widen_low(x), widen_high(x))`: adjacent lanes added
+    /// into lanes of twice the width.
+    fn ext_add_pairwise(&mut self, ty: Type, signed: bool) -> Result<(), CompileError> {
+        let x = self.pop_v(ty)?;
+        let (lo, hi) = if signed {
+            (self.b.ins().swiden_low(x), self.b.ins().swiden_high(x))
+        } else {
+            (self.b.ins().uwiden_low(x), self.b.ins().uwiden_high(x))
+        };
+        let r = self.b.ins().iadd_pairwise(lo, hi);
+        self.push_v(r);
+        Ok(())
+    }
+
+    /// `pmin` (`b < a ? b : a`) or `pmax` (`a < b ? b : a`): exactly the
+    /// spec's definitions, so NaNs and signed zeros pick the first operand.
+    fn pminmax(&mut self, ty: Type, max: bool) -> Result<(), CompileError> {
+        let (a, b) = self.pop2_v(ty)?;
+        let c = if max {
+            self.b.ins().fcmp(FloatCC::LessThan, a, b)
+        } else {
+            self.b.ins().fcmp(FloatCC::LessThan, b, a)
+        };
+        let c = self.view(c, ty);
+        let r = self.b.ins().bitselect(c, b, a);
+        self.push_v(r);
+        Ok(())
+    }
+
+    /// `splat` of the popped scalar into lanes of `ty` (narrowing an i32 to
+    /// i8/i16 lanes first).
+    fn splat(&mut self, ty: Type) -> Result<(), CompileError> {
+        let x = self.pop()?;
+        let lane = ty.lane_type();
+        let x = if self.b.func.dfg.value_type(x) == lane {
+            x
+        } else {
+            self.b.ins().ireduce(lane, x)
+        };
+        let r = self.b.ins().splat(ty, x);
+        self.push_v(r);
+        Ok(())
+    }
+
+    fn extract_lane(&mut self, ty: Type, lane: u8, ext: Ext) -> Result<(), CompileError> {
+        let v = self.pop_v(ty)?;
+        let x = self.b.ins().extractlane(v, lane);
+        let r = match ext {
+            Ext::None => x,
+            Ext::S => self.b.ins().sextend(I32, x),
+            Ext::U => self.b.ins().uextend(I32, x),
+        };
+        self.stack.push(r);
+        Ok(())
+    }
+
+    fn replace_lane(&mut self, ty: Type, lane: u8) -> Result<(), CompileError> {
+        let x = self.pop()?;
+        let v = self.pop_v(ty)?;
+        let lt = ty.lane_type();
+        let x = if self.b.func.dfg.value_type(x) == lt {
+            x
+        } else {
+            self.b.ins().ireduce(lt, x)
+        };
+        let r = self.b.ins().insertlane(v, x, lane);
+        self.push_v(r);
+        Ok(())
+    }
+
+    /// `v128.loadN_lane`: load a `ty`-lane scalar into lane `lane`.
+    fn load_lane(&mut self, memarg: MemArg, ty: Type, lane: u8) -> Result<(), CompileError> {
+        let v = self.pop_v(ty)?;
+        let lt = ty.lane_type();
+        let (a, imm) = self.addr(memarg, u64::from(lt.bytes()))?;
+        let x = self.b.ins().load(lt, heap_flags(), a, imm);
+        let r = self.b.ins().insertlane(v, x, lane);
+        self.push_v(r);
+        Ok(())
+    }
+
+    /// `v128.storeN_lane`: store lane `lane` of the `ty` view.
+    fn store_lane(&mut self, memarg: MemArg, ty: Type, lane: u8) -> Result<(), CompileError> {
+        let v = self.pop_v(ty)?;
+        let lt = ty.lane_type();
+        let (a, imm) = self.addr(memarg, u64::from(lt.bytes()))?;
+        let x = self.b.ins().extractlane(v, lane);
+        self.b.ins().store(heap_flags(), x, a, imm);
+        Ok(())
+    }
+
+    /// `v128.loadN_splat`.
+    fn load_splat(&mut self, memarg: MemArg, ty: Type) -> Result<(), CompileError> {
+        let lt = ty.lane_type();
+        let (a, imm) = self.addr(memarg, u64::from(lt.bytes()))?;
+        let x = self.b.ins().load(lt, heap_flags(), a, imm);
+        let r = self.b.ins().splat(ty, x);
+        self.push_v(r);
+        Ok(())
+    }
+
+    /// `v128.loadN_zero`: a scalar into lane 0, the other lanes zero.
+    fn load_zero(&mut self, memarg: MemArg, ty: Type) -> Result<(), CompileError> {
+        let lt = ty.lane_type();
+        let (a, imm) = self.addr(memarg, u64::from(lt.bytes()))?;
+        let x = self.b.ins().load(lt, heap_flags(), a, imm);
+        let r = self.b.ins().scalar_to_vector(ty, x);
+        self.push_v(r);
+        Ok(())
+    }
+
+    /// `v128.loadMxN_s/u`: eight bytes widened lane by lane.
+    fn load_ext(
+        &mut self,
+        memarg: MemArg,
+        f: fn(&mut FunctionBuilder<'_>, Value, i32) -> Value,
+    ) -> Result<(), CompileError> {
+        let (a, imm) = self.addr(memarg, 8)?;
+        let r = f(&mut self.b, a, imm);
+        self.push_v(r);
+        Ok(())
+    }
+
+    /// `i32x4.trunc_sat_f64x2_s/u_zero`: two saturated lanes, two zero lanes.
+    fn trunc_sat_zero(&mut self, signed: bool) -> Result<(), CompileError> {
+        let x = self.pop_v(F64X2)?;
+        let zero = vconst(&mut self.b, I64X2, 0);
+        let r = if signed {
+            let c = self.b.ins().fcvt_to_sint_sat(I64X2, x);
+            self.b.ins().snarrow(c, zero)
+        } else {
+            let c = self.b.ins().fcvt_to_uint_sat(I64X2, x);
+            self.b.ins().uunarrow(c, zero)
+        };
+        self.push_v(r);
+        Ok(())
+    }
+
+    /// `all_true` of the `ty` view: 1 if no lane is zero.
+    fn all_true(&mut self, ty: Type) -> Result<(), CompileError> {
+        let x = self.pop_v(ty)?;
+        let c = self.b.ins().vall_true(x);
+        let r = self.b.ins().uextend(I32, c);
+        self.stack.push(r);
+        Ok(())
+    }
+
+    /// `bitmask` of the `ty` view: the top bit of each lane, lane 0 lowest.
+    fn bitmask(&mut self, ty: Type) -> Result<(), CompileError> {
+        let x = self.pop_v(ty)?;
+        let r = self.b.ins().vhigh_bits(I32, x);
+        self.stack.push(r);
+        Ok(())
+    }
+
+    /// A SIMD operator, or [`CompileError::Unsupported`] for anything else
+    /// outside the accepted feature set.
+    #[expect(clippy::too_many_lines, reason = "one arm per SIMD operator")]
+    fn simd_op(&mut self, op: &Operator<'_>) -> Result<(), CompileError> {
+        if !self.target.simd {
+            return Err(no_simd(self.offset));
+        }
+        match *op {
+            Operator::V128Load { memarg } => self.load(memarg, I8X16, 16, Ext::None)?,
+            Operator::V128Store { memarg } => self.store(memarg, 16)?,
+            Operator::V128Load8x8S { memarg } => {
+                self.load_ext(memarg, |b, a, o| b.ins().sload8x8(heap_flags(), a, o))?;
+            }
+            Operator::V128Load8x8U { memarg } => {
+                self.load_ext(memarg, |b, a, o| b.ins().uload8x8(heap_flags(), a, o))?;
+            }
+            Operator::V128Load16x4S { memarg } => {
+                self.load_ext(memarg, |b, a, o| b.ins().sload16x4(heap_flags(), a, o))?;
+            }
+            Operator::V128Load16x4U { memarg } => {
+                self.load_ext(memarg, |b, a, o| b.ins().uload16x4(heap_flags(), a, o))?;
+            }
+            Operator::V128Load32x2S { memarg } => {
+                self.load_ext(memarg, |b, a, o| b.ins().sload32x2(heap_flags(), a, o))?;
+            }
+            Operator::V128Load32x2U { memarg } => {
+                self.load_ext(memarg, |b, a, o| b.ins().uload32x2(heap_flags(), a, o))?;
+            }
+            Operator::V128Load8Splat { memarg } => self.load_splat(memarg, I8X16)?,
+            Operator::V128Load16Splat { memarg } => self.load_splat(memarg, I16X8)?,
+            Operator::V128Load32Splat { memarg } => self.load_splat(memarg, I32X4)?,
+            Operator::V128Load64Splat { memarg } => self.load_splat(memarg, I64X2)?,
+            Operator::V128Load32Zero { memarg } => self.load_zero(memarg, I32X4)?,
+            Operator::V128Load64Zero { memarg } => self.load_zero(memarg, I64X2)?,
+            Operator::V128Load8Lane { memarg, lane } => self.load_lane(memarg, I8X16, lane)?,
+            Operator::V128Load16Lane { memarg, lane } => self.load_lane(memarg, I16X8, lane)?,
+            Operator::V128Load32Lane { memarg, lane } => self.load_lane(memarg, I32X4, lane)?,
+            Operator::V128Load64Lane { memarg, lane } => self.load_lane(memarg, I64X2, lane)?,
+            Operator::V128Store8Lane { memarg, lane } => self.store_lane(memarg, I8X16, lane)?,
+            Operator::V128Store16Lane { memarg, lane } => self.store_lane(memarg, I16X8, lane)?,
+            Operator::V128Store32Lane { memarg, lane } => self.store_lane(memarg, I32X4, lane)?,
+            Operator::V128Store64Lane { memarg, lane } => self.store_lane(memarg, I64X2, lane)?,
+            Operator::V128Const { value } => {
+                let r = vconst(&mut self.b, I8X16, u128::from_le_bytes(*value.bytes()));
+                self.stack.push(r);
+            }
+            Operator::I8x16Shuffle { lanes } => {
+                let (x, y) = self.pop2_v(I8X16)?;
+                let mask = self
+                    .b
+                    .func
+                    .dfg
+                    .immediates
+                    .push(ConstantData::from(&lanes[..]));
+                let r = self.b.ins().shuffle(x, y, mask);
+                self.push_v(r);
+            }
+            // Cranelift's `swizzle` has the spec's semantics: an index of 16
+            // or more selects 0.
+            Operator::I8x16Swizzle => vbin!(self, I8X16, swizzle),
+            Operator::I8x16ExtractLaneS { lane } => self.extract_lane(I8X16, lane, Ext::S)?,
+            Operator::I8x16ExtractLaneU { lane } => self.extract_lane(I8X16, lane, Ext::U)?,
+            Operator::I16x8ExtractLaneS { lane } => self.extract_lane(I16X8, lane, Ext::S)?,
+            Operator::I16x8ExtractLaneU { lane } => self.extract_lane(I16X8, lane, Ext::U)?,
+            Operator::I32x4ExtractLane { lane } => self.extract_lane(I32X4, lane, Ext::None)?,
+            Operator::I64x2ExtractLane { lane } => self.extract_lane(I64X2, lane, Ext::None)?,
+            Operator::F32x4ExtractLane { lane } => self.extract_lane(F32X4, lane, Ext::None)?,
+            Operator::F64x2ExtractLane { lane } => self.extract_lane(F64X2, lane, Ext::None)?,
+            Operator::I8x16ReplaceLane { lane } => self.replace_lane(I8X16, lane)?,
+            Operator::I16x8ReplaceLane { lane } => self.replace_lane(I16X8, lane)?,
+            Operator::I32x4ReplaceLane { lane } => self.replace_lane(I32X4, lane)?,
+            Operator::I64x2ReplaceLane { lane } => self.replace_lane(I64X2, lane)?,
+            Operator::F32x4ReplaceLane { lane } => self.replace_lane(F32X4, lane)?,
+            Operator::F64x2ReplaceLane { lane } => self.replace_lane(F64X2, lane)?,
+            Operator::I8x16Splat => self.splat(I8X16)?,
+            Operator::I16x8Splat => self.splat(I16X8)?,
+            Operator::I32x4Splat => self.splat(I32X4)?,
+            Operator::I64x2Splat => self.splat(I64X2)?,
+            Operator::F32x4Splat => self.splat(F32X4)?,
+            Operator::F64x2Splat => self.splat(F64X2)?,
+            Operator::I8x16Eq => vicmp!(self, I8X16, Equal),
+            Operator::I8x16Ne => vicmp!(self, I8X16, NotEqual),
+            Operator::I8x16LtS => vicmp!(self, I8X16, SignedLessThan),
+            Operator::I8x16LtU => vicmp!(self, I8X16, UnsignedLessThan),
+            Operator::I8x16GtS => vicmp!(self, I8X16, SignedGreaterThan),
+            Operator::I8x16GtU => vicmp!(self, I8X16, UnsignedGreaterThan),
+            Operator::I8x16LeS => vicmp!(self, I8X16, SignedLessThanOrEqual),
+            Operator::I8x16LeU => vicmp!(self, I8X16, UnsignedLessThanOrEqual),
+            Operator::I8x16GeS => vicmp!(self, I8X16, SignedGreaterThanOrEqual),
+            Operator::I8x16GeU => vicmp!(self, I8X16, UnsignedGreaterThanOrEqual),
+            Operator::I16x8Eq => vicmp!(self, I16X8, Equal),
+            Operator::I16x8Ne => vicmp!(self, I16X8, NotEqual),
+            Operator::I16x8LtS => vicmp!(self, I16X8, SignedLessThan),
+            Operator::I16x8LtU => vicmp!(self, I16X8, UnsignedLessThan),
+            Operator::I16x8GtS => vicmp!(self, I16X8, SignedGreaterThan),
+            Operator::I16x8GtU => vicmp!(self, I16X8, UnsignedGreaterThan),
+            Operator::I16x8LeS => vicmp!(self, I16X8, SignedLessThanOrEqual),
+            Operator::I16x8LeU => vicmp!(self, I16X8, UnsignedLessThanOrEqual),
+            Operator::I16x8GeS => vicmp!(self, I16X8, SignedGreaterThanOrEqual),
+            Operator::I16x8GeU => vicmp!(self, I16X8, UnsignedGreaterThanOrEqual),
+            Operator::I32x4Eq => vicmp!(self, I32X4, Equal),
+            Operator::I32x4Ne => vicmp!(self, I32X4, NotEqual),
+            Operator::I32x4LtS => vicmp!(self, I32X4, SignedLessThan),
+            Operator::I32x4LtU => vicmp!(self, I32X4, UnsignedLessThan),
+            Operator::I32x4GtS => vicmp!(self, I32X4, SignedGreaterThan),
+            Operator::I32x4GtU => vicmp!(self, I32X4, UnsignedGreaterThan),
+            Operator::I32x4LeS => vicmp!(self, I32X4, SignedLessThanOrEqual),
+            Operator::I32x4LeU => vicmp!(self, I32X4, UnsignedLessThanOrEqual),
+            Operator::I32x4GeS => vicmp!(self, I32X4, SignedGreaterThanOrEqual),
+            Operator::I32x4GeU => vicmp!(self, I32X4, UnsignedGreaterThanOrEqual),
+            Operator::I64x2Eq => vicmp!(self, I64X2, Equal),
+            Operator::I64x2Ne => vicmp!(self, I64X2, NotEqual),
+            Operator::I64x2LtS => vicmp!(self, I64X2, SignedLessThan),
+            Operator::I64x2GtS => vicmp!(self, I64X2, SignedGreaterThan),
+            Operator::I64x2LeS => vicmp!(self, I64X2, SignedLessThanOrEqual),
+            Operator::I64x2GeS => vicmp!(self, I64X2, SignedGreaterThanOrEqual),
+            Operator::F32x4Eq => vfcmp!(self, F32X4, Equal),
+            Operator::F32x4Ne => vfcmp!(self, F32X4, NotEqual),
+            Operator::F32x4Lt => vfcmp!(self, F32X4, LessThan),
+            Operator::F32x4Gt => vfcmp!(self, F32X4, GreaterThan),
+            Operator::F32x4Le => vfcmp!(self, F32X4, LessThanOrEqual),
+            Operator::F32x4Ge => vfcmp!(self, F32X4, GreaterThanOrEqual),
+            Operator::F64x2Eq => vfcmp!(self, F64X2, Equal),
+            Operator::F64x2Ne => vfcmp!(self, F64X2, NotEqual),
+            Operator::F64x2Lt => vfcmp!(self, F64X2, LessThan),
+            Operator::F64x2Gt => vfcmp!(self, F64X2, GreaterThan),
+            Operator::F64x2Le => vfcmp!(self, F64X2, LessThanOrEqual),
+            Operator::F64x2Ge => vfcmp!(self, F64X2, GreaterThanOrEqual),
+            Operator::V128Not => vun!(self, I8X16, bnot),
+            Operator::V128And => vbin!(self, I8X16, band),
+            Operator::V128AndNot => vbin!(self, I8X16, band_not),
+            Operator::V128Or => vbin!(self, I8X16, bor),
+            Operator::V128Xor => vbin!(self, I8X16, bxor),
+            Operator::V128Bitselect => {
+                let c = self.pop_v(I8X16)?;
+                let (x, y) = self.pop2_v(I8X16)?;
+                let r = self.b.ins().bitselect(c, x, y);
+                self.push_v(r);
+            }
+            Operator::V128AnyTrue => {
+                let x = self.pop_v(I8X16)?;
+                let c = self.b.ins().vany_true(x);
+                let r = self.b.ins().uextend(I32, c);
+                self.stack.push(r);
+            }
+            Operator::I8x16AllTrue => self.all_true(I8X16)?,
+            Operator::I16x8AllTrue => self.all_true(I16X8)?,
+            Operator::I32x4AllTrue => self.all_true(I32X4)?,
+            Operator::I64x2AllTrue => self.all_true(I64X2)?,
+            Operator::I8x16Bitmask => self.bitmask(I8X16)?,
+            Operator::I16x8Bitmask => self.bitmask(I16X8)?,
+            Operator::I32x4Bitmask => self.bitmask(I32X4)?,
+            Operator::I64x2Bitmask => self.bitmask(I64X2)?,
+            Operator::I8x16Abs => vun!(self, I8X16, iabs),
+            Operator::I16x8Abs => vun!(self, I16X8, iabs),
+            Operator::I32x4Abs => vun!(self, I32X4, iabs),
+            Operator::I64x2Abs => vun!(self, I64X2, iabs),
+            Operator::I8x16Neg => vun!(self, I8X16, ineg),
+            Operator::I16x8Neg => vun!(self, I16X8, ineg),
+            Operator::I32x4Neg => vun!(self, I32X4, ineg),
+            Operator::I64x2Neg => vun!(self, I64X2, ineg),
+            Operator::I8x16Popcnt => vun!(self, I8X16, popcnt),
+            Operator::I8x16NarrowI16x8S => vbin!(self, I16X8, snarrow),
+            Operator::I8x16NarrowI16x8U => vbin!(self, I16X8, unarrow),
+            Operator::I16x8NarrowI32x4S => vbin!(self, I32X4, snarrow),
+            Operator::I16x8NarrowI32x4U => vbin!(self, I32X4, unarrow),
+            Operator::I8x16Shl => vshift!(self, I8X16, ishl),
+            Operator::I8x16ShrS => vshift!(self, I8X16, sshr),
+            Operator::I8x16ShrU => vshift!(self, I8X16, ushr),
+            Operator::I16x8Shl => vshift!(self, I16X8, ishl),
+            Operator::I16x8ShrS => vshift!(self, I16X8, sshr),
+            Operator::I16x8ShrU => vshift!(self, I16X8, ushr),
+            Operator::I32x4Shl => vshift!(self, I32X4, ishl),
+            Operator::I32x4ShrS => vshift!(self, I32X4, sshr),
+            Operator::I32x4ShrU => vshift!(self, I32X4, ushr),
+            Operator::I64x2Shl => vshift!(self, I64X2, ishl),
+            Operator::I64x2ShrS => vshift!(self, I64X2, sshr),
+            Operator::I64x2ShrU => vshift!(self, I64X2, ushr),
+            Operator::I8x16Add => vbin!(self, I8X16, iadd),
+            Operator::I16x8Add => vbin!(self, I16X8, iadd),
+            Operator::I32x4Add => vbin!(self, I32X4, iadd),
+            Operator::I64x2Add => vbin!(self, I64X2, iadd),
+            Operator::I8x16Sub => vbin!(self, I8X16, isub),
+            Operator::I16x8Sub => vbin!(self, I16X8, isub),
+            Operator::I32x4Sub => vbin!(self, I32X4, isub),
+            Operator::I64x2Sub => vbin!(self, I64X2, isub),
+            Operator::I16x8Mul => vbin!(self, I16X8, imul),
+            Operator::I32x4Mul => vbin!(self, I32X4, imul),
+            Operator::I64x2Mul => vbin!(self, I64X2, imul),
+            Operator::I8x16AddSatS => vbin!(self, I8X16, sadd_sat),
+            Operator::I8x16AddSatU => vbin!(self, I8X16, uadd_sat),
+            Operator::I8x16SubSatS => vbin!(self, I8X16, ssub_sat),
+            Operator::I8x16SubSatU => vbin!(self, I8X16, usub_sat),
+            Operator::I16x8AddSatS => vbin!(self, I16X8, sadd_sat),
+            Operator::I16x8AddSatU => vbin!(self, I16X8, uadd_sat),
+            Operator::I16x8SubSatS => vbin!(self, I16X8, ssub_sat),
+            Operator::I16x8SubSatU => vbin!(self, I16X8, usub_sat),
+            Operator::I8x16MinS => vbin!(self, I8X16, smin),
+            Operator::I8x16MinU => vbin!(self, I8X16, umin),
+            Operator::I8x16MaxS => vbin!(self, I8X16, smax),
+            Operator::I8x16MaxU => vbin!(self, I8X16, umax),
+            Operator::I16x8MinS => vbin!(self, I16X8, smin),
+            Operator::I16x8MinU => vbin!(self, I16X8, umin),
+            Operator::I16x8MaxS => vbin!(self, I16X8, smax),
+            Operator::I16x8MaxU => vbin!(self, I16X8, umax),
+            Operator::I32x4MinS => vbin!(self, I32X4, smin),
+            Operator::I32x4MinU => vbin!(self, I32X4, umin),
+            Operator::I32x4MaxS => vbin!(self, I32X4, smax),
+            Operator::I32x4MaxU => vbin!(self, I32X4, umax),
+            Operator::I8x16AvgrU => vbin!(self, I8X16, avg_round),
+            Operator::I16x8AvgrU => vbin!(self, I16X8, avg_round),
+            Operator::I16x8Q15MulrSatS => vbin!(self, I16X8, sqmul_round_sat),
+            Operator::I16x8ExtAddPairwiseI8x16S => self.ext_add_pairwise(I8X16, true)?,
+            Operator::I16x8ExtAddPairwiseI8x16U => self.ext_add_pairwise(I8X16, false)?,
+            Operator::I32x4ExtAddPairwiseI16x8S => self.ext_add_pairwise(I16X8, true)?,
+            Operator::I32x4ExtAddPairwiseI16x8U => self.ext_add_pairwise(I16X8, false)?,
+            Operator::I16x8ExtendLowI8x16S => vun!(self, I8X16, swiden_low),
+            Operator::I16x8ExtendHighI8x16S => vun!(self, I8X16, swiden_high),
+            Operator::I16x8ExtendLowI8x16U => vun!(self, I8X16, uwiden_low),
+            Operator::I16x8ExtendHighI8x16U => vun!(self, I8X16, uwiden_high),
+            Operator::I32x4ExtendLowI16x8S => vun!(self, I16X8, swiden_low),
+            Operator::I32x4ExtendHighI16x8S => vun!(self, I16X8, swiden_high),
+            Operator::I32x4ExtendLowI16x8U => vun!(self, I16X8, uwiden_low),
+            Operator::I32x4ExtendHighI16x8U => vun!(self, I16X8, uwiden_high),
+            Operator::I64x2ExtendLowI32x4S => vun!(self, I32X4, swiden_low),
+            Operator::I64x2ExtendHighI32x4S => vun!(self, I32X4, swiden_high),
+            Operator::I64x2ExtendLowI32x4U => vun!(self, I32X4, uwiden_low),
+            Operator::I64x2ExtendHighI32x4U => vun!(self, I32X4, uwiden_high),
+            Operator::I16x8ExtMulLowI8x16S
+            | Operator::I32x4ExtMulLowI16x8S
+            | Operator::I64x2ExtMulLowI32x4S => {
+                let ty = ext_mul_source(op);
+                self.widen2(
+                    ty,
+                    |b, x| b.ins().swiden_low(x),
+                    |b, x, y| b.ins().imul(x, y),
+                )?;
+            }
+            Operator::I16x8ExtMulHighI8x16S
+            | Operator::I32x4ExtMulHighI16x8S
+            | Operator::I64x2ExtMulHighI32x4S => {
+                let ty = ext_mul_source(op);
+                self.widen2(
+                    ty,
+                    |b, x| b.ins().swiden_high(x),
+                    |b, x, y| b.ins().imul(x, y),
+                )?;
+            }
+            Operator::I16x8ExtMulLowI8x16U
+            | Operator::I32x4ExtMulLowI16x8U
+            | Operator::I64x2ExtMulLowI32x4U => {
+                let ty = ext_mul_source(op);
+                self.widen2(
+                    ty,
+                    |b, x| b.ins().uwiden_low(x),
+                    |b, x, y| b.ins().imul(x, y),
+                )?;
+            }
+            Operator::I16x8ExtMulHighI8x16U
+            | Operator::I32x4ExtMulHighI16x8U
+            | Operator::I64x2ExtMulHighI32x4U => {
+                let ty = ext_mul_source(op);
+                self.widen2(
+                    ty,
+                    |b, x| b.ins().uwiden_high(x),
+                    |b, x, y| b.ins().imul(x, y),
+                )?;
+            }
+            Operator::I32x4DotI16x8S => {
+                let (x, y) = self.pop2_v(I16X8)?;
+                let (xl, yl) = (self.b.ins().swiden_low(x), self.b.ins().swiden_low(y));
+                let lo = self.b.ins().imul(xl, yl);
+                let (xh, yh) = (self.b.ins().swiden_high(x), self.b.ins().swiden_high(y));
+                let hi = self.b.ins().imul(xh, yh);
+                let r = self.b.ins().iadd_pairwise(lo, hi);
+                self.push_v(r);
+            }
+            Operator::F32x4Ceil => vun!(self, F32X4, ceil),
+            Operator::F32x4Floor => vun!(self, F32X4, floor),
+            Operator::F32x4Trunc => vun!(self, F32X4, trunc),
+            Operator::F32x4Nearest => vun!(self, F32X4, nearest),
+            Operator::F32x4Abs => vun!(self, F32X4, fabs),
+            Operator::F32x4Neg => vun!(self, F32X4, fneg),
+            Operator::F32x4Sqrt => vun!(self, F32X4, sqrt),
+            Operator::F32x4Add => vbin!(self, F32X4, fadd),
+            Operator::F32x4Sub => vbin!(self, F32X4, fsub),
+            Operator::F32x4Mul => vbin!(self, F32X4, fmul),
+            Operator::F32x4Div => vbin!(self, F32X4, fdiv),
+            // Cranelift's `fmin`/`fmax` are the spec's: NaN if either lane
+            // is NaN, and -0 < +0.
+            Operator::F32x4Min => vbin!(self, F32X4, fmin),
+            Operator::F32x4Max => vbin!(self, F32X4, fmax),
+            Operator::F32x4PMin => self.pminmax(F32X4, false)?,
+            Operator::F32x4PMax => self.pminmax(F32X4, true)?,
+            Operator::F64x2Ceil => vun!(self, F64X2, ceil),
+            Operator::F64x2Floor => vun!(self, F64X2, floor),
+            Operator::F64x2Trunc => vun!(self, F64X2, trunc),
+            Operator::F64x2Nearest => vun!(self, F64X2, nearest),
+            Operator::F64x2Abs => vun!(self, F64X2, fabs),
+            Operator::F64x2Neg => vun!(self, F64X2, fneg),
+            Operator::F64x2Sqrt => vun!(self, F64X2, sqrt),
+            Operator::F64x2Add => vbin!(self, F64X2, fadd),
+            Operator::F64x2Sub => vbin!(self, F64X2, fsub),
+            Operator::F64x2Mul => vbin!(self, F64X2, fmul),
+            Operator::F64x2Div => vbin!(self, F64X2, fdiv),
+            Operator::F64x2Min => vbin!(self, F64X2, fmin),
+            Operator::F64x2Max => vbin!(self, F64X2, fmax),
+            Operator::F64x2PMin => self.pminmax(F64X2, false)?,
+            Operator::F64x2PMax => self.pminmax(F64X2, true)?,
+            Operator::I32x4TruncSatF32x4S => vconv!(self, F32X4, fcvt_to_sint_sat, I32X4),
+            Operator::I32x4TruncSatF32x4U => vconv!(self, F32X4, fcvt_to_uint_sat, I32X4),
+            Operator::F32x4ConvertI32x4S => vconv!(self, I32X4, fcvt_from_sint, F32X4),
+            Operator::F32x4ConvertI32x4U => vconv!(self, I32X4, fcvt_from_uint, F32X4),
+            Operator::I32x4TruncSatF64x2SZero => self.trunc_sat_zero(true)?,
+            Operator::I32x4TruncSatF64x2UZero => self.trunc_sat_zero(false)?,
+            Operator::F64x2ConvertLowI32x4S => {
+                let x = self.pop_v(I32X4)?;
+                let w = self.b.ins().swiden_low(x);
+                let r = self.b.ins().fcvt_from_sint(F64X2, w);
+                self.push_v(r);
+            }
+            Operator::F64x2ConvertLowI32x4U => {
+                let x = self.pop_v(I32X4)?;
+                let w = self.b.ins().uwiden_low(x);
+                let r = self.b.ins().fcvt_from_uint(F64X2, w);
+                self.push_v(r);
+            }
+            Operator::F32x4DemoteF64x2Zero => vun!(self, F64X2, fvdemote),
+            Operator::F64x2PromoteLowF32x4 => vun!(self, F32X4, fvpromote_low),
+            _ => {
+                return Err(CompileError::Unsupported {
+                    what: "operator outside WebAssembly 2.0 and extended-const",
+                    offset: self.offset,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The source lane view of an `extmul` operator.
+fn ext_mul_source(op: &Operator<'_>) -> Type {
+    match op {
+        Operator::I16x8ExtMulLowI8x16S
+        | Operator::I16x8ExtMulHighI8x16S
+        | Operator::I16x8ExtMulLowI8x16U
+        | Operator::I16x8ExtMulHighI8x16U => I8X16,
+        Operator::I32x4ExtMulLowI16x8S
+        | Operator::I32x4ExtMulHighI16x8S
+        | Operator::I32x4ExtMulLowI16x8U
+        | Operator::I32x4ExtMulHighI16x8U => I16X8,
+        _ => I32X4,
     }
 }
 

@@ -15,7 +15,9 @@
 //!
 //! Invariants:
 //! - INV-VM-1: a memory's reservation is `4 GiB + guard_bytes` of the kernel
-//!   window; `[base, base + length)` is mapped read + write, the rest is
+//!   window (or, in a store with [`Store::bound_memories`], the fixed
+//!   size given there, every access checked explicitly and `memory.grow`
+//!   failing past it); `[base, base + length)` is mapped read + write, the rest is
 //!   unmapped, so a guarded access past `length` faults (VMContext INV-1).
 //! - INV-VM-2: the definitions, contexts and host-function contexts a store
 //!   hands to JIT code are never moved or freed before the store drops.
@@ -105,6 +107,9 @@ pub enum Val {
     /// `externref`: null or a host value. In wasm, `Some(n)` is the word
     /// `n + 1` (0 is null), so it round-trips through tables and globals.
     ExternRef(Option<u32>),
+    /// v128: the 16 bytes as one little-endian integer (lane 0 of any lane
+    /// view in the low bits); it fills a whole 16-byte slot.
+    V128(u128),
 }
 
 impl Val {
@@ -117,6 +122,7 @@ impl Val {
             Val::F64(_) => ValType::F64,
             Val::FuncRef(_) => ValType::FuncRef,
             Val::ExternRef(_) => ValType::ExternRef,
+            Val::V128(_) => ValType::V128,
         }
     }
 
@@ -128,6 +134,7 @@ impl Val {
             Val::F64(v) => u128::from(v),
             Val::FuncRef(f) => f.map_or(0, |f| f.0.get() as u128),
             Val::ExternRef(e) => e.map_or(0, |n| u128::from(n) + 1),
+            Val::V128(v) => v,
         }
     }
 
@@ -139,6 +146,7 @@ impl Val {
             ValType::F64 => Val::F64(s as u64),
             ValType::FuncRef => Val::FuncRef(NonZeroUsize::new(s as usize).map(FuncAddr)),
             ValType::ExternRef => Val::ExternRef((s as usize).checked_sub(1).map(|n| n as u32)),
+            ValType::V128 => Val::V128(s),
         }
     }
 
@@ -356,6 +364,9 @@ extern "C" fn host_dispatch(ctx: *const HostFunc, values: *mut u128) {
 pub struct Memory<'k, 'h, P: Platform> {
     region: Mapping<'k, P>,
     max_pages: u64,
+    /// Pages the reservation holds: growth stops here even below
+    /// `max_pages` (the spec lets `memory.grow` fail at any size).
+    cap_pages: u64,
     pages: spin::Mutex<u64>,
     def: Box<VMMemoryDefinition>,
     _kernel: core::marker::PhantomData<&'k Kernel<'h, P>>,
@@ -365,15 +376,13 @@ impl<'k, 'h, P: Platform> Memory<'k, 'h, P> {
     fn new(
         kernel: &'k Kernel<'h, P>,
         ty: MemoryType,
-        guard: u64,
+        reserve: usize,
     ) -> Result<Self, InstantiateError> {
-        if ty.min_pages > MAX_PAGES {
+        let len = reserve.next_multiple_of(WASM_PAGE as usize);
+        let cap_pages = (len as u64 / WASM_PAGE).min(MAX_PAGES);
+        if ty.min_pages > cap_pages {
             return Err(InstantiateError::TooLarge);
         }
-        let guard = usize::try_from(guard).map_err(|_| InstantiateError::TooLarge)?;
-        let len = (4usize << 30)
-            .checked_add(guard.next_multiple_of(WASM_PAGE as usize))
-            .ok_or(InstantiateError::TooLarge)?;
         let spec = RegionSpec {
             len,
             guard: WASM_PAGE as usize,
@@ -389,6 +398,7 @@ impl<'k, 'h, P: Platform> Memory<'k, 'h, P> {
             }),
             region,
             max_pages: ty.max_pages.unwrap_or(MAX_PAGES).min(MAX_PAGES),
+            cap_pages,
             pages: spin::Mutex::new(0),
             _kernel: core::marker::PhantomData,
         };
@@ -423,7 +433,7 @@ impl<'k, 'h, P: Platform> Memory<'k, 'h, P> {
     fn grow_inner(&self, delta: u64) -> Option<u64> {
         let mut pages = self.pages.lock();
         let old = *pages;
-        if old.checked_add(delta)? > self.max_pages {
+        if old.checked_add(delta)? > self.max_pages.min(self.cap_pages) {
             return None;
         }
         self.commit_locked(&mut pages, delta).ok()?;
@@ -692,6 +702,8 @@ pub struct Store<'k, 'h, P: Platform> {
     kernel: &'k Kernel<'h, P>,
     compiler: Compiler,
     config: TranslateConfig,
+    /// Bytes each memory reserves when bounded ([`Store::bound_memories`]).
+    memory_reserve: Option<usize>,
     stack_budget: usize,
     types: Vec<FuncType>,
     builtins: Box<[usize; Builtin::COUNT as usize]>,
@@ -940,6 +952,29 @@ fn limits_match(min: u64, max: Option<u64>, want_min: u64, want_max: Option<u64>
 }
 
 impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
+    /// Give every linear memory of this store a reservation of only
+    /// `reserve` bytes (rounded up to a wasm page) instead of 4 GiB plus
+    /// guard, and check every access explicitly; `memory.grow` fails past
+    /// the reservation. For kernels whose window cannot hold many 4 GiB
+    /// reservations (riscv's Sv39 window is 64 GiB). Call it before the
+    /// first `compile`: modules compiled earlier keep guard-page checks.
+    pub fn bound_memories(&mut self, reserve: usize) {
+        self.config.force_bounds_checks = true;
+        self.memory_reserve = Some(reserve.max(WASM_PAGE as usize));
+    }
+
+    /// Bytes a new memory reserves (INV-VM-1).
+    fn memory_reserve(&self) -> Result<usize, InstantiateError> {
+        if let Some(r) = self.memory_reserve {
+            return Ok(r);
+        }
+        let guard =
+            usize::try_from(self.config.guard_bytes).map_err(|_| InstantiateError::TooLarge)?;
+        (4usize << 30)
+            .checked_add(guard.next_multiple_of(WASM_PAGE as usize))
+            .ok_or(InstantiateError::TooLarge)
+    }
+
     /// A store on `kernel` compiling for the host ISA. Wasm may use up to
     /// `stack_budget` bytes of the calling stack before it traps with
     /// `StackOverflow`.
@@ -951,6 +986,7 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             kernel,
             compiler: Compiler::host()?,
             config: TranslateConfig::default(),
+            memory_reserve: None,
             stack_budget,
             types: Vec::new(),
             builtins: builtin_table(),
@@ -1072,7 +1108,7 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
     /// # Errors
     /// When it cannot be reserved or committed.
     pub fn host_memory(&mut self, ty: MemoryType) -> Result<Extern, InstantiateError> {
-        let m = Memory::new(self.kernel, ty, self.config.guard_bytes)?;
+        let m = Memory::new(self.kernel, ty, self.memory_reserve()?)?;
         self.memories.push(Box::new(m));
         Ok(Extern::Memory(self.memories.len() - 1))
     }
@@ -1215,7 +1251,7 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
         }
         // Defined memories and tables.
         for m in &info.memories[info.num_imported_memories as usize..] {
-            let mem = Memory::new(self.kernel, *m, self.config.guard_bytes)?;
+            let mem = Memory::new(self.kernel, *m, self.memory_reserve()?)?;
             self.memories.push(Box::new(mem));
             mems.push(self.memories.len() - 1);
         }
@@ -1296,18 +1332,15 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             global_slots.push(g.slot);
         }
         let eval = |c: &ConstExpr, slots: &[usize]| -> u128 {
-            match *c {
-                ConstExpr::RefNull => 0,
-                ConstExpr::RefFunc(f) => func_refs.get(f as usize).map_or(0, |r| *r as u128),
-                ConstExpr::I32(v) => Val::I32(v).to_slot(),
-                ConstExpr::I64(v) => Val::I64(v).to_slot(),
-                ConstExpr::F32(v) => u128::from(v),
-                ConstExpr::F64(v) => u128::from(v),
-                ConstExpr::GlobalGet(g) => slots
-                    .get(g as usize)
-                    // SAFETY: INV-VM-2.
-                    .map_or(0, |s| unsafe { (*s as *const u128).read() }),
-            }
+            c.eval(
+                |g| {
+                    slots
+                        .get(g as usize)
+                        // SAFETY: INV-VM-2.
+                        .map_or(0, |s| unsafe { (*s as *const u128).read() })
+                },
+                |f| func_refs.get(f as usize).map_or(0, |r| *r as u128),
+            )
         };
         for (d, init) in info.global_inits.iter().enumerate() {
             let off = o.defined_global(d as u32);
@@ -1359,12 +1392,12 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
                 .iter()
                 .map(|c| eval(c, &global_slots) as usize)
                 .collect();
-            let kept = match e.mode {
+            let kept = match &e.mode {
                 ElementMode::Active { table, offset } => {
                     let t = data
-                        .table(table)
+                        .table(*table)
                         .ok_or(InstantiateError::ElementsOutOfBounds)?;
-                    if !t.write(offset_of(&offset), &items) {
+                    if !t.write(offset_of(offset), &items) {
                         return Err(InstantiateError::ElementsOutOfBounds);
                     }
                     Vec::new()
@@ -1375,13 +1408,13 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             data.elems.lock().push(kept);
         }
         for d in &info.data {
-            let kept = match d.mode {
+            let kept = match &d.mode {
                 DataMode::Active { memory, offset } => {
                     let m = mems
-                        .get(memory as usize)
+                        .get(*memory as usize)
                         .and_then(|&m| self.memories.get(m))
                         .ok_or(InstantiateError::DataOutOfBounds)?;
-                    if !m.write(u64::from(offset_of(&offset)), &d.bytes) {
+                    if !m.write(u64::from(offset_of(offset)), &d.bytes) {
                         return Err(InstantiateError::DataOutOfBounds);
                     }
                     Vec::new()
