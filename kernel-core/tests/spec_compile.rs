@@ -21,10 +21,15 @@ struct Tally {
     skipped: usize,
 }
 
-fn must_compile(bytes: &[u8], compilers: &[Compiler], t: &mut Tally, what: &str) {
-    let config = TranslateConfig::default();
+fn must_compile(
+    bytes: &[u8],
+    compilers: &[Compiler],
+    config: &TranslateConfig,
+    t: &mut Tally,
+    what: &str,
+) {
     for c in compilers {
-        match compile_module(bytes, &config, c) {
+        match compile_module(bytes, config, c) {
             Ok(_) => t.passed += 1,
             Err(CompileError::Unsupported { what, .. }) if !c.simd() && what.contains("SIMD") => {
                 t.passed += 1;
@@ -37,8 +42,14 @@ fn must_compile(bytes: &[u8], compilers: &[Compiler], t: &mut Tally, what: &str)
     }
 }
 
-fn must_fail(bytes: &[u8], compiler: &Compiler, t: &mut Tally, what: &str) {
-    match compile_module(bytes, &TranslateConfig::default(), compiler) {
+fn must_fail(
+    bytes: &[u8],
+    compiler: &Compiler,
+    config: &TranslateConfig,
+    t: &mut Tally,
+    what: &str,
+) {
+    match compile_module(bytes, config, compiler) {
         Ok(_) => {
             t.failed += 1;
             eprintln!("  FAIL {what}: accepted");
@@ -66,24 +77,36 @@ fn spec_v2_compiles() {
 }
 
 /// SIMD lowers differently per backend: compile for aarch64 (NEON) too.
+/// The suite's simd_memory-multi.wast declares two memories: the suite is
+/// compiled with the multi-memory proposal on.
 #[test]
-#[ignore = "simd: 2090 passed, 3 failed — simd_memory-multi.wast needs multi-memory \
-            (see tests/tests/spec_simd.rs)"]
 fn simd_proposal_compiles() {
     let aarch64 = Compiler::for_arch(TargetArch::Aarch64).expect("aarch64 ISA");
-    compile_files(proposal(Proposal::Simd).collect(), Some(aarch64));
+    let config = TranslateConfig {
+        multi_memory: true,
+        ..TranslateConfig::default()
+    };
+    compile_files(proposal(Proposal::Simd).collect(), Some(aarch64), &config);
 }
 
 #[test]
 fn extended_const_proposal_compiles() {
-    compile_files(proposal(Proposal::ExtendedConst).collect(), None);
+    compile_files(
+        proposal(Proposal::ExtendedConst).collect(),
+        None,
+        &TranslateConfig::default(),
+    );
 }
 
 fn compile_suite(version: SpecVersion) {
-    compile_files(spec(version).collect(), None);
+    compile_files(spec(version).collect(), None, &TranslateConfig::default());
 }
 
-fn compile_files(mut files: Vec<TestFile<'static>>, extra: Option<Compiler>) {
+fn compile_files(
+    mut files: Vec<TestFile<'static>>,
+    extra: Option<Compiler>,
+    config: &TranslateConfig,
+) {
     let mut compilers = vec![
         Compiler::host().expect("host ISA"),
         Compiler::for_arch(TargetArch::Riscv64).expect("riscv64 ISA"),
@@ -105,29 +128,29 @@ fn compile_files(mut files: Vec<TestFile<'static>>, extra: Option<Compiler>) {
             let what = format!("{} directive {i}", file.name());
             match d {
                 WastDirective::Module(mut m) => match encode(&mut m) {
-                    Some(b) => must_compile(&b, &compilers, &mut t, &what),
+                    Some(b) => must_compile(&b, &compilers, config, &mut t, &what),
                     None => t.skipped += 1,
                 },
                 WastDirective::AssertUnlinkable { mut module, .. } => match module.encode() {
-                    Ok(b) => must_compile(&b, &compilers, &mut t, &what),
+                    Ok(b) => must_compile(&b, &compilers, config, &mut t, &what),
                     Err(_) => t.skipped += 1,
                 },
                 WastDirective::AssertTrap {
                     exec: WastExecute::Wat(mut module),
                     ..
                 } => match module.encode() {
-                    Ok(b) => must_compile(&b, &compilers, &mut t, &what),
+                    Ok(b) => must_compile(&b, &compilers, config, &mut t, &what),
                     Err(_) => t.skipped += 1,
                 },
                 WastDirective::AssertInvalid { mut module, .. } => match encode(&mut module) {
-                    Some(b) => must_fail(&b, &compilers[0], &mut t, &what),
+                    Some(b) => must_fail(&b, &compilers[0], config, &mut t, &what),
                     None => t.skipped += 1,
                 },
                 WastDirective::AssertMalformed {
                     module: mut module @ QuoteWat::Wat(_),
                     ..
                 } => match encode(&mut module) {
-                    Some(b) => must_fail(&b, &compilers[0], &mut t, &what),
+                    Some(b) => must_fail(&b, &compilers[0], config, &mut t, &what),
                     None => t.skipped += 1,
                 },
                 _ => {}

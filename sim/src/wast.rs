@@ -59,6 +59,17 @@ pub struct Script {
     pub name: String,
     /// The `.wast` text.
     pub text: String,
+    /// Proposals beyond WebAssembly 2.0 the script is written for.
+    pub extensions: Extensions,
+}
+
+/// Opt-in proposals a script may need beyond the kernel's default feature
+/// set (which is WebAssembly 2.0 plus extended-const).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Extensions {
+    /// Several memories per module (e.g. the simd suite's
+    /// `simd_memory-multi.wast`).
+    pub multi_memory: bool,
 }
 
 /// What running one script found.
@@ -85,10 +96,7 @@ pub fn run_hosted(config: &Config, scripts: &[Script]) -> Result<Vec<FileReport>
     let hosted = Hosted::new(&config)?;
     Ok(hal_hosted::run_on_cpu(&hosted, 0, || {
         kernel_core::boot::with_kernel(&hosted, |k| {
-            scripts
-                .iter()
-                .map(|s| run_script(k, &s.name, &s.text))
-                .collect()
+            scripts.iter().map(|s| run_script(k, s)).collect()
         })
     }))
 }
@@ -128,7 +136,8 @@ pub fn totals(reports: &[FileReport]) -> (usize, usize) {
 
 /// Run every directive of the script `text` (named `name`) on `kernel`, in
 /// a fresh store.
-pub fn run_script<P: Platform>(kernel: &Kernel<'_, P>, name: &str, text: &str) -> FileReport {
+pub fn run_script<P: Platform>(kernel: &Kernel<'_, P>, script: &Script) -> FileReport {
+    let (name, text) = (script.name.as_str(), script.text.as_str());
     let mut report = FileReport {
         name: name.to_owned(),
         ..FileReport::default()
@@ -162,7 +171,12 @@ pub fn run_script<P: Platform>(kernel: &Kernel<'_, P>, name: &str, text: &str) -
         }
     };
     let store = match Store::new(kernel, STACK_BUDGET) {
-        Ok(s) => s,
+        Ok(mut s) => {
+            if script.extensions.multi_memory {
+                s.enable_multi_memory();
+            }
+            s
+        }
         Err(e) => {
             fail_whole(&mut report, 1, format!("no store: {e}"));
             return report;

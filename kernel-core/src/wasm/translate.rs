@@ -82,6 +82,10 @@ pub struct TranslateConfig {
     pub guard_bytes: u64,
     /// Check every access explicitly, whatever the guard.
     pub force_bounds_checks: bool,
+    /// Also accept modules with several memories (the multi-memory
+    /// proposal, part of WebAssembly 3.0). Off by default: WebAssembly 2.0
+    /// requires such modules to be refused.
+    pub multi_memory: bool,
 }
 
 impl Default for TranslateConfig {
@@ -89,6 +93,7 @@ impl Default for TranslateConfig {
         TranslateConfig {
             guard_bytes: 2 << 30,
             force_bounds_checks: false,
+            multi_memory: false,
         }
     }
 }

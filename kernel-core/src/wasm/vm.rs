@@ -952,6 +952,13 @@ fn limits_match(min: u64, max: Option<u64>, want_min: u64, want_max: Option<u64>
 }
 
 impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
+    /// Accept modules with several memories (the multi-memory proposal)
+    /// in this store's later `compile` calls. WebAssembly 2.0 refuses
+    /// them, so only suites written for the proposal turn this on.
+    pub fn enable_multi_memory(&mut self) {
+        self.config.multi_memory = true;
+    }
+
     /// Give every linear memory of this store a reservation of only
     /// `reserve` bytes (rounded up to a wasm page) instead of 4 GiB plus
     /// guard, and check every access explicitly; `memory.grow` fails past
