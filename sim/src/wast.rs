@@ -31,7 +31,7 @@ use std::fmt::Write as _;
 use hal_hosted::{Config, HostError, Hosted};
 use kernel_core::hal::Platform;
 use kernel_core::kernel::Kernel;
-use kernel_core::wasm::module::{FuncType, MemoryType, TableType, ValType};
+use kernel_core::spec::{expect_message, instantiate_message};
 use kernel_core::wasm::vm::{CallError, Extern, InstanceId, InstantiateError, Store, Val};
 use kernel_core::wasm::{CompileError, TrapKind};
 use wast::core::{AbstractHeapType, HeapType};
@@ -187,7 +187,7 @@ pub fn run_script<P: Platform>(kernel: &Kernel<'_, P>, script: &Script) -> FileR
         registered: HashMap::new(),
         named: HashMap::new(),
         current: None,
-        spectest: HashMap::new(),
+        spectest: std::collections::BTreeMap::new(),
     };
     if let Err(e) = runner.spectest() {
         fail_whole(&mut report, 1, format!("no spectest module: {e}"));
@@ -244,15 +244,6 @@ impl std::fmt::Display for InvokeError {
     }
 }
 
-/// The spec's message for a failed instantiation (the trap's message for a
-/// trapping start function).
-fn instantiate_message(e: &InstantiateError) -> String {
-    match e {
-        InstantiateError::Start(CallError::Trap(t)) => t.kind.message().to_owned(),
-        other => other.to_string(),
-    }
-}
-
 struct Runner<'k, 'h, P: Platform> {
     store: Store<'k, 'h, P>,
     /// `register`ed names.
@@ -262,55 +253,12 @@ struct Runner<'k, 'h, P: Platform> {
     /// The most recent module.
     current: Option<InstanceId>,
     /// The `spectest` module's exports.
-    spectest: HashMap<&'static str, Extern>,
+    spectest: std::collections::BTreeMap<&'static str, Extern>,
 }
 
 impl<P: Platform> Runner<'_, '_, P> {
     fn spectest(&mut self) -> Result<(), String> {
-        let s = &mut self.store;
-        let print = |params: &[ValType]| FuncType {
-            params: params.to_vec(),
-            results: Vec::new(),
-        };
-        use ValType::{F32 as TF32, F64 as TF64, I32, I64};
-        for (name, params) in [
-            ("print", &[][..]),
-            ("print_i32", &[I32][..]),
-            ("print_i64", &[I64][..]),
-            ("print_f32", &[TF32][..]),
-            ("print_f64", &[TF64][..]),
-            ("print_i32_f32", &[I32, TF32][..]),
-            ("print_f64_f64", &[TF64, TF64][..]),
-        ] {
-            let f = s
-                .host_func(print(params), |_| Vec::new())
-                .map_err(|e| e.to_string())?;
-            self.spectest.insert(name, Extern::Func(f));
-        }
-        for (name, v) in [
-            ("global_i32", Val::I32(666)),
-            ("global_i64", Val::I64(666)),
-            ("global_f32", Val::F32(666.6f32.to_bits())),
-            ("global_f64", Val::F64(666.6f64.to_bits())),
-        ] {
-            let g = s.host_global(v, false).map_err(|e| e.to_string())?;
-            self.spectest.insert(name, Extern::Global(g));
-        }
-        let table = s
-            .host_table(TableType {
-                elem: ValType::FuncRef,
-                min: 10,
-                max: Some(20),
-            })
-            .map_err(|e| e.to_string())?;
-        self.spectest.insert("table", table);
-        let memory = s
-            .host_memory(MemoryType {
-                min_pages: 1,
-                max_pages: Some(2),
-            })
-            .map_err(|e| e.to_string())?;
-        self.spectest.insert("memory", memory);
+        self.spectest = kernel_core::spec::spectest_exports(&mut self.store)?;
         Ok(())
     }
 
@@ -521,18 +469,6 @@ fn arg(a: &WastArg<'_>) -> Option<Val> {
             Some(Val::V128(u128::from_le_bytes(c.to_le_bytes())))
         }
         _ => None,
-    }
-}
-
-/// Whether the kernel's message `actual` is the spec's `expected`: one is
-/// a prefix of the other (the spec interpreter appends details the kernel's
-/// messages do not carry, e.g. `uninitialized element 7`; the kernel's
-/// link errors append the import's name).
-fn expect_message(actual: &str, expected: &str) -> Result<(), String> {
-    if actual.starts_with(expected) || expected.starts_with(actual) {
-        Ok(())
-    } else {
-        Err(format!("expected `{expected}`, got `{actual}`"))
     }
 }
 

@@ -237,9 +237,67 @@ impl core::fmt::Display for InvokeError {
     }
 }
 
+/// The exports of the `spectest` host module the spec scripts import:
+/// `print*` functions that accept their parameters and do nothing, the
+/// globals `global_i32` / `global_i64` (666) and `global_f32` /
+/// `global_f64` (666.6), a funcref `table` (10..20) and a `memory` (1..2
+/// pages), made in `store`.
+///
+/// # Errors
+/// The message of the store operation that failed.
+pub fn spectest_exports<P: Platform>(
+    s: &mut Store<'_, '_, P>,
+) -> Result<BTreeMap<&'static str, Extern>, String> {
+    let mut exports = BTreeMap::new();
+    let print = |params: &[ValType]| FuncType {
+        params: params.to_vec(),
+        results: Vec::new(),
+    };
+    use ValType::{F32 as TF32, F64 as TF64, I32, I64};
+    for (name, params) in [
+        ("print", &[][..]),
+        ("print_i32", &[I32][..]),
+        ("print_i64", &[I64][..]),
+        ("print_f32", &[TF32][..]),
+        ("print_f64", &[TF64][..]),
+        ("print_i32_f32", &[I32, TF32][..]),
+        ("print_f64_f64", &[TF64, TF64][..]),
+    ] {
+        let f = s
+            .host_func(print(params), |_| Vec::new())
+            .map_err(|e| e.to_string())?;
+        exports.insert(name, Extern::Func(f));
+    }
+    for (name, v) in [
+        ("global_i32", Val::I32(666)),
+        ("global_i64", Val::I64(666)),
+        ("global_f32", Val::F32(666.6f32.to_bits())),
+        ("global_f64", Val::F64(666.6f64.to_bits())),
+    ] {
+        let g = s.host_global(v, false).map_err(|e| e.to_string())?;
+        exports.insert(name, Extern::Global(g));
+    }
+    let table = s
+        .host_table(TableType {
+            elem: ValType::FuncRef,
+            min: 10,
+            max: Some(20),
+        })
+        .map_err(|e| e.to_string())?;
+    exports.insert("table", table);
+    let memory = s
+        .host_memory(MemoryType {
+            min_pages: 1,
+            max_pages: Some(2),
+        })
+        .map_err(|e| e.to_string())?;
+    exports.insert("memory", memory);
+    Ok(exports)
+}
+
 /// The spec's message for a failed instantiation (the trap's message for a
 /// trapping start function).
-fn instantiate_message(e: &InstantiateError) -> String {
+pub fn instantiate_message(e: &InstantiateError) -> String {
     match e {
         InstantiateError::Start(CallError::Trap(t)) => t.kind.message().to_owned(),
         other => other.to_string(),
@@ -260,50 +318,7 @@ struct Runner<'k, 'h, P: Platform> {
 
 impl<P: Platform> Runner<'_, '_, P> {
     fn spectest(&mut self) -> Result<(), String> {
-        let s = &mut self.store;
-        let print = |params: &[ValType]| FuncType {
-            params: params.to_vec(),
-            results: Vec::new(),
-        };
-        use ValType::{F32 as TF32, F64 as TF64, I32, I64};
-        for (name, params) in [
-            ("print", &[][..]),
-            ("print_i32", &[I32][..]),
-            ("print_i64", &[I64][..]),
-            ("print_f32", &[TF32][..]),
-            ("print_f64", &[TF64][..]),
-            ("print_i32_f32", &[I32, TF32][..]),
-            ("print_f64_f64", &[TF64, TF64][..]),
-        ] {
-            let f = s
-                .host_func(print(params), |_| Vec::new())
-                .map_err(|e| e.to_string())?;
-            self.spectest.insert(name, Extern::Func(f));
-        }
-        for (name, v) in [
-            ("global_i32", Val::I32(666)),
-            ("global_i64", Val::I64(666)),
-            ("global_f32", Val::F32(666.6f32.to_bits())),
-            ("global_f64", Val::F64(666.6f64.to_bits())),
-        ] {
-            let g = s.host_global(v, false).map_err(|e| e.to_string())?;
-            self.spectest.insert(name, Extern::Global(g));
-        }
-        let table = s
-            .host_table(TableType {
-                elem: ValType::FuncRef,
-                min: 10,
-                max: Some(20),
-            })
-            .map_err(|e| e.to_string())?;
-        self.spectest.insert("table", table);
-        let memory = s
-            .host_memory(MemoryType {
-                min_pages: 1,
-                max_pages: Some(2),
-            })
-            .map_err(|e| e.to_string())?;
-        self.spectest.insert("memory", memory);
+        self.spectest = spectest_exports(&mut self.store)?;
         Ok(())
     }
 
@@ -449,7 +464,12 @@ fn arg(a: Arg) -> Val {
 /// a prefix of the other (the spec interpreter appends details the kernel's
 /// messages do not carry, e.g. `uninitialized element 7`; the kernel's
 /// link errors append the import's name).
-fn expect_message(actual: &str, expected: &str) -> Result<(), String> {
+/// Whether a trap or error message matches the script's: either may be a
+/// prefix of the other (the spec adds details such as an element index).
+///
+/// # Errors
+/// A line naming both messages.
+pub fn expect_message(actual: &str, expected: &str) -> Result<(), String> {
     if actual.starts_with(expected) || expected.starts_with(actual) {
         Ok(())
     } else {
