@@ -2,7 +2,8 @@
 //! `panic_write` to standard error — checked on a child process whose
 //! standard streams are pipes.
 
-mod common;
+// Public so that helpers this binary does not use are not dead code.
+pub mod common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

@@ -1,7 +1,8 @@
 //! Faults through signals: demand paging (Resume), Redirect rewriting
 //! registers, Fatal exiting, and faults on threads with no kernel.
 
-mod common;
+// Public so that helpers this binary does not use are not dead code.
+pub mod common;
 
 use std::process::Command;
 use std::sync::atomic::Ordering;

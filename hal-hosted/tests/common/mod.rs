@@ -1,6 +1,5 @@
 //! Helpers shared by the hal-hosted test binaries: a small machine, a test
 //! kernel behind a `CpuLocal`, and bounded waiting.
-#![allow(dead_code, reason = "each test binary uses a different subset")]
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -72,14 +71,23 @@ pub const REDIRECT_ARGS: [usize; 2] = [0xA11CE, 0xB0B];
 
 /// A stand-in kernel: counts what the HAL delivers.
 pub struct TestKernel<'a> {
+    /// The machine it runs on.
     pub hosted: &'a Hosted,
+    /// The CPU whose block it installs.
     pub cpu: usize,
+    /// How it answers faults.
     pub on_fault: OnFault,
+    /// A frame it maps on demand faults.
     pub frame: PhysAddr,
+    /// Where a redirect continues.
     pub resume: AtomicUsize,
+    /// Faults delivered.
     pub faults: AtomicUsize,
+    /// The last fault's frame.
     pub last_fault: std::sync::Mutex<Option<TrapFrame>>,
+    /// Timer interrupts delivered.
     pub timers: AtomicUsize,
+    /// IPIs delivered.
     pub ipis: AtomicUsize,
     /// Set when an interrupt was delivered with interrupts enabled, on the
     /// wrong CPU, or a fault was answered badly.
@@ -87,6 +95,7 @@ pub struct TestKernel<'a> {
 }
 
 impl<'a> TestKernel<'a> {
+    /// A test kernel for `cpu` of `hosted`.
     pub fn new(hosted: &'a Hosted, cpu: usize, on_fault: OnFault) -> Self {
         Self {
             hosted,
@@ -127,6 +136,7 @@ impl<'a> TestKernel<'a> {
         r
     }
 
+    /// The last fault's frame, if any.
     pub fn last_fault(&self) -> Option<TrapFrame> {
         *self.last_fault.lock().unwrap()
     }
