@@ -53,3 +53,25 @@ pub fn run_proposal_suite(
     let (_, failed) = sim::wast::totals(&reports);
     assert_eq!(failed, 0, "{suite:?} spec failures (see the table above)");
 }
+
+/// Re-run `test` as a child for the `fault` scenario and check that it
+/// stopped with the kernel-fault exit status and a `kernel fault:` report
+/// line containing each of `parts`. Returns that line.
+pub fn expect_fault_report(test: &str, parts: &[&str]) -> String {
+    let out = run_child(test, "fault");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(i32::from(kernel_core::exit::KERNEL_FAULT)),
+        "stderr:\n{err}"
+    );
+    let report = err
+        .lines()
+        .find(|l| l.starts_with("kernel fault:"))
+        .unwrap_or_else(|| panic!("no fault report in:\n{err}"))
+        .to_owned();
+    for part in parts {
+        assert!(report.contains(part), "`{part}` missing from: {report}");
+    }
+    report
+}

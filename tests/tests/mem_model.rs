@@ -21,7 +21,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use hal_hosted::{Config, Hosted};
-use kernel_core::exit;
 use kernel_core::hal::{Access, PAGE_SIZE, Perms, VirtRange};
 use kernel_core::kernel::Kernel;
 use kernel_core::mem::{
@@ -681,23 +680,10 @@ fn gigabyte_of_demand_faults_in_64k_blocks() {
     });
 }
 
-/// Run `scenario` in a child process that must stop with a kernel fault
+/// Run `test` in a child process that must stop with a kernel fault
 /// report mentioning `why`.
 fn expect_fault_report(test: &str, why: &str) {
-    let out = tests::run_child(test, "fault");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(i32::from(exit::KERNEL_FAULT)),
-        "stderr:\n{err}"
-    );
-    let report = err
-        .lines()
-        .find(|l| l.starts_with("kernel fault:"))
-        .unwrap_or_else(|| panic!("no fault report in:\n{err}"));
-    for part in ["PageFault", "pc=0x", "addr=0x", why] {
-        assert!(report.contains(part), "`{part}` missing from: {report}");
-    }
+    tests::expect_fault_report(test, &["PageFault", "pc=0x", "addr=0x", why]);
 }
 
 /// In a child: build a kernel with a read-only demand region between guard
