@@ -379,24 +379,11 @@ impl<P: Platform> Runner<'_, '_, P> {
     fn module(&mut self, m: &mut QuoteWat<'_>) -> Result<InstanceId, ModuleError> {
         let bytes = encode(m).map_err(ModuleError::Encode)?;
         let module = self.store.compile(&bytes).map_err(ModuleError::Compile)?;
-        let mut imports: HashMap<(String, String), Extern> = HashMap::new();
-        for imp in &module.info.imports {
-            let ext = if imp.module == "spectest" {
-                self.spectest.get(imp.name.as_str()).cloned()
-            } else {
-                self.registered
-                    .get(&imp.module)
-                    .and_then(|i| self.store.export(*i, &imp.name))
-            };
-            if let Some(ext) = ext {
-                imports.insert((imp.module.clone(), imp.name.clone()), ext);
-            }
-        }
-        self.store
-            .instantiate(&module, &|m, n| {
-                imports.get(&(m.to_owned(), n.to_owned())).cloned()
-            })
-            .map_err(ModuleError::Instantiate)
+        let registered = &self.registered;
+        kernel_core::spec::instantiate_linked(&mut self.store, &module, &self.spectest, |name| {
+            registered.get(name).copied()
+        })
+        .map_err(ModuleError::Instantiate)
     }
 
     fn instance(&self, id: Option<Id<'_>>) -> Result<InstanceId, String> {

@@ -32,6 +32,7 @@ use core::fmt::Write as _;
 use crate::hal::Platform;
 use crate::kernel::Kernel;
 use crate::wasm::TrapKind;
+use crate::wasm::compile::CompiledModule;
 use crate::wasm::module::{FuncType, MemoryType, TableType, ValType};
 use crate::wasm::vm::{CallError, Extern, InstanceId, InstantiateError, Store, Val};
 use script::{Action, Arg, DecodeError, Directive, Expect, RawScript};
@@ -295,6 +296,36 @@ pub fn spectest_exports<P: Platform>(
     Ok(exports)
 }
 
+/// Instantiate `module` in `store` the way spec scripts link: imports from
+/// `spectest` come from `spectest` (see [`spectest_exports`]), any other
+/// module name is looked up with `registered` (the `register` directive)
+/// and the import taken from that instance's exports.
+///
+/// # Errors
+/// As [`Store::instantiate`]: a missing or mismatched import, a failed
+/// segment, a trapping start function.
+pub fn instantiate_linked<P: Platform>(
+    store: &mut Store<'_, '_, P>,
+    module: &CompiledModule,
+    spectest: &BTreeMap<&'static str, Extern>,
+    registered: impl Fn(&str) -> Option<InstanceId>,
+) -> Result<InstanceId, InstantiateError> {
+    let mut imports: BTreeMap<(String, String), Extern> = BTreeMap::new();
+    for imp in &module.info.imports {
+        let ext = if imp.module == "spectest" {
+            spectest.get(imp.name.as_str()).cloned()
+        } else {
+            registered(&imp.module).and_then(|i| store.export(i, &imp.name))
+        };
+        if let Some(ext) = ext {
+            imports.insert((imp.module.clone(), imp.name.clone()), ext);
+        }
+    }
+    store.instantiate(module, &|m, n| {
+        imports.get(&(m.to_owned(), n.to_owned())).cloned()
+    })
+}
+
 /// The spec's message for a failed instantiation (the trap's message for a
 /// trapping start function).
 pub fn instantiate_message(e: &InstantiateError) -> String {
@@ -394,24 +425,11 @@ impl<P: Platform> Runner<'_, '_, P> {
             .store
             .compile(bytes)
             .map_err(|e| ModuleError::Compile(e.to_string()))?;
-        let mut imports: BTreeMap<(String, String), Extern> = BTreeMap::new();
-        for imp in &module.info.imports {
-            let ext = if imp.module == "spectest" {
-                self.spectest.get(imp.name.as_str()).cloned()
-            } else {
-                self.registered
-                    .get(&imp.module)
-                    .and_then(|i| self.store.export(*i, &imp.name))
-            };
-            if let Some(ext) = ext {
-                imports.insert((imp.module.clone(), imp.name.clone()), ext);
-            }
-        }
-        self.store
-            .instantiate(&module, &|m, n| {
-                imports.get(&(m.to_owned(), n.to_owned())).cloned()
-            })
-            .map_err(ModuleError::Instantiate)
+        let registered = &self.registered;
+        instantiate_linked(&mut self.store, &module, &self.spectest, |name| {
+            registered.get(name).copied()
+        })
+        .map_err(ModuleError::Instantiate)
     }
 
     fn instance(&self, id: Option<&str>) -> Result<InstanceId, String> {
