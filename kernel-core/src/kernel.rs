@@ -86,6 +86,9 @@ pub struct Kernel<'h, P: Platform> {
     code: CodeRegistry,
     cpus: Box<[CpuState]>,
     stopping: AtomicBool,
+    /// The preemption epoch: microseconds of the HAL clock as last seen by
+    /// a timer interrupt on any CPU (monotonic; see `wasm::interrupt`).
+    epoch: AtomicU64,
 }
 
 impl<'h, P: Platform> Kernel<'h, P> {
@@ -100,6 +103,7 @@ impl<'h, P: Platform> Kernel<'h, P> {
             code: CodeRegistry::new(),
             cpus: (0..hal.cpu_count()).map(|_| CpuState::default()).collect(),
             stopping: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
         };
         // No overcommit: what the kernel commits (linear memories among
         // it) never exceeds RAM, so a commit that cannot be backed fails
@@ -139,6 +143,23 @@ impl<'h, P: Platform> Kernel<'h, P> {
     /// The state of `cpu`.
     pub fn cpu(&self, cpu: CpuId) -> Option<&CpuState> {
         self.cpus.get(cpu)
+    }
+
+    /// The preemption epoch word JIT code compares with its deadline.
+    pub(crate) fn epoch_word(&self) -> &AtomicU64 {
+        &self.epoch
+    }
+
+    /// The preemption epoch now (microseconds of the HAL clock).
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Advance the epoch to the clock's time (timer interrupts do this;
+    /// so does the scheduler when it switches a process in).
+    pub fn advance_epoch(&self) -> u64 {
+        let now = u64::try_from(self.hal.now().as_micros()).unwrap_or(u64::MAX);
+        self.epoch.fetch_max(now, Ordering::AcqRel).max(now)
     }
 
     /// Whether shutdown has begun.

@@ -39,7 +39,11 @@ pub(crate) unsafe fn interrupt_entry<P: Platform>(data: *const (), irq: Interrup
         return;
     };
     let counter = match irq {
-        Interrupt::Timer => &cpu.timer_ticks,
+        Interrupt::Timer => {
+            // Running wasm sees the new epoch at its next check.
+            kernel.advance_epoch();
+            &cpu.timer_ticks
+        }
         Interrupt::Ipi => &cpu.ipis,
     };
     counter.fetch_add(1, Ordering::AcqRel);

@@ -168,3 +168,84 @@ fn failed_segment_initialisation_keeps_earlier_writes() {
         assert_eq!(store.invoke(&call, &[Val::I32(1)]), Ok(vec![Val::I32(7)]));
     });
 }
+
+const SPIN: &str = r#"(module
+  (global $n (mut i32) (i32.const 0))
+  (func (export "spin") (loop (global.set $n (i32.add (global.get $n) (i32.const 1))) (br 0)))
+  (func (export "count") (result i32) (global.get $n)))"#;
+
+#[test]
+fn preemption_checks_call_the_hook_and_can_interrupt() {
+    use kernel_core::wasm::interrupt::HookAction;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    run(|store| {
+        let m = store.compile(&wat(SPIN)).expect("compile");
+        let inst = store.instantiate(&m, &|_, _| None).expect("instantiate");
+        let calls = Arc::new(AtomicU32::new(0));
+        let seen = calls.clone();
+        assert!(store.interrupt().set_hook(Box::new(move |_cell| {
+            // Ask again at the next check; stop the loop at the 1000th.
+            if seen.fetch_add(1, Ordering::SeqCst) + 1 == 1000 {
+                HookAction::Interrupt
+            } else {
+                HookAction::Continue
+            }
+        })));
+        // A second hook is refused (set at most once).
+        assert!(
+            !store
+                .interrupt()
+                .set_hook(Box::new(|_| HookAction::Continue))
+        );
+        store.interrupt().set_deadline(0);
+        match store.invoke(&func(store, inst, "spin"), &[]) {
+            Err(CallError::Trap(t)) => assert_eq!(t.kind, TrapKind::Interrupted),
+            other => panic!("spin: {other:?}"),
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1000);
+        // One check at entry, then one per iteration: the loop ran 998
+        // whole iterations before the 1000th check stopped it.
+        store.interrupt().set_deadline(u64::MAX);
+        let count = store
+            .invoke(&func(store, inst, "count"), &[])
+            .expect("count");
+        assert_eq!(count, vec![Val::I32(998)]);
+    });
+}
+
+#[test]
+fn a_failing_host_function_traps_its_caller() {
+    use kernel_core::wasm::vm::HostTrap;
+    run(|store| {
+        let ty = FuncType {
+            params: vec![ValType::I32],
+            results: vec![ValType::I32],
+        };
+        let f = store
+            .host_func_trapping(ty, |a| match a {
+                [Val::I32(x)] if *x >= 0 => Ok(vec![Val::I32(x + 1)]),
+                _ => Err(HostTrap),
+            })
+            .expect("host func");
+        let m = store
+            .compile(&wat(
+                r#"(module (import "h" "f" (func $f (param i32) (result i32)))
+                 (func (export "call") (param i32) (result i32) (call $f (local.get 0))))"#,
+            ))
+            .expect("compile");
+        let inst = store
+            .instantiate(&m, &|_, _| Some(Extern::Func(f.clone())))
+            .expect("instantiate");
+        let call = func(store, inst, "call");
+        match store.invoke(&call, &[Val::I32(-1)]) {
+            Err(CallError::Trap(t)) => assert_eq!(t.kind, TrapKind::Host),
+            other => panic!("call(-1): {other:?}"),
+        }
+        // The CPU goes on running wasm after the trap.
+        assert_eq!(
+            store.invoke(&call, &[Val::I32(41)]).expect("call"),
+            vec![Val::I32(42)]
+        );
+    });
+}

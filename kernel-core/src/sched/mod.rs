@@ -538,6 +538,28 @@ impl<H: SchedHal> Handle<H> {
         handle
     }
 
+    /// Spawn a future that borrows from its caller: like
+    /// [`Handle::spawn`] without the `'static` bound.
+    ///
+    /// # Safety
+    /// Everything `fut` borrows stays alive until the task has finished
+    /// (its join handle yields, which happens after the future is dropped)
+    /// or every reference to the task is gone. In practice: the caller
+    /// awaits the join handle of every such task before the borrowed data
+    /// goes away, and does not cancel one (a cancelled task's future is
+    /// dropped later, on an executor CPU) nor drop the executor first
+    /// (INV-TASK-5).
+    pub unsafe fn spawn_unchecked<F>(&self, fut: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send,
+        F::Output: Send + 'static,
+    {
+        let task = Task::new(fut, self.shared.clone());
+        let handle = Task::handle(&task);
+        self.shared.push_current(Task::erased(task));
+        handle
+    }
+
     /// Spawn `fut` on `cpu`'s queue and wake that CPU. Other CPUs may steal
     /// it.
     ///

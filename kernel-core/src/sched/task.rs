@@ -17,6 +17,11 @@
 //!   under that lock before `DONE` is read, so a joiner is never missed.
 //! - Cancellation sets `CANCELLED` and wakes the task; the next run drops the
 //!   future on an executor CPU instead of polling it.
+//! - INV-TASK-5 (lifetime erasure): queues, wakers and join handles hold
+//!   tasks as `'static` trait objects. A future that is not `'static` only
+//!   enters a task through [`super::Handle::spawn_unchecked`], whose caller
+//!   keeps everything the future borrows alive until the task is done (its
+//!   future dropped) or the task itself is dropped.
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
@@ -64,7 +69,7 @@ pub(crate) struct Task<F: Future, H: SchedHal> {
 
 impl<F, H> Task<F, H>
 where
-    F: Future + Send + 'static,
+    F: Future + Send,
     F::Output: Send + 'static,
     H: SchedHal,
 {
@@ -87,10 +92,22 @@ where
 
     /// The join handle of `task`.
     pub(crate) fn handle(task: &Arc<Self>) -> JoinHandle<F::Output> {
+        let join: Arc<dyn Join<F::Output> + '_> = task.clone();
+        // SAFETY: INV-TASK-5: the future outlives every use of the task.
+        let join = unsafe {
+            core::mem::transmute::<Arc<dyn Join<F::Output> + '_>, Arc<dyn Join<F::Output>>>(join)
+        };
         JoinHandle {
-            task: task.clone(),
+            task: join,
             _out: PhantomData,
         }
+    }
+
+    /// `task` as a run-queue entry.
+    pub(crate) fn erased(task: Arc<Self>) -> Arc<dyn Runnable> {
+        let run: Arc<dyn Runnable + '_> = task;
+        // SAFETY: INV-TASK-5: the future outlives every use of the task.
+        unsafe { core::mem::transmute::<Arc<dyn Runnable + '_>, Arc<dyn Runnable>>(run) }
     }
 
     fn waker(self: &Arc<Self>) -> Waker {
@@ -144,7 +161,7 @@ where
             }
         }
         if s & RUNNING == 0 {
-            self.shared.push_current(self.clone());
+            self.shared.push_current(Self::erased(self.clone()));
         }
     }
 
@@ -164,7 +181,7 @@ where
 
 impl<F, H> Runnable for Task<F, H>
 where
-    F: Future + Send + 'static,
+    F: Future + Send,
     F::Output: Send + 'static,
     H: SchedHal,
 {
@@ -205,7 +222,7 @@ where
                 if prev & SCHEDULED != 0 {
                     // Woken (or cancelled) during the poll: INV-TASK-2.
                     let shared = self.shared.clone();
-                    shared.push_current(self);
+                    shared.push_current(Self::erased(self));
                 }
             }
         }
@@ -218,7 +235,7 @@ where
 
 impl<F, H> Join<F::Output> for Task<F, H>
 where
-    F: Future + Send + 'static,
+    F: Future + Send,
     F::Output: Send + 'static,
     H: SchedHal,
 {
@@ -251,7 +268,7 @@ where
             let prev = self.state.fetch_or(SCHEDULED, Ordering::AcqRel);
             if prev & (SCHEDULED | RUNNING | DONE) == 0 {
                 let shared = self.shared.clone();
-                shared.push_current(self);
+                shared.push_current(Self::erased(self));
             }
         }
     }

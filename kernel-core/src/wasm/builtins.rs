@@ -39,6 +39,8 @@ pub enum BuiltinTrap {
     Memory,
     /// Out of bounds table access.
     Table,
+    /// The process was interrupted (killed) at a preemption check.
+    Interrupt,
 }
 
 /// A builtin function, by slot in the builtin table.
@@ -67,11 +69,15 @@ pub enum Builtin {
     TableInit = 8,
     /// `fn(vmctx, elem_index)`: drop an element segment.
     ElemDrop = 9,
+    /// `fn(vmctx) -> status`: the preemption check found the epoch at or
+    /// past the store's deadline (see [`super::interrupt`]); the store's
+    /// hook may suspend the caller, and a non-zero status interrupts it.
+    Epoch = 10,
 }
 
 impl Builtin {
     /// Number of builtins (length of the table).
-    pub const COUNT: u32 = 10;
+    pub const COUNT: u32 = 11;
 
     /// Every builtin, in slot order.
     pub const ALL: [Builtin; Self::COUNT as usize] = [
@@ -85,6 +91,7 @@ impl Builtin {
         Builtin::TableCopy,
         Builtin::TableInit,
         Builtin::ElemDrop,
+        Builtin::Epoch,
     ];
 
     /// Slot of this builtin in the table.
@@ -106,6 +113,7 @@ impl Builtin {
             Builtin::DataDrop | Builtin::ElemDrop => (&[I32], None),
             Builtin::TableGrow => (&[I32, Ref, I32], Some(I32)),
             Builtin::TableFill => (&[I32, I32, Ref, I32], Some(I32)),
+            Builtin::Epoch => (&[], Some(I32)),
         }
     }
 
@@ -119,6 +127,7 @@ impl Builtin {
             Builtin::TableFill | Builtin::TableCopy | Builtin::TableInit => {
                 Some(BuiltinTrap::Table)
             }
+            Builtin::Epoch => Some(BuiltinTrap::Interrupt),
             Builtin::MemoryGrow | Builtin::TableGrow | Builtin::DataDrop | Builtin::ElemDrop => {
                 None
             }

@@ -55,8 +55,9 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
 use super::module::{self, CompileError, ExportKind, FuncType, ModuleInfo};
 use super::translate::{
-    self, TRAP_BAD_SIGNATURE, TRAP_INDIRECT_CALL_TO_NULL, TRAP_TABLE_ACCESS_OUT_OF_BOUNDS,
-    TRAP_TABLE_OUT_OF_BOUNDS, TRAP_UNREACHABLE, TargetInfo, TranslateConfig, ir_type,
+    self, TRAP_BAD_SIGNATURE, TRAP_HOST, TRAP_INDIRECT_CALL_TO_NULL, TRAP_INTERRUPTED,
+    TRAP_TABLE_ACCESS_OUT_OF_BOUNDS, TRAP_TABLE_OUT_OF_BOUNDS, TRAP_UNREACHABLE, TargetInfo,
+    TranslateConfig, ir_type,
 };
 use super::vmoffsets::VMOffsets;
 
@@ -84,6 +85,11 @@ pub enum TrapKind {
     /// `table.get/set/fill/copy/init` (or an active element segment) out
     /// of the table's bounds.
     TableAccessOutOfBounds,
+    /// The store's interrupt hook stopped the code at a preemption check
+    /// (the process was killed).
+    Interrupted,
+    /// A host function failed (see [`crate::wasm::vm::HostTrap`]).
+    Host,
 }
 
 impl TrapKind {
@@ -101,6 +107,8 @@ impl TrapKind {
             c if c == TRAP_INDIRECT_CALL_TO_NULL => TrapKind::IndirectCallToNull,
             c if c == TRAP_BAD_SIGNATURE => TrapKind::BadSignature,
             c if c == TRAP_TABLE_ACCESS_OUT_OF_BOUNDS => TrapKind::TableAccessOutOfBounds,
+            c if c == TRAP_INTERRUPTED => TrapKind::Interrupted,
+            c if c == TRAP_HOST => TrapKind::Host,
             _ => return None,
         })
     }
@@ -119,6 +127,8 @@ impl TrapKind {
             TrapKind::BadSignature => "indirect call type mismatch",
             TrapKind::StackOverflow => "call stack exhausted",
             TrapKind::TableAccessOutOfBounds => "out of bounds table access",
+            TrapKind::Interrupted => "interrupted",
+            TrapKind::Host => "host function failed",
         }
     }
 }
@@ -442,10 +452,12 @@ impl Compiler {
 impl Compiler {
     /// Build and compile the host-call thunk for signature `ty`: a function
     /// with the wasm signature of `ty` whose `vmctx` points at a host
-    /// context whose first word is a C-ABI `fn(ctx, values: *mut u128)`.
-    /// The thunk stores the arguments into a 16-byte-slot array on its
-    /// stack (as the array-call trampoline reads them), calls that function
-    /// and returns the results it left in the same slots.
+    /// context whose first word is a C-ABI
+    /// `fn(ctx, values: *mut u128) -> u32`. The thunk stores the arguments
+    /// into a 16-byte-slot array on its stack (as the array-call trampoline
+    /// reads them), calls that function, traps with
+    /// [`TrapKind::Host`] when it returns non-zero, and otherwise returns
+    /// the results it left in the same slots.
     ///
     /// # Errors
     /// [`CompileError::Codegen`] if Cranelift fails;
@@ -466,6 +478,8 @@ impl Compiler {
         let mut dsig = Signature::new(target.call_conv);
         dsig.params.push(AbiParam::new(ptr));
         dsig.params.push(AbiParam::new(ptr));
+        dsig.returns
+            .push(AbiParam::new(cranelift_codegen::ir::types::I32));
         let dsig = b.import_signature(dsig);
         let slots = ty.params.len().max(ty.results.len()).max(1);
         let size = u32::try_from(slots * 16).unwrap_or(u32::MAX);
@@ -481,7 +495,11 @@ impl Compiler {
             b.ins().store(flags, *v, values, off);
         }
         let dispatch = b.ins().load(ptr, flags, vmctx, 0);
-        b.ins().call_indirect(dsig, dispatch, &[vmctx, values]);
+        let call = b.ins().call_indirect(dsig, dispatch, &[vmctx, values]);
+        // A failed host function: trap at an ordinary trap site.
+        if let Some(&status) = b.inst_results(call).first() {
+            b.ins().trapnz(status, TRAP_HOST);
+        }
         let mut rets = Vec::with_capacity(ty.results.len());
         for (i, t) in ty.results.iter().enumerate() {
             let off = i32::try_from(i * 16).unwrap_or(i32::MAX);
@@ -711,6 +729,8 @@ mod tests {
             TRAP_INDIRECT_CALL_TO_NULL,
             TRAP_BAD_SIGNATURE,
             TRAP_TABLE_ACCESS_OUT_OF_BOUNDS,
+            TRAP_INTERRUPTED,
+            TRAP_HOST,
             TrapCode::STACK_OVERFLOW,
             TrapCode::HEAP_OUT_OF_BOUNDS,
             TrapCode::INTEGER_OVERFLOW,

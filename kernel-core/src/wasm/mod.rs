@@ -14,6 +14,11 @@ pub mod builtins;
 pub mod code;
 pub mod compile;
 pub mod entry;
+#[expect(
+    unsafe_code,
+    reason = "JIT code reads the interrupt cell through a raw epoch pointer"
+)]
+pub mod interrupt;
 pub mod module;
 pub mod translate;
 #[expect(

@@ -39,6 +39,10 @@
 //!   and SIMD operator is [`CompileError::Unsupported`] at its byte offset,
 //!   never a codegen failure (`compile_module` refuses `v128` in types,
 //!   imports and globals before translation).
+//! - INV-10: every function entry and every loop header runs a preemption
+//!   check against the store's interrupt cell (`epoch >= deadline` calls
+//!   [`Builtin::Epoch`]), so wasm code never runs unboundedly without
+//!   passing one: straight-line code between checks is finite.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -72,6 +76,10 @@ pub const TRAP_BAD_SIGNATURE: TrapCode = TrapCode::unwrap_user(4);
 /// Trap code of a table access (`table.get/set`, or a table builtin's
 /// failure status) outside the table.
 pub const TRAP_TABLE_ACCESS_OUT_OF_BOUNDS: TrapCode = TrapCode::unwrap_user(5);
+/// Trap code of a preemption check whose hook interrupted the code.
+pub const TRAP_INTERRUPTED: TrapCode = TrapCode::unwrap_user(6);
+/// Trap code of a host function that failed (its thunk checks the status).
+pub const TRAP_HOST: TrapCode = TrapCode::unwrap_user(7);
 
 /// How linear memory is laid out, which decides bounds checking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,7 +260,9 @@ pub fn translate_function(
         sigs: BTreeMap::new(),
         funcs: BTreeMap::new(),
         offset: body_offset,
+        interrupt: None,
     };
+    tx.epoch_check();
     tx.control.push(Frame {
         kind: Kind::Block,
         dest: ret,
@@ -352,6 +362,8 @@ struct Translator<'a, 'b> {
     sigs: BTreeMap<u32, SigRef>,
     funcs: BTreeMap<u32, FuncRef>,
     offset: u64,
+    /// The interrupt cell's address, loaded once at entry.
+    interrupt: Option<Value>,
 }
 
 macro_rules! binop {
@@ -529,6 +541,7 @@ impl Translator<'_, '_> {
                 self.b.switch_to_block(header);
                 let height = self.stack.len();
                 self.stack.extend_from_slice(self.b.block_params(header));
+                self.epoch_check();
                 self.control.push(Frame {
                     kind: Kind::Loop { header },
                     dest,
@@ -1327,9 +1340,59 @@ impl Translator<'_, '_> {
             Some(BuiltinTrap::Table) => {
                 self.b.ins().trapnz(r, TRAP_TABLE_ACCESS_OUT_OF_BOUNDS);
             }
+            Some(BuiltinTrap::Interrupt) => {
+                self.b.ins().trapnz(r, TRAP_INTERRUPTED);
+            }
             None => {}
         }
         Ok(r)
+    }
+
+    /// The preemption check (INV-10), at function entry and at every loop
+    /// header, so every path that can run unboundedly passes one: when the
+    /// epoch the store's interrupt cell points at has reached the cell's
+    /// deadline, call [`Builtin::Epoch`] on a cold path (the store's hook
+    /// may suspend the caller there, or interrupt it with a trap).
+    fn epoch_check(&mut self) {
+        let ptr = self.ptr();
+        let cell = match self.interrupt {
+            Some(c) => c,
+            None => {
+                let c = self.vmctx_load(ptr, self.offsets.interrupt(), true);
+                self.interrupt = Some(c);
+                c
+            }
+        };
+        let epoch_ptr = self.b.ins().load(
+            ptr,
+            MemFlagsData::trusted().with_readonly(),
+            cell,
+            off32(super::interrupt::EPOCH_PTR_OFFSET),
+        );
+        let epoch = self
+            .b
+            .ins()
+            .load(I64, MemFlagsData::trusted(), epoch_ptr, 0);
+        let deadline = self.b.ins().load(
+            I64,
+            MemFlagsData::trusted(),
+            cell,
+            off32(super::interrupt::DEADLINE_OFFSET),
+        );
+        let due = self
+            .b
+            .ins()
+            .icmp(IntCC::UnsignedGreaterThanOrEqual, epoch, deadline);
+        let slow = self.b.create_block();
+        let cont = self.b.create_block();
+        self.b.set_cold_block(slow);
+        self.b.ins().brif(due, slow, &[], cont, &[]);
+        self.b.switch_to_block(slow);
+        // The builtin's status check traps with TRAP_INTERRUPTED.
+        if self.builtin(Builtin::Epoch, &[]).is_ok() {
+            self.b.ins().jump(cont, &[]);
+        }
+        self.b.switch_to_block(cont);
     }
 
     /// Pop `K` operands, the deepest first.

@@ -60,14 +60,16 @@ use super::translate::TranslateConfig;
 use super::vmoffsets::VMOffsets;
 use crate::hal::{Perms, Platform};
 use crate::kernel::{Kernel, MemError};
-use crate::mem::{Commit, Mapping, RegionSpec, VmError};
+use crate::mem::{Commit, Mapping, Owner, RegionSpec, VmError};
+
+use super::interrupt::{HookAction, Interrupt};
 
 /// Bytes in a wasm page.
 pub const WASM_PAGE: u64 = 65536;
 const WASM_PAGE_ORDER: u32 = 4;
 const MAX_PAGES: u64 = 65536;
 
-const KINDS: [TrapKind; 10] = [
+const KINDS: [TrapKind; 12] = [
     TrapKind::Unreachable,
     TrapKind::IntegerDivideByZero,
     TrapKind::IntegerOverflow,
@@ -78,6 +80,8 @@ const KINDS: [TrapKind; 10] = [
     TrapKind::BadSignature,
     TrapKind::StackOverflow,
     TrapKind::TableAccessOutOfBounds,
+    TrapKind::Interrupted,
+    TrapKind::Host,
 ];
 
 /// The number the trap path records for `kind`.
@@ -291,7 +295,7 @@ struct VMTableDefinition {
 struct HostFunc {
     dispatch: usize,
     ty: FuncType,
-    func: Box<HostFn>,
+    func: Box<TrappingHostFn>,
     /// The store's funcref ranges, to check returned references (INV-VM-6).
     owner: *const FuncRefOwner,
 }
@@ -323,7 +327,28 @@ impl FuncRefOwner {
 /// A host function body.
 pub type HostFn = dyn Fn(&[Val]) -> Vec<Val> + Send + Sync;
 
-extern "C" fn host_dispatch(ctx: *const HostFunc, values: *mut u128) {
+/// A host function body that may fail: the wasm caller then traps with
+/// [`TrapKind::Host`] (the thunk checks the status `host_dispatch`
+/// returns).
+pub type TrappingHostFn = dyn Fn(&[Val]) -> Result<Vec<Val>, HostTrap> + Send + Sync;
+
+/// A host function failed; its wasm caller traps with [`TrapKind::Host`].
+/// Whoever installed the function knows why (a process that exits or is
+/// killed records its status before returning this).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostTrap;
+
+impl fmt::Display for HostTrap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("host function failed")
+    }
+}
+
+impl core::error::Error for HostTrap {}
+
+/// Returns 0 when the function returned, 1 when it failed (the thunk then
+/// traps with [`TrapKind::Host`]).
+extern "C" fn host_dispatch(ctx: *const HostFunc, values: *mut u128) -> u32 {
     // SAFETY: the thunk passes its vmctx, a `HostFunc` the store keeps
     // alive (INV-VM-2), and a slot array of max(params, results, 1).
     let hf = unsafe { &*ctx };
@@ -337,7 +362,11 @@ extern "C" fn host_dispatch(ctx: *const HostFunc, values: *mut u128) {
         .zip(slots.iter())
         .map(|(t, s)| Val::from_slot(*t, *s))
         .collect();
-    let results = (hf.func)(&args);
+    let results = match (hf.func)(&args) {
+        Ok(r) => r,
+        Err(HostTrap) => return 1,
+    };
+    drop(args);
     // SAFETY: the store that owns this host function owns `owner` too.
     let owner = unsafe { &*hf.owner };
     // A missing, mistyped or foreign result reads as zero (null for a
@@ -348,6 +377,7 @@ extern "C" fn host_dispatch(ctx: *const HostFunc, values: *mut u128) {
             _ => 0,
         };
     }
+    0
 }
 
 /// A linear memory: a region of the kernel's address space holding 4 GiB
@@ -377,6 +407,7 @@ impl<'k, 'h, P: Platform> Memory<'k, 'h, P> {
         kernel: &'k Kernel<'h, P>,
         ty: MemoryType,
         reserve: usize,
+        owner: Owner,
     ) -> Result<Self, InstantiateError> {
         let len = reserve.next_multiple_of(WASM_PAGE as usize);
         let cap_pages = (len as u64 / WASM_PAGE).min(MAX_PAGES);
@@ -387,6 +418,7 @@ impl<'k, 'h, P: Platform> Memory<'k, 'h, P> {
             len,
             guard: WASM_PAGE as usize,
             granule: WASM_PAGE_ORDER,
+            owner,
             ..RegionSpec::new(len)
         };
         let region = Mapping::reserve(kernel.vm(), &spec)
@@ -642,6 +674,8 @@ struct InstanceData {
     /// Each data segment's bytes; empty once dropped.
     data: spin::Mutex<Vec<Vec<u8>>>,
     grow: unsafe fn(memory: *const (), delta: u32) -> u32,
+    /// The store's interrupt cell (interrupt INV-INT-1).
+    interrupt: *const Interrupt,
 }
 
 impl InstanceData {
@@ -705,6 +739,10 @@ pub struct Store<'k, 'h, P: Platform> {
     /// Bytes each memory reserves when bounded ([`Store::bound_memories`]).
     memory_reserve: Option<usize>,
     stack_budget: usize,
+    /// Who pays for the frames of the memories this store creates.
+    memory_owner: Owner,
+    /// The preemption cell every instance's context points at.
+    interrupt: Arc<Interrupt>,
     types: Vec<FuncType>,
     builtins: Box<[usize; Builtin::COUNT as usize]>,
     instances: Vec<Instance>,
@@ -918,6 +956,15 @@ unsafe extern "C" fn elem_drop_builtin(vmctx: usize, segment: u32) {
     }
 }
 
+/// # Safety
+/// See above.
+unsafe extern "C" fn epoch_builtin(vmctx: usize) -> u32 {
+    // SAFETY: the builtin contract; the cell lives as long as the store
+    // (interrupt INV-INT-1).
+    let cell = unsafe { &*InstanceData::of(vmctx).interrupt };
+    u32::from(cell.fire() == HookAction::Interrupt)
+}
+
 /// The builtin table (builtins INV-1): slot `b.index()` holds `b`'s
 /// address, with the signature `b.signature()` documents.
 fn builtin_table() -> Box<[usize; Builtin::COUNT as usize]> {
@@ -932,6 +979,7 @@ fn builtin_table() -> Box<[usize; Builtin::COUNT as usize]> {
         Builtin::TableCopy => table_copy_builtin as *const () as usize,
         Builtin::TableInit => table_init_builtin as *const () as usize,
         Builtin::ElemDrop => elem_drop_builtin as *const () as usize,
+        Builtin::Epoch => epoch_builtin as *const () as usize,
     }))
 }
 
@@ -995,6 +1043,10 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             config: TranslateConfig::default(),
             memory_reserve: None,
             stack_budget,
+            memory_owner: Owner::Kernel,
+            // SAFETY: the kernel's epoch outlives the store, which borrows
+            // the kernel (INV-INT-1).
+            interrupt: Arc::new(unsafe { Interrupt::new(kernel.epoch_word()) }),
             types: Vec::new(),
             builtins: builtin_table(),
             instances: Vec::new(),
@@ -1057,6 +1109,19 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
         ty: FuncType,
         f: impl Fn(&[Val]) -> Vec<Val> + Send + Sync + 'static,
     ) -> Result<Func, CallError> {
+        self.host_func_trapping(ty, move |args| Ok(f(args)))
+    }
+
+    /// A host function of type `ty` that runs `f`; when `f` fails, its
+    /// wasm caller traps with [`TrapKind::Host`].
+    ///
+    /// # Errors
+    /// When its thunk cannot be compiled or placed.
+    pub fn host_func_trapping(
+        &mut self,
+        ty: FuncType,
+        f: impl Fn(&[Val]) -> Result<Vec<Val>, HostTrap> + Send + Sync + 'static,
+    ) -> Result<Func, CallError> {
         let thunk = match self.thunks.iter().find(|(t, _)| *t == ty) {
             Some((_, a)) => *a,
             None => {
@@ -1115,7 +1180,7 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
     /// # Errors
     /// When it cannot be reserved or committed.
     pub fn host_memory(&mut self, ty: MemoryType) -> Result<Extern, InstantiateError> {
-        let m = Memory::new(self.kernel, ty, self.memory_reserve()?)?;
+        let m = Memory::new(self.kernel, ty, self.memory_reserve()?, self.memory_owner)?;
         self.memories.push(Box::new(m));
         Ok(Extern::Memory(self.memories.len() - 1))
     }
@@ -1258,7 +1323,7 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
         }
         // Defined memories and tables.
         for m in &info.memories[info.num_imported_memories as usize..] {
-            let mem = Memory::new(self.kernel, *m, self.memory_reserve()?)?;
+            let mem = Memory::new(self.kernel, *m, self.memory_reserve()?, self.memory_owner)?;
             self.memories.push(Box::new(mem));
             mems.push(self.memories.len() - 1);
         }
@@ -1286,6 +1351,7 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             elems: spin::Mutex::new(Vec::new()),
             data: spin::Mutex::new(Vec::new()),
             grow: grow_memory::<P>,
+            interrupt: core::ptr::from_ref(&*self.interrupt),
         });
         let base = vmctx_mem.as_ptr() as usize;
         let vmctx = base + 16;
@@ -1302,6 +1368,10 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
         // SAFETY: the header word is the first 16 bytes of the allocation.
         unsafe { (base as *mut usize).write(core::ptr::from_ref(&*data) as usize) };
         w(o.builtins(), self.builtins.as_ptr() as usize);
+        w(
+            o.interrupt(),
+            core::ptr::from_ref(&*self.interrupt) as usize,
+        );
         for (i, &m) in mems.iter().enumerate() {
             w(
                 o.memory_pointer(i as u32),
@@ -1490,6 +1560,10 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
                 [fr.vmctx, 0, fr.code, values.as_mut_ptr() as usize],
             )
         };
+        // The code may have been suspended and resumed on another CPU (a
+        // process fiber migrates; its entry state moves with it): what the
+        // trap path recorded is in the CPU running this now.
+        let cpu = self.kernel.cpu(hal.current_cpu()).ok_or(CallError::NoCpu)?;
         let result = if trapped {
             let kind = KINDS
                 .get(cpu.wasm.trap_kind.load(Ordering::Acquire) as usize)
@@ -1516,6 +1590,16 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
     /// The kernel.
     pub fn kernel(&self) -> &'k Kernel<'h, P> {
         self.kernel
+    }
+
+    /// Charge the frames of memories created from now on to `owner`.
+    pub fn set_memory_owner(&mut self, owner: Owner) {
+        self.memory_owner = owner;
+    }
+
+    /// The preemption cell of this store's code ([`super::interrupt`]).
+    pub fn interrupt(&self) -> &Arc<Interrupt> {
+        &self.interrupt
     }
 }
 

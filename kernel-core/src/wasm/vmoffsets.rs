@@ -8,7 +8,7 @@
 //! | field | size | notes |
 //! |---|---|---|
 //! | `stack_limit` | `P` | lowest allowed stack pointer; the prologue traps below it |
-//! | `epoch` | 8, 8-aligned | interrupt/epoch word reserved for preemption |
+//! | `interrupt` | 8, 8-aligned | `*const Interrupt` in the low bytes: the store's preemption cell (see [`interrupt`](super::interrupt)) |
 //! | `builtins` | `P` | `*const [fn; N]`, see [`Builtin`](super::builtins::Builtin) |
 //! | memory pointers | `P` each | `*mut VMMemoryDefinition`, one per memory (imports first) |
 //! | defined memories | `align(P,8) + 8` each, 8-aligned | `VMMemoryDefinition { base: *mut u8, length: u64 }` |
@@ -147,16 +147,17 @@ impl VMOffsets {
         0
     }
 
-    /// `epoch`: a `u64` reserved for preemption (epoch / interrupt flag).
+    /// `interrupt`: pointer to the store's preemption cell
+    /// ([`Interrupt`](super::interrupt::Interrupt)), in an 8-byte slot.
     #[must_use]
-    pub fn epoch(&self) -> u32 {
+    pub fn interrupt(&self) -> u32 {
         align(self.ptr, 8)
     }
 
     /// `builtins`: pointer to the builtin function table.
     #[must_use]
     pub fn builtins(&self) -> u32 {
-        self.epoch() + 8
+        self.interrupt() + 8
     }
 
     /// Pointer to the `VMMemoryDefinition` of memory `index`.
@@ -315,7 +316,7 @@ mod tests {
     fn layout_64() {
         let o = VMOffsets::new(8, &module());
         assert_eq!(o.stack_limit(), 0);
-        assert_eq!(o.epoch(), 8);
+        assert_eq!(o.interrupt(), 8);
         assert_eq!(o.builtins(), 16);
         assert_eq!(o.memory_pointer(0), 24);
         assert_eq!(o.defined_memory(0), 32);
@@ -337,7 +338,7 @@ mod tests {
     #[test]
     fn layout_32() {
         let o = VMOffsets::new(4, &module());
-        assert_eq!(o.epoch(), 8);
+        assert_eq!(o.interrupt(), 8);
         assert_eq!(o.builtins(), 16);
         assert_eq!(o.memory_pointer(0), 20);
         assert_eq!(o.defined_memory(0), 24);
