@@ -23,7 +23,7 @@ pub mod hal;
 
 #[expect(
     unsafe_code,
-    reason = "the wasm entry routine is assembly; backtraces read stack words"
+    reason = "the wasm entry routine and the fiber switch are assembly; backtraces read stack words"
 )]
 pub mod arch;
 
@@ -45,7 +45,7 @@ pub mod boot;
 pub mod kernel;
 #[expect(
     unsafe_code,
-    reason = "task wakers are RawWakers over the task's Arc; wakers reach the borrowed HAL by pointer"
+    reason = "task wakers are RawWakers over the task's Arc; wakers reach the borrowed HAL by pointer; fibers switch stacks"
 )]
 pub mod sched;
 pub mod selftest;

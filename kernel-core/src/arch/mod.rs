@@ -1,5 +1,6 @@
 //! ISA-specific pieces: the wasm entry routine that saves a context a trap
-//! can unwind to, and the frame-pointer layout the backtrace walks.
+//! can unwind to, the frame-pointer layout the backtrace walks, and the
+//! fiber context switch ([`switch`]).
 //!
 //! # The entry routine
 //!
@@ -20,6 +21,8 @@
 //!   `[fp + size_of::<usize>()]` on all three ISAs.
 
 use core::arch::global_asm;
+
+pub mod switch;
 
 #[cfg(target_arch = "x86_64")]
 global_asm!(

@@ -36,6 +36,7 @@
 //!   the task: its join handle yields [`JoinError::Cancelled`]. Tasks
 //!   parked in a cycle of one another's wakers are leaked.
 
+pub mod fiber;
 mod task;
 
 use alloc::boxed::Box;
