@@ -23,6 +23,24 @@ pub trait Interrupts {
     /// Whether interrupts are enabled on this CPU.
     fn irqs_enabled(&self) -> bool;
 
+    /// Whether interrupts reach this CPU only at [`Interrupts::poll`]
+    /// points, so long-running kernel code must call it regularly.
+    ///
+    /// - hosted (threads) and riscv: `false`: interrupts are asynchronous.
+    /// - hosted, deterministic simulation: `true`.
+    fn polled(&self) -> bool {
+        false
+    }
+
+    /// A point where long-running code lets interrupts in.
+    ///
+    /// - hosted (threads) and riscv: does nothing (interrupts arrive on
+    ///   their own).
+    /// - hosted, deterministic simulation: advances the virtual clock by
+    ///   one step, delivers the interrupts that became due if they are
+    ///   enabled, and may switch to another simulated CPU.
+    fn poll(&self) {}
+
     /// Mask interrupts until the returned guard drops.
     fn disable_irqs(&self) -> IrqGuard<'_, Self>
     where
