@@ -27,6 +27,9 @@
 pub mod channel;
 mod wait;
 
+#[cfg(test)]
+mod tests;
+
 use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
 
