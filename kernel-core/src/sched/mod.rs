@@ -37,6 +37,7 @@
 //!   parked in a cycle of one another's wakers are leaked.
 
 pub mod fiber;
+pub mod sync;
 mod task;
 
 use alloc::boxed::Box;
@@ -51,6 +52,10 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
+pub use sync::{
+    IrqCtl, IrqMutex, IrqMutexGuard, Receiver, RecvError, SendError, Sender, TryRecvError,
+    TrySendError, WaitFor, WaitQueue, channel,
+};
 pub use task::JoinHandle;
 use task::{Runnable, Task};
 
@@ -165,8 +170,9 @@ unsafe impl<H: Sync> Sync for Shared<H> {}
 // SAFETY: as for Sync; nothing in `Shared` is tied to a CPU.
 unsafe impl<H: Sync> Send for Shared<H> {}
 
-/// A counted use of the HAL (INV-SCHED-3).
-struct HalRef<'a, H> {
+/// A counted use of an executor's HAL (INV-SCHED-3): the executor's drop
+/// waits until it is gone. Obtained through [`IrqCtl`] on a [`Handle`].
+pub struct HalRef<'a, H> {
     shared: &'a Shared<H>,
 }
 

@@ -13,11 +13,12 @@ use core::time::Duration;
 use super::*;
 use crate::hal::{CpuEntry, CpuLocal, HalError};
 
+/// The fake HAL, shared with the tests of [`super::sync`].
 #[derive(Default)]
-struct Fake {
+pub(super) struct Fake {
     now: AtomicU64,
     timer: AtomicU64,
-    irqs: AtomicBool,
+    pub(super) irqs: AtomicBool,
 }
 
 impl Cpus for Fake {
