@@ -1,10 +1,11 @@
 //! Interrupt-safe synchronization for kernel code and tasks: a spin mutex
 //! that masks the local CPU's interrupts ([`IrqMutex`]), a queue of waiting
 //! tasks ([`WaitQueue`]) and a bounded multi-producer multi-consumer channel
-//! ([`channel`]).
+//! ([`channel()`]).
 //!
-//! This module owns the lock protocol; [`wait`] owns waiter registration and
-//! [`channel`] the channel state. None of them uses `unsafe`.
+//! This module owns the lock protocol; its `wait` part owns waiter
+//! registration and its `channel` part the channel state. None of them uses
+//! `unsafe` (denied here).
 //!
 //! Invariants:
 //! - INV-SYNC-1 (masked while held): an [`IrqMutex`] masks the calling CPU's
@@ -24,7 +25,9 @@
 //!   of that executor can run a handler that touches the structure any
 //!   more, so the lock is taken without masking.
 
-pub mod channel;
+#![deny(unsafe_code)]
+
+mod channel;
 mod wait;
 
 #[cfg(test)]
