@@ -18,10 +18,15 @@
 //! - INV-THREAD-4: a bit of `pending` is set only while `irqs_enabled` is
 //!   false; whoever sets `irqs_enabled` to true delivers them first
 //!   ([`crate::irq::enable_and_drain`]).
+//! - INV-THREAD-5: every access looks the thread-local up afresh. Kernel
+//!   code runs on fibers that may suspend on one CPU thread and resume on
+//!   another inside one function, while compilers treat a thread-local's
+//!   address as constant within a function: an address computed before the
+//!   suspend would name the old thread's CPU.
 
 use core::ffi::c_void;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering, compiler_fence};
 
 use kernel_core::hal::CpuLocal;
 
@@ -81,7 +86,18 @@ thread_local! {
     static CPU: CpuThread = const { CpuThread::new() };
 }
 
+/// The calling thread's CPU state. Never inlined, and with a compiler
+/// fence inside, so that the compiler cannot reuse one call's thread-local
+/// address for a later call (INV-THREAD-5).
+#[inline(never)]
+fn current() -> *const CpuThread {
+    compiler_fence(Ordering::SeqCst);
+    CPU.with(ptr::from_ref)
+}
+
 /// Run `f` with the calling thread's CPU state. Async-signal-safe.
 pub(crate) fn with<R>(f: impl FnOnce(&CpuThread) -> R) -> R {
-    CPU.with(f)
+    // SAFETY: the thread-local is const-initialized and has no destructor,
+    // so it lives as long as this thread, which runs `f`.
+    f(unsafe { &*current() })
 }
