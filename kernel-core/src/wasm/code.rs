@@ -13,8 +13,12 @@
 //! - INV-CODE-2: a code object is in the registry exactly while it is
 //!   mapped executable; dropping it unregisters it first, then unmaps the
 //!   range, frees its frames and releases the window space.
-//! - INV-CODE-3: the registry is only read by the trap path with
-//!   `try_read`, so a fault can never wait on a lock its own CPU holds.
+//! - INV-CODE-3: writers hold the registry lock only for one map insert or
+//!   removal, which never faults, so a fault never interrupts its own CPU's
+//!   writer; the trap path still only `try_read`s, retrying a bounded
+//!   number of times while another CPU writes (a lost race must not turn a
+//!   wasm trap into a kernel fault), and gives up rather than hang if the
+//!   invariant is ever broken.
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
@@ -122,6 +126,10 @@ impl CodeMeta {
     }
 }
 
+/// Times the trap path tries the registry lock while another CPU holds it
+/// for writing (INV-CODE-3): far more than one map update takes.
+const READ_TRIES: u32 = 1 << 24;
+
 /// Every live code object of a kernel, by start address.
 #[derive(Default)]
 pub struct CodeRegistry {
@@ -143,8 +151,18 @@ impl CodeRegistry {
     }
 
     fn with<R>(&self, pc: usize, f: impl FnOnce(&CodeMeta) -> Option<R>) -> Option<R> {
-        // INV-CODE-3: never wait in trap context.
-        let map = self.map.try_read()?;
+        // INV-CODE-3: wait, boundedly, only for another CPU's writer.
+        let mut tries = 0u32;
+        let map = loop {
+            if let Some(map) = self.map.try_read() {
+                break map;
+            }
+            tries += 1;
+            if tries >= READ_TRIES {
+                return None;
+            }
+            core::hint::spin_loop();
+        };
         let (_, meta) = map.range(..=pc).next_back()?;
         if meta.range.contains(pc) {
             f(meta)
