@@ -43,6 +43,11 @@ impl CpuWasm {
         [0, 1, 2].map(|i| self.saved[i].load(Ordering::Relaxed))
     }
 
+    /// Whether this CPU is inside wasm (an entry context is saved).
+    pub(crate) fn is_active(&self) -> bool {
+        self.active.load(Ordering::Acquire)
+    }
+
     /// Restore a saved `[pc, sp, fp]` (after a nested entry returned).
     pub(crate) fn restore(&self, v: [usize; 3], active: bool) {
         for (slot, x) in self.saved.iter().zip(v) {

@@ -41,24 +41,24 @@ pub enum HookAction {
 }
 
 /// The hook a store runs when a check finds its deadline reached.
-pub type Hook = dyn Fn(&Interrupt) -> HookAction + Send + Sync;
+pub type Hook<'a> = dyn Fn(&Interrupt<'a>) -> HookAction + Send + Sync + 'a;
 
 /// A store's preemption cell. `#[repr(C)]`: JIT code reads the first two
 /// words at [`DEADLINE_OFFSET`] and [`EPOCH_PTR_OFFSET`].
 #[repr(C)]
-pub struct Interrupt {
+pub struct Interrupt<'a> {
     deadline: AtomicU64,
     epoch: *const AtomicU64,
-    hook: spin::Once<Box<Hook>>,
+    hook: spin::Once<Box<Hook<'a>>>,
 }
 
 // SAFETY: `epoch` points at an atomic that outlives the cell (INV-INT-1)
 // and is only read through atomics; the other fields are Sync.
-unsafe impl Sync for Interrupt {}
+unsafe impl Sync for Interrupt<'_> {}
 // SAFETY: as for Sync: nothing in the cell is tied to a CPU.
-unsafe impl Send for Interrupt {}
+unsafe impl Send for Interrupt<'_> {}
 
-impl Interrupt {
+impl<'a> Interrupt<'a> {
     /// A cell over `epoch` with no deadline (checks never fire).
     ///
     /// # Safety
@@ -90,7 +90,7 @@ impl Interrupt {
 
     /// Install the hook (INV-INT-3); a second call changes nothing and
     /// returns `false`.
-    pub fn set_hook(&self, hook: Box<Hook>) -> bool {
+    pub fn set_hook(&self, hook: Box<Hook<'a>>) -> bool {
         let mut fresh = false;
         self.hook.call_once(|| {
             fresh = true;

@@ -282,6 +282,65 @@ struct VMMemoryDefinition {
     length: u64,
 }
 
+/// A linear memory as the host functions of its store see it: copies in
+/// and out, each checked against the memory's current length.
+///
+/// INV-VM-7: a view is used only while the store it came from lives
+/// ([`Store::memory_view`] is `unsafe` for that reason), and only by the
+/// code running that store's wasm (a process is single-threaded), so the
+/// length cannot shrink or move under a copy (memories never shrink).
+#[derive(Clone, Copy, Debug)]
+pub struct MemoryView {
+    def: *const VMMemoryDefinition,
+}
+
+// SAFETY: the definition lives in the store (INV-VM-7); the view only
+// reads it.
+unsafe impl Send for MemoryView {}
+// SAFETY: as for Send.
+unsafe impl Sync for MemoryView {}
+
+impl MemoryView {
+    fn def(&self) -> &VMMemoryDefinition {
+        // SAFETY: INV-VM-7: the store, and so the definition, lives.
+        unsafe { &*self.def }
+    }
+
+    /// The memory's length in bytes.
+    pub fn size(&self) -> u64 {
+        self.def().length
+    }
+
+    /// The address range `[at, at + len)` if it lies inside the memory.
+    fn span(&self, at: u64, len: usize) -> Option<usize> {
+        let end = at.checked_add(len as u64)?;
+        (end <= self.size()).then(|| self.def().base + at as usize)
+    }
+
+    /// Copy `buf.len()` bytes from offset `at`; `false` (nothing copied)
+    /// when they do not all lie inside the memory.
+    pub fn read(&self, at: u64, buf: &mut [u8]) -> bool {
+        let Some(src) = self.span(at, buf.len()) else {
+            return false;
+        };
+        // SAFETY: INV-VM-1: the span lies in the committed part; first
+        // touches are demand faults the kernel resolves.
+        unsafe { core::ptr::copy_nonoverlapping(src as *const u8, buf.as_mut_ptr(), buf.len()) };
+        true
+    }
+
+    /// Copy `data` to offset `at`; `false` (nothing written) when it does
+    /// not fit inside the memory.
+    pub fn write(&self, at: u64, data: &[u8]) -> bool {
+        let Some(dst) = self.span(at, data.len()) else {
+            return false;
+        };
+        // SAFETY: as for `read`; the memory is writable wherever committed.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), dst as *mut u8, data.len()) };
+        true
+    }
+}
+
 /// `VMTableDefinition`.
 #[repr(C)]
 #[derive(Debug, Default)]
@@ -292,10 +351,10 @@ struct VMTableDefinition {
 
 /// A host function's context: the thunk's `vmctx`.
 #[repr(C)]
-struct HostFunc {
+struct HostFunc<'a> {
     dispatch: usize,
     ty: FuncType,
-    func: Box<TrappingHostFn>,
+    func: Box<TrappingHostFn<'a>>,
     /// The store's funcref ranges, to check returned references (INV-VM-6).
     owner: *const FuncRefOwner,
 }
@@ -330,7 +389,7 @@ pub type HostFn = dyn Fn(&[Val]) -> Vec<Val> + Send + Sync;
 /// A host function body that may fail: the wasm caller then traps with
 /// [`TrapKind::Host`] (the thunk checks the status `host_dispatch`
 /// returns).
-pub type TrappingHostFn = dyn Fn(&[Val]) -> Result<Vec<Val>, HostTrap> + Send + Sync;
+pub type TrappingHostFn<'a> = dyn Fn(&[Val]) -> Result<Vec<Val>, HostTrap> + Send + Sync + 'a;
 
 /// A host function failed; its wasm caller traps with [`TrapKind::Host`].
 /// Whoever installed the function knows why (a process that exits or is
@@ -348,7 +407,7 @@ impl core::error::Error for HostTrap {}
 
 /// Returns 0 when the function returned, 1 when it failed (the thunk then
 /// traps with [`TrapKind::Host`]).
-extern "C" fn host_dispatch(ctx: *const HostFunc, values: *mut u128) -> u32 {
+extern "C" fn host_dispatch(ctx: *const HostFunc<'_>, values: *mut u128) -> u32 {
     // SAFETY: the thunk passes its vmctx, a `HostFunc` the store keeps
     // alive (INV-VM-2), and a slot array of max(params, results, 1).
     let hf = unsafe { &*ctx };
@@ -674,8 +733,9 @@ struct InstanceData {
     /// Each data segment's bytes; empty once dropped.
     data: spin::Mutex<Vec<Vec<u8>>>,
     grow: unsafe fn(memory: *const (), delta: u32) -> u32,
-    /// The store's interrupt cell (interrupt INV-INT-1).
-    interrupt: *const Interrupt,
+    /// The store's interrupt cell (interrupt INV-INT-1), its lifetime
+    /// erased (the store outlives its instances).
+    interrupt: *const (),
 }
 
 impl InstanceData {
@@ -742,13 +802,13 @@ pub struct Store<'k, 'h, P: Platform> {
     /// Who pays for the frames of the memories this store creates.
     memory_owner: Owner,
     /// The preemption cell every instance's context points at.
-    interrupt: Arc<Interrupt>,
+    interrupt: Arc<Interrupt<'k>>,
     types: Vec<FuncType>,
     builtins: Box<[usize; Builtin::COUNT as usize]>,
     instances: Vec<Instance>,
     memories: Vec<Box<Memory<'k, 'h, P>>>,
     tables: Vec<Box<Table>>,
-    host_funcs: Vec<Box<HostFunc>>,
+    host_funcs: Vec<Box<HostFunc<'k>>>,
     host_funcrefs: Vec<Box<VMFuncRef>>,
     host_globals: Vec<Box<u128>>,
     owner: Box<FuncRefOwner>,
@@ -961,7 +1021,7 @@ unsafe extern "C" fn elem_drop_builtin(vmctx: usize, segment: u32) {
 unsafe extern "C" fn epoch_builtin(vmctx: usize) -> u32 {
     // SAFETY: the builtin contract; the cell lives as long as the store
     // (interrupt INV-INT-1).
-    let cell = unsafe { &*InstanceData::of(vmctx).interrupt };
+    let cell = unsafe { &*InstanceData::of(vmctx).interrupt.cast::<Interrupt<'_>>() };
     u32::from(cell.fire() == HookAction::Interrupt)
 }
 
@@ -1107,7 +1167,7 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
     pub fn host_func(
         &mut self,
         ty: FuncType,
-        f: impl Fn(&[Val]) -> Vec<Val> + Send + Sync + 'static,
+        f: impl Fn(&[Val]) -> Vec<Val> + Send + Sync + 'k,
     ) -> Result<Func, CallError> {
         self.host_func_trapping(ty, move |args| Ok(f(args)))
     }
@@ -1120,7 +1180,19 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
     pub fn host_func_trapping(
         &mut self,
         ty: FuncType,
-        f: impl Fn(&[Val]) -> Result<Vec<Val>, HostTrap> + Send + Sync + 'static,
+        f: impl Fn(&[Val]) -> Result<Vec<Val>, HostTrap> + Send + Sync + 'k,
+    ) -> Result<Func, CallError> {
+        self.host_func_boxed(ty, Box::new(f))
+    }
+
+    /// [`Store::host_func_trapping`] with the body already boxed.
+    ///
+    /// # Errors
+    /// When its thunk cannot be compiled or placed.
+    pub fn host_func_boxed(
+        &mut self,
+        ty: FuncType,
+        f: Box<TrappingHostFn<'k>>,
     ) -> Result<Func, CallError> {
         let thunk = match self.thunks.iter().find(|(t, _)| *t == ty) {
             Some((_, a)) => *a,
@@ -1137,7 +1209,7 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
         let hf = Box::new(HostFunc {
             dispatch: host_dispatch as *const () as usize,
             ty: ty.clone(),
-            func: Box::new(f),
+            func: f,
             owner: core::ptr::from_ref(&*self.owner),
         });
         let type_id = self.type_id(&ty);
@@ -1222,6 +1294,21 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, e)| e.clone())
+    }
+
+    /// A view of memory `index` of `instance`, for host functions of this
+    /// store (none when the instance has no such memory).
+    ///
+    /// # Safety
+    /// The view is used only while this store lives (INV-VM-7).
+    pub unsafe fn memory_view(&self, instance: InstanceId, index: u32) -> Option<MemoryView> {
+        let def = *self
+            .instances
+            .get(instance.0)?
+            .data
+            .mem_defs
+            .get(index as usize)?;
+        Some(MemoryView { def })
     }
 
     /// Every export of `instance`.
@@ -1351,7 +1438,7 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             elems: spin::Mutex::new(Vec::new()),
             data: spin::Mutex::new(Vec::new()),
             grow: grow_memory::<P>,
-            interrupt: core::ptr::from_ref(&*self.interrupt),
+            interrupt: core::ptr::from_ref(&*self.interrupt).cast(),
         });
         let base = vmctx_mem.as_ptr() as usize;
         let vmctx = base + 16;
@@ -1598,7 +1685,7 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
     }
 
     /// The preemption cell of this store's code ([`super::interrupt`]).
-    pub fn interrupt(&self) -> &Arc<Interrupt> {
+    pub fn interrupt(&self) -> &Arc<Interrupt<'k>> {
         &self.interrupt
     }
 }
