@@ -26,6 +26,7 @@ use crate::exit;
 use crate::fmtbuf::StackBuf;
 use crate::hal::{Console, CpuLocal, Platform};
 use crate::kernel::{Kernel, REQ_ARM_TIMER};
+use crate::sched::Executor;
 use crate::{selftest, trap};
 
 /// How long a CPU may take to come online or to leave.
@@ -128,7 +129,13 @@ pub fn boot<P: Platform>(hal: &P, info: BootInfo<'_>) -> u8 {
     tracing::info!(cpus = 1 + started.len(), "CPUs up");
 
     let code = match cmdline.workload {
+        Workload::All => {
+            let tests = selftest::run(&kernel);
+            let demo = with_executor(&kernel, |exec| crate::demo::run(&kernel, exec));
+            tests.max(demo)
+        }
         Workload::SelfTest => selftest::run(&kernel),
+        Workload::Demo => with_executor(&kernel, |exec| crate::demo::run(&kernel, exec)),
         Workload::Fault => selftest::provoke_fault(&kernel),
         Workload::Spec => spec_suites(&kernel, &info),
     };
@@ -155,6 +162,58 @@ pub fn boot<P: Platform>(hal: &P, info: BootInfo<'_>) -> u8 {
         return exit::FAILED;
     }
     code
+}
+
+/// Run `f` with an executor every online CPU serves: publish it, wake
+/// the secondaries (their idle loop runs [`Executor::run_worker`] while
+/// one is published), run `f` on this CPU, then shut the executor down,
+/// unpublish it and wait until no CPU uses it (INV-KERNEL-3).
+pub fn with_executor<P: Platform, R>(
+    kernel: &Kernel<'_, P>,
+    f: impl FnOnce(&Executor<'_, P>) -> R,
+) -> R {
+    let hal = kernel.hal();
+    let exec = Executor::new(hal);
+    kernel.executor_gen.fetch_add(1, Ordering::SeqCst);
+    kernel
+        .executor
+        .store(core::ptr::from_ref(&exec) as usize, Ordering::SeqCst);
+    for cpu in 0..hal.cpu_count() {
+        if cpu != hal.current_cpu() {
+            hal.send_ipi(cpu);
+        }
+    }
+    let r = f(&exec);
+    exec.shutdown();
+    kernel.executor.store(0, Ordering::SeqCst);
+    let idle = kernel.wait_until(CPU_TIMEOUT, || {
+        kernel.executor_users.load(Ordering::SeqCst) == 0
+    });
+    if !idle {
+        // A CPU is stuck inside a worker loop: never free the executor
+        // under it.
+        say(hal, format_args!("boot: a CPU did not leave the executor"));
+        core::mem::forget(exec);
+    }
+    r
+}
+
+/// Serve the published executor, if any, until it shuts down
+/// (INV-KERNEL-3). Returns the generation seen and whether there was one.
+fn serve_executor<P: Platform>(kernel: &Kernel<'_, P>) -> (u64, bool) {
+    kernel.executor_users.fetch_add(1, Ordering::SeqCst);
+    let generation = kernel.executor_gen.load(Ordering::SeqCst);
+    let addr = kernel.executor.load(Ordering::SeqCst);
+    if addr != 0 {
+        // SAFETY: INV-KERNEL-3: counted in `executor_users` before the
+        // read, so the executor stays alive until the count drops.
+        let exec = unsafe { &*(addr as *const Executor<'_, P>) };
+        // Busy (this CPU already a worker) cannot happen: only this loop
+        // runs workers on a secondary.
+        let _ = exec.run_worker();
+    }
+    kernel.executor_users.fetch_sub(1, Ordering::SeqCst);
+    (generation, addr != 0)
 }
 
 /// Stack budget of `test=spec` when the platform names none.
@@ -228,6 +287,18 @@ fn idle<P: Platform>(kernel: &Kernel<'_, P>, cpu: usize) {
     let hal = kernel.hal();
     let state = &kernel.cpus()[cpu];
     loop {
+        let (generation, served) = serve_executor(kernel);
+        if served {
+            // That executor was shut down; wait until it is unpublished
+            // or replaced by the next instead of re-entering it.
+            while kernel.executor_gen.load(Ordering::SeqCst) == generation
+                && kernel.executor.load(Ordering::SeqCst) != 0
+                && !kernel.is_stopping()
+            {
+                core::hint::spin_loop();
+            }
+            continue;
+        }
         let guard = hal.disable_irqs();
         if kernel.is_stopping() {
             break;
@@ -236,7 +307,7 @@ fn idle<P: Platform>(kernel: &Kernel<'_, P>, cpu: usize) {
         if requests & REQ_ARM_TIMER != 0 {
             hal.set_timer(hal.now() + Duration::from_millis(1));
         }
-        if requests == 0 {
+        if requests == 0 && kernel.executor.load(Ordering::SeqCst) == 0 {
             hal.wait_for_interrupt();
         }
         drop(guard);

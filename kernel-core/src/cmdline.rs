@@ -5,7 +5,9 @@
 //!
 //! | word | meaning |
 //! |---|---|
-//! | `test=self` | run the kernel self-tests (the default) |
+//! | `test=all` | the self-tests, then the demo (the default) |
+//! | `test=self` | run the kernel self-tests, ending with `N passed, M failed` |
+//! | `test=demo` | run the demo processes on every CPU and print their summary table |
 //! | `test=spec` | run the WebAssembly spec scripts the platform provides, ending with `N passed, M failed` |
 //! | `test=fault` | touch an unmapped kernel address on purpose, to show the fatal-fault report |
 //! | `log=LEVEL` | `off`, `error`, `warn` (default), `info`, `debug` or `trace`, for platforms without their own filter |
@@ -15,8 +17,12 @@ use core::fmt;
 /// What the kernel runs after boot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Workload {
+    /// The self-tests, then the demo.
+    All,
     /// The kernel self-tests, ending with `N passed, M failed`.
     SelfTest,
+    /// The demo processes ([`crate::demo`]).
+    Demo,
     /// A deliberate unresolvable kernel fault.
     Fault,
     /// The WebAssembly spec scripts the platform provides
@@ -53,7 +59,7 @@ pub struct Cmdline {
 impl Default for Cmdline {
     fn default() -> Self {
         Self {
-            workload: Workload::SelfTest,
+            workload: Workload::All,
             log: LogLevel::Warn,
         }
     }
@@ -79,7 +85,7 @@ impl fmt::Display for CmdlineError<'_> {
             Self::UnknownWord(w) => {
                 write!(
                     f,
-                    "unknown command-line word `{w}` (known: test=self|spec|fault, log=LEVEL)"
+                    "unknown command-line word `{w}` (known: test=all|self|demo|spec|fault, log=LEVEL)"
                 )
             }
             Self::BadValue { key, value } => write!(f, "bad value `{value}` for `{key}`"),
@@ -102,7 +108,9 @@ impl Cmdline {
             match key {
                 "test" => {
                     out.workload = match value {
+                        "all" => Workload::All,
                         "self" => Workload::SelfTest,
+                        "demo" => Workload::Demo,
                         "fault" => Workload::Fault,
                         "spec" => Workload::Spec,
                         _ => return Err(bad),

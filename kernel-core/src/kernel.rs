@@ -7,6 +7,10 @@
 //!   it; `boot` clears and joins every CPU before dropping it.
 //! - INV-KERNEL-2: `cpus[i]` is only written by CPU `i`, except for the
 //!   `requests` mailbox, which any CPU may set.
+//! - INV-KERNEL-3: a CPU counts itself in `executor_users` *before* it
+//!   reads `executor`, and leaves the count after its last use; the boot
+//!   CPU clears `executor`, then waits for the count to reach zero before
+//!   dropping the executor (both `SeqCst`), so no CPU uses a dropped one.
 
 use alloc::boxed::Box;
 use core::fmt;
@@ -86,6 +90,13 @@ pub struct Kernel<'h, P: Platform> {
     code: CodeRegistry,
     cpus: Box<[CpuState]>,
     stopping: AtomicBool,
+    /// The executor secondary CPUs serve while a workload runs one: the
+    /// address of an `Executor<'h, P>` (0: none; INV-KERNEL-3).
+    pub(crate) executor: AtomicUsize,
+    /// Bumped each time an executor is published.
+    pub(crate) executor_gen: AtomicU64,
+    /// CPUs that may be using `executor` (INV-KERNEL-3).
+    pub(crate) executor_users: AtomicUsize,
     /// The preemption epoch: microseconds of the HAL clock as last seen by
     /// a timer interrupt on any CPU (monotonic; see `wasm::interrupt`).
     epoch: AtomicU64,
@@ -104,6 +115,9 @@ impl<'h, P: Platform> Kernel<'h, P> {
             cpus: (0..hal.cpu_count()).map(|_| CpuState::default()).collect(),
             stopping: AtomicBool::new(false),
             epoch: AtomicU64::new(0),
+            executor: AtomicUsize::new(0),
+            executor_users: AtomicUsize::new(0),
+            executor_gen: AtomicU64::new(0),
         };
         // No overcommit: what the kernel commits (linear memories among
         // it) never exceeds RAM, so a commit that cannot be backed fails

@@ -5,9 +5,9 @@
 //! metal (`hal-riscv`). Nothing here knows which; only `target_arch` may
 //! select ISA-specific code.
 //!
-//! Module order (a module uses only those above it): [`hal`], [`mem`], then
-//! [`kernel`]; [`boot`], [`trap`] and [`selftest`] sit on top and wire them
-//! together. Unsafe code is denied crate-wide and allowed, with a reason,
+//! Module order (a module uses only those above it): [`hal`], [`mem`],
+//! [`kernel`], [`sched`], [`wasm`], [`proc`], [`sys`]; [`boot`], [`trap`],
+//! [`demo`] and [`selftest`] sit on top and wire them together. Unsafe code is denied crate-wide and allowed, with a reason,
 //! only where named (`grep expect(unsafe` lists them all).
 
 #![no_std]
@@ -28,6 +28,7 @@ pub mod hal;
 pub mod arch;
 
 pub mod cmdline;
+pub mod demo;
 pub mod exit;
 pub mod fmtbuf;
 pub mod log;
@@ -45,11 +46,21 @@ pub mod boot;
 pub mod kernel;
 #[expect(
     unsafe_code,
+    reason = "a process's host calls reach its fiber's suspender by address"
+)]
+pub mod proc;
+#[expect(
+    unsafe_code,
     reason = "task wakers are RawWakers over the task's Arc; wakers reach the borrowed HAL by pointer; fibers switch stacks"
 )]
 pub mod sched;
 pub mod selftest;
 pub mod spec;
+#[expect(
+    unsafe_code,
+    reason = "system calls hold a view of their store's linear memory"
+)]
+pub mod sys;
 #[expect(
     unsafe_code,
     reason = "trap entries recover the kernel from the CPU-local block's pointer"

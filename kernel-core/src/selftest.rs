@@ -19,6 +19,7 @@ use crate::mem::{
     Backing, Commit, FaultOutcome, KernelTables, Mapping, Owner, Placement, ProcessId, RegionSpec,
     VmError, map_frames,
 };
+use crate::sched::Executor;
 use crate::sched::fiber::{Fiber, KernelStack, Resume};
 
 /// How long a test waits for an interrupt before it fails.
@@ -56,22 +57,82 @@ fn tests<P: Platform>() -> [Test<P>; 16] {
     ]
 }
 
+/// A named self-test that runs on an executor every CPU serves.
+type SchedTest<P> = (
+    &'static str,
+    for<'k, 'h> fn(&'k Kernel<'h, P>, &Executor<'h, P>) -> Outcome,
+);
+
+/// The executor tests, in the order they run.
+fn sched_tests<P: Platform>() -> [SchedTest<P>; 1] {
+    [("executor_runs_on_every_cpu", executor_runs_on_every_cpu)]
+}
+
+/// A task pinned to each CPU's queue runs; between them every online CPU
+/// ran one (stealing may move some, so each CPU's task records where it
+/// ran and the test waits until every CPU was seen or the timeout passes).
+fn executor_runs_on_every_cpu<P: Platform>(
+    kernel: &Kernel<'_, P>,
+    exec: &Executor<'_, P>,
+) -> Outcome {
+    let hal = kernel.hal();
+    let cpus = hal.cpu_count();
+    let online = kernel.cpus().iter().filter(|c| c.is_online()).count();
+    let seen = alloc::sync::Arc::new(core::sync::atomic::AtomicU64::new(0));
+    let handle = exec.handle();
+    let end = hal.now() + WAIT;
+    let out = exec.run_until(async {
+        while seen.load(Ordering::SeqCst).count_ones() < online as u32 && hal.now() < end {
+            let mut joins = Vec::new();
+            for cpu in 0..cpus {
+                let seen = seen.clone();
+                let h = handle.clone();
+                if let Ok(j) = handle.spawn_on(cpu, async move {
+                    if let Some(here) = h.current_cpu().filter(|&c| c < 64) {
+                        seen.fetch_or(1 << here, Ordering::SeqCst);
+                    }
+                }) {
+                    joins.push(j);
+                }
+            }
+            for j in joins {
+                let _ = j.await;
+            }
+            crate::sched::yield_now().await;
+        }
+    });
+    out.map_err(|e| format!("{e}"))?;
+    let ran = seen.load(Ordering::SeqCst).count_ones();
+    if ran as usize >= online {
+        Ok(())
+    } else {
+        Err(format!("tasks ran on {ran} of {online} online CPUs"))
+    }
+}
+
 /// Run every self-test; return [`exit::SUCCESS`] when all pass.
 pub fn run<P: Platform>(kernel: &Kernel<'_, P>) -> u8 {
     let hal = kernel.hal();
     let (mut passed, mut failed) = (0, 0);
-    for (name, test) in tests::<P>() {
-        match test(kernel) {
-            Ok(()) => {
-                passed += 1;
-                say(hal, format_args!("test {name} ... ok"));
-            }
-            Err(why) => {
-                failed += 1;
-                say(hal, format_args!("test {name} ... FAILED: {why}"));
-            }
+    let mut record = |name: &str, outcome: Outcome| match outcome {
+        Ok(()) => {
+            passed += 1;
+            say(hal, format_args!("test {name} ... ok"));
         }
+        Err(why) => {
+            failed += 1;
+            say(hal, format_args!("test {name} ... FAILED: {why}"));
+        }
+    };
+    for (name, test) in tests::<P>() {
+        record(name, test(kernel));
     }
+    // The executor tests run while every CPU serves one executor.
+    crate::boot::with_executor(kernel, |exec| {
+        for (name, test) in sched_tests::<P>() {
+            record(name, test(kernel, exec));
+        }
+    });
     say(hal, format_args!("{passed} passed, {failed} failed"));
     if failed == 0 {
         exit::SUCCESS

@@ -35,7 +35,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the kernel self-tests (the default)
+    /// Run the demo: wasm processes on every CPU, then a summary table (the default)
+    Demo,
+    /// Run the kernel self-tests
     Selftest,
     /// Boot with kernel command-line words, as QEMU's -append passes them (e.g. test=fault)
     Boot {
@@ -86,7 +88,8 @@ fn main() -> ExitCode {
         config.cpus = usize::from(cpus);
     }
     let cmdline = match &cli.command {
-        None | Some(Command::Selftest) => "test=self".to_owned(),
+        None | Some(Command::Demo) => "test=demo".to_owned(),
+        Some(Command::Selftest) => "test=self".to_owned(),
         Some(Command::Boot { words }) => words.join(" "),
         Some(Command::Run { file, invoke, args }) => {
             return ExitCode::from(run::run(&config, file, invoke.as_deref(), args));

@@ -6,7 +6,7 @@ mod common;
 use common::{sim, stderr, stdout};
 
 #[test]
-fn boots_with_banner_and_passes_selftests() {
+fn default_run_is_the_demo_with_every_process_as_expected() {
     let out = sim(&["--cpus", "2"]);
     let text = stdout(&out);
     assert_eq!(
@@ -20,15 +20,37 @@ fn boots_with_banner_and_passes_selftests() {
             .any(|l| l == "boot: hal=hosted cpus=2 memory=512MiB"),
         "{text}"
     );
+    // One row per process: name and status, then the verdict.
+    let row = |name: &str, status: &str| {
+        text.lines().any(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            words.get(1) == Some(&name)
+                && l.contains(status)
+                && words.last() == Some(&"yes")
+        })
+    };
+    for (name, status) in [
+        ("compute", "exited 0"),
+        ("ping", "exited 0"),
+        ("pong", "exited 0"),
+        ("sleeper", "exited 0"),
+        ("trap", "trapped: integer divide by zero"),
+        ("spin", "killed: deadline"),
+    ] {
+        assert!(row(name, status), "no `{name}` row with `{status}`:\n{text}");
+    }
     let last = text.lines().last().unwrap_or_default();
-    assert!(last.ends_with(" passed, 0 failed"), "last line: {last}");
+    assert_eq!(last, "demo: 7 as expected, 0 not", "{text}");
 }
 
 #[test]
 fn global_flags_after_the_subcommand() {
     let out = sim(&["selftest", "--cpus", "3", "--memory", "64M"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stdout(&out).contains("boot: hal=hosted cpus=3 memory=64MiB"));
+    let text = stdout(&out);
+    assert!(text.contains("boot: hal=hosted cpus=3 memory=64MiB"));
+    let last = text.lines().last().unwrap_or_default();
+    assert!(last.ends_with(" passed, 0 failed"), "last line: {last}");
 }
 
 #[test]

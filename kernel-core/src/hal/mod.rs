@@ -52,7 +52,9 @@ pub use trap::{Access, Interrupt, ResumeContext, TrapAction, TrapFrame, TrapKind
 ///
 /// The parts are supertraits so that a `&P` can be handed to a subsystem that
 /// asks only for, say, `&impl Mmu`.
-pub trait Platform: PhysMemory + Mmu + Cpus + Interrupts + Clock + Console + Power + Sync {
+pub trait Platform:
+    PhysMemory + Mmu + Cpus + Interrupts + Clock + Console + Power + Sync + 'static
+{
     /// The name printed in the boot banner: `hosted` or `riscv`.
     const NAME: &'static str;
 }

@@ -586,6 +586,11 @@ impl<H: SchedHal> Handle<H> {
         Ok(handle)
     }
 
+    /// The CPU running the caller (`None` once the executor is gone).
+    pub fn current_cpu(&self) -> Option<CpuId> {
+        self.shared.hal().map(|h| h.current_cpu())
+    }
+
     /// The HAL's monotonic time (`Duration::MAX` once the executor is
     /// gone).
     pub fn now(&self) -> Duration {

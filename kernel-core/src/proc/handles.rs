@@ -1,0 +1,197 @@
+//! Per-process handle tables: the capabilities a process holds.
+//!
+//! A handle is an index into its process's own table; the object behind
+//! it is a channel end or another process. A process can name only objects
+//! in its table (it created them, or they were given to it at spawn), so a
+//! forged or stale index is an error, never another process's object.
+//!
+//! Invariant INV-HANDLES-1: a table holds at most [`MAX_HANDLES`] entries;
+//! a removed handle's index is reused only by a later insert.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+use core::num::NonZeroUsize;
+
+use super::Process;
+use crate::hal::Interrupts;
+use crate::sched::sync::{self, IrqCtl};
+
+/// Most handles one process holds.
+pub const MAX_HANDLES: usize = 1024;
+
+/// The interrupt control of kernel channels: the platform's, type-erased so
+/// that handle tables do not depend on the platform type.
+#[derive(Clone, Copy)]
+pub struct KernelIrqs<'k>(&'k (dyn Interrupts + Sync));
+
+impl Interrupts for KernelIrqs<'_> {
+    fn irq_save(&self) -> bool {
+        self.0.irq_save()
+    }
+
+    fn irq_restore(&self, enabled: bool) {
+        self.0.irq_restore(enabled);
+    }
+
+    fn irqs_enabled(&self) -> bool {
+        self.0.irqs_enabled()
+    }
+}
+
+impl IrqCtl for KernelIrqs<'_> {
+    type Irqs = Self;
+    type Ref<'a>
+        = &'a Self
+    where
+        Self: 'a;
+
+    fn irqs(&self) -> Option<&Self> {
+        Some(self)
+    }
+}
+
+/// The sending end of a process channel (messages are byte strings).
+pub type MsgSender<'k> = sync::Sender<KernelIrqs<'k>, Vec<u8>>;
+/// The receiving end of a process channel.
+pub type MsgReceiver<'k> = sync::Receiver<KernelIrqs<'k>, Vec<u8>>;
+
+/// A new channel holding up to `capacity` messages (at least one).
+pub fn new_channel<'k>(
+    irqs: &'k (dyn Interrupts + Sync),
+    capacity: usize,
+) -> (MsgSender<'k>, MsgReceiver<'k>) {
+    sync::channel(
+        KernelIrqs(irqs),
+        NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN),
+    )
+}
+
+/// What a handle names.
+#[derive(Clone)]
+pub enum Object<'k> {
+    /// A channel's sending end.
+    Sender(MsgSender<'k>),
+    /// A channel's receiving end.
+    Receiver(MsgReceiver<'k>),
+    /// A process (to wait for or kill).
+    Process(Arc<Process<'k>>),
+}
+
+impl fmt::Debug for Object<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sender(_) => f.write_str("Sender"),
+            Self::Receiver(_) => f.write_str("Receiver"),
+            Self::Process(p) => write!(f, "Process({})", p.pid().0),
+        }
+    }
+}
+
+/// Why a handle operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HandleError {
+    /// No object at that index (never given, closed, or out of range).
+    Bad,
+    /// An object of another kind than the call needs.
+    WrongKind,
+    /// The table is full (INV-HANDLES-1).
+    Full,
+}
+
+impl fmt::Display for HandleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Bad => "no such handle",
+            Self::WrongKind => "handle of the wrong kind",
+            Self::Full => "handle table full",
+        })
+    }
+}
+
+impl core::error::Error for HandleError {}
+
+/// One process's handles.
+#[derive(Default)]
+pub(crate) struct HandleTable<'k> {
+    slots: Vec<Option<Object<'k>>>,
+}
+
+impl<'k> HandleTable<'k> {
+    /// A table holding `objects` as handles `0..n` (at most
+    /// [`MAX_HANDLES`]; the rest are dropped).
+    pub(crate) fn with(objects: Vec<Object<'k>>) -> Self {
+        Self {
+            slots: objects.into_iter().take(MAX_HANDLES).map(Some).collect(),
+        }
+    }
+
+    /// Add `object` at the lowest free index.
+    pub(crate) fn insert(&mut self, object: Object<'k>) -> Result<i32, HandleError> {
+        let index = match self.slots.iter().position(Option::is_none) {
+            Some(i) => {
+                self.slots[i] = Some(object);
+                i
+            }
+            None if self.slots.len() < MAX_HANDLES => {
+                self.slots.push(Some(object));
+                self.slots.len() - 1
+            }
+            None => return Err(HandleError::Full),
+        };
+        i32::try_from(index).map_err(|_| HandleError::Full)
+    }
+
+    fn slot(&self, h: i32) -> Result<&Object<'k>, HandleError> {
+        usize::try_from(h)
+            .ok()
+            .and_then(|i| self.slots.get(i))
+            .and_then(Option::as_ref)
+            .ok_or(HandleError::Bad)
+    }
+
+    /// A copy of the object at `h` (for passing to a child).
+    pub(crate) fn get(&self, h: i32) -> Result<Object<'k>, HandleError> {
+        self.slot(h).cloned()
+    }
+
+    /// Remove `h`.
+    pub(crate) fn remove(&mut self, h: i32) -> Result<Object<'k>, HandleError> {
+        self.slot(h)?;
+        let i = usize::try_from(h).map_err(|_| HandleError::Bad)?;
+        self.slots
+            .get_mut(i)
+            .and_then(Option::take)
+            .ok_or(HandleError::Bad)
+    }
+
+    /// The sending end at `h`.
+    pub(crate) fn sender(&self, h: i32) -> Result<MsgSender<'k>, HandleError> {
+        match self.slot(h)? {
+            Object::Sender(s) => Ok(s.clone()),
+            _ => Err(HandleError::WrongKind),
+        }
+    }
+
+    /// The receiving end at `h`.
+    pub(crate) fn receiver(&self, h: i32) -> Result<MsgReceiver<'k>, HandleError> {
+        match self.slot(h)? {
+            Object::Receiver(r) => Ok(r.clone()),
+            _ => Err(HandleError::WrongKind),
+        }
+    }
+
+    /// The process at `h`.
+    pub(crate) fn process(&self, h: i32) -> Result<Arc<Process<'k>>, HandleError> {
+        match self.slot(h)? {
+            Object::Process(p) => Ok(p.clone()),
+            _ => Err(HandleError::WrongKind),
+        }
+    }
+
+    /// Drop every handle (a channel end's last handle closes it).
+    pub(crate) fn clear(&mut self) {
+        let slots = core::mem::take(&mut self.slots);
+        drop(slots);
+    }
+}

@@ -1,0 +1,376 @@
+//! Processes: a wasm instance with its own memory owner, limits, handles
+//! and exit status, running on its own fiber as a task of the executor.
+//!
+//! [`run`] opens a process *scope* over a kernel and an executor: inside
+//! it, [`Procs::spawn`] starts processes (so does the `spawn` system call,
+//! [`crate::sys`]); when the scope's main future ends, every process still
+//! running is killed and awaited, so nothing a process borrows (the kernel)
+//! is freed under it.
+//!
+//! A process runs on a fiber ([`crate::sched::fiber`]) driven by one
+//! executor task ([`process`]). A host call that must wait (sleep, channel
+//! receive, wait for a child) hands a future to the task and suspends the
+//! fiber; the CPU runs other tasks until the future completes. Timer
+//! interrupts advance the kernel's epoch; JIT code checks it at function
+//! entries and loop headers ([`crate::wasm::interrupt`]) and a process past
+//! its quantum yields. Killing a process (by request or by its deadline)
+//! makes its next check, or its pending wait, end it.
+//!
+//! Invariants:
+//! - INV-PROC-1 (scope): every process task is spawned with
+//!   [`crate::sched::Handle::spawn_unchecked`] and awaited by [`run`]
+//!   before it returns, and no process task is ever cancelled, so the
+//!   kernel a process borrows outlives it (INV-TASK-5).
+//! - INV-PROC-2 (release): a process's store (linear memories, code), its
+//!   handle table and its fiber stack are dropped before its exit status is
+//!   published, so whoever sees the status sees every frame returned to the
+//!   frame allocator and every channel end it held closed.
+//! - INV-PROC-3 (accounting): a process's linear memories and fiber stack
+//!   are charged to `Owner::Process(pid)` under its memory limit.
+
+mod handles;
+mod process;
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+use core::future::Future;
+use core::sync::atomic::{AtomicU32, Ordering};
+use core::time::Duration;
+
+pub(crate) use handles::HandleTable;
+pub use handles::{
+    HandleError, KernelIrqs, MAX_HANDLES, MsgReceiver, MsgSender, Object, new_channel,
+};
+pub use process::ProcInfo;
+pub use process::Process;
+pub(crate) use process::Request;
+
+use crate::hal::Platform;
+use crate::kernel::Kernel;
+use crate::mem::ProcessId;
+use crate::sched::{Executor, Handle, JoinHandle, SchedError, SchedHal};
+use crate::wasm::TrapKind;
+
+/// A process id (never reused within a scope).
+pub type Pid = ProcessId;
+
+/// How a process ended (or that it has not).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Still running.
+    Running,
+    /// It called `exit(code)`, or its entry function returned (`code` is
+    /// its `i32` result, else 0).
+    Exited(i32),
+    /// Its code trapped.
+    Trapped(TrapKind),
+    /// It was killed.
+    Killed(KillReason),
+    /// It never ran: its module or its set-up failed.
+    Failed(LoadError),
+}
+
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Running => f.write_str("running"),
+            Self::Exited(c) => write!(f, "exited {c}"),
+            Self::Trapped(k) => write!(f, "trapped: {}", k.message()),
+            Self::Killed(r) => write!(f, "killed: {r}"),
+            Self::Failed(e) => write!(f, "failed: {e}"),
+        }
+    }
+}
+
+/// Why a process was killed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KillReason {
+    /// [`Procs::kill`].
+    Request,
+    /// Its deadline passed.
+    Deadline,
+    /// The scope ended while it ran.
+    Shutdown,
+}
+
+impl fmt::Display for KillReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Request => "by request",
+            Self::Deadline => "deadline",
+            Self::Shutdown => "shutdown",
+        })
+    }
+}
+
+/// Why a process could not start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadError {
+    /// The module did not validate or compile; the byte offset.
+    Module(u64),
+    /// The host ISA cannot be compiled for.
+    Isa,
+    /// An import is not a system call of the right type.
+    Link,
+    /// Memories, tables or segments could not be set up (limits, memory).
+    Instantiate,
+    /// No exported `_start` or `main` function without parameters.
+    NoEntry,
+    /// No memory for the fiber stack.
+    Stack,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Module(at) => write!(f, "invalid module at byte {at:#x}"),
+            Self::Isa => f.write_str("unsupported ISA"),
+            Self::Link => f.write_str("unknown or mistyped import"),
+            Self::Instantiate => f.write_str("cannot instantiate"),
+            Self::NoEntry => f.write_str("no `_start` or `main` export"),
+            Self::Stack => f.write_str("no memory for the stack"),
+        }
+    }
+}
+
+/// Per-process settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpawnOptions {
+    /// CPU time a process runs before it yields to others.
+    pub quantum: Duration,
+    /// Kill the process this long after it was spawned (`None`: never).
+    pub deadline: Option<Duration>,
+    /// Most 4 KiB frames its memories and stack may hold.
+    pub memory_limit: u64,
+    /// Bytes of its fiber stack (a guard page below it).
+    pub stack: usize,
+}
+
+impl Default for SpawnOptions {
+    fn default() -> Self {
+        Self {
+            quantum: Duration::from_millis(10),
+            deadline: None,
+            memory_limit: (256 << 20) / 4096,
+            stack: 2 << 20,
+        }
+    }
+}
+
+/// Why [`Procs::spawn`] failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpawnError {
+    /// The scope is ending; no new process starts.
+    ShuttingDown,
+    /// The process ids ran out.
+    NoPid,
+}
+
+impl fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::ShuttingDown => "the process scope is shutting down",
+            Self::NoPid => "out of process ids",
+        })
+    }
+}
+
+impl core::error::Error for SpawnError {}
+
+/// What every process of a scope shares.
+pub(crate) struct Inner<'k, 'h, P: Platform + SchedHal> {
+    pub(crate) kernel: &'k Kernel<'h, P>,
+    pub(crate) exec: Handle<P>,
+    pub(crate) defaults: SpawnOptions,
+    procs: spin::Mutex<Vec<Arc<Process<'k>>>>,
+    tasks: spin::Mutex<Vec<JoinHandle<()>>>,
+    next_pid: AtomicU32,
+    closed: core::sync::atomic::AtomicBool,
+}
+
+/// A handle on a process scope, passed to [`run`]'s main function.
+pub struct Procs<'k, 'h, P: Platform + SchedHal> {
+    pub(crate) inner: Arc<Inner<'k, 'h, P>>,
+}
+
+impl<P: Platform + SchedHal> Clone for Procs<'_, '_, P> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+/// Run `main` in a process scope over `kernel` on the calling CPU, which
+/// becomes a worker of `exec` until it returns (other CPUs should run
+/// [`Executor::run_worker`]). When `main`'s future ends, every process
+/// still running is killed ([`KillReason::Shutdown`]) and every process
+/// task is awaited (INV-PROC-1).
+///
+/// # Errors
+/// [`SchedError`] when the calling CPU cannot be a worker.
+pub fn run<'k, 'h, P, F, Fut>(
+    kernel: &'k Kernel<'h, P>,
+    exec: &Executor<'h, P>,
+    defaults: SpawnOptions,
+    main: F,
+) -> Result<Fut::Output, SchedError>
+where
+    P: Platform + SchedHal,
+    F: FnOnce(Procs<'k, 'h, P>) -> Fut,
+    Fut: Future,
+{
+    let procs = Procs {
+        inner: Arc::new(Inner {
+            kernel,
+            exec: exec.handle(),
+            defaults,
+            procs: spin::Mutex::new(Vec::new()),
+            tasks: spin::Mutex::new(Vec::new()),
+            next_pid: AtomicU32::new(1),
+            closed: core::sync::atomic::AtomicBool::new(false),
+        }),
+    };
+    let scope = procs.clone();
+    exec.run_until(async move {
+        let out = main(procs).await;
+        scope.close().await;
+        out
+    })
+}
+
+impl<'k, 'h, P: Platform + SchedHal> Procs<'k, 'h, P> {
+    /// Start a process running `module` (a wasm binary), named `name`,
+    /// holding `handles` as its handles `0..n`. It runs until it exits,
+    /// traps, is killed or passes `options.deadline`; its status then
+    /// shows in [`Procs::info`] and [`Procs::wait`].
+    ///
+    /// # Errors
+    /// [`SpawnError`]; a module that does not load is not an error here:
+    /// the process ends with [`ExitStatus::Failed`].
+    pub fn spawn(
+        &self,
+        name: &str,
+        module: Arc<[u8]>,
+        handles: Vec<Object<'k>>,
+        options: SpawnOptions,
+    ) -> Result<Pid, SpawnError> {
+        self.inner
+            .spawn(name, module, handles, options)
+            .map(|p| p.pid())
+    }
+
+    /// Kill `pid` (no effect on a process that has ended). Returns whether
+    /// such a process exists.
+    pub fn kill(&self, pid: Pid) -> bool {
+        match self.inner.find(pid) {
+            Some(p) => {
+                p.kill(KillReason::Request);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Wait until `pid` has ended and return its status (`None`: no such
+    /// process).
+    pub async fn wait(&self, pid: Pid) -> Option<ExitStatus> {
+        let p = self.inner.find(pid)?;
+        Some(p.wait().await)
+    }
+
+    /// Every process of the scope so far, by pid.
+    pub fn info(&self) -> Vec<ProcInfo> {
+        self.inner.procs.lock().iter().map(|p| p.info()).collect()
+    }
+
+    /// The kernel.
+    pub fn kernel(&self) -> &'k Kernel<'h, P> {
+        self.inner.kernel
+    }
+
+    /// The executor's handle (spawn helper tasks, sleep, time).
+    pub fn exec(&self) -> &Handle<P> {
+        &self.inner.exec
+    }
+
+    /// The default options of this scope.
+    pub fn defaults(&self) -> SpawnOptions {
+        self.inner.defaults
+    }
+
+    /// End the scope: refuse new processes, kill the running ones and await
+    /// every process task (INV-PROC-1).
+    async fn close(&self) {
+        self.inner
+            .closed
+            .store(true, core::sync::atomic::Ordering::SeqCst);
+        let procs: Vec<_> = self.inner.procs.lock().clone();
+        for p in &procs {
+            p.kill(KillReason::Shutdown);
+        }
+        loop {
+            let task = self.inner.tasks.lock().pop();
+            match task {
+                // A process task is never cancelled (INV-PROC-1), so this
+                // returns when its future has been dropped.
+                Some(t) => {
+                    let _ = t.await;
+                }
+                None => break,
+            }
+        }
+    }
+}
+
+impl<'k, 'h, P: Platform + SchedHal> Inner<'k, 'h, P> {
+    pub(crate) fn find(&self, pid: Pid) -> Option<Arc<Process<'k>>> {
+        self.procs.lock().iter().find(|p| p.pid() == pid).cloned()
+    }
+
+    /// Start a process (see [`Procs::spawn`]).
+    pub(crate) fn spawn(
+        self: &Arc<Self>,
+        name: &str,
+        module: Arc<[u8]>,
+        handles: Vec<Object<'k>>,
+        options: SpawnOptions,
+    ) -> Result<Arc<Process<'k>>, SpawnError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(SpawnError::ShuttingDown);
+        }
+        let pid = self.next_pid.fetch_add(1, Ordering::Relaxed);
+        if pid == u32::MAX {
+            return Err(SpawnError::NoPid);
+        }
+        let proc = Arc::new(Process::new(ProcessId(pid), String::from(name), options));
+        self.kernel
+            .vm()
+            .set_limit(crate::mem::Owner::Process(proc.pid()), options.memory_limit);
+        let driver = process::Driver::new(self.clone(), proc.clone(), module, handles, options);
+        // SAFETY: INV-PROC-1: `run` awaits this task (through `tasks`)
+        // before the scope, and so the kernel borrow, ends; it is never
+        // cancelled.
+        let task = unsafe { self.exec.spawn_unchecked(driver) };
+        self.procs.lock().push(proc.clone());
+        self.tasks.lock().push(task);
+        if let Some(after) = options.deadline {
+            let (exec, p) = (self.exec.clone(), proc.clone());
+            let watchdog = async move {
+                if exec.timeout(after, p.wait()).await.is_err() {
+                    p.kill(KillReason::Deadline);
+                }
+            };
+            // SAFETY: as for the driver: awaited by `run`, never cancelled.
+            let task = unsafe { self.exec.spawn_unchecked(watchdog) };
+            self.tasks.lock().push(task);
+        }
+        Ok(proc)
+    }
+}
+
+/// A boxed future a waiting host call hands to its process's task.
+pub(crate) type WaitFuture<'a> = core::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>;

@@ -1,0 +1,441 @@
+//! One process: its shared record ([`Process`]), the link between its
+//! fiber and the executor task that drives it, and that task ([`Driver`]).
+//!
+//! The driver's poll runs the fiber for one slice on the polling CPU:
+//! it moves the process's wasm entry state onto the CPU (a fiber may have
+//! been suspended inside wasm on another CPU), sets the quantum (interrupt
+//! deadline and the CPU's one-shot timer), resumes the fiber, and on return
+//! takes the entry state back and charges the elapsed time. A suspended
+//! fiber has left a [`Request`]: `Yield` re-queues the task at the back
+//! (round robin); `Wait` hands over a future the task polls until it is
+//! ready, then the fiber is resumed.
+//!
+//! Invariants:
+//! - INV-PROCESS-1: the fiber runs only inside `Driver::slice`, on the CPU
+//!   polling the driver, and suspends back to it; so `suspender` is read
+//!   (by host calls and the preemption hook, which run on the fiber) only
+//!   while the fiber body runs, and points at the body's live `Suspender`.
+//! - INV-PROCESS-2: a kill sets `kill` first, then lowers the store's
+//!   deadline and wakes the driver; the driver registers its waker before
+//!   re-reading `kill`; so a kill always reaches a running, queued or
+//!   waiting process (the running code at its next check, a wait by its
+//!   future being dropped and the host call returning `Killed`).
+//! - INV-PROCESS-3: the exit status is published (and waiters woken) by
+//!   the driver after the fiber, and with it the store, the handle table
+//!   and the stack, have been dropped (INV-PROC-2).
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::future::{Future, poll_fn};
+use core::pin::Pin;
+use core::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use core::task::{Context, Poll, Waker};
+use core::time::Duration;
+
+use super::{ExitStatus, Inner, KillReason, LoadError, Object, Pid, SpawnOptions, WaitFuture};
+use crate::hal::Platform;
+use crate::mem::Owner;
+use crate::sched::SchedHal;
+use crate::sched::fiber::{Fiber, KernelStack, Resume, SendFiber, Suspender};
+use crate::wasm::interrupt::{HookAction, Interrupt};
+
+/// What a suspended fiber asks its driver for.
+pub(crate) enum Request<'a> {
+    /// Run others first (quantum over, or `yield`).
+    Yield,
+    /// Poll this until it is ready, then resume.
+    Wait(WaitFuture<'a>),
+}
+
+/// A row of the process table, for summaries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcInfo {
+    /// The process id.
+    pub pid: Pid,
+    /// The name it was spawned with.
+    pub name: String,
+    /// CPU time it has used.
+    pub cpu_time: Duration,
+    /// Slices it has run (times it was switched in).
+    pub slices: u64,
+    /// The CPU it last ran on.
+    pub last_cpu: usize,
+    /// How it ended, or `Running`.
+    pub status: ExitStatus,
+}
+
+const NOT_KILLED: u8 = 0;
+
+fn kill_code(r: KillReason) -> u8 {
+    match r {
+        KillReason::Request => 1,
+        KillReason::Deadline => 2,
+        KillReason::Shutdown => 3,
+    }
+}
+
+fn kill_reason(code: u8) -> Option<KillReason> {
+    match code {
+        1 => Some(KillReason::Request),
+        2 => Some(KillReason::Deadline),
+        3 => Some(KillReason::Shutdown),
+        _ => None,
+    }
+}
+
+/// A process's shared record: the table, its driver, its fiber's host
+/// calls and its waiters all hold it. Opaque outside the kernel except for
+/// its id and status.
+pub struct Process<'a> {
+    pid: Pid,
+    name: String,
+    options: SpawnOptions,
+    status: spin::Mutex<ExitStatus>,
+    waiters: spin::Mutex<Vec<Waker>>,
+    cpu_ns: AtomicU64,
+    slices: AtomicU64,
+    last_cpu: AtomicUsize,
+    kill: AtomicU8,
+    /// The store's interrupt cell, once the store exists.
+    interrupt: spin::Once<Arc<Interrupt<'a>>>,
+    /// The epoch at which the current slice ends.
+    slice_end: AtomicU64,
+    /// The driver's waker while it polls a `Wait` (INV-PROCESS-2).
+    driver: spin::Mutex<Option<Waker>>,
+    /// The request the fiber left when it suspended.
+    request: spin::Mutex<Option<Request<'a>>>,
+    /// `&Suspender` of the running fiber body, as an address (0: none;
+    /// INV-PROCESS-1).
+    suspender: AtomicUsize,
+}
+
+impl<'a> Process<'a> {
+    pub(crate) fn new(pid: Pid, name: String, options: SpawnOptions) -> Self {
+        Self {
+            pid,
+            name,
+            options,
+            status: spin::Mutex::new(ExitStatus::Running),
+            waiters: spin::Mutex::new(Vec::new()),
+            cpu_ns: AtomicU64::new(0),
+            slices: AtomicU64::new(0),
+            last_cpu: AtomicUsize::new(0),
+            kill: AtomicU8::new(NOT_KILLED),
+            interrupt: spin::Once::new(),
+            slice_end: AtomicU64::new(u64::MAX),
+            driver: spin::Mutex::new(None),
+            request: spin::Mutex::new(None),
+            suspender: AtomicUsize::new(0),
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// Its row for summaries.
+    pub(crate) fn info(&self) -> ProcInfo {
+        ProcInfo {
+            pid: self.pid,
+            name: self.name.clone(),
+            cpu_time: Duration::from_nanos(self.cpu_ns.load(Ordering::Relaxed)),
+            slices: self.slices.load(Ordering::Relaxed),
+            last_cpu: self.last_cpu.load(Ordering::Relaxed),
+            status: *self.status.lock(),
+        }
+    }
+
+    /// The name it was spawned with.
+    pub(crate) fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    /// Its options.
+    pub(crate) fn options(&self) -> SpawnOptions {
+        self.options
+    }
+
+    /// Why it was killed, if it was.
+    pub(crate) fn killed(&self) -> Option<KillReason> {
+        kill_reason(self.kill.load(Ordering::SeqCst))
+    }
+
+    /// Kill it (INV-PROCESS-2); the first reason sticks.
+    pub(crate) fn kill(&self, reason: KillReason) {
+        let _ = self.kill.compare_exchange(
+            NOT_KILLED,
+            kill_code(reason),
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+        if let Some(cell) = self.interrupt.get() {
+            cell.set_deadline(0);
+        }
+        let waker = self.driver.lock().take();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Wait until it has ended; its status.
+    pub(crate) fn wait(&self) -> impl Future<Output = ExitStatus> + Send + '_ {
+        poll_fn(move |cx| {
+            let status = *self.status.lock();
+            if status != ExitStatus::Running {
+                return Poll::Ready(status);
+            }
+            self.waiters.lock().push(cx.waker().clone());
+            // Re-check: `publish` sets the status before it takes the
+            // waiters, under the same locks.
+            let status = *self.status.lock();
+            if status == ExitStatus::Running {
+                Poll::Pending
+            } else {
+                Poll::Ready(status)
+            }
+        })
+    }
+
+    /// The status, without waiting.
+    pub fn status(&self) -> ExitStatus {
+        *self.status.lock()
+    }
+
+    fn publish(&self, status: ExitStatus) {
+        *self.status.lock() = status;
+        let waiters = core::mem::take(&mut *self.waiters.lock());
+        for w in waiters {
+            w.wake();
+        }
+    }
+
+    /// Install the store's interrupt cell, at the current slice's deadline
+    /// (or at once when already killed).
+    pub(crate) fn attach_interrupt(&self, cell: &Arc<Interrupt<'a>>) {
+        let cell = self.interrupt.call_once(|| cell.clone());
+        cell.set_deadline(self.slice_end.load(Ordering::SeqCst));
+        if self.killed().is_some() {
+            cell.set_deadline(0);
+        }
+    }
+
+    /// Suspend the calling fiber with `request` (INV-PROCESS-1). Only host
+    /// calls and the preemption hook of this process call it, on its fiber.
+    pub(crate) fn suspend(&self, request: Request<'a>) {
+        *self.request.lock() = Some(request);
+        let s = self.suspender.load(Ordering::Acquire);
+        if s == 0 {
+            // Not on the fiber: nothing to suspend (never happens through
+            // the system interface).
+            *self.request.lock() = None;
+            return;
+        }
+        // SAFETY: INV-PROCESS-1: `s` is the address of the running body's
+        // `Suspender`, and this code runs on that body's fiber.
+        let suspender = unsafe { &*(s as *const Suspender) };
+        suspender.suspend();
+    }
+
+    /// Run `fut` to completion from the fiber, suspending it meanwhile.
+    /// `None` when the process was killed before the future finished.
+    pub(crate) fn block_on<T: Send + 'a>(
+        &self,
+        fut: impl Future<Output = T> + Send + 'a,
+    ) -> Option<T> {
+        if self.killed().is_some() {
+            return None;
+        }
+        let slot: Arc<spin::Mutex<Option<T>>> = Arc::new(spin::Mutex::new(None));
+        let out = slot.clone();
+        self.suspend(Request::Wait(Box::pin(async move {
+            let v = fut.await;
+            *out.lock() = Some(v);
+        })));
+        slot.lock().take()
+    }
+
+    /// The preemption hook of this process's store.
+    fn on_check(&self, cell: &Interrupt<'a>) -> HookAction {
+        if self.killed().is_some() {
+            return HookAction::Interrupt;
+        }
+        if cell.epoch() >= cell.deadline() {
+            self.suspend(Request::Yield);
+        }
+        if self.killed().is_some() {
+            HookAction::Interrupt
+        } else {
+            HookAction::Continue
+        }
+    }
+
+    /// The hook to install in the process's store. It holds the process
+    /// weakly: the process holds the store's cell, which holds the hook.
+    pub(crate) fn hook(self: &Arc<Self>) -> Box<crate::wasm::interrupt::Hook<'a>> {
+        let me = Arc::downgrade(self);
+        Box::new(move |cell| match me.upgrade() {
+            Some(p) => p.on_check(cell),
+            None => HookAction::Interrupt,
+        })
+    }
+}
+
+/// The executor task of one process.
+pub(crate) struct Driver<'k, 'h, P: Platform + SchedHal> {
+    scope: Arc<Inner<'k, 'h, P>>,
+    proc: Arc<Process<'k>>,
+    fiber: Option<SendFiber<'k, KernelStack<'k, P>>>,
+    /// Set up lazily in the first poll (the fiber needs its stack).
+    start: Option<(Arc<[u8]>, Vec<Object<'k>>)>,
+    pending: Option<WaitFuture<'k>>,
+    /// The fiber's wasm entry state while it is off-CPU.
+    wasm: ([usize; 3], bool),
+    /// Its status, set by the body, published after the fiber is dropped.
+    outcome: Arc<spin::Mutex<Option<ExitStatus>>>,
+}
+
+impl<'k, 'h, P: Platform + SchedHal> Driver<'k, 'h, P> {
+    pub(crate) fn new(
+        scope: Arc<Inner<'k, 'h, P>>,
+        proc: Arc<Process<'k>>,
+        module: Arc<[u8]>,
+        handles: Vec<Object<'k>>,
+        _options: SpawnOptions,
+    ) -> Self {
+        Self {
+            scope,
+            proc,
+            fiber: None,
+            start: Some((module, handles)),
+            pending: None,
+            wasm: ([0; 3], false),
+            outcome: Arc::new(spin::Mutex::new(None)),
+        }
+    }
+
+    /// Make the fiber; `Err` when its stack cannot be had.
+    fn make_fiber(&mut self) -> Result<(), LoadError> {
+        let Some((module, handles)) = self.start.take() else {
+            return Ok(());
+        };
+        let kernel = self.scope.kernel;
+        let stack = KernelStack::new(
+            kernel.vm(),
+            self.proc.options.stack,
+            Owner::Process(self.proc.pid),
+        )
+        .map_err(|_| LoadError::Stack)?;
+        let (scope, proc, outcome) = (self.scope.clone(), self.proc.clone(), self.outcome.clone());
+        let fiber = Fiber::new(stack, move |s: &Suspender| {
+            proc.suspender
+                .store(core::ptr::from_ref(s) as usize, Ordering::Release);
+            let status = crate::sys::run_process(&scope, &proc, &module, handles);
+            proc.suspender.store(0, Ordering::Release);
+            *outcome.lock() = Some(status);
+        });
+        // SAFETY: the body holds nothing bound to a CPU across a suspend:
+        // host calls and the hook take and release their locks before
+        // suspending, and the wasm entry state a suspended fiber leaves on
+        // its CPU moves with it (`slice`).
+        self.fiber = Some(unsafe { SendFiber::new(fiber) });
+        Ok(())
+    }
+
+    /// Run the fiber for one slice on this CPU.
+    fn slice(&mut self) -> Resume {
+        let Some(fiber) = self.fiber.as_mut() else {
+            return Resume::Finished;
+        };
+        let kernel = self.scope.kernel;
+        let hal = kernel.hal();
+        let cpu_id = hal.current_cpu();
+        let Some(cpu) = kernel.cpu(cpu_id) else {
+            return Resume::Suspended;
+        };
+        let quantum = self.proc.options.quantum;
+        let epoch = kernel.advance_epoch();
+        let end = epoch.saturating_add(u64::try_from(quantum.as_micros()).unwrap_or(u64::MAX));
+        self.proc.slice_end.store(end, Ordering::SeqCst);
+        if let Some(cell) = self.proc.interrupt.get() {
+            cell.set_deadline(if self.proc.killed().is_some() { 0 } else { end });
+        }
+        let outer = (cpu.wasm.saved(), cpu.wasm.is_active());
+        cpu.wasm.restore(self.wasm.0, self.wasm.1);
+        let start = hal.now();
+        hal.set_timer(start.saturating_add(quantum));
+        self.proc.last_cpu.store(cpu_id, Ordering::Relaxed);
+        self.proc.slices.fetch_add(1, Ordering::Relaxed);
+        let r = fiber.resume();
+        let spent = hal.now().saturating_sub(start);
+        self.proc.cpu_ns.fetch_add(
+            u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        self.wasm = (cpu.wasm.saved(), cpu.wasm.is_active());
+        cpu.wasm.restore(outer.0, outer.1);
+        r
+    }
+
+    fn finish(&mut self) -> Poll<()> {
+        // INV-PROCESS-3: drop the fiber (stack, and everything the body
+        // left) before publishing.
+        self.fiber = None;
+        self.pending = None;
+        let status = self
+            .outcome
+            .lock()
+            .take()
+            .unwrap_or(ExitStatus::Failed(LoadError::Stack));
+        self.proc.publish(status);
+        Poll::Ready(())
+    }
+}
+
+impl<P: Platform + SchedHal> Future for Driver<'_, '_, P> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if this.fiber.is_none() {
+            if let Err(e) = this.make_fiber() {
+                *this.outcome.lock() = Some(ExitStatus::Failed(e));
+                return this.finish();
+            }
+            if this.fiber.is_none() {
+                return this.finish();
+            }
+        }
+        loop {
+            if this.proc.killed().is_some() {
+                // The wait's host call sees its result missing: Killed.
+                this.pending = None;
+            }
+            if let Some(p) = this.pending.as_mut() {
+                *this.proc.driver.lock() = Some(cx.waker().clone());
+                if this.proc.killed().is_some() {
+                    continue;
+                }
+                match p.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(()) => this.pending = None,
+                }
+            }
+            match this.slice() {
+                Resume::Finished => return this.finish(),
+                Resume::Suspended => {
+                    let request = this.proc.request.lock().take();
+                    match request {
+                        Some(Request::Wait(f)) => this.pending = Some(f),
+                        Some(Request::Yield) | None => {
+                            cx.waker().wake_by_ref();
+                            return Poll::Pending;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
