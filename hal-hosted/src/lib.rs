@@ -224,18 +224,38 @@ pub fn boot_with(
     if info.wasm_stack == 0 {
         info.wasm_stack = WASM_STACK;
     }
+    on_machine(config, |hosted| kernel_core::boot::boot(hosted, info))
+}
+
+/// Build a machine, run `kernel` on a fresh CPU-0 thread, join every CPU
+/// thread and tear the machine down; `kernel`'s status.
+fn on_machine(config: &Config, kernel: impl FnOnce(&Hosted) -> u8 + Send) -> Result<u8, HostError> {
     let hosted = Hosted::new(config)?;
     // A fresh machine has a CPU 0 and nothing runs on it yet, so the claim
     // succeeds.
     let _ = hosted.machine.cpus.slot(0).map(cpu::CpuSlot::claim);
-    let outcome = context::on_fresh_cpu(&hosted.machine, 0, true, || {
-        kernel_core::boot::boot(&hosted, info)
-    })?;
+    let outcome = context::on_fresh_cpu(&hosted.machine, 0, true, || kernel(&hosted))?;
     // `run_kernel` ended the process on a panic, so `outcome` is a value.
     let status = outcome.unwrap_or(kernel_core::exit::PANIC);
     hosted.machine.cpus.join_all(JOIN_TIMEOUT);
     drop(hosted);
     Ok(status)
+}
+
+/// Build a machine, boot the kernel on it with every CPU online
+/// (`kernel_core::boot::boot_into`), run `workload` on CPU 0, and return
+/// its status once every CPU thread has ended — for tests that run their
+/// own scenario on a whole machine.
+///
+/// # Errors
+/// As [`boot`].
+pub fn boot_into(
+    config: &Config,
+    workload: impl FnOnce(&kernel_core::kernel::Kernel<'_, Hosted>) -> u8 + Send,
+) -> Result<u8, HostError> {
+    on_machine(config, |hosted| {
+        kernel_core::boot::boot_into(hosted, workload)
+    })
 }
 
 /// Run `f` on a fresh thread set up as CPU `cpu` of `hosted` (alternate

@@ -69,6 +69,24 @@ pub fn boot<P: Platform>(hal: &P, info: BootInfo<'_>) -> u8 {
             return exit::USAGE;
         }
     };
+    boot_into(hal, |kernel| match cmdline.workload {
+        Workload::All => {
+            let tests = selftest::run(kernel);
+            let demo = with_executor(kernel, |exec| crate::demo::run(kernel, exec));
+            tests.max(demo)
+        }
+        Workload::SelfTest => selftest::run(kernel),
+        Workload::Demo => with_executor(kernel, |exec| crate::demo::run(kernel, exec)),
+        Workload::Fault => selftest::provoke_fault(kernel),
+        Workload::Spec => spec_suites(kernel, &info),
+    })
+}
+
+/// Boot the kernel on `hal` with every CPU online, run `workload` on the
+/// boot CPU, stop the others and return the workload's status: [`boot`]
+/// with the workload given as code (hosted tests use it to run their own
+/// scenarios on a whole machine).
+pub fn boot_into<P: Platform>(hal: &P, workload: impl FnOnce(&Kernel<'_, P>) -> u8) -> u8 {
     let kernel = Box::new(Kernel::new(hal));
     let memory: u64 = hal.memory_map().iter().map(|r| r.len).sum();
     tracing::info!(
@@ -128,17 +146,7 @@ pub fn boot<P: Platform>(hal: &P, info: BootInfo<'_>) -> u8 {
     }
     tracing::info!(cpus = 1 + started.len(), "CPUs up");
 
-    let code = match cmdline.workload {
-        Workload::All => {
-            let tests = selftest::run(&kernel);
-            let demo = with_executor(&kernel, |exec| crate::demo::run(&kernel, exec));
-            tests.max(demo)
-        }
-        Workload::SelfTest => selftest::run(&kernel),
-        Workload::Demo => with_executor(&kernel, |exec| crate::demo::run(&kernel, exec)),
-        Workload::Fault => selftest::provoke_fault(&kernel),
-        Workload::Spec => spec_suites(&kernel, &info),
-    };
+    let code = workload(&kernel);
 
     kernel.begin_stop();
     for &cpu in &started {

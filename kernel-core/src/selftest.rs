@@ -64,8 +64,84 @@ type SchedTest<P> = (
 );
 
 /// The executor tests, in the order they run.
-fn sched_tests<P: Platform>() -> [SchedTest<P>; 1] {
-    [("executor_runs_on_every_cpu", executor_runs_on_every_cpu)]
+fn sched_tests<P: Platform>() -> [SchedTest<P>; 2] {
+    [
+        ("executor_runs_on_every_cpu", executor_runs_on_every_cpu),
+        (
+            "channel_ping_pong_across_cpus",
+            channel_ping_pong_across_cpus,
+        ),
+    ]
+}
+
+/// Tasks in the ping-pong test (pairs times two).
+const PING_PONG_TASKS: usize = 1000;
+/// Round trips per pair.
+const PING_PONG_ROUNDS: u64 = 20;
+
+/// [`PING_PONG_TASKS`] tasks spread over every CPU's queue, in pairs that
+/// bounce a counter through two one-slot channels: every exchange must
+/// arrive (no lost wake-up, INV-SCHED-1) and the sums must be exact.
+fn channel_ping_pong_across_cpus<P: Platform>(
+    kernel: &Kernel<'_, P>,
+    exec: &Executor<'_, P>,
+) -> Outcome {
+    use crate::sched::sync::channel;
+    let hal = kernel.hal();
+    let handle = exec.handle();
+    let one = core::num::NonZeroUsize::MIN;
+    let out = exec.run_until(handle.timeout(WAIT * 6, async {
+        let mut joins = Vec::new();
+        for pair in 0..PING_PONG_TASKS / 2 {
+            let (to_pong, from_ping) = channel(handle.clone(), one);
+            let (to_ping, from_pong) = channel(handle.clone(), one);
+            let ping = async move {
+                let mut sum = 0;
+                for i in 0..PING_PONG_ROUNDS {
+                    if to_pong.send(i).await.is_err() {
+                        return u64::MAX;
+                    }
+                    match from_pong.recv().await {
+                        Ok(v) => sum += v,
+                        Err(_) => return u64::MAX,
+                    }
+                }
+                sum
+            };
+            let pong = async move {
+                let mut n = 0;
+                while let Ok(v) = from_ping.recv().await {
+                    if to_ping.send(v + 1).await.is_err() {
+                        return u64::MAX;
+                    }
+                    n += 1;
+                }
+                n
+            };
+            let cpus = hal.cpu_count();
+            let ping = handle.spawn_on((2 * pair) % cpus, ping);
+            let pong = handle.spawn_on((2 * pair + 1) % cpus, pong);
+            match (ping, pong) {
+                (Ok(p), Ok(q)) => joins.extend([(0, p), (1, q)]),
+                (Err(e), _) | (_, Err(e)) => return Err(format!("{e}")),
+            }
+        }
+        // Each ping's sum is 1 + 2 + ... + ROUNDS; each pong answered ROUNDS.
+        let want_sum = PING_PONG_ROUNDS * (PING_PONG_ROUNDS + 1) / 2;
+        for (k, j) in joins {
+            let got = j.await.map_err(|e| format!("{e}"))?;
+            let want = if k == 0 { want_sum } else { PING_PONG_ROUNDS };
+            if got != want {
+                return Err(format!("a task ended with {got}, expected {want}"));
+            }
+        }
+        Ok(())
+    }));
+    match out {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => Err(String::from("timed out: a wake-up was lost")),
+        Err(e) => Err(format!("{e}")),
+    }
 }
 
 /// A task pinned to each CPU's queue runs; between them every online CPU

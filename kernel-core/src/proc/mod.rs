@@ -346,7 +346,12 @@ impl<'k, 'h, P: Platform + SchedHal> Inner<'k, 'h, P> {
         if pid == u32::MAX {
             return Err(SpawnError::NoPid);
         }
-        let proc = Arc::new(Process::new(ProcessId(pid), String::from(name), options));
+        let proc = Arc::new(Process::new(
+            ProcessId(pid),
+            String::from(name),
+            options,
+            self.kernel.hal(),
+        ));
         self.kernel
             .vm()
             .set_limit(crate::mem::Owner::Process(proc.pid()), options.memory_limit);

@@ -35,7 +35,7 @@ use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
 use super::{ExitStatus, Inner, KillReason, LoadError, Object, Pid, SpawnOptions, WaitFuture};
-use crate::hal::Platform;
+use crate::hal::{Interrupts, Platform};
 use crate::mem::Owner;
 use crate::sched::SchedHal;
 use crate::sched::fiber::{Fiber, KernelStack, Resume, SendFiber, Suspender};
@@ -109,10 +109,18 @@ pub struct Process<'a> {
     /// `&Suspender` of the running fiber body, as an address (0: none;
     /// INV-PROCESS-1).
     suspender: AtomicUsize,
+    /// The platform, when it takes interrupts only at poll points
+    /// ([`Interrupts::polled`]): every preemption check then polls it.
+    polled: Option<&'a (dyn Interrupts + Sync)>,
 }
 
 impl<'a> Process<'a> {
-    pub(crate) fn new(pid: Pid, name: String, options: SpawnOptions) -> Self {
+    pub(crate) fn new(
+        pid: Pid,
+        name: String,
+        options: SpawnOptions,
+        irqs: &'a (dyn Interrupts + Sync),
+    ) -> Self {
         Self {
             pid,
             name,
@@ -128,6 +136,17 @@ impl<'a> Process<'a> {
             driver: spin::Mutex::new(None),
             request: spin::Mutex::new(None),
             suspender: AtomicUsize::new(0),
+            polled: irqs.polled().then_some(irqs),
+        }
+    }
+
+    /// The deadline the store's checks use in a slice ending at `end`:
+    /// at once when killed, and at every check on a polled platform.
+    fn check_deadline(&self, end: u64) -> u64 {
+        if self.killed().is_some() || self.polled.is_some() {
+            0
+        } else {
+            end
         }
     }
 
@@ -216,10 +235,7 @@ impl<'a> Process<'a> {
     /// (or at once when already killed).
     pub(crate) fn attach_interrupt(&self, cell: &Arc<Interrupt<'a>>) {
         let cell = self.interrupt.call_once(|| cell.clone());
-        cell.set_deadline(self.slice_end.load(Ordering::SeqCst));
-        if self.killed().is_some() {
-            cell.set_deadline(0);
-        }
+        cell.set_deadline(self.check_deadline(self.slice_end.load(Ordering::SeqCst)));
     }
 
     /// Suspend the calling fiber with `request` (INV-PROCESS-1). Only host
@@ -259,10 +275,13 @@ impl<'a> Process<'a> {
 
     /// The preemption hook of this process's store.
     fn on_check(&self, cell: &Interrupt<'a>) -> HookAction {
+        if let Some(irqs) = self.polled {
+            irqs.poll();
+        }
         if self.killed().is_some() {
             return HookAction::Interrupt;
         }
-        if cell.epoch() >= cell.deadline() {
+        if cell.epoch() >= self.slice_end.load(Ordering::SeqCst) {
             self.suspend(Request::Yield);
         }
         if self.killed().is_some() {
@@ -360,7 +379,7 @@ impl<'k, 'h, P: Platform + SchedHal> Driver<'k, 'h, P> {
         let end = epoch.saturating_add(u64::try_from(quantum.as_micros()).unwrap_or(u64::MAX));
         self.proc.slice_end.store(end, Ordering::SeqCst);
         if let Some(cell) = self.proc.interrupt.get() {
-            cell.set_deadline(if self.proc.killed().is_some() { 0 } else { end });
+            cell.set_deadline(self.proc.check_deadline(end));
         }
         let outer = (cpu.wasm.saved(), cpu.wasm.is_active());
         cpu.wasm.restore(self.wasm.0, self.wasm.1);

@@ -1,0 +1,364 @@
+//! Processes on a whole hosted machine: preemption of an endless loop,
+//! kill and memory release, capability checks of the system interface,
+//! fault isolation, and a process spawning a child. Every wait is bounded
+//! by a generous timeout that fails the test instead of hanging it; no
+//! test passes or fails on a timing threshold.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hal_hosted::{Config, Hosted};
+use kernel_core::kernel::Kernel;
+use kernel_core::mem::Owner;
+use kernel_core::proc::{self, ExitStatus, KillReason, Object, Pid, Procs, SpawnOptions};
+use kernel_core::sched::Executor;
+use kernel_core::wasm::TrapKind;
+
+/// How long any one wait may take before the test fails.
+const HANG_GUARD: Duration = Duration::from_secs(120);
+
+fn wat(text: &str) -> Arc<[u8]> {
+    let buf = wast::parser::ParseBuffer::new(text).expect("lex");
+    let mut m: wast::Wat<'_> = wast::parser::parse(&buf).expect("parse");
+    m.encode().expect("encode").into()
+}
+
+/// Boot a `cpus`-CPU machine and run `scenario` in a process scope on it;
+/// its result. Assertions happen outside the kernel, on the result.
+fn on_machine<T: Send>(
+    cpus: usize,
+    scenario: impl for<'k, 'h> FnOnce(&'k Kernel<'h, Hosted>, &Executor<'h, Hosted>) -> T + Send,
+) -> T {
+    let out = Mutex::new(None);
+    let status = hal_hosted::boot_into(
+        &Config {
+            cpus,
+            memory: 256 << 20,
+            window: 1 << 40,
+        },
+        |kernel| {
+            let r = kernel_core::boot::with_executor(kernel, |exec| scenario(kernel, exec));
+            *out.lock().expect("result lock") = Some(r);
+            0
+        },
+    )
+    .expect("machine");
+    assert_eq!(status, 0);
+    out.into_inner()
+        .expect("result lock")
+        .expect("the scenario ran")
+}
+
+/// Wait for `pid` under the hang guard.
+async fn wait(procs: &Procs<'_, '_, Hosted>, pid: Pid) -> Option<ExitStatus> {
+    procs
+        .exec()
+        .timeout(HANG_GUARD, procs.wait(pid))
+        .await
+        .ok()
+        .flatten()
+}
+
+const SPIN: &str = r#"(module
+  (memory 4)
+  (func (export "_start")
+    (local $a i32)
+    ;; Touch all four pages so that the process holds frames.
+    (loop $touch
+      (i32.store (local.get $a) (i32.const 1))
+      (local.set $a (i32.add (local.get $a) (i32.const 4096)))
+      (br_if $touch (i32.lt_u (local.get $a) (i32.const 262144))))
+    (loop $forever (br $forever))))"#;
+
+const COUNTER: &str = r#"(module
+  (func (export "_start") (result i32)
+    (local $n i32)
+    (loop $count
+      (local.set $n (i32.add (local.get $n) (i32.const 1)))
+      (br_if $count (i32.lt_u (local.get $n) (i32.const 20000000))))
+    (i32.const 0)))"#;
+
+#[derive(Debug)]
+struct Preemption {
+    counter: Option<ExitStatus>,
+    counter_slices: u64,
+    spin_frames_while_running: u64,
+    spin: Option<ExitStatus>,
+    spin_frames_after: u64,
+    free_before: u64,
+    free_after: u64,
+}
+
+#[test]
+fn an_endless_loop_is_preempted_and_killing_it_frees_its_memory() {
+    let r = on_machine(1, |kernel, exec| {
+        let free_before = kernel.frames().free_frames();
+        let r = proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
+            let spin = procs
+                .spawn("spin", wat(SPIN), Vec::new(), procs.defaults())
+                .expect("spawn spin");
+            let counter = procs
+                .spawn("counter", wat(COUNTER), Vec::new(), procs.defaults())
+                .expect("spawn counter");
+            // One CPU: the counter finishes only if the loop is preempted.
+            let counter_status = wait(&procs, counter).await;
+            let spin_frames_while_running = kernel.vm().owner_frames(Owner::Process(spin));
+            procs.kill(spin);
+            let spin_status = wait(&procs, spin).await;
+            let counter_slices = procs
+                .info()
+                .iter()
+                .find(|p| p.pid == counter)
+                .map_or(0, |p| p.slices);
+            Preemption {
+                counter: counter_status,
+                counter_slices,
+                spin_frames_while_running,
+                spin: spin_status,
+                spin_frames_after: kernel.vm().owner_frames(Owner::Process(spin)),
+                free_before,
+                free_after: 0,
+            }
+        })
+        .expect("process scope");
+        Preemption {
+            free_after: kernel.frames().free_frames(),
+            ..r
+        }
+    });
+    assert_eq!(r.counter, Some(ExitStatus::Exited(0)), "{r:?}");
+    assert!(
+        r.counter_slices >= 2,
+        "the counter never shared its CPU: {r:?}"
+    );
+    // Four touched wasm pages, plus its stack.
+    assert!(r.spin_frames_while_running >= 64, "{r:?}");
+    assert_eq!(
+        r.spin,
+        Some(ExitStatus::Killed(KillReason::Request)),
+        "{r:?}"
+    );
+    assert_eq!(r.spin_frames_after, 0, "{r:?}");
+    assert_eq!(r.free_after, r.free_before, "frames leaked: {r:?}");
+}
+
+/// Every call names its check number: the process exits with the number
+/// of the first check that failed, or 0.
+const CAPABILITIES: &str = r#"(module
+  (import "vessel" "chan_create" (func $create (param i32) (result i32)))
+  (import "vessel" "chan_send" (func $send (param i32 i32 i32) (result i32)))
+  (import "vessel" "chan_recv" (func $recv (param i32 i32 i32) (result i32)))
+  (import "vessel" "close" (func $close (param i32) (result i32)))
+  (import "vessel" "write" (func $write (param i32 i32) (result i32)))
+  (import "vessel" "wait" (func $wait (param i32) (result i32)))
+  (import "vessel" "kill" (func $kill (param i32) (result i32)))
+  (import "vessel" "spawn" (func $spawn (param i32 i32 i32 i32) (result i32)))
+  (import "vessel" "sleep" (func $sleep (param i64) (result i32)))
+  (import "vessel" "exit" (func $exit (param i32)))
+  (memory 1)
+  (func $expect (param $got i32) (param $want i32) (param $check i32)
+    (if (i32.ne (local.get $got) (local.get $want))
+      (then (call $exit (local.get $check)))))
+  (func (export "_start") (result i32)
+    ;; Forged handles: none was given or made yet.
+    (call $expect (call $send (i32.const 7) (i32.const 0) (i32.const 4)) (i32.const -1) (i32.const 1))
+    (call $expect (call $recv (i32.const -5) (i32.const 0) (i32.const 4)) (i32.const -1) (i32.const 2))
+    (call $expect (call $close (i32.const 1000000)) (i32.const -1) (i32.const 3))
+    (call $expect (call $wait (i32.const 0)) (i32.const -1) (i32.const 4))
+    (call $expect (call $kill (i32.const 0)) (i32.const -1) (i32.const 5))
+    ;; An out pointer past the end: a fault, and nothing made.
+    (call $expect (call $create (i32.const 65532)) (i32.const -2) (i32.const 6))
+    (call $expect (call $create (i32.const 16)) (i32.const 0) (i32.const 7))
+    (call $expect (i32.load (i32.const 16)) (i32.const 0) (i32.const 8))
+    (call $expect (i32.load (i32.const 20)) (i32.const 1) (i32.const 9))
+    ;; Handles of the wrong kind.
+    (call $expect (call $recv (i32.const 0) (i32.const 0) (i32.const 4)) (i32.const -1) (i32.const 10))
+    (call $expect (call $send (i32.const 1) (i32.const 0) (i32.const 4)) (i32.const -1) (i32.const 11))
+    (call $expect (call $wait (i32.const 1)) (i32.const -1) (i32.const 12))
+    (call $expect (call $kill (i32.const 0)) (i32.const -1) (i32.const 13))
+    ;; Pointers and lengths outside memory, or too long.
+    (call $expect (call $send (i32.const 0) (i32.const 65535) (i32.const 2)) (i32.const -2) (i32.const 14))
+    (call $expect (call $send (i32.const 0) (i32.const -1) (i32.const 1)) (i32.const -2) (i32.const 15))
+    (call $expect (call $send (i32.const 0) (i32.const 0) (i32.const -1)) (i32.const -4) (i32.const 16))
+    (call $expect (call $write (i32.const 65000) (i32.const 1000)) (i32.const -2) (i32.const 17))
+    (call $expect (call $recv (i32.const 1) (i32.const 65530) (i32.const 100)) (i32.const -2) (i32.const 18))
+    (call $expect (call $sleep (i64.const -1)) (i32.const -4) (i32.const 19))
+    ;; A good round trip still works; a short buffer gets the first bytes
+    ;; and the full length.
+    (i32.store (i32.const 32) (i32.const 0x0102032a))
+    (call $expect (call $send (i32.const 0) (i32.const 32) (i32.const 4)) (i32.const 0) (i32.const 20))
+    (call $expect (call $recv (i32.const 1) (i32.const 40) (i32.const 2)) (i32.const 4) (i32.const 21))
+    (call $expect (i32.load (i32.const 40)) (i32.const 0x032a) (i32.const 22))
+    ;; Closing the only sender: the receiver sees the channel closed.
+    (call $expect (call $close (i32.const 0)) (i32.const 0) (i32.const 23))
+    (call $expect (call $recv (i32.const 1) (i32.const 40) (i32.const 4)) (i32.const -3) (i32.const 24))
+    (call $expect (call $close (i32.const 0)) (i32.const -1) (i32.const 25))
+    ;; spawn: a module outside memory, a forged handle in the list.
+    (call $expect (call $spawn (i32.const 65000) (i32.const 1000) (i32.const 0) (i32.const 0)) (i32.const -2) (i32.const 26))
+    (i32.store (i32.const 48) (i32.const 99))
+    (call $expect (call $spawn (i32.const 0) (i32.const 8) (i32.const 48) (i32.const 1)) (i32.const -1) (i32.const 27))
+    (i32.const 0)))"#;
+
+#[test]
+fn forged_handles_and_wild_pointers_are_errors() {
+    let status = on_machine(2, |kernel, exec| {
+        proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
+            let pid = procs
+                .spawn("caps", wat(CAPABILITIES), Vec::new(), procs.defaults())
+                .expect("spawn");
+            wait(&procs, pid).await
+        })
+        .expect("process scope")
+    });
+    assert_eq!(
+        status,
+        Some(ExitStatus::Exited(0)),
+        "exit code = first failed check"
+    );
+}
+
+/// Sends one message, then traps while holding the channel.
+const VICTIM: &str = r#"(module
+  (import "vessel" "chan_send" (func $send (param i32 i32 i32) (result i32)))
+  (memory 2)
+  (func (export "_start")
+    (i32.store (i32.const 70000) (i32.const 5))
+    (drop (call $send (i32.const 0) (i32.const 70000) (i32.const 4)))
+    unreachable))"#;
+
+/// Receives the message, then expects the channel closed (-3): exit 0.
+const PEER: &str = r#"(module
+  (import "vessel" "chan_recv" (func $recv (param i32 i32 i32) (result i32)))
+  (memory 1)
+  (func (export "_start") (result i32)
+    (if (i32.ne (call $recv (i32.const 0) (i32.const 0) (i32.const 4)) (i32.const 4))
+      (then (return (i32.const 1))))
+    (if (i32.ne (i32.load (i32.const 0)) (i32.const 5))
+      (then (return (i32.const 2))))
+    (if (i32.ne (call $recv (i32.const 0) (i32.const 0) (i32.const 4)) (i32.const -3))
+      (then (return (i32.const 3))))
+    (i32.const 0)))"#;
+
+#[test]
+fn a_trapping_process_releases_everything_and_its_peer_sees_the_channel_closed() {
+    let (victim, peer, victim_frames) = on_machine(2, |kernel, exec| {
+        proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
+            let (tx, rx) = proc::new_channel(kernel.hal(), 4);
+            let peer = procs
+                .spawn(
+                    "peer",
+                    wat(PEER),
+                    vec![Object::Receiver(rx)],
+                    procs.defaults(),
+                )
+                .expect("spawn peer");
+            let victim = procs
+                .spawn(
+                    "victim",
+                    wat(VICTIM),
+                    vec![Object::Sender(tx)],
+                    procs.defaults(),
+                )
+                .expect("spawn victim");
+            let v = wait(&procs, victim).await;
+            let p = wait(&procs, peer).await;
+            (v, p, kernel.vm().owner_frames(Owner::Process(victim)))
+        })
+        .expect("process scope")
+    });
+    assert_eq!(victim, Some(ExitStatus::Trapped(TrapKind::Unreachable)));
+    assert_eq!(peer, Some(ExitStatus::Exited(0)), "exit code = failed step");
+    assert_eq!(victim_frames, 0);
+}
+
+/// A child that sends "hi" on handle 0 and exits 7.
+const CHILD: &str = r#"(module
+  (import "vessel" "chan_send" (func $send (param i32 i32 i32) (result i32)))
+  (import "vessel" "exit" (func $exit (param i32)))
+  (memory 1)
+  (data (i32.const 0) "hi")
+  (func (export "_start")
+    (drop (call $send (i32.const 0) (i32.const 0) (i32.const 2)))
+    (call $exit (i32.const 7))))"#;
+
+/// A parent that spawns the child (its bytes at 1024) with the send end of
+/// a new channel, receives its message and waits for it.
+fn parent(child: &[u8]) -> String {
+    let bytes: String = child.iter().map(|b| format!("\\{b:02x}")).collect();
+    format!(
+        r#"(module
+  (import "vessel" "chan_create" (func $create (param i32) (result i32)))
+  (import "vessel" "chan_recv" (func $recv (param i32 i32 i32) (result i32)))
+  (import "vessel" "spawn" (func $spawn (param i32 i32 i32 i32) (result i32)))
+  (import "vessel" "wait" (func $wait (param i32) (result i32)))
+  (memory 1)
+  (data (i32.const 1024) "{bytes}")
+  (func (export "_start") (result i32)
+    (local $child i32)
+    (if (call $create (i32.const 0)) (then (return (i32.const 1))))
+    ;; Hand over the send end (its handle is at 0).
+    (local.set $child (call $spawn (i32.const 1024) (i32.const {len}) (i32.const 0) (i32.const 1)))
+    (if (i32.lt_s (local.get $child) (i32.const 0)) (then (return (i32.const 2))))
+    (if (i32.ne (call $recv (i32.load (i32.const 4)) (i32.const 16) (i32.const 8)) (i32.const 2))
+      (then (return (i32.const 3))))
+    (if (i32.ne (i32.load16_u (i32.const 16)) (i32.const 0x6968))
+      (then (return (i32.const 4))))
+    (if (i32.ne (call $wait (local.get $child)) (i32.const 7))
+      (then (return (i32.const 5))))
+    (i32.const 0)))"#,
+        len = child.len()
+    )
+}
+
+#[test]
+fn a_process_spawns_a_child_and_talks_to_it() {
+    let child = wat(CHILD);
+    let (parent_status, count) = on_machine(2, |kernel, exec| {
+        proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
+            let pid = procs
+                .spawn("parent", wat(&parent(&child)), Vec::new(), procs.defaults())
+                .expect("spawn");
+            let status = wait(&procs, pid).await;
+            (status, procs.info().len())
+        })
+        .expect("process scope")
+    });
+    assert_eq!(
+        parent_status,
+        Some(ExitStatus::Exited(0)),
+        "exit code = failed step"
+    );
+    assert_eq!(count, 2, "the parent and its child");
+}
+
+#[test]
+fn a_module_that_does_not_load_fails_with_its_reason() {
+    let (bad, unknown) = on_machine(1, |kernel, exec| {
+        proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
+            let bad = procs
+                .spawn(
+                    "bad",
+                    Arc::from(&b"\0asm\x01\0\0\0\x05"[..]),
+                    Vec::new(),
+                    procs.defaults(),
+                )
+                .expect("spawn");
+            let unknown = procs
+                .spawn(
+                    "unknown",
+                    wat(r#"(module (import "vessel" "nope" (func)) (func (export "_start")))"#),
+                    Vec::new(),
+                    procs.defaults(),
+                )
+                .expect("spawn");
+            (wait(&procs, bad).await, wait(&procs, unknown).await)
+        })
+        .expect("process scope")
+    });
+    assert!(
+        matches!(bad, Some(ExitStatus::Failed(proc::LoadError::Module(at))) if at > 0),
+        "{bad:?}"
+    );
+    assert_eq!(unknown, Some(ExitStatus::Failed(proc::LoadError::Link)));
+}
