@@ -355,7 +355,7 @@ impl<'k, 'h, P: Platform + SchedHal> Inner<'k, 'h, P> {
         self.kernel
             .vm()
             .set_limit(crate::mem::Owner::Process(proc.pid()), options.memory_limit);
-        let driver = process::Driver::new(self.clone(), proc.clone(), module, handles, options);
+        let driver = process::Driver::new(self.clone(), proc.clone(), module, handles);
         // SAFETY: INV-PROC-1: `run` awaits this task (through `tasks`)
         // before the scope, and so the kernel borrow, ends; it is never
         // cancelled.

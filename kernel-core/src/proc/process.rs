@@ -322,7 +322,6 @@ impl<'k, 'h, P: Platform + SchedHal> Driver<'k, 'h, P> {
         proc: Arc<Process<'k>>,
         module: Arc<[u8]>,
         handles: Vec<Object<'k>>,
-        _options: SpawnOptions,
     ) -> Self {
         Self {
             scope,
