@@ -199,10 +199,20 @@ impl Cpus for Hosted {
         }
         let slot = self.machine.cpus.slot(cpu).ok_or(HalError::OutOfRange)?;
         slot.claim()?;
+        if let Some(det) = &self.machine.det {
+            return det.start(cpu, entry, arg).inspect_err(|_| slot.unclaim());
+        }
         context::start_secondary(&self.machine, cpu, entry, arg).map_err(|_| HalError::NoMemory)
     }
 
     fn send_ipi(&self, cpu: CpuId) {
+        if let Some(det) = &self.machine.det {
+            thread::with(|t| {
+                let from = t.is_cpu_of(self.machine_ptr()).then_some(t);
+                det.send_ipi(from, cpu);
+            });
+            return;
+        }
         if let Some(slot) = self.machine.cpus.slot(cpu) {
             slot.send_ipi();
         }
@@ -210,10 +220,14 @@ impl Cpus for Hosted {
 
     /// Hosted: returns at once on a thread that is not a CPU of this machine
     /// (no interrupt could ever reach it).
+    /// Deterministic: the CPU idles and another runs (`det`).
     fn wait_for_interrupt(&self) {
         thread::with(|t| {
             if t.is_cpu_of(self.machine_ptr()) {
-                irq::wait(t);
+                match &self.machine.det {
+                    Some(det) => det.wait(t),
+                    None => irq::wait(t),
+                }
             }
         });
     }
