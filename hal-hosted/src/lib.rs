@@ -183,7 +183,8 @@ impl Hosted {
         signals::install()?;
         icache::register()?;
         let phys = memory::PhysMem::new(config.memory)?;
-        let window = mmu::Window::new(config.window)?;
+        let hint = config.deterministic.map(|_| mmu::DETERMINISTIC_WINDOW_HINT);
+        let window = mmu::Window::new(config.window, hint)?;
         let machine = Machine {
             window,
             phys,

@@ -7,7 +7,7 @@
 // Public so that helpers this binary does not use are not dead code.
 pub mod common;
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -49,8 +49,8 @@ fn boot(cpus: usize, seed: u64, cmdline: &'static str) -> Run {
             ..BootInfo::default()
         };
         let status = hal_hosted::boot_on(&hosted, info).expect("boot");
-        let console = String::from_utf8(hosted.captured_console().expect("captured"))
-            .expect("utf-8 console");
+        let console =
+            String::from_utf8(hosted.captured_console().expect("captured")).expect("utf-8 console");
         let summary = hosted.trace_summary().expect("deterministic");
         let _ = tx.send(Run {
             status,
@@ -198,5 +198,81 @@ fn deadlock_is_reported_instead_of_hanging() {
         .cloned()
         .unwrap_or_default();
     assert!(msg.contains("deadlock"), "{msg}");
-    assert_eq!(hosted.trace_tail().last().map(|e| e.event), Some(Event::Deadlock));
+    assert_eq!(
+        hosted.trace_tail().last().map(|e| e.event),
+        Some(Event::Deadlock)
+    );
+}
+
+/// What CPU 0 and the secondary of `poll_interleaves_cpus` share.
+struct Pair<'a> {
+    hosted: &'a Hosted,
+    rounds: AtomicU64,
+    stop: AtomicBool,
+    done: AtomicBool,
+    wrong_cpu: AtomicBool,
+}
+
+/// The secondary: count rounds, polling, until told to stop.
+fn spinner(arg: usize) {
+    // SAFETY: CPU 0 passed its `Pair`, which it keeps alive until `done`.
+    let p = unsafe { &*(arg as *const Pair<'_>) };
+    p.hosted.irq_restore(true);
+    while !p.stop.load(Ordering::SeqCst) {
+        if p.hosted.current_cpu() != 1 {
+            p.wrong_cpu.store(true, Ordering::SeqCst);
+        }
+        p.rounds.fetch_add(1, Ordering::SeqCst);
+        p.hosted.poll();
+    }
+    let _ = p.hosted.irq_save();
+    p.done.store(true, Ordering::SeqCst);
+}
+
+#[test]
+fn poll_interleaves_cpus() {
+    /// Polls CPU 0 makes at most per phase (each takes 1 µs of virtual time).
+    const POLLS: usize = 1_000_000;
+    let hosted = small_det(2);
+    let pair = Pair {
+        hosted: &hosted,
+        rounds: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        done: AtomicBool::new(false),
+        wrong_cpu: AtomicBool::new(false),
+    };
+    let (progressed, ended) = run_on_cpu(&hosted, 0, || {
+        hosted
+            .start_cpu(1, spinner, &raw const pair as usize)
+            .expect("start CPU 1");
+        hosted.irq_restore(true);
+        let progressed = (0..POLLS).any(|_| {
+            hosted.poll();
+            if hosted.current_cpu() != 0 {
+                pair.wrong_cpu.store(true, Ordering::SeqCst);
+            }
+            pair.rounds.load(Ordering::SeqCst) >= 100
+        });
+        pair.stop.store(true, Ordering::SeqCst);
+        let ended = (0..POLLS).any(|_| {
+            hosted.poll();
+            pair.done.load(Ordering::SeqCst)
+        });
+        assert!(hosted.irq_save());
+        (progressed, ended)
+    });
+    assert!(progressed, "CPU 1 did not run while CPU 0 polled");
+    assert!(ended, "CPU 1 did not stop");
+    assert!(
+        !pair.wrong_cpu.load(Ordering::SeqCst),
+        "current_cpu wrong after a switch"
+    );
+    let events: Vec<Event> = hosted.trace_tail().iter().map(|e| e.event).collect();
+    for (from, to) in [(0, 1), (1, 0)] {
+        assert!(
+            events.contains(&Event::Switch { from, to }),
+            "no switch {from} -> {to}: {events:?}"
+        );
+    }
+    assert!(events.contains(&Event::End { cpu: 1 }));
 }
