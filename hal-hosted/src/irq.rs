@@ -14,6 +14,9 @@
 //!   flag is set and every bit pending at that moment has been delivered
 //!   (any signal that comes later finds the flag set and delivers itself).
 //!
+//! Deterministic mode (`det`) has no interrupt signals: it hands what
+//! arrives for a CPU to [`arrive`], the same path a signal takes.
+//!
 //! Everything here runs on one thread (the handler interrupts the code on
 //! its own thread), so the atomics order against signal handlers, not other
 //! CPUs; `SeqCst` keeps the reasoning simple and costs nothing measurable.
