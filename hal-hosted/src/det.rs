@@ -48,6 +48,11 @@
 //! kernel's own behaviour is a function of what the HAL tells it (the
 //! entropy seed is derived from the simulation seed too). Host addresses
 //! (where the window or the direct map lands) are not part of the trace.
+//! What breaks replay: another host thread calling into the machine (its
+//! `now` advances the shared clock, its IPIs land whenever it runs), and
+//! kernel code that spins on another CPU without a switch point (a lock
+//! that does not mask interrupts held across `now`/`poll`, or a wait loop
+//! with interrupts masked), which hangs instead.
 //!
 //! # Trace
 //!
