@@ -9,7 +9,7 @@
 //! seeded interleaving (`hal_hosted::Config::deterministic`); `--seed N`
 //! picks the seed (default 0) and requires `--deterministic`, so that a
 //! seed is never silently ignored by a threaded run. A deterministic
-//! `selftest` or `boot` ends its standard output with one line,
+//! `demo`, `selftest` or `boot` ends its standard output with one line,
 //! `deterministic: seed=N virtual=<ns>ns events=<count> trace=<hex>`, so
 //! two runs' whole outputs can be compared.
 

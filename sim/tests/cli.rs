@@ -24,9 +24,7 @@ fn default_run_is_the_demo_with_every_process_as_expected() {
     let row = |name: &str, status: &str| {
         text.lines().any(|l| {
             let words: Vec<&str> = l.split_whitespace().collect();
-            words.get(1) == Some(&name)
-                && l.contains(status)
-                && words.last() == Some(&"yes")
+            words.get(1) == Some(&name) && l.contains(status) && words.last() == Some(&"yes")
         })
     };
     for (name, status) in [
@@ -37,7 +35,10 @@ fn default_run_is_the_demo_with_every_process_as_expected() {
         ("trap", "trapped: integer divide by zero"),
         ("spin", "killed: deadline"),
     ] {
-        assert!(row(name, status), "no `{name}` row with `{status}`:\n{text}");
+        assert!(
+            row(name, status),
+            "no `{name}` row with `{status}`:\n{text}"
+        );
     }
     let last = text.lines().last().unwrap_or_default();
     assert_eq!(last, "demo: 7 as expected, 0 not", "{text}");
@@ -139,6 +140,25 @@ fn deterministic_runs_with_one_seed_print_the_same() {
     );
     let totals = lines.next().unwrap_or_default();
     assert!(totals.ends_with(" passed, 0 failed"), "{text}");
+}
+
+#[test]
+fn deterministic_demo_replays() {
+    let args = ["--deterministic", "--seed", "3", "--cpus", "2", "demo"];
+    let limit = std::time::Duration::from_secs(300);
+    let a = sim_bounded(&args, limit);
+    let b = sim_bounded(&args, limit);
+    assert_eq!(a.status.code(), Some(0), "{}{}", stdout(&a), stderr(&a));
+    let text = stdout(&a);
+    assert_eq!(text, stdout(&b), "two demo runs with seed 3 differ");
+    let mut lines = text.lines().rev();
+    assert!(
+        lines
+            .next()
+            .unwrap_or_default()
+            .starts_with("deterministic: seed=3 ")
+    );
+    assert_eq!(lines.next(), Some("demo: 7 as expected, 0 not"), "{text}");
 }
 
 #[test]
