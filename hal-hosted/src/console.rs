@@ -4,7 +4,9 @@
 //! buffer to standard output with `write(2)` while holding it, so concurrent
 //! writers of one machine never interleave within a call; nothing is
 //! buffered in the process, so output written before `_exit` or a crash is
-//! not lost. `panic_write` goes to standard error without the lock.
+//! not lost. `panic_write` goes to standard error without the lock. A
+//! machine built with [`crate::Config::capture_console`] keeps what `write`
+//! gets in memory instead ([`crate::Hosted::captured_console`]).
 //!
 //! Invariant INV-CON-1: the lock is held only around `write(2)` calls, never
 //! across a call into the kernel.
@@ -19,12 +21,29 @@ use rustix::time::Timespec;
 
 use crate::Hosted;
 
-/// The lock that serializes one machine's console writes.
-pub(crate) struct ConsoleLock(Mutex<()>);
+/// The lock that serializes one machine's console writes; with capture on
+/// ([`crate::Config::capture_console`]) it guards the captured bytes.
+pub(crate) struct ConsoleLock {
+    lock: Mutex<Vec<u8>>,
+    capture: bool,
+}
 
 impl ConsoleLock {
-    pub(crate) fn new() -> Self {
-        Self(Mutex::new(()))
+    pub(crate) fn new(capture: bool) -> Self {
+        Self {
+            lock: Mutex::new(Vec::new()),
+            capture,
+        }
+    }
+
+    /// Everything written so far, when capturing.
+    pub(crate) fn captured(&self) -> Option<Vec<u8>> {
+        self.capture.then(|| {
+            self.lock
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+        })
     }
 }
 
@@ -47,14 +66,15 @@ fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) {
 }
 
 impl Console for Hosted {
+    /// Hosted, capturing: appends to the captured bytes instead.
     fn write(&self, bytes: &[u8]) {
-        let _guard = self
-            .machine
-            .console
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        write_all(rustix::stdio::stdout(), bytes);
+        let console = &self.machine.console;
+        let mut guard = console.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        if console.capture {
+            guard.extend_from_slice(bytes);
+        } else {
+            write_all(rustix::stdio::stdout(), bytes);
+        }
     }
 
     fn try_read(&self) -> Option<u8> {

@@ -5,7 +5,8 @@
 //! timer and a registered slot, then unblocks the interrupt signals; dropping
 //! the context undoes all of it in reverse. It also spawns the threads:
 //! secondaries for `Cpus::start_cpu`, and the scoped threads of
-//! [`crate::run_on_cpu`] and [`crate::boot`].
+//! [`crate::run_on_cpu`] and [`crate::boot`]. In deterministic mode only
+//! the scoped thread is made; it runs every CPU as a fiber ([`crate::det`]).
 //!
 //! Invariants:
 //! - INV-CTX-1: while a `CpuContext` lives on a thread, that thread's
@@ -187,7 +188,7 @@ fn set_interrupt_mask(how: libc::c_int) {
 /// Run kernel code on a CPU thread. A kernel panic stops the machine; on
 /// hosted the machine's life is the process's, so it exits with
 /// `exit::PANIC` (the panic message was printed by the panic hook).
-fn run_kernel<R>(f: impl FnOnce() -> R) -> R {
+pub(crate) fn run_kernel<R>(f: impl FnOnce() -> R) -> R {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(_) => std::process::exit(i32::from(kernel_core::exit::PANIC)),
@@ -246,8 +247,10 @@ pub(crate) fn start_secondary(
     }
 }
 
-/// Run `f` on a fresh scoped thread that is CPU `cpu` of `machine`.
-/// Returns the setup error, or `f`'s outcome (value or panic payload).
+/// Run `f` on a fresh scoped thread that is CPU `cpu` of `machine` (in
+/// deterministic mode: the host thread of every CPU, with `f` on CPU
+/// `cpu`'s fiber). Returns the setup error (or a deterministic deadlock),
+/// or `f`'s outcome (value or panic payload).
 pub(crate) fn on_fresh_cpu<R: Send>(
     machine: &Arc<Machine>,
     cpu: CpuId,
@@ -260,13 +263,15 @@ pub(crate) fn on_fresh_cpu<R: Send>(
             .stack_size(CPU_STACK_SIZE)
             .spawn_scoped(scope, || {
                 let context = CpuContext::enter(Arc::clone(machine), cpu)?;
-                let outcome = if kernel {
-                    Ok(run_kernel(f))
-                } else {
-                    catch_unwind(AssertUnwindSafe(f))
+                let outcome = match &machine.det {
+                    // Deterministic: this thread is the host thread of
+                    // every CPU, `f` runs in CPU `cpu`'s fiber.
+                    Some(det) => det.run(machine, cpu, kernel, f),
+                    None if kernel => Ok(Ok(run_kernel(f))),
+                    None => Ok(catch_unwind(AssertUnwindSafe(f))),
                 };
                 drop(context);
-                Ok(outcome)
+                outcome
             });
         match spawned {
             Ok(handle) => match handle.join() {

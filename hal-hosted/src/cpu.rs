@@ -23,6 +23,10 @@
 //!
 //! Sending an IPI takes no lock and never blocks, so the kernel may send one
 //! from an interrupt or fault handler (INV-HAL-2).
+//!
+//! In deterministic mode the slots still say which CPUs run (claimed by
+//! `start_cpu`, freed when the CPU's fiber ends), but starting a CPU makes
+//! a fiber, an IPI is a pending bit and waiting idles the fiber (`det`).
 
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -193,16 +197,30 @@ impl Cpus for Hosted {
         })
     }
 
+    /// Deterministic: a fiber on the host thread, run when the simulation
+    /// picks it.
     fn start_cpu(&self, cpu: CpuId, entry: CpuEntry, arg: usize) -> Result<(), HalError> {
         if cpu == 0 {
             return Err(HalError::OutOfRange);
         }
         let slot = self.machine.cpus.slot(cpu).ok_or(HalError::OutOfRange)?;
         slot.claim()?;
+        if let Some(det) = &self.machine.det {
+            return det.start(cpu, entry, arg).inspect_err(|_| slot.unclaim());
+        }
         context::start_secondary(&self.machine, cpu, entry, arg).map_err(|_| HalError::NoMemory)
     }
 
+    /// Deterministic: a pending bit on the target, taken at its next switch
+    /// point (at once for a CPU sending to itself).
     fn send_ipi(&self, cpu: CpuId) {
+        if let Some(det) = &self.machine.det {
+            thread::with(|t| {
+                let from = t.is_cpu_of(self.machine_ptr()).then_some(t);
+                det.send_ipi(from, cpu);
+            });
+            return;
+        }
         if let Some(slot) = self.machine.cpus.slot(cpu) {
             slot.send_ipi();
         }
@@ -210,10 +228,14 @@ impl Cpus for Hosted {
 
     /// Hosted: returns at once on a thread that is not a CPU of this machine
     /// (no interrupt could ever reach it).
+    /// Deterministic: the CPU idles and another runs (`det`).
     fn wait_for_interrupt(&self) {
         thread::with(|t| {
             if t.is_cpu_of(self.machine_ptr()) {
-                irq::wait(t);
+                match &self.machine.det {
+                    Some(det) => det.wait(t),
+                    None => irq::wait(t),
+                }
             }
         });
     }

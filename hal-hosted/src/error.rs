@@ -53,6 +53,15 @@ pub enum HostError {
     /// Registering for `membarrier(PRIVATE_EXPEDITED_SYNC_CORE)` failed
     /// (aarch64 hosts only).
     Membarrier(Errno),
+    /// Mapping the stack of a simulated CPU (deterministic mode) failed.
+    FiberStack(Errno),
+    /// Deterministic mode: every CPU waited for an interrupt while none was
+    /// pending and no timer was armed, so none could ever come. The run was
+    /// stopped (and reported on standard error) instead of hanging.
+    Deadlock {
+        /// Virtual time of the deadlock, in nanoseconds since boot.
+        virtual_ns: u64,
+    },
 }
 
 impl fmt::Display for HostError {
@@ -88,6 +97,11 @@ impl fmt::Display for HostError {
             Self::Timer(e) => write!(f, "timer_create failed: {e}"),
             Self::Thread(e) => write!(f, "spawning a CPU thread failed: {e}"),
             Self::Membarrier(e) => write!(f, "membarrier registration failed: {e}"),
+            Self::FiberStack(e) => write!(f, "mapping a simulated CPU's stack failed: {e}"),
+            Self::Deadlock { virtual_ns } => write!(
+                f,
+                "deadlock at virtual time {virtual_ns} ns: every CPU waits for an interrupt and none can come"
+            ),
         }
     }
 }

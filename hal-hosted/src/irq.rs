@@ -14,6 +14,9 @@
 //!   flag is set and every bit pending at that moment has been delivered
 //!   (any signal that comes later finds the flag set and delivers itself).
 //!
+//! Deterministic mode (`det`) has no interrupt signals: it hands what
+//! arrives for a CPU to [`arrive`], the same path a signal takes.
+//!
 //! Everything here runs on one thread (the handler interrupts the code on
 //! its own thread), so the atomics order against signal handlers, not other
 //! CPUs; `SeqCst` keeps the reasoning simple and costs nothing measurable.
@@ -36,16 +39,34 @@ pub(crate) fn on_signal(t: &CpuThread, bit: u8) {
             unsafe { &*slot }.ipi_arrived();
         }
     }
+    arrive(t, bit);
+}
+
+/// The interrupts of `bits` arrived for the CPU of this thread: deliver
+/// them now when its flag is set, else record them pending (INV-THREAD-4).
+/// With no CPU-local block they are dropped (`Cpus::set_cpu_local`). The
+/// signal path and the deterministic simulation (`det`) both end here.
+pub(crate) fn arrive(t: &CpuThread, bits: u8) {
     if t.local().is_null() {
-        // No kernel on this CPU: interrupts are dropped (Cpus::set_cpu_local).
         return;
     }
     if !t.irqs_enabled.swap(false, Ordering::SeqCst) {
-        t.pending.fetch_or(bit, Ordering::SeqCst);
+        t.pending.fetch_or(bits, Ordering::SeqCst);
         return;
     }
-    deliver(t, bit);
+    deliver(t, bits);
     enable_and_drain(t);
+}
+
+/// The simulation of this thread's machine, when it is deterministic.
+pub(crate) fn det_of(t: &CpuThread) -> Option<&crate::det::Det> {
+    let machine = t.machine.load(Ordering::Acquire);
+    if machine.is_null() {
+        return None;
+    }
+    // SAFETY: INV-THREAD-1: a set `machine` is kept alive by the
+    // `CpuContext` on this thread while the pointer is set.
+    unsafe { &*machine }.det.as_ref()
 }
 
 /// Hand the interrupts of `bits` to the kernel. The flag is clear.
@@ -56,11 +77,18 @@ fn deliver(t: &CpuThread, bits: u8) {
     }
     // SAFETY: INV-THREAD-3: an installed block is valid on this thread.
     let local = unsafe { &*local };
-    if bits & PENDING_TIMER != 0 {
-        local.deliver_interrupt(Interrupt::Timer);
-    }
-    if bits & PENDING_IPI != 0 {
-        local.deliver_interrupt(Interrupt::Ipi);
+    let det = det_of(t);
+    let cpu = t.id.load(Ordering::SeqCst);
+    for (bit, irq) in [
+        (PENDING_TIMER, Interrupt::Timer),
+        (PENDING_IPI, Interrupt::Ipi),
+    ] {
+        if bits & bit != 0 {
+            if let Some(det) = det {
+                det.record(crate::det::Event::Interrupt { cpu, irq });
+            }
+            local.deliver_interrupt(irq);
+        }
     }
 }
 
@@ -111,13 +139,43 @@ impl Interrupts for Hosted {
         thread::with(|t| t.irqs_enabled.swap(false, Ordering::SeqCst))
     }
 
+    /// Hosted, deterministic: first collects what arrived for this CPU
+    /// (IPIs, its timer if due), then unmasks as with threads.
     fn irq_restore(&self, enabled: bool) {
         if enabled {
-            thread::with(enable_and_drain);
+            thread::with(|t| {
+                if let Some(det) = &self.machine.det
+                    && t.is_cpu_of(self.machine_ptr())
+                {
+                    det.collect(t);
+                }
+                enable_and_drain(t);
+            });
         }
     }
 
     fn irqs_enabled(&self) -> bool {
         thread::with(|t| t.irqs_enabled.load(Ordering::SeqCst))
+    }
+
+    /// Hosted: `true` in deterministic mode ([`crate::Config::deterministic`]).
+    fn polled(&self) -> bool {
+        self.machine.det.is_some()
+    }
+
+    /// Hosted, deterministic: advances virtual time by
+    /// [`crate::det::POLL_STEP`], delivers what became due when interrupts
+    /// are enabled and, with them enabled, may switch to another CPU
+    /// (seeded). With threads: nothing.
+    fn poll(&self) {
+        if let Some(det) = &self.machine.det {
+            thread::with(|t| {
+                if t.is_cpu_of(self.machine_ptr()) {
+                    det.on_poll(t);
+                } else {
+                    det.tick(crate::det::POLL_STEP);
+                }
+            });
+        }
     }
 }

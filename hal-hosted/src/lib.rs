@@ -11,6 +11,11 @@
 //!   interrupts are the real-time signals [`TIMER_SIGNAL`] and [`IPI_SIGNAL`]
 //!   (`signals`); masking them is a per-thread flag (`irq`).
 //!
+//! In deterministic mode ([`Config::deterministic`]) the same type runs
+//! every CPU as a fiber on one host thread, with a virtual clock, virtual
+//! timers and IPIs and a seeded interleaving (`det`); faults still arrive
+//! as signals. [`Hosted::trace_summary`] identifies a run.
+//!
 //! # Signals and masking
 //!
 //! | signal | meaning | handler |
@@ -54,6 +59,7 @@ use kernel_core::hal::Platform;
 mod console;
 mod context;
 mod cpu;
+mod det;
 mod error;
 mod icache;
 mod irq;
@@ -61,11 +67,16 @@ mod memory;
 mod mmu;
 mod power;
 mod signals;
+mod stack;
 mod thread;
 mod timer;
 mod ucontext;
 
 pub use context::{ALT_STACK_SIZE, CPU_STACK_SIZE};
+pub use det::{
+    Event, NOW_STEP, NOW_SWITCH_ONE_IN, POLL_STEP, POLL_SWITCH_ONE_IN, TRACE_CAPACITY, TraceEvent,
+    TraceSummary,
+};
 pub use error::HostError;
 pub use mmu::WINDOW_ALIGN;
 pub use signals::{IPI_SIGNAL, TIMER_SIGNAL};
@@ -91,15 +102,28 @@ pub struct Config {
     /// Size of the kernel's virtual window in bytes: a multiple of 4 KiB of
     /// at least [`MIN_WINDOW`]. Reserved, not committed.
     pub window: usize,
+    /// `Some(seed)`: deterministic mode. Every CPU is a fiber on the one
+    /// thread that boots the machine, time is virtual and the interleaving
+    /// of CPUs is drawn from `seed`, so two runs with the same seed (and
+    /// workload) are identical (the module `det` says how). `None`: CPUs
+    /// are threads and time is the host's.
+    pub deterministic: Option<u64>,
+    /// Keep what the kernel writes to its console in memory
+    /// ([`Hosted::captured_console`]) instead of writing it to standard
+    /// output. Panic output still goes to standard error.
+    pub capture_console: bool,
 }
 
 impl Default for Config {
-    /// As many CPUs as the host offers, 512 MiB of memory, a 256 GiB window.
+    /// As many CPUs as the host offers, 512 MiB of memory, a 256 GiB
+    /// window, threads, console on standard output.
     fn default() -> Self {
         Self {
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             memory: 512 << 20,
             window: 256 << 30,
+            deterministic: None,
+            capture_console: false,
         }
     }
 }
@@ -135,6 +159,8 @@ pub(crate) struct Machine {
     cpus: cpu::CpuTable,
     clock: timer::BootClock,
     console: console::ConsoleLock,
+    /// Deterministic mode's simulation, or `None` for threads.
+    det: Option<det::Det>,
 }
 
 /// A hosted machine: implements [`Platform`] and each of its parts.
@@ -157,13 +183,17 @@ impl Hosted {
         signals::install()?;
         icache::register()?;
         let phys = memory::PhysMem::new(config.memory)?;
-        let window = mmu::Window::new(config.window)?;
+        let hint = config.deterministic.map(|_| mmu::DETERMINISTIC_WINDOW_HINT);
+        let window = mmu::Window::new(config.window, hint)?;
         let machine = Machine {
             window,
             phys,
             cpus: cpu::CpuTable::new(config.cpus),
             clock: timer::BootClock::start(),
-            console: console::ConsoleLock::new(),
+            console: console::ConsoleLock::new(config.capture_console),
+            det: config
+                .deterministic
+                .map(|seed| det::Det::new(seed, config.cpus)),
         };
         Ok(Self {
             machine: Arc::new(machine),
@@ -173,6 +203,33 @@ impl Hosted {
     /// Size of physical memory in bytes.
     pub fn memory_size(&self) -> u64 {
         self.machine.phys.size()
+    }
+
+    /// Whether the machine runs in deterministic mode.
+    pub fn is_deterministic(&self) -> bool {
+        self.machine.det.is_some()
+    }
+
+    /// Deterministic mode: the seed, virtual time, event count and trace
+    /// digest so far; `None` with threads. Equal for two runs of the same
+    /// workload with the same seed and CPU count.
+    pub fn trace_summary(&self) -> Option<TraceSummary> {
+        self.machine.det.as_ref().map(det::Det::summary)
+    }
+
+    /// Deterministic mode: the last (at most [`TRACE_CAPACITY`]) scheduling
+    /// events, oldest first, for replaying a bug; empty with threads.
+    pub fn trace_tail(&self) -> Vec<TraceEvent> {
+        self.machine
+            .det
+            .as_ref()
+            .map_or_else(Vec::new, det::Det::tail)
+    }
+
+    /// What the kernel wrote to the console so far, when the machine was
+    /// built with [`Config::capture_console`]; `None` otherwise.
+    pub fn captured_console(&self) -> Option<Vec<u8>> {
+        self.machine.console.captured()
     }
 
     fn machine_ptr(&self) -> *const Machine {
@@ -217,28 +274,49 @@ pub const WASM_STACK: usize = 4 << 20;
 ///
 /// # Errors
 /// As [`boot`].
-pub fn boot_with(
-    config: &Config,
+pub fn boot_with(config: &Config, info: kernel_core::boot::BootInfo<'_>) -> Result<u8, HostError> {
+    let hosted = Hosted::new(config)?;
+    let status = boot_on(&hosted, info);
+    drop(hosted);
+    status
+}
+
+/// [`boot_with`] on a machine the caller built and keeps, so that it can
+/// read [`Hosted::trace_summary`] or [`Hosted::captured_console`] after the
+/// kernel returned. Every CPU has ended (threads joined) when it returns.
+/// In deterministic mode a deadlock is reported on standard error and
+/// returns `Ok(exit::FAILED)`.
+///
+/// # Errors
+/// As [`boot`]; [`HostError::Thread`] with `EBUSY` when CPU 0 of the
+/// machine already runs.
+pub fn boot_on(
+    hosted: &Hosted,
     mut info: kernel_core::boot::BootInfo<'_>,
 ) -> Result<u8, HostError> {
     if info.wasm_stack == 0 {
         info.wasm_stack = WASM_STACK;
     }
-    on_machine(config, |hosted| kernel_core::boot::boot(hosted, info))
+    on_hosted(hosted, |hosted| kernel_core::boot::boot(hosted, info))
 }
 
-/// Build a machine, run `kernel` on a fresh CPU-0 thread, join every CPU
-/// thread and tear the machine down; `kernel`'s status.
-fn on_machine(config: &Config, kernel: impl FnOnce(&Hosted) -> u8 + Send) -> Result<u8, HostError> {
-    let hosted = Hosted::new(config)?;
-    // A fresh machine has a CPU 0 and nothing runs on it yet, so the claim
-    // succeeds.
-    let _ = hosted.machine.cpus.slot(0).map(cpu::CpuSlot::claim);
-    let outcome = context::on_fresh_cpu(&hosted.machine, 0, true, || kernel(&hosted))?;
-    // `run_kernel` ended the process on a panic, so `outcome` is a value.
-    let status = outcome.unwrap_or(kernel_core::exit::PANIC);
+/// Run `kernel` on a fresh CPU-0 thread of `hosted` (in deterministic
+/// mode: CPU 0's fiber), join every CPU thread and return `kernel`'s
+/// status; a deterministic deadlock is `exit::FAILED`.
+fn on_hosted(hosted: &Hosted, kernel: impl FnOnce(&Hosted) -> u8 + Send) -> Result<u8, HostError> {
+    if let Some(slot) = hosted.machine.cpus.slot(0)
+        && slot.claim().is_err()
+    {
+        return Err(HostError::Thread(rustix::io::Errno::BUSY));
+    }
+    let outcome = context::on_fresh_cpu(&hosted.machine, 0, true, || kernel(hosted));
+    let status = match outcome {
+        // `run_kernel` ended the process on a panic, so `outcome` is a value.
+        Ok(outcome) => outcome.unwrap_or(kernel_core::exit::PANIC),
+        Err(HostError::Deadlock { .. }) => kernel_core::exit::FAILED,
+        Err(e) => return Err(e),
+    };
     hosted.machine.cpus.join_all(JOIN_TIMEOUT);
-    drop(hosted);
     Ok(status)
 }
 
@@ -253,20 +331,23 @@ pub fn boot_into(
     config: &Config,
     workload: impl FnOnce(&kernel_core::kernel::Kernel<'_, Hosted>) -> u8 + Send,
 ) -> Result<u8, HostError> {
-    on_machine(config, |hosted| {
+    let hosted = Hosted::new(config)?;
+    on_hosted(&hosted, |hosted| {
         kernel_core::boot::boot_into(hosted, workload)
     })
 }
 
 /// Run `f` on a fresh thread set up as CPU `cpu` of `hosted` (alternate
 /// signal stack, thread-locals, timer, IPI target) and return its result —
-/// for tests that need a CPU context without booting the whole kernel.
+/// for tests that need a CPU context without booting the whole kernel. In
+/// deterministic mode `f` runs on CPU `cpu`'s fiber on that thread, and
+/// any CPU it starts runs there too until `f` returns.
 /// Interrupts are masked and no CPU-local block is installed when `f`
 /// starts; the CPU is torn down when it returns.
 ///
 /// # Panics
 /// When `cpu` is out of range or already running, when the thread cannot be
-/// set up, and (re-raised) when `f` panics.
+/// set up, on a deterministic deadlock, and (re-raised) when `f` panics.
 pub fn run_on_cpu<R: Send>(hosted: &Hosted, cpu: usize, f: impl FnOnce() -> R + Send) -> R {
     let Some(slot) = hosted.machine.cpus.slot(cpu) else {
         panic!("run_on_cpu: CPU {cpu} does not exist");

@@ -37,15 +37,23 @@ pub(crate) struct Window {
     len: usize,
 }
 
+/// Where a deterministic machine asks the host to put its window (16 TiB,
+/// far from the host's heap and libraries), so that the kernel's addresses,
+/// and any output that shows them, repeat from run to run. Only a hint: a
+/// second machine in the process, or a host that has something there, gets
+/// the window elsewhere.
+pub(crate) const DETERMINISTIC_WINDOW_HINT: usize = 1 << 44;
+
 impl Window {
     /// Reserve `len` bytes (a validated multiple of the page size) aligned to
-    /// [`WINDOW_ALIGN`].
-    pub(crate) fn new(len: usize) -> Result<Self, HostError> {
+    /// [`WINDOW_ALIGN`], at `hint` when that range is free (never replacing
+    /// a mapping), else where the host likes.
+    pub(crate) fn new(len: usize, hint: Option<usize>) -> Result<Self, HostError> {
         let padded = len
             .checked_add(WINDOW_ALIGN)
             .ok_or(HostError::BadWindowSize { bytes: len })?;
-        let raw = reserve(core::ptr::null_mut(), padded, false).map_err(HostError::ReserveWindow)?
-            as usize;
+        let addr = hint.map_or(core::ptr::null_mut(), |h| h as *mut c_void);
+        let raw = reserve(addr, padded, false).map_err(HostError::ReserveWindow)? as usize;
         let base = raw.next_multiple_of(WINDOW_ALIGN);
         let head = base - raw;
         let tail = padded - head - len;
@@ -101,7 +109,8 @@ fn reserve(addr: *mut c_void, len: usize, fixed: bool) -> Result<*mut c_void, Er
     if fixed {
         flags |= MapFlags::FIXED;
     }
-    // SAFETY: without `fixed` the host picks a fresh address; with it, the
+    // SAFETY: without `fixed` the host picks a fresh address (taking `addr`
+    // only as a hint, never replacing a mapping); with it, the
     // callers pass a range inside the window (INV-MMU-1), which no Rust
     // object lives in.
     unsafe { mmap_anonymous(addr, len, ProtFlags::empty(), flags) }

@@ -1,6 +1,6 @@
 //! Power and entropy: process exit and `getrandom`.
 //!
-//! This module owns no state.
+//! This module owns no state (deterministic mode draws from `det`).
 
 use kernel_core::hal::Power;
 use rustix::io::Errno;
@@ -15,7 +15,12 @@ impl Power for Hosted {
         std::process::exit(i32::from(code))
     }
 
+    /// Hosted, deterministic: derived from the simulation seed (and how
+    /// many seeds were drawn before), so that a run replays.
     fn entropy_seed(&self) -> u64 {
+        if let Some(det) = &self.machine.det {
+            return det.entropy();
+        }
         let mut seed = [0u8; 8];
         let mut filled = 0;
         while filled < seed.len() {

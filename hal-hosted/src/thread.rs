@@ -6,6 +6,11 @@
 //! an atomic because a signal handler on the same thread may interrupt any
 //! access to it.
 //!
+//! In deterministic mode one host thread is every CPU of its machine in
+//! turn: the simulation's loop loads a CPU's `id`, `cpu_local`,
+//! `irqs_enabled` and `pending` here before running it and saves them when
+//! it yields (INV-DET-3 in `det`), so the handlers find the running CPU.
+//!
 //! Invariants:
 //! - INV-THREAD-1: `machine` is null, or points to the [`Machine`] of which
 //!   this thread is CPU `id`; a [`crate::context::CpuContext`] on this thread

@@ -98,12 +98,34 @@ fn settime(timer: *mut c_void, value: libc::timespec) {
 }
 
 impl Clock for Hosted {
+    /// Hosted, deterministic: virtual time, advanced by
+    /// [`crate::det::NOW_STEP`] per call; on a CPU with interrupts enabled
+    /// this delivers what became due and may switch CPUs (seeded).
     fn now(&self) -> Duration {
+        if let Some(det) = &self.machine.det {
+            thread::with(|t| {
+                if t.is_cpu_of(self.machine_ptr()) {
+                    det.on_now(t);
+                } else {
+                    det.tick(crate::det::NOW_STEP);
+                }
+            });
+            return det.time();
+        }
         self.machine.clock.since_boot()
     }
 
     /// Hosted: on a thread that is not a CPU of this machine, does nothing.
+    /// Deterministic: a virtual deadline, checked at the CPU's switch points.
     fn set_timer(&self, deadline: Duration) {
+        if let Some(det) = &self.machine.det {
+            thread::with(|t| {
+                if t.is_cpu_of(self.machine_ptr()) {
+                    det.set_timer(t, deadline);
+                }
+            });
+            return;
+        }
         let value = self.machine.clock.absolute(deadline);
         thread::with(|t| {
             let timer = t.timer.load(Ordering::Relaxed);
@@ -115,6 +137,14 @@ impl Clock for Hosted {
 
     /// Hosted: on a thread that is not a CPU of this machine, does nothing.
     fn cancel_timer(&self) {
+        if let Some(det) = &self.machine.det {
+            thread::with(|t| {
+                if t.is_cpu_of(self.machine_ptr()) {
+                    det.cancel_timer(t);
+                }
+            });
+            return;
+        }
         thread::with(|t| {
             let timer = t.timer.load(Ordering::Relaxed);
             if t.is_cpu_of(self.machine_ptr()) {

@@ -19,6 +19,7 @@ fn bad_configurations_are_refused() {
         cpus: 1,
         memory: 16 << 20,
         window: 16 << 20,
+        ..Config::default()
     };
     assert!(Hosted::new(&good).is_ok());
     let cases = [

@@ -28,6 +28,7 @@ fn one_gib_of_runs_and_merged_single_pages_stay_far_below_max_map_count() {
         cpus: 1,
         memory: (1 << 30) + 64 * MIB as u64,
         window: 8 << 30,
+        ..Config::default()
     })
     .unwrap();
     let window = hosted.kernel_window();

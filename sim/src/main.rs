@@ -4,6 +4,14 @@
 //! CPUs, signals as traps and interrupts). The process exits with the
 //! kernel's exit status (see `kernel_core::exit`); a command line it cannot
 //! parse exits with status 2 and a one-line error.
+//!
+//! `--deterministic` runs every CPU on one thread with virtual time and a
+//! seeded interleaving (`hal_hosted::Config::deterministic`); `--seed N`
+//! picks the seed (default 0) and requires `--deterministic`, so that a
+//! seed is never silently ignored by a threaded run. A deterministic
+//! `demo`, `selftest` or `boot` ends its standard output with one line,
+//! `deterministic: seed=N virtual=<ns>ns events=<count> trace=<hex>`, so
+//! two runs' whole outputs can be compared.
 
 mod run;
 mod size;
@@ -28,6 +36,14 @@ struct Cli {
     /// Log filter in tracing's EnvFilter syntax, e.g. `info` or `kernel_core=debug`
     #[arg(long, global = true, default_value = "warn")]
     log: String,
+
+    /// Run every CPU on one thread with virtual time and a seeded interleaving: runs replay bit for bit
+    #[arg(long, global = true)]
+    deterministic: bool,
+
+    /// Seed of the deterministic interleaving [default: 0]; requires --deterministic
+    #[arg(long, global = true, requires = "deterministic")]
+    seed: Option<u64>,
 
     #[command(subcommand)]
     command: Option<Command>,
@@ -75,13 +91,19 @@ fn main() -> ExitCode {
             return ExitCode::from(kernel_core::exit::USAGE);
         }
     };
-    tracing_subscriber::fmt()
+    let logger = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if cli.deterministic {
+        // Host wall-clock timestamps would differ between replays.
+        logger.without_time().init();
+    } else {
+        logger.init();
+    }
 
     let mut config = hal_hosted::Config {
         memory: cli.memory,
+        deterministic: cli.deterministic.then(|| cli.seed.unwrap_or(0)),
         ..hal_hosted::Config::default()
     };
     if let Some(cpus) = cli.cpus {
@@ -121,8 +143,20 @@ fn main() -> ExitCode {
         spec: &spec,
         wasm_stack: 0,
     };
-    match hal_hosted::boot_with(&config, info) {
-        Ok(code) => ExitCode::from(code),
+    let hosted = match hal_hosted::Hosted::new(&config) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("sim: cannot start the machine: {e}");
+            return ExitCode::from(kernel_core::exit::USAGE);
+        }
+    };
+    match hal_hosted::boot_on(&hosted, info) {
+        Ok(code) => {
+            if let Some(summary) = hosted.trace_summary() {
+                println!("deterministic: {summary}");
+            }
+            ExitCode::from(code)
+        }
         Err(e) => {
             eprintln!("sim: cannot start the machine: {e}");
             ExitCode::from(kernel_core::exit::USAGE)

@@ -94,3 +94,87 @@ fn bad_arguments_exit_2_with_one_line() {
         assert!(!msg.contains("panicked"), "{args:?} panicked: {msg}");
     }
 }
+
+/// Run `sim` with `args`, killing it (and failing) after `limit`.
+fn sim_bounded(args: &[&str], limit: std::time::Duration) -> std::process::Output {
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sim"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sim binary runs");
+    let start = Instant::now();
+    loop {
+        match child.try_wait().expect("wait for sim") {
+            Some(_) => return child.wait_with_output().expect("sim output"),
+            None if start.elapsed() > limit => {
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("sim output");
+                panic!(
+                    "sim {args:?} did not end within {limit:?}:\n{}{}",
+                    stdout(&out),
+                    stderr(&out)
+                );
+            }
+            None => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
+    }
+}
+
+#[test]
+fn deterministic_runs_with_one_seed_print_the_same() {
+    let args = ["--deterministic", "--seed", "7", "--cpus", "4", "selftest"];
+    let limit = std::time::Duration::from_secs(300);
+    let a = sim_bounded(&args, limit);
+    let b = sim_bounded(&args, limit);
+    assert_eq!(a.status.code(), Some(0), "{}{}", stdout(&a), stderr(&a));
+    let text = stdout(&a);
+    assert_eq!(text, stdout(&b), "two runs with seed 7 differ");
+    let mut lines = text.lines().rev();
+    let summary = lines.next().unwrap_or_default();
+    assert!(
+        summary.starts_with("deterministic: seed=7 virtual=") && summary.contains(" trace="),
+        "last line: {summary}"
+    );
+    let totals = lines.next().unwrap_or_default();
+    assert!(totals.ends_with(" passed, 0 failed"), "{text}");
+}
+
+#[test]
+fn deterministic_demo_replays() {
+    let args = ["--deterministic", "--seed", "3", "--cpus", "2", "demo"];
+    let limit = std::time::Duration::from_secs(300);
+    let a = sim_bounded(&args, limit);
+    let b = sim_bounded(&args, limit);
+    assert_eq!(a.status.code(), Some(0), "{}{}", stdout(&a), stderr(&a));
+    let text = stdout(&a);
+    assert_eq!(text, stdout(&b), "two demo runs with seed 3 differ");
+    let mut lines = text.lines().rev();
+    assert!(
+        lines
+            .next()
+            .unwrap_or_default()
+            .starts_with("deterministic: seed=3 ")
+    );
+    assert_eq!(lines.next(), Some("demo: 7 as expected, 0 not"), "{text}");
+}
+
+#[test]
+fn bad_seeds_exit_2() {
+    for args in [
+        &["--seed", "7", "selftest"][..],
+        &["--deterministic", "--seed", "x"],
+        &["--deterministic", "--seed", "-1"],
+    ] {
+        let out = sim(args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+}

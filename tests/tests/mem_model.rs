@@ -50,6 +50,7 @@ fn machine() -> Hosted {
         cpus: 1,
         memory: 64 << 20,
         window: 1 << 40,
+        ..Config::default()
     })
     .expect("machine")
 }
@@ -649,6 +650,7 @@ fn gigabyte_of_demand_faults_in_64k_blocks() {
         cpus: 1,
         memory: 1200 << 20,
         window: 1 << 40,
+        ..Config::default()
     })
     .expect("machine");
     hal_hosted::run_on_cpu(&hosted, 0, || {

@@ -36,6 +36,7 @@ fn on_machine<T: Send>(
             cpus,
             memory: 256 << 20,
             window: 1 << 40,
+            ..Config::default()
         },
         |kernel| {
             let r = kernel_core::boot::with_executor(kernel, |exec| scenario(kernel, exec));

@@ -24,6 +24,7 @@ fn on_machine<R: Send>(
         cpus,
         memory: 16 << 20,
         window: 1 << 36,
+        ..Config::default()
     })
     .expect("machine");
     let exec = Executor::new(&hosted);

@@ -44,6 +44,7 @@ fn v128_crosses_trampolines_host_thunks_and_globals() {
         cpus: 1,
         memory: 64 << 20,
         window: 1 << 40,
+        ..Config::default()
     })
     .expect("machine");
     hal_hosted::run_on_cpu(&hosted, 0, || {

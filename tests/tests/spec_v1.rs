@@ -28,6 +28,7 @@ fn spec_v1_runs_with_bounded_memories() {
         cpus: 1,
         memory: 512 << 20,
         window,
+        ..hal_hosted::Config::default()
     };
     let reports = run_suites_as_is(&config, &[Suite::V1]).expect("hosted machine");
     print!("{}", summary(&reports));

@@ -18,6 +18,7 @@ fn machine() -> Hosted {
         cpus: 1,
         memory: 64 << 20,
         window: 1 << 40,
+        ..Config::default()
     })
     .expect("machine")
 }

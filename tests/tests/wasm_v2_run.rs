@@ -22,6 +22,7 @@ fn with_kernel<R: Send>(f: impl for<'k> FnOnce(&'k Kernel<'_, Hosted>) -> R + Se
         cpus: 1,
         memory: 64 << 20,
         window: 1 << 40,
+        ..Config::default()
     })
     .expect("machine");
     hal_hosted::run_on_cpu(&hosted, 0, || kernel_core::boot::with_kernel(&hosted, f))

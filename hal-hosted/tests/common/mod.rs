@@ -19,6 +19,7 @@ pub fn small(cpus: usize) -> Hosted {
         cpus,
         memory: 64 << 20,
         window: 4 << 30,
+        ..Config::default()
     })
     .expect("machine")
 }
