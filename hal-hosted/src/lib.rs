@@ -320,19 +320,18 @@ fn on_hosted(hosted: &Hosted, kernel: impl FnOnce(&Hosted) -> u8 + Send) -> Resu
     Ok(status)
 }
 
-/// Build a machine, boot the kernel on it with every CPU online
+/// Boot the kernel on `hosted` with every CPU online
 /// (`kernel_core::boot::boot_into`), run `workload` on CPU 0, and return
-/// its status once every CPU thread has ended — for tests that run their
-/// own scenario on a whole machine.
+/// its status once every CPU has ended — for tests that run their own
+/// scenario on a whole machine (and may read its trace afterwards).
 ///
 /// # Errors
-/// As [`boot`].
+/// As [`boot_on`].
 pub fn boot_into(
-    config: &Config,
+    hosted: &Hosted,
     workload: impl FnOnce(&kernel_core::kernel::Kernel<'_, Hosted>) -> u8 + Send,
 ) -> Result<u8, HostError> {
-    let hosted = Hosted::new(config)?;
-    on_hosted(&hosted, |hosted| {
+    on_hosted(hosted, |hosted| {
         kernel_core::boot::boot_into(hosted, workload)
     })
 }

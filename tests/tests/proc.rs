@@ -30,25 +30,38 @@ fn on_machine<T: Send>(
     cpus: usize,
     scenario: impl for<'k, 'h> FnOnce(&'k Kernel<'h, Hosted>, &Executor<'h, Hosted>) -> T + Send,
 ) -> T {
-    let out = Mutex::new(None);
-    let status = hal_hosted::boot_into(
+    on_config(
         &Config {
             cpus,
             memory: 256 << 20,
             window: 1 << 40,
             ..Config::default()
         },
-        |kernel| {
-            let r = kernel_core::boot::with_executor(kernel, |exec| scenario(kernel, exec));
-            *out.lock().expect("result lock") = Some(r);
-            0
-        },
+        scenario,
     )
-    .expect("machine");
+    .0
+}
+
+/// [`on_machine`] on a machine built from `config`; also the trace summary
+/// of a deterministic machine.
+fn on_config<T: Send>(
+    config: &Config,
+    scenario: impl for<'k, 'h> FnOnce(&'k Kernel<'h, Hosted>, &Executor<'h, Hosted>) -> T + Send,
+) -> (T, Option<hal_hosted::TraceSummary>) {
+    let out = Mutex::new(None);
+    let hosted = Hosted::new(config).expect("machine");
+    let status = hal_hosted::boot_into(&hosted, |kernel| {
+        let r = kernel_core::boot::with_executor(kernel, |exec| scenario(kernel, exec));
+        *out.lock().expect("result lock") = Some(r);
+        0
+    })
+    .expect("boot");
     assert_eq!(status, 0);
-    out.into_inner()
+    let r = out
+        .into_inner()
         .expect("result lock")
-        .expect("the scenario ran")
+        .expect("the scenario ran");
+    (r, hosted.trace_summary())
 }
 
 /// Wait for `pid` under the hang guard.
@@ -83,7 +96,7 @@ const COUNTER: &str = r#"(module
 #[derive(Debug)]
 struct Preemption {
     counter: Option<ExitStatus>,
-    counter_slices: u64,
+    spin_slices: u64,
     spin_frames_while_running: u64,
     spin: Option<ExitStatus>,
     spin_frames_after: u64,
@@ -99,22 +112,26 @@ fn an_endless_loop_is_preempted_and_killing_it_frees_its_memory() {
             let spin = procs
                 .spawn("spin", wat(SPIN), Vec::new(), procs.defaults())
                 .expect("spawn spin");
+            // One CPU: this sleep ends only once the loop has been
+            // preempted (it started first: its memory is touched).
+            procs.exec().sleep(Duration::from_millis(30)).await;
+            let spin_frames_while_running = kernel.vm().owner_frames(Owner::Process(spin));
             let counter = procs
                 .spawn("counter", wat(COUNTER), Vec::new(), procs.defaults())
                 .expect("spawn counter");
-            // One CPU: the counter finishes only if the loop is preempted.
+            // And the counter finishes only if the loop keeps being
+            // preempted.
             let counter_status = wait(&procs, counter).await;
-            let spin_frames_while_running = kernel.vm().owner_frames(Owner::Process(spin));
             procs.kill(spin);
             let spin_status = wait(&procs, spin).await;
-            let counter_slices = procs
+            let spin_slices = procs
                 .info()
                 .iter()
-                .find(|p| p.pid == counter)
+                .find(|p| p.pid == spin)
                 .map_or(0, |p| p.slices);
             Preemption {
                 counter: counter_status,
-                counter_slices,
+                spin_slices,
                 spin_frames_while_running,
                 spin: spin_status,
                 spin_frames_after: kernel.vm().owner_frames(Owner::Process(spin)),
@@ -129,10 +146,7 @@ fn an_endless_loop_is_preempted_and_killing_it_frees_its_memory() {
         }
     });
     assert_eq!(r.counter, Some(ExitStatus::Exited(0)), "{r:?}");
-    assert!(
-        r.counter_slices >= 2,
-        "the counter never shared its CPU: {r:?}"
-    );
+    assert!(r.spin_slices >= 2, "the loop was never preempted: {r:?}");
     // Four touched wasm pages, plus its stack.
     assert!(r.spin_frames_while_running >= 64, "{r:?}");
     assert_eq!(
@@ -362,4 +376,124 @@ fn a_module_that_does_not_load_fails_with_its_reason() {
         "{bad:?}"
     );
     assert_eq!(unknown, Some(ExitStatus::Failed(proc::LoadError::Link)));
+}
+
+/// A deterministic machine with `cpus` CPUs and `seed`.
+fn deterministic(cpus: usize, seed: u64) -> Config {
+    Config {
+        cpus,
+        memory: 256 << 20,
+        window: 1 << 40,
+        deterministic: Some(seed),
+        ..Config::default()
+    }
+}
+
+/// Loops forever (CPU-bound, no system call).
+const BUSY: &str = r#"(module (func (export "_start") (loop (br 0))))"#;
+
+#[test]
+fn four_busy_processes_on_two_cpus_share_them_fairly() {
+    // Deterministic, so the shares cannot flake: virtual time only moves
+    // as the simulated CPUs run.
+    let (shares, _) = on_config(&deterministic(2, 1), |kernel, exec| {
+        proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
+            let pids: Vec<Pid> = (0..4)
+                .map(|i| {
+                    procs
+                        .spawn(&format!("busy{i}"), wat(BUSY), Vec::new(), procs.defaults())
+                        .expect("spawn")
+                })
+                .collect();
+            procs.exec().sleep(Duration::from_secs(2)).await;
+            let info = procs.info();
+            for pid in &pids {
+                procs.kill(*pid);
+            }
+            info.iter().map(|p| p.cpu_time).collect::<Vec<_>>()
+        })
+        .expect("process scope")
+    });
+    let total: Duration = shares.iter().sum();
+    assert!(
+        total >= Duration::from_secs(3),
+        "2 CPUs for 2 s of virtual time: {shares:?}"
+    );
+    for t in &shares {
+        let share = t.as_secs_f64() / total.as_secs_f64();
+        assert!(
+            (0.20..=0.30).contains(&share),
+            "a share of {share:.3} (cpu times {shares:?})"
+        );
+    }
+}
+
+/// One run of a scenario with channels, preemption, a trap and a kill on
+/// a deterministic machine: each process's row and the machine's trace.
+fn replay(
+    seed: u64,
+) -> (
+    Vec<(String, Duration, u64, ExitStatus)>,
+    hal_hosted::TraceSummary,
+) {
+    let (rows, trace) = on_config(&deterministic(3, seed), |kernel, exec| {
+        proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
+            let (tx, rx) = proc::new_channel(kernel.hal(), 4);
+            let mut pids = vec![
+                procs
+                    .spawn(
+                        "peer",
+                        wat(PEER),
+                        vec![Object::Receiver(rx)],
+                        procs.defaults(),
+                    )
+                    .expect("spawn"),
+                procs
+                    .spawn(
+                        "victim",
+                        wat(VICTIM),
+                        vec![Object::Sender(tx)],
+                        procs.defaults(),
+                    )
+                    .expect("spawn"),
+                procs
+                    .spawn("counter", wat(COUNTER), Vec::new(), procs.defaults())
+                    .expect("spawn"),
+            ];
+            let spin = SpawnOptions {
+                deadline: Some(Duration::from_millis(50)),
+                ..procs.defaults()
+            };
+            pids.push(
+                procs
+                    .spawn("busy", wat(BUSY), Vec::new(), spin)
+                    .expect("spawn"),
+            );
+            for pid in pids {
+                let _ = wait(&procs, pid).await;
+            }
+            procs
+                .info()
+                .into_iter()
+                .map(|p| (p.name, p.cpu_time, p.slices, p.status))
+                .collect::<Vec<_>>()
+        })
+        .expect("process scope")
+    });
+    (rows, trace.expect("a deterministic machine keeps a trace"))
+}
+
+#[test]
+fn one_seed_replays_the_same_events_and_another_seed_does_not() {
+    let (rows, trace) = replay(7);
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert!(rows.iter().all(|r| r.3 != ExitStatus::Running), "{rows:?}");
+    let (rows_again, trace_again) = replay(7);
+    assert_eq!(rows, rows_again, "same seed, same processes and CPU times");
+    assert_eq!(trace, trace_again, "same seed, same event trace");
+    let (_, other) = replay(8);
+    assert_ne!(
+        trace.digest, other.digest,
+        "another seed interleaves differently"
+    );
 }

@@ -448,6 +448,8 @@ impl<P: Platform + SchedHal> Future for Driver<'_, '_, P> {
                     match request {
                         Some(Request::Wait(f)) => this.pending = Some(f),
                         Some(Request::Yield) | None => {
+                            // Take turns with every process on every CPU.
+                            this.scope.exec.requeue_shared();
                             cx.waker().wake_by_ref();
                             return Poll::Pending;
                         }

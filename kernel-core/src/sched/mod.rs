@@ -141,6 +141,9 @@ struct Slot {
     idle: AtomicBool,
     /// Set while a worker loop runs on the CPU.
     worker: AtomicBool,
+    /// Set by [`Handle::requeue_shared`] during a poll on this CPU: the
+    /// polled task, if it woke itself, goes to the injector.
+    to_injector: AtomicBool,
 }
 
 /// The timer map: `(deadline, id)` to the waker of the sleeping task.
@@ -238,13 +241,38 @@ impl<H: SchedHal> Shared<H> {
     /// Queue `task` on the calling CPU when it is a worker, else on the
     /// injector, and wake a CPU to run it (INV-SCHED-1).
     pub(crate) fn push_current(&self, task: TaskRef) {
+        self.push_here(task, false);
+    }
+
+    /// Re-queue a task that woke itself during its poll: on this CPU, or on
+    /// the injector when the poll asked for it ([`Handle::requeue_shared`]).
+    pub(crate) fn push_after_poll(&self, task: TaskRef) {
+        self.push_here(task, true);
+    }
+
+    /// Clear this CPU's request to re-queue on the injector (each poll
+    /// starts without one).
+    pub(crate) fn clear_requeue_request(&self) {
+        if let Some(hal) = self.hal()
+            && let Some(slot) = self.slots.get(hal.current_cpu())
+        {
+            slot.to_injector.store(false, Ordering::Relaxed);
+        }
+    }
+
+    fn push_here(&self, task: TaskRef, after_poll: bool) {
         let Some(hal) = self.hal() else {
             task.abandon();
             return;
         };
         let cpu = hal.current_cpu();
+        let shared = after_poll
+            && self
+                .slots
+                .get(cpu)
+                .is_some_and(|s| s.to_injector.swap(false, Ordering::Relaxed));
         match self.slots.get(cpu) {
-            Some(slot) if slot.worker.load(Ordering::SeqCst) => {
+            Some(slot) if slot.worker.load(Ordering::SeqCst) && !shared => {
                 self.push(&slot.queue, task);
                 self.notify(&hal, Some(cpu));
             }
@@ -342,6 +370,7 @@ impl<'h, H: SchedHal> Executor<'h, H> {
                 queue: Queue::new(),
                 idle: AtomicBool::new(false),
                 worker: AtomicBool::new(false),
+                to_injector: AtomicBool::new(false),
             })
             .collect();
         Self {
@@ -584,6 +613,19 @@ impl<H: SchedHal> Handle<H> {
         let handle = Task::handle(&task);
         self.shared.push_on(cpu, task);
         Ok(handle)
+    }
+
+    /// Ask that the task being polled on this CPU, if it wakes itself
+    /// before its poll returns, be queued on the injector (which every CPU
+    /// takes from) instead of this CPU's queue. A task that used up a time
+    /// slice does this, so that tasks sharing CPUs take turns across all
+    /// of them rather than queueing behind whoever was on their CPU.
+    pub fn requeue_shared(&self) {
+        if let Some(hal) = self.shared.hal()
+            && let Some(slot) = self.shared.slots.get(hal.current_cpu())
+        {
+            slot.to_injector.store(true, Ordering::Relaxed);
+        }
     }
 
     /// The CPU running the caller (`None` once the executor is gone).

@@ -203,6 +203,7 @@ where
         }
         let waker = self.waker();
         let mut cx = Context::from_waker(&waker);
+        self.shared.clear_requeue_request();
         let mut stage = self.stage.lock();
         let Stage::Pending(fut) = &mut *stage else {
             drop(stage);
@@ -222,7 +223,7 @@ where
                 if prev & SCHEDULED != 0 {
                     // Woken (or cancelled) during the poll: INV-TASK-2.
                     let shared = self.shared.clone();
-                    shared.push_current(Self::erased(self));
+                    shared.push_after_poll(Self::erased(self));
                 }
             }
         }
