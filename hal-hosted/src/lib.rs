@@ -54,9 +54,12 @@ use kernel_core::hal::Platform;
 mod console;
 mod context;
 mod cpu;
+mod dwarf;
+mod elf;
 mod error;
 mod icache;
 mod irq;
+mod jit;
 mod memory;
 mod mmu;
 mod power;
@@ -67,6 +70,7 @@ mod ucontext;
 
 pub use context::{ALT_STACK_SIZE, CPU_STACK_SIZE};
 pub use error::HostError;
+pub use jit::enable_perf_map;
 pub use mmu::WINDOW_ALIGN;
 pub use signals::{IPI_SIGNAL, TIMER_SIGNAL};
 

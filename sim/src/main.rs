@@ -29,6 +29,10 @@ struct Cli {
     #[arg(long, global = true, default_value = "warn")]
     log: String,
 
+    /// Write /tmp/perf-<pid>.map with the symbols of JIT code, for `perf report`
+    #[arg(long, global = true)]
+    perf_map: bool,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -80,6 +84,12 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
+    if cli.perf_map
+        && let Err(e) = hal_hosted::enable_perf_map()
+    {
+        eprintln!("sim: cannot create the perf map: {e}");
+        return ExitCode::from(kernel_core::exit::USAGE);
+    }
     let mut config = hal_hosted::Config {
         memory: cli.memory,
         ..hal_hosted::Config::default()

@@ -24,9 +24,7 @@ fn default_run_is_the_demo_with_every_process_as_expected() {
     let row = |name: &str, status: &str| {
         text.lines().any(|l| {
             let words: Vec<&str> = l.split_whitespace().collect();
-            words.get(1) == Some(&name)
-                && l.contains(status)
-                && words.last() == Some(&"yes")
+            words.get(1) == Some(&name) && l.contains(status) && words.last() == Some(&"yes")
         })
     };
     for (name, status) in [
@@ -37,7 +35,10 @@ fn default_run_is_the_demo_with_every_process_as_expected() {
         ("trap", "trapped: integer divide by zero"),
         ("spin", "killed: deadline"),
     ] {
-        assert!(row(name, status), "no `{name}` row with `{status}`:\n{text}");
+        assert!(
+            row(name, status),
+            "no `{name}` row with `{status}`:\n{text}"
+        );
     }
     let last = text.lines().last().unwrap_or_default();
     assert_eq!(last, "demo: 7 as expected, 0 not", "{text}");
