@@ -6,6 +6,11 @@
 //! Sections produced: `.debug_abbrev`, `.debug_info`, `.debug_line`
 //! (32-bit DWARF, 8-byte addresses, little-endian).
 //!
+//! The prologue has no row: gdb then finds the end of the prologue by
+//! reading the code (frame pointer set up) and puts a breakpoint on a
+//! function there. A row at the function's first byte would make gdb skip
+//! to the second row instead, which may lie past a trapping instruction.
+//!
 //! Invariants:
 //! - INV-DWARF-1: each function's rows form one sequence, starting at its
 //!   first byte and ended (`DW_LNE_end_sequence`) at its last byte + 1, so

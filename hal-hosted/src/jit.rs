@@ -271,9 +271,9 @@ mod tests {
         unregister(ranges[1]);
         unregister(ranges[0]);
         unregister(ranges[2]);
-        // SAFETY: read under the lock (INV-JIT-H-1).
         let flag = {
             let _g = ENTRIES.lock().unwrap();
+            // SAFETY: read under the lock (INV-JIT-H-1).
             unsafe { (*__jit_debug_descriptor.0.get()).action_flag }
         };
         assert!(flag == JIT_UNREGISTER_FN || flag == JIT_REGISTER_FN);
