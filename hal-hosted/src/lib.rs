@@ -32,7 +32,9 @@
 //! signal's default action (a core dump).
 //!
 //! In gdb: `handle SIGSEGV nostop noprint pass` (demand paging) and
-//! `handle SIG36 SIG37 nostop noprint pass` (interrupts).
+//! `handle SIG36 SIG37 nostop noprint pass` (interrupts); the repository's
+//! `scripts/vessel-gdb.py` does this. JIT code is announced to gdb and to
+//! `perf` (`jit`, with `elf` and `dwarf` building the objects).
 //!
 //! Several machines may run in one process at once: all their state hangs
 //! off the [`Hosted`] value and the threads that are its CPUs. The only
