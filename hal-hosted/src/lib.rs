@@ -37,7 +37,9 @@
 //! signal's default action (a core dump).
 //!
 //! In gdb: `handle SIGSEGV nostop noprint pass` (demand paging) and
-//! `handle SIG36 SIG37 nostop noprint pass` (interrupts).
+//! `handle SIG36 SIG37 nostop noprint pass` (interrupts); the repository's
+//! `scripts/vessel-gdb.py` does this. JIT code is announced to gdb and to
+//! `perf` (`jit`, with `elf` and `dwarf` building the objects).
 //!
 //! Several machines may run in one process at once: all their state hangs
 //! off the [`Hosted`] value and the threads that are its CPUs. The only
@@ -60,9 +62,12 @@ mod console;
 mod context;
 mod cpu;
 mod det;
+mod dwarf;
+mod elf;
 mod error;
 mod icache;
 mod irq;
+mod jit;
 mod memory;
 mod mmu;
 mod power;
@@ -78,6 +83,7 @@ pub use det::{
     TraceSummary,
 };
 pub use error::HostError;
+pub use jit::enable_perf_map;
 pub use mmu::WINDOW_ALIGN;
 pub use signals::{IPI_SIGNAL, TIMER_SIGNAL};
 

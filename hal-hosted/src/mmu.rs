@@ -2,7 +2,8 @@
 //!
 //! This module owns the kernel window: one `PROT_NONE`, `MAP_NORESERVE`
 //! anonymous reservation made when the machine is built. A mapping is a
-//! `mmap(MAP_FIXED | MAP_SHARED)` of the memfd ([`crate::memory`]) over part
+//! `mmap(MAP_FIXED | MAP_SHARED)` (executable: `MAP_PRIVATE`, INV-MMU-3) of
+//! the memfd ([`crate::memory`]) over part
 //! of it; an unmapping puts the reservation back.
 //!
 //! Invariants:
@@ -12,6 +13,14 @@
 //!   the window is ever replaced.
 //! - INV-MMU-2: `base` is aligned to [`WINDOW_ALIGN`] and `len` is a multiple
 //!   of the page size.
+//! - INV-MMU-3: an executable mapping is `MAP_PRIVATE` (every other one is
+//!   `MAP_SHARED`): Linux lets a debugger write breakpoints (`ptrace`,
+//!   `/proc/PID/mem`) into a read-only private mapping, copying the page,
+//!   but never into a read-only shared one. The page is the memfd's until
+//!   someone writes through the mapping, which W^X forbids the kernel while
+//!   it is executable; kernel code is never made writable in place (code
+//!   objects are unmapped, `wasm::code` INV-CODE-1), since a writable
+//!   private mapping would no longer alias the frame.
 //!
 //! The host cannot tell a mapped page from a reserved one cheaply, so `map`
 //! replaces whatever was there and `protect` does not report unmapped pages
@@ -189,7 +198,12 @@ impl Mmu for Hosted {
                 va as *mut c_void,
                 len,
                 prot_flags(perms),
-                MapFlags::SHARED | MapFlags::FIXED,
+                // INV-MMU-3.
+                if perms.execute {
+                    MapFlags::PRIVATE | MapFlags::FIXED
+                } else {
+                    MapFlags::SHARED | MapFlags::FIXED
+                },
                 self.machine.phys.fd(),
                 pa.0,
             )

@@ -178,6 +178,10 @@ impl Power for Riscv {
     }
 }
 
+/// JIT code is not announced on riscv: gdb attached to QEMU's stub sees
+/// the kernel image's symbols only (see `kernel_core::hal::JitDebug`).
+impl kernel_core::hal::JitDebug for Riscv {}
+
 impl Platform for Riscv {
     const NAME: &'static str = "riscv";
 }

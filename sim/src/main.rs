@@ -45,6 +45,10 @@ struct Cli {
     #[arg(long, global = true, requires = "deterministic")]
     seed: Option<u64>,
 
+    /// Write /tmp/perf-<pid>.map with the symbols of JIT code, for `perf report`
+    #[arg(long, global = true)]
+    perf_map: bool,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -101,6 +105,12 @@ fn main() -> ExitCode {
         logger.init();
     }
 
+    if cli.perf_map
+        && let Err(e) = hal_hosted::enable_perf_map()
+    {
+        eprintln!("sim: cannot create the perf map: {e}");
+        return ExitCode::from(kernel_core::exit::USAGE);
+    }
     let mut config = hal_hosted::Config {
         memory: cli.memory,
         deterministic: cli.deterministic.then(|| cli.seed.unwrap_or(0)),

@@ -190,6 +190,10 @@ fn try_run(
         kernel_core::boot::with_kernel(&hosted, |kernel| {
             let mut store =
                 Store::new(kernel, STACK_BUDGET).map_err(|e| RunError::Module(e.to_string()))?;
+            // Debuggers and profilers see `<file stem>!<function>`.
+            if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+                store.set_module_name(stem);
+            }
             let module = store
                 .compile(&bytes)
                 .map_err(|e| RunError::Module(e.to_string()))?;

@@ -31,6 +31,7 @@ mod console;
 mod cpu;
 mod error;
 mod irq;
+mod jit;
 mod local;
 mod mmu;
 mod phys;
@@ -42,6 +43,7 @@ pub use console::Console;
 pub use cpu::{CpuEntry, CpuId, Cpus};
 pub use error::HalError;
 pub use irq::{Interrupts, IrqGuard};
+pub use jit::{JitCode, JitDebug, JitSymbol};
 pub use local::CpuLocal;
 pub use mmu::{Mmu, Perms, TableFrames, TlbFlush, VirtRange};
 pub use phys::{PAGE_SIZE, PhysAddr, PhysMemory, PhysRange};
@@ -53,7 +55,7 @@ pub use trap::{Access, Interrupt, ResumeContext, TrapAction, TrapFrame, TrapKind
 /// The parts are supertraits so that a `&P` can be handed to a subsystem that
 /// asks only for, say, `&impl Mmu`.
 pub trait Platform:
-    PhysMemory + Mmu + Cpus + Interrupts + Clock + Console + Power + Sync + 'static
+    PhysMemory + Mmu + Cpus + Interrupts + Clock + Console + Power + JitDebug + Sync + 'static
 {
     /// The name printed in the boot banner: `hosted` or `riscv`.
     const NAME: &'static str;

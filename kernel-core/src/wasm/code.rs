@@ -19,8 +19,14 @@
 //!   number of times while another CPU writes (a lost race must not turn a
 //!   wasm trap into a kernel fault), and gives up rather than hang if the
 //!   invariant is ever broken.
+//! - INV-CODE-4: the platform hears of every code object through
+//!   [`JitDebug`](crate::hal::JitDebug): published after it is registered,
+//!   retired after it is unregistered and before it is unmapped. Symbol
+//!   names are `<module>!<name>` (name section), `<module>!func[N]`
+//!   (no name) or `<module>!<label>` (trampolines and thunks).
 
 use alloc::collections::BTreeMap;
+use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -29,7 +35,7 @@ use core::fmt;
 use cranelift_codegen::binemit::Reloc as RelocKind;
 
 use super::compile::{CompiledFunction, RelocTarget, TrapKind, TrapSite};
-use crate::hal::{PAGE_SIZE, Perms, PhysAddr, Platform, VirtRange};
+use crate::hal::{JitCode, JitSymbol, PAGE_SIZE, Perms, PhysAddr, Platform, VirtRange};
 use crate::kernel::{Kernel, MemError};
 use crate::mem::{KernelTables, map_frames, order_for, zero_frames};
 
@@ -69,6 +75,8 @@ pub struct FuncMeta {
     pub len: usize,
     /// Its wasm function index, `None` for trampolines and thunks.
     pub index: Option<u32>,
+    /// What it is when it has no index (`trampoline`, `host-thunk`).
+    pub label: &'static str,
     /// Trap sites, by code offset in the function.
     pub traps: Vec<TrapSite>,
     /// `(code offset, wasm byte offset)`, sorted.
@@ -84,6 +92,8 @@ pub struct CodeMeta {
     pub funcs: Vec<FuncMeta>,
     /// Names from the name section, by function index.
     pub names: BTreeMap<u32, String>,
+    /// The name of the module (or store) the code came from.
+    pub module: String,
 }
 
 /// One frame of a wasm backtrace.
@@ -98,6 +108,41 @@ pub struct FrameInfo {
 }
 
 impl CodeMeta {
+    /// The symbol name of `f` (INV-CODE-4).
+    pub fn symbol_name(&self, f: &FuncMeta) -> String {
+        match f.index {
+            Some(i) => match self.names.get(&i) {
+                Some(n) => format!("{}!{n}", self.module),
+                None => format!("{}!func[{i}]", self.module),
+            },
+            None => format!("{}!{}", self.module, f.label),
+        }
+    }
+
+    /// Tell the platform about this object (INV-CODE-4).
+    fn announce<P: Platform>(&self, hal: &P) {
+        if !hal.jit_debug_enabled() {
+            return;
+        }
+        let names: Vec<String> = self.funcs.iter().map(|f| self.symbol_name(f)).collect();
+        let symbols: Vec<JitSymbol<'_>> = self
+            .funcs
+            .iter()
+            .zip(&names)
+            .map(|(f, name)| JitSymbol {
+                name,
+                start: self.range.start + f.start,
+                len: f.len,
+                lines: &f.srclocs,
+            })
+            .collect();
+        hal.code_published(&JitCode {
+            range: self.range,
+            module: &self.module,
+            symbols: &symbols,
+        });
+    }
+
     fn func_at(&self, pc: usize) -> Option<(&FuncMeta, usize)> {
         let off = pc.checked_sub(self.range.start)?;
         let i = self.funcs.partition_point(|f| f.start <= off);
@@ -212,11 +257,15 @@ pub struct LinkInput<'a> {
     pub function: &'a CompiledFunction,
     /// Its wasm function index.
     pub index: Option<u32>,
+    /// What it is when `index` is `None` (its symbol is
+    /// `<module>!<label>`); ignored otherwise.
+    pub label: &'static str,
 }
 
 impl<'k, 'h, P: Platform> CodeObject<'k, 'h, P> {
     /// Link `funcs` into one code object. A [`RelocTarget::Function`]`(d)`
-    /// refers to `funcs[d]`.
+    /// refers to `funcs[d]`. `module` names the code for debuggers and
+    /// profilers (INV-CODE-4).
     ///
     /// # Errors
     /// [`LinkError`]; nothing stays allocated then.
@@ -224,6 +273,7 @@ impl<'k, 'h, P: Platform> CodeObject<'k, 'h, P> {
         kernel: &'k Kernel<'h, P>,
         funcs: &[LinkInput<'_>],
         names: BTreeMap<u32, String>,
+        module: &str,
     ) -> Result<Self, LinkError> {
         let mut starts = Vec::with_capacity(funcs.len());
         let mut at = 0usize;
@@ -317,13 +367,16 @@ impl<'k, 'h, P: Platform> CodeObject<'k, 'h, P> {
                     start,
                     len: f.function.code.len(),
                     index: f.index,
+                    label: f.label,
                     traps: f.function.traps.clone(),
                     srclocs: f.function.srclocs.clone(),
                 })
                 .collect(),
             names,
+            module: String::from(module),
         });
         kernel.code().insert(meta.clone());
+        meta.announce(hal);
         Ok(Self {
             kernel,
             range,
@@ -348,6 +401,9 @@ impl<P: Platform> Drop for CodeObject<'_, '_, P> {
     fn drop(&mut self) {
         let k = self.kernel;
         k.code().remove(self.range.start);
+        if k.hal().jit_debug_enabled() {
+            k.hal().code_retired(self.range);
+        }
         // SAFETY: INV-CODE-2: unregistered above; nothing runs this code
         // any more (its owner is being dropped) and the range is ours.
         if let Ok(flush) = unsafe { k.hal().unmap(self.range.start, self.range.len) } {

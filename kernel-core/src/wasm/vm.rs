@@ -66,6 +66,8 @@ use super::interrupt::{HookAction, Interrupt};
 
 /// Bytes in a wasm page.
 pub const WASM_PAGE: u64 = 65536;
+/// What a store calls its code until [`Store::set_module_name`].
+pub const DEFAULT_MODULE_NAME: &str = "wasm";
 const WASM_PAGE_ORDER: u32 = 4;
 const MAX_PAGES: u64 = 65536;
 
@@ -816,6 +818,8 @@ pub struct Store<'k, 'h, P: Platform> {
     thunks: Vec<(FuncType, usize)>,
     code: Vec<CodeObject<'k, 'h, P>>,
     fctx: FunctionBuilderContext,
+    /// What debuggers and profilers call the code this store links.
+    module_name: String,
 }
 
 // The builtins (see `builtins`). Each is called by JIT code with the
@@ -1090,6 +1094,20 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             .ok_or(InstantiateError::TooLarge)
     }
 
+    /// Name the code this store links from now on (instances, trampolines,
+    /// host thunks): its symbols in debuggers and profilers are
+    /// `<name>!<function>` (`code` INV-CODE-4). [`DEFAULT_MODULE_NAME`]
+    /// until this is called; code linked earlier keeps its name. Call it
+    /// before `instantiate`: code is linked there, not in `compile`.
+    pub fn set_module_name(&mut self, name: &str) {
+        self.module_name = String::from(name);
+    }
+
+    /// The name [`Store::set_module_name`] last set.
+    pub fn module_name(&self) -> &str {
+        &self.module_name
+    }
+
     /// A store on `kernel` compiling for the host ISA. Wasm may use up to
     /// `stack_budget` bytes of the calling stack before it traps with
     /// `StackOverflow`.
@@ -1120,6 +1138,7 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             thunks: Vec::new(),
             code: Vec::new(),
             fctx: FunctionBuilderContext::new(),
+            module_name: String::from(DEFAULT_MODULE_NAME),
         })
     }
 
@@ -1133,14 +1152,20 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
         }
     }
 
-    fn link_one(&mut self, f: &super::compile::CompiledFunction) -> Result<usize, LinkError> {
+    fn link_one(
+        &mut self,
+        f: &super::compile::CompiledFunction,
+        label: &'static str,
+    ) -> Result<usize, LinkError> {
         let obj = CodeObject::link(
             self.kernel,
             &[LinkInput {
                 function: f,
                 index: None,
+                label,
             }],
             BTreeMap::new(),
+            &self.module_name,
         )?;
         let addr = obj.func_addr(0).ok_or(LinkError::BadReloc)?;
         self.code.push(obj);
@@ -1155,7 +1180,7 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             .compiler
             .compile_trampoline(ty, &mut self.fctx)
             .map_err(CallError::Compile)?;
-        let a = self.link_one(&f).map_err(CallError::Link)?;
+        let a = self.link_one(&f, "trampoline").map_err(CallError::Link)?;
         self.trampolines.push((ty.clone(), a));
         Ok(a)
     }
@@ -1201,7 +1226,7 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
                     .compiler
                     .compile_host_thunk(&ty, &mut self.fctx)
                     .map_err(CallError::Compile)?;
-                let a = self.link_one(&c).map_err(CallError::Link)?;
+                let a = self.link_one(&c, "host-thunk").map_err(CallError::Link)?;
                 self.thunks.push((ty.clone(), a));
                 a
             }
@@ -1392,14 +1417,20 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             .map(|(i, f)| LinkInput {
                 function: f,
                 index: Some(info.num_imported_funcs + i as u32),
+                label: "",
             })
             .collect();
         let obj = if inputs.is_empty() {
             None
         } else {
             Some(
-                CodeObject::link(self.kernel, &inputs, info.func_names.clone())
-                    .map_err(InstantiateError::Link)?,
+                CodeObject::link(
+                    self.kernel,
+                    &inputs,
+                    info.func_names.clone(),
+                    &self.module_name,
+                )
+                .map_err(InstantiateError::Link)?,
             )
         };
         let func_addrs: Vec<usize> = (0..module.functions.len())
