@@ -382,6 +382,8 @@ fn run_in_store<'k, 'h, P: Platform + SchedHal>(
         return ExitStatus::Failed(LoadError::Isa);
     };
     store.set_memory_owner(Owner::Process(proc.pid()));
+    // Debuggers and profilers name its code `<process>!<function>`.
+    store.set_module_name(&proc.name());
     store.interrupt().set_hook(proc.hook());
     proc.attach_interrupt(store.interrupt());
     let module = match store.compile(bytes) {
