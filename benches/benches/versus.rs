@@ -60,7 +60,7 @@ impl Plan {
                 quick,
                 warmup: 2,
                 samples: 15,
-                compile_samples: 7,
+                compile_samples: 5,
                 boot_samples: 11,
             }
         }
@@ -385,6 +385,15 @@ fn instantiate_rows(k: &Kernel<'_, Hosted>, plan: Plan) -> Vec<Row> {
             }
         }) / f64::from(BATCH)
     };
+    let mut ours_drop = || {
+        let mut total = 0.0;
+        for _ in 0..BATCH {
+            let mut store = Store::new(k, STACK).expect("store");
+            black_box(store.instantiate(&m, &|_, _| None).expect("instantiates"));
+            total += time_ns(|| drop(store));
+        }
+        total / f64::from(BATCH)
+    };
     let mut theirs_store = || {
         time_ns(|| {
             for _ in 0..BATCH {
@@ -401,6 +410,7 @@ fn instantiate_rows(k: &Kernel<'_, Hosted>, plan: Plan) -> Vec<Row> {
             &mut theirs_pooled,
             &mut ours_store,
             &mut theirs_store,
+            &mut ours_drop,
         ],
     );
     let what = "store + instantiate + drop; 1 memory (16 pages), table (64), 4 x 4 KiB data";
@@ -433,6 +443,15 @@ fn instantiate_rows(k: &Kernel<'_, Hosted>, plan: Plan) -> Vec<Row> {
             other: None,
             target: "",
             note: "ours builds its Cranelift ISA per store (`Compiler::host`)".into(),
+        },
+        Row {
+            group: "instantiation",
+            name: "dropping the instantiated store (part of the above)".into(),
+            ours: t[5],
+            wasmtime: None,
+            other: None,
+            target: "",
+            note: "ours only: where the default-allocator row's time goes".into(),
         },
     ]
 }

@@ -311,21 +311,25 @@ mod matmul {
     }
 }
 
-/// The workloads this build contains: `(name, setup, run)` for natively
-/// linked callers (the wasm side calls the exports by name).
-pub fn native() -> Vec<(&'static str, extern "C" fn(), extern "C" fn() -> u64)> {
-    let mut v: Vec<(&'static str, extern "C" fn(), extern "C" fn() -> u64)> = Vec::new();
-    #[cfg(feature = "sha2")]
-    v.push(("sha2", sha::sha2_setup, sha::sha2_run));
-    #[cfg(feature = "miniz")]
-    v.push(("miniz", miniz::miniz_setup, miniz::miniz_run));
-    #[cfg(feature = "json")]
-    v.push(("json", json::json_setup, json::json_run));
-    #[cfg(feature = "regex")]
-    v.push(("regex", search::regex_setup, search::regex_run));
-    #[cfg(feature = "sort")]
-    v.push(("sort", sort::sort_setup, sort::sort_run));
-    #[cfg(feature = "matmul")]
-    v.push(("matmul", matmul::matmul_setup, matmul::matmul_run));
-    v
+/// A natively linked workload: name, setup, run.
+pub type Native = (&'static str, extern "C" fn(), extern "C" fn() -> u64);
+
+/// The workloads this build contains, for natively linked callers (the
+/// wasm side calls the exports by name).
+pub fn native() -> Vec<Native> {
+    let all: &[Native] = &[
+        #[cfg(feature = "sha2")]
+        ("sha2", sha::sha2_setup, sha::sha2_run),
+        #[cfg(feature = "miniz")]
+        ("miniz", miniz::miniz_setup, miniz::miniz_run),
+        #[cfg(feature = "json")]
+        ("json", json::json_setup, json::json_run),
+        #[cfg(feature = "regex")]
+        ("regex", search::regex_setup, search::regex_run),
+        #[cfg(feature = "sort")]
+        ("sort", sort::sort_setup, sort::sort_run),
+        #[cfg(feature = "matmul")]
+        ("matmul", matmul::matmul_setup, matmul::matmul_run),
+    ];
+    all.to_vec()
 }
