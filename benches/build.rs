@@ -88,7 +88,10 @@ fn build(crate_dir: &Path, target_dir: &Path, feature: &str) -> PathBuf {
     ] {
         cmd.env_remove(var);
     }
+    // Cargo reads this script's stdout for directives: the nested build's
+    // output goes to stderr.
     let status = cmd
+        .stdout(std::io::stderr())
         .status()
         .unwrap_or_else(|e| panic!("running cargo for the {feature} workload: {e}"));
     assert!(
