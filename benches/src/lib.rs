@@ -1,9 +1,19 @@
-//! Measurement helpers shared by the benches: run two workloads side by side
-//! in one process and report their ratio. Numbers are printed, never
+//! Measurement helpers shared by the benches: timing loops that interleave
+//! contenders sample by sample, the results table (medians and ratios,
+//! ours / theirs), the workload modules built by `build.rs`, and a
+//! parallel driver for the kernel's compiler. Numbers are printed, never
 //! asserted: speed is measured, not tested.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
+
+pub mod compile;
+
+/// The workload modules (`benches/workloads`, built for
+/// `wasm32-unknown-unknown` by `build.rs`).
+pub mod modules {
+    include!(concat!(env!("OUT_DIR"), "/workloads.rs"));
+}
 
 /// Nanoseconds per iteration of `f`, the best of `rounds` timed rounds of
 /// `iters` iterations each (the minimum filters out scheduling noise).
@@ -25,4 +35,123 @@ pub fn report(name: &str, ours: f64, baseline_name: &str, baseline: f64) {
         "{name}: vessel {ours:.1} ns/op, {baseline_name} {baseline:.1} ns/op, ratio {:.2}",
         ours / baseline
     );
+}
+
+/// Nanoseconds `f` takes, once.
+pub fn time_ns(f: impl FnOnce()) -> f64 {
+    let start = Instant::now();
+    f();
+    start.elapsed().as_nanos() as f64
+}
+
+/// A contender: one call takes one sample and returns its nanoseconds per
+/// operation.
+pub type Contender<'a> = &'a mut dyn FnMut() -> f64;
+
+/// Run `warmup` unrecorded rounds, then `samples` recorded rounds; in each
+/// round every contender takes one sample, in an order that rotates from
+/// round to round, so drift (frequency, caches, other load) falls on all of
+/// them alike. Returns each contender's median.
+pub fn interleave(warmup: usize, samples: usize, contenders: &mut [Contender<'_>]) -> Vec<f64> {
+    let n = contenders.len();
+    let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(samples); n];
+    for round in 0..warmup + samples {
+        for k in 0..n {
+            let i = (round + k) % n;
+            let t = (contenders[i])();
+            if round >= warmup {
+                times[i].push(t);
+            }
+        }
+    }
+    times.into_iter().map(median).collect()
+}
+
+/// The median of `v` (the mean of the middle two for an even length; NaN
+/// when empty).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+/// The geometric mean of `v` (NaN when empty).
+pub fn geomean(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    (v.iter().map(|x| x.ln()).sum::<f64>() / v.len() as f64).exp()
+}
+
+/// A duration in nanoseconds, in a unit that keeps 3-4 digits.
+pub fn fmt_ns(ns: f64) -> String {
+    if !ns.is_finite() {
+        return "n/a".into();
+    }
+    if ns < 1e3 {
+        format!("{ns:.1} ns")
+    } else if ns < 1e6 {
+        format!("{:.2} µs", ns / 1e3)
+    } else if ns < 1e9 {
+        format!("{:.2} ms", ns / 1e6)
+    } else {
+        format!("{:.2} s", ns / 1e9)
+    }
+}
+
+/// One line of the results table.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// The group (execution, compilation, ...).
+    pub group: &'static str,
+    /// What is measured.
+    pub name: String,
+    /// Our median, in ns.
+    pub ours: f64,
+    /// wasmtime's median, in ns, when it is a contender.
+    pub wasmtime: Option<f64>,
+    /// Native's or tokio's median, in ns, when one is a contender.
+    pub other: Option<f64>,
+    /// The issue's target for this row.
+    pub target: &'static str,
+    /// Anything the figures need to be read right.
+    pub note: String,
+}
+
+/// A ratio `ours / theirs`, or `n/a`.
+fn ratio(ours: f64, theirs: Option<f64>) -> String {
+    match theirs {
+        Some(t) if t > 0.0 && ours.is_finite() => format!("{:.2}x", ours / t),
+        _ => "n/a".into(),
+    }
+}
+
+/// The results as a Markdown table.
+pub fn table(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "| group | row | ours | wasmtime | native / tokio | ours / wasmtime | ours / native or tokio | target | note |\n\
+         |---|---|---:|---:|---:|---:|---:|---|---|\n",
+    );
+    for r in rows {
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            r.group,
+            r.name,
+            fmt_ns(r.ours),
+            r.wasmtime.map_or_else(|| "n/a".into(), fmt_ns),
+            r.other.map_or_else(|| "n/a".into(), fmt_ns),
+            ratio(r.ours, r.wasmtime),
+            ratio(r.ours, r.other),
+            r.target,
+            r.note,
+        ));
+    }
+    s
 }

@@ -1,0 +1,993 @@
+//! Vessel side by side with its yardsticks, in one process run: wasmtime 48
+//! (the same Cranelift release as the kernel's JIT), native code built from
+//! the same Rust source, and tokio's multi-thread runtime. Contenders are
+//! interleaved sample by sample (`benches::interleave`); the table holds
+//! medians and ratios ours / theirs, printed and written to
+//! `benches/RESULTS.md`.
+//!
+//! Rows: execution of the workloads of `benches/workloads`, compilation
+//! (one thread, all CPUs), instantiation (wasmtime's default and pooling
+//! allocators), calls and traps, executor microbenchmarks, hosted boot to
+//! the first wasm instruction, and the wasm-v1 spec suite's wall time.
+//!
+//! `--quick` (or `VESSEL_BENCH_QUICK=1`) takes fewer samples.
+//!
+//! Signal handlers: hal-hosted installs its handlers when the first machine
+//! is built and does not chain to earlier ones; wasmtime installs its own
+//! when the first engine is built and passes faults outside its code on to
+//! the previous handler. So the machine comes first, the engines after it.
+
+use std::future::poll_fn;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Poll, Waker};
+use std::time::Instant;
+
+use benches::{Contender, Row, geomean, interleave, table, time_ns};
+use hal_hosted::{Config, Hosted};
+use kernel_core::kernel::Kernel;
+use kernel_core::sched::{Executor, Handle, yield_now};
+use kernel_core::wasm::module::{FuncType, ValType};
+use kernel_core::wasm::vm::{CallError, Extern, Func, InstanceId, Store, Val};
+use kernel_core::wasm::{Compiler, TranslateConfig, compile_module};
+
+/// Stack budget of every store (as the spec runner's).
+const STACK: usize = hal_hosted::WASM_STACK;
+
+/// How many samples each kind of row takes.
+#[derive(Clone, Copy)]
+struct Plan {
+    quick: bool,
+    warmup: usize,
+    samples: usize,
+    compile_samples: usize,
+    boot_samples: usize,
+}
+
+impl Plan {
+    fn new(quick: bool) -> Self {
+        if quick {
+            Self {
+                quick,
+                warmup: 1,
+                samples: 5,
+                compile_samples: 3,
+                boot_samples: 3,
+            }
+        } else {
+            Self {
+                quick,
+                warmup: 2,
+                samples: 15,
+                compile_samples: 5,
+                boot_samples: 11,
+            }
+        }
+    }
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick")
+        || std::env::var_os("VESSEL_BENCH_QUICK").is_some_and(|v| v != "0");
+    let plan = Plan::new(quick);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let started = Instant::now();
+    let mut rows = Vec::new();
+
+    let hosted = Hosted::new(&Config {
+        cpus: 1,
+        memory: 1 << 30,
+        window: 1 << 40,
+    })
+    .expect("hosted machine");
+    rows.extend(hal_hosted::run_on_cpu(&hosted, 0, || {
+        kernel_core::boot::with_kernel(&hosted, |k| wasm_rows(k, plan, cpus))
+    }));
+    drop(hosted);
+    rows.extend(executor_rows(cpus, plan));
+    rows.extend(boot_rows(plan));
+    rows.push(spec_row());
+
+    let text = format!(
+        "# Vessel against wasmtime, native code and tokio\n\n\
+         Written by `cargo bench -p benches` (the `versus` bench); do not edit.\n\
+         Host: {cpus} CPUs, {model}. {mode}: medians of {s} samples ({c} for \
+         compilation, {b} for boot) after warm-up, contenders interleaved \
+         sample by sample; whole run {total:.0} s. Ratios are ours / theirs: \
+         below 1 means Vessel is faster. Times are per operation.\n\n{}",
+        table(&rows),
+        model = cpu_model(),
+        mode = if plan.quick { "Quick run" } else { "Full run" },
+        s = plan.samples,
+        c = plan.compile_samples,
+        b = plan.boot_samples,
+        total = started.elapsed().as_secs_f64(),
+    );
+    println!("\n{text}");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/RESULTS.md");
+    if let Err(e) = std::fs::write(path, &text) {
+        eprintln!("could not write RESULTS.md: {e}");
+    }
+}
+
+/// The host CPU's model name (Linux), for the table's header.
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+fn wat(text: &str) -> Vec<u8> {
+    wat::parse_str(text).expect("the bench's own wat")
+}
+
+fn export(store: &Store<'_, '_, Hosted>, inst: InstanceId, name: &str) -> Func {
+    match store.export(inst, name) {
+        Some(Extern::Func(f)) => f,
+        other => panic!("export {name}: {other:?}"),
+    }
+}
+
+fn progress(what: &str) {
+    eprintln!("versus: {what}");
+}
+
+// ---------------------------------------------------------------------------
+// wasm: execution, compilation, instantiation, calls and traps
+
+fn wasm_rows(k: &Kernel<'_, Hosted>, plan: Plan, cpus: usize) -> Vec<Row> {
+    let mut rows = execution_rows(k, plan);
+    rows.extend(compile_rows(plan, cpus));
+    rows.extend(instantiate_rows(k, plan));
+    rows.extend(call_rows(k, plan));
+    rows
+}
+
+fn as_u64(v: &Result<Vec<Val>, CallError>) -> Option<u64> {
+    match v.as_deref() {
+        Ok([Val::I64(x)]) => Some(*x as u64),
+        _ => None,
+    }
+}
+
+fn execution_rows(k: &Kernel<'_, Hosted>, plan: Plan) -> Vec<Row> {
+    let engine = wasmtime::Engine::default();
+    let natives = workloads::native();
+    let mut rows = Vec::new();
+    for (name, bytes) in benches::modules::MODULES {
+        progress(&format!("execution: {name}"));
+        let mut store = Store::new(k, STACK).expect("store");
+        let m = store.compile(bytes).expect("workload compiles");
+        let inst = store
+            .instantiate(&m, &|_, _| None)
+            .expect("workload instantiates");
+        let setup = export(&store, inst, &format!("{name}_setup"));
+        let run = export(&store, inst, &format!("{name}_run"));
+        store.invoke(&setup, &[]).expect("setup");
+        let ours_sum = as_u64(&store.invoke(&run, &[]));
+
+        let module = wasmtime::Module::new(&engine, bytes).expect("wasmtime compiles");
+        let mut wstore = wasmtime::Store::new(&engine, ());
+        let winst = wasmtime::Instance::new(&mut wstore, &module, &[]).expect("instantiate");
+        let wsetup = winst
+            .get_typed_func::<(), ()>(&mut wstore, &format!("{name}_setup"))
+            .expect("setup export");
+        let wrun = winst
+            .get_typed_func::<(), i64>(&mut wstore, &format!("{name}_run"))
+            .expect("run export");
+        wsetup.call(&mut wstore, ()).expect("setup");
+        let theirs_sum = wrun.call(&mut wstore, ()).ok().map(|x| x as u64);
+
+        let (_, nsetup, nrun) = natives
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .expect("native build of every workload");
+        nsetup();
+        let native_sum = nrun();
+
+        let mut ours = || time_ns(|| drop(black_box(store.invoke(&run, &[]))));
+        let mut theirs = || time_ns(|| drop(black_box(wrun.call(&mut wstore, ()))));
+        let mut native = || time_ns(|| _ = black_box(nrun()));
+        let t = interleave(
+            plan.warmup,
+            plan.samples,
+            &mut [&mut ours, &mut theirs, &mut native],
+        );
+        let agree = ours_sum == Some(native_sum) && theirs_sum == Some(native_sum);
+        rows.push(Row {
+            group: "execution",
+            name: (*name).into(),
+            ours: t[0],
+            wasmtime: Some(t[1]),
+            other: Some(t[2]),
+            target: "",
+            note: if agree {
+                format!("checksums agree ({native_sum:#x})")
+            } else {
+                format!(
+                    "CHECKSUMS DIFFER: ours {ours_sum:x?}, wasmtime {theirs_sum:x?}, native {native_sum:#x}"
+                )
+            },
+        });
+    }
+    let exec: Vec<&Row> = rows.iter().collect();
+    let g = |f: &dyn Fn(&Row) -> Option<f64>| {
+        geomean(&exec.iter().filter_map(|r| f(r)).collect::<Vec<_>>())
+    };
+    let summary = Row {
+        group: "execution",
+        name: "geometric mean".into(),
+        ours: g(&|r| Some(r.ours)),
+        wasmtime: Some(g(&|r| r.wasmtime)),
+        other: Some(g(&|r| r.other)),
+        target: "<= 1.05x wasmtime, <= 1.5x native",
+        note: "the ratio of geometric means is the geometric mean of the ratios".into(),
+    };
+    rows.push(summary);
+    rows
+}
+
+fn compile_rows(plan: Plan, cpus: usize) -> Vec<Row> {
+    let compiler = Compiler::host().expect("host compiler");
+    let config = TranslateConfig::default();
+    let mut serial = wasmtime::Config::new();
+    serial.parallel_compilation(false);
+    let serial = wasmtime::Engine::new(&serial).expect("engine");
+    let parallel = wasmtime::Engine::default();
+    let mut rows = Vec::new();
+    for threads in [1, cpus] {
+        let mut group = Vec::new();
+        for (name, bytes) in benches::modules::MODULES {
+            progress(&format!("compilation: {name}, {threads} thread(s)"));
+            let engine = if threads == 1 { &serial } else { &parallel };
+            let mut ours = || {
+                time_ns(|| {
+                    if threads == 1 {
+                        let m = compile_module(bytes, &config, &compiler).expect("compiles");
+                        drop(black_box(m));
+                    } else {
+                        let size = benches::compile::compile_parallel(bytes, &compiler, threads)
+                            .expect("compiles");
+                        black_box(size);
+                    }
+                })
+            };
+            let mut theirs = || {
+                time_ns(|| {
+                    let m = wasmtime::Module::new(engine, bytes).expect("compiles");
+                    drop(black_box(m));
+                })
+            };
+            let t = interleave(1, plan.compile_samples, &mut [&mut ours, &mut theirs]);
+            group.push(Row {
+                group: if threads == 1 {
+                    "compile, 1 thread"
+                } else {
+                    "compile, all CPUs"
+                },
+                name: format!("{name} ({} KiB)", bytes.len() / 1024),
+                ours: t[0],
+                wasmtime: Some(t[1]),
+                other: None,
+                target: "",
+                note: String::new(),
+            });
+        }
+        let ours = geomean(&group.iter().map(|r| r.ours).collect::<Vec<_>>());
+        let theirs = geomean(&group.iter().filter_map(|r| r.wasmtime).collect::<Vec<_>>());
+        let note = if threads == 1 {
+            "ours: `compile_module` (= `Store::compile`; code placed later, at instantiation); \
+             wasmtime: `Module::new` with parallel compilation off (code placed in executable memory)"
+                .to_owned()
+        } else {
+            format!(
+                "{threads} threads. ours: the bench's driver over the kernel's translator and \
+                 Cranelift ISA (`benches::compile`; the kernel itself compiles on one thread); \
+                 wasmtime: `Module::new` on its rayon pool"
+            )
+        };
+        let group_name = group[0].group;
+        rows.extend(group);
+        rows.push(Row {
+            group: group_name,
+            name: "geometric mean".into(),
+            ours,
+            wasmtime: Some(theirs),
+            other: None,
+            target: "<= 1.2x wasmtime",
+            note,
+        });
+    }
+    rows
+}
+
+/// A module with one memory, a table with an element segment and four
+/// 4 KiB data segments.
+fn instantiate_module() -> Vec<u8> {
+    let chunk: String = "vessel-data-0123456789abcdefghijklmnopqrstuvwxyz~"
+        .chars()
+        .cycle()
+        .take(4096)
+        .collect();
+    let data: String = [0, 16384, 65536, 200_000]
+        .iter()
+        .map(|at| format!("(data (i32.const {at}) \"{chunk}\")\n"))
+        .collect();
+    wat(&format!(
+        r#"(module
+          (memory 16)
+          (table 64 funcref)
+          (type $t (func (result i32)))
+          (func $a (result i32) (i32.const 1))
+          (func $b (result i32) (i32.const 2))
+          (func $c (result i32) (i32.const 3))
+          (func $d (result i32) (i32.const 4))
+          (elem (i32.const 0) $a $b $c $d $a $b $c $d)
+          (global (export "g") (mut i32) (i32.const 0))
+          (func (export "pick") (param i32) (result i32)
+            (call_indirect (type $t) (local.get 0)))
+          {data})"#
+    ))
+}
+
+fn instantiate_rows(k: &Kernel<'_, Hosted>, plan: Plan) -> Vec<Row> {
+    progress("instantiation");
+    const BATCH: u32 = 20;
+    let bytes = instantiate_module();
+    let compiler = Compiler::host().expect("host compiler");
+    let m = compile_module(&bytes, &TranslateConfig::default(), &compiler).expect("compiles");
+
+    let default = wasmtime::Engine::default();
+    let mut pooled = wasmtime::Config::new();
+    let mut pool = wasmtime::PoolingAllocationConfig::default();
+    pool.total_memories(64)
+        .total_tables(64)
+        .total_core_instances(64);
+    pooled.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    let pooled = wasmtime::Engine::new(&pooled).expect("pooling engine");
+    let pre = |engine: &wasmtime::Engine| {
+        let module = wasmtime::Module::new(engine, &bytes).expect("compiles");
+        wasmtime::Linker::<()>::new(engine)
+            .instantiate_pre(&module)
+            .expect("instantiate_pre")
+    };
+    let (pre_default, pre_pooled) = (pre(&default), pre(&pooled));
+
+    let mut ours = || {
+        time_ns(|| {
+            for _ in 0..BATCH {
+                let mut store = Store::new(k, STACK).expect("store");
+                black_box(store.instantiate(&m, &|_, _| None).expect("instantiates"));
+            }
+        }) / f64::from(BATCH)
+    };
+    let wasmtime_with = |engine: &wasmtime::Engine, pre: &wasmtime::InstancePre<()>| {
+        time_ns(|| {
+            for _ in 0..BATCH {
+                let mut store = wasmtime::Store::new(engine, ());
+                black_box(pre.instantiate(&mut store).expect("instantiates"));
+            }
+        }) / f64::from(BATCH)
+    };
+    let mut theirs = || wasmtime_with(&default, &pre_default);
+    let mut theirs_pooled = || wasmtime_with(&pooled, &pre_pooled);
+    let mut ours_store = || {
+        time_ns(|| {
+            for _ in 0..BATCH {
+                drop(black_box(Store::new(k, STACK).expect("store")));
+            }
+        }) / f64::from(BATCH)
+    };
+    let mut ours_drop = || {
+        let mut total = 0.0;
+        for _ in 0..BATCH {
+            let mut store = Store::new(k, STACK).expect("store");
+            black_box(store.instantiate(&m, &|_, _| None).expect("instantiates"));
+            total += time_ns(|| drop(store));
+        }
+        total / f64::from(BATCH)
+    };
+    let mut theirs_store = || {
+        time_ns(|| {
+            for _ in 0..BATCH {
+                drop(black_box(wasmtime::Store::new(&default, ())));
+            }
+        }) / f64::from(BATCH)
+    };
+    let t = interleave(
+        plan.warmup,
+        plan.samples,
+        &mut [
+            &mut ours,
+            &mut theirs,
+            &mut theirs_pooled,
+            &mut ours_store,
+            &mut theirs_store,
+            &mut ours_drop,
+        ],
+    );
+    let what = "store + instantiate + drop; 1 memory (16 pages), table (64), 4 x 4 KiB data";
+    vec![
+        Row {
+            group: "instantiation",
+            name: "default allocator".into(),
+            ours: t[0],
+            wasmtime: Some(t[1]),
+            other: None,
+            target: "",
+            note: format!(
+                "{what}; ours links the module's code at instantiation, wasmtime (`InstancePre`) did at compile time"
+            ),
+        },
+        Row {
+            group: "instantiation",
+            name: "pooling allocator".into(),
+            ours: t[0],
+            wasmtime: Some(t[2]),
+            other: None,
+            target: "<= 1.0x wasmtime pooling",
+            note: "ours as above (no pooling allocator); wasmtime's pooling allocator".into(),
+        },
+        Row {
+            group: "instantiation",
+            name: "empty store (part of the above)".into(),
+            ours: t[3],
+            wasmtime: Some(t[4]),
+            other: None,
+            target: "",
+            note: "ours builds its Cranelift ISA per store (`Compiler::host`)".into(),
+        },
+        Row {
+            group: "instantiation",
+            name: "dropping the instantiated store (part of the above)".into(),
+            ours: t[5],
+            wasmtime: None,
+            other: None,
+            target: "",
+            note: "ours only: where the default-allocator row's time goes".into(),
+        },
+    ]
+}
+
+const CALLS: &str = r#"(module
+  (import "env" "inc" (func $inc (param i32) (result i32)))
+  (memory 1)
+  (func (export "id") (param i32) (result i32) (local.get 0))
+  (func (export "host_loop") (param i32) (result i32) (local $acc i32)
+    (block $done
+      (loop $l
+        (br_if $done (i32.eqz (local.get 0)))
+        (local.set $acc (call $inc (local.get $acc)))
+        (local.set 0 (i32.sub (local.get 0) (i32.const 1)))
+        (br $l)))
+    (local.get $acc))
+  (func (export "load") (param i32) (result i32) (i32.load (local.get 0))))"#;
+
+fn call_rows(k: &Kernel<'_, Hosted>, plan: Plan) -> Vec<Row> {
+    progress("calls and traps");
+    const CALLS_PER_SAMPLE: i32 = 20_000;
+    const TRAPS_PER_SAMPLE: u32 = 500;
+    /// Past the 1-page memory, inside its reservation: a guard-page fault.
+    const OOB: i32 = 2 << 16;
+    let bytes = wat(CALLS);
+
+    let mut store = Store::new(k, STACK).expect("store");
+    let ty = FuncType {
+        params: vec![ValType::I32],
+        results: vec![ValType::I32],
+    };
+    let inc = store
+        .host_func(ty, |a| match a {
+            [Val::I32(x)] => vec![Val::I32(x.wrapping_add(1))],
+            _ => vec![Val::I32(0)],
+        })
+        .expect("host function");
+    let m = store.compile(&bytes).expect("compiles");
+    let inst = store
+        .instantiate(&m, &|_, n| (n == "inc").then(|| Extern::Func(inc.clone())))
+        .expect("instantiates");
+    let (id, host_loop, load) = (
+        export(&store, inst, "id"),
+        export(&store, inst, "host_loop"),
+        export(&store, inst, "load"),
+    );
+    assert_eq!(
+        store.invoke(&host_loop, &[Val::I32(10)]),
+        Ok(vec![Val::I32(10)])
+    );
+    assert!(matches!(
+        store.invoke(&load, &[Val::I32(OOB)]),
+        Err(CallError::Trap(_))
+    ));
+
+    let engine = wasmtime::Engine::default();
+    let module = wasmtime::Module::new(&engine, &bytes).expect("compiles");
+    let mut wstore = wasmtime::Store::new(&engine, ());
+    let winc = wasmtime::Func::wrap(&mut wstore, |x: i32| x.wrapping_add(1));
+    let winst =
+        wasmtime::Instance::new(&mut wstore, &module, &[winc.into()]).expect("instantiates");
+    let wid = winst
+        .get_typed_func::<i32, i32>(&mut wstore, "id")
+        .expect("id");
+    let wid_untyped = winst.get_func(&mut wstore, "id").expect("id");
+    let wloop = winst
+        .get_typed_func::<i32, i32>(&mut wstore, "host_loop")
+        .expect("host_loop");
+    let wload = winst
+        .get_typed_func::<i32, i32>(&mut wstore, "load")
+        .expect("load");
+    assert_eq!(wloop.call(&mut wstore, 10).ok(), Some(10));
+    assert!(wload.call(&mut wstore, OOB).is_err());
+
+    // One store each, shared by the contenders through RefCells: the
+    // closures run one at a time.
+    let store = std::cell::RefCell::new(store);
+    let wstore = std::cell::RefCell::new(wstore);
+    let per = |n: i32| move |ns: f64| ns / f64::from(n);
+
+    let mut ours_in = || {
+        let mut s = store.borrow_mut();
+        per(CALLS_PER_SAMPLE)(time_ns(|| {
+            for i in 0..CALLS_PER_SAMPLE {
+                black_box(s.invoke(&id, &[Val::I32(i)]).ok());
+            }
+        }))
+    };
+    let mut theirs_in = || {
+        let mut s = wstore.borrow_mut();
+        per(CALLS_PER_SAMPLE)(time_ns(|| {
+            for i in 0..CALLS_PER_SAMPLE {
+                black_box(wid.call(&mut *s, i).ok());
+            }
+        }))
+    };
+    let mut theirs_in_untyped = || {
+        let mut s = wstore.borrow_mut();
+        let mut out = [wasmtime::Val::I32(0)];
+        per(CALLS_PER_SAMPLE)(time_ns(|| {
+            for i in 0..CALLS_PER_SAMPLE {
+                black_box(
+                    wid_untyped
+                        .call(&mut *s, &[wasmtime::Val::I32(i)], &mut out)
+                        .is_ok(),
+                );
+            }
+        }))
+    };
+    let mut ours_out = || {
+        let mut s = store.borrow_mut();
+        per(CALLS_PER_SAMPLE)(time_ns(|| {
+            black_box(s.invoke(&host_loop, &[Val::I32(CALLS_PER_SAMPLE)]).ok());
+        }))
+    };
+    let mut theirs_out = || {
+        let mut s = wstore.borrow_mut();
+        per(CALLS_PER_SAMPLE)(time_ns(|| {
+            black_box(wloop.call(&mut *s, CALLS_PER_SAMPLE).ok());
+        }))
+    };
+    let mut ours_trap = || {
+        let mut s = store.borrow_mut();
+        time_ns(|| {
+            for _ in 0..TRAPS_PER_SAMPLE {
+                black_box(s.invoke(&load, &[Val::I32(OOB)]).is_err());
+            }
+        }) / f64::from(TRAPS_PER_SAMPLE)
+    };
+    let mut theirs_trap = || {
+        let mut s = wstore.borrow_mut();
+        time_ns(|| {
+            for _ in 0..TRAPS_PER_SAMPLE {
+                black_box(wload.call(&mut *s, OOB).is_err());
+            }
+        }) / f64::from(TRAPS_PER_SAMPLE)
+    };
+    let mut contenders: [Contender<'_>; 7] = [
+        &mut ours_in,
+        &mut theirs_in,
+        &mut theirs_in_untyped,
+        &mut ours_out,
+        &mut theirs_out,
+        &mut ours_trap,
+        &mut theirs_trap,
+    ];
+    let t = interleave(plan.warmup, plan.samples, &mut contenders);
+    let row = |name: &str, ours, theirs, target, note: &str| Row {
+        group: "calls and traps",
+        name: name.into(),
+        ours,
+        wasmtime: Some(theirs),
+        other: None,
+        target,
+        note: note.into(),
+    };
+    vec![
+        row(
+            "host -> wasm call",
+            t[0],
+            t[1],
+            "<= 1.5x wasmtime",
+            "`(i32) -> i32` identity; ours `Store::invoke` (`&[Val]` -> `Vec<Val>`), wasmtime `TypedFunc::call`",
+        ),
+        row(
+            "host -> wasm call, untyped",
+            t[0],
+            t[2],
+            "<= 1.5x wasmtime",
+            "the same; wasmtime `Func::call` with `&[Val]`, `&mut [Val]`",
+        ),
+        row(
+            "wasm -> host call",
+            t[3],
+            t[4],
+            "<= 1.5x wasmtime",
+            "a wasm loop calling an `(i32) -> i32` host function; ours a `Fn(&[Val]) -> Vec<Val>` closure, wasmtime `Func::wrap`",
+        ),
+        row(
+            "trap round trip",
+            t[5],
+            t[6],
+            "<= 1.0x wasmtime",
+            "out-of-bounds load: guard-page fault, signal, unwind to the caller, trap with backtrace",
+        ),
+    ]
+}
+
+// ---------------------------------------------------------------------------
+// executor
+
+/// A one-bit mailbox built on std only (a mutex and a waker), so both
+/// executors run the same ping-pong code.
+#[derive(Default)]
+struct Bell {
+    rung: AtomicBool,
+    waiter: Mutex<Option<Waker>>,
+}
+
+impl Bell {
+    fn post(&self) {
+        self.rung.store(true, Ordering::SeqCst);
+        let w = self.waiter.lock().map(|mut w| w.take()).unwrap_or(None);
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+
+    async fn take(&self) {
+        poll_fn(|cx| {
+            if self.rung.swap(false, Ordering::SeqCst) {
+                return Poll::Ready(());
+            }
+            if let Ok(mut w) = self.waiter.lock() {
+                *w = Some(cx.waker().clone());
+            }
+            if self.rung.swap(false, Ordering::SeqCst) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+}
+
+/// The two sides of a ping-pong of `rounds` round trips.
+fn ping_pong_sides(rounds: usize) -> [impl Future<Output = ()> + Send + 'static; 2] {
+    let bells = [Arc::new(Bell::default()), Arc::new(Bell::default())];
+    let side = |me: usize| {
+        let (mine, theirs) = (bells[me].clone(), bells[1 - me].clone());
+        async move {
+            for _ in 0..rounds {
+                if me == 0 {
+                    theirs.post();
+                    mine.take().await;
+                } else {
+                    mine.take().await;
+                    theirs.post();
+                }
+            }
+        }
+    };
+    [side(0), side(1)]
+}
+
+const SPAWNS: usize = 10_000;
+const YIELDS: usize = 10_000;
+const ROUNDS: usize = 10_000;
+
+async fn ours_spawn(h: Handle<Hosted>) -> usize {
+    let joins: Vec<_> = (0..SPAWNS).map(|i| h.spawn(async move { i })).collect();
+    let mut sum = 0;
+    for j in joins {
+        sum += j.await.unwrap_or(0);
+    }
+    sum
+}
+
+async fn tokio_spawn() -> usize {
+    let joins: Vec<_> = (0..SPAWNS)
+        .map(|i| tokio::spawn(async move { i }))
+        .collect();
+    let mut sum = 0;
+    for j in joins {
+        sum += j.await.unwrap_or(0);
+    }
+    sum
+}
+
+async fn ours_yield(h: Handle<Hosted>, tasks: usize) {
+    let joins: Vec<_> = (0..tasks)
+        .map(|_| {
+            h.spawn(async {
+                for _ in 0..YIELDS {
+                    yield_now().await;
+                }
+            })
+        })
+        .collect();
+    for j in joins {
+        let _ = j.await;
+    }
+}
+
+async fn tokio_yield(tasks: usize) {
+    let joins: Vec<_> = (0..tasks)
+        .map(|_| {
+            tokio::spawn(async {
+                for _ in 0..YIELDS {
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    for j in joins {
+        let _ = j.await;
+    }
+}
+
+fn executor_rows(cpus: usize, plan: Plan) -> Vec<Row> {
+    progress("executor");
+    let hosted = Hosted::new(&Config {
+        cpus,
+        memory: 64 << 20,
+        window: 1 << 36,
+    })
+    .expect("hosted machine");
+    let exec = Executor::new(&hosted);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cpus)
+        .build()
+        .expect("tokio runtime");
+    let t = std::thread::scope(|s| {
+        let workers: Vec<_> = (1..cpus)
+            .map(|cpu| {
+                let (hosted, exec) = (&hosted, &exec);
+                s.spawn(move || {
+                    hal_hosted::run_on_cpu(hosted, cpu, || {
+                        kernel_core::boot::with_kernel(hosted, |_| exec.run_worker())
+                    })
+                })
+            })
+            .collect();
+        let t = hal_hosted::run_on_cpu(&hosted, 0, || {
+            kernel_core::boot::with_kernel(&hosted, |_| {
+                let h = exec.handle();
+                let mut ours_spawn_c = || {
+                    time_ns(|| {
+                        black_box(exec.run_until(ours_spawn(h.clone())).ok());
+                    }) / SPAWNS as f64
+                };
+                let mut tokio_spawn_c =
+                    || time_ns(|| _ = black_box(rt.block_on(tokio_spawn()))) / SPAWNS as f64;
+                let mut ours_yield_c = || {
+                    time_ns(|| {
+                        black_box(exec.run_until(ours_yield(h.clone(), cpus)).ok());
+                    }) / (YIELDS * cpus) as f64
+                };
+                let mut tokio_yield_c =
+                    || time_ns(|| rt.block_on(tokio_yield(cpus))) / (YIELDS * cpus) as f64;
+                let mut ours_pp = || {
+                    let [a, b] = ping_pong_sides(ROUNDS);
+                    let h = h.clone();
+                    time_ns(|| {
+                        let done = exec.run_until(async move {
+                            let (a, b) = (h.spawn(a), h.spawn(b));
+                            let _ = a.await;
+                            let _ = b.await;
+                        });
+                        black_box(done.ok());
+                    }) / ROUNDS as f64
+                };
+                let mut tokio_pp = || {
+                    let [a, b] = ping_pong_sides(ROUNDS);
+                    time_ns(|| {
+                        rt.block_on(async move {
+                            let (a, b) = (tokio::spawn(a), tokio::spawn(b));
+                            let _ = a.await;
+                            let _ = b.await;
+                        });
+                    }) / ROUNDS as f64
+                };
+                interleave(
+                    plan.warmup,
+                    plan.samples,
+                    &mut [
+                        &mut ours_spawn_c,
+                        &mut tokio_spawn_c,
+                        &mut ours_yield_c,
+                        &mut tokio_yield_c,
+                        &mut ours_pp,
+                        &mut tokio_pp,
+                    ],
+                )
+            })
+        });
+        exec.shutdown();
+        for w in workers {
+            let _ = w.join();
+        }
+        t
+    });
+    let row = |name: String, ours, theirs, note: &str| Row {
+        group: "executor",
+        name,
+        ours,
+        wasmtime: None,
+        other: Some(theirs),
+        target: "<= 1.0x tokio",
+        note: note.into(),
+    };
+    vec![
+        row(
+            format!("spawn + join ({SPAWNS} tasks)"),
+            t[0],
+            t[1],
+            "per task; spawned from the main future, awaited in order",
+        ),
+        row(
+            format!("yield ({cpus} tasks x {YIELDS})"),
+            t[2],
+            t[3],
+            "per yield",
+        ),
+        row(
+            format!("ping-pong ({ROUNDS} round trips)"),
+            t[4],
+            t[5],
+            "per round trip between two tasks, through the same std-only mailbox",
+        ),
+    ]
+    .into_iter()
+    .map(|mut r| {
+        r.note = format!("{cpus} CPUs vs {cpus} tokio workers; {}", r.note);
+        r
+    })
+    .collect()
+}
+
+// ---------------------------------------------------------------------------
+// boot and the spec suite
+
+const FIRST: &str = r#"(module
+  (import "env" "first" (func $first))
+  (func (export "_start") (call $first)))"#;
+
+/// One hosted boot: nanoseconds from the call of `boot_into` to the entry
+/// of the host function the module's first instruction calls (NaN when the
+/// boot failed).
+fn boot_once(bytes: &[u8]) -> f64 {
+    let first: Arc<OnceLock<Instant>> = Arc::new(OnceLock::new());
+    let seen = first.clone();
+    let start = Instant::now();
+    let status = hal_hosted::boot_into(&Config::default(), |k| {
+        let Ok(mut store) = Store::new(k, STACK) else {
+            return 1;
+        };
+        let ty = FuncType {
+            params: vec![],
+            results: vec![],
+        };
+        let Ok(f) = store.host_func(ty, move |_| {
+            let _ = seen.set(Instant::now());
+            vec![]
+        }) else {
+            return 1;
+        };
+        let Ok(m) = store.compile(bytes) else {
+            return 1;
+        };
+        let Ok(inst) = store.instantiate(&m, &|_, _| Some(Extern::Func(f.clone()))) else {
+            return 1;
+        };
+        let Some(Extern::Func(start)) = store.export(inst, "_start") else {
+            return 1;
+        };
+        u8::from(store.invoke(&start, &[]).is_err())
+    });
+    match (status, first.get()) {
+        (Ok(0), Some(at)) => at.duration_since(start).as_nanos() as f64,
+        _ => f64::NAN,
+    }
+}
+
+/// wasmtime's cold start to the same point: engine, compile, store,
+/// instantiate, call.
+fn wasmtime_cold(bytes: &[u8]) -> f64 {
+    let first: Arc<OnceLock<Instant>> = Arc::new(OnceLock::new());
+    let seen = first.clone();
+    let start = Instant::now();
+    let run = || -> wasmtime::Result<()> {
+        let engine = wasmtime::Engine::default();
+        let module = wasmtime::Module::new(&engine, bytes)?;
+        let mut store = wasmtime::Store::new(&engine, ());
+        let f = wasmtime::Func::wrap(&mut store, move || {
+            let _ = seen.set(Instant::now());
+        });
+        let inst = wasmtime::Instance::new(&mut store, &module, &[f.into()])?;
+        inst.get_typed_func::<(), ()>(&mut store, "_start")?
+            .call(&mut store, ())
+    };
+    match (run(), first.get()) {
+        (Ok(()), Some(at)) => at.duration_since(start).as_nanos() as f64,
+        _ => f64::NAN,
+    }
+}
+
+fn boot_rows(plan: Plan) -> Vec<Row> {
+    progress("boot");
+    let bytes = wat(FIRST);
+    let mut ours = || boot_once(&bytes);
+    let mut theirs = || wasmtime_cold(&bytes);
+    let t = interleave(1, plan.boot_samples, &mut [&mut ours, &mut theirs]);
+    vec![Row {
+        group: "boot",
+        name: "hosted boot to the first wasm instruction".into(),
+        ours: t[0],
+        wasmtime: Some(t[1]),
+        other: None,
+        target: "< 10 ms",
+        note: format!(
+            "ours: `hal_hosted::boot_into` (default machine: {} CPUs, 512 MiB) until the host \
+             function the module calls first is entered; wasmtime: engine + compile + \
+             instantiate + call to the same point",
+            Config::default().cpus
+        ),
+    }]
+}
+
+fn spec_row() -> Row {
+    use kernel_core::spec::convert::Suite;
+    progress("wasm-v1 spec suite (one sample)");
+    let config = Config {
+        cpus: 1,
+        memory: 512 << 20,
+        ..Config::default()
+    };
+    let mut reports = None;
+    let ns = time_ns(|| reports = sim::spec::run_suites(&config, &[Suite::V1]).ok());
+    let note = match &reports {
+        Some(r) => {
+            let (passed, failed) = kernel_core::spec::totals(r);
+            format!(
+                "one sample: convert the scripts, then run every directive ({passed} passed, {failed} failed)"
+            )
+        }
+        None => "one sample: the machine could not be built".into(),
+    };
+    Row {
+        group: "spec suite",
+        name: "wasm-v1 wall time".into(),
+        ours: if reports.is_some() { ns } else { f64::NAN },
+        wasmtime: None,
+        other: None,
+        target: "",
+        note,
+    }
+}
