@@ -23,10 +23,11 @@ use core::sync::atomic::Ordering;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, mpsc};
 
-use kernel_core::hal::{CpuEntry, CpuId, PAGE_SIZE};
-use rustix::mm::{MapFlags, MprotectFlags, ProtFlags, mmap_anonymous, mprotect, munmap};
+use kernel_core::hal::{CpuEntry, CpuId};
+use kernel_core::sched::fiber::FiberStack;
 
 use crate::error::{io_errno, last_errno};
+use crate::stack::HostStack;
 use crate::{HostError, Machine, signals, thread, timer};
 
 /// Usable size of a CPU's alternate signal stack. Faults and interrupts run
@@ -37,54 +38,36 @@ pub const ALT_STACK_SIZE: usize = 256 * 1024;
 /// Stack size of a CPU thread. Virtual: pages are committed when touched.
 pub const CPU_STACK_SIZE: usize = 16 * 1024 * 1024;
 
-/// An alternate signal stack with a guard page below it.
+/// An alternate signal stack: a [`HostStack`] (guard page below it)
+/// installed with `sigaltstack`.
 struct AltStack {
-    base: *mut c_void,
-    len: usize,
+    /// Unmapped when the value drops, after `Drop` has uninstalled it.
+    _stack: HostStack,
     previous: libc::stack_t,
 }
 
 impl AltStack {
     fn install() -> Result<Self, HostError> {
-        let len = ALT_STACK_SIZE + PAGE_SIZE;
-        // SAFETY: a fresh private mapping at an address the host picks.
-        let base = unsafe {
-            mmap_anonymous(
-                ptr::null_mut(),
-                len,
-                ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::PRIVATE | MapFlags::NORESERVE,
-            )
-        }
-        .map_err(HostError::AltStack)?;
-        // SAFETY: the lowest page of the mapping just made: an overflow of
-        // the signal stack faults instead of writing past it.
-        if let Err(e) = unsafe { mprotect(base, PAGE_SIZE, MprotectFlags::empty()) } {
-            // SAFETY: the mapping was made above and is not in use.
-            let _ = unsafe { munmap(base, len) };
-            return Err(HostError::AltStack(e));
-        }
-        let stack = libc::stack_t {
-            ss_sp: base.wrapping_byte_add(PAGE_SIZE),
+        let stack = HostStack::new(ALT_STACK_SIZE).map_err(HostError::AltStack)?;
+        let usable = stack.bounds();
+        let alt = libc::stack_t {
+            ss_sp: usable.start as *mut c_void,
             ss_flags: 0,
-            ss_size: ALT_STACK_SIZE,
+            ss_size: usable.len(),
         };
         let mut previous = libc::stack_t {
             ss_sp: ptr::null_mut(),
             ss_flags: 0,
             ss_size: 0,
         };
-        // SAFETY: `stack` describes memory owned by this value for as long
-        // as it is installed (Drop reinstalls `previous` before unmapping).
-        if unsafe { libc::sigaltstack(&stack, &mut previous) } != 0 {
-            let e = last_errno();
-            // SAFETY: the mapping was made above and is not in use.
-            let _ = unsafe { munmap(base, len) };
-            return Err(HostError::AltStack(e));
+        // SAFETY: `alt` describes memory owned by this value for as long as
+        // it is installed (Drop reinstalls `previous` before the stack is
+        // unmapped); on failure nothing was installed and `stack` unmaps.
+        if unsafe { libc::sigaltstack(&alt, &mut previous) } != 0 {
+            return Err(HostError::AltStack(last_errno()));
         }
         Ok(Self {
-            base,
-            len,
+            _stack: stack,
             previous,
         })
     }
@@ -94,11 +77,9 @@ impl Drop for AltStack {
     fn drop(&mut self) {
         // SAFETY: we are not running on the alternate stack (this is normal
         // thread context); putting back the previous one (std's, or
-        // disabled) stops the host from using ours before it is unmapped.
-        unsafe {
-            libc::sigaltstack(&self.previous, ptr::null_mut());
-            let _ = munmap(self.base, self.len);
-        }
+        // disabled) stops the host from using ours before `_stack` unmaps
+        // it, right after this.
+        unsafe { libc::sigaltstack(&self.previous, ptr::null_mut()) };
     }
 }
 

@@ -1,8 +1,10 @@
-//! Host stacks for simulated CPUs.
+//! Host stacks: CPU fibers in deterministic mode and alternate signal
+//! stacks.
 //!
 //! This module owns [`HostStack`]: an anonymous private host mapping with
 //! one inaccessible guard page below the usable range, the stack a CPU
-//! fiber runs on in deterministic mode ([`crate::det`]). Pages are committed
+//! fiber runs on in deterministic mode ([`crate::det`]) and each CPU
+//! thread's signal stack ([`crate::context`]). Pages are committed
 //! by the host when touched (`MAP_NORESERVE`), so a 16 MiB stack costs what
 //! it uses.
 //!
