@@ -284,8 +284,14 @@ impl Compiler {
             }
         }
         let mut flags = settings::builder();
+        // Cranelift's IR verifier checks every function the translator
+        // builds: on in debug builds (tests), where it catches translator
+        // bugs at their source; off in release, where it costs a good part
+        // of compile time.
+        let verify = if cfg!(debug_assertions) { "true" } else { "false" };
         for (k, v) in [
             ("opt_level", "speed"),
+            ("enable_verifier", verify),
             ("enable_probestack", "false"),
             ("preserve_frame_pointers", "true"),
             // Multi-value: results beyond the return registers go through
