@@ -79,6 +79,7 @@ fn main() {
         cpus: 1,
         memory: 1 << 30,
         window: 1 << 40,
+        ..Config::default()
     })
     .expect("hosted machine");
     rows.extend(hal_hosted::run_on_cpu(&hosted, 0, || {
@@ -758,6 +759,7 @@ fn executor_rows(cpus: usize, plan: Plan) -> Vec<Row> {
         cpus,
         memory: 64 << 20,
         window: 1 << 36,
+        ..Config::default()
     })
     .expect("hosted machine");
     let exec = Executor::new(&hosted);
@@ -885,8 +887,12 @@ const FIRST: &str = r#"(module
 fn boot_once(bytes: &[u8]) -> f64 {
     let first: Arc<OnceLock<Instant>> = Arc::new(OnceLock::new());
     let seen = first.clone();
+    // The machine is part of the boot: start the clock before it.
     let start = Instant::now();
-    let status = hal_hosted::boot_into(&Config::default(), |k| {
+    let Ok(hosted) = Hosted::new(&Config::default()) else {
+        return f64::NAN;
+    };
+    let status = hal_hosted::boot_into(&hosted, |k| {
         let Ok(mut store) = Store::new(k, STACK) else {
             return 1;
         };

@@ -288,7 +288,11 @@ impl Compiler {
         // builds: on in debug builds (tests), where it catches translator
         // bugs at their source; off in release, where it costs a good part
         // of compile time.
-        let verify = if cfg!(debug_assertions) { "true" } else { "false" };
+        let verify = if cfg!(debug_assertions) {
+            "true"
+        } else {
+            "false"
+        };
         for (k, v) in [
             ("opt_level", "speed"),
             ("enable_verifier", verify),
