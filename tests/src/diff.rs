@@ -392,15 +392,28 @@ impl fmt::Display for Tally {
     }
 }
 
+/// How Vessel's store lays out linear memories for a case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Memories {
+    /// 4 GiB reservations plus guard pages: most accesses are checked by
+    /// faults (the hosted default).
+    GuardPages,
+    /// Small reservations and an explicit check of every access
+    /// (`Store::bound_memories`, what riscv uses).
+    Bounded,
+}
+
 /// Generate a module from `u` and compare the runtimes on it, the call
 /// arguments coming from what is left of `u`. A new Vessel store on `k`
-/// and a new wasmtime store on `engine` are made for the case.
+/// (with `memories`) and a new wasmtime store on `engine` are made for the
+/// case.
 ///
 /// # Errors
 /// The first [`Divergence`].
 pub fn check(
     k: &Kernel<'_, Hosted>,
     engine: &wasmtime::Engine,
+    memories: Memories,
     u: &mut Unstructured<'_>,
 ) -> Result<Tally, Divergence> {
     let mut tally = Tally {
@@ -412,7 +425,7 @@ pub fn check(
         return Ok(tally);
     };
     let wasm = module.to_bytes();
-    Case::new(k, engine, &wasm)?.run(u, &mut tally)?;
+    Case::new(k, engine, memories, &wasm)?.run(u, &mut tally)?;
     if tally.compared + tally.instances_failed > 0 {
         tally.cases_compared = 1;
     }
@@ -427,6 +440,7 @@ pub fn check(
 pub fn check_wasm(
     k: &Kernel<'_, Hosted>,
     engine: &wasmtime::Engine,
+    memories: Memories,
     wasm: &[u8],
     u: &mut Unstructured<'_>,
 ) -> Result<Tally, Divergence> {
@@ -434,7 +448,7 @@ pub fn check_wasm(
         cases: 1,
         ..Tally::default()
     };
-    Case::new(k, engine, wasm)?.run(u, &mut tally)?;
+    Case::new(k, engine, memories, wasm)?.run(u, &mut tally)?;
     if tally.compared + tally.instances_failed > 0 {
         tally.cases_compared = 1;
     }
@@ -462,9 +476,13 @@ impl<'k, 'h> Case<'k, 'h> {
     fn new(
         k: &'k Kernel<'h, Hosted>,
         engine: &wasmtime::Engine,
+        memories: Memories,
         wasm: &[u8],
     ) -> Result<Self, Divergence> {
-        let ours = Store::new(k, VESSEL_STACK).map_err(|e| diverge(Step::Compile, e, "-"))?;
+        let mut ours = Store::new(k, VESSEL_STACK).map_err(|e| diverge(Step::Compile, e, "-"))?;
+        if memories == Memories::Bounded {
+            ours.bound_memories(MAX_MEMORY_BYTES as usize);
+        }
         let module = ours.compile(wasm);
         let their_module = wasmtime::Module::new(engine, wasm);
         let (module, their_module) = match (module, their_module) {

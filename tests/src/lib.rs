@@ -3,6 +3,7 @@
 //! install signal handlers).
 
 pub mod diff;
+pub mod kernel_thread;
 pub mod mem_model;
 
 use std::process::{Command, Output};

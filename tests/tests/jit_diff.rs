@@ -1,7 +1,8 @@
 //! The differential oracle ([`tests::diff`]) over a fixed set of seeds, on
 //! stable Rust: every seed's bytes (a SplitMix64 stream) become a
 //! wasm-smith module and call arguments, and Vessel's JIT must agree with
-//! wasmtime on every compared call.
+//! wasmtime on every compared call. Even seeds run with guard-page
+//! memories, odd seeds with explicitly bounds-checked ones.
 //!
 //! `JIT_DIFF_SEEDS=a..b` runs another range (for instance one failing seed,
 //! `JIT_DIFF_SEEDS=17..18`). The summary line gives the compared and
@@ -13,7 +14,7 @@ use std::time::Instant;
 
 use arbitrary::Unstructured;
 use hal_hosted::{Config, Hosted};
-use tests::diff::{self, Tally};
+use tests::diff::{self, Memories, Tally};
 
 /// Seeds run by default.
 const SEEDS: Range<u64> = 0..1000;
@@ -47,7 +48,13 @@ fn jit_matches_wasmtime_on_fixed_seeds() {
             let mut failures = Vec::new();
             for seed in seeds.clone() {
                 let bytes = diff::seed_bytes(seed, BYTES);
-                match diff::check(k, &engine, &mut Unstructured::new(&bytes)) {
+                // Odd seeds run with explicitly bounds-checked memories.
+                let memories = if seed % 2 == 0 {
+                    Memories::GuardPages
+                } else {
+                    Memories::Bounded
+                };
+                match diff::check(k, &engine, memories, &mut Unstructured::new(&bytes)) {
                     Ok(t) => tally += t,
                     Err(d) => {
                         println!("seed {seed}: {d}");
