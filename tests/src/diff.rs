@@ -403,6 +403,15 @@ pub enum Memories {
     Bounded,
 }
 
+/// The module wasm-smith makes from `u` with [`smith_config`], if `u`
+/// holds enough bytes.
+#[must_use]
+pub fn module(u: &mut Unstructured<'_>) -> Option<Vec<u8>> {
+    wasm_smith::Module::new(smith_config(), u)
+        .ok()
+        .map(|m| m.to_bytes())
+}
+
 /// Generate a module from `u` and compare the runtimes on it, the call
 /// arguments coming from what is left of `u`. A new Vessel store on `k`
 /// (with `memories`) and a new wasmtime store on `engine` are made for the
@@ -416,20 +425,14 @@ pub fn check(
     memories: Memories,
     u: &mut Unstructured<'_>,
 ) -> Result<Tally, Divergence> {
-    let mut tally = Tally {
-        cases: 1,
-        ..Tally::default()
+    let Some(wasm) = module(u) else {
+        return Ok(Tally {
+            cases: 1,
+            no_module: 1,
+            ..Tally::default()
+        });
     };
-    let Ok(module) = wasm_smith::Module::new(smith_config(), u) else {
-        tally.no_module = 1;
-        return Ok(tally);
-    };
-    let wasm = module.to_bytes();
-    Case::new(k, engine, memories, &wasm)?.run(u, &mut tally)?;
-    if tally.compared + tally.instances_failed > 0 {
-        tally.cases_compared = 1;
-    }
-    Ok(tally)
+    check_wasm(k, engine, memories, &wasm, u)
 }
 
 /// Compare the runtimes on `wasm` (generated or a saved reproducer), the

@@ -5,7 +5,10 @@
 //! memories, odd seeds with explicitly bounds-checked ones.
 //!
 //! `JIT_DIFF_SEEDS=a..b` runs another range (for instance one failing seed,
-//! `JIT_DIFF_SEEDS=17..18`). The summary line gives the compared and
+//! `JIT_DIFF_SEEDS=17..18`). `JIT_DIFF_INPUT=FILE` runs one input of the
+//! `jit_diff` fuzz target instead (a crash artifact: first byte the memory
+//! mode, then the wasm-smith bytes) and writes the module it makes to
+//! `FILE.wasm`, so a fuzzer's find is reproduced on stable. The summary line gives the compared and
 //! inconclusive counts; the test fails on any divergence and also when too
 //! few calls were compared, so it cannot pass vacuously.
 
@@ -31,14 +34,50 @@ fn seeds() -> Range<u64> {
     parsed.unwrap_or_else(|| panic!("JIT_DIFF_SEEDS={s}: expected `a..b`"))
 }
 
-#[test]
-fn jit_matches_wasmtime_on_fixed_seeds() {
-    let hosted = Hosted::new(&Config {
+fn machine() -> Hosted {
+    Hosted::new(&Config {
         cpus: 1,
         memory: 256 << 20,
         window: 1 << 40,
     })
-    .expect("machine");
+    .expect("machine")
+}
+
+/// Run the fuzz target's input in `path`, as the target does.
+fn run_input(path: &str) {
+    let data = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let Some((&mode, rest)) = data.split_first() else {
+        panic!("{path}: empty input");
+    };
+    let memories = if mode & 1 == 0 {
+        Memories::GuardPages
+    } else {
+        Memories::Bounded
+    };
+    if let Some(wasm) = diff::module(&mut Unstructured::new(rest)) {
+        let out = format!("{path}.wasm");
+        std::fs::write(&out, wasm).unwrap_or_else(|e| panic!("{out}: {e}"));
+        println!("module written to {out}");
+    }
+    let hosted = machine();
+    let outcome = hal_hosted::run_on_cpu(&hosted, 0, || {
+        kernel_core::boot::with_kernel(&hosted, |k| {
+            diff::check(k, &diff::engine(), memories, &mut Unstructured::new(rest))
+        })
+    });
+    match outcome {
+        Ok(tally) => println!("{path} ({memories:?}): no divergence; {tally}"),
+        Err(d) => panic!("{path} ({memories:?}): {d}"),
+    }
+}
+
+#[test]
+fn jit_matches_wasmtime_on_fixed_seeds() {
+    if let Ok(path) = std::env::var("JIT_DIFF_INPUT") {
+        run_input(&path);
+        return;
+    }
+    let hosted = machine();
     let seeds = seeds();
     let start = Instant::now();
     let (tally, failures) = hal_hosted::run_on_cpu(&hosted, 0, || {
