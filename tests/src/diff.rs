@@ -458,6 +458,35 @@ pub fn check_wasm(
     Ok(tally)
 }
 
+/// What two call outcomes say, by INV-DIFF-1 and INV-DIFF-2 (`Err` is a
+/// call that could not be made at all).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The same result or trap kind: compare the states next.
+    Same,
+    /// Both overflowed the stack: a match, but the states are not
+    /// comparable.
+    SameOverflow,
+    /// A budget ran out (on either side), or only wasmtime's smaller stack
+    /// overflowed.
+    Inconclusive,
+    /// A divergence.
+    Diverged,
+}
+
+/// Judge Vessel's outcome `ours` against wasmtime's `theirs`.
+#[must_use]
+pub fn judge(ours: &Result<Outcome, String>, theirs: &Result<Outcome, String>) -> Verdict {
+    let overflow = Outcome::Trapped(Kind::StackOverflow);
+    match (ours, theirs) {
+        (Ok(Outcome::Exhausted), Ok(_)) | (Ok(_), Ok(Outcome::Exhausted)) => Verdict::Inconclusive,
+        (Ok(a), Ok(b)) if a == b && *a == overflow => Verdict::SameOverflow,
+        (Ok(a), Ok(b)) if a == b => Verdict::Same,
+        (Ok(_), Ok(b)) if *b == overflow => Verdict::Inconclusive,
+        _ => Verdict::Diverged,
+    }
+}
+
 /// One module compiled on both sides.
 struct Case<'k, 'h> {
     ours: Store<'k, 'h, Hosted>,
@@ -576,7 +605,12 @@ impl<'k, 'h> Case<'k, 'h> {
                     Ok(_) => Ok(Outcome::Returned(Vec::new())),
                     Err(e) => Self::their_error(&e),
                 };
-                if ours == Ok(Outcome::Exhausted) || theirs == Ok(Outcome::Exhausted) {
+                let overflow = Ok(Outcome::Trapped(Kind::StackOverflow));
+                if ours == Ok(Outcome::Exhausted)
+                    || theirs == Ok(Outcome::Exhausted)
+                    || (theirs == overflow && ours != overflow)
+                {
+                    // INV-DIFF-1, INV-DIFF-2, INV-DIFF-4.
                     return Ok(None);
                 }
                 if ours == theirs {
@@ -628,28 +662,20 @@ impl<'k, 'h> Case<'k, 'h> {
                 )),
                 Err(e) => Self::their_error(&e),
             };
-            let overflow = Outcome::Trapped(Kind::StackOverflow);
-            match (&ours, &theirs) {
-                (Ok(a), Ok(b)) if a == b && *a == overflow => {
-                    // INV-DIFF-2: same kind, but the states may differ.
-                    tally.compared += 1;
-                    pair = None;
-                }
-                (Ok(a), Ok(b)) if a == b && *a != Outcome::Exhausted => {
+            match judge(&ours, &theirs) {
+                Verdict::Same => {
                     tally.compared += 1;
                     self.compare_state(inst, &their_inst, name)?;
                 }
-                (Ok(Outcome::Exhausted), Ok(_))
-                | (Ok(_), Ok(Outcome::Exhausted))
-                | (
-                    Ok(Outcome::Returned(_) | Outcome::Trapped(_)),
-                    Ok(Outcome::Trapped(Kind::StackOverflow)),
-                ) => {
-                    // INV-DIFF-1 and INV-DIFF-2: a budget ran out.
+                Verdict::SameOverflow => {
+                    tally.compared += 1;
+                    pair = None;
+                }
+                Verdict::Inconclusive => {
                     tally.inconclusive += 1;
                     pair = None;
                 }
-                _ => return Err(diverge(step, ours, theirs)),
+                Verdict::Diverged => return Err(diverge(step, ours, theirs)),
             }
         }
         Ok(())
@@ -746,5 +772,54 @@ fn to_wasmtime(v: vm::Val) -> wasmtime::Val {
         vm::Val::V128(x) => wasmtime::Val::V128(x.into()),
         vm::Val::FuncRef(_) => wasmtime::Val::FuncRef(None),
         vm::Val::ExternRef(_) => wasmtime::Val::ExternRef(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Kind, Outcome, Verdict, judge};
+
+    fn ret(v: i32) -> Result<Outcome, String> {
+        Ok(Outcome::Returned(vec![super::Value::I32(v)]))
+    }
+
+    fn trap(k: Kind) -> Result<Outcome, String> {
+        Ok(Outcome::Trapped(k))
+    }
+
+    #[test]
+    fn equal_outcomes_are_the_same_and_unequal_ones_diverge() {
+        assert_eq!(judge(&ret(1), &ret(1)), Verdict::Same);
+        assert_eq!(judge(&ret(1), &ret(2)), Verdict::Diverged);
+        assert_eq!(
+            judge(&trap(Kind::Unreachable), &trap(Kind::Unreachable)),
+            Verdict::Same
+        );
+        assert_eq!(
+            judge(&trap(Kind::Unreachable), &trap(Kind::MemoryOutOfBounds)),
+            Verdict::Diverged
+        );
+        assert_eq!(judge(&ret(0), &trap(Kind::Unreachable)), Verdict::Diverged);
+        assert_eq!(judge(&Err("no cpu".into()), &ret(0)), Verdict::Diverged);
+    }
+
+    #[test]
+    fn a_budget_running_out_on_either_side_is_inconclusive() {
+        let out = Ok(Outcome::Exhausted);
+        assert_eq!(judge(&out, &ret(1)), Verdict::Inconclusive);
+        assert_eq!(judge(&trap(Kind::Unreachable), &out), Verdict::Inconclusive);
+        assert_eq!(judge(&out, &out), Verdict::Inconclusive);
+    }
+
+    #[test]
+    fn stack_overflow_matches_only_itself() {
+        let so = trap(Kind::StackOverflow);
+        assert_eq!(judge(&so, &so), Verdict::SameOverflow);
+        // wasmtime's stack is the smaller one: its overflow alone is a
+        // budget; Vessel's alone is a divergence.
+        assert_eq!(judge(&ret(3), &so), Verdict::Inconclusive);
+        assert_eq!(judge(&trap(Kind::Unreachable), &so), Verdict::Inconclusive);
+        assert_eq!(judge(&so, &ret(3)), Verdict::Diverged);
+        assert_eq!(judge(&so, &trap(Kind::Unreachable)), Verdict::Diverged);
     }
 }
