@@ -2,6 +2,10 @@
 //! `tests/tests/`, one binary per file, because they boot kernels and
 //! install signal handlers).
 
+pub mod diff;
+pub mod kernel_thread;
+pub mod mem_model;
+
 use std::process::{Command, Output};
 
 /// Environment variable that turns a test binary into a child that runs one

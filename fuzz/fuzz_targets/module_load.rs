@@ -1,0 +1,52 @@
+//! The loader on arbitrary input: validation, translation and compilation
+//! (`kernel_core::wasm::compile_module`) must return `Ok` or `Err` and never
+//! panic. Nothing is executed, so no kernel is needed.
+//!
+//! The first input byte picks the target architecture (the host's, or
+//! x86_64 / aarch64 / riscv64 as a cross compiler), the translation options
+//! (explicit bounds checks, multi-memory), and whether the rest is used as
+//! raw bytes or as the seed of a wasm-smith module with every proposal
+//! turned on and invalid function bodies allowed, so that deep paths of the
+//! validator and the translator are reached as well as the header checks.
+
+#![no_main]
+
+use arbitrary::Unstructured;
+use kernel_core::wasm::{Compiler, TargetArch, TranslateConfig, compile_module};
+use libfuzzer_sys::fuzz_target;
+
+fn smith_config() -> wasm_smith::Config {
+    wasm_smith::Config {
+        allow_invalid_funcs: true,
+        max_funcs: 16,
+        max_instructions: 200,
+        max_memories: 2,
+        max_tables: 2,
+        ..wasm_smith::Config::default()
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let arch = match mode & 3 {
+        0 => Compiler::host(),
+        1 => Compiler::for_arch(TargetArch::X86_64),
+        2 => Compiler::for_arch(TargetArch::Aarch64),
+        _ => Compiler::for_arch(TargetArch::Riscv64),
+    };
+    let Ok(compiler) = arch else {
+        return;
+    };
+    let config = TranslateConfig {
+        force_bounds_checks: mode & 4 != 0,
+        multi_memory: mode & 8 != 0,
+        ..TranslateConfig::default()
+    };
+    if mode & 16 == 0 {
+        let _ = compile_module(rest, &config, &compiler);
+    } else if let Ok(m) = wasm_smith::Module::new(smith_config(), &mut Unstructured::new(rest)) {
+        let _ = compile_module(&m.to_bytes(), &config, &compiler);
+    }
+});
