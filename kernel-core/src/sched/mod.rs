@@ -241,44 +241,48 @@ impl<H: SchedHal> Shared<H> {
     /// Queue `task` on the calling CPU when it is a worker, else on the
     /// injector, and wake a CPU to run it (INV-SCHED-1).
     pub(crate) fn push_current(&self, task: TaskRef) {
-        self.push_here(task, false);
-    }
-
-    /// Re-queue a task that woke itself during its poll: on this CPU, or on
-    /// the injector when the poll asked for it ([`Handle::requeue_shared`]).
-    pub(crate) fn push_after_poll(&self, task: TaskRef) {
-        self.push_here(task, true);
-    }
-
-    /// Clear this CPU's request to re-queue on the injector (each poll
-    /// starts without one).
-    pub(crate) fn clear_requeue_request(&self) {
-        if let Some(hal) = self.hal()
-            && let Some(slot) = self.slots.get(hal.current_cpu())
-        {
-            slot.to_injector.store(false, Ordering::Relaxed);
-        }
-    }
-
-    fn push_here(&self, task: TaskRef, after_poll: bool) {
         let Some(hal) = self.hal() else {
             task.abandon();
             return;
         };
         let cpu = hal.current_cpu();
-        let shared = after_poll
-            && self
-                .slots
-                .get(cpu)
-                .is_some_and(|s| s.to_injector.swap(false, Ordering::Relaxed));
+        self.push_here(&hal, task, cpu, false);
+    }
+
+    /// Re-queue a task that woke itself during its poll on `cpu`: on that
+    /// CPU, or on the injector when the poll asked for it
+    /// ([`Handle::requeue_shared`]).
+    pub(crate) fn push_after_poll(&self, task: TaskRef, cpu: CpuId) {
+        let Some(hal) = self.hal() else {
+            task.abandon();
+            return;
+        };
+        let shared = self
+            .slots
+            .get(cpu)
+            .is_some_and(|s| s.to_injector.swap(false, Ordering::Relaxed));
+        self.push_here(&hal, task, cpu, shared);
+    }
+
+    /// Clear `cpu`'s request to re-queue on the injector (each poll starts
+    /// without one).
+    pub(crate) fn clear_requeue_request(&self, cpu: CpuId) {
+        if let Some(slot) = self.slots.get(cpu) {
+            slot.to_injector.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Queue `task` on `cpu` (the caller's CPU) when it is a worker and the
+    /// injector was not asked for, else on the injector.
+    fn push_here(&self, hal: &H, task: TaskRef, cpu: CpuId, to_injector: bool) {
         match self.slots.get(cpu) {
-            Some(slot) if slot.worker.load(Ordering::SeqCst) && !shared => {
+            Some(slot) if slot.worker.load(Ordering::SeqCst) && !to_injector => {
                 self.push(&slot.queue, task);
-                self.notify(&hal, Some(cpu));
+                self.notify(hal, Some(cpu));
             }
             _ => {
                 self.push(&self.injector, task);
-                self.notify(&hal, None);
+                self.notify(hal, None);
             }
         }
     }
@@ -475,7 +479,7 @@ impl<'h, H: SchedHal> Executor<'h, H> {
             let next = shared.fire_timers(hal.now());
             if let Some(task) = shared.find(cpu) {
                 shared.polls.fetch_add(1, Ordering::Relaxed);
-                task.run();
+                task.run(cpu);
                 continue;
             }
             let irqs = hal.disable_irqs();

@@ -33,6 +33,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use core::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use super::{JoinError, SchedHal, Shared};
+use crate::hal::CpuId;
 
 const SCHEDULED: usize = 1;
 const RUNNING: usize = 2;
@@ -41,8 +42,9 @@ const CANCELLED: usize = 8;
 
 /// What a run queue holds: a task it can run or give up.
 pub(crate) trait Runnable: Send + Sync {
-    /// Poll the task once (or drop its future when cancelled).
-    fn run(self: Arc<Self>);
+    /// Poll the task once on worker `cpu` (the calling CPU), or drop its
+    /// future when cancelled.
+    fn run(self: Arc<Self>, cpu: CpuId);
     /// The executor is gone: finish the task as cancelled without polling.
     fn abandon(&self);
 }
@@ -185,7 +187,7 @@ where
     F::Output: Send + 'static,
     H: SchedHal,
 {
-    fn run(self: Arc<Self>) {
+    fn run(self: Arc<Self>, cpu: CpuId) {
         // SCHEDULED -> RUNNING (INV-TASK-3).
         let prev = self
             .state
@@ -203,7 +205,7 @@ where
         }
         let waker = self.waker();
         let mut cx = Context::from_waker(&waker);
-        self.shared.clear_requeue_request();
+        self.shared.clear_requeue_request(cpu);
         let mut stage = self.stage.lock();
         let Stage::Pending(fut) = &mut *stage else {
             drop(stage);
@@ -223,7 +225,7 @@ where
                 if prev & SCHEDULED != 0 {
                     // Woken (or cancelled) during the poll: INV-TASK-2.
                     let shared = self.shared.clone();
-                    shared.push_after_poll(Self::erased(self));
+                    shared.push_after_poll(Self::erased(self), cpu);
                 }
             }
         }
