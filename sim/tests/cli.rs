@@ -123,15 +123,21 @@ fn sim_bounded(args: &[&str], limit: std::time::Duration) -> std::process::Outpu
     }
 }
 
-#[test]
-fn deterministic_runs_with_one_seed_print_the_same() {
-    let args = ["--deterministic", "--seed", "7", "--cpus", "4", "selftest"];
+/// Run `sim` twice with `args` (a deterministic run), expect exit 0 and
+/// the same standard output both times; that output.
+fn replays(args: &[&str]) -> String {
     let limit = std::time::Duration::from_secs(300);
-    let a = sim_bounded(&args, limit);
-    let b = sim_bounded(&args, limit);
+    let a = sim_bounded(args, limit);
+    let b = sim_bounded(args, limit);
     assert_eq!(a.status.code(), Some(0), "{}{}", stdout(&a), stderr(&a));
     let text = stdout(&a);
-    assert_eq!(text, stdout(&b), "two runs with seed 7 differ");
+    assert_eq!(text, stdout(&b), "two runs of {args:?} differ");
+    text
+}
+
+#[test]
+fn deterministic_runs_with_one_seed_print_the_same() {
+    let text = replays(&["--deterministic", "--seed", "7", "--cpus", "4", "selftest"]);
     let mut lines = text.lines().rev();
     let summary = lines.next().unwrap_or_default();
     assert!(
@@ -144,13 +150,7 @@ fn deterministic_runs_with_one_seed_print_the_same() {
 
 #[test]
 fn deterministic_demo_replays() {
-    let args = ["--deterministic", "--seed", "3", "--cpus", "2", "demo"];
-    let limit = std::time::Duration::from_secs(300);
-    let a = sim_bounded(&args, limit);
-    let b = sim_bounded(&args, limit);
-    assert_eq!(a.status.code(), Some(0), "{}{}", stdout(&a), stderr(&a));
-    let text = stdout(&a);
-    assert_eq!(text, stdout(&b), "two demo runs with seed 3 differ");
+    let text = replays(&["--deterministic", "--seed", "3", "--cpus", "2", "demo"]);
     let mut lines = text.lines().rev();
     assert!(
         lines

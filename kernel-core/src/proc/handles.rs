@@ -25,6 +25,13 @@ pub const MAX_HANDLES: usize = 1024;
 #[derive(Clone, Copy)]
 pub struct KernelIrqs<'k>(&'k (dyn Interrupts + Sync));
 
+impl<'k> KernelIrqs<'k> {
+    /// The interrupt control of `irqs`.
+    pub(crate) fn new(irqs: &'k (dyn Interrupts + Sync)) -> Self {
+        Self(irqs)
+    }
+}
+
 impl Interrupts for KernelIrqs<'_> {
     fn irq_save(&self) -> bool {
         self.0.irq_save()

@@ -28,17 +28,18 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::future::{Future, poll_fn};
+use core::future::Future;
 use core::pin::Pin;
 use core::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
+use super::handles::KernelIrqs;
 use super::{ExitStatus, Inner, KillReason, LoadError, Object, Pid, SpawnOptions, WaitFuture};
 use crate::hal::{Interrupts, Platform};
 use crate::mem::Owner;
-use crate::sched::SchedHal;
 use crate::sched::fiber::{Fiber, KernelStack, Resume, SendFiber, Suspender};
+use crate::sched::{SchedHal, WaitQueue};
 use crate::wasm::interrupt::{HookAction, Interrupt};
 
 /// What a suspended fiber asks its driver for.
@@ -93,7 +94,8 @@ pub struct Process<'a> {
     name: String,
     options: SpawnOptions,
     status: spin::Mutex<ExitStatus>,
-    waiters: spin::Mutex<Vec<Waker>>,
+    /// Tasks waiting for the status to leave `Running`.
+    exited: WaitQueue<KernelIrqs<'a>>,
     cpu_ns: AtomicU64,
     slices: AtomicU64,
     last_cpu: AtomicUsize,
@@ -126,7 +128,7 @@ impl<'a> Process<'a> {
             name,
             options,
             status: spin::Mutex::new(ExitStatus::Running),
-            waiters: spin::Mutex::new(Vec::new()),
+            exited: WaitQueue::new(KernelIrqs::new(irqs)),
             cpu_ns: AtomicU64::new(0),
             slices: AtomicU64::new(0),
             last_cpu: AtomicUsize::new(0),
@@ -201,20 +203,9 @@ impl<'a> Process<'a> {
 
     /// Wait until it has ended; its status.
     pub(crate) fn wait(&self) -> impl Future<Output = ExitStatus> + Send + '_ {
-        poll_fn(move |cx| {
+        self.exited.wait_for(|| {
             let status = *self.status.lock();
-            if status != ExitStatus::Running {
-                return Poll::Ready(status);
-            }
-            self.waiters.lock().push(cx.waker().clone());
-            // Re-check: `publish` sets the status before it takes the
-            // waiters, under the same locks.
-            let status = *self.status.lock();
-            if status == ExitStatus::Running {
-                Poll::Pending
-            } else {
-                Poll::Ready(status)
-            }
+            (status != ExitStatus::Running).then_some(status)
         })
     }
 
@@ -225,10 +216,7 @@ impl<'a> Process<'a> {
 
     fn publish(&self, status: ExitStatus) {
         *self.status.lock() = status;
-        let waiters = core::mem::take(&mut *self.waiters.lock());
-        for w in waiters {
-            w.wake();
-        }
+        self.exited.notify_all();
     }
 
     /// Install the store's interrupt cell, at the current slice's deadline

@@ -248,32 +248,6 @@ impl<C: IrqCtl, T> Sender<C, T> {
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
         self.chan.try_send(value)
     }
-
-    /// Close the channel for every end: sends fail from now on, receivers
-    /// drain what is queued.
-    pub fn close(&self) {
-        self.chan.close(false);
-    }
-
-    /// Values queued now.
-    pub fn len(&self) -> usize {
-        self.chan.len()
-    }
-
-    /// Whether no value is queued now.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Whether the channel is closed.
-    pub fn is_closed(&self) -> bool {
-        self.chan.is_closed()
-    }
-
-    /// The most values the channel queues.
-    pub fn capacity(&self) -> NonZeroUsize {
-        self.chan.capacity
-    }
 }
 
 impl<C: IrqCtl, T> Receiver<C, T> {
@@ -300,33 +274,43 @@ impl<C: IrqCtl, T> Receiver<C, T> {
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
         self.chan.try_recv()
     }
-
-    /// Close the channel for every end: sends fail from now on, what is
-    /// queued can still be received.
-    pub fn close(&self) {
-        self.chan.close(false);
-    }
-
-    /// Values queued now.
-    pub fn len(&self) -> usize {
-        self.chan.len()
-    }
-
-    /// Whether no value is queued now.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Whether the channel is closed.
-    pub fn is_closed(&self) -> bool {
-        self.chan.is_closed()
-    }
-
-    /// The most values the channel queues.
-    pub fn capacity(&self) -> NonZeroUsize {
-        self.chan.capacity
-    }
 }
+
+/// What both ends offer: closing and the channel's state.
+macro_rules! channel_end_state {
+    ($end:ident) => {
+        impl<C: IrqCtl, T> $end<C, T> {
+            /// Close the channel for every end: sends fail from now on,
+            /// receivers drain what is queued.
+            pub fn close(&self) {
+                self.chan.close(false);
+            }
+
+            /// Values queued now.
+            pub fn len(&self) -> usize {
+                self.chan.len()
+            }
+
+            /// Whether no value is queued now.
+            pub fn is_empty(&self) -> bool {
+                self.len() == 0
+            }
+
+            /// Whether the channel is closed.
+            pub fn is_closed(&self) -> bool {
+                self.chan.is_closed()
+            }
+
+            /// The most values the channel queues.
+            pub fn capacity(&self) -> NonZeroUsize {
+                self.chan.capacity
+            }
+        }
+    };
+}
+
+channel_end_state!(Sender);
+channel_end_state!(Receiver);
 
 impl<C: IrqCtl, T> Clone for Sender<C, T> {
     fn clone(&self) -> Self {
