@@ -64,7 +64,7 @@ pub fn on_fault<P: Platform>(kernel: &Kernel<'_, P>, frame: &TrapFrame) -> TrapA
     if outcome == FaultOutcome::Resolved {
         return TrapAction::Resume;
     }
-    if let Some(action) = wasm_trap(kernel, cpu_id, frame) {
+    if let Some(action) = wasm_trap(kernel, cpu_id, frame, outcome) {
         return action;
     }
     let why = match frame.kind {
@@ -77,7 +77,10 @@ pub fn on_fault<P: Platform>(kernel: &Kernel<'_, P>, frame: &TrapFrame) -> TrapA
 
 /// If the fault is a wasm trap (a trap site of a registered code object,
 /// hit while this CPU is inside wasm), record its kind and backtrace in the
-/// CPU's wasm state and redirect to the saved entry context.
+/// CPU's wasm state and redirect to the saved entry context. A memory
+/// access that `mem` could not give a frame ([`FaultOutcome::OutOfMemory`])
+/// traps as [`TrapKind::OutOfMemory`](crate::wasm::TrapKind::OutOfMemory),
+/// whatever the site's own kind: the access was in bounds.
 ///
 /// Trap-context safe (INV-HAL-2): reads atomics, walks frame pointers only
 /// between the faulting `sp` and the entry `sp`, looks code up with
@@ -86,13 +89,17 @@ fn wasm_trap<P: Platform>(
     kernel: &Kernel<'_, P>,
     cpu_id: usize,
     frame: &TrapFrame,
+    outcome: FaultOutcome,
 ) -> Option<TrapAction> {
     let cpu = kernel.cpu(cpu_id)?;
     let w = &cpu.wasm;
     if !w.active.load(Ordering::Acquire) {
         return None;
     }
-    let kind = kernel.code().trap_at(frame.pc)?;
+    let mut kind = kernel.code().trap_at(frame.pc)?;
+    if outcome == FaultOutcome::OutOfMemory {
+        kind = crate::wasm::TrapKind::OutOfMemory;
+    }
     let [pc, sp, fp] = w.saved();
     let code = crate::wasm::vm::trap_code(kind);
     w.trap_kind.store(code, Ordering::Relaxed);

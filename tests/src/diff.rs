@@ -214,7 +214,7 @@ impl Kind {
             TrapKind::IndirectCallToNull => Self::IndirectCallToNull,
             TrapKind::BadSignature => Self::BadSignature,
             TrapKind::StackOverflow => Self::StackOverflow,
-            TrapKind::Interrupted | TrapKind::Host => Self::Other,
+            TrapKind::Interrupted | TrapKind::Host | TrapKind::OutOfMemory => Self::Other,
         }
     }
 

@@ -55,9 +55,13 @@
 //!   not; a COW page counts for its possible copy), `2^order` for each
 //!   contiguous block and for each object it created. The charge never
 //!   exceeds the owner's limit; exceeding it, or running out of frames, is
-//!   an error value, never a panic. A demand fault can still find the frame
-//!   allocator empty (limits do not stop owners from overcommitting RAM
-//!   together): it is then not resolved ([`FaultOutcome::OutOfMemory`]).
+//!   an error value, never a panic. Owners together cannot overcommit RAM
+//!   either: every committed granule without a frame holds a promise in
+//!   the frame allocator's ledger (INV-MEM-2), so a demand or COW fault
+//!   finds its frame. Only fragmentation (free frames, but no free block of
+//!   the granule's order) leaves a fault unresolved
+//!   ([`FaultOutcome::OutOfMemory`]), which the trap path turns into a trap
+//!   of the faulting wasm code.
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -67,7 +71,7 @@ use core::fmt;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::gaps::{GapError, Gaps, Placement, Rng};
-use super::{FrameAllocator, KernelTables, map_frames, order_for, zero_frames};
+use super::{FrameAllocator, FrameError, KernelTables, map_frames, order_for, zero_frames};
 use crate::hal::{Access, HalError, Mmu, PAGE_SIZE, Perms, PhysAddr, PhysMemory, VirtRange};
 
 const STATE: u64 = 0b11;
@@ -660,6 +664,12 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
         if !r.account.charge(n * per) {
             return Err(VmError::LimitExceeded);
         }
+        // INV-MEM-2: every committed granule is backed by a frame or a
+        // promise of one, from the moment it is committed.
+        if self.frames.promise(n * per, r.owner).is_err() {
+            r.account.uncharge(n * per);
+            return Err(VmError::OutOfFrames);
+        }
         if how == Commit::Demand {
             for i in gs {
                 r.set(i, flags);
@@ -669,15 +679,16 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
         let mut blocks: Vec<PhysAddr> = Vec::with_capacity(gs.len());
         let undo = |blocks: &[PhysAddr], r: &Region| {
             for &pa in blocks {
-                let _ = self.frames.free(pa, r.granule);
+                let _ = self.frames.free_promised(pa, r.granule);
             }
+            self.frames.unpromise(n * per);
             r.account.uncharge(n * per);
         };
         for _ in gs.clone() {
-            match self.frames.alloc(r.granule) {
+            match self.frames.alloc_promised(r.granule) {
                 Ok(pa) if zero_frames(self.hal, pa, 1 << r.granule) => blocks.push(pa),
                 Ok(pa) => {
-                    let _ = self.frames.free(pa, r.granule);
+                    let _ = self.frames.free_promised(pa, r.granule);
                     undo(&blocks, r);
                     return Err(VmError::OutOfFrames);
                 }
@@ -809,6 +820,11 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
             }
             if v & F_COMMIT != 0 && v & (F_SHARED | F_CONTIG) == 0 {
                 r.account.uncharge(1 << r.granule);
+                if !is_private(v) {
+                    // No frame of its own yet (demand, or COW not copied):
+                    // its promise lapses (INV-MEM-2).
+                    self.frames.unpromise(1 << r.granule);
+                }
             }
             r.set(i, 0);
         }
@@ -881,7 +897,7 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
         if !r.account.charge(1 << order) {
             return fail(&mut inner, &r, VmError::LimitExceeded);
         }
-        let Ok(pa) = self.frames.alloc(order) else {
+        let Ok(pa) = self.take_frames(order, spec.owner) else {
             r.account.uncharge(1 << order);
             return fail(&mut inner, &r, VmError::OutOfFrames);
         };
@@ -933,7 +949,7 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
         if !account.charge(1 << order) {
             return Err(VmError::LimitExceeded);
         }
-        let Ok(pa) = self.frames.alloc(order) else {
+        let Ok(pa) = self.take_frames(order, owner) else {
             account.uncharge(1 << order);
             return Err(VmError::OutOfFrames);
         };
@@ -1005,6 +1021,13 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
             let _ = inner.gaps.free(r.outer());
             return Err(VmError::LimitExceeded);
         }
+        // Each COW page is promised the frame its first write copies into
+        // (INV-MEM-2).
+        if self.frames.promise(charge, spec.owner).is_err() {
+            r.account.uncharge(charge);
+            let _ = inner.gaps.free(r.outer());
+            return Err(VmError::OutOfFrames);
+        }
         let tables = KernelTables::new(self.frames, self.hal);
         // SAFETY: the object's frames live while the region holds its
         // reference; the range was just placed (unmapped); the effective
@@ -1020,6 +1043,7 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
         } {
             Ok(flush) => self.hal.flush(flush),
             Err(e) => {
+                self.frames.unpromise(charge);
                 r.account.uncharge(charge);
                 let _ = inner.gaps.free(r.outer());
                 return Err(VmError::Hal(e));
@@ -1127,15 +1151,26 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
         }
     }
 
-    /// Take a block for a granule of `r` (already charged at commit).
+    /// Frames allocated at once for `owner`: promised and taken in one go,
+    /// so a process cannot take the kernel's reserve (INV-MEM-2).
+    fn take_frames(&self, order: u32, owner: Owner) -> Result<PhysAddr, FrameError> {
+        self.frames.promise(1 << order, owner)?;
+        self.frames.alloc_promised(order).inspect_err(|_| {
+            self.frames.unpromise(1 << order);
+        })
+    }
+
+    /// Take the block promised to a granule of `r` at commit (INV-MEM-2).
     fn take_block(&self, r: &Region) -> Result<PhysAddr, FaultOutcome> {
         self.frames
-            .alloc(r.granule)
+            .alloc_promised(r.granule)
             .map_err(|_| FaultOutcome::OutOfMemory)
     }
 
+    /// Give back a block [`Vm::take_block`] took for a granule that stays
+    /// without a frame: its promise is renewed.
     fn give_block(&self, r: &Region, pa: PhysAddr) {
-        let _ = self.frames.free(pa, r.granule);
+        let _ = self.frames.free_promised(pa, r.granule);
     }
 
     fn fill(&self, r: &Region, slot: &AtomicU64, old: u64, va: usize) -> FaultOutcome {

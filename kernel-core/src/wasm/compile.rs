@@ -90,6 +90,10 @@ pub enum TrapKind {
     Interrupted,
     /// A host function failed (see [`crate::wasm::vm::HostTrap`]).
     Host,
+    /// A committed page of linear memory could not get its frame (the
+    /// frame allocator had the frames, but too fragmented for the region's
+    /// block size): the access traps instead of the kernel faulting.
+    OutOfMemory,
 }
 
 impl TrapKind {
@@ -129,6 +133,7 @@ impl TrapKind {
             TrapKind::TableAccessOutOfBounds => "out of bounds table access",
             TrapKind::Interrupted => "interrupted",
             TrapKind::Host => "host function failed",
+            TrapKind::OutOfMemory => "out of memory",
         }
     }
 }

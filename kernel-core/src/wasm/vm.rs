@@ -71,7 +71,7 @@ pub const DEFAULT_MODULE_NAME: &str = "wasm";
 const WASM_PAGE_ORDER: u32 = 4;
 const MAX_PAGES: u64 = 65536;
 
-const KINDS: [TrapKind; 12] = [
+const KINDS: [TrapKind; 13] = [
     TrapKind::Unreachable,
     TrapKind::IntegerDivideByZero,
     TrapKind::IntegerOverflow,
@@ -84,6 +84,7 @@ const KINDS: [TrapKind; 12] = [
     TrapKind::TableAccessOutOfBounds,
     TrapKind::Interrupted,
     TrapKind::Host,
+    TrapKind::OutOfMemory,
 ];
 
 /// The number the trap path records for `kind`.

@@ -1,0 +1,119 @@
+//! Commitment (INV-MEM-2): a module that asks for more memory than RAM can
+//! back gets `-1` from `memory.grow` or a clean instantiation error, never
+//! a kernel fault (exit status 3), and the host process stays within the
+//! machine's memory. Each case runs `sim` as a child and checks its exit
+//! status, its output, and the peak resident memory of the children.
+
+mod common;
+
+use std::process::Output;
+
+use common::{sim, stderr as err, stdout as out};
+
+const KERNEL_FAULT: i32 = 3;
+
+/// Peak resident set of the largest child this process has waited for,
+/// in bytes (nextest runs each test in a process of its own, so: of this
+/// test's children).
+fn children_peak_rss() -> u64 {
+    let mut usage = core::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `usage` is a valid, writable rusage; RUSAGE_CHILDREN is a
+    // valid `who`.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr()) };
+    assert_eq!(rc, 0, "getrusage");
+    // SAFETY: getrusage succeeded, so it filled the struct (and it was
+    // zeroed before).
+    let usage = unsafe { usage.assume_init() };
+    u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024
+}
+
+/// Run `sim [flags] run <commit/file> --invoke f [args]` and check that the
+/// kernel did not fault and the host stayed within `memory` plus the
+/// program's own footprint.
+fn run(memory_mib: u64, extra: &[&str], file: &str, args: &[&str]) -> Output {
+    let path = format!("{}/tests/data/commit/{file}", env!("CARGO_MANIFEST_DIR"));
+    let memory = format!("{memory_mib}M");
+    let mut argv = vec!["--cpus", "1", "--memory", &memory];
+    argv.extend_from_slice(extra);
+    argv.extend_from_slice(&["run", &path, "--invoke", "f"]);
+    argv.extend_from_slice(args);
+    let o = sim(&argv);
+    assert_ne!(
+        o.status.code(),
+        Some(KERNEL_FAULT),
+        "kernel fault:\n{}",
+        err(&o)
+    );
+    assert!(
+        o.status.code().is_some(),
+        "killed by a signal:\n{}",
+        err(&o)
+    );
+    // The guest may use all of `memory`; the sim binary itself (a debug
+    // build with Cranelift) stays well under 256 MiB besides.
+    let peak = children_peak_rss();
+    let bound = (memory_mib + 256) << 20;
+    assert!(peak < bound, "peak RSS {peak} bytes, bound {bound}");
+    o
+}
+
+fn expect_minus_one(o: &Output) {
+    assert_eq!(o.status.code(), Some(0), "{}", err(o));
+    assert_eq!(out(o), "-1\n", "memory.grow must fail: {}", err(o));
+}
+
+#[test]
+fn grow_past_ram_then_fill_returns_minus_one() {
+    expect_minus_one(&run(64, &[], "grow_fill.wat", &["1024"]));
+}
+
+#[test]
+fn grow_past_ram_then_copy_returns_minus_one() {
+    expect_minus_one(&run(64, &[], "grow_copy.wat", &["1024"]));
+}
+
+#[test]
+fn grow_past_ram_in_deterministic_mode_returns_minus_one() {
+    expect_minus_one(&run(64, &["--deterministic"], "grow_fill.wat", &["1024"]));
+}
+
+#[test]
+fn grow_all_of_default_ram_returns_minus_one() {
+    expect_minus_one(&run(512, &[], "grow_fill.wat", &["8192"]));
+}
+
+/// 8192 pages at 512 MiB used to be granted, and a store into each page
+/// then trapped as out of bounds though every address was in bounds: the
+/// grow must fail, or every store must land.
+#[test]
+fn grow_then_store_every_page_never_traps_in_bounds() {
+    for pages in ["8192", "8191", "4096"] {
+        let o = run(512, &[], "grow_store.wat", &[pages]);
+        assert_eq!(o.status.code(), Some(0), "{pages}: {}", err(&o));
+        let got = out(&o);
+        assert!(
+            got == "-1\n" || got == format!("{pages}\n"),
+            "{pages}: {got} {}",
+            err(&o)
+        );
+    }
+}
+
+/// What can be committed can be touched: 900 pages of a 1024-page machine.
+#[test]
+fn grow_within_ram_then_store_every_page_lands() {
+    let o = run(64, &[], "grow_store.wat", &["900"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(out(&o), "900\n", "{}", err(&o));
+}
+
+/// No grow at all: a 64 MiB initial memory on a 64 MiB machine cannot be
+/// committed, and instantiation says so in one line.
+#[test]
+fn initial_memory_past_ram_is_a_clean_error() {
+    let o = run(64, &[], "big_fill.wat", &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    let e = err(&o);
+    assert!(e.contains("out of memory"), "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
+}

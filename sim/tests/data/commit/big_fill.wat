@@ -1,0 +1,5 @@
+(module (memory 1024)
+ (data (i32.const 67100000) "tail")
+ (func (export "f") (result i32)
+   (memory.fill (i32.const 0) (i32.const 7) (i32.const 67108864))
+   (memory.size)))

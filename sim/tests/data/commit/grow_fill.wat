@@ -1,0 +1,5 @@
+(module (memory 0)
+ (func (export "f") (param $k i32) (result i32)
+   (if (i32.lt_s (memory.grow (local.get $k)) (i32.const 0)) (then (return (i32.const -1))))
+   (memory.fill (i32.const 0) (i32.const 7) (i32.mul (local.get $k) (i32.const 65536)))
+   (memory.size)))

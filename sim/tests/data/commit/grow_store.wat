@@ -1,0 +1,10 @@
+(module (memory 0)
+ (func (export "f") (param $k i32) (result i32)
+   (local $i i32)
+   (if (i32.lt_s (memory.grow (local.get $k)) (i32.const 0)) (then (return (i32.const -1))))
+   (block $done (loop $l
+     (br_if $done (i32.ge_u (local.get $i) (local.get $k)))
+     (i32.store (i32.mul (local.get $i) (i32.const 65536)) (i32.const 1))
+     (local.set $i (i32.add (local.get $i) (i32.const 1)))
+     (br $l)))
+   (memory.size)))
