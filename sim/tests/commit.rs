@@ -117,3 +117,24 @@ fn initial_memory_past_ram_is_a_clean_error() {
     assert!(e.contains("out of memory"), "{e}");
     assert_eq!(e.lines().count(), 1, "{e}");
 }
+
+/// Tables live in owner-charged memory: ten tables of 10M elements do not
+/// fit a 64 MiB machine, and instantiation says so in one line.
+#[test]
+fn tables_past_ram_are_a_clean_error() {
+    let o = run(64, &[], "big_tables.wat", &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    let e = err(&o);
+    assert!(e.contains("out of memory"), "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
+}
+
+/// `table.grow` past what RAM can back returns -1; within it, the table
+/// grows and every element is writable.
+#[test]
+fn table_grow_is_committed() {
+    expect_minus_one(&run(64, &[], "table_grow.wat", &["10000000"]));
+    let o = run(64, &[], "table_grow.wat", &["1000000"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(out(&o), "1000000\n", "{}", err(&o));
+}

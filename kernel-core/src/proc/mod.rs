@@ -115,8 +115,14 @@ pub enum LoadError {
     Isa,
     /// An import is not a system call of the right type.
     Link,
-    /// Memories, tables or segments could not be set up (limits, memory).
+    /// Memories, tables or segments could not be set up (a segment out of
+    /// bounds, a limit above what the runtime supports).
     Instantiate,
+    /// Its memory, tables or code could not be committed: the owner's
+    /// limit or the machine's free frames ran out.
+    OutOfMemory,
+    /// No room is left in the kernel's virtual window for its memories.
+    AddressSpace,
     /// No exported `_start` or `main` function without parameters.
     NoEntry,
     /// No memory for the fiber stack.
@@ -130,6 +136,8 @@ impl fmt::Display for LoadError {
             Self::Isa => f.write_str("unsupported ISA"),
             Self::Link => f.write_str("unknown or mistyped import"),
             Self::Instantiate => f.write_str("cannot instantiate"),
+            Self::OutOfMemory => f.write_str("out of memory"),
+            Self::AddressSpace => f.write_str("kernel address space exhausted"),
             Self::NoEntry => f.write_str("no `_start` or `main` export"),
             Self::Stack => f.write_str("no memory for the stack"),
         }

@@ -37,7 +37,8 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 use crate::hal::Platform;
-use crate::mem::Owner;
+use crate::kernel::MemError;
+use crate::mem::{GapError, Owner, VmError};
 use crate::proc::{
     ExitStatus, HandleTable, Inner, KillReason, LoadError, Object, Process, SpawnOptions,
 };
@@ -414,7 +415,7 @@ fn run_in_store<'k, 'h, P: Platform + SchedHal>(
         ) => {
             return ExitStatus::Failed(LoadError::Link);
         }
-        Err(_) => return ExitStatus::Failed(LoadError::Instantiate),
+        Err(e) => return ExitStatus::Failed(instantiate_failure(&e)),
     };
     // SAFETY: the view goes into `ctx`, used only by the host functions of
     // this store, which run only while it lives (INV-VM-7).
@@ -437,5 +438,19 @@ fn run_in_store<'k, 'h, P: Platform + SchedHal>(
         },
         Err(CallError::Trap(t)) => ctx.status_of(t.kind),
         Err(_) => ExitStatus::Failed(LoadError::Instantiate),
+    }
+}
+
+/// The [`LoadError`] of a failed instantiation: running out of memory or of
+/// virtual space is told apart from a module that cannot be set up at all.
+fn instantiate_failure(e: &InstantiateError) -> LoadError {
+    match e {
+        InstantiateError::Memory(MemError::Vm(VmError::Placement(GapError::Exhausted))) => {
+            LoadError::AddressSpace
+        }
+        InstantiateError::Memory(
+            MemError::Vm(VmError::OutOfFrames | VmError::LimitExceeded) | MemError::Frames(_),
+        ) => LoadError::OutOfMemory,
+        _ => LoadError::Instantiate,
     }
 }

@@ -20,6 +20,11 @@ pub mod entry;
 )]
 pub mod interrupt;
 pub mod module;
+#[expect(
+    unsafe_code,
+    reason = "JIT code reads and writes table elements through raw pointers"
+)]
+pub mod table;
 pub mod translate;
 #[expect(
     unsafe_code,

@@ -81,6 +81,13 @@ pub const TRAP_INTERRUPTED: TrapCode = TrapCode::unwrap_user(6);
 /// Trap code of a host function that failed (its thunk checks the status).
 pub const TRAP_HOST: TrapCode = TrapCode::unwrap_user(7);
 
+/// Default guard after each memory's 4 GiB reservation: 32 MiB. Accesses
+/// with a static offset up to this need no explicit check; larger offsets
+/// are rare in compiled code and are checked. A small guard keeps a
+/// memory's slot at 4 GiB + 32 MiB of virtual space, so a 64 TiB window
+/// holds about 16,000 live memories (a 2 GiB guard would hold 10,900).
+pub const DEFAULT_GUARD_BYTES: u64 = 32 << 20;
+
 /// How linear memory is laid out, which decides bounds checking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TranslateConfig {
@@ -99,7 +106,7 @@ pub struct TranslateConfig {
 impl Default for TranslateConfig {
     fn default() -> Self {
         TranslateConfig {
-            guard_bytes: 2 << 30,
+            guard_bytes: DEFAULT_GUARD_BYTES,
             force_bounds_checks: false,
             multi_memory: false,
         }

@@ -42,7 +42,6 @@ use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::cell::UnsafeCell;
 use core::fmt;
 use core::num::NonZeroUsize;
 use core::sync::atomic::Ordering;
@@ -56,11 +55,12 @@ use super::module::{
     CompileError, ConstExpr, DataMode, ElementMode, ExportKind, FuncType, GlobalType, ImportKind,
     MemoryType, TableType, ValType,
 };
+use super::table::{Table, TableError};
 use super::translate::TranslateConfig;
 use super::vmoffsets::VMOffsets;
 use crate::hal::{Perms, Platform};
 use crate::kernel::{Kernel, MemError};
-use crate::mem::{Commit, Mapping, Owner, RegionSpec, VmError};
+use crate::mem::{Commit, GapError, Mapping, Owner, RegionSpec, VmError};
 
 use super::interrupt::{HookAction, Interrupt};
 
@@ -250,6 +250,15 @@ pub enum InstantiateError {
     Start(CallError),
 }
 
+impl From<TableError> for InstantiateError {
+    fn from(e: TableError) -> Self {
+        match e {
+            TableError::TooLarge => Self::TooLarge,
+            TableError::Memory(e) => Self::Memory(MemError::Vm(e)),
+        }
+    }
+}
+
 impl fmt::Display for InstantiateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -258,6 +267,9 @@ impl fmt::Display for InstantiateError {
             Self::UnknownImport { module, name } => write!(f, "unknown import {module}.{name}"),
             Self::IncompatibleImport { module, name } => {
                 write!(f, "incompatible import type for {module}.{name}")
+            }
+            Self::Memory(e @ MemError::Vm(VmError::Placement(GapError::Exhausted))) => {
+                write!(f, "kernel address space exhausted: {e}")
             }
             Self::Memory(e) => write!(f, "out of memory: {e}"),
             Self::TooLarge => f.write_str("limits too large"),
@@ -342,14 +354,6 @@ impl MemoryView {
         unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), dst as *mut u8, data.len()) };
         true
     }
-}
-
-/// `VMTableDefinition`.
-#[repr(C)]
-#[derive(Debug, Default)]
-struct VMTableDefinition {
-    base: usize,
-    count: u32,
 }
 
 /// A host function's context: the thunk's `vmctx`.
@@ -571,116 +575,6 @@ impl<'k, 'h, P: Platform> Memory<'k, 'h, P> {
     }
 }
 
-/// Most elements a table may have (initially or after `table.grow`).
-const MAX_TABLE_ELEMS: u32 = 10_000_000;
-
-/// A table of references (funcref: `VMFuncRef` addresses; externref: host
-/// words), 0 for null.
-///
-/// JIT code reads and writes the elements through the definition
-/// (`base`, `count`), which [`Table::grow`] updates when the storage moves
-/// (builtins INV-2). INV-VM-5: a store's tables are touched by one thread
-/// at a time: the store's (it is neither `Send` nor `Sync`), either in JIT
-/// code or in a builtin it called, never both at once.
-pub struct Table {
-    elem: ValType,
-    elems: UnsafeCell<Vec<usize>>,
-    max: Option<u32>,
-    def: UnsafeCell<VMTableDefinition>,
-}
-
-impl Table {
-    fn new(ty: TableType) -> Result<Box<Self>, InstantiateError> {
-        if ty.min > MAX_TABLE_ELEMS {
-            return Err(InstantiateError::TooLarge);
-        }
-        let elems = vec![0usize; ty.min as usize];
-        let def = VMTableDefinition {
-            base: elems.as_ptr() as usize,
-            count: ty.min,
-        };
-        Ok(Box::new(Self {
-            elem: ty.elem,
-            elems: UnsafeCell::new(elems),
-            max: ty.max,
-            def: UnsafeCell::new(def),
-        }))
-    }
-
-    fn def_ptr(&self) -> *mut VMTableDefinition {
-        self.def.get()
-    }
-
-    /// The elements.
-    #[expect(
-        clippy::mut_from_ref,
-        reason = "INV-VM-5: one thread, and no reference is held across calls"
-    )]
-    fn elems(&self) -> &mut Vec<usize> {
-        // SAFETY: INV-VM-5: only the store's thread touches the elements,
-        // and no caller keeps the reference across a call into wasm.
-        unsafe { &mut *self.elems.get() }
-    }
-
-    /// Point the definition at the (possibly moved) elements.
-    fn sync_def(&self) {
-        let e = self.elems();
-        let (base, count) = (e.as_mut_ptr() as usize, e.len() as u32);
-        // SAFETY: INV-VM-5, as for `elems`.
-        unsafe { *self.def_ptr() = VMTableDefinition { base, count } };
-    }
-
-    /// Element count.
-    pub fn len(&self) -> u32 {
-        self.elems().len() as u32
-    }
-
-    /// Whether the table has no element.
-    pub fn is_empty(&self) -> bool {
-        self.elems().is_empty()
-    }
-
-    /// Element type.
-    pub fn elem_type(&self) -> ValType {
-        self.elem
-    }
-
-    /// Grow by `delta` elements set to `init`; the old size, or `None` past
-    /// the table's maximum or the runtime's limit.
-    pub fn grow(&self, delta: u32, init: usize) -> Option<u32> {
-        let old = self.len();
-        let new = old.checked_add(delta)?;
-        if new > self.max.unwrap_or(MAX_TABLE_ELEMS).min(MAX_TABLE_ELEMS) {
-            return None;
-        }
-        let e = self.elems();
-        e.try_reserve_exact(delta as usize).ok()?;
-        e.resize(new as usize, init);
-        self.sync_def();
-        Some(old)
-    }
-
-    /// Write `src` at element `dst`; `false` (nothing written) when it does
-    /// not fit.
-    fn write(&self, dst: u32, src: &[usize]) -> bool {
-        let e = self.elems();
-        let Some(d) = e.get_mut(dst as usize..dst as usize + src.len()) else {
-            return false;
-        };
-        d.copy_from_slice(src);
-        true
-    }
-
-    fn fill(&self, dst: u32, value: usize, len: u32) -> bool {
-        let e = self.elems();
-        let Some(d) = e.get_mut(dst as usize..dst as usize + len as usize) else {
-            return false;
-        };
-        d.fill(value);
-        true
-    }
-}
-
 /// A function: a pointer to its `VMFuncRef` and its type.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Func {
@@ -729,7 +623,7 @@ struct InstanceData {
     /// `VMMemoryDefinition` of each memory index.
     mem_defs: Vec<*const VMMemoryDefinition>,
     /// Table of each table index.
-    tables: Vec<*const Table>,
+    tables: Vec<*const Table<'static>>,
     /// Each element segment's evaluated references; empty once dropped
     /// (active and declared segments are dropped at instantiation).
     elems: spin::Mutex<Vec<Vec<usize>>>,
@@ -758,7 +652,7 @@ impl InstanceData {
         Some((d.base, d.length))
     }
 
-    fn table(&self, index: u32) -> Option<&Table> {
+    fn table(&self, index: u32) -> Option<&Table<'static>> {
         let t = *self.tables.get(index as usize)?;
         // SAFETY: INV-VM-2: the table is boxed in the store.
         Some(unsafe { &*t })
@@ -810,7 +704,7 @@ pub struct Store<'k, 'h, P: Platform> {
     builtins: Box<[usize; Builtin::COUNT as usize]>,
     instances: Vec<Instance>,
     memories: Vec<Box<Memory<'k, 'h, P>>>,
-    tables: Vec<Box<Table>>,
+    tables: Vec<Box<Table<'k>>>,
     host_funcs: Vec<Box<HostFunc<'k>>>,
     host_funcrefs: Vec<Box<VMFuncRef>>,
     host_globals: Vec<Box<u128>>,
@@ -942,7 +836,7 @@ unsafe extern "C" fn table_grow_builtin(vmctx: usize, table: u32, init: usize, d
     // SAFETY: the builtin contract.
     let data = unsafe { InstanceData::of(vmctx) };
     data.table(table)
-        .and_then(|t| t.grow(delta, init))
+        .and_then(|t| t.grow(delta, init).ok())
         .unwrap_or(u32::MAX)
 }
 
@@ -976,17 +870,7 @@ unsafe extern "C" fn table_copy_builtin(
     let (Some(d), Some(s)) = (data.table(dst_table), data.table(src_table)) else {
         return 1;
     };
-    if !in_bounds(dst, len, u64::from(d.len())) || !in_bounds(src, len, u64::from(s.len())) {
-        return 1;
-    }
-    let (dst, src, len) = (dst as usize, src as usize, len as usize);
-    if core::ptr::eq(d, s) {
-        d.elems().copy_within(src..src + len, dst);
-    } else {
-        let from = s.elems()[src..src + len].to_vec();
-        d.elems()[dst..dst + len].copy_from_slice(&from);
-    }
-    0
+    u32::from(!d.copy_from(dst, s, src, len))
 }
 
 /// # Safety
@@ -1288,7 +1172,8 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
     /// # Errors
     /// When it is too large.
     pub fn host_table(&mut self, ty: TableType) -> Result<Extern, InstantiateError> {
-        self.tables.push(Table::new(ty)?);
+        self.tables
+            .push(Table::new(self.kernel, ty, self.memory_owner)?);
         Ok(Extern::Table(self.tables.len() - 1))
     }
 
@@ -1395,10 +1280,10 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
                 }
                 (ImportKind::Table(t), Extern::Table(i)) => {
                     let tab = self.tables.get(i).ok_or_else(bad)?;
-                    if tab.elem != t.elem
+                    if tab.elem_type() != t.elem
                         || !limits_match(
                             u64::from(tab.len()),
-                            tab.max.map(u64::from),
+                            tab.max().map(u64::from),
                             u64::from(t.min),
                             t.max.map(u64::from),
                         )
@@ -1447,7 +1332,8 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             mems.push(self.memories.len() - 1);
         }
         for t in &info.tables[info.num_imported_tables as usize..] {
-            self.tables.push(Table::new(*t)?);
+            self.tables
+                .push(Table::new(self.kernel, *t, self.memory_owner)?);
             tabs.push(self.tables.len() - 1);
         }
         let type_ids: Vec<u32> = info.types.iter().map(|t| self.type_id(t)).collect();
@@ -1465,7 +1351,7 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
                 .collect(),
             tables: tabs
                 .iter()
-                .map(|&t| core::ptr::from_ref(&*self.tables[t]))
+                .map(|&t| core::ptr::from_ref(&*self.tables[t]).cast::<Table<'static>>())
                 .collect(),
             elems: spin::Mutex::new(Vec::new()),
             data: spin::Mutex::new(Vec::new()),
