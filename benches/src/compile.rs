@@ -17,8 +17,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use cranelift_codegen::Context;
 use cranelift_codegen::control::ControlPlane;
 use cranelift_frontend::FunctionBuilderContext;
+use kernel_core::wasm::budget::{Meter, Unmetered};
 use kernel_core::wasm::module::{self, ExportKind, FuncType};
-use kernel_core::wasm::translate::{TargetInfo, translate_function};
+use kernel_core::wasm::translate::{ModuleEnv, TargetInfo, translate_function};
 use kernel_core::wasm::{CompileError, Compiler, TranslateConfig, VMOffsets};
 
 /// Compile every function of `bytes` on `threads` threads (at least one);
@@ -52,8 +53,15 @@ pub fn compile_parallel(
                 return Ok(size);
             };
             let index = info.num_imported_funcs + u32::try_from(i).unwrap_or(u32::MAX);
-            let func =
-                translate_function(info, &offsets, &config, &target, index, body, &mut fctx)?;
+            let mut unmetered = Unmetered;
+            let mut meter = Meter::new(&mut unmetered, index);
+            let env = ModuleEnv {
+                info,
+                offsets: &offsets,
+                config: &config,
+                target: &target,
+            };
+            let func = translate_function(env, index, body, &mut fctx, &mut meter)?;
             let mut ctx = Context::for_function(func);
             let code = ctx
                 .compile(isa, &mut ControlPlane::default())

@@ -1296,6 +1296,34 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
         account.limit.store(frames, Ordering::Release);
     }
 
+    /// Charge `frames` frames of kernel memory used on `owner`'s behalf
+    /// (compiling its code): against its limit and promised from the
+    /// machine's free frames, exactly as committed pages are (INV-MEM-2),
+    /// so what the kernel spends for a process counts against what the
+    /// process may commit. [`Vm::unhold`] gives it back.
+    ///
+    /// # Errors
+    /// [`VmError::LimitExceeded`] or [`VmError::OutOfFrames`]; nothing is
+    /// charged then.
+    pub fn hold(&self, owner: Owner, frames: u64) -> Result<(), VmError> {
+        let account = self.space.inner.write().account(owner);
+        if !account.charge(frames) {
+            return Err(VmError::LimitExceeded);
+        }
+        if self.frames.promise(frames, owner).is_err() {
+            account.uncharge(frames);
+            return Err(VmError::OutOfFrames);
+        }
+        Ok(())
+    }
+
+    /// Give back `frames` frames [`Vm::hold`] charged to `owner`.
+    pub fn unhold(&self, owner: Owner, frames: u64) {
+        let account = self.space.inner.write().account(owner);
+        self.frames.unpromise(frames);
+        account.uncharge(frames);
+    }
+
     /// Frames charged to `owner` now (INV-VM-7: committed, not only
     /// resident).
     pub fn owner_frames(&self, owner: Owner) -> u64 {

@@ -53,6 +53,7 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::{Context, FinalizedRelocTarget};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
+use super::budget::{self, Budget, Meter, Unmetered};
 use super::module::{self, CompileError, ExportKind, FuncType, ModuleInfo};
 use super::translate::{
     self, TRAP_BAD_SIGNATURE, TRAP_HOST, TRAP_INDIRECT_CALL_TO_NULL, TRAP_INTERRUPTED,
@@ -536,6 +537,22 @@ pub fn compile_module(
     config: &TranslateConfig,
     compiler: &Compiler,
 ) -> Result<CompiledModule, CompileError> {
+    compile_module_within(bytes, config, compiler, &mut Unmetered)
+}
+
+/// [`compile_module`], holding each function's estimated compilation
+/// memory from `budget` while it compiles (budget INV-BUDGET-1).
+///
+/// # Errors
+/// As [`compile_module`], and [`CompileError::OverBudget`] when `budget`
+/// cannot hold a function's estimate, [`CompileError::TooLarge`] when a
+/// function's estimate is past the limit for any function.
+pub fn compile_module_within(
+    bytes: &[u8],
+    config: &TranslateConfig,
+    compiler: &Compiler,
+    budget: &mut dyn Budget,
+) -> Result<CompiledModule, CompileError> {
     let features = if config.multi_memory {
         module::features().union(wasmparser::WasmFeatures::MULTI_MEMORY)
     } else {
@@ -555,9 +572,24 @@ pub fn compile_module(
     let mut functions = Vec::with_capacity(parsed.bodies.len());
     for (i, body) in parsed.bodies.iter().enumerate() {
         let func_index = info.num_imported_funcs + module::len_u32(i);
-        let func = translate::translate_function(
-            &info, &offsets, config, &target, func_index, body, &mut ctx,
-        )?;
+        let mut meter = Meter::new(budget, func_index);
+        let env = translate::ModuleEnv {
+            info: &info,
+            offsets: &offsets,
+            config,
+            target: &target,
+        };
+        let func = translate::translate_function(env, func_index, body, &mut ctx, &mut meter)?;
+        let estimate = budget::estimate(&func);
+        tracing::debug!(
+            func_index,
+            values = func.dfg.num_values(),
+            insts = func.dfg.num_insts(),
+            blocks = func.dfg.num_blocks(),
+            estimate,
+            "translated"
+        );
+        meter.reach(estimate)?;
         functions.push(compiler.emit(func, func_index)?);
     }
     let mut trampolines: Vec<Trampoline> = Vec::new();

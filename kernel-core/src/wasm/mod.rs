@@ -6,6 +6,7 @@
 //! The entry point is [`compile_module`]. Nothing here executes code: the
 //! runtime (placing code, instantiation, traps) builds on its output.
 
+pub mod budget;
 pub mod builtins;
 #[expect(
     unsafe_code,
@@ -35,7 +36,7 @@ pub mod vmoffsets;
 
 pub use compile::{
     CompiledFunction, CompiledModule, Compiler, Reloc, RelocTarget, TargetArch, TrapKind, TrapSite,
-    compile_module,
+    compile_module, compile_module_within,
 };
 pub use module::{CompileError, ModuleInfo};
 pub use translate::TranslateConfig;

@@ -66,6 +66,22 @@ pub enum CompileError {
     },
     /// No Cranelift backend for the requested target.
     Isa(String),
+    /// Compiling the function would take more memory than any function
+    /// may (`budget::MAX_FUNCTION_ESTIMATE`).
+    TooLarge {
+        /// Index of the function in the module's function index space.
+        func_index: u32,
+        /// Estimated bytes (at least, when found during translation).
+        estimate: u64,
+    },
+    /// Compiling the function would take more memory than its owner has
+    /// left (its limit, or the machine's free frames).
+    OverBudget {
+        /// Index of the function in the module's function index space.
+        func_index: u32,
+        /// Estimated bytes.
+        estimate: u64,
+    },
 }
 
 impl CompileError {
@@ -85,7 +101,10 @@ impl CompileError {
             CompileError::Invalid { offset, .. } | CompileError::Unsupported { offset, .. } => {
                 Some(*offset)
             }
-            CompileError::Codegen { .. } | CompileError::Isa(_) => None,
+            CompileError::Codegen { .. }
+            | CompileError::Isa(_)
+            | CompileError::TooLarge { .. }
+            | CompileError::OverBudget { .. } => None,
         }
     }
 }
@@ -113,6 +132,23 @@ impl fmt::Display for CompileError {
                 "code generation failed for function {func_index}: {message}"
             ),
             CompileError::Isa(m) => write!(f, "no code generator: {m}"),
+            CompileError::TooLarge {
+                func_index,
+                estimate,
+            } => write!(
+                f,
+                "function {func_index} is too large to compile: about {} MiB, the limit is {} MiB",
+                estimate.div_ceil(1 << 20),
+                super::budget::MAX_FUNCTION_ESTIMATE >> 20
+            ),
+            CompileError::OverBudget {
+                func_index,
+                estimate,
+            } => write!(
+                f,
+                "out of memory compiling function {func_index}: it needs at least {} MiB",
+                estimate.div_ceil(1 << 20)
+            ),
         }
     }
 }

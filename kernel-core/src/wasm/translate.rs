@@ -34,6 +34,11 @@
 //!   signatures. A SIMD operator bitcasts its operands (little-endian lane
 //!   order, free at run time) to the lane view it needs and its result back
 //!   to `I8X16`, so control-flow merges never see two vector types.
+//! - INV-10: blocks are sealed as soon as their last predecessor exists (an
+//!   `if` arm and a `br_if` fallthrough at once, a frame's end and a loop
+//!   header at the frame's `end`), so a `local.get` resolves its SSA value
+//!   at once and the IR's growth is visible to the budget check after every
+//!   operator (`budget` INV-BUDGET-1); what is left is sealed at the end.
 //! - INV-9: on a target without vector support ([`TargetInfo::simd`] false:
 //!   riscv64 without the V extension) every `v128` local, `v128` block type
 //!   and SIMD operator is [`CompileError::Unsupported`] at its byte offset,
@@ -61,6 +66,7 @@ use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use wasmparser::{BlockType, FunctionBody, MemArg, MemArgTarget, Operator};
 
+use super::budget::Meter;
 use super::builtins::{Arg as BuiltinArg, Builtin, BuiltinTrap};
 use super::module::{CompileError, FuncType, ModuleInfo, ValType};
 use super::vmoffsets::VMOffsets;
@@ -180,21 +186,40 @@ pub(crate) fn intern_flags(
         })
 }
 
-/// Translate defined function `func_index` (in the function index space).
+/// What every function of a module is translated against.
+#[derive(Clone, Copy)]
+pub struct ModuleEnv<'a> {
+    /// The module.
+    pub info: &'a ModuleInfo,
+    /// Its `VMContext` layout.
+    pub offsets: &'a VMOffsets,
+    /// The memory layout.
+    pub config: &'a TranslateConfig,
+    /// The target.
+    pub target: &'a TargetInfo,
+}
+
+/// Translate defined function `func_index` (in the function index space),
+/// holding its IR's estimated compilation memory in `meter` as it grows.
 ///
 /// # Errors
 /// [`CompileError::Invalid`] if the body does not decode (it should have been
 /// validated), [`CompileError::Unsupported`] for operators outside 2.0
-/// (SIMD).
+/// (SIMD), [`CompileError::TooLarge`] / [`CompileError::OverBudget`] from
+/// the meter.
 pub fn translate_function(
-    info: &ModuleInfo,
-    offsets: &VMOffsets,
-    config: &TranslateConfig,
-    target: &TargetInfo,
+    env: ModuleEnv<'_>,
     func_index: u32,
     body: &FunctionBody<'_>,
     ctx: &mut FunctionBuilderContext,
+    meter: &mut Meter<'_>,
 ) -> Result<Function, CompileError> {
+    let ModuleEnv {
+        info,
+        offsets,
+        config,
+        target,
+    } = env;
     let body_offset = body.range().start;
     let ty = info
         .func_type(func_index)
@@ -284,6 +309,7 @@ pub fn translate_function(
         tx.offset = offset;
         tx.b.set_srcloc(SourceLoc::new(u32::try_from(offset).unwrap_or(u32::MAX)));
         tx.op(&op)?;
+        meter.reach_partial(tx.b.func)?;
     }
     if !tx.control.is_empty() {
         return Err(invalid("function body not terminated", tx.offset));
@@ -568,6 +594,9 @@ impl Translator<'_, '_> {
                 self.b
                     .ins()
                     .brif(cond, then_block, &args, else_block, &args);
+                // INV-10: the brif is each arm's only predecessor.
+                self.b.seal_block(then_block);
+                self.b.seal_block(else_block);
                 self.b.switch_to_block(then_block);
                 let height = self.stack.len();
                 self.stack
@@ -598,6 +627,7 @@ impl Translator<'_, '_> {
                 let args = block_args(self.peekn(n)?);
                 let next = self.b.create_block();
                 self.b.ins().brif(cond, blk, &args, next, &[]);
+                self.b.seal_block(next);
                 self.b.switch_to_block(next);
             }
             Operator::BrTable { ref targets } => {
@@ -639,6 +669,7 @@ impl Translator<'_, '_> {
                     .create_jump_table(JumpTableData::new(calls[0], &calls[1..]));
                 self.b.ins().br_table(index, jt);
                 for (e, blk) in fill {
+                    self.b.seal_block(e);
                     self.b.switch_to_block(e);
                     self.b.ins().jump(blk, &args);
                 }
@@ -1022,6 +1053,12 @@ impl Translator<'_, '_> {
             self.b.ins().jump(frame.dest, &args);
             frame.branched = true;
         }
+        // INV-10: only code inside a frame branches to its end or to its
+        // loop header, so both have every predecessor now.
+        if let Kind::Loop { header } = frame.kind {
+            self.b.seal_block(header);
+        }
+        self.b.seal_block(frame.dest);
         self.stack.truncate(frame.height);
         if frame.branched {
             self.b.switch_to_block(frame.dest);
@@ -1394,11 +1431,13 @@ impl Translator<'_, '_> {
         let cont = self.b.create_block();
         self.b.set_cold_block(slow);
         self.b.ins().brif(due, slow, &[], cont, &[]);
+        self.b.seal_block(slow);
         self.b.switch_to_block(slow);
         // The builtin's status check traps with TRAP_INTERRUPTED.
         if self.builtin(Builtin::Epoch, &[]).is_ok() {
             self.b.ins().jump(cont, &[]);
         }
+        self.b.seal_block(cont);
         self.b.switch_to_block(cont);
     }
 

@@ -48,9 +48,10 @@ use core::sync::atomic::Ordering;
 
 use cranelift_frontend::FunctionBuilderContext;
 
+use super::budget::Budget;
 use super::builtins::Builtin;
 use super::code::{CodeObject, FrameInfo, LinkError, LinkInput};
-use super::compile::{CompiledModule, Compiler, TrapKind, compile_module};
+use super::compile::{CompiledModule, Compiler, TrapKind, compile_module_within};
 use super::module::{
     CompileError, ConstExpr, DataMode, ElementMode, ExportKind, FuncType, GlobalType, ImportKind,
     MemoryType, TableType, ValType,
@@ -58,7 +59,7 @@ use super::module::{
 use super::table::{Table, TableError};
 use super::translate::TranslateConfig;
 use super::vmoffsets::VMOffsets;
-use crate::hal::{Perms, Platform};
+use crate::hal::{PAGE_SIZE, Perms, Platform};
 use crate::kernel::{Kernel, MemError};
 use crate::mem::{Commit, GapError, Mapping, Owner, RegionSpec, VmError};
 
@@ -940,6 +941,25 @@ unsafe fn grow_memory<P: Platform>(memory: *const (), delta: u32) -> u32 {
     m.grow(u64::from(delta)).map_or(u32::MAX, |old| old as u32)
 }
 
+/// Compilation memory charged to a store's memory owner (budget
+/// INV-BUDGET-1), in whole frames.
+struct OwnerBudget<'k, P: Platform> {
+    vm: crate::mem::Vm<'k, P>,
+    owner: Owner,
+}
+
+impl<P: Platform> Budget for OwnerBudget<'_, P> {
+    fn hold(&mut self, bytes: u64) -> bool {
+        self.vm
+            .hold(self.owner, bytes.div_ceil(PAGE_SIZE as u64))
+            .is_ok()
+    }
+
+    fn release(&mut self, bytes: u64) {
+        self.vm.unhold(self.owner, bytes.div_ceil(PAGE_SIZE as u64));
+    }
+}
+
 fn limits_match(min: u64, max: Option<u64>, want_min: u64, want_max: Option<u64>) -> bool {
     min >= want_min
         && match want_max {
@@ -1194,7 +1214,11 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
     /// # Errors
     /// [`CompileError`] for malformed, invalid or unsupported modules.
     pub fn compile(&self, bytes: &[u8]) -> Result<Arc<CompiledModule>, CompileError> {
-        compile_module(bytes, &self.config, &self.compiler).map(Arc::new)
+        let mut budget = OwnerBudget {
+            vm: self.kernel.vm(),
+            owner: self.memory_owner,
+        };
+        compile_module_within(bytes, &self.config, &self.compiler, &mut budget).map(Arc::new)
     }
 
     /// An export of `instance`.
