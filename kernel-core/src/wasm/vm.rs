@@ -58,6 +58,7 @@ use super::module::{
 };
 use super::translate::TranslateConfig;
 use super::vmoffsets::VMOffsets;
+use crate::escape;
 use crate::hal::{Perms, Platform};
 use crate::kernel::{Kernel, MemError};
 use crate::mem::{Commit, Mapping, Owner, RegionSpec, VmError};
@@ -163,6 +164,9 @@ impl Val {
 }
 
 /// A wasm trap: its kind and the wasm frames it unwound, innermost first.
+///
+/// Displayed as the kind's message, then one line per frame; names from
+/// the module are escaped ([`crate::escape`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Trap {
     /// Why.
@@ -177,7 +181,7 @@ impl fmt::Display for Trap {
         for fr in &self.backtrace {
             write!(f, "\n  at func {}", fr.func_index)?;
             if let Some(n) = &fr.name {
-                write!(f, " ({n})")?;
+                write!(f, " ({})", escape::name(n))?;
             }
             if let Some(o) = fr.wasm_offset {
                 write!(f, " @ {o:#x}")?;
@@ -255,10 +259,18 @@ impl fmt::Display for InstantiateError {
         match self {
             Self::Compile(e) => e.fmt(f),
             Self::Link(e) => e.fmt(f),
-            Self::UnknownImport { module, name } => write!(f, "unknown import {module}.{name}"),
-            Self::IncompatibleImport { module, name } => {
-                write!(f, "incompatible import type for {module}.{name}")
-            }
+            Self::UnknownImport { module, name } => write!(
+                f,
+                "unknown import {}.{}",
+                escape::name(module),
+                escape::name(name)
+            ),
+            Self::IncompatibleImport { module, name } => write!(
+                f,
+                "incompatible import type for {}.{}",
+                escape::name(module),
+                escape::name(name)
+            ),
             Self::Memory(e) => write!(f, "out of memory: {e}"),
             Self::TooLarge => f.write_str("limits too large"),
             Self::ElementsOutOfBounds => f.write_str("out of bounds table access"),
