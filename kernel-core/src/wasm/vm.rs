@@ -173,6 +173,10 @@ pub struct Trap {
     pub kind: TrapKind,
     /// Wasm frames, innermost first.
     pub backtrace: Vec<FrameInfo>,
+    /// Whether there were more wasm frames than the trap path records
+    /// ([`MAX_TRAP_FRAMES`](super::entry::MAX_TRAP_FRAMES)): `backtrace`
+    /// holds the innermost ones.
+    pub cut: bool,
 }
 
 impl fmt::Display for Trap {
@@ -186,6 +190,13 @@ impl fmt::Display for Trap {
             if let Some(o) = fr.wasm_offset {
                 write!(f, " @ {o:#x}")?;
             }
+        }
+        if self.cut {
+            write!(
+                f,
+                "\n  ... backtrace cut at {} frames",
+                super::entry::MAX_TRAP_FRAMES
+            )?;
         }
         Ok(())
     }
@@ -248,7 +259,10 @@ pub enum InstantiateError {
     ElementsOutOfBounds,
     /// A data segment does not fit its memory (the segments before it were
     /// written; the instance is kept in the store).
-    DataOutOfBounds,
+    DataOutOfBounds {
+        /// The segment's index in the module's data section.
+        segment: u32,
+    },
     /// The start function trapped (the instance is kept in the store: its
     /// segments were written).
     Start(CallError),
@@ -274,7 +288,9 @@ impl fmt::Display for InstantiateError {
             Self::Memory(e) => write!(f, "out of memory: {e}"),
             Self::TooLarge => f.write_str("limits too large"),
             Self::ElementsOutOfBounds => f.write_str("out of bounds table access"),
-            Self::DataOutOfBounds => f.write_str("out of bounds memory access"),
+            Self::DataOutOfBounds { segment } => {
+                write!(f, "out of bounds memory access (data segment {segment})")
+            }
             Self::Start(e) => write!(f, "start function: {e}"),
         }
     }
@@ -1615,15 +1631,16 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             };
             data.elems.lock().push(kept);
         }
-        for d in &info.data {
+        for (segment, d) in (0u32..).zip(&info.data) {
             let kept = match &d.mode {
                 DataMode::Active { memory, offset } => {
+                    let out = InstantiateError::DataOutOfBounds { segment };
                     let m = mems
                         .get(*memory as usize)
                         .and_then(|&m| self.memories.get(m))
-                        .ok_or(InstantiateError::DataOutOfBounds)?;
+                        .ok_or_else(|| out.clone())?;
                     if !m.write(u64::from(offset_of(offset)), &d.bytes) {
-                        return Err(InstantiateError::DataOutOfBounds);
+                        return Err(out);
                     }
                     Vec::new()
                 }
@@ -1705,7 +1722,12 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
                 .trap_pcs()
                 .filter_map(|pc| self.kernel.code().frame_at(pc))
                 .collect();
-            Err(CallError::Trap(Trap { kind, backtrace }))
+            let cut = cpu.wasm.trap_cut();
+            Err(CallError::Trap(Trap {
+                kind,
+                backtrace,
+                cut,
+            }))
         } else {
             Ok(ty
                 .results
