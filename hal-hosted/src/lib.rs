@@ -83,7 +83,7 @@ pub use det::{
     TraceSummary,
 };
 pub use error::HostError;
-pub use jit::enable_perf_map;
+pub use jit::{PerfMapError, enable_perf_map};
 pub use mmu::WINDOW_ALIGN;
 pub use signals::{IPI_SIGNAL, TIMER_SIGNAL};
 

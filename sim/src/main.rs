@@ -108,7 +108,7 @@ fn main() -> ExitCode {
     if cli.perf_map
         && let Err(e) = hal_hosted::enable_perf_map()
     {
-        eprintln!("sim: cannot create the perf map: {e}");
+        eprintln!("sim: --perf-map: {e}");
         return ExitCode::from(kernel_core::exit::USAGE);
     }
     let mut config = hal_hosted::Config {
