@@ -238,6 +238,13 @@ impl Hosted {
         self.machine.console.captured()
     }
 
+    /// Why writing the kernel's console output to standard output failed,
+    /// if it did (its first failure; what followed was dropped). A run
+    /// whose output was lost should not report success.
+    pub fn console_error(&self) -> Option<std::io::Error> {
+        self.machine.console.error()
+    }
+
     fn machine_ptr(&self) -> *const Machine {
         Arc::as_ptr(&self.machine)
     }

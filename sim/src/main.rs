@@ -162,6 +162,10 @@ fn main() -> ExitCode {
     };
     match hal_hosted::boot_on(&hosted, info) {
         Ok(code) => {
+            if let Some(e) = hosted.console_error() {
+                eprintln!("sim: cannot write to standard output: {e}");
+                return ExitCode::from(kernel_core::exit::OUTPUT);
+            }
             if let Some(summary) = hosted.trace_summary() {
                 println!("deterministic: {summary}");
             }
