@@ -191,10 +191,43 @@ fn a_backtrace_longer_than_64_frames_says_it_was_cut() {
     assert_eq!(lines.last(), Some(&"  ... backtrace cut at 64 frames"));
 }
 
-// Reproduction 7: the perf map. Refusing a file or link that is already
-// at the path is tested on the open itself (hal-hosted's jit tests, in a
-// directory of their own): planting a link at `/tmp/perf-<pid>.map` for a
-// child whose pid is not known before it runs would be a race.
+// Reproduction 7: the perf map. The open itself is also tested in
+// hal-hosted's jit tests, in a directory of their own.
+
+#[test]
+fn perf_map_refuses_a_planted_link_and_leaves_its_target() {
+    let dir = scratch("perf-link");
+    let target = dir.join("precious");
+    std::fs::write(&target, b"keep me").expect("target");
+    let fib = data("fib.wat");
+    // A shell plants the link at the path for its own pid, then becomes
+    // sim with `exec`, which keeps the pid: no race for the name.
+    let o = std::process::Command::new("sh")
+        .args([
+            "-c",
+            r#"ln -s "$1" "$2/perf-$$.map" && exec "$3" --cpus 1 --perf-map run "$4""#,
+            "sh",
+        ])
+        .arg(&target)
+        .arg(std::env::temp_dir())
+        .args([env!("CARGO_BIN_EXE_sim"), fib.as_str()])
+        .output()
+        .expect("sh runs");
+    assert_eq!(o.status.code(), Some(USAGE), "{}{}", out(&o), err(&o));
+    let e = err(&o);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(
+        e.starts_with("sim: --perf-map: ") && e.contains("already exists and is not ours"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(&target).expect("target"), b"keep me");
+    assert_eq!(out(&o), "", "nothing ran");
+    // The link is named in the message; remove it.
+    if let Some(link) = e.split_whitespace().find(|w| w.ends_with(".map")) {
+        let _ = std::fs::remove_file(link);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
 
 #[test]
 fn perf_map_is_private_and_one_symbol_per_line() {
