@@ -8,9 +8,19 @@
 //! machine built with [`crate::Config::capture_console`] keeps what `write`
 //! gets in memory instead ([`crate::Hosted::captured_console`]).
 //!
-//! Invariant INV-CON-1: the lock is held only around `write(2)` calls, never
-//! across a call into the kernel.
+//! A `write` that fails (a full disk, a pipe nobody reads: Rust ignores
+//! SIGPIPE, so that is `EPIPE`) is recorded, not retried:
+//! [`crate::Hosted::console_error`] tells the caller that output was lost,
+//! so that a run does not report success without its output, and later
+//! writes are dropped at once.
+//!
+//! Invariants:
+//! - INV-CON-1: the lock is held only around `write(2)` calls, never
+//!   across a call into the kernel.
+//! - INV-CON-2: once a standard output write failed, the first failure's
+//!   error stays recorded and nothing more is written to standard output.
 
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use kernel_core::hal::Console;
@@ -26,6 +36,9 @@ use crate::Hosted;
 pub(crate) struct ConsoleLock {
     lock: Mutex<Vec<u8>>,
     capture: bool,
+    /// The errno of the first failed standard output write; 0: none
+    /// (INV-CON-2).
+    failed: AtomicI32,
 }
 
 impl ConsoleLock {
@@ -33,6 +46,15 @@ impl ConsoleLock {
         Self {
             lock: Mutex::new(Vec::new()),
             capture,
+            failed: AtomicI32::new(0),
+        }
+    }
+
+    /// Why a standard output write failed, if one did (INV-CON-2).
+    pub(crate) fn error(&self) -> Option<std::io::Error> {
+        match self.failed.load(Ordering::Acquire) {
+            0 => None,
+            errno => Some(std::io::Error::from_raw_os_error(errno)),
         }
     }
 
@@ -49,20 +71,22 @@ impl ConsoleLock {
 
 /// Write all of `bytes` to `fd`, retrying partial writes and interruptions
 /// and waiting for room when the descriptor is non-blocking; gives up on any
-/// other error (a closed pipe: nobody is reading).
-fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) {
+/// other error (a closed pipe: nobody is reading) and returns it.
+fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> Result<(), Errno> {
     while !bytes.is_empty() {
         match rustix::io::write(fd, bytes) {
-            Ok(0) => return,
+            // write(2) of a non-empty buffer returning 0: no room, ever.
+            Ok(0) => return Err(Errno::NOSPC),
             Ok(n) => bytes = &bytes[n..],
             Err(Errno::INTR) => {}
             Err(Errno::AGAIN) => {
                 let mut fds = [PollFd::new(&fd, PollFlags::OUT)];
                 let _ = poll(&mut fds, None);
             }
-            Err(_) => return,
+            Err(e) => return Err(e),
         }
     }
+    Ok(())
 }
 
 impl Console for Hosted {
@@ -72,8 +96,16 @@ impl Console for Hosted {
         let mut guard = console.lock.lock().unwrap_or_else(PoisonError::into_inner);
         if console.capture {
             guard.extend_from_slice(bytes);
-        } else {
-            write_all(rustix::stdio::stdout(), bytes);
+        } else if console.failed.load(Ordering::Acquire) == 0
+            && let Err(e) = write_all(rustix::stdio::stdout(), bytes)
+        {
+            // Errno values are positive; keep the first (INV-CON-2).
+            let _ = console.failed.compare_exchange(
+                0,
+                e.raw_os_error(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
         }
     }
 
@@ -96,6 +128,12 @@ impl Console for Hosted {
     }
 
     fn panic_write(&self, bytes: &[u8]) {
-        write_all(rustix::stdio::stderr(), bytes);
+        // Nowhere left to report a failure to.
+        let _ = write_all(rustix::stdio::stderr(), bytes);
+    }
+
+    /// Hosted: standard error, like [`Console::panic_write`].
+    fn write_error(&self, bytes: &[u8]) {
+        let _ = write_all(rustix::stdio::stderr(), bytes);
     }
 }

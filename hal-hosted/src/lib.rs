@@ -83,7 +83,7 @@ pub use det::{
     TraceSummary,
 };
 pub use error::HostError;
-pub use jit::enable_perf_map;
+pub use jit::{PerfMapError, enable_perf_map};
 pub use mmu::WINDOW_ALIGN;
 pub use signals::{IPI_SIGNAL, TIMER_SIGNAL};
 
@@ -236,6 +236,13 @@ impl Hosted {
     /// built with [`Config::capture_console`]; `None` otherwise.
     pub fn captured_console(&self) -> Option<Vec<u8>> {
         self.machine.console.captured()
+    }
+
+    /// Why writing the kernel's console output to standard output failed,
+    /// if it did (its first failure; what followed was dropped). A run
+    /// whose output was lost should not report success.
+    pub fn console_error(&self) -> Option<std::io::Error> {
+        self.machine.console.error()
     }
 
     fn machine_ptr(&self) -> *const Machine {

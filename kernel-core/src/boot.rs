@@ -60,12 +60,17 @@ pub(crate) fn say(console: &impl Console, args: core::fmt::Arguments<'_>) {
 }
 
 /// Boot the kernel on `hal`, run the workload and return its exit status.
-/// Runs on the boot CPU (CPU 0) with interrupts masked.
+/// Runs on the boot CPU (CPU 0) with interrupts masked. A command line it
+/// does not understand is one line through [`Console::write_error`] and
+/// [`exit::USAGE`].
 pub fn boot<P: Platform>(hal: &P, info: BootInfo<'_>) -> u8 {
     let cmdline = match Cmdline::parse(info.cmdline) {
         Ok(c) => c,
         Err(e) => {
-            say(hal, format_args!("boot: {e}"));
+            // Room for the message with an escaped word (escape INV-ESC-3).
+            let mut line = StackBuf::<1536>::new();
+            let _ = writeln!(line, "boot: {e}");
+            hal.write_error(line.as_bytes());
             return exit::USAGE;
         }
     };

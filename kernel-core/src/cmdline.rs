@@ -85,10 +85,16 @@ impl fmt::Display for CmdlineError<'_> {
             Self::UnknownWord(w) => {
                 write!(
                     f,
-                    "unknown command-line word `{w}` (known: test=all|self|demo|spec|fault, log=LEVEL)"
+                    "unknown command-line word `{}` (known: test=all|self|demo|spec|fault, log=LEVEL)",
+                    crate::escape::name(w)
                 )
             }
-            Self::BadValue { key, value } => write!(f, "bad value `{value}` for `{key}`"),
+            Self::BadValue { key, value } => write!(
+                f,
+                "bad value `{}` for `{}`",
+                crate::escape::name(value),
+                crate::escape::name(key)
+            ),
         }
     }
 }

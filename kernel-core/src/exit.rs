@@ -13,3 +13,10 @@ pub const USAGE: u8 = 2;
 pub const KERNEL_FAULT: u8 = 3;
 /// The kernel panicked.
 pub const PANIC: u8 = 4;
+/// A time limit ran out (`sim run --timeout`, `sim wast --timeout`): the
+/// running wasm was interrupted. Hosted only.
+pub const TIMEOUT: u8 = 5;
+/// Standard output could not be written (a full disk, a closed pipe):
+/// what was to be printed is lost, so a run that otherwise succeeded does
+/// not report success. Hosted only.
+pub const OUTPUT: u8 = 6;

@@ -29,6 +29,7 @@ pub mod arch;
 
 pub mod cmdline;
 pub mod demo;
+pub mod escape;
 pub mod exit;
 pub mod fmtbuf;
 pub mod log;

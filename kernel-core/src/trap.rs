@@ -108,7 +108,8 @@ fn wasm_trap<P: Platform>(
     depth += 1;
     let word = core::mem::size_of::<usize>();
     let mut cur = frame.fp;
-    while depth < crate::wasm::entry::MAX_TRAP_FRAMES {
+    let mut cut = false;
+    loop {
         if cur < frame.sp || cur >= sp || !cur.is_multiple_of(word) {
             break;
         }
@@ -118,6 +119,11 @@ fn wasm_trap<P: Platform>(
         if !kernel.code().contains(ret) {
             break;
         }
+        // One more wasm frame than the record holds: say it was cut.
+        if depth == crate::wasm::entry::MAX_TRAP_FRAMES {
+            cut = true;
+            break;
+        }
         w.trap_pcs[depth].store(ret - 1, Ordering::Relaxed);
         depth += 1;
         if next <= cur {
@@ -125,6 +131,7 @@ fn wasm_trap<P: Platform>(
         }
         cur = next;
     }
+    w.trap_cut.store(cut, Ordering::Relaxed);
     w.trap_depth.store(depth, Ordering::Release);
     w.active.store(false, Ordering::Release);
     Some(TrapAction::Redirect(ResumeContext {

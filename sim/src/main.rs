@@ -3,7 +3,10 @@
 //! The kernel runs on `hal-hosted` (a memfd as physical memory, threads as
 //! CPUs, signals as traps and interrupts). The process exits with the
 //! kernel's exit status (see `kernel_core::exit`); a command line it cannot
-//! parse exits with status 2 and a one-line error.
+//! parse exits with status 2 and a one-line error; a run whose standard
+//! output could not be written (the kernel's console or `sim`'s own
+//! results) exits with status 6 (`exit::OUTPUT`) after one line on
+//! standard error, whatever the workload's status was.
 //!
 //! `--deterministic` runs every CPU on one thread with virtual time and a
 //! seeded interleaving (`hal_hosted::Config::deterministic`); `--seed N`
@@ -13,12 +16,16 @@
 //! `deterministic: seed=N virtual=<ns>ns events=<count> trace=<hex>`, so
 //! two runs' whole outputs can be compared.
 
+mod out;
 mod run;
 mod size;
 
 use std::process::ExitCode;
 
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Parser, Subcommand};
+use kernel_core::exit;
+use sim::timeout::Limit;
 use tracing_subscriber::EnvFilter;
 
 /// Boot the Vessel kernel as a Linux process.
@@ -30,7 +37,7 @@ struct Cli {
     cpus: Option<u16>,
 
     /// Physical memory, e.g. 512M or 2G (sparse: untouched memory costs nothing)
-    #[arg(long, global = true, default_value = "512M", value_parser = size::parse)]
+    #[arg(long, global = true, default_value = "512M", value_parser = size::parse_memory)]
     memory: u64,
 
     /// Log filter in tracing's EnvFilter syntax, e.g. `info` or `kernel_core=debug`
@@ -45,7 +52,7 @@ struct Cli {
     #[arg(long, global = true, requires = "deterministic")]
     seed: Option<u64>,
 
-    /// Write /tmp/perf-<pid>.map with the symbols of JIT code, for `perf report`
+    /// Write /tmp/perf-<pid>.map (a new file; refused if anything is there) with the symbols of JIT code, for `perf report`
     #[arg(long, global = true)]
     perf_map: bool,
 
@@ -66,11 +73,14 @@ enum Command {
     },
     /// Load a .wasm or .wat module, instantiate it and call one export
     Run {
-        /// The module (binary, or text when it does not start with `\0asm`)
+        /// The module, at most 16 MiB (binary when named `.wasm` or starting with `\0asm`, else text)
         file: std::path::PathBuf,
         /// The export to call [default: `_start`, else `main`]
         #[arg(long)]
         invoke: Option<String>,
+        /// Interrupt the run (start function included) after this long, e.g. 500ms, 2s, 1m: exit 5
+        #[arg(long, value_name = "DURATION", value_parser = sim::timeout::parse)]
+        timeout: Option<Limit>,
         /// Arguments, parsed by the export's parameter types (negative numbers are values, not flags)
         #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
         args: Vec<String>,
@@ -83,16 +93,62 @@ enum Command {
         /// Accept modules with several memories (the multi-memory proposal)
         #[arg(long)]
         multi_memory: bool,
+        /// Interrupt the whole run after this long, e.g. 500ms, 2s, 1m: exit 5
+        #[arg(long, value_name = "DURATION", value_parser = sim::timeout::parse)]
+        timeout: Option<Limit>,
     },
 }
 
+/// The one line a command-line error is reported with: `--flag value:
+/// why` for a value its parser refused, else the first paragraph of
+/// clap's message.
+fn usage_line(e: &clap::Error) -> String {
+    if e.kind() == ErrorKind::ValueValidation
+        && let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg)
+        && let Some(ContextValue::String(value)) = e.get(ContextKind::InvalidValue)
+        && let Some(why) = std::error::Error::source(e)
+    {
+        // `--memory <MEMORY>`: the flag alone.
+        let flag = arg.split([' ', '=']).next().unwrap_or(arg);
+        return format!("{flag} {}: {why}", kernel_core::escape::name(value));
+    }
+    // The first paragraph (clap continues some messages on indented
+    // lines), on one line.
+    let text = e.render().to_string();
+    let first = text.split("\n\n").next().unwrap_or_default();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let words: Vec<&str> = first.split_whitespace().collect();
+    if words.is_empty() {
+        "bad command line".to_owned()
+    } else {
+        words.join(" ")
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    ExitCode::from(sim_main())
+}
+
+/// Everything `main` does; the exit status.
+fn sim_main() -> u8 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            return match e.print() {
+                Ok(()) => exit::SUCCESS,
+                Err(io) => out::lost(&io),
+            };
+        }
+        Err(e) => {
+            out::error(format_args!("{}", usage_line(&e)));
+            return exit::USAGE;
+        }
+    };
     let filter = match EnvFilter::try_new(&cli.log) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("sim: bad --log filter `{}`: {e}", cli.log);
-            return ExitCode::from(kernel_core::exit::USAGE);
+            out::error(format_args!("bad --log filter `{}`: {e}", cli.log));
+            return exit::USAGE;
         }
     };
     let logger = tracing_subscriber::fmt()
@@ -108,8 +164,8 @@ fn main() -> ExitCode {
     if cli.perf_map
         && let Err(e) = hal_hosted::enable_perf_map()
     {
-        eprintln!("sim: cannot create the perf map: {e}");
-        return ExitCode::from(kernel_core::exit::USAGE);
+        out::error(format_args!("--perf-map: {e}"));
+        return exit::USAGE;
     }
     let mut config = hal_hosted::Config {
         memory: cli.memory,
@@ -124,17 +180,23 @@ fn main() -> ExitCode {
         None | Some(Command::Demo) => "test=demo".to_owned(),
         Some(Command::Selftest) => "test=self".to_owned(),
         Some(Command::Boot { words }) => words.join(" "),
-        Some(Command::Run { file, invoke, args }) => {
-            return ExitCode::from(run::run(&config, file, invoke.as_deref(), args));
+        Some(Command::Run {
+            file,
+            invoke,
+            args,
+            timeout,
+        }) => {
+            return run::run(&config, file, invoke.as_deref(), args, *timeout);
         }
         Some(Command::Wast {
             files,
             multi_memory,
+            timeout,
         }) => {
             let extensions = sim::wast::Extensions {
                 multi_memory: *multi_memory,
             };
-            return ExitCode::from(wast(&config, files, extensions));
+            return wast(&config, files, extensions, *timeout);
         }
     };
     // `test=spec` runs the same bundle the riscv image embeds, converted
@@ -155,54 +217,71 @@ fn main() -> ExitCode {
     let hosted = match hal_hosted::Hosted::new(&config) {
         Ok(h) => h,
         Err(e) => {
-            eprintln!("sim: cannot start the machine: {e}");
-            return ExitCode::from(kernel_core::exit::USAGE);
+            out::error(format_args!("cannot start the machine: {e}"));
+            return exit::USAGE;
         }
     };
     match hal_hosted::boot_on(&hosted, info) {
         Ok(code) => {
-            if let Some(summary) = hosted.trace_summary() {
-                println!("deterministic: {summary}");
+            if let Some(e) = hosted.console_error() {
+                return out::lost(&e);
             }
-            ExitCode::from(code)
+            if let Some(summary) = hosted.trace_summary()
+                && let Err(e) = out::print(&format!("deterministic: {summary}\n"))
+            {
+                return out::lost(&e);
+            }
+            code
         }
         Err(e) => {
-            eprintln!("sim: cannot start the machine: {e}");
-            ExitCode::from(kernel_core::exit::USAGE)
+            out::error(format_args!("cannot start the machine: {e}"));
+            exit::USAGE
         }
     }
 }
 
 /// `sim wast`: run the scripts, print the table, the failure lines and the
 /// totals. 0 when nothing failed, 1 when something did, 2 when a file
-/// cannot be read or the machine cannot start.
+/// cannot be read or the machine cannot start, 5 when `limit` was up
+/// (after the table of what ran), 6 when the table could not be written.
 fn wast(
     config: &hal_hosted::Config,
     files: &[std::path::PathBuf],
     extensions: sim::wast::Extensions,
+    limit: Option<Limit>,
 ) -> u8 {
     let mut scripts = Vec::with_capacity(files.len());
     for f in files {
-        match std::fs::read_to_string(f) {
+        let text =
+            sim::input::read(f).and_then(|bytes| sim::input::text(f, &bytes).map(str::to_owned));
+        match text {
             Ok(text) => scripts.push(sim::wast::Script {
                 name: f.display().to_string(),
                 text,
                 extensions,
             }),
             Err(e) => {
-                eprintln!("sim: cannot read {}: {e}", f.display());
-                return kernel_core::exit::USAGE;
+                out::error(format_args!("{e}"));
+                return exit::USAGE;
             }
         }
     }
-    match sim::wast::run_hosted(config, &scripts) {
-        Ok(reports) => {
-            print!("{}", sim::wast::summary(&reports));
-            u8::from(sim::wast::totals(&reports).1 > 0)
+    match sim::wast::run_hosted_within(config, &scripts, limit) {
+        Ok(run) => {
+            if let Err(e) = out::print(&sim::wast::summary(&run.reports)) {
+                return out::lost(&e);
+            }
+            match limit {
+                Some(limit) if run.timed_out => {
+                    out::error(format_args!("timed out after {limit}"));
+                    exit::TIMEOUT
+                }
+                _ => u8::from(sim::wast::totals(&run.reports).1 > 0),
+            }
         }
         Err(e) => {
-            eprintln!("sim: cannot start the machine: {e}");
-            kernel_core::exit::USAGE
+            out::error(format_args!("{e}"));
+            exit::USAGE
         }
     }
 }

@@ -1,33 +1,48 @@
-//! `sim run FILE [--invoke NAME [ARGS...]]`: load one module, instantiate
-//! it on the hosted kernel and call one export.
+//! `sim run FILE [--invoke NAME [ARGS...]] [--timeout DURATION]`: load one
+//! module, instantiate it on the hosted kernel and call one export.
 //!
 //! Output contract: each result on its own line on standard output (i32 and
 //! i64 as signed decimal, f32 and f64 in Rust's `{:?}` form, NaN as `nan`);
 //! a trap prints `trap: <kind>` and the wasm backtrace instead and exits 1;
-//! bad input (unreadable file, malformed or invalid module, unknown import,
-//! missing export, bad argument) is one line on standard error and exit 2.
+//! bad input (unreadable, oversized, malformed or invalid module, unknown
+//! import, missing export, bad argument) is one line on standard error and
+//! exit 2; a run (start function included) still going when `--timeout` is
+//! up is interrupted, `sim: timed out after <limit>` on standard error and
+//! exit 5; standard output that cannot be written is one line on standard
+//! error and exit 6. Names from the module are escaped
+//! (`kernel_core::escape`).
 
 use std::fmt;
 use std::path::Path;
 
 use hal_hosted::{Config, Hosted};
+use kernel_core::escape;
 use kernel_core::exit;
+use kernel_core::wasm::TrapKind;
 use kernel_core::wasm::module::ValType;
-use kernel_core::wasm::vm::{CallError, Extern, Store, Val};
+use kernel_core::wasm::vm::{CallError, Extern, InstantiateError, Store, Val};
+use sim::input::{self, InputError};
+use sim::timeout::{Limit, with_watchdog};
+
+use crate::out;
 
 /// Bytes of the CPU stack that wasm may use before it traps with stack
 /// exhaustion (the hosted CPU threads have more than this).
 const STACK_BUDGET: usize = 8 << 20;
 
+/// Exported functions a "no such export" message lists before it says how
+/// many more there are.
+const LISTED_EXPORTS: usize = 16;
+
 /// Why `sim run` could not do what it was asked.
 #[derive(Debug)]
 pub enum RunError {
-    /// The file could not be read.
-    Read(String, std::io::Error),
-    /// The text format did not parse.
-    Text(String),
+    /// The file gave no module.
+    Input(InputError),
     /// The machine could not start.
     Machine(hal_hosted::HostError),
+    /// The timeout watcher could not start.
+    Watcher(std::io::Error),
     /// The module did not compile or instantiate.
     Module(String),
     /// No such exported function.
@@ -49,25 +64,38 @@ pub enum RunError {
 impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Read(path, e) => write!(f, "cannot read {path}: {e}"),
-            Self::Text(e) => write!(f, "{}", e.lines().next().unwrap_or("bad text module")),
+            Self::Input(e) => e.fmt(f),
             Self::Machine(e) => write!(f, "cannot start the machine: {e}"),
+            Self::Watcher(e) => write!(f, "cannot start the timeout watcher: {e}"),
             Self::Module(e) => f.write_str(e),
             Self::NoExport(name, have) => {
                 write!(
                     f,
-                    "no exported function `{name}` (exported functions: {})",
-                    have.join(", ")
-                )
+                    "no exported function `{}` (exported functions: ",
+                    escape::name(name)
+                )?;
+                for (i, n) in have.iter().take(LISTED_EXPORTS).enumerate() {
+                    let sep = if i == 0 { "" } else { ", " };
+                    write!(f, "{sep}{}", escape::name(n))?;
+                }
+                if have.len() > LISTED_EXPORTS {
+                    write!(f, " and {} more", have.len() - LISTED_EXPORTS)?;
+                }
+                f.write_str(")")
             }
             Self::ArgCount { name, want, got } => {
-                write!(f, "`{name}` takes {want} argument(s), {got} given")
+                write!(
+                    f,
+                    "`{}` takes {want} argument(s), {got} given",
+                    escape::name(name)
+                )
             }
             Self::BadArg { index, text, ty } => {
                 write!(
                     f,
-                    "argument {} (`{text}`) is not a valid {}",
+                    "argument {} (`{}`) is not a valid {}",
                     index + 1,
+                    escape::name(text),
                     type_name(*ty)
                 )
             }
@@ -85,17 +113,6 @@ fn type_name(ty: ValType) -> &'static str {
         ValType::ExternRef => "externref",
         ValType::V128 => "v128",
     }
-}
-
-/// Load `path`: binary as is, anything else through the text parser.
-fn load(path: &Path) -> Result<Vec<u8>, RunError> {
-    let bytes = std::fs::read(path).map_err(|e| RunError::Read(path.display().to_string(), e))?;
-    if bytes.starts_with(b"\0asm") {
-        return Ok(bytes);
-    }
-    wat::parse_bytes(&bytes)
-        .map(|b| b.into_owned())
-        .map_err(|e| RunError::Text(format!("{}: {e}", path.display())))
 }
 
 /// Parse one argument as a value of `ty`. Integers take the signed or the
@@ -155,97 +172,133 @@ pub fn format_val(v: Val) -> String {
     }
 }
 
+/// How a run ended, when it ran.
+enum Outcome {
+    /// The call returned these.
+    Results(Vec<Val>),
+    /// The start function or the call trapped: `trap: ...` and the
+    /// backtrace.
+    Trap(String),
+    /// The time limit was up; the running code was interrupted.
+    TimedOut(Limit),
+}
+
 /// Run `path`'s export `invoke` (default `_start`, else `main`) with `args`
-/// on a hosted machine shaped by `config`. Returns the exit status; prints
-/// results, traps and errors as the module doc says.
-pub fn run(config: &Config, path: &Path, invoke: Option<&str>, args: &[String]) -> u8 {
-    match try_run(config, path, invoke, args) {
-        Ok(Ok(results)) => {
+/// on a hosted machine shaped by `config`, within `limit`. Returns the exit
+/// status; prints results, traps and errors as the module doc says.
+pub fn run(
+    config: &Config,
+    path: &Path,
+    invoke: Option<&str>,
+    args: &[String],
+    limit: Option<Limit>,
+) -> u8 {
+    match try_run(config, path, invoke, args, limit) {
+        Ok(Outcome::Results(results)) => {
+            let mut text = String::new();
             for v in results {
-                println!("{}", format_val(v));
+                text.push_str(&format_val(v));
+                text.push('\n');
             }
-            exit::SUCCESS
+            match out::print(&text) {
+                Ok(()) => exit::SUCCESS,
+                Err(e) => out::lost(&e),
+            }
         }
-        Ok(Err(trap)) => {
-            println!("{trap}");
-            exit::FAILED
+        Ok(Outcome::Trap(trap)) => match out::print(&format!("{trap}\n")) {
+            Ok(()) => exit::FAILED,
+            Err(e) => out::lost(&e),
+        },
+        Ok(Outcome::TimedOut(limit)) => {
+            out::error(format_args!("timed out after {limit}"));
+            exit::TIMEOUT
         }
         Err(e) => {
-            eprintln!("sim: {e}");
+            out::error(format_args!("{e}"));
             exit::USAGE
         }
     }
 }
 
-/// The results, or the trap text, or why nothing ran.
+/// How the run ended, or why nothing ran.
 fn try_run(
     config: &Config,
     path: &Path,
     invoke: Option<&str>,
     args: &[String],
-) -> Result<Result<Vec<Val>, String>, RunError> {
-    let bytes = load(path)?;
+    limit: Option<Limit>,
+) -> Result<Outcome, RunError> {
+    let bytes = input::module(path).map_err(RunError::Input)?;
     let hosted = Hosted::new(config).map_err(RunError::Machine)?;
     hal_hosted::run_on_cpu(&hosted, 0, || {
         kernel_core::boot::with_kernel(&hosted, |kernel| {
-            let mut store =
-                Store::new(kernel, STACK_BUDGET).map_err(|e| RunError::Module(e.to_string()))?;
-            // Debuggers and profilers see `<file stem>!<function>`.
-            if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
-                store.set_module_name(stem);
-            }
-            let module = store
-                .compile(&bytes)
-                .map_err(|e| RunError::Module(e.to_string()))?;
-            let instance = match store.instantiate(&module, &|_, _| None) {
-                Ok(i) => i,
-                Err(kernel_core::wasm::vm::InstantiateError::Start(CallError::Trap(t))) => {
-                    return Ok(Err(format!("trap: {t}")));
+            with_watchdog(limit, |dog| {
+                // A trap of an interrupted call is the limit's doing.
+                let trapped = |t: &kernel_core::wasm::vm::Trap| match dog.limit() {
+                    Some(limit) if t.kind == TrapKind::Interrupted && dog.expired() => {
+                        Outcome::TimedOut(limit)
+                    }
+                    _ => Outcome::Trap(format!("trap: {t}")),
+                };
+                let mut store = Store::new(kernel, STACK_BUDGET)
+                    .map_err(|e| RunError::Module(e.to_string()))?;
+                dog.watch(&store);
+                // Debuggers and profilers see `<file stem>!<function>`.
+                if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+                    store.set_module_name(stem);
                 }
-                Err(e) => return Err(RunError::Module(e.to_string())),
-            };
-            let funcs: Vec<String> = store
-                .exports(instance)
-                .into_iter()
-                .filter(|(_, e)| matches!(e, Extern::Func(_)))
-                .map(|(n, _)| n)
-                .collect();
-            let name = match invoke {
-                Some(n) => n.to_owned(),
-                None => ["_start", "main"]
+                let module = store
+                    .compile(&bytes)
+                    .map_err(|e| RunError::Module(e.to_string()))?;
+                let instance = match store.instantiate(&module, &|_, _| None) {
+                    Ok(i) => i,
+                    Err(InstantiateError::Start(CallError::Trap(t))) => return Ok(trapped(&t)),
+                    Err(e) => return Err(RunError::Module(e.to_string())),
+                };
+                let funcs: Vec<String> = store
+                    .exports(instance)
                     .into_iter()
-                    .find(|n| funcs.iter().any(|f| f == n))
-                    .unwrap_or("_start")
-                    .to_owned(),
-            };
-            let Some(Extern::Func(func)) = store.export(instance, &name) else {
-                return Err(RunError::NoExport(name, funcs));
-            };
-            let params = func.ty().params.clone();
-            if params.len() != args.len() {
-                return Err(RunError::ArgCount {
-                    name,
-                    want: params.len(),
-                    got: args.len(),
-                });
-            }
-            let vals = args
-                .iter()
-                .zip(&params)
-                .enumerate()
-                .map(|(index, (text, &ty))| {
-                    parse_arg(text, ty).ok_or_else(|| RunError::BadArg {
-                        index,
-                        text: text.clone(),
-                        ty,
+                    .filter(|(_, e)| matches!(e, Extern::Func(_)))
+                    .map(|(n, _)| n)
+                    .collect();
+                let name = match invoke {
+                    Some(n) => n.to_owned(),
+                    None => ["_start", "main"]
+                        .into_iter()
+                        .find(|n| funcs.iter().any(|f| f == n))
+                        .unwrap_or("_start")
+                        .to_owned(),
+                };
+                let Some(Extern::Func(func)) = store.export(instance, &name) else {
+                    return Err(RunError::NoExport(name, funcs));
+                };
+                let params = func.ty().params.clone();
+                if params.len() != args.len() {
+                    return Err(RunError::ArgCount {
+                        name,
+                        want: params.len(),
+                        got: args.len(),
+                    });
+                }
+                let vals = args
+                    .iter()
+                    .zip(&params)
+                    .enumerate()
+                    .map(|(index, (text, &ty))| {
+                        parse_arg(text, ty).ok_or_else(|| RunError::BadArg {
+                            index,
+                            text: text.clone(),
+                            ty,
+                        })
                     })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            match store.invoke(&func, &vals) {
-                Ok(results) => Ok(Ok(results)),
-                Err(CallError::Trap(t)) => Ok(Err(format!("trap: {t}"))),
-                Err(e) => Err(RunError::Module(e.to_string())),
-            }
+                    .collect::<Result<Vec<_>, _>>()?;
+                match store.invoke(&func, &vals) {
+                    Ok(results) => Ok(Outcome::Results(results)),
+                    Err(CallError::Trap(t)) => Ok(trapped(&t)),
+                    Err(e) => Err(RunError::Module(e.to_string())),
+                }
+            })
+            .map_err(RunError::Watcher)?
         })
     })
 }

@@ -1,8 +1,42 @@
 //! Parsing of memory sizes such as `512M`, `2G` or `65536K`.
 
+use std::fmt;
+
+/// Why a text is not a size `--memory` accepts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SizeError {
+    /// A suffix other than `K`, `M`, `G`, `T` (or `KiB`...).
+    Suffix(String),
+    /// No number.
+    NotASize,
+    /// More bytes than fit in 64 bits.
+    TooLarge,
+    /// Not a multiple of 4 KiB (the page size).
+    NotPageMultiple,
+    /// Below the least memory a machine boots with.
+    BelowMinimum,
+}
+
+impl fmt::Display for SizeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Suffix(s) => write!(f, "unknown size suffix `{s}` (use K, M, G or T)"),
+            Self::NotASize => f.write_str("not a size like 512M or 2G"),
+            Self::TooLarge => f.write_str("too large"),
+            Self::NotPageMultiple => f.write_str("must be a multiple of 4K"),
+            Self::BelowMinimum => write!(f, "at least {}M is needed", hal_hosted::MIN_MEMORY >> 20),
+        }
+    }
+}
+
+impl std::error::Error for SizeError {}
+
 /// Parse a size with an optional binary suffix `K`, `M`, `G` or `T` (also
 /// `KiB`...). The result is a positive multiple of 4 KiB.
-pub fn parse(text: &str) -> Result<u64, String> {
+///
+/// # Errors
+/// [`SizeError`], except [`SizeError::BelowMinimum`].
+pub fn parse(text: &str) -> Result<u64, SizeError> {
     let t = text.trim();
     let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, suffix) = t.split_at(digits);
@@ -12,24 +46,38 @@ pub fn parse(text: &str) -> Result<u64, String> {
         "M" | "MB" | "MIB" => 20,
         "G" | "GB" | "GIB" => 30,
         "T" | "TB" | "TIB" => 40,
-        _ => return Err(format!("unknown size suffix `{suffix}` (use K, M, G or T)")),
+        _ => return Err(SizeError::Suffix(suffix.to_owned())),
     };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size like 512M or 2G"))?;
+    if num.is_empty() {
+        return Err(SizeError::NotASize);
+    }
+    // Only digits: the one way to fail is overflow.
+    let n: u64 = num.parse().map_err(|_| SizeError::TooLarge)?;
     let bytes = n
         .checked_shl(shift)
         .filter(|b| b >> shift == n)
-        .ok_or("size too large")?;
+        .ok_or(SizeError::TooLarge)?;
     if bytes == 0 || bytes % 4096 != 0 {
-        return Err(format!("`{text}` is not a positive multiple of 4 KiB"));
+        return Err(SizeError::NotPageMultiple);
+    }
+    Ok(bytes)
+}
+
+/// [`parse`] for `--memory`: also at least `hal_hosted::MIN_MEMORY`.
+///
+/// # Errors
+/// [`SizeError`].
+pub fn parse_memory(text: &str) -> Result<u64, SizeError> {
+    let bytes = parse(text)?;
+    if bytes < hal_hosted::MIN_MEMORY {
+        return Err(SizeError::BelowMinimum);
     }
     Ok(bytes)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse;
+    use super::{SizeError, parse, parse_memory};
 
     #[test]
     fn suffixes() {
@@ -41,11 +89,23 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert!(parse("").is_err());
-        assert!(parse("12Q").is_err());
-        assert!(parse("0").is_err());
-        assert!(parse("100").is_err());
-        assert!(parse("99999999999T").is_err());
+        assert_eq!(parse(""), Err(SizeError::NotASize));
+        assert_eq!(parse("12Q"), Err(SizeError::Suffix("Q".to_owned())));
+        assert_eq!(parse("0"), Err(SizeError::NotPageMultiple));
+        assert_eq!(parse("100"), Err(SizeError::NotPageMultiple));
+        assert_eq!(parse("99999999999T"), Err(SizeError::TooLarge));
         assert!(parse("-1G").is_err());
+    }
+
+    #[test]
+    fn memory_has_a_minimum_and_says_which() {
+        assert_eq!(parse_memory("4K"), Err(SizeError::BelowMinimum));
+        assert_eq!(
+            SizeError::BelowMinimum.to_string(),
+            "at least 16M is needed"
+        );
+        assert_eq!(parse_memory("16M"), Ok(16 << 20));
+        assert_eq!(parse_memory("20000K"), Ok(20000 << 10));
+        assert_eq!(parse_memory("16777217"), Err(SizeError::NotPageMultiple));
     }
 }

@@ -20,15 +20,24 @@
 //! [`run_script`], each in a fresh store (dropped at the end of the script,
 //! which frees its memories, tables and code).
 //!
+//! [`run_hosted_within`] runs under a time limit (`sim wast --timeout`,
+//! [`crate::timeout`]): when it is up, the directive running is
+//! interrupted and counted as failed (`file:line: timed out after <limit>`)
+//! and nothing after it runs.
+//!
 //! Invariants:
 //! - INV-WAST-1: every directive of a script that parses adds exactly one to
-//!   `passed` or `failed`; a script that does not parse counts one failure.
-//! - INV-WAST-2: a failure line is `file:line: what went wrong`, one line.
+//!   `passed` or `failed`, up to the one running when a time limit is up
+//!   (the last one run); a script that does not parse counts one failure.
+//! - INV-WAST-2: a failure line is `file:line: what went wrong` (a script
+//!   that does not parse: `file:line:col: ...`), one line;
+//!   names from the script in it are escaped (`kernel_core::escape`).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use hal_hosted::{Config, HostError, Hosted};
+use kernel_core::escape;
 use kernel_core::hal::Platform;
 use kernel_core::kernel::Kernel;
 use kernel_core::spec::{expect_message, instantiate_message};
@@ -42,6 +51,9 @@ use wast::token::{F32, F64, Id};
 use wast::{
     QuoteWat, QuoteWatTest, Wast, WastArg, WastDirective, WastExecute, WastInvoke, WastRet,
 };
+
+use crate::input::line_col;
+use crate::timeout::{Limit, Watchdog, with_watchdog};
 
 /// Bytes of the CPU stack wasm may use before it traps with
 /// `call stack exhausted` (the hosted CPU stack is 16 MiB).
@@ -89,16 +101,70 @@ pub struct FileReport {
 /// [`MIN_WINDOW`]) and run every script on CPU 0, each in a fresh store.
 ///
 /// # Errors
-/// [`HostError`] when the machine cannot be created.
-pub fn run_hosted(config: &Config, scripts: &[Script]) -> Result<Vec<FileReport>, HostError> {
+/// [`WastError::Machine`] when the machine cannot be created.
+pub fn run_hosted(config: &Config, scripts: &[Script]) -> Result<Vec<FileReport>, WastError> {
+    run_hosted_within(config, scripts, None).map(|run| run.reports)
+}
+
+/// What [`run_hosted_within`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WastRun {
+    /// One report per script run (scripts after a timeout are not run).
+    pub reports: Vec<FileReport>,
+    /// Whether the time limit was up before the run ended (the directive
+    /// running then failed, and nothing after it ran).
+    pub timed_out: bool,
+}
+
+/// Why [`run_hosted_within`] ran nothing.
+#[derive(Debug)]
+pub enum WastError {
+    /// The machine could not be created.
+    Machine(HostError),
+    /// The thread watching the time limit could not be started.
+    Watcher(std::io::Error),
+}
+
+impl std::fmt::Display for WastError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Machine(e) => write!(f, "cannot start the machine: {e}"),
+            Self::Watcher(e) => write!(f, "cannot start the timeout watcher: {e}"),
+        }
+    }
+}
+
+/// [`run_hosted`] under a time limit for the whole run (module doc): the
+/// reports of the scripts that ran, and whether the limit was up.
+///
+/// # Errors
+/// [`WastError`] when nothing could run.
+pub fn run_hosted_within(
+    config: &Config,
+    scripts: &[Script],
+    limit: Option<Limit>,
+) -> Result<WastRun, WastError> {
     let mut config = *config;
     config.window = config.window.max(MIN_WINDOW);
-    let hosted = Hosted::new(&config)?;
-    Ok(hal_hosted::run_on_cpu(&hosted, 0, || {
+    let hosted = Hosted::new(&config).map_err(WastError::Machine)?;
+    hal_hosted::run_on_cpu(&hosted, 0, || {
         kernel_core::boot::with_kernel(&hosted, |k| {
-            scripts.iter().map(|s| run_script(k, s)).collect()
+            with_watchdog(limit, |dog| {
+                let mut reports = Vec::with_capacity(scripts.len());
+                for s in scripts {
+                    reports.push(run_script_watched(k, s, dog));
+                    if dog.expired() {
+                        break;
+                    }
+                }
+                WastRun {
+                    reports,
+                    timed_out: dog.expired(),
+                }
+            })
         })
-    }))
+    })
+    .map_err(WastError::Watcher)
 }
 
 /// The per-file table, the failure lines and the final
@@ -137,6 +203,16 @@ pub fn totals(reports: &[FileReport]) -> (usize, usize) {
 /// Run every directive of the script `text` (named `name`) on `kernel`, in
 /// a fresh store.
 pub fn run_script<P: Platform>(kernel: &Kernel<'_, P>, script: &Script) -> FileReport {
+    run_script_watched(kernel, script, &Watchdog::unlimited())
+}
+
+/// [`run_script`] with the store watched by `dog`: when it expires, the
+/// directive running fails as timed out and the script ends there.
+fn run_script_watched<'k, P: Platform>(
+    kernel: &'k Kernel<'_, P>,
+    script: &Script,
+    dog: &Watchdog<'k>,
+) -> FileReport {
     let (name, text) = (script.name.as_str(), script.text.as_str());
     let mut report = FileReport {
         name: name.to_owned(),
@@ -151,23 +227,13 @@ pub fn run_script<P: Platform>(kernel: &Kernel<'_, P>, script: &Script) -> FileR
     let buf = match ParseBuffer::new_with_lexer(lexer) {
         Ok(b) => b,
         Err(e) => {
-            fail_whole(
-                &mut report,
-                1,
-                format!("cannot lex script: {}", one_line(&e)),
-            );
-            return report;
+            return unparsed(report, text, "lex", &e);
         }
     };
     let wast: Wast<'_> = match parser::parse(&buf) {
         Ok(w) => w,
         Err(e) => {
-            fail_whole(
-                &mut report,
-                1,
-                format!("cannot parse script: {}", one_line(&e)),
-            );
-            return report;
+            return unparsed(report, text, "parse", &e);
         }
     };
     let store = match Store::new(kernel, STACK_BUDGET) {
@@ -182,6 +248,7 @@ pub fn run_script<P: Platform>(kernel: &Kernel<'_, P>, script: &Script) -> FileR
             return report;
         }
     };
+    dog.watch(&store);
     let mut runner = Runner {
         store,
         registered: HashMap::new(),
@@ -197,9 +264,29 @@ pub fn run_script<P: Platform>(kernel: &Kernel<'_, P>, script: &Script) -> FileR
         let (line, _) = d.span().linecol_in(text);
         match runner.directive(d) {
             Ok(()) => report.passed += 1,
+            Err(_) if dog.expired() => {
+                let limit = dog.limit().map(|l| l.to_string()).unwrap_or_default();
+                fail_whole(&mut report, line + 1, format!("timed out after {limit}"));
+            }
             Err(msg) => fail_whole(&mut report, line + 1, msg),
         }
+        if dog.expired() {
+            break;
+        }
     }
+    report
+}
+
+/// `report` with the one failure of a script that did not lex or parse:
+/// `file:line:col: cannot parse script: why`.
+fn unparsed(mut report: FileReport, text: &str, what: &str, e: &wast::Error) -> FileReport {
+    let (line, col) = line_col(text, e.span().offset());
+    report.failed += 1;
+    report.failures.push(format!(
+        "{}:{line}:{col}: cannot {what} script: {}",
+        report.name,
+        escape::name(&e.message())
+    ));
     report
 }
 
@@ -392,7 +479,7 @@ impl<P: Platform> Runner<'_, '_, P> {
                 .named
                 .get(id.name())
                 .copied()
-                .ok_or_else(|| format!("unknown module ${}", id.name())),
+                .ok_or_else(|| format!("unknown module ${}", escape::name(id.name()))),
             None => self
                 .current
                 .ok_or_else(|| "no module instantiated".to_owned()),
@@ -404,7 +491,7 @@ impl<P: Platform> Runner<'_, '_, P> {
         let Some(Extern::Func(f)) = self.store.export(inst, call.name) else {
             return Err(InvokeError::Setup(format!(
                 "no exported function `{}`",
-                call.name
+                escape::name(call.name)
             )));
         };
         let args = call
@@ -420,7 +507,7 @@ impl<P: Platform> Runner<'_, '_, P> {
         let inst = self.instance(module)?;
         match self.store.export(inst, global) {
             Some(Extern::Global(g)) => Ok(self.store.global_get(&g)),
-            _ => Err(format!("no exported global `{global}`")),
+            _ => Err(format!("no exported global `{}`", escape::name(global))),
         }
     }
 }

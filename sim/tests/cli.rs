@@ -81,6 +81,8 @@ fn bad_arguments_exit_2_with_one_line() {
         &["--log", "[[["],
         &["boot", "bogus"],
         &["frobnicate"],
+        &["run"],
+        &["--memory", "4K"],
     ] {
         let out = sim(args);
         assert_eq!(
@@ -92,6 +94,9 @@ fn bad_arguments_exit_2_with_one_line() {
         );
         let msg = format!("{}{}", stdout(&out), stderr(&out));
         assert!(!msg.contains("panicked"), "{args:?} panicked: {msg}");
+        assert_eq!(stdout(&out), "", "{args:?}");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
     }
 }
 

@@ -8,7 +8,7 @@ mod common;
 
 use std::process::Output;
 
-use common::{sim, stderr as err, stdout as out};
+use common::{data, sim, stderr as err, stdout as out};
 
 const KERNEL_FAULT: i32 = 3;
 
@@ -31,7 +31,7 @@ fn children_peak_rss() -> u64 {
 /// kernel did not fault and the host stayed within `memory` plus the
 /// program's own footprint.
 fn run(memory_mib: u64, extra: &[&str], file: &str, args: &[&str]) -> Output {
-    let path = format!("{}/tests/data/commit/{file}", env!("CARGO_MANIFEST_DIR"));
+    let path = data(&format!("commit/{file}"));
     let memory = format!("{memory_mib}M");
     let mut argv = vec!["--cpus", "1", "--memory", &memory];
     argv.extend_from_slice(extra);

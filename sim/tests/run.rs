@@ -4,17 +4,12 @@ mod common;
 
 use std::process::Output;
 
-use common::{sim, stderr as err, stdout as out};
+use common::{data, sim, stderr as err, stdout as out};
 
 fn sim_run(args: &[&str]) -> Output {
-    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/");
     let mut full = vec!["--cpus".to_owned(), "1".to_owned(), "run".to_owned()];
     for (i, a) in args.iter().enumerate() {
-        full.push(if i == 0 {
-            format!("{data}{a}")
-        } else {
-            (*a).to_owned()
-        });
+        full.push(if i == 0 { data(a) } else { (*a).to_owned() });
     }
     sim(&full)
 }
@@ -78,7 +73,8 @@ fn bad_input_is_one_line_and_exit_2() {
 /// memory is committed in 64 KiB granules, one host mapping each.
 #[test]
 fn one_gib_memory_touched_page_by_page() {
-    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/grow1g.wat");
+    let data = data("grow1g.wat");
+    let data = data.as_str();
     let o = sim(&["--cpus", "1", "--memory", "2G", "run", data]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     assert_eq!(out(&o), "262144\n");

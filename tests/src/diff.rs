@@ -590,7 +590,7 @@ impl<'k, 'h> Case<'k, 'h> {
                 let ours = match a {
                     Ok(_) => Ok(Outcome::Returned(Vec::new())),
                     Err(InstantiateError::Start(e)) => Self::ours_outcome(Err(e)),
-                    Err(InstantiateError::DataOutOfBounds) => {
+                    Err(InstantiateError::DataOutOfBounds { .. }) => {
                         Ok(Outcome::Trapped(Kind::MemoryOutOfBounds))
                     }
                     Err(InstantiateError::ElementsOutOfBounds) => {

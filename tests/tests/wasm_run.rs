@@ -76,6 +76,7 @@ fn fib_runs_and_traps_unwind() {
                 assert_eq!(t.kind, TrapKind::IntegerDivideByZero);
                 let names: Vec<_> = t.backtrace.iter().map(|f| f.name.clone()).collect();
                 assert_eq!(names, [Some("div".into()), Some("outer".into())], "{t}");
+                assert!(!t.cut, "{t}");
             }
             other => panic!("{other:?}"),
         }
@@ -83,7 +84,19 @@ fn fib_runs_and_traps_unwind() {
         assert_eq!(store.invoke(&fib, &[Val::I32(10)]), Ok(vec![Val::I32(55)]));
         let rec = func(store, inst, "rec");
         match store.invoke(&rec, &[]) {
-            Err(CallError::Trap(t)) => assert_eq!(t.kind, TrapKind::StackOverflow),
+            Err(CallError::Trap(t)) => {
+                assert_eq!(t.kind, TrapKind::StackOverflow);
+                // Far deeper than the record: the innermost frames, and a
+                // line that says the rest was cut.
+                let max = kernel_core::wasm::entry::MAX_TRAP_FRAMES;
+                assert_eq!(t.backtrace.len(), max, "{t}");
+                assert!(t.cut, "{t}");
+                let text = t.to_string();
+                assert_eq!(
+                    text.lines().last(),
+                    Some(format!("  ... backtrace cut at {max} frames").as_str())
+                );
+            }
             other => panic!("{other:?}"),
         }
         let load = func(store, inst, "load");
@@ -158,7 +171,7 @@ fn failed_segment_initialisation_keeps_earlier_writes() {
             "tab" => tab.clone(),
             _ => None,
         });
-        assert_eq!(r, Err(InstantiateError::DataOutOfBounds));
+        assert_eq!(r, Err(InstantiateError::DataOutOfBounds { segment: 1 }));
         let load = func(store, a, "load");
         assert_eq!(
             store.invoke(&load, &[Val::I32(0)]),

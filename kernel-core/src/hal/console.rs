@@ -20,4 +20,14 @@ pub trait Console {
     /// - hosted: `write(2)` to standard error.
     /// - riscv: the UART, polled, without the lock.
     fn panic_write(&self, bytes: &[u8]);
+
+    /// Write an error message meant for whoever started the machine (a
+    /// command line the kernel does not understand), apart from the
+    /// workload's output where the platform can.
+    ///
+    /// - hosted: `write(2)` to standard error.
+    /// - riscv: the UART, as [`Console::write`] (the default).
+    fn write_error(&self, bytes: &[u8]) {
+        self.write(bytes);
+    }
 }

@@ -6,8 +6,8 @@
 //!   entry into wasm on this CPU while `active` is true; only this CPU
 //!   writes it (the entry routine and the code that restores it after a
 //!   nested call).
-//! - INV-ENTRY-2: the trap path writes `trap_kind`, `trap_pcs` and
-//!   `trap_depth` only with `active` set, and clears `active` before
+//! - INV-ENTRY-2: the trap path writes `trap_kind`, `trap_pcs`,
+//!   `trap_cut` and `trap_depth` only with `active` set, and clears `active` before
 //!   redirecting, so a second fault before the entry code runs again is
 //!   not taken for a wasm trap.
 
@@ -23,6 +23,8 @@ pub struct CpuWasm {
     pub(crate) trap_kind: AtomicU32,
     pub(crate) trap_pcs: [AtomicUsize; MAX_TRAP_FRAMES],
     pub(crate) trap_depth: AtomicUsize,
+    /// Whether the stack held more wasm frames than `trap_pcs` recorded.
+    pub(crate) trap_cut: AtomicBool,
 }
 
 impl Default for CpuWasm {
@@ -33,6 +35,7 @@ impl Default for CpuWasm {
             trap_kind: AtomicU32::new(0),
             trap_pcs: [const { AtomicUsize::new(0) }; MAX_TRAP_FRAMES],
             trap_depth: AtomicUsize::new(0),
+            trap_cut: AtomicBool::new(false),
         }
     }
 }
@@ -54,6 +57,11 @@ impl CpuWasm {
             slot.store(x, Ordering::Relaxed);
         }
         self.active.store(active, Ordering::Release);
+    }
+
+    /// Whether the last trap's backtrace was cut at [`MAX_TRAP_FRAMES`].
+    pub(crate) fn trap_cut(&self) -> bool {
+        self.trap_cut.load(Ordering::Relaxed)
     }
 
     /// The pcs the trap path recorded, innermost first.

@@ -119,7 +119,12 @@ impl fmt::Display for CompileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CompileError::Invalid { message, offset } => {
-                write!(f, "invalid module: {message} at offset {offset:#x}")
+                // The decoder's message may quote a name from the module.
+                write!(
+                    f,
+                    "invalid module: {} at offset {offset:#x}",
+                    crate::escape::name(message)
+                )
             }
             CompileError::Unsupported { what, offset } => {
                 write!(f, "unsupported: {what} at offset {offset:#x}")

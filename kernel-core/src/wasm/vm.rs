@@ -59,6 +59,7 @@ use super::module::{
 use super::table::{Table, TableError};
 use super::translate::TranslateConfig;
 use super::vmoffsets::VMOffsets;
+use crate::escape;
 use crate::hal::{PAGE_SIZE, Perms, Platform};
 use crate::kernel::{Kernel, MemError};
 use crate::mem::{Commit, GapError, Mapping, Owner, RegionSpec, VmError};
@@ -164,12 +165,19 @@ impl Val {
 }
 
 /// A wasm trap: its kind and the wasm frames it unwound, innermost first.
+///
+/// Displayed as the kind's message, then one line per frame; names from
+/// the module are escaped ([`crate::escape`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Trap {
     /// Why.
     pub kind: TrapKind,
     /// Wasm frames, innermost first.
     pub backtrace: Vec<FrameInfo>,
+    /// Whether there were more wasm frames than the trap path records
+    /// ([`MAX_TRAP_FRAMES`](super::entry::MAX_TRAP_FRAMES)): `backtrace`
+    /// holds the innermost ones.
+    pub cut: bool,
 }
 
 impl fmt::Display for Trap {
@@ -178,11 +186,18 @@ impl fmt::Display for Trap {
         for fr in &self.backtrace {
             write!(f, "\n  at func {}", fr.func_index)?;
             if let Some(n) = &fr.name {
-                write!(f, " ({n})")?;
+                write!(f, " ({})", escape::name(n))?;
             }
             if let Some(o) = fr.wasm_offset {
                 write!(f, " @ {o:#x}")?;
             }
+        }
+        if self.cut {
+            write!(
+                f,
+                "\n  ... backtrace cut at {} frames",
+                super::entry::MAX_TRAP_FRAMES
+            )?;
         }
         Ok(())
     }
@@ -245,7 +260,10 @@ pub enum InstantiateError {
     ElementsOutOfBounds,
     /// A data segment does not fit its memory (the segments before it were
     /// written; the instance is kept in the store).
-    DataOutOfBounds,
+    DataOutOfBounds {
+        /// The segment's index in the module's data section.
+        segment: u32,
+    },
     /// The start function trapped (the instance is kept in the store: its
     /// segments were written).
     Start(CallError),
@@ -265,17 +283,27 @@ impl fmt::Display for InstantiateError {
         match self {
             Self::Compile(e) => e.fmt(f),
             Self::Link(e) => e.fmt(f),
-            Self::UnknownImport { module, name } => write!(f, "unknown import {module}.{name}"),
-            Self::IncompatibleImport { module, name } => {
-                write!(f, "incompatible import type for {module}.{name}")
-            }
+            Self::UnknownImport { module, name } => write!(
+                f,
+                "unknown import {}.{}",
+                escape::name(module),
+                escape::name(name)
+            ),
+            Self::IncompatibleImport { module, name } => write!(
+                f,
+                "incompatible import type for {}.{}",
+                escape::name(module),
+                escape::name(name)
+            ),
             Self::Memory(e @ MemError::Vm(VmError::Placement(GapError::Exhausted))) => {
                 write!(f, "kernel address space exhausted: {e}")
             }
             Self::Memory(e) => write!(f, "out of memory: {e}"),
             Self::TooLarge => f.write_str("limits too large"),
             Self::ElementsOutOfBounds => f.write_str("out of bounds table access"),
-            Self::DataOutOfBounds => f.write_str("out of bounds memory access"),
+            Self::DataOutOfBounds { segment } => {
+                write!(f, "out of bounds memory access (data segment {segment})")
+            }
             Self::Start(e) => write!(f, "start function: {e}"),
         }
     }
@@ -1513,15 +1541,16 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             };
             data.elems.lock().push(kept);
         }
-        for d in &info.data {
+        for (segment, d) in (0u32..).zip(&info.data) {
             let kept = match &d.mode {
                 DataMode::Active { memory, offset } => {
+                    let out = InstantiateError::DataOutOfBounds { segment };
                     let m = mems
                         .get(*memory as usize)
                         .and_then(|&m| self.memories.get(m))
-                        .ok_or(InstantiateError::DataOutOfBounds)?;
+                        .ok_or_else(|| out.clone())?;
                     if !m.write(u64::from(offset_of(offset)), &d.bytes) {
-                        return Err(InstantiateError::DataOutOfBounds);
+                        return Err(out);
                     }
                     Vec::new()
                 }
@@ -1603,7 +1632,12 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
                 .trap_pcs()
                 .filter_map(|pc| self.kernel.code().frame_at(pc))
                 .collect();
-            Err(CallError::Trap(Trap { kind, backtrace }))
+            let cut = cpu.wasm.trap_cut();
+            Err(CallError::Trap(Trap {
+                kind,
+                backtrace,
+                cut,
+            }))
         } else {
             Ok(ty
                 .results

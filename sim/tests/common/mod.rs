@@ -1,11 +1,25 @@
 //! Running the `sim` binary from integration tests.
 
-use std::process::{Command, Output};
+// Each test binary includes this module and uses a part of it.
+#![allow(dead_code)]
+
+use std::process::{Command, Output, Stdio};
 
 /// Run `sim` with `args` and collect its output.
 pub fn sim<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sim"))
         .args(args)
+        .output()
+        .expect("sim binary runs")
+}
+
+/// Run `sim` with `args` and its standard output going to `stdout`; its
+/// exit status and standard error (standard output is not collected).
+pub fn sim_to<S: AsRef<std::ffi::OsStr>>(args: &[S], stdout: Stdio) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sim"))
+        .args(args)
+        .stdout(stdout)
+        .stderr(Stdio::piped())
         .output()
         .expect("sim binary runs")
 }
@@ -18,4 +32,18 @@ pub fn stdout(o: &Output) -> String {
 /// Standard error as text.
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The path of `name` in `sim/tests/data/`.
+pub fn data(name: &str) -> String {
+    format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fresh directory of the calling test's own under the system's
+/// temporary directory (removed first if a previous run left it).
+pub fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("vessel-sim-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
 }

@@ -1,0 +1,2 @@
+(module)
+  (assert_return (invok "f"))

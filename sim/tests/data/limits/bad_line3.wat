@@ -1,0 +1,3 @@
+(module
+  (func (export "_start") (result i32)
+    i32.bogus))

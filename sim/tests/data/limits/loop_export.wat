@@ -1,0 +1,4 @@
+;; `_start` never returns: `sim run --timeout` must interrupt it.
+(module
+  (func (export "_start")
+    (loop $l (br $l))))
