@@ -4,6 +4,7 @@
 
 pub mod diff;
 pub mod kernel_thread;
+pub mod machine;
 pub mod mem_model;
 
 use std::process::{Command, Output};

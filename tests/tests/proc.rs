@@ -5,74 +5,13 @@
 //! test passes or fails on a timing threshold.
 
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use hal_hosted::{Config, Hosted};
-use kernel_core::kernel::Kernel;
+use hal_hosted::Config;
 use kernel_core::mem::Owner;
-use kernel_core::proc::{self, ExitStatus, KillReason, Object, Pid, Procs, SpawnOptions};
-use kernel_core::sched::Executor;
+use kernel_core::proc::{self, ExitStatus, KillReason, Object, Pid, SpawnOptions};
 use kernel_core::wasm::TrapKind;
-
-/// How long any one wait may take before the test fails.
-const HANG_GUARD: Duration = Duration::from_secs(120);
-
-fn wat(text: &str) -> Arc<[u8]> {
-    let buf = wast::parser::ParseBuffer::new(text).expect("lex");
-    let mut m: wast::Wat<'_> = wast::parser::parse(&buf).expect("parse");
-    m.encode().expect("encode").into()
-}
-
-/// Boot a `cpus`-CPU machine and run `scenario` in a process scope on it;
-/// its result. Assertions happen outside the kernel, on the result.
-fn on_machine<T: Send>(
-    cpus: usize,
-    scenario: impl for<'k, 'h> FnOnce(&'k Kernel<'h, Hosted>, &Executor<'h, Hosted>) -> T + Send,
-) -> T {
-    on_config(
-        &Config {
-            cpus,
-            memory: 256 << 20,
-            window: 1 << 40,
-            ..Config::default()
-        },
-        scenario,
-    )
-    .0
-}
-
-/// [`on_machine`] on a machine built from `config`; also the trace summary
-/// of a deterministic machine.
-fn on_config<T: Send>(
-    config: &Config,
-    scenario: impl for<'k, 'h> FnOnce(&'k Kernel<'h, Hosted>, &Executor<'h, Hosted>) -> T + Send,
-) -> (T, Option<hal_hosted::TraceSummary>) {
-    let out = Mutex::new(None);
-    let hosted = Hosted::new(config).expect("machine");
-    let status = hal_hosted::boot_into(&hosted, |kernel| {
-        let r = kernel_core::boot::with_executor(kernel, |exec| scenario(kernel, exec));
-        *out.lock().expect("result lock") = Some(r);
-        0
-    })
-    .expect("boot");
-    assert_eq!(status, 0);
-    let r = out
-        .into_inner()
-        .expect("result lock")
-        .expect("the scenario ran");
-    (r, hosted.trace_summary())
-}
-
-/// Wait for `pid` under the hang guard.
-async fn wait(procs: &Procs<'_, '_, Hosted>, pid: Pid) -> Option<ExitStatus> {
-    procs
-        .exec()
-        .timeout(HANG_GUARD, procs.wait(pid))
-        .await
-        .ok()
-        .flatten()
-}
+use tests::machine::{on_config, on_machine, wait, wat};
 
 const SPIN: &str = r#"(module
   (memory 4)

@@ -28,8 +28,8 @@ pub use frames::{Buddy, FrameError, MAX_ORDER, order_for};
 pub use gaps::{ASLR_SPAN, GapError, Gaps, Placement, Rng};
 pub use runs::{FrameRuns, map_frames};
 pub use space::{
-    Account, Backing, Commit, FaultOutcome, Mapping, Owner, PageInfo, ProcessId, RegionSpec, Space,
-    Vm, VmError, VmObject,
+    Account, Backing, Commit, FaultOutcome, Hold, Mapping, Owner, PageInfo, ProcessId, RegionSpec,
+    Space, Vm, VmError, VmObject,
 };
 
 use crate::hal::{PAGE_SIZE, PhysAddr, PhysMemory, PhysRange, TableFrames};

@@ -1317,6 +1317,19 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
         Ok(())
     }
 
+    /// [`Vm::hold`] for as long as the returned [`Hold`] lives.
+    ///
+    /// # Errors
+    /// As [`Vm::hold`].
+    pub fn hold_while(&self, owner: Owner, frames: u64) -> Result<Hold<'a, H>, VmError> {
+        self.hold(owner, frames)?;
+        Ok(Hold {
+            vm: *self,
+            owner,
+            frames,
+        })
+    }
+
     /// Give back `frames` frames [`Vm::hold`] charged to `owner`.
     pub fn unhold(&self, owner: Owner, frames: u64) {
         let account = self.space.inner.write().account(owner);
@@ -1338,6 +1351,20 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
     /// Regions in the space.
     pub fn region_count(&self) -> usize {
         self.space.inner.read().regions.len()
+    }
+}
+
+/// Kernel memory charged to an owner ([`Vm::hold_while`]); dropping it
+/// gives the charge back.
+pub struct Hold<'a, H: Mmu + PhysMemory> {
+    vm: Vm<'a, H>,
+    owner: Owner,
+    frames: u64,
+}
+
+impl<H: Mmu + PhysMemory> Drop for Hold<'_, H> {
+    fn drop(&mut self) {
+        self.vm.unhold(self.owner, self.frames);
     }
 }
 

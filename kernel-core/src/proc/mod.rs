@@ -123,6 +123,9 @@ pub enum LoadError {
     OutOfMemory,
     /// No room is left in the kernel's virtual window for its memories.
     AddressSpace,
+    /// A function would take more memory to compile than any may
+    /// (`wasm::budget::MAX_FUNCTION_ESTIMATE`).
+    TooLarge,
     /// No exported `_start` or `main` function without parameters.
     NoEntry,
     /// No memory for the fiber stack.
@@ -138,6 +141,7 @@ impl fmt::Display for LoadError {
             Self::Instantiate => f.write_str("cannot instantiate"),
             Self::OutOfMemory => f.write_str("out of memory"),
             Self::AddressSpace => f.write_str("kernel address space exhausted"),
+            Self::TooLarge => f.write_str("a function is too large to compile"),
             Self::NoEntry => f.write_str("no `_start` or `main` export"),
             Self::Stack => f.write_str("no memory for the stack"),
         }
@@ -175,6 +179,9 @@ pub enum SpawnError {
     ShuttingDown,
     /// The process ids ran out.
     NoPid,
+    /// Its module's bytes do not fit its memory limit or the machine's
+    /// free frames.
+    NoMemory,
 }
 
 impl fmt::Display for SpawnError {
@@ -182,6 +189,7 @@ impl fmt::Display for SpawnError {
         f.write_str(match self {
             Self::ShuttingDown => "the process scope is shutting down",
             Self::NoPid => "out of process ids",
+            Self::NoMemory => "out of memory for the module",
         })
     }
 }
@@ -360,10 +368,16 @@ impl<'k, 'h, P: Platform + SchedHal> Inner<'k, 'h, P> {
             options,
             self.kernel.hal(),
         ));
-        self.kernel
-            .vm()
-            .set_limit(crate::mem::Owner::Process(proc.pid()), options.memory_limit);
-        let driver = process::Driver::new(self.clone(), proc.clone(), module, handles);
+        let owner = crate::mem::Owner::Process(proc.pid());
+        let vm = self.kernel.vm();
+        vm.set_limit(owner, options.memory_limit);
+        // The module's bytes are kernel memory held for the process until
+        // it ends: charged to it like its pages (INV-MEM-2).
+        let frames = (module.len() as u64).div_ceil(crate::hal::PAGE_SIZE as u64);
+        let hold = vm
+            .hold_while(owner, frames)
+            .map_err(|_| SpawnError::NoMemory)?;
+        let driver = process::Driver::new(self.clone(), proc.clone(), (module, hold), handles);
         // SAFETY: INV-PROC-1: `run` awaits this task (through `tasks`)
         // before the scope, and so the kernel borrow, ends; it is never
         // cancelled.

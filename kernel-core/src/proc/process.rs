@@ -37,7 +37,7 @@ use core::time::Duration;
 use super::handles::KernelIrqs;
 use super::{ExitStatus, Inner, KillReason, LoadError, Object, Pid, SpawnOptions, WaitFuture};
 use crate::hal::{Interrupts, Platform};
-use crate::mem::Owner;
+use crate::mem::{Hold, Owner};
 use crate::sched::fiber::{Fiber, KernelStack, Resume, SendFiber, Suspender};
 use crate::sched::{SchedHal, WaitQueue};
 use crate::wasm::interrupt::{HookAction, Interrupt};
@@ -290,13 +290,17 @@ impl<'a> Process<'a> {
     }
 }
 
+/// A process's module bytes and the charge that pays for them (dropped
+/// with them).
+pub(crate) type Module<'k, P> = (Arc<[u8]>, Hold<'k, P>);
+
 /// The executor task of one process.
 pub(crate) struct Driver<'k, 'h, P: Platform + SchedHal> {
     scope: Arc<Inner<'k, 'h, P>>,
     proc: Arc<Process<'k>>,
     fiber: Option<SendFiber<'k, KernelStack<'k, P>>>,
     /// Set up lazily in the first poll (the fiber needs its stack).
-    start: Option<(Arc<[u8]>, Vec<Object<'k>>)>,
+    start: Option<(Module<'k, P>, Vec<Object<'k>>)>,
     pending: Option<WaitFuture<'k>>,
     /// The fiber's wasm entry state while it is off-CPU.
     wasm: ([usize; 3], bool),
@@ -308,7 +312,7 @@ impl<'k, 'h, P: Platform + SchedHal> Driver<'k, 'h, P> {
     pub(crate) fn new(
         scope: Arc<Inner<'k, 'h, P>>,
         proc: Arc<Process<'k>>,
-        module: Arc<[u8]>,
+        module: Module<'k, P>,
         handles: Vec<Object<'k>>,
     ) -> Self {
         Self {
@@ -324,7 +328,7 @@ impl<'k, 'h, P: Platform + SchedHal> Driver<'k, 'h, P> {
 
     /// Make the fiber; `Err` when its stack cannot be had.
     fn make_fiber(&mut self) -> Result<(), LoadError> {
-        let Some((module, handles)) = self.start.take() else {
+        let Some(((module, hold), handles)) = self.start.take() else {
             return Ok(());
         };
         let kernel = self.scope.kernel;
@@ -339,6 +343,7 @@ impl<'k, 'h, P: Platform + SchedHal> Driver<'k, 'h, P> {
             proc.suspender
                 .store(core::ptr::from_ref(s) as usize, Ordering::Release);
             let status = crate::sys::run_process(&scope, &proc, &module, handles);
+            drop((module, hold));
             proc.suspender.store(0, Ordering::Release);
             *outcome.lock() = Some(status);
         });

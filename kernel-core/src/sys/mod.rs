@@ -44,7 +44,7 @@ use crate::proc::{
 };
 use crate::sched::SchedHal;
 use crate::wasm::TrapKind;
-use crate::wasm::module::{FuncType, ImportKind, ValType};
+use crate::wasm::module::{CompileError, FuncType, ImportKind, ValType};
 use crate::wasm::vm::{CallError, Extern, HostTrap, InstantiateError, MemoryView, Store, Val};
 
 /// The module name every system call is imported from.
@@ -209,6 +209,19 @@ impl<'k, 'h, P: Platform + SchedHal> SysCtx<'k, 'h, P> {
     }
 
     fn spawn(&self, ptr: i32, len: i32, list: i32, n: i32) -> SysResult {
+        // The copy is kernel memory spent for the caller: charged to it
+        // until the child holds its own charge for the bytes.
+        let bytes =
+            usize::try_from(uaccess::unsigned(len)).map_or(MAX_MODULE, |b| b.min(MAX_MODULE));
+        let _copy = self
+            .scope
+            .kernel
+            .vm()
+            .hold_while(
+                Owner::Process(self.proc.pid()),
+                bytes.div_ceil(crate::hal::PAGE_SIZE) as u64,
+            )
+            .map_err(|_| Errno::NoMemory)?;
         let module = uaccess::copy_in(self.mem(), ptr, len, MAX_MODULE)?;
         let count = usize::try_from(uaccess::unsigned(n)).map_err(|_| Errno::Invalid)?;
         if count > MAX_SPAWN_HANDLES {
@@ -389,6 +402,8 @@ fn run_in_store<'k, 'h, P: Platform + SchedHal>(
     proc.attach_interrupt(store.interrupt());
     let module = match store.compile(bytes) {
         Ok(m) => m,
+        Err(CompileError::OverBudget { .. }) => return ExitStatus::Failed(LoadError::OutOfMemory),
+        Err(CompileError::TooLarge { .. }) => return ExitStatus::Failed(LoadError::TooLarge),
         Err(e) => return ExitStatus::Failed(LoadError::Module(e.offset().unwrap_or(0))),
     };
     let mut imports = Vec::new();

@@ -1,0 +1,72 @@
+//! A whole hosted machine for process tests: boot it, run a scenario in a
+//! process scope on it, and wait for processes under a guard that fails
+//! the test instead of hanging it (no test passes or fails on a timing
+//! threshold; the guard only bounds a hang).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hal_hosted::{Config, Hosted};
+use kernel_core::kernel::Kernel;
+use kernel_core::proc::{ExitStatus, Pid, Procs};
+use kernel_core::sched::Executor;
+
+/// How long any one wait may take before the test fails.
+pub const HANG_GUARD: Duration = Duration::from_secs(120);
+
+/// The binary of the test's own module text (a typo in it panics).
+pub fn wat(text: &str) -> Arc<[u8]> {
+    let buf = wast::parser::ParseBuffer::new(text).expect("lex");
+    let mut m: wast::Wat<'_> = wast::parser::parse(&buf).expect("parse");
+    m.encode().expect("encode").into()
+}
+
+/// Boot a `cpus`-CPU machine and run `scenario` in a process scope on it;
+/// its result. Assertions happen outside the kernel, on the result.
+pub fn on_machine<T: Send>(
+    cpus: usize,
+    scenario: impl for<'k, 'h> FnOnce(&'k Kernel<'h, Hosted>, &Executor<'h, Hosted>) -> T + Send,
+) -> T {
+    on_config(
+        &Config {
+            cpus,
+            memory: 256 << 20,
+            window: 1 << 40,
+            ..Config::default()
+        },
+        scenario,
+    )
+    .0
+}
+
+/// [`on_machine`] on a machine built from `config`; also the trace summary
+/// of a deterministic machine.
+pub fn on_config<T: Send>(
+    config: &Config,
+    scenario: impl for<'k, 'h> FnOnce(&'k Kernel<'h, Hosted>, &Executor<'h, Hosted>) -> T + Send,
+) -> (T, Option<hal_hosted::TraceSummary>) {
+    let out = Mutex::new(None);
+    let hosted = Hosted::new(config).expect("machine");
+    let status = hal_hosted::boot_into(&hosted, |kernel| {
+        let r = kernel_core::boot::with_executor(kernel, |exec| scenario(kernel, exec));
+        *out.lock().expect("result lock") = Some(r);
+        0
+    })
+    .expect("boot");
+    assert_eq!(status, 0);
+    let r = out
+        .into_inner()
+        .expect("result lock")
+        .expect("the scenario ran");
+    (r, hosted.trace_summary())
+}
+
+/// Wait for `pid` under the hang guard.
+pub async fn wait(procs: &Procs<'_, '_, Hosted>, pid: Pid) -> Option<ExitStatus> {
+    procs
+        .exec()
+        .timeout(HANG_GUARD, procs.wait(pid))
+        .await
+        .ok()
+        .flatten()
+}

@@ -1,0 +1,266 @@
+//! Isolation: in one kernel, hostile processes try every way out of their
+//! resources the isolation work closed (memory past RAM, tables on the
+//! heap, a compilation bomb, an endless loop, unbounded recursion, wild
+//! pointers, a flood of spawns with large modules) while a well-behaved
+//! process computes a checksum. The checksum comes out right, each hostile
+//! process ends with its own clean status, the kernel returns normally,
+//! and every frame and promise is back afterwards.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use hal_hosted::Config;
+use kernel_core::proc::{self, ExitStatus, KillReason, LoadError, SpawnOptions};
+use kernel_core::wasm::TrapKind;
+use tests::machine::{on_config, wait, wat};
+
+/// Iterations of the checksum loop.
+const ROUNDS: u32 = 3_000_000;
+
+/// The well-behaved process: `sum(i * i + 7) mod 2^32` for `i < ROUNDS`,
+/// kept in memory across iterations, its low 31 bits as the exit code.
+fn checksum_module() -> String {
+    format!(
+        r#"(module
+  (memory 1)
+  (func (export "_start") (result i32)
+    (local $i i32)
+    (loop $l
+      (i32.store (i32.const 64)
+        (i32.add (i32.load (i32.const 64))
+          (i32.add (i32.mul (local.get $i) (local.get $i)) (i32.const 7))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const {ROUNDS}))))
+    (i32.and (i32.load (i32.const 64)) (i32.const 0x7fffffff))))"#
+    )
+}
+
+fn expected_checksum() -> i32 {
+    let sum = (0..ROUNDS).fold(0u32, |s, i| {
+        s.wrapping_add(i.wrapping_mul(i).wrapping_add(7))
+    });
+    i32::try_from(sum & 0x7fff_ffff).expect("31 bits")
+}
+
+/// Grows past the machine's RAM: `memory.grow` must return -1 (exit 7);
+/// had it been granted, the fill would fault the kernel.
+const GROW_PAST_RAM: &str = r#"(module
+  (memory 0)
+  (func (export "_start") (result i32)
+    (if (i32.lt_s (memory.grow (i32.const 4096)) (i32.const 0))
+      (then (return (i32.const 7))))
+    (memory.fill (i32.const 0) (i32.const 1) (i32.const 0x10000000))
+    (i32.const 0)))"#;
+
+/// Ten tables of 10M elements: 800 MB that must not come from the heap.
+fn big_tables() -> String {
+    let mut m = String::from("(module\n");
+    for _ in 0..10 {
+        m.push_str(" (table 10000000 funcref)\n");
+    }
+    m.push_str(" (func (export \"_start\")))");
+    m
+}
+
+/// 100,000 loops in one function: a gigabyte of compiler memory.
+fn compile_bomb() -> String {
+    let mut m = String::from("(module (func (export \"_start\")");
+    for _ in 0..100_000 {
+        m.push_str(" loop end");
+    }
+    m.push_str("))");
+    m
+}
+
+const ENDLESS: &str = r#"(module (func (export "_start") (loop $l (br $l))))"#;
+
+const RECURSE: &str = r#"(module
+  (func $f (param i64) (result i64) (call $f (i64.add (local.get 0) (i64.const 1))))
+  (func (export "_start") (drop (call $f (i64.const 0)))))"#;
+
+/// System calls with wild pointers, lengths and handles: each must be an
+/// error code (negative), never a fault; exits 0 when every one was.
+const WILD: &str = r#"(module
+  (import "vessel" "chan_send" (func $send (param i32 i32 i32) (result i32)))
+  (import "vessel" "spawn" (func $spawn (param i32 i32 i32 i32) (result i32)))
+  (import "vessel" "wait" (func $wait (param i32) (result i32)))
+  (memory 1)
+  (func $bad (param i32) (result i32) (i32.ge_s (local.get 0) (i32.const 0)))
+  (func (export "_start") (result i32)
+    (if (call $bad (call $send (i32.const 0) (i32.const -16) (i32.const 64))) (then (return (i32.const 1))))
+    (if (call $bad (call $send (i32.const 99) (i32.const 0) (i32.const 4))) (then (return (i32.const 2))))
+    (if (call $bad (call $spawn (i32.const 65000) (i32.const 4096) (i32.const 0) (i32.const 0))) (then (return (i32.const 3))))
+    (if (call $bad (call $spawn (i32.const 0) (i32.const 0x7fffffff) (i32.const 0) (i32.const 0))) (then (return (i32.const 4))))
+    (if (call $bad (call $wait (i32.const 12345))) (then (return (i32.const 5))))
+    (i32.const 0)))"#;
+
+/// A child module padded with a custom section to `size` bytes.
+fn padded_child(size: usize) -> Vec<u8> {
+    let mut m = wat(r#"(module (func (export "_start")))"#).to_vec();
+    let name = b"pad";
+    // Custom section: id 0, LEB128 size, name length, name, payload.
+    let payload = size.saturating_sub(m.len() + 8);
+    let body = 1 + name.len() + payload;
+    m.push(0);
+    let mut n = body;
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            m.push(byte);
+            break;
+        }
+        m.push(byte | 0x80);
+    }
+    m.push(name.len() as u8);
+    m.extend_from_slice(name);
+    m.resize(m.len() + payload, 0);
+    m
+}
+
+/// Spawns `count` children of `child`'s bytes without waiting; exits with
+/// the number of spawns refused (each refusal is an error code).
+fn spawn_flood(child: &[u8], count: u32) -> String {
+    let mut bytes = String::with_capacity(child.len() * 3);
+    for b in child {
+        let _ = write!(bytes, "\\{b:02x}");
+    }
+    let pages = (child.len() + 1024).div_ceil(65536);
+    format!(
+        r#"(module
+  (import "vessel" "spawn" (func $spawn (param i32 i32 i32 i32) (result i32)))
+  (memory {pages})
+  (data (i32.const 1024) "{bytes}")
+  (func (export "_start") (result i32)
+    (local $i i32) (local $refused i32)
+    (loop $l
+      (if (i32.lt_s (call $spawn (i32.const 1024) (i32.const {len}) (i32.const 0) (i32.const 0)) (i32.const 0))
+        (then (local.set $refused (i32.add (local.get $refused) (i32.const 1)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const {count}))))
+    (local.get $refused)))"#,
+        len = child.len()
+    )
+}
+
+#[derive(Debug)]
+struct Outcome {
+    checksum: Option<ExitStatus>,
+    grow: Option<ExitStatus>,
+    tables: Option<ExitStatus>,
+    bomb: Option<ExitStatus>,
+    endless: Option<ExitStatus>,
+    recurse: Option<ExitStatus>,
+    wild: Option<ExitStatus>,
+    flood: Option<ExitStatus>,
+    free_before: u64,
+    free_after: u64,
+    promised_after: u64,
+}
+
+#[test]
+fn hostile_processes_cannot_disturb_a_checksum_or_the_kernel() {
+    let config = Config {
+        cpus: 2,
+        memory: 128 << 20,
+        window: sim::WINDOW,
+        ..Config::default()
+    };
+    let (checksum, grow, tables, bomb) = (
+        wat(&checksum_module()),
+        wat(GROW_PAST_RAM),
+        wat(&big_tables()),
+        wat(&compile_bomb()),
+    );
+    let (endless, recurse, wild) = (wat(ENDLESS), wat(RECURSE), wat(WILD));
+    let flood = wat(&spawn_flood(&padded_child(2 << 20), 96));
+    let (r, _) = on_config(&config, |kernel, exec| {
+        let free_before = kernel.frames().free_frames();
+        let r = proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
+            let spawn = |name: &str, module: &std::sync::Arc<[u8]>, options: SpawnOptions| {
+                procs
+                    .spawn(name, module.clone(), Vec::new(), options)
+                    .expect("spawn")
+            };
+            let defaults = procs.defaults();
+            let deadline = SpawnOptions {
+                deadline: Some(Duration::from_millis(300)),
+                ..defaults
+            };
+            let pids = [
+                spawn("checksum", &checksum, defaults),
+                spawn("grow", &grow, defaults),
+                spawn("tables", &tables, defaults),
+                spawn("bomb", &bomb, defaults),
+                spawn("endless", &endless, deadline),
+                spawn("recurse", &recurse, defaults),
+                spawn("wild", &wild, defaults),
+                spawn("flood", &flood, defaults),
+            ];
+            let mut out = Vec::new();
+            for pid in pids {
+                out.push(wait(&procs, pid).await);
+            }
+            out
+        });
+        let r = r.expect("scope");
+        let f = kernel.frames();
+        (r, free_before, f.free_frames(), f.promised_frames())
+    });
+    let (statuses, free_before, free_after, promised_after) = r;
+    let [checksum, grow, tables, bomb, endless, recurse, wild, flood] =
+        <[Option<ExitStatus>; 8]>::try_from(statuses).expect("eight statuses");
+    let o = Outcome {
+        checksum,
+        grow,
+        tables,
+        bomb,
+        endless,
+        recurse,
+        wild,
+        flood,
+        free_before,
+        free_after,
+        promised_after,
+    };
+    assert_eq!(
+        o.checksum,
+        Some(ExitStatus::Exited(expected_checksum())),
+        "{o:#?}"
+    );
+    assert_eq!(o.grow, Some(ExitStatus::Exited(7)), "{o:#?}");
+    assert_eq!(
+        o.tables,
+        Some(ExitStatus::Failed(LoadError::OutOfMemory)),
+        "{o:#?}"
+    );
+    assert!(
+        matches!(
+            o.bomb,
+            Some(ExitStatus::Failed(
+                LoadError::OutOfMemory | LoadError::TooLarge
+            ))
+        ),
+        "{o:#?}"
+    );
+    assert_eq!(
+        o.endless,
+        Some(ExitStatus::Killed(KillReason::Deadline)),
+        "{o:#?}"
+    );
+    assert_eq!(
+        o.recurse,
+        Some(ExitStatus::Trapped(TrapKind::StackOverflow)),
+        "{o:#?}"
+    );
+    assert_eq!(o.wild, Some(ExitStatus::Exited(0)), "{o:#?}");
+    // 96 children of 2 MiB each would hold 192 MiB of module bytes on a
+    // 128 MiB machine if none finished: some spawns may be refused, each
+    // with an error code, and the flood ends normally.
+    assert!(
+        matches!(o.flood, Some(ExitStatus::Exited(n)) if (0..=96).contains(&n)),
+        "{o:#?}"
+    );
+    assert_eq!(o.free_after, o.free_before, "frames leaked: {o:#?}");
+    assert_eq!(o.promised_after, 0, "promises leaked: {o:#?}");
+}
