@@ -78,6 +78,8 @@ pub struct Buddy {
     next: Vec<u32>,
     /// Head of each order's free list, as index plus one (0 = empty).
     heads: [u32; ORDERS],
+    /// Length of each order's free list.
+    free_blocks: [u64; ORDERS],
     free_frames: u64,
     total_frames: u64,
 }
@@ -102,6 +104,7 @@ impl Buddy {
             prev: Vec::new(),
             next: Vec::new(),
             heads: [0; ORDERS],
+            free_blocks: [0; ORDERS],
             free_frames: 0,
             total_frames: 0,
         };
@@ -139,6 +142,11 @@ impl Buddy {
     /// Frames managed in all.
     pub const fn total_frames(&self) -> u64 {
         self.total_frames
+    }
+
+    /// Free blocks of exactly `2^order` frames (0 past [`MAX_ORDER`]).
+    pub fn free_blocks(&self, order: u32) -> u64 {
+        self.free_blocks.get(order as usize).copied().unwrap_or(0)
     }
 
     /// The largest order with a free block, if any frame is free.
@@ -236,6 +244,7 @@ impl Buddy {
             self.prev[old as usize - 1] = idx + 1;
         }
         self.heads[o] = idx + 1;
+        self.free_blocks[o] += 1;
         self.state[idx as usize] = FREE_HEAD | order as u8;
     }
 
@@ -251,6 +260,7 @@ impl Buddy {
         }
         self.prev[idx as usize] = 0;
         self.next[idx as usize] = 0;
+        self.free_blocks[order as usize] -= 1;
         self.state[idx as usize] = INTERIOR;
     }
 }

@@ -57,11 +57,11 @@
 //!   exceeds the owner's limit; exceeding it, or running out of frames, is
 //!   an error value, never a panic. Owners together cannot overcommit RAM
 //!   either: every committed granule without a frame holds a promise in
-//!   the frame allocator's ledger (INV-MEM-2), so a demand or COW fault
-//!   finds its frame. Only fragmentation (free frames, but no free block of
-//!   the granule's order) leaves a fault unresolved
-//!   ([`FaultOutcome::OutOfMemory`]), which the trap path turns into a trap
-//!   of the faulting wasm code.
+//!   the frame allocator's ledger (INV-MEM-2) for a block of the granule's
+//!   order, kept placeable (INV-MEM-3), so a demand or COW fault finds its
+//!   frame. Were it not found, the fault would be unresolved
+//!   ([`FaultOutcome::OutOfMemory`]), which the trap path turns into a
+//!   trap of the faulting wasm code.
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -666,7 +666,7 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
         }
         // INV-MEM-2: every committed granule is backed by a frame or a
         // promise of one, from the moment it is committed.
-        if self.frames.promise(n * per, r.owner).is_err() {
+        if self.frames.promise(n, r.granule, r.owner).is_err() {
             r.account.uncharge(n * per);
             return Err(VmError::OutOfFrames);
         }
@@ -681,7 +681,7 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
             for &pa in blocks {
                 let _ = self.frames.free_promised(pa, r.granule);
             }
-            self.frames.unpromise(n * per);
+            self.frames.unpromise(n, r.granule);
             r.account.uncharge(n * per);
         };
         for _ in gs.clone() {
@@ -823,7 +823,7 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
                 if !is_private(v) {
                     // No frame of its own yet (demand, or COW not copied):
                     // its promise lapses (INV-MEM-2).
-                    self.frames.unpromise(1 << r.granule);
+                    self.frames.unpromise(1, r.granule);
                 }
             }
             r.set(i, 0);
@@ -1023,7 +1023,7 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
         }
         // Each COW page is promised the frame its first write copies into
         // (INV-MEM-2).
-        if self.frames.promise(charge, spec.owner).is_err() {
+        if self.frames.promise(charge, 0, spec.owner).is_err() {
             r.account.uncharge(charge);
             let _ = inner.gaps.free(r.outer());
             return Err(VmError::OutOfFrames);
@@ -1043,7 +1043,7 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
         } {
             Ok(flush) => self.hal.flush(flush),
             Err(e) => {
-                self.frames.unpromise(charge);
+                self.frames.unpromise(charge, 0);
                 r.account.uncharge(charge);
                 let _ = inner.gaps.free(r.outer());
                 return Err(VmError::Hal(e));
@@ -1154,9 +1154,9 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
     /// Frames allocated at once for `owner`: promised and taken in one go,
     /// so a process cannot take the kernel's reserve (INV-MEM-2).
     fn take_frames(&self, order: u32, owner: Owner) -> Result<PhysAddr, FrameError> {
-        self.frames.promise(1 << order, owner)?;
+        self.frames.promise(1, order, owner)?;
         self.frames.alloc_promised(order).inspect_err(|_| {
-            self.frames.unpromise(1 << order);
+            self.frames.unpromise(1, order);
         })
     }
 
@@ -1310,7 +1310,7 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
         if !account.charge(frames) {
             return Err(VmError::LimitExceeded);
         }
-        if self.frames.promise(frames, owner).is_err() {
+        if self.frames.promise(frames, 0, owner).is_err() {
             account.uncharge(frames);
             return Err(VmError::OutOfFrames);
         }
@@ -1333,7 +1333,7 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
     /// Give back `frames` frames [`Vm::hold`] charged to `owner`.
     pub fn unhold(&self, owner: Owner, frames: u64) {
         let account = self.space.inner.write().account(owner);
-        self.frames.unpromise(frames);
+        self.frames.unpromise(frames, 0);
         account.uncharge(frames);
     }
 
