@@ -31,11 +31,15 @@ fn children_peak_rss() -> u64 {
 /// kernel did not fault and the host stayed within `memory` plus the
 /// program's own footprint.
 fn run(memory_mib: u64, extra: &[&str], file: &str, args: &[&str]) -> Output {
-    let path = data(&format!("commit/{file}"));
+    run_path(memory_mib, extra, &data(&format!("commit/{file}")), args)
+}
+
+/// [`run`] of the module at `path`.
+fn run_path(memory_mib: u64, extra: &[&str], path: &str, args: &[&str]) -> Output {
     let memory = format!("{memory_mib}M");
     let mut argv = vec!["--cpus", "1", "--memory", &memory];
     argv.extend_from_slice(extra);
-    argv.extend_from_slice(&["run", &path, "--invoke", "f"]);
+    argv.extend_from_slice(&["run", path, "--invoke", "f"]);
     argv.extend_from_slice(args);
     let o = sim(&argv);
     assert_ne!(
@@ -137,4 +141,91 @@ fn table_grow_is_committed() {
     let o = run(64, &[], "table_grow.wat", &["1000000"]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     assert_eq!(out(&o), "1000000\n", "{}", err(&o));
+}
+
+/// A binary module whose one function `f: () -> i32` has `body` (the
+/// instructions, without the final `end`) and no locals.
+fn module_with_body(body: &[u8]) -> Vec<u8> {
+    fn leb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let b = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(b);
+                return;
+            }
+            out.push(b | 0x80);
+        }
+    }
+    fn section(id: u8, content: &[u8], out: &mut Vec<u8>) {
+        out.push(id);
+        leb(content.len(), out);
+        out.extend_from_slice(content);
+    }
+    let mut m = b"\0asm\x01\0\0\0".to_vec();
+    section(1, &[1, 0x60, 0, 1, 0x7f], &mut m); // (func (result i32))
+    section(3, &[1, 0], &mut m);
+    section(7, &[1, 1, b'f', 0, 0], &mut m); // export "f" = func 0
+    let mut func = vec![0]; // no locals
+    func.extend_from_slice(body);
+    func.push(0x0b);
+    let mut code = vec![1];
+    leb(func.len(), &mut code);
+    code.extend_from_slice(&func);
+    section(10, &code, &mut m);
+    m
+}
+
+/// Write `bytes` to a fresh file of this test process; its path.
+fn temp_file(name: &str, bytes: &[u8]) -> String {
+    let path = std::env::temp_dir().join(format!("vessel-commit-{}-{name}", std::process::id()));
+    std::fs::write(&path, bytes).expect("write the file");
+    path.to_string_lossy().into_owned()
+}
+
+/// Compilation is bounded by its owner's memory: a body that expands into
+/// a huge IR is refused in one line naming the function, within the
+/// machine's memory, instead of taking gigabytes of host memory.
+#[test]
+fn compile_bombs_are_clean_errors() {
+    let mut chain = vec![0x41, 1]; // i32.const 1
+    for _ in 0..1_000_000 {
+        chain.extend_from_slice(&[0x41, 1, 0x6a]); // i32.const 1, i32.add
+    }
+    let mut loops = Vec::new();
+    for _ in 0..100_000 {
+        loops.extend_from_slice(&[0x03, 0x40, 0x0b]); // loop end
+    }
+    loops.extend_from_slice(&[0x41, 0]);
+    for (name, body) in [("chain.wasm", chain), ("loops.wasm", loops)] {
+        let path = temp_file(name, &module_with_body(&body));
+        let o = run_path(64, &[], &path, &[]);
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", err(&o));
+        let e = err(&o);
+        assert!(
+            e.contains("out of memory compiling function 0")
+                || e.contains("function 0 is too large to compile"),
+            "{name}: {e}"
+        );
+        assert_eq!(e.lines().count(), 1, "{name}: {e}");
+    }
+}
+
+/// 250 live instances of one-page memories in one script used to run out
+/// of the window after 166; the window holds them all now.
+#[test]
+fn a_script_of_250_memories_fits_the_window() {
+    let mut script = String::new();
+    for i in 0..250 {
+        script.push_str(&format!(
+            "(module $m{i} (memory 1) (func (export \"f\") (result i32) (i32.const {i})))\n\
+             (assert_return (invoke $m{i} \"f\") (i32.const {i}))\n"
+        ));
+    }
+    let path = temp_file("many.wast", script.as_bytes());
+    let o = sim(&["wast", &path]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(o.status.code(), Some(0), "{}{}", out(&o), err(&o));
+    assert!(out(&o).contains(" 0 failed"), "{}", out(&o));
 }
