@@ -5,6 +5,7 @@
 pub mod diff;
 pub mod kernel_thread;
 pub mod mem_model;
+pub mod rss;
 
 use std::process::{Command, Output};
 
