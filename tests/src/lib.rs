@@ -6,6 +6,7 @@ pub mod diff;
 pub mod kernel_thread;
 pub mod machine;
 pub mod mem_model;
+pub mod rss;
 
 use std::process::{Command, Output};
 

@@ -65,15 +65,18 @@ impl fmt::Display for ModelError {
     }
 }
 
-/// Return a [`ModelError::Mismatch`] unless `got == want`.
+/// Return a [`ModelError::Mismatch`] from the enclosing function (which
+/// returns `Result<_, ModelError>`) unless `got == want`; shared by the
+/// reference models of the whole-system tests.
+#[macro_export]
 macro_rules! ensure_eq {
     ($got:expr, $want:expr $(,)?) => {
-        ensure_eq!($got, $want, "{}", stringify!($got))
+        $crate::ensure_eq!($got, $want, "{}", stringify!($got))
     };
     ($got:expr, $want:expr, $($fmt:tt)+) => {{
         let (got, want) = (&$got, &$want);
         if got != want {
-            return Err(ModelError::Mismatch {
+            return Err($crate::mem_model::ModelError::Mismatch {
                 what: format!($($fmt)+),
                 got: format!("{got:?}"),
                 want: format!("{want:?}"),

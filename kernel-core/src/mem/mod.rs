@@ -80,12 +80,20 @@ impl Pool {
     /// halves of what is left above (a buddy block splits into two of the
     /// order below), which is exactly how allocations can place them.
     fn placeable(&self) -> bool {
+        self.placeable_with(0, 0)
+    }
+
+    /// [`Pool::placeable`] with `extra` more blocks of `order` promised.
+    fn placeable_with(&self, order: u32, extra: u64) -> bool {
         let mut spare: u64 = 0;
         for o in (0..=MAX_ORDER).rev() {
             let have = spare
                 .saturating_mul(2)
                 .saturating_add(self.buddy.free_blocks(o));
-            let need = self.promised[o as usize];
+            let mut need = self.promised[o as usize];
+            if o == order {
+                need = need.saturating_add(extra);
+            }
             if have < need {
                 return false;
             }
@@ -164,11 +172,10 @@ impl FrameAllocator {
         if pool.unpromised() < needed {
             return Err(FrameError::OutOfFrames);
         }
-        pool.promised[order as usize] += count;
-        if !pool.placeable() {
-            pool.promised[order as usize] -= count;
+        if !pool.placeable_with(order, count) {
             return Err(FrameError::OutOfFrames);
         }
+        pool.promised[order as usize] += count;
         Ok(())
     }
 
@@ -228,6 +235,28 @@ impl FrameAllocator {
     /// Frames promised to committed pages that have no frame yet.
     pub fn promised_frames(&self) -> u64 {
         self.pool.lock().promised_frames()
+    }
+
+    /// How many more blocks of `2^order` frames could be promised (or
+    /// taken) now with every promise still placeable (INV-MEM-3), the
+    /// reserve and the unpromised count aside: 0 means the free frames are
+    /// too fragmented for one more such block.
+    pub fn placeable_blocks(&self, order: u32) -> u64 {
+        if order > MAX_ORDER {
+            return 0;
+        }
+        let pool = self.pool.lock();
+        let (mut lo, mut hi) = (0u64, pool.buddy.free_frames() >> order);
+        // The largest k in [lo, hi] with k more blocks placeable.
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if pool.placeable_with(order, mid) {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        lo
     }
 
     /// Frames processes can never have promised to them.

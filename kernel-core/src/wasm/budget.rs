@@ -10,7 +10,7 @@
 //!   every operator (three counters) and a [`Meter`] holds that much from
 //!   the module's [`Budget`] (a process's: charged to its memory limit and
 //!   promised from the machine's free frames, as committed pages are,
-//!   `mem` INV-MEM-2), in 1 MiB steps. Before Cranelift compiles the
+//!   `mem` INV-MEM-2), in 64 KiB steps. Before Cranelift compiles the
 //!   function the meter is raised to the finished IR's full estimate, and
 //!   it gives everything back when the function is compiled.
 //! - An estimate past [`MAX_FUNCTION_ESTIMATE`] ends compilation with
@@ -45,7 +45,7 @@ const PER_BLOCK: u64 = 1280;
 /// Extra bytes per call (clobbers and argument moves in allocation).
 const PER_CALL: u64 = 1280;
 /// Bytes of fixed cost per function (contexts, tables, emission buffers).
-const BASE: u64 = 1 << 20;
+const BASE: u64 = 256 << 10;
 
 /// The estimated compilation footprint of IR with these counts.
 #[must_use]
@@ -75,7 +75,7 @@ pub fn estimate(func: &Function) -> u64 {
 }
 
 /// Bytes a [`Meter`] holds at a time: its holdings grow in these steps.
-const STEP: u64 = 1 << 20;
+const STEP: u64 = 64 << 10;
 
 /// One function's compilation memory, held from a [`Budget`] as its IR
 /// grows and given back when the meter drops.
