@@ -20,9 +20,7 @@
 //! Neither is taken by interrupt handlers. The fault path takes the space's
 //! lock for reading and the frame allocator's lock, never while the
 //! faulting code could hold them: kernel code never touches region memory
-//! while holding a memory-manager lock (INV-VM-5), and code that takes one
-//! on a demand-paged stack (builtins, host calls) first makes the stack it
-//! will use under the lock resident ([`prefault_stack`]).
+//! while holding a memory-manager lock (INV-VM-5).
 
 mod frames;
 mod gaps;
@@ -275,31 +273,6 @@ impl FrameAllocator {
     pub fn largest_free_order(&self) -> Option<u32> {
         self.pool.lock().buddy.largest_free_order()
     }
-}
-
-/// Stack a path that takes a memory-manager lock may use below its
-/// caller: 64 KiB, well inside the 256 KiB a process's stack keeps below
-/// wasm's budget for host calls and builtins.
-pub const LOCKED_STACK: usize = 64 << 10;
-
-/// Touch the next [`LOCKED_STACK`] bytes below the caller's frame, so that
-/// a demand-paged stack has them resident before the caller takes a lock
-/// the fault path needs (INV-VM-5): the fault that maps them happens here,
-/// with no lock held, never under one. Call it at the entry of a builtin
-/// or host call that may commit memory, set a limit or take the space's
-/// lock otherwise.
-#[inline(never)]
-pub fn prefault_stack() {
-    // Uninitialised: only one byte per page is written, not 64 KiB.
-    let mut probe = core::mem::MaybeUninit::<[u8; LOCKED_STACK]>::uninit();
-    let base = probe.as_mut_ptr().cast::<u8>();
-    for i in (0..LOCKED_STACK).step_by(PAGE_SIZE) {
-        // SAFETY: `i` is inside `probe`, a local array; writing a byte of
-        // uninitialised memory is sound, and the volatile write keeps the
-        // compiler from eliding the touch.
-        unsafe { core::ptr::write_volatile(base.add(i), 0) };
-    }
-    core::hint::black_box(&probe);
 }
 
 /// Zero `frames` frames starting at `pa` through the direct map.

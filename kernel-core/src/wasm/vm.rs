@@ -444,8 +444,6 @@ impl core::error::Error for HostTrap {}
 /// Returns 0 when the function returned, 1 when it failed (the thunk then
 /// traps with [`TrapKind::Host`]).
 extern "C" fn host_dispatch(ctx: *const HostFunc<'_>, values: *mut u128) -> u32 {
-    // A host call may commit memory or take the space's lock otherwise.
-    crate::mem::prefault_stack();
     // SAFETY: the thunk passes its vmctx, a `HostFunc` the store keeps
     // alive (INV-VM-2), and a slot array of max(params, results, 1).
     let hf = unsafe { &*ctx };
@@ -864,8 +862,6 @@ unsafe extern "C" fn data_drop_builtin(vmctx: usize, segment: u32) {
 /// # Safety
 /// See above.
 unsafe extern "C" fn table_grow_builtin(vmctx: usize, table: u32, init: usize, delta: u32) -> u32 {
-    // Growing may reserve and commit a region under the space's lock.
-    crate::mem::prefault_stack();
     // SAFETY: the builtin contract.
     let data = unsafe { InstanceData::of(vmctx) };
     data.table(table)
@@ -968,8 +964,6 @@ fn builtin_table() -> Box<[usize; Builtin::COUNT as usize]> {
 /// # Safety
 /// `memory` points at a live `Memory<P>`.
 unsafe fn grow_memory<P: Platform>(memory: *const (), delta: u32) -> u32 {
-    // The commit takes the space's lock (INV-VM-5).
-    crate::mem::prefault_stack();
     // SAFETY: the caller's contract.
     let m = unsafe { &*memory.cast::<Memory<'_, '_, P>>() };
     m.grow(u64::from(delta)).map_or(u32::MAX, |old| old as u32)
