@@ -1,7 +1,9 @@
 //! Running the `sim` binary from integration tests.
 
-// Each test binary includes this module and uses a part of it.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary includes this module and uses a different part of it; `expect` would fail in the binaries that use all of it"
+)]
 
 use std::process::{Command, Output, Stdio};
 
