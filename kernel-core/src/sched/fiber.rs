@@ -9,8 +9,8 @@
 //! can suspend anywhere; the simulation HAL runs each simulated CPU as one.
 //!
 //! The stack is the caller's: anything implementing [`FiberStack`], such as
-//! a [`KernelStack`] (a demand-paged region of the kernel window between
-//! guard pages) or, hosted, a host mapping.
+//! a [`KernelStack`] (a region of the kernel window between guard pages,
+//! resident from creation) or, hosted, a host mapping.
 //!
 //! # Moving between CPUs
 //!
@@ -344,6 +344,9 @@ impl<S: FiberStack> fmt::Debug for SendFiber<'_, S> {
     }
 }
 
+/// The granule (log2 pages) of a [`KernelStack`] whose length allows it.
+const STACK_GRANULE: u32 = 4;
+
 /// Why a [`KernelStack`] could not be made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StackError {
@@ -365,9 +368,17 @@ impl fmt::Display for StackError {
 impl core::error::Error for StackError {}
 
 /// A fiber stack in the kernel window: a region with an unmapped guard page
-/// below and above, committed read + write on demand (a page gets a frame
-/// at its first touch, through the kernel's fault path), charged to its
-/// owner at creation (INV-VM-7) and released, frames and all, on drop.
+/// below and above, committed read + write and resident from creation,
+/// charged to its owner (INV-VM-7) and released, frames and all, on drop.
+///
+/// INV-STACK-1: kernel code never takes a demand fault on its own stack.
+/// Kernel code runs on these stacks while it holds locks (the address
+/// space's write lock, the heap's), and the fault path takes the address
+/// space's read lock (INV-VM-5): a stack page filled on first touch would
+/// deadlock a CPU against itself inside `Vm::commit`, or against a CPU
+/// that holds the write lock and waits for the heap lock a faulting CPU
+/// holds. The commitment is the whole stack either way (INV-MEM-2), so
+/// residency costs no accounting, only zeroing the stack once.
 pub struct KernelStack<'k, H: Mmu + PhysMemory> {
     region: Mapping<'k, H>,
 }
@@ -385,18 +396,26 @@ impl<'k, H: Mmu + PhysMemory> KernelStack<'k, H> {
             Some(n) if n >= MIN_STACK => n,
             _ => return Err(StackError::BadSize(len)),
         };
+        // 64 KiB granules where the length allows: a 2 MiB stack is then
+        // 32 blocks and 32 MMU calls, not 512.
+        let granule = if len % (PAGE_SIZE << STACK_GRANULE) == 0 {
+            STACK_GRANULE
+        } else {
+            0
+        };
         let spec = RegionSpec {
             owner,
+            granule,
             ..RegionSpec::new(len)
         };
         let region = Mapping::reserve(vm, &spec).map_err(StackError::Vm)?;
         region
-            .commit(0, len, Perms::READ_WRITE, Commit::Demand)
+            .commit(0, len, Perms::READ_WRITE, Commit::Eager)
             .map_err(StackError::Vm)?;
         Ok(Self { region })
     }
 
-    /// Pages with a frame now.
+    /// Granules with a frame now (all of them: INV-STACK-1).
     pub fn resident(&self) -> usize {
         self.region.resident()
     }
