@@ -51,13 +51,21 @@ impl Expect {
     }
 }
 
+/// Settings of the demo's processes: small programs, so a 512 KiB stack
+/// (a stack is committed in full when the process starts, INV-MEM-2), and
+/// one per CPU plus five fit the default 512 MiB at 256 CPUs.
+const DEMO_OPTIONS: SpawnOptions = SpawnOptions {
+    stack: 512 << 10,
+    ..SpawnOptions::DEFAULT
+};
+
 /// Run the demo on `kernel` with `exec` (the calling CPU becomes a worker;
 /// the others should already run [`Executor::run_worker`]). Prints the
 /// processes' output, then the summary table; returns the exit status.
 pub fn run<P: Platform + SchedHal>(kernel: &Kernel<'_, P>, exec: &Executor<'_, P>) -> u8 {
     let hal = kernel.hal();
     let cpus = hal.cpu_count();
-    let outcome = proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
+    let outcome = proc::run(kernel, exec, DEMO_OPTIONS, |procs| async move {
         let mut expected = Vec::new();
         let mut spawn = |name: &str, bytes: &'static [u8], handles, options, expect| match procs
             .spawn(name, Arc::from(bytes), handles, options)

@@ -153,6 +153,19 @@ fn deterministic_runs_with_one_seed_print_the_same() {
     assert!(totals.ends_with(" passed, 0 failed"), "{text}");
 }
 
+/// The most CPUs the CLI accepts: one compute process per CPU plus five
+/// more, all live at once, fit the default memory and window.
+#[test]
+fn the_demo_passes_at_the_most_cpus() {
+    let out = sim(&["--cpus", "256"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
+    assert!(
+        text.lines().any(|l| l == "demo: 261 as expected, 0 not"),
+        "{text}"
+    );
+}
+
 #[test]
 fn deterministic_demo_replays() {
     let text = replays(&["--deterministic", "--seed", "3", "--cpus", "2", "demo"]);

@@ -264,3 +264,46 @@ fn hostile_processes_cannot_disturb_a_checksum_or_the_kernel() {
     assert_eq!(o.free_after, o.free_before, "frames leaked: {o:#?}");
     assert_eq!(o.promised_after, 0, "promises leaked: {o:#?}");
 }
+
+/// `memory.grow` at every depth of a deep recursion: the builtin takes
+/// the address space's write lock, and the kernel code under it runs on
+/// the process's stack at every depth; a stack page it were the first to
+/// touch would fault into a path that needs that lock too and hang the CPU
+/// (INV-STACK-1).
+const GROW_AT_EVERY_DEPTH: &str = r#"(module
+  (memory 1)
+  (func $f (param $d i32) (result i32)
+    (drop (memory.grow (i32.const 1)))
+    (if (result i32) (local.get $d)
+      (then (i32.add (call $f (i32.sub (local.get $d) (i32.const 1))) (i32.const 1)))
+      (else (i32.const 0))))
+  (func (export "_start") (result i32)
+    (i32.and (call $f (i32.const 12000)) (i32.const 0x7f))))"#;
+
+#[test]
+fn growing_memory_at_every_stack_depth_never_hangs() {
+    let config = Config {
+        cpus: 2,
+        memory: 256 << 20,
+        ..Config::default()
+    };
+    let grower = wat(GROW_AT_EVERY_DEPTH);
+    let checksum = wat(&checksum_module());
+    let (r, _) = on_config(&config, |kernel, exec| {
+        proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
+            let defaults = procs.defaults();
+            let g = procs
+                .spawn("grower", grower, Vec::new(), defaults)
+                .expect("spawn");
+            let c = procs
+                .spawn("checksum", checksum, Vec::new(), defaults)
+                .expect("spawn");
+            (wait(&procs, g).await, wait(&procs, c).await)
+        })
+        .expect("scope")
+    });
+    // 12,000 levels return 12,000 (& 0x7f = 0x60); the grows past the
+    // limit are -1, dropped.
+    assert_eq!(r.0, Some(ExitStatus::Exited(12_000 & 0x7f)));
+    assert_eq!(r.1, Some(ExitStatus::Exited(expected_checksum())));
+}

@@ -161,14 +161,20 @@ pub struct SpawnOptions {
     pub stack: usize,
 }
 
+impl SpawnOptions {
+    /// The defaults: a 10 ms quantum, no deadline, a 256 MiB memory limit,
+    /// a 2 MiB stack.
+    pub const DEFAULT: Self = Self {
+        quantum: Duration::from_millis(10),
+        deadline: None,
+        memory_limit: (256 << 20) / 4096,
+        stack: 2 << 20,
+    };
+}
+
 impl Default for SpawnOptions {
     fn default() -> Self {
-        Self {
-            quantum: Duration::from_millis(10),
-            deadline: None,
-            memory_limit: (256 << 20) / 4096,
-            stack: 2 << 20,
-        }
+        Self::DEFAULT
     }
 }
 
