@@ -212,6 +212,100 @@ fn compile_bombs_are_clean_errors() {
     }
 }
 
+/// A module of `sections` (id, contents) after the header, exporting
+/// nothing: each is checked before `sim run` looks for an export.
+fn module_of(sections: &[(u8, Vec<u8>)]) -> Vec<u8> {
+    let mut m = b"\0asm\x01\0\0\0".to_vec();
+    for (id, content) in sections {
+        m.push(*id);
+        leb(content.len(), &mut m);
+        m.extend_from_slice(content);
+    }
+    m
+}
+
+fn leb(mut n: usize, out: &mut Vec<u8>) {
+    loop {
+        let b = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+/// `count` then `item` repeated `count` times: a section's contents.
+fn vec_of(count: usize, item: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(5 + count * item.len());
+    leb(count, &mut v);
+    for _ in 0..count {
+        v.extend_from_slice(item);
+    }
+    v
+}
+
+/// What a module makes the kernel keep is charged before it is built: a
+/// few megabytes of entries that each expand into a kernel structure (an
+/// element item, a signature, a function name) are refused in one line
+/// naming the section, within the machine's memory; they took 200 MB to
+/// 800 MB of host memory under `--memory 64M` before.
+#[test]
+fn metadata_bombs_are_clean_errors() {
+    let one_type = vec_of(1, &[0x60, 0, 0]);
+    let one_func = vec_of(1, &[0]);
+    let one_body = vec_of(1, &[2, 0, 0x0b]);
+    // 10 million `ref.func 0` items in one passive segment.
+    let mut elems = vec![1, 1, 0]; // one segment: passive, funcref indices
+    elems.extend(vec_of(10_000_000, &[0]));
+    let mut names = vec![4];
+    names.extend_from_slice(b"name");
+    let mut map = Vec::new();
+    leb(1_000_000, &mut map);
+    for i in 0..1_000_000 {
+        leb(i, &mut map);
+        map.push(0); // an empty name
+    }
+    names.push(1); // function names
+    leb(map.len(), &mut names);
+    names.extend(map);
+    let bombs = [
+        (
+            "elements.wasm",
+            vec![
+                (1, one_type.clone()),
+                (3, one_func.clone()),
+                (9, elems),
+                (10, one_body.clone()),
+            ],
+            "element",
+        ),
+        (
+            "types.wasm",
+            vec![(1, vec_of(1_000_000, &[0x60, 0, 0]))],
+            "type",
+        ),
+        (
+            "names.wasm",
+            vec![(1, one_type), (3, one_func), (10, one_body), (0, names)],
+            "name",
+        ),
+    ];
+    for (name, sections, section) in bombs {
+        let path = temp_file(name, &module_of(&sections));
+        let o = run_path(64, &[], &path, &[]);
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", err(&o));
+        let e = err(&o);
+        assert!(
+            e.contains(&format!("out of memory keeping the {section} section")),
+            "{name}: {e}"
+        );
+        assert_eq!(e.lines().count(), 1, "{name}: {e}");
+    }
+}
+
 /// 250 live instances of one-page memories in one script used to run out
 /// of the window after 166; the window holds them all now.
 #[test]

@@ -62,6 +62,7 @@ use kernel_core::kernel::{Kernel, MemError};
 use kernel_core::mem::{Owner, ProcessId, VmError};
 use kernel_core::proc::{self, ExitStatus, LoadError, Object, Pid, SpawnOptions};
 use kernel_core::wasm::budget::Budget;
+use kernel_core::wasm::retained;
 use kernel_core::wasm::table::MAX_TABLE_ELEMS;
 use kernel_core::wasm::vm::{CallError, Extern, Func, InstantiateError, Store, Trap, Val};
 use kernel_core::wasm::{
@@ -326,6 +327,9 @@ struct Costs {
     /// Frames a spawned process's compilation holds at its peak, from its
     /// own account (`wasm::budget`), between its stack and its code.
     compile: u64,
+    /// Frames a ready process holds beyond its module and stack: what its
+    /// module and instance keep (`wasm::retained`), until it ends.
+    kept: u64,
 }
 
 /// A budget that holds everything and records the peak, in frames as the
@@ -441,6 +445,9 @@ struct StoreM<'k, 'h> {
     code: u64,
     /// Whether the trampoline is linked.
     tramp: bool,
+    /// Frames held for what its instances keep (`wasm::retained`): charged
+    /// and promised, never resident, until the store is dropped.
+    kept: u64,
 }
 
 impl StoreM<'_, '_> {
@@ -450,7 +457,7 @@ impl StoreM<'_, '_> {
             .iter()
             .map(|i| i.mem.pages * PAGE_FRAMES + i.table.as_ref().map_or(0, TableM::frames))
             .sum();
-        inst + self.orphan_pages * PAGE_FRAMES
+        inst + self.orphan_pages * PAGE_FRAMES + self.kept
     }
 
     fn resident(&self) -> u64 {
@@ -772,6 +779,7 @@ impl<'k, 'h> Model<'_, 'k, 'h> {
                 orphan_pages: 0,
                 code: 0,
                 tramp: false,
+                kept: 0,
             });
         }
         let module = self.lib.module(pages, table)?;
@@ -786,25 +794,30 @@ impl<'k, 'h> Model<'_, 'k, 'h> {
         let tab = table
             .filter(|&n| n > 0)
             .map_or(0, |n| u64::from(capacity(n) / ELEMS_PER_FRAME));
-        // Code first (the kernel's, unpromised), then the memory, then the
-        // table: a failure leaves what came before in the store.
-        let (want, linked, orphan) = if unpromised < code {
-            (Outcome::Link, false, 0)
-        } else {
-            let left = unpromised - code;
-            match self.admit(owner, mem, 0, left) {
-                Outcome::Ok => match self.admit(owner, tab, mem, left - mem) {
-                    Outcome::Ok => (Outcome::Ok, true, 0),
-                    e => (e, true, pages),
-                },
-                e => (e, true, 0),
+        // What the instance keeps first (held from its owner), then code
+        // (the kernel's, unpromised), then the memory, then the table: a
+        // failure leaves what came before in the store.
+        let kept = retained::instance_cost(&module).div_ceil(4096);
+        let (want, held, linked, orphan) = match self.admit(owner, kept, 0, unpromised) {
+            Outcome::Ok if unpromised - kept < code => (Outcome::Link, kept, false, 0),
+            Outcome::Ok => {
+                let left = unpromised - kept - code;
+                match self.admit(owner, mem, kept, left) {
+                    Outcome::Ok => match self.admit(owner, tab, kept + mem, left - mem) {
+                        Outcome::Ok => (Outcome::Ok, kept, true, 0),
+                        e => (e, kept, true, pages),
+                    },
+                    e => (e, kept, true, 0),
+                }
             }
+            e => (e, 0, false, 0),
         };
         let lib = self.lib;
         let Some(s) = self.stores[slot].as_mut() else {
             return Ok(());
         };
         let got = s.store.instantiate(&module, &|_, _| None);
+        s.kept += held;
         let got_outcome = match &got {
             Ok(_) => Outcome::Ok,
             Err(e) => outcome_of(e)?,
@@ -1049,10 +1062,11 @@ impl<'k, 'h> Model<'_, 'k, 'h> {
         let compile = self.lib.costs.compile;
         let compiled =
             stacked && held + compile <= limit && before >= held + compile + self.reserve;
+        let kept = self.lib.costs.kept;
         let ready = compiled
-            .then(|| before.checked_sub(held + self.lib.costs.process))
+            .then(|| before.checked_sub(held + kept + self.lib.costs.process))
             .flatten();
-        let (mut unpromised, mut charge, mut mask) = (ready.unwrap_or(0), held, 0);
+        let (mut unpromised, mut charge, mut mask) = (ready.unwrap_or(0), held + kept, 0);
         let mut deltas = [0; 3];
         for (bit, &grow) in grows.iter().enumerate().filter(|_| ready.is_some()) {
             let room = (limit.saturating_sub(charge)).min(unpromised.saturating_sub(self.reserve))
@@ -1113,7 +1127,7 @@ impl<'k, 'h> Model<'_, 'k, 'h> {
         };
         ensure_eq!(
             got.ready,
-            Some((ready, held)),
+            Some((ready, held + kept)),
             "unpromised and charge at ready"
         );
         ensure_eq!(
@@ -1259,6 +1273,7 @@ fn calibrate<'k, 'h>(k: &'k Kernel<'h, Hosted>) -> Result<Library, ModelError> {
     )
     .map_err(|e| ModelError::Kernel(format!("compile: {e}")))?;
     lib.costs.compile = peak.peak;
+    let module_kept = peak.held;
     let limit = 1 << 20;
     let got = spawn(k, process_module([0; 3]), limit)?
         .ok_or_else(|| ModelError::Kernel("calibration spawn refused".into()))?;
@@ -1268,17 +1283,20 @@ fn calibrate<'k, 'h>(k: &'k Kernel<'h, Hosted>) -> Result<Library, ModelError> {
             got.status
         )));
     };
+    // What the module keeps, and one frame or so for its instance.
+    let kept = charge.checked_sub(MODULE_FRAMES + PROC_STACK_FRAMES + module_kept);
     ensure_eq!(
-        charge,
-        MODULE_FRAMES + PROC_STACK_FRAMES,
-        "a process's charge at ready"
+        kept.is_some_and(|k| (1..=4).contains(&k)),
+        true,
+        "a process's charge at ready: {charge}"
     );
+    lib.costs.kept = charge - MODULE_FRAMES - PROC_STACK_FRAMES;
     ensure_eq!(
         got.status,
         Some(ExitStatus::Exited(7)),
         "calibration process"
     );
-    lib.costs.process = got.before - MODULE_FRAMES - PROC_STACK_FRAMES - ready;
+    lib.costs.process = got.before - charge - ready;
     Ok(lib)
 }
 
@@ -1492,27 +1510,32 @@ fn fragmentation_never_leaves_a_kernel_page_without_a_block() {
 }
 
 /// The same for a process, which keeps off the reserve: 500 live
-/// one-frame code objects, each alone in half of a 16-frame block, hold
-/// more free frames in broken blocks than the reserve and the unfaulted
-/// part of the process's stack promise together. A process then asks for
-/// every page the frame count allows above the reserve: the pages that
-/// have no placeable block are refused (`memory.grow` is -1), and the
-/// process never traps; its frames all come back.
+/// one-frame code objects, each with two free frames beside it in a
+/// 16-frame block, leave 1,000 free frames in broken blocks, of which the
+/// 500 frames their instances keep (promised, any frame will do) take
+/// half. A process then asks for every page the frame count allows above
+/// the reserve: the pages that have no placeable block are refused
+/// (`memory.grow` is -1), and the process never traps; its frames all come
+/// back.
 #[test]
 fn fragmentation_never_leaves_a_process_page_without_a_block() {
-    let ops: Vec<Op> = (0..1000)
+    let ops: Vec<Op> = (0..1500)
         .map(|i| Op::Instantiate {
-            slot: i % 2,
+            slot: i % 3,
             owner: 0,
             pages: 0,
             table: None,
         })
-        .chain([Op::Drop { slot: 0 }])
+        .chain((0..2).map(|slot| Op::Drop { slot }))
         .collect();
     let status = on_machine(|k, lib, base| {
         run_then(k, lib, base, &ops, |m| {
             // As many pages as the process may commit above the reserve.
-            let ready = m.unpromised()? - MODULE_FRAMES - PROC_STACK_FRAMES - lib.costs.process;
+            let ready = m.unpromised()?
+                - MODULE_FRAMES
+                - PROC_STACK_FRAMES
+                - lib.costs.kept
+                - lib.costs.process;
             let pages = (ready - m.reserve) / PAGE_FRAMES;
             let delta = u32::try_from(pages).unwrap_or(u32::MAX);
             let got = spawn(k, process_module([delta, 0, 0]), 1 << 20)?

@@ -402,7 +402,9 @@ fn run_in_store<'k, 'h, P: Platform + SchedHal>(
     proc.attach_interrupt(store.interrupt());
     let module = match store.compile(bytes) {
         Ok(m) => m,
-        Err(CompileError::OverBudget { .. }) => return ExitStatus::Failed(LoadError::OutOfMemory),
+        Err(CompileError::OverBudget { .. } | CompileError::MetadataOverBudget { .. }) => {
+            return ExitStatus::Failed(LoadError::OutOfMemory);
+        }
         Err(CompileError::TooLarge { .. }) => return ExitStatus::Failed(LoadError::TooLarge),
         Err(e) => return ExitStatus::Failed(LoadError::Module(e.offset().unwrap_or(0))),
     };

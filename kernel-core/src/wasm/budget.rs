@@ -75,7 +75,7 @@ pub fn estimate(func: &Function) -> u64 {
 }
 
 /// Bytes a [`Meter`] holds at a time: its holdings grow in these steps.
-const STEP: u64 = 64 << 10;
+pub(crate) const STEP: u64 = 64 << 10;
 
 /// One function's compilation memory, held from a [`Budget`] as its IR
 /// grows and given back when the meter drops.

@@ -55,6 +55,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
 use super::budget::{self, Budget, Meter, Unmetered};
 use super::module::{self, CompileError, ExportKind, FuncType, ModuleInfo};
+use super::retained::{self, Retained, Section};
 use super::translate::{
     self, TRAP_BAD_SIGNATURE, TRAP_HOST, TRAP_INDIRECT_CALL_TO_NULL, TRAP_INTERRUPTED,
     TRAP_TABLE_ACCESS_OUT_OF_BOUNDS, TRAP_TABLE_OUT_OF_BOUNDS, TRAP_UNREACHABLE, TargetInfo,
@@ -204,6 +205,9 @@ pub struct CompiledModule {
     pub functions: Vec<CompiledFunction>,
     /// One per distinct exported function signature.
     pub trampolines: Vec<Trampoline>,
+    /// Bytes still held from the budget it was compiled within, for what
+    /// it keeps (`retained`); 0 when compiled without one.
+    pub retained: u64,
 }
 
 impl CompiledModule {
@@ -541,24 +545,50 @@ pub fn compile_module(
 }
 
 /// [`compile_module`], holding each function's estimated compilation
-/// memory from `budget` while it compiles (budget INV-BUDGET-1).
+/// memory from `budget` while it compiles (budget INV-BUDGET-1), and what
+/// the module keeps (its sections, its compiled functions) for good: the
+/// module's [`CompiledModule::retained`] bytes stay held from `budget`, to
+/// be given back by the caller when the module is dropped (`retained`).
 ///
 /// # Errors
 /// As [`compile_module`], and [`CompileError::OverBudget`] when `budget`
 /// cannot hold a function's estimate, [`CompileError::TooLarge`] when a
-/// function's estimate is past the limit for any function.
+/// function's estimate is past the limit for any function,
+/// [`CompileError::MetadataOverBudget`] when it cannot hold what the module
+/// keeps. Nothing stays held after an error.
 pub fn compile_module_within(
     bytes: &[u8],
     config: &TranslateConfig,
     compiler: &Compiler,
     budget: &mut dyn Budget,
 ) -> Result<CompiledModule, CompileError> {
+    let mut kept = Retained::default();
+    let result = compile_keeping(bytes, config, compiler, budget, &mut kept);
+    match result {
+        Ok(mut m) => {
+            m.retained = kept.held();
+            Ok(m)
+        }
+        Err(e) => {
+            budget.release(kept.held());
+            Err(e)
+        }
+    }
+}
+
+fn compile_keeping(
+    bytes: &[u8],
+    config: &TranslateConfig,
+    compiler: &Compiler,
+    budget: &mut dyn Budget,
+    kept: &mut Retained,
+) -> Result<CompiledModule, CompileError> {
     let features = if config.multi_memory {
         module::features().union(wasmparser::WasmFeatures::MULTI_MEMORY)
     } else {
         module::features()
     };
-    let parsed = module::parse(bytes, features)?;
+    let parsed = module::parse_within(bytes, features, budget, kept)?;
     let info = parsed.info;
     if let Some(offset) = info.first_v128.filter(|_| !compiler.simd()) {
         return Err(CompileError::Unsupported {
@@ -590,7 +620,16 @@ pub fn compile_module_within(
             "translated"
         );
         meter.reach(estimate)?;
-        functions.push(compiler.emit(func, func_index)?);
+        let compiled = compiler.emit(func, func_index)?;
+        drop(meter);
+        let at = body.range().start;
+        kept.add(
+            budget,
+            retained::function_cost(&compiled),
+            Section::Code,
+            at,
+        )?;
+        functions.push(compiled);
     }
     let mut trampolines: Vec<Trampoline> = Vec::new();
     for e in &info.exports {
@@ -614,6 +653,7 @@ pub fn compile_module_within(
         offsets,
         functions,
         trampolines,
+        retained: 0,
     })
 }
 

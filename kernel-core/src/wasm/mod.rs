@@ -21,6 +21,7 @@ pub mod entry;
 )]
 pub mod interrupt;
 pub mod module;
+pub mod retained;
 #[expect(
     unsafe_code,
     reason = "JIT code reads and writes table elements through raw pointers"

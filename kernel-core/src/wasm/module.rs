@@ -25,9 +25,13 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use wasmparser::{
-    BinaryReaderError, ElementItems, ElementKind, ExternalKind, FunctionBody, KnownCustom, Name,
-    Operator, Parser, Payload, TypeRef, Validator, WasmFeatures,
+    BinaryReaderError, ElementItems, ElementKind, ExternalKind, FuncValidatorAllocations,
+    FunctionBody, KnownCustom, Name, Operator, Parser, Payload, TypeRef, ValidPayload, Validator,
+    WasmFeatures,
 };
+
+use super::budget::{Budget, Unmetered};
+use super::retained::{self, Retained};
 
 /// The WebAssembly features the kernel accepts (INV-1): WebAssembly 2.0
 /// (multi-value, bulk memory, reference types, sign extension,
@@ -82,6 +86,16 @@ pub enum CompileError {
         /// Estimated bytes.
         estimate: u64,
     },
+    /// Keeping the module's description (its sections as the kernel holds
+    /// them, `retained`) would take more memory than its owner has left.
+    MetadataOverBudget {
+        /// The section being charged.
+        section: &'static str,
+        /// Estimated bytes kept for the module so far, this section included.
+        bytes: u64,
+        /// Byte offset of the section in the module.
+        offset: u64,
+    },
 }
 
 impl CompileError {
@@ -98,9 +112,9 @@ impl CompileError {
     #[must_use]
     pub fn offset(&self) -> Option<u64> {
         match self {
-            CompileError::Invalid { offset, .. } | CompileError::Unsupported { offset, .. } => {
-                Some(*offset)
-            }
+            CompileError::Invalid { offset, .. }
+            | CompileError::Unsupported { offset, .. }
+            | CompileError::MetadataOverBudget { offset, .. } => Some(*offset),
             CompileError::Codegen { .. }
             | CompileError::Isa(_)
             | CompileError::TooLarge { .. }
@@ -153,6 +167,15 @@ impl fmt::Display for CompileError {
                 f,
                 "out of memory compiling function {func_index}: it needs at least {} MiB",
                 estimate.div_ceil(1 << 20)
+            ),
+            CompileError::MetadataOverBudget {
+                section,
+                bytes,
+                offset,
+            } => write!(
+                f,
+                "out of memory keeping the {section} section at offset {offset:#x}: the module needs at least {} MiB",
+                bytes.div_ceil(1 << 20)
             ),
         }
     }
@@ -562,13 +585,42 @@ impl fmt::Debug for ParsedModule<'_> {
 /// [`CompileError::Invalid`] for malformed or invalid modules,
 /// [`CompileError::Unsupported`] for features outside `features`.
 pub fn parse(bytes: &[u8], features: WasmFeatures) -> Result<ParsedModule<'_>, CompileError> {
-    let mut validator = Validator::new_with_features(features);
-    validator.validate_all(bytes)?;
+    parse_within(bytes, features, &mut Unmetered, &mut Retained::default())
+}
 
+/// [`parse`], holding each section's retained cost from `budget` into
+/// `kept` before the validator or the parser sees the section
+/// (`retained` INV-RET-1). On error, `kept` still holds what it held.
+///
+/// # Errors
+/// As [`parse`], and [`CompileError::MetadataOverBudget`] when `budget`
+/// cannot hold a section.
+pub fn parse_within<'a>(
+    bytes: &'a [u8],
+    features: WasmFeatures,
+    budget: &mut dyn Budget,
+    kept: &mut Retained,
+) -> Result<ParsedModule<'a>, CompileError> {
+    let mut validator = Validator::new_with_features(features);
+    // As `Validator::validate_all`: the parser reads under the same
+    // features, and bodies are validated after every section, so errors
+    // are reported in the same order.
+    let mut parser = Parser::new(0);
+    parser.set_features(features);
+    let mut to_validate = Vec::new();
     let mut info = ModuleInfo::default();
     let mut bodies = Vec::new();
-    for payload in Parser::new(0).parse_all(bytes) {
-        match payload? {
+    for payload in parser.parse_all(bytes) {
+        let payload = payload?;
+        if let Some((section, count, range)) = retained::section_of(&payload) {
+            let len = range.end.saturating_sub(range.start);
+            let cost = retained::section_cost(section, count, len);
+            kept.add(budget, cost, section, range.start)?;
+        }
+        if let ValidPayload::Func(func, body) = validator.payload(&payload)? {
+            to_validate.push((func, body));
+        }
+        match payload {
             Payload::TypeSection(r) => {
                 let at = r.range().start;
                 for ty in r.into_iter_err_on_gc_types() {
@@ -766,6 +818,12 @@ pub fn parse(bytes: &[u8], features: WasmFeatures) -> Result<ParsedModule<'_>, C
             }
             _ => {}
         }
+    }
+    let mut allocs = FuncValidatorAllocations::default();
+    for (func, body) in to_validate {
+        let mut v = func.into_validator(allocs);
+        v.validate(&body)?;
+        allocs = v.into_allocations();
     }
     Ok(ParsedModule { info, bodies })
 }

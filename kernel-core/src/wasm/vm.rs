@@ -56,6 +56,7 @@ use super::module::{
     CompileError, ConstExpr, DataMode, ElementMode, ExportKind, FuncType, GlobalType, ImportKind,
     MemoryType, TableType, ValType,
 };
+use super::retained;
 use super::table::{Table, TableError};
 use super::translate::TranslateConfig;
 use super::vmoffsets::VMOffsets;
@@ -744,6 +745,9 @@ pub struct Store<'k, 'h, P: Platform> {
     fctx: FunctionBuilderContext,
     /// What debuggers and profilers call the code this store links.
     module_name: String,
+    /// Frames held, per owner, for what its modules and instances keep
+    /// (`retained`); given back when the store is dropped.
+    retained: spin::Mutex<Vec<(Owner, u64)>>,
 }
 
 // The builtins (see `builtins`). Each is called by JIT code with the
@@ -1072,7 +1076,17 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             code: Vec::new(),
             fctx: FunctionBuilderContext::new(),
             module_name: String::from(DEFAULT_MODULE_NAME),
+            retained: spin::Mutex::new(Vec::new()),
         })
+    }
+
+    /// Record `frames` held from `owner` until the store is dropped.
+    fn retain(&self, owner: Owner, frames: u64) {
+        let mut held = self.retained.lock();
+        match held.iter_mut().find(|(o, _)| *o == owner) {
+            Some((_, n)) => *n += frames,
+            None => held.push((owner, frames)),
+        }
     }
 
     fn type_id(&mut self, ty: &FuncType) -> u32 {
@@ -1246,7 +1260,10 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             vm: self.kernel.vm(),
             owner: self.memory_owner,
         };
-        compile_module_within(bytes, &self.config, &self.compiler, &mut budget).map(Arc::new)
+        let module = compile_module_within(bytes, &self.config, &self.compiler, &mut budget)?;
+        // Held in whole 64 KiB steps (retained INV-RET-2): whole frames.
+        self.retain(self.memory_owner, module.retained / PAGE_SIZE as u64);
+        Ok(Arc::new(module))
     }
 
     /// An export of `instance`.
@@ -1347,6 +1364,13 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
                 _ => return Err(bad()),
             }
         }
+        // What the instance keeps, held until the store is dropped.
+        let frames = retained::instance_cost(module).div_ceil(PAGE_SIZE as u64);
+        self.kernel
+            .vm()
+            .hold(self.memory_owner, frames)
+            .map_err(|e| InstantiateError::Memory(MemError::Vm(e)))?;
+        self.retain(self.memory_owner, frames);
         // Link the code.
         let inputs: Vec<LinkInput<'_>> = module
             .functions
@@ -1672,6 +1696,10 @@ impl<P: Platform> Drop for Store<'_, '_, P> {
         self.instances.clear();
         self.code.clear();
         self.memories.clear();
+        let vm = self.kernel.vm();
+        for (owner, frames) in self.retained.get_mut().drain(..) {
+            vm.unhold(owner, frames);
+        }
     }
 }
 
