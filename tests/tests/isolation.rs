@@ -307,3 +307,63 @@ fn growing_memory_at_every_stack_depth_never_hangs() {
     assert_eq!(r.0, Some(ExitStatus::Exited(12_000 & 0x7f)));
     assert_eq!(r.1, Some(ExitStatus::Exited(expected_checksum())));
 }
+
+/// A loop of `sleep(0)`: each call completes at once.
+const SLEEP_ZERO_LOOP: &str = r#"(module
+  (import "vessel" "sleep" (func $sleep (param i64) (result i32)))
+  (func (export "_start") (loop $l (drop (call $sleep (i64.const 0))) (br $l))))"#;
+
+/// A loop of send and receive on the process's own channel: each call
+/// completes at once (the channel has room, then a message).
+const OWN_CHANNEL_LOOP: &str = r#"(module
+  (import "vessel" "chan_create" (func $create (param i32) (result i32)))
+  (import "vessel" "chan_send" (func $send (param i32 i32 i32) (result i32)))
+  (import "vessel" "chan_recv" (func $recv (param i32 i32 i32) (result i32)))
+  (memory 1)
+  (func (export "_start")
+    (drop (call $create (i32.const 0)))
+    (loop $l
+      (drop (call $send (i32.load (i32.const 0)) (i32.const 16) (i32.const 4)))
+      (drop (call $recv (i32.load (i32.const 4)) (i32.const 32) (i32.const 4)))
+      (br $l))))"#;
+
+/// On one CPU, a process whose calls all complete at once still gives up
+/// the CPU when its quantum is over (INV-PROCESS-4): the checksum beside
+/// it finishes right while it is still running, and its deadline then
+/// kills it. Both starved everything else on the CPU: each call began a
+/// fresh quantum and pushed back the timer that ends it, so neither the
+/// checksum nor the deadline ran until the loop was preempted by chance.
+#[test]
+fn calls_that_complete_at_once_cannot_keep_the_cpu() {
+    let config = Config {
+        cpus: 1,
+        ..Config::default()
+    };
+    for hostile in [SLEEP_ZERO_LOOP, OWN_CHANNEL_LOOP] {
+        let looping = wat(hostile);
+        let checksum = wat(&checksum_module());
+        let (r, _) = on_config(&config, |kernel, exec| {
+            proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
+                let defaults = procs.defaults();
+                let deadline = SpawnOptions {
+                    deadline: Some(Duration::from_secs(2)),
+                    ..defaults
+                };
+                let h = procs
+                    .spawn("looping", looping, Vec::new(), deadline)
+                    .expect("spawn");
+                let c = procs
+                    .spawn("checksum", checksum, Vec::new(), defaults)
+                    .expect("spawn");
+                let summed = wait(&procs, c).await;
+                let looping_then = procs.info().into_iter().find(|i| i.pid == h);
+                let looping_then = looping_then.map(|i| i.status);
+                (summed, looping_then, wait(&procs, h).await)
+            })
+            .expect("scope")
+        });
+        assert_eq!(r.0, Some(ExitStatus::Exited(expected_checksum())));
+        assert_eq!(r.1, Some(ExitStatus::Running), "the loop ended first");
+        assert_eq!(r.2, Some(ExitStatus::Killed(KillReason::Deadline)));
+    }
+}

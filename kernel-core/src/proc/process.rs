@@ -23,6 +23,13 @@
 //! - INV-PROCESS-3: the exit status is published (and waiters woken) by
 //!   the driver after the fiber, and with it the store, the handle table
 //!   and the stack, have been dropped (INV-PROC-2).
+//! - INV-PROCESS-4: one poll of the driver is one turn on the CPU, at most
+//!   a quantum long however many slices it takes: a wait that completes
+//!   at once resumes the fiber within the same turn (same interrupt
+//!   deadline, same timer), and a turn that is over requeues the task
+//!   before resuming again. So a process looping on calls that complete
+//!   at once (`sleep(0)`, a ready channel) still gives up the CPU, and
+//!   the timer that ends its quantum is not pushed back by each call.
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -306,6 +313,10 @@ pub(crate) struct Driver<'k, 'h, P: Platform + SchedHal> {
     wasm: ([usize; 3], bool),
     /// Its status, set by the body, published after the fiber is dropped.
     outcome: Arc<spin::Mutex<Option<ExitStatus>>>,
+    /// When the CPU turn of the current poll ends (clock time, epoch):
+    /// set by its first slice, kept across waits that complete at once
+    /// (INV-PROCESS-4).
+    turn: Option<(Duration, u64)>,
 }
 
 impl<'k, 'h, P: Platform + SchedHal> Driver<'k, 'h, P> {
@@ -321,6 +332,7 @@ impl<'k, 'h, P: Platform + SchedHal> Driver<'k, 'h, P> {
             fiber: None,
             start: Some((module, handles)),
             pending: None,
+            turn: None,
             wasm: ([0; 3], false),
             outcome: Arc::new(spin::Mutex::new(None)),
         }
@@ -368,7 +380,13 @@ impl<'k, 'h, P: Platform + SchedHal> Driver<'k, 'h, P> {
         };
         let quantum = self.proc.options.quantum;
         let epoch = kernel.advance_epoch();
-        let end = epoch.saturating_add(u64::try_from(quantum.as_micros()).unwrap_or(u64::MAX));
+        let (turn_end, end) = *self.turn.get_or_insert_with(|| {
+            let micros = u64::try_from(quantum.as_micros()).unwrap_or(u64::MAX);
+            (
+                hal.now().saturating_add(quantum),
+                epoch.saturating_add(micros),
+            )
+        });
         self.proc.slice_end.store(end, Ordering::SeqCst);
         if let Some(cell) = self.proc.interrupt.get() {
             cell.set_deadline(self.proc.check_deadline(end));
@@ -376,7 +394,7 @@ impl<'k, 'h, P: Platform + SchedHal> Driver<'k, 'h, P> {
         let outer = (cpu.wasm.saved(), cpu.wasm.is_active());
         cpu.wasm.restore(self.wasm.0, self.wasm.1);
         let start = hal.now();
-        hal.set_timer(start.saturating_add(quantum));
+        hal.set_timer(turn_end);
         self.proc.last_cpu.store(cpu_id, Ordering::Relaxed);
         self.proc.slices.fetch_add(1, Ordering::Relaxed);
         let r = fiber.resume();
@@ -410,6 +428,8 @@ impl<P: Platform + SchedHal> Future for Driver<'_, '_, P> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
+        // A new turn (INV-PROCESS-4).
+        this.turn = None;
         if this.fiber.is_none() {
             if let Err(e) = this.make_fiber() {
                 *this.outcome.lock() = Some(ExitStatus::Failed(e));
@@ -432,6 +452,13 @@ impl<P: Platform + SchedHal> Future for Driver<'_, '_, P> {
                 match p.as_mut().poll(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(()) => this.pending = None,
+                }
+                // Completed at once: resume in this turn if any is left.
+                let hal = this.scope.kernel.hal();
+                if this.turn.is_some_and(|(end, _)| hal.now() >= end) {
+                    this.scope.exec.requeue_shared();
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
                 }
             }
             match this.slice() {
