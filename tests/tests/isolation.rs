@@ -367,3 +367,52 @@ fn calls_that_complete_at_once_cannot_keep_the_cpu() {
         assert_eq!(r.2, Some(ExitStatus::Killed(KillReason::Deadline)));
     }
 }
+
+/// A module that takes a while to compile (400 functions of 600
+/// operators each) and exits 0 at once when it runs.
+fn slow_to_compile() -> String {
+    let mut m = String::from("(module\n");
+    for _ in 0..400 {
+        m.push_str(" (func (param i32) (result i32) (local.get 0)");
+        for k in 0..300 {
+            let _ = write!(m, " (i32.const {k}) (i32.add)");
+        }
+        m.push_str(")\n");
+    }
+    m.push_str(" (func (export \"_start\") (result i32) (i32.const 0)))");
+    m
+}
+
+/// Compilation is preemptible work of its process: a compile of seconds
+/// held its CPU, so on one CPU nothing else ran, its deadline (a task on
+/// the same CPU) fired only when it was done, and the process then ran to
+/// `Exited(0)`. Now the deadline ends it while it compiles, before it runs
+/// a single instruction, and the checksum beside it finishes right.
+#[test]
+fn compilation_shares_the_cpu_and_obeys_its_deadline() {
+    let config = Config {
+        cpus: 1,
+        ..Config::default()
+    };
+    let slow = wat(&slow_to_compile());
+    let checksum = wat(&checksum_module());
+    let (r, _) = on_config(&config, |kernel, exec| {
+        proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
+            let defaults = procs.defaults();
+            let deadline = SpawnOptions {
+                deadline: Some(Duration::from_millis(100)),
+                ..defaults
+            };
+            let s = procs
+                .spawn("slow", slow, Vec::new(), deadline)
+                .expect("spawn");
+            let c = procs
+                .spawn("checksum", checksum, Vec::new(), defaults)
+                .expect("spawn");
+            (wait(&procs, s).await, wait(&procs, c).await)
+        })
+        .expect("scope")
+    });
+    assert_eq!(r.0, Some(ExitStatus::Killed(KillReason::Deadline)));
+    assert_eq!(r.1, Some(ExitStatus::Exited(expected_checksum())));
+}

@@ -406,6 +406,7 @@ fn run_in_store<'k, 'h, P: Platform + SchedHal>(
             return ExitStatus::Failed(LoadError::OutOfMemory);
         }
         Err(CompileError::TooLarge { .. }) => return ExitStatus::Failed(LoadError::TooLarge),
+        Err(CompileError::Interrupted) => return ctx.status_of(TrapKind::Interrupted),
         Err(e) => return ExitStatus::Failed(LoadError::Module(e.offset().unwrap_or(0))),
     };
     let mut imports = Vec::new();

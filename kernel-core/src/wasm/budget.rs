@@ -120,8 +120,12 @@ impl<'b> Meter<'b> {
     /// after every operator during translation).
     ///
     /// # Errors
-    /// As [`Meter::reach`].
+    /// As [`Meter::reach`], and [`CompileError::Interrupted`] when the
+    /// budget says compilation may not go on.
     pub fn reach_partial(&mut self, func: &Function) -> Result<(), CompileError> {
+        if !self.budget.proceed() {
+            return Err(CompileError::Interrupted);
+        }
         let dfg = &func.dfg;
         self.reach(estimate_counts(
             dfg.num_values() as u64,
@@ -158,6 +162,13 @@ pub trait Budget {
     fn hold(&mut self, bytes: u64) -> bool;
     /// Give back `bytes` held before.
     fn release(&mut self, bytes: u64);
+    /// Whether compilation may go on: asked before each function body is
+    /// validated or translated and after each operator is translated. A
+    /// process's budget runs its preemption check here (it may give up
+    /// the CPU for a while) and says no once the process is killed.
+    fn proceed(&mut self) -> bool {
+        true
+    }
 }
 
 /// A budget that always holds: for compiling outside any process (tests,

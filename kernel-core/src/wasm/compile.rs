@@ -601,6 +601,9 @@ fn compile_keeping(
     let mut ctx = FunctionBuilderContext::new();
     let mut functions = Vec::with_capacity(parsed.bodies.len());
     for (i, body) in parsed.bodies.iter().enumerate() {
+        if !budget.proceed() {
+            return Err(CompileError::Interrupted);
+        }
         let func_index = info.num_imported_funcs + module::len_u32(i);
         let mut meter = Meter::new(budget, func_index);
         let env = translate::ModuleEnv {

@@ -86,6 +86,8 @@ pub enum CompileError {
         /// Estimated bytes.
         estimate: u64,
     },
+    /// Compilation was stopped (its process was killed).
+    Interrupted,
     /// Keeping the module's description (its sections as the kernel holds
     /// them, `retained`) would take more memory than its owner has left.
     MetadataOverBudget {
@@ -118,7 +120,8 @@ impl CompileError {
             CompileError::Codegen { .. }
             | CompileError::Isa(_)
             | CompileError::TooLarge { .. }
-            | CompileError::OverBudget { .. } => None,
+            | CompileError::OverBudget { .. }
+            | CompileError::Interrupted => None,
         }
     }
 }
@@ -168,6 +171,7 @@ impl fmt::Display for CompileError {
                 "out of memory compiling function {func_index}: it needs at least {} MiB",
                 estimate.div_ceil(1 << 20)
             ),
+            CompileError::Interrupted => f.write_str("compilation interrupted"),
             CompileError::MetadataOverBudget {
                 section,
                 bytes,
@@ -821,6 +825,9 @@ pub fn parse_within<'a>(
     }
     let mut allocs = FuncValidatorAllocations::default();
     for (func, body) in to_validate {
+        if !budget.proceed() {
+            return Err(CompileError::Interrupted);
+        }
         let mut v = func.into_validator(allocs);
         v.validate(&body)?;
         allocs = v.into_allocations();

@@ -974,13 +974,15 @@ unsafe fn grow_memory<P: Platform>(memory: *const (), delta: u32) -> u32 {
 }
 
 /// Compilation memory charged to a store's memory owner (budget
-/// INV-BUDGET-1), in whole frames.
-struct OwnerBudget<'k, P: Platform> {
+/// INV-BUDGET-1), in whole frames; compilation runs the store's preemption
+/// check as its code would.
+struct OwnerBudget<'a, 'k, P: Platform> {
     vm: crate::mem::Vm<'k, P>,
     owner: Owner,
+    interrupt: &'a Interrupt<'k>,
 }
 
-impl<P: Platform> Budget for OwnerBudget<'_, P> {
+impl<P: Platform> Budget for OwnerBudget<'_, '_, P> {
     fn hold(&mut self, bytes: u64) -> bool {
         self.vm
             .hold(self.owner, bytes.div_ceil(PAGE_SIZE as u64))
@@ -989,6 +991,11 @@ impl<P: Platform> Budget for OwnerBudget<'_, P> {
 
     fn release(&mut self, bytes: u64) {
         self.vm.unhold(self.owner, bytes.div_ceil(PAGE_SIZE as u64));
+    }
+
+    fn proceed(&mut self) -> bool {
+        let cell = self.interrupt;
+        cell.epoch() < cell.deadline() || cell.fire() == HookAction::Continue
     }
 }
 
@@ -1259,6 +1266,7 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
         let mut budget = OwnerBudget {
             vm: self.kernel.vm(),
             owner: self.memory_owner,
+            interrupt: &self.interrupt,
         };
         let module = compile_module_within(bytes, &self.config, &self.compiler, &mut budget)?;
         // Held in whole 64 KiB steps (retained INV-RET-2): whole frames.
