@@ -172,6 +172,46 @@ fn forged_handles_and_wild_pointers_are_errors() {
     );
 }
 
+/// System calls from a `(start)` function: `write` of 4 bytes and
+/// `chan_create` into memory; `_start` returns 0 when both worked there
+/// (they returned -2, no memory, before the start function saw any).
+const START_CALLS: &str = r#"(module
+  (import "vessel" "write" (func $write (param i32 i32) (result i32)))
+  (import "vessel" "chan_create" (func $create (param i32) (result i32)))
+  (memory 1)
+  (data (i32.const 0x100) "ok!\n")
+  (global $w (mut i32) (i32.const -100))
+  (global $c (mut i32) (i32.const -100))
+  (func $init
+    (global.set $w (call $write (i32.const 0x100) (i32.const 4)))
+    (global.set $c (call $create (i32.const 0x200))))
+  (start $init)
+  (func (export "_start") (result i32)
+    (if (i32.ne (global.get $w) (i32.const 4)) (then (return (i32.const 1))))
+    (if (i32.ne (global.get $c) (i32.const 0)) (then (return (i32.const 2))))
+    ;; The two handles chan_create wrote: the first two of the table.
+    (if (i32.ne (i32.load (i32.const 0x200)) (i32.const 0)) (then (return (i32.const 3))))
+    (if (i32.ne (i32.load (i32.const 0x204)) (i32.const 1)) (then (return (i32.const 4))))
+    (i32.const 0)))"#;
+
+#[test]
+fn a_start_function_has_the_memory_for_its_system_calls() {
+    let status = on_machine(1, |kernel, exec| {
+        proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
+            let pid = procs
+                .spawn("start", wat(START_CALLS), Vec::new(), procs.defaults())
+                .expect("spawn");
+            wait(&procs, pid).await
+        })
+        .expect("process scope")
+    });
+    assert_eq!(
+        status,
+        Some(ExitStatus::Exited(0)),
+        "exit code = first failed check"
+    );
+}
+
 /// Sends one message, then traps while holding the channel.
 const VICTIM: &str = r#"(module
   (import "vessel" "chan_send" (func $send (param i32 i32 i32) (result i32)))

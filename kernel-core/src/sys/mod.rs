@@ -425,7 +425,15 @@ fn run_in_store<'k, 'h, P: Platform + SchedHal>(
             .flatten()
             .map(|(_, f)| f.clone())
     };
-    let inst = match store.instantiate(&module, &resolve) {
+    // The start function's system calls see the memory too.
+    let mut attach = |store: &Store<'k, 'h, P>, inst| {
+        // SAFETY: the view goes into `ctx`, used only by the host functions
+        // of this store, which run only while it lives (INV-VM-7).
+        if let Some(view) = unsafe { store.memory_view(inst, 0) } {
+            ctx.memory.call_once(|| view);
+        }
+    };
+    let inst = match store.instantiate_then(&module, &resolve, &mut attach) {
         Ok(i) => i,
         Err(InstantiateError::Start(CallError::Trap(t))) => return ctx.status_of(t.kind),
         Err(
@@ -435,11 +443,6 @@ fn run_in_store<'k, 'h, P: Platform + SchedHal>(
         }
         Err(e) => return ExitStatus::Failed(instantiate_failure(&e)),
     };
-    // SAFETY: the view goes into `ctx`, used only by the host functions of
-    // this store, which run only while it lives (INV-VM-7).
-    if let Some(view) = unsafe { store.memory_view(inst, 0) } {
-        ctx.memory.call_once(|| view);
-    }
     let entry = ["_start", "main"]
         .iter()
         .find_map(|n| match store.export(inst, n) {

@@ -1316,6 +1316,22 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
         module: &CompiledModule,
         resolve: &dyn Fn(&str, &str) -> Option<Extern>,
     ) -> Result<InstanceId, InstantiateError> {
+        self.instantiate_then(module, resolve, &mut |_, _| {})
+    }
+
+    /// [`Store::instantiate`], calling `before_start` once the instance is
+    /// set up (segments written) and before its start function runs: host
+    /// functions that reach the instance's memory get their view then, so
+    /// the start function's calls see it as `_start`'s do.
+    ///
+    /// # Errors
+    /// [`InstantiateError`].
+    pub fn instantiate_then(
+        &mut self,
+        module: &CompiledModule,
+        resolve: &dyn Fn(&str, &str) -> Option<Extern>,
+        before_start: &mut dyn FnMut(&Self, InstanceId),
+    ) -> Result<InstanceId, InstantiateError> {
         let info = &module.info;
         let o = module.offsets;
         // Resolve and check imports.
@@ -1590,6 +1606,7 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             };
             data.data.lock().push(kept);
         }
+        before_start(self, id);
         if let Some(s) = info.start {
             let f = Func {
                 funcref: *func_refs
