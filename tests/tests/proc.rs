@@ -212,6 +212,33 @@ fn a_start_function_has_the_memory_for_its_system_calls() {
     );
 }
 
+/// A reaped process leaves no account behind: 200 processes that exit,
+/// one after another, leave the address space with the accounts it had.
+#[test]
+fn reaped_processes_leave_no_account_behind() {
+    let (before, after, statuses) = on_machine(1, |kernel, exec| {
+        proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
+            let module = wat(r#"(module (func (export "_start") (result i32) (i32.const 3)))"#);
+            let vm = procs.kernel().vm();
+            let before = vm.account_count();
+            let mut statuses = Vec::new();
+            for _ in 0..200 {
+                let pid = procs
+                    .spawn("short", module.clone(), Vec::new(), procs.defaults())
+                    .expect("spawn");
+                statuses.push(wait(&procs, pid).await);
+            }
+            (before, vm.account_count(), statuses)
+        })
+        .expect("process scope")
+    });
+    assert!(
+        statuses.iter().all(|s| *s == Some(ExitStatus::Exited(3))),
+        "{statuses:?}"
+    );
+    assert_eq!(after, before, "accounts before and after 200 processes");
+}
+
 /// Sends one message, then traps while holding the channel.
 const VICTIM: &str = r#"(module
   (import "vessel" "chan_send" (func $send (param i32 i32 i32) (result i32)))

@@ -1352,6 +1352,32 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
     pub fn region_count(&self) -> usize {
         self.space.inner.read().regions.len()
     }
+
+    /// Drop `owner`'s account (and its limit) when nothing is charged to
+    /// it and no region or object refers to it, so that an owner that is
+    /// gone (a reaped process) leaves nothing behind. Returns whether it
+    /// is gone; an account still in use is kept.
+    pub fn forget(&self, owner: Owner) -> bool {
+        let mut inner = self.space.inner.write();
+        let Some(account) = inner.accounts.get(&owner) else {
+            return true;
+        };
+        let unused = Arc::strong_count(account) == 1 && account.frames.load(Ordering::Acquire) == 0;
+        // Freed once the lock is released.
+        let gone = if unused {
+            inner.accounts.remove(&owner)
+        } else {
+            None
+        };
+        drop(inner);
+        drop(gone);
+        unused
+    }
+
+    /// Owners with an account now.
+    pub fn account_count(&self) -> usize {
+        self.space.inner.read().accounts.len()
+    }
 }
 
 /// Kernel memory charged to an owner ([`Vm::hold_while`]); dropping it

@@ -413,6 +413,8 @@ impl<'k, 'h, P: Platform + SchedHal> Driver<'k, 'h, P> {
         // left) before publishing.
         self.fiber = None;
         self.pending = None;
+        // Nothing is charged to the process any more: its account goes.
+        self.scope.kernel.vm().forget(Owner::Process(self.proc.pid));
         let status = self
             .outcome
             .lock()
