@@ -503,3 +503,144 @@ fn one_seed_replays_the_same_events_and_another_seed_does_not() {
         "another seed interleaves differently"
     );
 }
+
+/// What a [`spawner`] does once its child runs: return the child's exit
+/// code, wait for the child and then loop for ever, or return 0 at once.
+const RETURN_CHILDS_CODE: &str = "(call $wait (local.get $child))";
+const WAIT_THEN_LOOP: &str =
+    "(drop (call $wait (local.get $child))) (loop $l (br $l)) (i32.const 0)";
+const LEAVE: &str = "(i32.const 0)";
+
+/// A parent that spawns `child` (its bytes at 1024, no handles), then
+/// does `tail`.
+fn spawner(child: &[u8], tail: &str) -> String {
+    let bytes: String = child.iter().map(|b| format!("\\{b:02x}")).collect();
+    let len = child.len();
+    format!(
+        r#"(module
+  (import "vessel" "spawn" (func $spawn (param i32 i32 i32 i32) (result i32)))
+  (import "vessel" "wait" (func $wait (param i32) (result i32)))
+  (memory 1)
+  (data (i32.const 1024) "{bytes}")
+  (func (export "_start") (result i32)
+    (local $child i32)
+    (local.set $child (call $spawn (i32.const 1024) (i32.const {len}) (i32.const 0) (i32.const 0)))
+    (if (i32.lt_s (local.get $child) (i32.const 0)) (then (return (i32.const 100))))
+    {tail}))"#
+    )
+}
+
+/// Grows its memory by 32 MiB: exits 1 when refused, 0 when granted.
+const GROWER: &str = r#"(module
+  (memory 0)
+  (func (export "_start") (result i32)
+    (if (result i32) (i32.lt_s (memory.grow (i32.const 512)) (i32.const 0))
+      (then (i32.const 1)) (else (i32.const 0)))))"#;
+
+/// Loops for ever.
+const FOREVER: &str = r#"(module (func (export "_start") (loop $l (br $l))))"#;
+
+/// A child's limits are at most its parent's (INV-PROC-4): a parent held
+/// to 4 MiB spawns a child that cannot grow 32 MiB, though the scope's
+/// default would allow it; a parent with the default limit spawns one that
+/// can.
+#[test]
+fn a_child_gets_no_more_memory_than_its_parent() {
+    let child = wat(GROWER);
+    let (small, large) = on_machine(2, |kernel, exec| {
+        proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
+            let small = SpawnOptions {
+                memory_limit: 1024,
+                ..procs.defaults()
+            };
+            let a = procs
+                .spawn(
+                    "small",
+                    wat(&spawner(&child, RETURN_CHILDS_CODE)),
+                    Vec::new(),
+                    small,
+                )
+                .expect("spawn");
+            let b = procs
+                .spawn(
+                    "large",
+                    wat(&spawner(&child, RETURN_CHILDS_CODE)),
+                    Vec::new(),
+                    procs.defaults(),
+                )
+                .expect("spawn");
+            (wait(&procs, a).await, wait(&procs, b).await)
+        })
+        .expect("process scope")
+    });
+    assert_eq!(
+        small,
+        Some(ExitStatus::Exited(1)),
+        "the child's grow was granted"
+    );
+    assert_eq!(
+        large,
+        Some(ExitStatus::Exited(0)),
+        "the child's grow was refused"
+    );
+}
+
+/// Children do not outlive their parents (INV-PROC-4): a parent that
+/// spawns an endless child and returns takes the child with it, and so
+/// does a parent killed by its deadline while it waits for its child.
+#[test]
+fn children_end_with_their_parent() {
+    let child = wat(FOREVER);
+    let statuses = on_machine(2, |kernel, exec| {
+        proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
+            let mut out = Vec::new();
+            for (name, tail, deadline) in [
+                ("leaver", LEAVE, None),
+                ("waiter", WAIT_THEN_LOOP, Some(Duration::from_millis(200))),
+            ] {
+                let options = SpawnOptions {
+                    deadline,
+                    ..procs.defaults()
+                };
+                let parent = procs
+                    .spawn(name, wat(&spawner(&child, tail)), Vec::new(), options)
+                    .expect("spawn");
+                let p = wait(&procs, parent).await;
+                let kid = procs
+                    .info()
+                    .into_iter()
+                    .find(|i| i.name == name && i.pid != parent)
+                    .map(|i| i.pid);
+                let c = match kid {
+                    Some(pid) => wait(&procs, pid).await,
+                    None => None,
+                };
+                out.push((p, c));
+            }
+            out
+        })
+        .expect("process scope")
+    });
+    assert_eq!(
+        statuses[0],
+        (
+            Some(ExitStatus::Exited(0)),
+            Some(ExitStatus::Killed(KillReason::Parent))
+        )
+    );
+    assert_eq!(
+        statuses[1].0,
+        Some(ExitStatus::Killed(KillReason::Deadline))
+    );
+    // Its own inherited deadline or its parent's end, whichever came first.
+    assert!(
+        matches!(
+            statuses[1].1,
+            Some(ExitStatus::Killed(
+                KillReason::Parent | KillReason::Deadline
+            ))
+        ),
+        "{:?}",
+        statuses[1].1
+    );
+}

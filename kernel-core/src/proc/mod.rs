@@ -27,6 +27,10 @@
 //!   frame allocator and every channel end it held closed.
 //! - INV-PROC-3 (accounting): a process's linear memories and fiber stack
 //!   are charged to `Owner::Process(pid)` under its memory limit.
+//! - INV-PROC-4 (parents): a process spawned through the `spawn` system
+//!   call gets a memory limit no larger than its parent's and a deadline
+//!   no later than its parent's, and is killed ([`KillReason::Parent`])
+//!   when its parent ends, whatever the reason; so is its own subtree.
 
 mod handles;
 mod process;
@@ -94,6 +98,8 @@ pub enum KillReason {
     Deadline,
     /// The scope ended while it ran.
     Shutdown,
+    /// The process that spawned it ended (INV-PROC-4).
+    Parent,
 }
 
 impl fmt::Display for KillReason {
@@ -102,6 +108,7 @@ impl fmt::Display for KillReason {
             Self::Request => "by request",
             Self::Deadline => "deadline",
             Self::Shutdown => "shutdown",
+            Self::Parent => "its parent ended",
         })
     }
 }
@@ -368,11 +375,14 @@ impl<'k, 'h, P: Platform + SchedHal> Inner<'k, 'h, P> {
         if pid == u32::MAX {
             return Err(SpawnError::NoPid);
         }
+        let hal = self.kernel.hal();
+        let deadline_at = options.deadline.map(|d| hal.now().saturating_add(d));
         let proc = Arc::new(Process::new(
             ProcessId(pid),
             String::from(name),
             options,
-            self.kernel.hal(),
+            deadline_at,
+            hal,
         ));
         let owner = crate::mem::Owner::Process(proc.pid());
         let vm = self.kernel.vm();

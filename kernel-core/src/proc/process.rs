@@ -33,7 +33,7 @@
 
 use alloc::boxed::Box;
 use alloc::string::String;
-use alloc::sync::Arc;
+use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::future::Future;
 use core::pin::Pin;
@@ -81,6 +81,7 @@ fn kill_code(r: KillReason) -> u8 {
         KillReason::Request => 1,
         KillReason::Deadline => 2,
         KillReason::Shutdown => 3,
+        KillReason::Parent => 4,
     }
 }
 
@@ -89,6 +90,7 @@ fn kill_reason(code: u8) -> Option<KillReason> {
         1 => Some(KillReason::Request),
         2 => Some(KillReason::Deadline),
         3 => Some(KillReason::Shutdown),
+        4 => Some(KillReason::Parent),
         _ => None,
     }
 }
@@ -100,6 +102,10 @@ pub struct Process<'a> {
     pid: Pid,
     name: String,
     options: SpawnOptions,
+    /// When its deadline passes, on the clock.
+    deadline_at: Option<Duration>,
+    /// The processes it spawned, killed when it ends (INV-PROC-4).
+    children: spin::Mutex<Vec<Weak<Process<'a>>>>,
     status: spin::Mutex<ExitStatus>,
     /// Tasks waiting for the status to leave `Running`.
     exited: WaitQueue<KernelIrqs<'a>>,
@@ -128,12 +134,15 @@ impl<'a> Process<'a> {
         pid: Pid,
         name: String,
         options: SpawnOptions,
+        deadline_at: Option<Duration>,
         irqs: &'a (dyn Interrupts + Sync),
     ) -> Self {
         Self {
             pid,
             name,
             options,
+            deadline_at,
+            children: spin::Mutex::new(Vec::new()),
             status: spin::Mutex::new(ExitStatus::Running),
             exited: WaitQueue::new(KernelIrqs::new(irqs)),
             cpu_ns: AtomicU64::new(0),
@@ -189,6 +198,40 @@ impl<'a> Process<'a> {
     /// Why it was killed, if it was.
     pub(crate) fn killed(&self) -> Option<KillReason> {
         kill_reason(self.kill.load(Ordering::SeqCst))
+    }
+
+    /// The options a child it spawns at `now` gets from `defaults`: no more
+    /// memory than its own limit, and no deadline later than its own
+    /// (INV-PROC-4).
+    pub(crate) fn child_options(&self, defaults: SpawnOptions, now: Duration) -> SpawnOptions {
+        let inherited = self.deadline_at.map(|at| at.saturating_sub(now));
+        let deadline = match (defaults.deadline, inherited) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        SpawnOptions {
+            memory_limit: defaults.memory_limit.min(self.options.memory_limit),
+            deadline,
+            ..defaults
+        }
+    }
+
+    /// Record `child` as spawned by it; forget children that have ended.
+    pub(crate) fn adopt(&self, child: &Arc<Process<'a>>) {
+        let mut children = self.children.lock();
+        children.retain(|c| {
+            c.upgrade()
+                .is_some_and(|c| c.status() == ExitStatus::Running)
+        });
+        children.push(Arc::downgrade(child));
+    }
+
+    /// Kill every child still running (INV-PROC-4).
+    fn kill_children(&self) {
+        let children = core::mem::take(&mut *self.children.lock());
+        for child in children.iter().filter_map(Weak::upgrade) {
+            child.kill(KillReason::Parent);
+        }
     }
 
     /// Kill it (INV-PROCESS-2); the first reason sticks.
@@ -415,6 +458,7 @@ impl<'k, 'h, P: Platform + SchedHal> Driver<'k, 'h, P> {
         self.pending = None;
         // Nothing is charged to the process any more: its account goes.
         self.scope.kernel.vm().forget(Owner::Process(self.proc.pid));
+        self.proc.kill_children();
         let status = self
             .outcome
             .lock()

@@ -238,10 +238,13 @@ impl<'k, 'h, P: Platform + SchedHal> SysCtx<'k, 'h, P> {
                 .collect::<Result<Vec<_>, _>>()?
         };
         let name = self.proc.name();
+        let now = crate::hal::Clock::now(self.scope.kernel.hal());
+        let options = self.proc.child_options(self.scope.defaults, now);
         let child = self
             .scope
-            .spawn(&name, module.into(), given, self.scope.defaults)
+            .spawn(&name, module.into(), given, options)
             .map_err(|_| Errno::NoMemory)?;
+        self.proc.adopt(&child);
         self.handles
             .lock()
             .insert(Object::Process(child.clone()))
