@@ -644,3 +644,81 @@ fn children_end_with_their_parent() {
         statuses[1].1
     );
 }
+
+/// Spawns [`FOREVER`] children (its bytes at 1024) until `spawn` fails;
+/// returns how many it started, or 200 if none failed.
+fn breeder(child: &[u8]) -> String {
+    let bytes: String = child.iter().map(|b| format!("\\{b:02x}")).collect();
+    let len = child.len();
+    format!(
+        r#"(module
+  (import "vessel" "spawn" (func $spawn (param i32 i32 i32 i32) (result i32)))
+  (memory 1)
+  (data (i32.const 1024) "{bytes}")
+  (func (export "_start") (result i32)
+    (local $n i32)
+    (loop $more
+      (if (i32.lt_s (call $spawn (i32.const 1024) (i32.const {len}) (i32.const 0) (i32.const 0))
+                    (i32.const 0))
+        (then (return (local.get $n))))
+      (local.set $n (i32.add (local.get $n) (i32.const 1)))
+      (br_if $more (i32.lt_u (local.get $n) (i32.const 200))))
+    (local.get $n)))"#
+    )
+}
+
+/// A process has at most `MAX_CHILDREN` live children, and a scope at
+/// most its limit of live processes: past them, `spawn` is -5 and
+/// `Procs::spawn` is `TooMany`; reaped processes make room again.
+#[test]
+fn spawning_stops_at_the_process_limits() {
+    let small = SpawnOptions {
+        stack: 512 << 10,
+        ..SpawnOptions::default()
+    };
+    let (children, refused, again) = on_machine(2, |kernel, exec| {
+        proc::run(kernel, exec, small, |procs| async move {
+            let defaults = procs.defaults();
+            let b = procs
+                .spawn(
+                    "breeder",
+                    wat(&breeder(&wat(FOREVER))),
+                    Vec::new(),
+                    defaults,
+                )
+                .expect("spawn");
+            let children = wait(&procs, b).await;
+            // Its children end with it (INV-PROC-4): wait until all are
+            // reaped.
+            for info in procs.info() {
+                wait(&procs, info.pid).await;
+            }
+            procs.limit(5);
+            let mut pids = Vec::new();
+            let mut refused = None;
+            for _ in 0..6 {
+                match procs.spawn("forever", wat(FOREVER), Vec::new(), defaults) {
+                    Ok(pid) => pids.push(pid),
+                    Err(e) => refused = Some((pids.len(), e)),
+                }
+            }
+            for &pid in &pids {
+                procs.kill(pid);
+                wait(&procs, pid).await;
+            }
+            let again = procs
+                .spawn("forever", wat(FOREVER), Vec::new(), defaults)
+                .map(|pid| procs.kill(pid));
+            (children, refused, again)
+        })
+        .expect("process scope")
+    });
+    assert_eq!(
+        children,
+        Some(ExitStatus::Exited(
+            i32::try_from(proc::MAX_CHILDREN).expect("small")
+        ))
+    );
+    assert_eq!(refused, Some((5, proc::SpawnError::TooMany)));
+    assert_eq!(again, Ok(true));
+}

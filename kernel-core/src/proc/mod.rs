@@ -41,7 +41,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 use core::future::Future;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use core::time::Duration;
 
 pub(crate) use handles::HandleTable;
@@ -112,6 +112,11 @@ impl fmt::Display for KillReason {
         })
     }
 }
+
+/// Most processes one scope runs at once.
+pub const MAX_PROCESSES: usize = 1024;
+/// Most live children one process has (`spawn` returns -5 past it).
+pub const MAX_CHILDREN: usize = 64;
 
 /// Why a process could not start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,6 +200,8 @@ pub enum SpawnError {
     /// Its module's bytes do not fit its memory limit or the machine's
     /// free frames.
     NoMemory,
+    /// The scope runs as many processes as it may ([`Procs::limit`]).
+    TooMany,
 }
 
 impl fmt::Display for SpawnError {
@@ -203,6 +210,7 @@ impl fmt::Display for SpawnError {
             Self::ShuttingDown => "the process scope is shutting down",
             Self::NoPid => "out of process ids",
             Self::NoMemory => "out of memory for the module",
+            Self::TooMany => "too many processes",
         })
     }
 }
@@ -218,6 +226,10 @@ pub(crate) struct Inner<'k, 'h, P: Platform + SchedHal> {
     tasks: spin::Mutex<Vec<JoinHandle<()>>>,
     next_pid: AtomicU32,
     closed: core::sync::atomic::AtomicBool,
+    /// Processes started and not yet reaped.
+    live: AtomicUsize,
+    /// The most that may be live at once (at most [`MAX_PROCESSES`]).
+    max_live: AtomicUsize,
 }
 
 /// A handle on a process scope, passed to [`run`]'s main function.
@@ -261,6 +273,8 @@ where
             tasks: spin::Mutex::new(Vec::new()),
             next_pid: AtomicU32::new(1),
             closed: core::sync::atomic::AtomicBool::new(false),
+            live: AtomicUsize::new(0),
+            max_live: AtomicUsize::new(MAX_PROCESSES),
         }),
     };
     let scope = procs.clone();
@@ -331,6 +345,15 @@ impl<'k, 'h, P: Platform + SchedHal> Procs<'k, 'h, P> {
         self.inner.defaults
     }
 
+    /// Let at most `n` processes (and at most [`MAX_PROCESSES`]) of the
+    /// scope be live at once; a spawn past it is [`SpawnError::TooMany`].
+    /// Processes already live are not affected.
+    pub fn limit(&self, n: usize) {
+        self.inner
+            .max_live
+            .store(n.min(MAX_PROCESSES), Ordering::SeqCst);
+    }
+
     /// End the scope: refuse new processes, kill the running ones and await
     /// every process task (INV-PROC-1).
     async fn close(&self) {
@@ -371,6 +394,35 @@ impl<'k, 'h, P: Platform + SchedHal> Inner<'k, 'h, P> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(SpawnError::ShuttingDown);
         }
+        let max = self.max_live.load(Ordering::SeqCst);
+        if self
+            .live
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_err()
+        {
+            return Err(SpawnError::TooMany);
+        }
+        let started = self.start(name, module, handles, options);
+        if started.is_err() {
+            self.reaped();
+        }
+        started
+    }
+
+    /// A process of the scope was reaped (or never started).
+    pub(crate) fn reaped(&self) {
+        self.live.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn start(
+        self: &Arc<Self>,
+        name: &str,
+        module: Arc<[u8]>,
+        handles: Vec<Object<'k>>,
+        options: SpawnOptions,
+    ) -> Result<Arc<Process<'k>>, SpawnError> {
         let pid = self.next_pid.fetch_add(1, Ordering::Relaxed);
         if pid == u32::MAX {
             return Err(SpawnError::NoPid);

@@ -216,14 +216,19 @@ impl<'a> Process<'a> {
         }
     }
 
-    /// Record `child` as spawned by it; forget children that have ended.
+    /// Record `child` as spawned by it.
     pub(crate) fn adopt(&self, child: &Arc<Process<'a>>) {
+        self.children.lock().push(Arc::downgrade(child));
+    }
+
+    /// Its children still running (those that ended are forgotten).
+    pub(crate) fn live_children(&self) -> usize {
         let mut children = self.children.lock();
         children.retain(|c| {
             c.upgrade()
                 .is_some_and(|c| c.status() == ExitStatus::Running)
         });
-        children.push(Arc::downgrade(child));
+        children.len()
     }
 
     /// Kill every child still running (INV-PROC-4).
@@ -459,6 +464,7 @@ impl<'k, 'h, P: Platform + SchedHal> Driver<'k, 'h, P> {
         // Nothing is charged to the process any more: its account goes.
         self.scope.kernel.vm().forget(Owner::Process(self.proc.pid));
         self.proc.kill_children();
+        self.scope.reaped();
         let status = self
             .outcome
             .lock()

@@ -209,6 +209,9 @@ impl<'k, 'h, P: Platform + SchedHal> SysCtx<'k, 'h, P> {
     }
 
     fn spawn(&self, ptr: i32, len: i32, list: i32, n: i32) -> SysResult {
+        if self.proc.live_children() >= crate::proc::MAX_CHILDREN {
+            return Err(Errno::NoMemory);
+        }
         // The copy is kernel memory spent for the caller: charged to it
         // until the child holds its own charge for the bytes.
         let bytes =
