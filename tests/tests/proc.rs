@@ -547,8 +547,13 @@ const FOREVER: &str = r#"(module (func (export "_start") (loop $l (br $l))))"#;
 #[test]
 fn a_child_gets_no_more_memory_than_its_parent() {
     let child = wat(GROWER);
+    // Small stacks: the child's counts against the parent too (INV-VM-8).
+    let small_stacks = SpawnOptions {
+        stack: 512 << 10,
+        ..SpawnOptions::default()
+    };
     let (small, large) = on_machine(2, |kernel, exec| {
-        proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
+        proc::run(kernel, exec, small_stacks, |procs| async move {
             let small = SpawnOptions {
                 memory_limit: 1024,
                 ..procs.defaults()
@@ -591,8 +596,9 @@ fn a_child_gets_no_more_memory_than_its_parent() {
 #[test]
 fn children_end_with_their_parent() {
     let child = wat(FOREVER);
-    let statuses = on_machine(2, |kernel, exec| {
+    let (statuses, accounts) = on_machine(2, |kernel, exec| {
         proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
+            let before = kernel.vm().account_count();
             let mut out = Vec::new();
             for (name, tail, deadline) in [
                 ("leaver", LEAVE, None),
@@ -617,7 +623,9 @@ fn children_end_with_their_parent() {
                 };
                 out.push((p, c));
             }
-            out
+            // A parent reaped before its child keeps its account until the
+            // child's goes (INV-VM-8); then both are gone.
+            (out, (before, kernel.vm().account_count()))
         })
         .expect("process scope")
     });
@@ -643,6 +651,7 @@ fn children_end_with_their_parent() {
         "{:?}",
         statuses[1].1
     );
+    assert_eq!(accounts.1, accounts.0, "accounts before and after");
 }
 
 /// Spawns [`FOREVER`] children (its bytes at 1024) until `spawn` fails;
@@ -721,4 +730,76 @@ fn spawning_stops_at_the_process_limits() {
     );
     assert_eq!(refused, Some((5, proc::SpawnError::TooMany)));
     assert_eq!(again, Ok(true));
+}
+
+/// Grows its memory by 10 MiB: exits 1 when refused, 0 when granted.
+const GROW_10M: &str = r#"(module
+  (memory 0)
+  (func (export "_start") (result i32)
+    (if (result i32) (i32.lt_s (memory.grow (i32.const 160)) (i32.const 0))
+      (then (i32.const 1)) (else (i32.const 0)))))"#;
+
+/// A parent that grows its own memory by `pages`, then spawns `child` and
+/// returns the child's exit code.
+fn greedy_parent(child: &[u8], pages: u32) -> String {
+    let bytes: String = child.iter().map(|b| format!("\\{b:02x}")).collect();
+    let len = child.len();
+    format!(
+        r#"(module
+  (import "vessel" "spawn" (func $spawn (param i32 i32 i32 i32) (result i32)))
+  (import "vessel" "wait" (func $wait (param i32) (result i32)))
+  (memory 1)
+  (data (i32.const 1024) "{bytes}")
+  (func (export "_start") (result i32)
+    (local $child i32)
+    (if (i32.lt_s (memory.grow (i32.const {pages})) (i32.const 0)) (then (return (i32.const 100))))
+    (local.set $child (call $spawn (i32.const 1024) (i32.const {len}) (i32.const 0) (i32.const 0)))
+    (if (i32.lt_s (local.get $child) (i32.const 0)) (then (return (i32.const 101))))
+    (call $wait (local.get $child))))"#
+    )
+}
+
+/// A child's memory counts against its parent's limit (INV-VM-8): under a
+/// 16 MiB parent, a child may grow 10 MiB while the parent holds little,
+/// and may not once the parent holds 10 MiB itself, though the child's own
+/// limit would allow it either way.
+#[test]
+fn a_childs_memory_counts_against_its_parent() {
+    let child = wat(GROW_10M);
+    let small_stacks = SpawnOptions {
+        stack: 512 << 10,
+        ..SpawnOptions::default()
+    };
+    let (lean, greedy) = on_machine(2, |kernel, exec| {
+        proc::run(kernel, exec, small_stacks, |procs| async move {
+            let limited = SpawnOptions {
+                memory_limit: 4096,
+                ..procs.defaults()
+            };
+            let mut out = Vec::new();
+            for pages in [0, 160] {
+                let pid = procs
+                    .spawn(
+                        "parent",
+                        wat(&greedy_parent(&child, pages)),
+                        Vec::new(),
+                        limited,
+                    )
+                    .expect("spawn");
+                out.push(wait(&procs, pid).await);
+            }
+            (out[0], out[1])
+        })
+        .expect("process scope")
+    });
+    assert_eq!(
+        lean,
+        Some(ExitStatus::Exited(0)),
+        "the child's grow was refused"
+    );
+    assert_eq!(
+        greedy,
+        Some(ExitStatus::Exited(1)),
+        "the child's grow was granted"
+    );
 }

@@ -62,6 +62,9 @@
 //!   frame. Were it not found, the fault would be unresolved
 //!   ([`FaultOutcome::OutOfMemory`]), which the trap path turns into a
 //!   trap of the faulting wasm code.
+//! - INV-VM-8: an owner with a parent (a child process) is charged in its
+//!   parent's account and every ancestor's as well as its own, each under
+//!   its own limit; a charge is all or nothing along that chain.
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -225,11 +228,19 @@ pub struct PageInfo {
     pub frame: Option<PhysAddr>,
 }
 
-/// Per-owner frame accounting (INV-VM-7).
+/// Per-owner frame accounting (INV-VM-7), with an optional parent: an
+/// owner's charges count against its ancestors' limits too (INV-VM-8).
 #[derive(Debug)]
 pub struct Account {
     frames: AtomicU64,
     limit: AtomicU64,
+    /// Set at most once, before anything is charged to the account.
+    parent: spin::Once<Arc<Account>>,
+    /// Who the parent is, set with it.
+    parent_owner: spin::Once<Owner>,
+    /// Its owner is gone ([`Vm::forget`]); it stays while children refer
+    /// to it, and goes with the last of them.
+    gone: core::sync::atomic::AtomicBool,
 }
 
 impl Account {
@@ -237,11 +248,39 @@ impl Account {
         Self {
             frames: AtomicU64::new(0),
             limit: AtomicU64::new(u64::MAX),
+            parent: spin::Once::new(),
+            parent_owner: spin::Once::new(),
+            gone: core::sync::atomic::AtomicBool::new(false),
         }
     }
 
-    /// Charge `n` frames if the limit allows. Lock-free (fault path).
+    /// This account, then its parent, its parent's parent, ...
+    fn chain(&self) -> impl Iterator<Item = &Account> {
+        core::iter::successors(Some(self), |a| a.parent.get().map(|p| &**p))
+    }
+
+    /// Charge `n` frames here and to every ancestor if all their limits
+    /// allow; nothing is charged otherwise. Lock-free, no recursion (fault
+    /// path).
     fn charge(&self, n: u64) -> bool {
+        for (depth, a) in self.chain().enumerate() {
+            if !a.charge_own(n) {
+                for b in self.chain().take(depth) {
+                    b.uncharge_own(n);
+                }
+                return false;
+            }
+        }
+        true
+    }
+
+    fn uncharge(&self, n: u64) {
+        for a in self.chain() {
+            a.uncharge_own(n);
+        }
+    }
+
+    fn charge_own(&self, n: u64) -> bool {
         let limit = self.limit.load(Ordering::Relaxed);
         self.frames
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |f| {
@@ -250,7 +289,7 @@ impl Account {
             .is_ok()
     }
 
-    fn uncharge(&self, n: u64) {
+    fn uncharge_own(&self, n: u64) {
         let _ = self
             .frames
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |f| {
@@ -1296,6 +1335,33 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
         account.limit.store(frames, Ordering::Release);
     }
 
+    /// Make `owner`'s charges count against `parent`'s limit too, and its
+    /// ancestors' (INV-VM-8). Returns false, changing nothing, when
+    /// `owner` already has a parent or something charged, or when the two
+    /// are the same owner.
+    pub fn set_parent(&self, owner: Owner, parent: Owner) -> bool {
+        if owner == parent {
+            return false;
+        }
+        let parent_owner = parent;
+        let (child, parent) = {
+            let mut inner = self.space.inner.write();
+            (inner.account(owner), inner.account(parent))
+        };
+        if child.frames.load(Ordering::Acquire) != 0 || child.parent.is_completed() {
+            return false;
+        }
+        let mut set = false;
+        child.parent.call_once(|| {
+            set = true;
+            parent
+        });
+        if set {
+            child.parent_owner.call_once(|| parent_owner);
+        }
+        set
+    }
+
     /// Charge `frames` frames of kernel memory used on `owner`'s behalf
     /// (compiling its code): against its limit and promised from the
     /// machine's free frames, exactly as committed pages are (INV-MEM-2),
@@ -1353,25 +1419,42 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
         self.space.inner.read().regions.len()
     }
 
-    /// Drop `owner`'s account (and its limit) when nothing is charged to
-    /// it and no region or object refers to it, so that an owner that is
-    /// gone (a reaped process) leaves nothing behind. Returns whether it
-    /// is gone; an account still in use is kept.
+    /// `owner` is gone (a reaped process): drop its account (and its
+    /// limit) once nothing is charged to it and no region, object or child
+    /// account refers to it, then any ancestor that is gone and no longer
+    /// referred to, so that owners that are gone leave nothing behind.
+    /// Returns whether `owner`'s account is gone now; one still in use is
+    /// kept, and dropped with the last child that refers to it.
     pub fn forget(&self, owner: Owner) -> bool {
         let mut inner = self.space.inner.write();
-        let Some(account) = inner.accounts.get(&owner) else {
-            return true;
-        };
-        let unused = Arc::strong_count(account) == 1 && account.frames.load(Ordering::Acquire) == 0;
+        let mut freed = Vec::new();
+        let mut next = Some(owner);
+        let mut first = true;
+        while let Some(o) = next.take() {
+            let Some(account) = inner.accounts.get(&o) else {
+                break;
+            };
+            if first {
+                account.gone.store(true, Ordering::Release);
+            }
+            // The map's reference, and the one of the child just removed
+            // (still alive in `freed`).
+            let refs = if first { 1 } else { 2 };
+            let unused = account.gone.load(Ordering::Acquire)
+                && Arc::strong_count(account) == refs
+                && account.frames.load(Ordering::Acquire) == 0;
+            if !unused {
+                break;
+            }
+            next = account.parent_owner.get().copied();
+            freed.extend(inner.accounts.remove(&o));
+            first = false;
+        }
+        let gone = !inner.accounts.contains_key(&owner);
         // Freed once the lock is released.
-        let gone = if unused {
-            inner.accounts.remove(&owner)
-        } else {
-            None
-        };
         drop(inner);
-        drop(gone);
-        unused
+        drop(freed);
+        gone
     }
 
     /// Owners with an account now.

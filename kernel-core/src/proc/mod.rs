@@ -29,7 +29,8 @@
 //!   are charged to `Owner::Process(pid)` under its memory limit.
 //! - INV-PROC-4 (parents): a process spawned through the `spawn` system
 //!   call gets a memory limit no larger than its parent's and a deadline
-//!   no later than its parent's, and is killed ([`KillReason::Parent`])
+//!   no later than its parent's, its charges count against its parent's
+//!   limit too (`mem` INV-VM-8), and it is killed ([`KillReason::Parent`])
 //!   when its parent ends, whatever the reason; so is its own subtree.
 
 mod handles;
@@ -302,7 +303,7 @@ impl<'k, 'h, P: Platform + SchedHal> Procs<'k, 'h, P> {
         options: SpawnOptions,
     ) -> Result<Pid, SpawnError> {
         self.inner
-            .spawn(name, module, handles, options)
+            .spawn(name, module, handles, options, None)
             .map(|p| p.pid())
     }
 
@@ -390,6 +391,7 @@ impl<'k, 'h, P: Platform + SchedHal> Inner<'k, 'h, P> {
         module: Arc<[u8]>,
         handles: Vec<Object<'k>>,
         options: SpawnOptions,
+        parent: Option<Pid>,
     ) -> Result<Arc<Process<'k>>, SpawnError> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(SpawnError::ShuttingDown);
@@ -404,7 +406,7 @@ impl<'k, 'h, P: Platform + SchedHal> Inner<'k, 'h, P> {
         {
             return Err(SpawnError::TooMany);
         }
-        let started = self.start(name, module, handles, options);
+        let started = self.start(name, module, handles, options, parent);
         if started.is_err() {
             self.reaped();
         }
@@ -422,6 +424,7 @@ impl<'k, 'h, P: Platform + SchedHal> Inner<'k, 'h, P> {
         module: Arc<[u8]>,
         handles: Vec<Object<'k>>,
         options: SpawnOptions,
+        parent: Option<Pid>,
     ) -> Result<Arc<Process<'k>>, SpawnError> {
         let pid = self.next_pid.fetch_add(1, Ordering::Relaxed);
         if pid == u32::MAX {
@@ -439,6 +442,11 @@ impl<'k, 'h, P: Platform + SchedHal> Inner<'k, 'h, P> {
         let owner = crate::mem::Owner::Process(proc.pid());
         let vm = self.kernel.vm();
         vm.set_limit(owner, options.memory_limit);
+        if let Some(parent) = parent {
+            // Its charges count against its parent's limit too (INV-PROC-4);
+            // a fresh owner has neither a charge nor a parent yet.
+            vm.set_parent(owner, crate::mem::Owner::Process(parent));
+        }
         // The module's bytes are kernel memory held for the process until
         // it ends: charged to it like its pages (INV-MEM-2).
         let frames = (module.len() as u64).div_ceil(crate::hal::PAGE_SIZE as u64);

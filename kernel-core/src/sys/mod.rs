@@ -245,7 +245,7 @@ impl<'k, 'h, P: Platform + SchedHal> SysCtx<'k, 'h, P> {
         let options = self.proc.child_options(self.scope.defaults, now);
         let child = self
             .scope
-            .spawn(&name, module.into(), given, options)
+            .spawn(&name, module.into(), given, options, Some(self.proc.pid()))
             .map_err(|_| Errno::NoMemory)?;
         self.proc.adopt(&child);
         self.handles
