@@ -303,10 +303,15 @@ const CHILD: &str = r#"(module
     (drop (call $send (i32.const 0) (i32.const 0) (i32.const 2)))
     (call $exit (i32.const 7))))"#;
 
+/// `bytes` as the contents of a WAT string literal.
+fn wat_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("\\{b:02x}")).collect()
+}
+
 /// A parent that spawns the child (its bytes at 1024) with the send end of
 /// a new channel, receives its message and waits for it.
 fn parent(child: &[u8]) -> String {
-    let bytes: String = child.iter().map(|b| format!("\\{b:02x}")).collect();
+    let bytes = wat_string(child);
     format!(
         r#"(module
   (import "vessel" "chan_create" (func $create (param i32) (result i32)))
@@ -514,7 +519,7 @@ const LEAVE: &str = "(i32.const 0)";
 /// A parent that spawns `child` (its bytes at 1024, no handles), then
 /// does `tail`.
 fn spawner(child: &[u8], tail: &str) -> String {
-    let bytes: String = child.iter().map(|b| format!("\\{b:02x}")).collect();
+    let bytes = wat_string(child);
     let len = child.len();
     format!(
         r#"(module
@@ -657,7 +662,7 @@ fn children_end_with_their_parent() {
 /// Spawns [`FOREVER`] children (its bytes at 1024) until `spawn` fails;
 /// returns how many it started, or 200 if none failed.
 fn breeder(child: &[u8]) -> String {
-    let bytes: String = child.iter().map(|b| format!("\\{b:02x}")).collect();
+    let bytes = wat_string(child);
     let len = child.len();
     format!(
         r#"(module
@@ -742,7 +747,7 @@ const GROW_10M: &str = r#"(module
 /// A parent that grows its own memory by `pages`, then spawns `child` and
 /// returns the child's exit code.
 fn greedy_parent(child: &[u8], pages: u32) -> String {
-    let bytes: String = child.iter().map(|b| format!("\\{b:02x}")).collect();
+    let bytes = wat_string(child);
     let len = child.len();
     format!(
         r#"(module
