@@ -146,34 +146,18 @@ fn table_grow_is_committed() {
 /// A binary module whose one function `f: () -> i32` has `body` (the
 /// instructions, without the final `end`) and no locals.
 fn module_with_body(body: &[u8]) -> Vec<u8> {
-    fn leb(mut n: usize, out: &mut Vec<u8>) {
-        loop {
-            let b = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(b);
-                return;
-            }
-            out.push(b | 0x80);
-        }
-    }
-    fn section(id: u8, content: &[u8], out: &mut Vec<u8>) {
-        out.push(id);
-        leb(content.len(), out);
-        out.extend_from_slice(content);
-    }
-    let mut m = b"\0asm\x01\0\0\0".to_vec();
-    section(1, &[1, 0x60, 0, 1, 0x7f], &mut m); // (func (result i32))
-    section(3, &[1, 0], &mut m);
-    section(7, &[1, 1, b'f', 0, 0], &mut m); // export "f" = func 0
     let mut func = vec![0]; // no locals
     func.extend_from_slice(body);
     func.push(0x0b);
     let mut code = vec![1];
     leb(func.len(), &mut code);
     code.extend_from_slice(&func);
-    section(10, &code, &mut m);
-    m
+    module_of(&[
+        (1, vec![1, 0x60, 0, 1, 0x7f]), // (func (result i32))
+        (3, vec![1, 0]),
+        (7, vec![1, 1, b'f', 0, 0]), // export "f" = func 0
+        (10, code),
+    ])
 }
 
 /// Write `bytes` to a fresh file of this test process; its path.
@@ -212,8 +196,7 @@ fn compile_bombs_are_clean_errors() {
     }
 }
 
-/// A module of `sections` (id, contents) after the header, exporting
-/// nothing: each is checked before `sim run` looks for an export.
+/// A module of `sections` (id, contents) after the header.
 fn module_of(sections: &[(u8, Vec<u8>)]) -> Vec<u8> {
     let mut m = b"\0asm\x01\0\0\0".to_vec();
     for (id, content) in sections {
