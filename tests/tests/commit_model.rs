@@ -523,7 +523,7 @@ fn spawn(
                 _ => None,
             };
             if ready.is_some() {
-                let _ = go_tx.send(Vec::new()).await;
+                let _ = go_tx.send(proc::Message::new(Vec::new())).await;
             }
             let status = procs
                 .exec()

@@ -416,3 +416,57 @@ fn compilation_shares_the_cpu_and_obeys_its_deadline() {
     assert_eq!(r.0, Some(ExitStatus::Killed(KillReason::Deadline)));
     assert_eq!(r.1, Some(ExitStatus::Exited(expected_checksum())));
 }
+
+/// Fills channels nobody reads with 64 KiB messages, 16 to a channel (a
+/// full channel would block), until a send or a new channel is refused;
+/// returns how many messages it sent.
+const PARKED_MESSAGES: &str = r#"(module
+  (import "vessel" "chan_create" (func $create (param i32) (result i32)))
+  (import "vessel" "chan_send" (func $send (param i32 i32 i32) (result i32)))
+  (memory 2)
+  (func (export "_start") (result i32)
+    (local $n i32) (local $i i32)
+    (loop $chan
+      (if (call $create (i32.const 0)) (then (return (local.get $n))))
+      (local.set $i (i32.const 0))
+      (loop $msg
+        (if (i32.lt_s (call $send (i32.load (i32.const 0)) (i32.const 1024) (i32.const 65536))
+                      (i32.const 0))
+          (then (return (local.get $n))))
+        (local.set $n (i32.add (local.get $n) (i32.const 1)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br_if $msg (i32.lt_u (local.get $i) (i32.const 16))))
+      (br $chan))
+    (unreachable)))"#;
+
+/// Messages parked in channels are charged to their sender until they are
+/// received (INV-HANDLES-2): under an 8 MiB limit a process parks fewer
+/// than 128 messages of 64 KiB; before, it parked them until its handle
+/// table was full (511 channels of 16: half a gigabyte of kernel heap).
+#[test]
+fn parked_messages_count_against_their_sender() {
+    let config = Config {
+        cpus: 2,
+        memory: 256 << 20,
+        ..Config::default()
+    };
+    let parker = wat(PARKED_MESSAGES);
+    let small = SpawnOptions {
+        stack: 512 << 10,
+        memory_limit: 2048,
+        ..SpawnOptions::default()
+    };
+    let (r, _) = on_config(&config, |kernel, exec| {
+        proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
+            let p = procs
+                .spawn("parker", parker, Vec::new(), small)
+                .expect("spawn");
+            wait(&procs, p).await
+        })
+        .expect("scope")
+    });
+    let Some(ExitStatus::Exited(n)) = r else {
+        panic!("{r:?}");
+    };
+    assert!((1..128).contains(&n), "{n} messages of 64 KiB under 8 MiB");
+}

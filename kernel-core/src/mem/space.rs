@@ -1372,6 +1372,10 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
     /// [`VmError::LimitExceeded`] or [`VmError::OutOfFrames`]; nothing is
     /// charged then.
     pub fn hold(&self, owner: Owner, frames: u64) -> Result<(), VmError> {
+        self.charge_and_promise(owner, frames).map(drop)
+    }
+
+    fn charge_and_promise(&self, owner: Owner, frames: u64) -> Result<Arc<Account>, VmError> {
         let account = self.space.inner.write().account(owner);
         if !account.charge(frames) {
             return Err(VmError::LimitExceeded);
@@ -1380,19 +1384,19 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
             account.uncharge(frames);
             return Err(VmError::OutOfFrames);
         }
-        Ok(())
+        Ok(account)
     }
 
     /// [`Vm::hold`] for as long as the returned [`Hold`] lives.
     ///
     /// # Errors
     /// As [`Vm::hold`].
-    pub fn hold_while(&self, owner: Owner, frames: u64) -> Result<Hold<'a, H>, VmError> {
-        self.hold(owner, frames)?;
+    pub fn hold_while(&self, owner: Owner, frames: u64) -> Result<Hold<'a>, VmError> {
+        let account = self.charge_and_promise(owner, frames)?;
         Ok(Hold {
-            vm: *self,
-            owner,
-            frames,
+            account,
+            frames: self.frames,
+            count: frames,
         })
     }
 
@@ -1464,16 +1468,24 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
 }
 
 /// Kernel memory charged to an owner ([`Vm::hold_while`]); dropping it
-/// gives the charge back.
-pub struct Hold<'a, H: Mmu + PhysMemory> {
-    vm: Vm<'a, H>,
-    owner: Owner,
-    frames: u64,
+/// gives the charge back. Not tied to the platform, so that it can travel
+/// with what it pays for (a message in a channel).
+pub struct Hold<'a> {
+    account: Arc<Account>,
+    frames: &'a FrameAllocator,
+    count: u64,
 }
 
-impl<H: Mmu + PhysMemory> Drop for Hold<'_, H> {
+impl Drop for Hold<'_> {
     fn drop(&mut self) {
-        self.vm.unhold(self.owner, self.frames);
+        self.frames.unpromise(self.count, 0);
+        self.account.uncharge(self.count);
+    }
+}
+
+impl fmt::Debug for Hold<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Hold({} frames)", self.count)
     }
 }
 

@@ -7,6 +7,11 @@
 //!
 //! Invariant INV-HANDLES-1: a table holds at most [`MAX_HANDLES`] entries;
 //! a removed handle's index is reused only by a later insert.
+//!
+//! Invariant INV-HANDLES-2: a message a process sends is charged to it
+//! (its limit, and promised frames, `mem` INV-VM-7) from the send until
+//! it is received or the channel is dropped, so messages parked in
+//! channels nobody reads count against their sender.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -15,6 +20,7 @@ use core::num::NonZeroUsize;
 
 use super::Process;
 use crate::hal::Interrupts;
+use crate::mem::Hold;
 use crate::sched::sync::{self, IrqCtl};
 
 /// Most handles one process holds.
@@ -58,10 +64,46 @@ impl IrqCtl for KernelIrqs<'_> {
     }
 }
 
+/// A message in a process channel: a byte string and, when a process sent
+/// it, the charge to that process for the bytes while they wait in the
+/// channel (INV-HANDLES-2).
+#[derive(Debug)]
+pub struct Message<'k> {
+    bytes: Vec<u8>,
+    charge: Option<Hold<'k>>,
+}
+
+impl<'k> Message<'k> {
+    /// A message charged to nobody (sent by the kernel or a test).
+    #[must_use]
+    pub const fn new(bytes: Vec<u8>) -> Self {
+        Self {
+            bytes,
+            charge: None,
+        }
+    }
+
+    /// A message whose bytes are paid for by `charge` until it is
+    /// received.
+    pub(crate) const fn charged(bytes: Vec<u8>, charge: Hold<'k>) -> Self {
+        Self {
+            bytes,
+            charge: Some(charge),
+        }
+    }
+
+    /// The bytes; receiving them gives back the sender's charge.
+    #[must_use]
+    pub fn into_bytes(self) -> Vec<u8> {
+        drop(self.charge);
+        self.bytes
+    }
+}
+
 /// The sending end of a process channel (messages are byte strings).
-pub type MsgSender<'k> = sync::Sender<KernelIrqs<'k>, Vec<u8>>;
+pub type MsgSender<'k> = sync::Sender<KernelIrqs<'k>, Message<'k>>;
 /// The receiving end of a process channel.
-pub type MsgReceiver<'k> = sync::Receiver<KernelIrqs<'k>, Vec<u8>>;
+pub type MsgReceiver<'k> = sync::Receiver<KernelIrqs<'k>, Message<'k>>;
 
 /// A new channel holding up to `capacity` messages (at least one).
 pub fn new_channel<'k>(

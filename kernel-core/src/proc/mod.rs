@@ -47,7 +47,7 @@ use core::time::Duration;
 
 pub(crate) use handles::HandleTable;
 pub use handles::{
-    HandleError, KernelIrqs, MAX_HANDLES, MsgReceiver, MsgSender, Object, new_channel,
+    HandleError, KernelIrqs, MAX_HANDLES, Message, MsgReceiver, MsgSender, Object, new_channel,
 };
 pub use process::ProcInfo;
 pub use process::Process;

@@ -347,7 +347,7 @@ impl<'a> Process<'a> {
 
 /// A process's module bytes and the charge that pays for them (dropped
 /// with them).
-pub(crate) type Module<'k, P> = (Arc<[u8]>, Hold<'k, P>);
+pub(crate) type Module<'k> = (Arc<[u8]>, Hold<'k>);
 
 /// The executor task of one process.
 pub(crate) struct Driver<'k, 'h, P: Platform + SchedHal> {
@@ -355,7 +355,7 @@ pub(crate) struct Driver<'k, 'h, P: Platform + SchedHal> {
     proc: Arc<Process<'k>>,
     fiber: Option<SendFiber<'k, KernelStack<'k, P>>>,
     /// Set up lazily in the first poll (the fiber needs its stack).
-    start: Option<(Module<'k, P>, Vec<Object<'k>>)>,
+    start: Option<(Module<'k>, Vec<Object<'k>>)>,
     pending: Option<WaitFuture<'k>>,
     /// The fiber's wasm entry state while it is off-CPU.
     wasm: ([usize; 3], bool),
@@ -371,7 +371,7 @@ impl<'k, 'h, P: Platform + SchedHal> Driver<'k, 'h, P> {
     pub(crate) fn new(
         scope: Arc<Inner<'k, 'h, P>>,
         proc: Arc<Process<'k>>,
-        module: Module<'k, P>,
+        module: Module<'k>,
         handles: Vec<Object<'k>>,
     ) -> Self {
         Self {

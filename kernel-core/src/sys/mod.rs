@@ -40,7 +40,7 @@ use crate::hal::Platform;
 use crate::kernel::MemError;
 use crate::mem::{GapError, Owner, VmError};
 use crate::proc::{
-    ExitStatus, HandleTable, Inner, KillReason, LoadError, Object, Process, SpawnOptions,
+    ExitStatus, HandleTable, Inner, KillReason, LoadError, Message, Object, Process, SpawnOptions,
 };
 use crate::sched::SchedHal;
 use crate::wasm::TrapKind;
@@ -175,6 +175,18 @@ impl<'k, 'h, P: Platform + SchedHal> SysCtx<'k, 'h, P> {
             Ok(m) => m,
             Err(e) => return Ok(Err(e)),
         };
+        // INV-HANDLES-2: the bytes are the sender's until received.
+        let frames = msg.len().div_ceil(crate::hal::PAGE_SIZE) as u64;
+        let charge = match self
+            .scope
+            .kernel
+            .vm()
+            .hold_while(Owner::Process(self.proc.pid()), frames)
+        {
+            Ok(c) => c,
+            Err(_) => return Ok(Err(Errno::NoMemory)),
+        };
+        let msg = Message::charged(msg, charge);
         let sent = self.block(async move { tx.send(msg).await.is_ok() })?;
         Ok(if sent { Ok(0) } else { Err(Errno::Closed) })
     }
@@ -193,6 +205,7 @@ impl<'k, 'h, P: Platform + SchedHal> SysCtx<'k, 'h, P> {
         let Some(msg) = self.block(async move { rx.recv().await.ok() })? else {
             return Ok(Err(Errno::Closed));
         };
+        let msg = msg.into_bytes();
         let n = msg.len().min(cap);
         if let Err(e) = uaccess::copy_out(self.mem(), ptr, &msg[..n]) {
             return Ok(Err(e));
