@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use hal_hosted::{Config, Hosted};
 use kernel_core::kernel::Kernel;
-use kernel_core::proc::{ExitStatus, Pid, Procs};
+use kernel_core::proc::{self, ExitStatus, Pid, Procs, SpawnOptions};
 use kernel_core::sched::Executor;
 
 /// How long any one wait may take before the test fails.
@@ -27,15 +27,37 @@ pub fn on_machine<T: Send>(
     cpus: usize,
     scenario: impl for<'k, 'h> FnOnce(&'k Kernel<'h, Hosted>, &Executor<'h, Hosted>) -> T + Send,
 ) -> T {
-    on_config(
-        &Config {
-            cpus,
-            memory: 256 << 20,
-            window: 1 << 40,
-            ..Config::default()
-        },
-        scenario,
-    )
+    on_config(&machine(cpus), scenario).0
+}
+
+/// The machine [`on_machine`] boots: `cpus` CPUs, 256 MiB, a 1 TiB window.
+pub fn machine(cpus: usize) -> Config {
+    Config {
+        cpus,
+        memory: 256 << 20,
+        window: 1 << 40,
+        ..Config::default()
+    }
+}
+
+/// Run `module` alone, as process `name` with `options`, in a scope whose
+/// defaults are `defaults` on a machine built from `config`; how it ended.
+pub fn run_alone(
+    config: &Config,
+    defaults: SpawnOptions,
+    name: &str,
+    module: Arc<[u8]>,
+    options: SpawnOptions,
+) -> Option<ExitStatus> {
+    on_config(config, |kernel, exec| {
+        proc::run(kernel, exec, defaults, |procs| async move {
+            let pid = procs
+                .spawn(name, module, Vec::new(), options)
+                .expect("spawn");
+            wait(&procs, pid).await
+        })
+        .expect("process scope")
+    })
     .0
 }
 

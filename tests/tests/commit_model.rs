@@ -1338,6 +1338,22 @@ fn on_machine<T: Send>(
     }
 }
 
+/// The run's outcome is success and it reached every outcome in `wanted`
+/// (the statistics are printed either way).
+fn expect_reached<E: std::fmt::Display>(
+    result: Result<(), E>,
+    stats: &BTreeMap<&'static str, u64>,
+    wanted: &[&str],
+) {
+    eprintln!("{stats:#?}");
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    for reached in wanted {
+        assert!(stats.contains_key(reached), "not reached: {reached}");
+    }
+}
+
 #[test]
 fn commitments_match_model() {
     let (result, stats) = on_machine(|k, lib, base| {
@@ -1354,25 +1370,23 @@ fn commitments_match_model() {
             lib.stats.borrow().clone(),
         )
     });
-    eprintln!("{stats:#?}");
-    if let Err(e) = result {
-        panic!("{e}");
-    }
     // Outcomes every run of this many sequences reaches many times over.
-    for reached in [
-        "instantiate: ok",
-        "instantiate: over the limit",
-        "memory.grow: ok",
-        "memory.grow: -1 over the limit",
-        "memory.grow: -1 out of frames",
-        "table.grow: ok",
-        "touch: ok",
-        "touch: out of bounds",
-        "spawn: ran",
-        "process memory.grow: ok",
-    ] {
-        assert!(stats.contains_key(reached), "not reached: {reached}");
-    }
+    expect_reached(
+        result,
+        &stats,
+        &[
+            "instantiate: ok",
+            "instantiate: over the limit",
+            "memory.grow: ok",
+            "memory.grow: -1 over the limit",
+            "memory.grow: -1 out of frames",
+            "table.grow: ok",
+            "touch: ok",
+            "touch: out of bounds",
+            "spawn: ran",
+            "process memory.grow: ok",
+        ],
+    );
 }
 
 /// A fixed sequence through the same model, for paths random ones reach
@@ -1443,21 +1457,19 @@ fn the_reserve_is_the_kernels_and_a_full_machine_refuses_cleanly() {
     ]);
     let (result, stats) =
         on_machine(|k, lib, base| (run(k, lib, base, &ops), lib.stats.borrow().clone()));
-    eprintln!("{stats:#?}");
-    if let Err(e) = result {
-        panic!("{e}");
-    }
-    for reached in [
-        "memory.grow: -1 at the reserve",
-        "table.grow: -1 out of frames",
-        "spawn: no stack",
-        "kernel: committed into the reserve",
-        "touch: ok",
-        "spawn: ran",
-        "process memory.grow: -1 at the reserve",
-    ] {
-        assert!(stats.contains_key(reached), "not reached: {reached}");
-    }
+    expect_reached(
+        result,
+        &stats,
+        &[
+            "memory.grow: -1 at the reserve",
+            "table.grow: -1 out of frames",
+            "spawn: no stack",
+            "kernel: committed into the reserve",
+            "touch: ok",
+            "spawn: ran",
+            "process memory.grow: -1 at the reserve",
+        ],
+    );
 }
 
 /// Fragmentation on purpose: 128 one-frame code objects made by two

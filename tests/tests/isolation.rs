@@ -7,12 +7,13 @@
 //! and every frame and promise is back afterwards.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hal_hosted::Config;
 use kernel_core::proc::{self, ExitStatus, KillReason, LoadError, SpawnOptions};
 use kernel_core::wasm::TrapKind;
-use tests::machine::{on_config, wait, wat};
+use tests::machine::{on_config, run_alone, wait, wat};
 
 /// Iterations of the checksum loop.
 const ROUNDS: u32 = 3_000_000;
@@ -33,6 +34,53 @@ fn checksum_module() -> String {
       (br_if $l (i32.lt_u (local.get $i) (i32.const {ROUNDS}))))
     (i32.and (i32.load (i32.const 64)) (i32.const 0x7fffffff))))"#
     )
+}
+
+/// How a hostile process and the checksum beside it ended.
+struct Beside {
+    hostile: Option<ExitStatus>,
+    checksum: Option<ExitStatus>,
+    /// The hostile process's status when the checksum had ended.
+    hostile_then: Option<ExitStatus>,
+}
+
+/// Run `hostile` (with `deadline`) and the checksum side by side on a
+/// machine built from `config`: wait for the checksum, note the hostile
+/// process's status then, and wait for it too.
+fn beside_checksum(config: &Config, hostile: Arc<[u8]>, deadline: Option<Duration>) -> Beside {
+    let checksum = wat(&checksum_module());
+    let (beside, _) = on_config(config, |kernel, exec| {
+        proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
+            let defaults = procs.defaults();
+            let h = procs
+                .spawn(
+                    "hostile",
+                    hostile,
+                    Vec::new(),
+                    SpawnOptions {
+                        deadline,
+                        ..defaults
+                    },
+                )
+                .expect("spawn");
+            let c = procs
+                .spawn("checksum", checksum, Vec::new(), defaults)
+                .expect("spawn");
+            let checksum = wait(&procs, c).await;
+            let hostile_then = procs
+                .info()
+                .into_iter()
+                .find(|i| i.pid == h)
+                .map(|i| i.status);
+            Beside {
+                hostile: wait(&procs, h).await,
+                checksum,
+                hostile_then,
+            }
+        })
+        .expect("scope")
+    });
+    beside
 }
 
 fn expected_checksum() -> i32 {
@@ -287,25 +335,11 @@ fn growing_memory_at_every_stack_depth_never_hangs() {
         memory: 256 << 20,
         ..Config::default()
     };
-    let grower = wat(GROW_AT_EVERY_DEPTH);
-    let checksum = wat(&checksum_module());
-    let (r, _) = on_config(&config, |kernel, exec| {
-        proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
-            let defaults = procs.defaults();
-            let g = procs
-                .spawn("grower", grower, Vec::new(), defaults)
-                .expect("spawn");
-            let c = procs
-                .spawn("checksum", checksum, Vec::new(), defaults)
-                .expect("spawn");
-            (wait(&procs, g).await, wait(&procs, c).await)
-        })
-        .expect("scope")
-    });
+    let r = beside_checksum(&config, wat(GROW_AT_EVERY_DEPTH), None);
     // 12,000 levels return 12,000 (& 0x7f = 0x60); the grows past the
     // limit are -1, dropped.
-    assert_eq!(r.0, Some(ExitStatus::Exited(12_000 & 0x7f)));
-    assert_eq!(r.1, Some(ExitStatus::Exited(expected_checksum())));
+    assert_eq!(r.hostile, Some(ExitStatus::Exited(12_000 & 0x7f)));
+    assert_eq!(r.checksum, Some(ExitStatus::Exited(expected_checksum())));
 }
 
 /// A loop of `sleep(0)`: each call completes at once.
@@ -340,31 +374,14 @@ fn calls_that_complete_at_once_cannot_keep_the_cpu() {
         ..Config::default()
     };
     for hostile in [SLEEP_ZERO_LOOP, OWN_CHANNEL_LOOP] {
-        let looping = wat(hostile);
-        let checksum = wat(&checksum_module());
-        let (r, _) = on_config(&config, |kernel, exec| {
-            proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
-                let defaults = procs.defaults();
-                let deadline = SpawnOptions {
-                    deadline: Some(Duration::from_secs(2)),
-                    ..defaults
-                };
-                let h = procs
-                    .spawn("looping", looping, Vec::new(), deadline)
-                    .expect("spawn");
-                let c = procs
-                    .spawn("checksum", checksum, Vec::new(), defaults)
-                    .expect("spawn");
-                let summed = wait(&procs, c).await;
-                let looping_then = procs.info().into_iter().find(|i| i.pid == h);
-                let looping_then = looping_then.map(|i| i.status);
-                (summed, looping_then, wait(&procs, h).await)
-            })
-            .expect("scope")
-        });
-        assert_eq!(r.0, Some(ExitStatus::Exited(expected_checksum())));
-        assert_eq!(r.1, Some(ExitStatus::Running), "the loop ended first");
-        assert_eq!(r.2, Some(ExitStatus::Killed(KillReason::Deadline)));
+        let r = beside_checksum(&config, wat(hostile), Some(Duration::from_secs(2)));
+        assert_eq!(r.checksum, Some(ExitStatus::Exited(expected_checksum())));
+        assert_eq!(
+            r.hostile_then,
+            Some(ExitStatus::Running),
+            "the loop ended first"
+        );
+        assert_eq!(r.hostile, Some(ExitStatus::Killed(KillReason::Deadline)));
     }
 }
 
@@ -394,27 +411,13 @@ fn compilation_shares_the_cpu_and_obeys_its_deadline() {
         cpus: 1,
         ..Config::default()
     };
-    let slow = wat(&slow_to_compile());
-    let checksum = wat(&checksum_module());
-    let (r, _) = on_config(&config, |kernel, exec| {
-        proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
-            let defaults = procs.defaults();
-            let deadline = SpawnOptions {
-                deadline: Some(Duration::from_millis(100)),
-                ..defaults
-            };
-            let s = procs
-                .spawn("slow", slow, Vec::new(), deadline)
-                .expect("spawn");
-            let c = procs
-                .spawn("checksum", checksum, Vec::new(), defaults)
-                .expect("spawn");
-            (wait(&procs, s).await, wait(&procs, c).await)
-        })
-        .expect("scope")
-    });
-    assert_eq!(r.0, Some(ExitStatus::Killed(KillReason::Deadline)));
-    assert_eq!(r.1, Some(ExitStatus::Exited(expected_checksum())));
+    let r = beside_checksum(
+        &config,
+        wat(&slow_to_compile()),
+        Some(Duration::from_millis(100)),
+    );
+    assert_eq!(r.hostile, Some(ExitStatus::Killed(KillReason::Deadline)));
+    assert_eq!(r.checksum, Some(ExitStatus::Exited(expected_checksum())));
 }
 
 /// Fills channels nobody reads with 64 KiB messages, 16 to a channel (a
@@ -456,15 +459,7 @@ fn parked_messages_count_against_their_sender() {
         memory_limit: 2048,
         ..SpawnOptions::default()
     };
-    let (r, _) = on_config(&config, |kernel, exec| {
-        proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
-            let p = procs
-                .spawn("parker", parker, Vec::new(), small)
-                .expect("spawn");
-            wait(&procs, p).await
-        })
-        .expect("scope")
-    });
+    let r = run_alone(&config, SpawnOptions::default(), "parker", parker, small);
     let Some(ExitStatus::Exited(n)) = r else {
         panic!("{r:?}");
     };

@@ -11,7 +11,7 @@ use hal_hosted::Config;
 use kernel_core::mem::Owner;
 use kernel_core::proc::{self, ExitStatus, KillReason, Object, Pid, SpawnOptions};
 use kernel_core::wasm::TrapKind;
-use tests::machine::{on_config, on_machine, wait, wat};
+use tests::machine::{machine, on_config, on_machine, run_alone, wait, wat};
 
 const SPIN: &str = r#"(module
   (memory 4)
@@ -156,15 +156,8 @@ const CAPABILITIES: &str = r#"(module
 
 #[test]
 fn forged_handles_and_wild_pointers_are_errors() {
-    let status = on_machine(2, |kernel, exec| {
-        proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
-            let pid = procs
-                .spawn("caps", wat(CAPABILITIES), Vec::new(), procs.defaults())
-                .expect("spawn");
-            wait(&procs, pid).await
-        })
-        .expect("process scope")
-    });
+    let defaults = SpawnOptions::default();
+    let status = run_alone(&machine(2), defaults, "caps", wat(CAPABILITIES), defaults);
     assert_eq!(
         status,
         Some(ExitStatus::Exited(0)),
@@ -196,15 +189,8 @@ const START_CALLS: &str = r#"(module
 
 #[test]
 fn a_start_function_has_the_memory_for_its_system_calls() {
-    let status = on_machine(1, |kernel, exec| {
-        proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
-            let pid = procs
-                .spawn("start", wat(START_CALLS), Vec::new(), procs.defaults())
-                .expect("spawn");
-            wait(&procs, pid).await
-        })
-        .expect("process scope")
-    });
+    let defaults = SpawnOptions::default();
+    let status = run_alone(&machine(1), defaults, "start", wat(START_CALLS), defaults);
     assert_eq!(
         status,
         Some(ExitStatus::Exited(0)),
@@ -557,32 +543,13 @@ fn a_child_gets_no_more_memory_than_its_parent() {
         stack: 512 << 10,
         ..SpawnOptions::default()
     };
-    let (small, large) = on_machine(2, |kernel, exec| {
-        proc::run(kernel, exec, small_stacks, |procs| async move {
-            let small = SpawnOptions {
-                memory_limit: 1024,
-                ..procs.defaults()
-            };
-            let a = procs
-                .spawn(
-                    "small",
-                    wat(&spawner(&child, RETURN_CHILDS_CODE)),
-                    Vec::new(),
-                    small,
-                )
-                .expect("spawn");
-            let b = procs
-                .spawn(
-                    "large",
-                    wat(&spawner(&child, RETURN_CHILDS_CODE)),
-                    Vec::new(),
-                    procs.defaults(),
-                )
-                .expect("spawn");
-            (wait(&procs, a).await, wait(&procs, b).await)
-        })
-        .expect("process scope")
-    });
+    let small = SpawnOptions {
+        memory_limit: 1024,
+        ..small_stacks
+    };
+    let parent = || wat(&spawner(&child, RETURN_CHILDS_CODE));
+    let small = run_alone(&machine(2), small_stacks, "small", parent(), small);
+    let large = run_alone(&machine(2), small_stacks, "large", parent(), small_stacks);
     assert_eq!(
         small,
         Some(ExitStatus::Exited(1)),
@@ -775,28 +742,15 @@ fn a_childs_memory_counts_against_its_parent() {
         stack: 512 << 10,
         ..SpawnOptions::default()
     };
-    let (lean, greedy) = on_machine(2, |kernel, exec| {
-        proc::run(kernel, exec, small_stacks, |procs| async move {
-            let limited = SpawnOptions {
-                memory_limit: 4096,
-                ..procs.defaults()
-            };
-            let mut out = Vec::new();
-            for pages in [0, 160] {
-                let pid = procs
-                    .spawn(
-                        "parent",
-                        wat(&greedy_parent(&child, pages)),
-                        Vec::new(),
-                        limited,
-                    )
-                    .expect("spawn");
-                out.push(wait(&procs, pid).await);
-            }
-            (out[0], out[1])
-        })
-        .expect("process scope")
-    });
+    let limited = SpawnOptions {
+        memory_limit: 4096,
+        ..small_stacks
+    };
+    let run = |pages| {
+        let parent = wat(&greedy_parent(&child, pages));
+        run_alone(&machine(2), small_stacks, "parent", parent, limited)
+    };
+    let (lean, greedy) = (run(0), run(160));
     assert_eq!(
         lean,
         Some(ExitStatus::Exited(0)),
