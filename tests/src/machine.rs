@@ -40,6 +40,15 @@ pub fn machine(cpus: usize) -> Config {
     }
 }
 
+/// A deterministic machine ([`Config::deterministic`]) of `cpus` CPUs run
+/// from `seed`, otherwise as [`machine`].
+pub fn deterministic(cpus: usize, seed: u64) -> Config {
+    Config {
+        deterministic: Some(seed),
+        ..machine(cpus)
+    }
+}
+
 /// Run `module` alone, as process `name` with `options`, in a scope whose
 /// defaults are `defaults` on a machine built from `config`; how it ended.
 pub fn run_alone(

@@ -1051,13 +1051,13 @@ impl<'k, 'h> Model<'_, 'k, 'h> {
     fn spawn(&mut self, limit: u64, grows: [u32; 3]) -> Result<(), ModelError> {
         let before = self.unpromised()?;
         let stack = PROC_STACK_FRAMES;
-        // The module's bytes are held first, at the spawn, then the stack
-        // is committed, both under the process's limit and above the
-        // reserve; then its code (the kernel's); then nothing until it
-        // grows.
+        // The module's bytes are held first, then the stack is committed,
+        // both at the spawn (which is refused when either cannot be had),
+        // under the process's limit and above the reserve; then its code
+        // (the kernel's); then nothing until it grows.
         let held = MODULE_FRAMES + stack;
-        let refused = before < MODULE_FRAMES + self.reserve;
         let stacked = held <= limit && before >= held + self.reserve;
+        let refused = !stacked;
         // Then its compilation holds its peak for a moment.
         let compile = self.lib.costs.compile;
         let compiled =
@@ -1104,7 +1104,11 @@ impl<'k, 'h> Model<'_, 'k, 'h> {
         let got = spawn(self.k, module, limit)?;
         ensure_eq!(got.is_none(), refused, "spawn refused, {before} unpromised");
         let Some(got) = got else {
-            self.lib.bump("spawn: refused");
+            self.lib.bump(if before < MODULE_FRAMES + self.reserve {
+                "spawn: refused: no room for the module"
+            } else {
+                "spawn: refused: no stack"
+            });
             return Ok(());
         };
         ensure_eq!(got.before, before, "unpromised frames before the spawn");
@@ -1115,14 +1119,9 @@ impl<'k, 'h> Model<'_, 'k, 'h> {
             got.pid.0
         );
         let Some(ready) = ready else {
-            ensure_eq!(got.ready, None, "process ready without a stack or code");
-            if stacked {
-                ensure_eq!(got.status, Some(ExitStatus::Failed(LoadError::OutOfMemory)));
-                self.lib.bump("spawn: no memory to compile");
-            } else {
-                ensure_eq!(got.status, Some(ExitStatus::Failed(LoadError::Stack)));
-                self.lib.bump("spawn: no stack");
-            }
+            ensure_eq!(got.ready, None, "process ready without code");
+            ensure_eq!(got.status, Some(ExitStatus::Failed(LoadError::OutOfMemory)));
+            self.lib.bump("spawn: no memory to compile");
             return Ok(());
         };
         ensure_eq!(
@@ -1463,7 +1462,7 @@ fn the_reserve_is_the_kernels_and_a_full_machine_refuses_cleanly() {
         &[
             "memory.grow: -1 at the reserve",
             "table.grow: -1 out of frames",
-            "spawn: no stack",
+            "spawn: refused: no stack",
             "kernel: committed into the reserve",
             "touch: ok",
             "spawn: ran",

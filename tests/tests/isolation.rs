@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hal_hosted::Config;
-use kernel_core::proc::{self, ExitStatus, KillReason, LoadError, SpawnOptions};
+use kernel_core::proc::{self, ExitStatus, KillReason, LoadError, Message, Object, SpawnOptions};
 use kernel_core::wasm::TrapKind;
-use tests::machine::{on_config, run_alone, wait, wat};
+use tests::machine::{HANG_GUARD, deterministic, on_config, run_alone, wait, wat};
 
 /// Iterations of the checksum loop.
 const ROUNDS: u32 = 3_000_000;
@@ -42,16 +42,26 @@ struct Beside {
     checksum: Option<ExitStatus>,
     /// The hostile process's status when the checksum had ended.
     hostile_then: Option<ExitStatus>,
+    /// CPU time of the checksum and of the hostile process when the
+    /// checksum had ended, and the time from their spawn to then.
+    times: (Duration, Duration, Duration),
 }
 
 /// Run `hostile` (with `deadline`) and the checksum side by side on a
 /// machine built from `config`: wait for the checksum, note the hostile
-/// process's status then, and wait for it too.
-fn beside_checksum(config: &Config, hostile: Arc<[u8]>, deadline: Option<Duration>) -> Beside {
+/// process's status and both CPU times then, and wait for the hostile
+/// process too (killing it first when `kill_after`).
+fn beside_checksum(
+    config: &Config,
+    hostile: Arc<[u8]>,
+    deadline: Option<Duration>,
+    kill_after: bool,
+) -> Beside {
     let checksum = wat(&checksum_module());
     let (beside, _) = on_config(config, |kernel, exec| {
         proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
             let defaults = procs.defaults();
+            let start = procs.exec().now();
             let h = procs
                 .spawn(
                     "hostile",
@@ -67,15 +77,20 @@ fn beside_checksum(config: &Config, hostile: Arc<[u8]>, deadline: Option<Duratio
                 .spawn("checksum", checksum, Vec::new(), defaults)
                 .expect("spawn");
             let checksum = wait(&procs, c).await;
-            let hostile_then = procs
-                .info()
-                .into_iter()
-                .find(|i| i.pid == h)
-                .map(|i| i.status);
+            let elapsed = procs.exec().now().saturating_sub(start);
+            let info = procs.info();
+            let row = |pid| info.iter().find(|i| i.pid == pid);
+            let hostile_then = row(h).map(|i| i.status);
+            let cpu = |pid| row(pid).map_or(Duration::ZERO, |i| i.cpu_time);
+            let times = (cpu(c), cpu(h), elapsed);
+            if kill_after {
+                procs.kill(h);
+            }
             Beside {
                 hostile: wait(&procs, h).await,
                 checksum,
                 hostile_then,
+                times,
             }
         })
         .expect("scope")
@@ -169,6 +184,28 @@ fn padded_child(size: usize) -> Vec<u8> {
 /// Spawns `count` children of `child`'s bytes without waiting; exits with
 /// the number of spawns refused (each refusal is an error code).
 fn spawn_flood(child: &[u8], count: u32) -> String {
+    flood_then(child, count, "(local.get $refused)")
+}
+
+/// Spawns `count` children of `child`'s bytes without waiting, sends the
+/// number of spawns refused (a little-endian `i32`) on its handle 0, then
+/// waits for ever on a channel of its own.
+fn flood_then_idle(child: &[u8], count: u32) -> String {
+    flood_then(
+        child,
+        count,
+        "(i32.store (i32.const 0) (local.get $refused)) \
+         (drop (call $send (i32.const 0) (i32.const 0) (i32.const 4))) \
+         (drop (call $create (i32.const 8))) \
+         (loop $idle (drop (call $recv (i32.load (i32.const 12)) (i32.const 16) (i32.const 4))) \
+           (br $idle)) \
+         (unreachable)",
+    )
+}
+
+/// Spawns `count` children of `child`'s bytes without waiting, then does
+/// `tail` (with the number of spawns refused in `$refused`).
+fn flood_then(child: &[u8], count: u32, tail: &str) -> String {
     let mut bytes = String::with_capacity(child.len() * 3);
     for b in child {
         let _ = write!(bytes, "\\{b:02x}");
@@ -177,6 +214,9 @@ fn spawn_flood(child: &[u8], count: u32) -> String {
     format!(
         r#"(module
   (import "vessel" "spawn" (func $spawn (param i32 i32 i32 i32) (result i32)))
+  (import "vessel" "chan_create" (func $create (param i32) (result i32)))
+  (import "vessel" "chan_send" (func $send (param i32 i32 i32) (result i32)))
+  (import "vessel" "chan_recv" (func $recv (param i32 i32 i32) (result i32)))
   (memory {pages})
   (data (i32.const 1024) "{bytes}")
   (func (export "_start") (result i32)
@@ -186,7 +226,7 @@ fn spawn_flood(child: &[u8], count: u32) -> String {
         (then (local.set $refused (i32.add (local.get $refused) (i32.const 1)))))
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br_if $l (i32.lt_u (local.get $i) (i32.const {count}))))
-    (local.get $refused)))"#,
+    {tail}))"#,
         len = child.len()
     )
 }
@@ -335,7 +375,7 @@ fn growing_memory_at_every_stack_depth_never_hangs() {
         memory: 256 << 20,
         ..Config::default()
     };
-    let r = beside_checksum(&config, wat(GROW_AT_EVERY_DEPTH), None);
+    let r = beside_checksum(&config, wat(GROW_AT_EVERY_DEPTH), None, false);
     // 12,000 levels return 12,000 (& 0x7f = 0x60); the grows past the
     // limit are -1, dropped.
     assert_eq!(r.hostile, Some(ExitStatus::Exited(12_000 & 0x7f)));
@@ -346,6 +386,11 @@ fn growing_memory_at_every_stack_depth_never_hangs() {
 const SLEEP_ZERO_LOOP: &str = r#"(module
   (import "vessel" "sleep" (func $sleep (param i64) (result i32)))
   (func (export "_start") (loop $l (drop (call $sleep (i64.const 0))) (br $l))))"#;
+
+/// A loop of `yield`.
+const YIELD_LOOP: &str = r#"(module
+  (import "vessel" "yield" (func $yield))
+  (func (export "_start") (loop $l (call $yield) (br $l))))"#;
 
 /// A loop of send and receive on the process's own channel: each call
 /// completes at once (the channel has room, then a message).
@@ -374,7 +419,7 @@ fn calls_that_complete_at_once_cannot_keep_the_cpu() {
         ..Config::default()
     };
     for hostile in [SLEEP_ZERO_LOOP, OWN_CHANNEL_LOOP] {
-        let r = beside_checksum(&config, wat(hostile), Some(Duration::from_secs(2)));
+        let r = beside_checksum(&config, wat(hostile), Some(Duration::from_secs(2)), false);
         assert_eq!(r.checksum, Some(ExitStatus::Exited(expected_checksum())));
         assert_eq!(
             r.hostile_then,
@@ -382,6 +427,28 @@ fn calls_that_complete_at_once_cannot_keep_the_cpu() {
             "the loop ended first"
         );
         assert_eq!(r.hostile, Some(ExitStatus::Killed(KillReason::Deadline)));
+    }
+}
+
+/// In deterministic mode, the checksum beside a loop of calls that
+/// complete at once gets at least a fair share of its one CPU: half the
+/// time from their spawn to its end, less at most two quanta; and the
+/// loop's system calls are charged to it, so the two CPU times add up to
+/// that time within two quanta.
+#[test]
+fn calls_that_complete_at_once_leave_a_fair_share() {
+    let quantum = SpawnOptions::default().quantum;
+    for (seed, hostile) in [(1, SLEEP_ZERO_LOOP), (2, OWN_CHANNEL_LOOP), (3, YIELD_LOOP)] {
+        let r = beside_checksum(&deterministic(1, seed), wat(hostile), None, true);
+        assert_eq!(r.checksum, Some(ExitStatus::Exited(expected_checksum())));
+        assert_eq!(r.hostile, Some(ExitStatus::Killed(KillReason::Request)));
+        let (checksum, other, elapsed) = r.times;
+        let times = format!("checksum {checksum:?}, hostile {other:?}, elapsed {elapsed:?}");
+        assert!(checksum + 2 * quantum >= elapsed / 2, "{times}: {hostile}");
+        assert!(
+            checksum + other + 2 * quantum >= elapsed,
+            "{times}: {hostile}"
+        );
     }
 }
 
@@ -415,6 +482,7 @@ fn compilation_shares_the_cpu_and_obeys_its_deadline() {
         &config,
         wat(&slow_to_compile()),
         Some(Duration::from_millis(100)),
+        false,
     );
     assert_eq!(r.hostile, Some(ExitStatus::Killed(KillReason::Deadline)));
     assert_eq!(r.checksum, Some(ExitStatus::Exited(expected_checksum())));
@@ -464,4 +532,194 @@ fn parked_messages_count_against_their_sender() {
         panic!("{r:?}");
     };
     assert!((1..128).contains(&n), "{n} messages of 64 KiB under 8 MiB");
+}
+
+/// A self-replicating process: it receives its own module's bytes on its
+/// handle 0, then spawns copies of itself, each given a new channel on
+/// which it sends them the bytes, until `spawn` or `chan_create` fails;
+/// then it waits for ever on a channel of its own.
+const REPLICATOR: &str = r#"(module
+  (import "vessel" "chan_create" (func $create (param i32) (result i32)))
+  (import "vessel" "chan_send" (func $send (param i32 i32 i32) (result i32)))
+  (import "vessel" "chan_recv" (func $recv (param i32 i32 i32) (result i32)))
+  (import "vessel" "spawn" (func $spawn (param i32 i32 i32 i32) (result i32)))
+  (import "vessel" "close" (func $close (param i32) (result i32)))
+  (memory 1)
+  (func (export "_start")
+    (local $len i32) (local $tx i32) (local $rx i32)
+    (local.set $len (call $recv (i32.const 0) (i32.const 1024) (i32.const 60000)))
+    (drop (call $close (i32.const 0)))
+    (block $full
+      (loop $more
+        (br_if $full (call $create (i32.const 0)))
+        (local.set $tx (i32.load (i32.const 0)))
+        (local.set $rx (i32.load (i32.const 4)))
+        (i32.store (i32.const 8) (local.get $rx))
+        (if (i32.lt_s (call $spawn (i32.const 1024) (local.get $len) (i32.const 8) (i32.const 1))
+                      (i32.const 0))
+          (then
+            (drop (call $close (local.get $tx)))
+            (drop (call $close (local.get $rx)))
+            (br $full)))
+        (drop (call $send (local.get $tx) (i32.const 1024) (local.get $len)))
+        (drop (call $close (local.get $tx)))
+        (drop (call $close (local.get $rx)))
+        (br $more)))
+    (drop (call $create (i32.const 16)))
+    (loop $idle
+      (drop (call $recv (i32.load (i32.const 20)) (i32.const 32) (i32.const 4)))
+      (br $idle))))"#;
+
+/// Waits for ever on a channel of its own (taking no CPU).
+const IDLE: &str = r#"(module
+  (import "vessel" "chan_create" (func $create (param i32) (result i32)))
+  (import "vessel" "chan_recv" (func $recv (param i32 i32 i32) (result i32)))
+  (memory 1)
+  (func (export "_start")
+    (drop (call $create (i32.const 0)))
+    (loop $idle
+      (drop (call $recv (i32.load (i32.const 4)) (i32.const 32) (i32.const 4)))
+      (br $idle))))"#;
+
+/// What the spawn bombs left.
+#[derive(Debug)]
+struct Bombs {
+    checksum: Option<ExitStatus>,
+    /// Processes in the table when the checksum had ended.
+    tree: usize,
+    replicator: Option<ExitStatus>,
+    /// Spawns the loop had refused of its 100,000.
+    refused: Option<i32>,
+    /// The loop's children running once it was done.
+    children: usize,
+    looped: Option<ExitStatus>,
+    /// Processes left in the table once both bombs were reaped.
+    left: usize,
+    frames: (u64, u64),
+    promised: u64,
+    accounts: (usize, usize),
+}
+
+/// Spawns a loop of 100,000 tries.
+const FLOOD: u32 = 100_000;
+
+/// Spawn bombs end at the limits, with errors: a replicating tree stops
+/// at its root's memory limit (every descendant counts against it,
+/// INV-PROC-4) or the process limits, and a loop of 100,000 spawns holds
+/// at most `MAX_CHILDREN` children at once and is refused the rest. A
+/// checksum beside them finishes right; killing the roots ends both trees,
+/// and once they are reaped every frame, promise, account and table slot
+/// is back.
+#[test]
+fn spawn_bombs_end_at_the_limits_and_killing_the_root_frees_everything() {
+    let config = Config {
+        cpus: 2,
+        memory: 512 << 20,
+        window: sim::WINDOW,
+        ..Config::default()
+    };
+    let replicator = wat(REPLICATOR);
+    let flood = wat(&flood_then_idle(&wat(IDLE), FLOOD));
+    let checksum = wat(&checksum_module());
+    let (r, _) = on_config(&config, |kernel, exec| {
+        let free_before = kernel.frames().free_frames();
+        let accounts_before = kernel.vm().account_count();
+        let r = proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
+            let defaults = SpawnOptions {
+                stack: 512 << 10,
+                memory_limit: (128 << 20) / 4096,
+                ..procs.defaults()
+            };
+            let (tx, rx) = proc::new_channel(kernel.hal(), 1);
+            let root = procs
+                .spawn(
+                    "replicator",
+                    replicator.clone(),
+                    vec![Object::Receiver(rx)],
+                    defaults,
+                )
+                .expect("spawn");
+            let sent = tx.send(Message::new(replicator.to_vec())).await;
+            assert!(sent.is_ok(), "the root takes its bytes");
+            let (report, refused) = proc::new_channel(kernel.hal(), 1);
+            let looped = procs
+                .spawn("flood", flood, vec![Object::Sender(report)], defaults)
+                .expect("spawn");
+            let c = procs
+                .spawn("checksum", checksum, Vec::new(), defaults)
+                .expect("spawn");
+            let checksum = wait(&procs, c).await;
+            let tree = procs.count();
+            let refused = match procs.exec().timeout(HANG_GUARD, refused.recv()).await {
+                Ok(Ok(m)) => m.into_bytes().try_into().ok().map(i32::from_le_bytes),
+                _ => None,
+            };
+            let children = procs
+                .info()
+                .iter()
+                .filter(|i| i.name == "flood" && i.pid != looped)
+                .filter(|i| i.status == ExitStatus::Running)
+                .count();
+            procs.kill(root);
+            procs.kill(looped);
+            let replicator = wait(&procs, root).await;
+            let looped_status = wait(&procs, looped).await;
+            for pid in [root, looped, c] {
+                procs.reap(pid).await;
+            }
+            // The trees' processes leave the table as they end.
+            let emptied = async {
+                while procs.count() > 0 {
+                    procs.exec().sleep(Duration::from_millis(1)).await;
+                }
+            };
+            let _ = procs.exec().timeout(HANG_GUARD, emptied).await;
+            Bombs {
+                checksum,
+                tree,
+                replicator,
+                refused,
+                children,
+                looped: looped_status,
+                left: procs.count(),
+                frames: (0, 0),
+                promised: 0,
+                accounts: (0, 0),
+            }
+        });
+        let f = kernel.frames();
+        Bombs {
+            frames: (free_before, f.free_frames()),
+            promised: f.promised_frames(),
+            accounts: (accounts_before, kernel.vm().account_count()),
+            ..r.expect("scope")
+        }
+    });
+    assert_eq!(
+        r.checksum,
+        Some(ExitStatus::Exited(expected_checksum())),
+        "{r:#?}"
+    );
+    assert!((3..=proc::MAX_PROCESSES).contains(&r.tree), "{r:#?}");
+    assert_eq!(
+        r.replicator,
+        Some(ExitStatus::Killed(KillReason::Request)),
+        "{r:#?}"
+    );
+    assert_eq!(
+        r.looped,
+        Some(ExitStatus::Killed(KillReason::Request)),
+        "{r:#?}"
+    );
+    // Refusals come from the child limit and from its memory limit (its
+    // children's stacks and compilations count against it); children that
+    // fail to compile make room for more. Whatever the mix, it got some
+    // children, never more than the limit at once, and errors for the rest.
+    let spawned = r.refused.map(|n| i64::from(FLOOD) - i64::from(n));
+    assert!(spawned.is_some_and(|n| n >= 1), "{r:#?}");
+    assert!((1..=proc::MAX_CHILDREN).contains(&r.children), "{r:#?}");
+    assert_eq!(r.left, 0, "{r:#?}");
+    assert_eq!(r.frames.1, r.frames.0, "frames leaked: {r:#?}");
+    assert_eq!(r.promised, 0, "promises leaked: {r:#?}");
+    assert_eq!(r.accounts.1, r.accounts.0, "accounts leaked: {r:#?}");
 }

@@ -7,11 +7,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hal_hosted::Config;
 use kernel_core::mem::Owner;
 use kernel_core::proc::{self, ExitStatus, KillReason, Object, Pid, SpawnOptions};
 use kernel_core::wasm::TrapKind;
-use tests::machine::{machine, on_config, on_machine, run_alone, wait, wat};
+use tests::machine::{
+    HANG_GUARD, deterministic, machine, on_config, on_machine, run_alone, wait, wat,
+};
 
 const SPIN: &str = r#"(module
   (memory 4)
@@ -212,7 +213,7 @@ fn reaped_processes_leave_no_account_behind() {
                 let pid = procs
                     .spawn("short", module.clone(), Vec::new(), procs.defaults())
                     .expect("spawn");
-                statuses.push(wait(&procs, pid).await);
+                statuses.push(procs.reap(pid).await.map(|i| i.status));
             }
             (before, vm.account_count(), statuses)
         })
@@ -304,6 +305,7 @@ fn parent(child: &[u8]) -> String {
   (import "vessel" "chan_recv" (func $recv (param i32 i32 i32) (result i32)))
   (import "vessel" "spawn" (func $spawn (param i32 i32 i32 i32) (result i32)))
   (import "vessel" "wait" (func $wait (param i32) (result i32)))
+  (import "vessel" "detach" (func $detach (param i32) (result i32)))
   (memory 1)
   (data (i32.const 1024) "{bytes}")
   (func (export "_start") (result i32)
@@ -341,7 +343,9 @@ fn a_process_spawns_a_child_and_talks_to_it() {
         Some(ExitStatus::Exited(0)),
         "exit code = failed step"
     );
-    assert_eq!(count, 2, "the parent and its child");
+    // The child was reaped when its parent's handle went with the parent;
+    // the parent stays until the scope reaps it.
+    assert_eq!(count, 1, "the parent alone");
 }
 
 #[test]
@@ -376,16 +380,6 @@ fn a_module_that_does_not_load_fails_with_its_reason() {
 }
 
 /// A deterministic machine with `cpus` CPUs and `seed`.
-fn deterministic(cpus: usize, seed: u64) -> Config {
-    Config {
-        cpus,
-        memory: 256 << 20,
-        window: 1 << 40,
-        deterministic: Some(seed),
-        ..Config::default()
-    }
-}
-
 /// Loops forever (CPU-bound, no system call).
 const BUSY: &str = r#"(module (func (export "_start") (loop (br 0))))"#;
 
@@ -502,20 +496,22 @@ const WAIT_THEN_LOOP: &str =
     "(drop (call $wait (local.get $child))) (loop $l (br $l)) (i32.const 0)";
 const LEAVE: &str = "(i32.const 0)";
 
-/// A parent that spawns `child` (its bytes at 1024, no handles), then
-/// does `tail`.
-fn spawner(child: &[u8], tail: &str) -> String {
+/// A parent that spawns `child` (its bytes at 1024), giving it a copy of
+/// its handle 0 when `pass`, then does `tail`.
+fn spawner(child: &[u8], pass: bool, tail: &str) -> String {
     let bytes = wat_string(child);
     let len = child.len();
+    let n = i32::from(pass);
     format!(
         r#"(module
   (import "vessel" "spawn" (func $spawn (param i32 i32 i32 i32) (result i32)))
   (import "vessel" "wait" (func $wait (param i32) (result i32)))
+  (import "vessel" "detach" (func $detach (param i32) (result i32)))
   (memory 1)
   (data (i32.const 1024) "{bytes}")
   (func (export "_start") (result i32)
     (local $child i32)
-    (local.set $child (call $spawn (i32.const 1024) (i32.const {len}) (i32.const 0) (i32.const 0)))
+    (local.set $child (call $spawn (i32.const 1024) (i32.const {len}) (i32.const 0) (i32.const {n})))
     (if (i32.lt_s (local.get $child) (i32.const 0)) (then (return (i32.const 100))))
     {tail}))"#
     )
@@ -547,7 +543,7 @@ fn a_child_gets_no_more_memory_than_its_parent() {
         memory_limit: 1024,
         ..small_stacks
     };
-    let parent = || wat(&spawner(&child, RETURN_CHILDS_CODE));
+    let parent = || wat(&spawner(&child, false, RETURN_CHILDS_CODE));
     let small = run_alone(&machine(2), small_stacks, "small", parent(), small);
     let large = run_alone(&machine(2), small_stacks, "large", parent(), small_stacks);
     assert_eq!(
@@ -564,11 +560,13 @@ fn a_child_gets_no_more_memory_than_its_parent() {
 
 /// Children do not outlive their parents (INV-PROC-4): a parent that
 /// spawns an endless child and returns takes the child with it, and so
-/// does a parent killed by its deadline while it waits for its child.
+/// does a parent killed by its deadline while it waits for its child. Each
+/// child holds a copy of a channel's sender the test gave its parent: the
+/// channel closes when the child has ended and let go of its handles.
 #[test]
 fn children_end_with_their_parent() {
     let child = wat(FOREVER);
-    let (statuses, accounts) = on_machine(2, |kernel, exec| {
+    let (statuses, counts, accounts) = on_machine(2, |kernel, exec| {
         proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
             let before = kernel.vm().account_count();
             let mut out = Vec::new();
@@ -580,50 +578,79 @@ fn children_end_with_their_parent() {
                     deadline,
                     ..procs.defaults()
                 };
+                let (tx, rx) = proc::new_channel(kernel.hal(), 1);
+                let module = wat(&spawner(&child, true, tail));
                 let parent = procs
-                    .spawn(name, wat(&spawner(&child, tail)), Vec::new(), options)
+                    .spawn(name, module, vec![Object::Sender(tx)], options)
                     .expect("spawn");
-                let p = wait(&procs, parent).await;
-                let kid = procs
-                    .info()
-                    .into_iter()
-                    .find(|i| i.name == name && i.pid != parent)
-                    .map(|i| i.pid);
-                let c = match kid {
-                    Some(pid) => wait(&procs, pid).await,
-                    None => None,
-                };
-                out.push((p, c));
+                let p = procs.reap(parent).await.map(|i| i.status);
+                let closed = procs.exec().timeout(HANG_GUARD, rx.recv()).await;
+                out.push((p, matches!(closed, Ok(Err(_)))));
             }
             // A parent reaped before its child keeps its account until the
-            // child's goes (INV-VM-8); then both are gone.
-            (out, (before, kernel.vm().account_count()))
+            // child's goes (INV-VM-8); then both are gone, and so are their
+            // records.
+            (out, procs.count(), (before, kernel.vm().account_count()))
         })
         .expect("process scope")
     });
+    assert_eq!(statuses[0], (Some(ExitStatus::Exited(0)), true));
     assert_eq!(
-        statuses[0],
-        (
-            Some(ExitStatus::Exited(0)),
-            Some(ExitStatus::Killed(KillReason::Parent))
-        )
+        statuses[1],
+        (Some(ExitStatus::Killed(KillReason::Deadline)), true)
     );
-    assert_eq!(
-        statuses[1].0,
-        Some(ExitStatus::Killed(KillReason::Deadline))
-    );
-    // Its own inherited deadline or its parent's end, whichever came first.
-    assert!(
-        matches!(
-            statuses[1].1,
-            Some(ExitStatus::Killed(
-                KillReason::Parent | KillReason::Deadline
-            ))
-        ),
-        "{:?}",
-        statuses[1].1
-    );
+    assert_eq!(counts, 0, "records left in the table");
     assert_eq!(accounts.1, accounts.0, "accounts before and after");
+}
+
+/// A detached child outlives its parent: it runs on after the parent has
+/// ended and been reaped, until it is killed; `detach` of a handle that
+/// is not the caller's child is -4.
+#[test]
+fn a_detached_child_outlives_its_parent() {
+    let child = wat(FOREVER);
+    let tail = "(if (call $detach (local.get $child)) (then (return (i32.const 1)))) \
+                (if (i32.ne (call $detach (local.get $child)) (i32.const -4)) \
+                  (then (return (i32.const 2)))) \
+                (if (i32.ne (call $detach (i32.const 0)) (i32.const -1)) \
+                  (then (return (i32.const 3)))) \
+                (i32.const 0)";
+    let (parent, alive, closed, count) = on_machine(2, |kernel, exec| {
+        proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
+            let (tx, rx) = proc::new_channel(kernel.hal(), 1);
+            let module = wat(&spawner(&child, true, tail));
+            let parent = procs
+                .spawn(
+                    "detacher",
+                    module,
+                    vec![Object::Sender(tx)],
+                    procs.defaults(),
+                )
+                .expect("spawn");
+            let p = procs.reap(parent).await.map(|i| i.status);
+            // Long enough for a child killed with its parent to be gone.
+            procs.exec().sleep(Duration::from_millis(100)).await;
+            let alive: Vec<_> = procs
+                .info()
+                .into_iter()
+                .map(|i| (i.name, i.status))
+                .collect();
+            for info in procs.info() {
+                procs.kill(info.pid);
+                wait(&procs, info.pid).await;
+            }
+            let closed = procs.exec().timeout(HANG_GUARD, rx.recv()).await;
+            (p, alive, matches!(closed, Ok(Err(_))), procs.count())
+        })
+        .expect("process scope")
+    });
+    assert_eq!(parent, Some(ExitStatus::Exited(0)));
+    assert_eq!(alive, [("detacher".to_owned(), ExitStatus::Running)]);
+    assert!(
+        closed,
+        "the child's handles were dropped when it was killed"
+    );
+    assert_eq!(count, 0, "the killed child was reaped");
 }
 
 /// Spawns [`FOREVER`] children (its bytes at 1024) until `spawn` fails;
@@ -648,16 +675,17 @@ fn breeder(child: &[u8]) -> String {
     )
 }
 
-/// A process has at most `MAX_CHILDREN` live children, and a scope at
-/// most its limit of live processes: past them, `spawn` is -5 and
-/// `Procs::spawn` is `TooMany`; reaped processes make room again.
+/// A process has at most `MAX_CHILDREN` live children, and a scope's
+/// table at most its limit of processes (running, or ended and not
+/// reaped): past them, `spawn` is -5 and `Procs::spawn` is `TooMany`;
+/// reaped processes make room again, under new pids.
 #[test]
 fn spawning_stops_at_the_process_limits() {
     let small = SpawnOptions {
         stack: 512 << 10,
         ..SpawnOptions::default()
     };
-    let (children, refused, again) = on_machine(2, |kernel, exec| {
+    let (children, refused, full, again) = on_machine(2, |kernel, exec| {
         proc::run(kernel, exec, small, |procs| async move {
             let defaults = procs.defaults();
             let b = procs
@@ -668,11 +696,11 @@ fn spawning_stops_at_the_process_limits() {
                     defaults,
                 )
                 .expect("spawn");
-            let children = wait(&procs, b).await;
-            // Its children end with it (INV-PROC-4): wait until all are
-            // reaped.
-            for info in procs.info() {
-                wait(&procs, info.pid).await;
+            let children = procs.reap(b).await.map(|i| i.status);
+            // Its children end with it (INV-PROC-4) and leave the table
+            // once ended: wait for that.
+            while procs.count() > 0 {
+                procs.exec().sleep(Duration::from_millis(1)).await;
             }
             procs.limit(5);
             let mut pids = Vec::new();
@@ -683,14 +711,19 @@ fn spawning_stops_at_the_process_limits() {
                     Err(e) => refused = Some((pids.len(), e)),
                 }
             }
+            // Ended processes hold their place until reaped.
             for &pid in &pids {
                 procs.kill(pid);
                 wait(&procs, pid).await;
             }
+            let full = procs.spawn("forever", wat(FOREVER), Vec::new(), defaults);
+            for &pid in &pids {
+                procs.reap(pid).await;
+            }
             let again = procs
                 .spawn("forever", wat(FOREVER), Vec::new(), defaults)
-                .map(|pid| procs.kill(pid));
-            (children, refused, again)
+                .map(|pid| (procs.kill(pid), pids.contains(&pid)));
+            (children, refused, full, again)
         })
         .expect("process scope")
     });
@@ -701,7 +734,9 @@ fn spawning_stops_at_the_process_limits() {
         ))
     );
     assert_eq!(refused, Some((5, proc::SpawnError::TooMany)));
-    assert_eq!(again, Ok(true));
+    assert_eq!(full, Err(proc::SpawnError::TooMany));
+    // A new process in a reaped slot gets a pid no earlier one had.
+    assert_eq!(again, Ok((true, false)));
 }
 
 /// Grows its memory by 10 MiB: exits 1 when refused, 0 when granted.
@@ -720,6 +755,7 @@ fn greedy_parent(child: &[u8], pages: u32) -> String {
         r#"(module
   (import "vessel" "spawn" (func $spawn (param i32 i32 i32 i32) (result i32)))
   (import "vessel" "wait" (func $wait (param i32) (result i32)))
+  (import "vessel" "detach" (func $detach (param i32) (result i32)))
   (memory 1)
   (data (i32.const 1024) "{bytes}")
   (func (export "_start") (result i32)

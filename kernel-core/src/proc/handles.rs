@@ -116,6 +116,37 @@ pub fn new_channel<'k>(
     )
 }
 
+/// A handle's hold on a process: while any exists, the process stays in
+/// its scope's table after it ends (a zombie its holders can still wait
+/// for); the last one let go reaps it (`process` INV-PROCESS-5).
+pub struct Claim<'k>(Arc<Process<'k>>);
+
+impl<'k> Claim<'k> {
+    /// The first handle of a process its parent spawned, which the
+    /// process's record already counts.
+    pub(crate) fn adopt(process: Arc<Process<'k>>) -> Self {
+        Self(process)
+    }
+
+    /// The process.
+    pub(crate) fn process(&self) -> &Arc<Process<'k>> {
+        &self.0
+    }
+}
+
+impl Clone for Claim<'_> {
+    fn clone(&self) -> Self {
+        self.0.hold();
+        Self(self.0.clone())
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.0.let_go();
+    }
+}
+
 /// What a handle names.
 #[derive(Clone)]
 pub enum Object<'k> {
@@ -123,8 +154,8 @@ pub enum Object<'k> {
     Sender(MsgSender<'k>),
     /// A channel's receiving end.
     Receiver(MsgReceiver<'k>),
-    /// A process (to wait for or kill).
-    Process(Arc<Process<'k>>),
+    /// A process (to wait for, kill or detach).
+    Process(Claim<'k>),
 }
 
 impl fmt::Debug for Object<'_> {
@@ -132,7 +163,7 @@ impl fmt::Debug for Object<'_> {
         match self {
             Self::Sender(_) => f.write_str("Sender"),
             Self::Receiver(_) => f.write_str("Receiver"),
-            Self::Process(p) => write!(f, "Process({})", p.pid().0),
+            Self::Process(p) => write!(f, "Process({})", p.process().pid().0),
         }
     }
 }
@@ -233,7 +264,7 @@ impl<'k> HandleTable<'k> {
     /// The process at `h`.
     pub(crate) fn process(&self, h: i32) -> Result<Arc<Process<'k>>, HandleError> {
         match self.slot(h)? {
-            Object::Process(p) => Ok(p.clone()),
+            Object::Process(p) => Ok(p.process().clone()),
             _ => Err(HandleError::WrongKind),
         }
     }

@@ -31,10 +31,18 @@
 //!   call gets a memory limit no larger than its parent's and a deadline
 //!   no later than its parent's, its charges count against its parent's
 //!   limit too (`mem` INV-VM-8), and it is killed ([`KillReason::Parent`])
-//!   when its parent ends, whatever the reason; so is its own subtree.
+//!   when its parent ends, whatever the reason, unless its parent detached
+//!   it (the `detach` system call); so is its own subtree.
+//! - INV-PROC-5 (reaping): a process is in its scope's table ([`Pid`]s
+//!   name slots with a generation, `table` INV-TABLE-1) from its spawn
+//!   until it has ended and nothing holds it: a process the scope spawned
+//!   is held until [`Procs::reap`], a child while a handle names it. Once
+//!   out, nothing of it is left in the kernel but what those who still
+//!   hold its record (a handle being dropped, a waiter) keep of it.
 
 mod handles;
 mod process;
+mod table;
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -42,12 +50,13 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 use core::future::Future;
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 use core::time::Duration;
 
 pub(crate) use handles::HandleTable;
 pub use handles::{
-    HandleError, KernelIrqs, MAX_HANDLES, Message, MsgReceiver, MsgSender, Object, new_channel,
+    Claim, HandleError, KernelIrqs, MAX_HANDLES, Message, MsgReceiver, MsgSender, Object,
+    new_channel,
 };
 pub use process::ProcInfo;
 pub use process::Process;
@@ -56,11 +65,19 @@ pub(crate) use process::Request;
 use crate::hal::Platform;
 use crate::kernel::Kernel;
 use crate::mem::ProcessId;
+use crate::sched::fiber::KernelStack;
 use crate::sched::{Executor, Handle, JoinHandle, SchedError, SchedHal};
 use crate::wasm::TrapKind;
+use table::{Table, TableError};
 
-/// A process id (never reused within a scope).
+/// A process id: a slot of its scope's table and that slot's generation,
+/// so a pid names one process ever, even once its slot is reused
+/// (INV-TABLE-1).
 pub type Pid = ProcessId;
+
+/// A scope's process table: the processes it runs and those ended but not
+/// yet reaped.
+pub(crate) type ProcTable<'k> = spin::Mutex<Table<Arc<Process<'k>>>>;
 
 /// How a process ended (or that it has not).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,8 +131,9 @@ impl fmt::Display for KillReason {
     }
 }
 
-/// Most processes one scope runs at once.
-pub const MAX_PROCESSES: usize = 1024;
+/// Most processes one scope holds at once, running or ended and not yet
+/// reaped.
+pub const MAX_PROCESSES: usize = table::SLOTS;
 /// Most live children one process has (`spawn` returns -5 past it).
 pub const MAX_CHILDREN: usize = 64;
 
@@ -141,8 +159,6 @@ pub enum LoadError {
     TooLarge,
     /// No exported `_start` or `main` function without parameters.
     NoEntry,
-    /// No memory for the fiber stack.
-    Stack,
 }
 
 impl fmt::Display for LoadError {
@@ -156,7 +172,6 @@ impl fmt::Display for LoadError {
             Self::AddressSpace => f.write_str("kernel address space exhausted"),
             Self::TooLarge => f.write_str("a function is too large to compile"),
             Self::NoEntry => f.write_str("no `_start` or `main` export"),
-            Self::Stack => f.write_str("no memory for the stack"),
         }
     }
 }
@@ -198,8 +213,8 @@ pub enum SpawnError {
     ShuttingDown,
     /// The process ids ran out.
     NoPid,
-    /// Its module's bytes do not fit its memory limit or the machine's
-    /// free frames.
+    /// Its module's bytes or its stack do not fit its memory limit, the
+    /// machine's free frames or the kernel's window.
     NoMemory,
     /// The scope runs as many processes as it may ([`Procs::limit`]).
     TooMany,
@@ -210,7 +225,7 @@ impl fmt::Display for SpawnError {
         f.write_str(match self {
             Self::ShuttingDown => "the process scope is shutting down",
             Self::NoPid => "out of process ids",
-            Self::NoMemory => "out of memory for the module",
+            Self::NoMemory => "out of memory for the module or the stack",
             Self::TooMany => "too many processes",
         })
     }
@@ -223,14 +238,33 @@ pub(crate) struct Inner<'k, 'h, P: Platform + SchedHal> {
     pub(crate) kernel: &'k Kernel<'h, P>,
     pub(crate) exec: Handle<P>,
     pub(crate) defaults: SpawnOptions,
-    procs: spin::Mutex<Vec<Arc<Process<'k>>>>,
-    tasks: spin::Mutex<Vec<JoinHandle<()>>>,
-    next_pid: AtomicU32,
+    procs: Arc<ProcTable<'k>>,
+    tasks: spin::Mutex<Tasks>,
     closed: core::sync::atomic::AtomicBool,
-    /// Processes started and not yet reaped.
-    live: AtomicUsize,
-    /// The most that may be live at once (at most [`MAX_PROCESSES`]).
+    /// The most processes the table may hold (at most [`MAX_PROCESSES`]).
     max_live: AtomicUsize,
+}
+
+/// The tasks of a scope's processes and their watchdogs, with those that
+/// finished pruned now and then, so the list holds about as many as run.
+struct Tasks {
+    list: Vec<JoinHandle<()>>,
+    /// Prune when the list reaches this length.
+    prune_at: usize,
+}
+
+impl Tasks {
+    const MIN_PRUNE: usize = 64;
+
+    fn push(&mut self, task: JoinHandle<()>) {
+        self.list.push(task);
+        if self.list.len() >= self.prune_at {
+            // A finished task's future has been dropped (INV-TASK-4), so
+            // its handle is no longer needed to await it (INV-PROC-1).
+            self.list.retain(|t| !t.is_finished());
+            self.prune_at = (self.list.len() * 2).max(Self::MIN_PRUNE);
+        }
+    }
 }
 
 /// A handle on a process scope, passed to [`run`]'s main function.
@@ -270,11 +304,12 @@ where
             kernel,
             exec: exec.handle(),
             defaults,
-            procs: spin::Mutex::new(Vec::new()),
-            tasks: spin::Mutex::new(Vec::new()),
-            next_pid: AtomicU32::new(1),
+            procs: Arc::new(spin::Mutex::new(Table::new())),
+            tasks: spin::Mutex::new(Tasks {
+                list: Vec::new(),
+                prune_at: Tasks::MIN_PRUNE,
+            }),
             closed: core::sync::atomic::AtomicBool::new(false),
-            live: AtomicUsize::new(0),
             max_live: AtomicUsize::new(MAX_PROCESSES),
         }),
     };
@@ -290,7 +325,8 @@ impl<'k, 'h, P: Platform + SchedHal> Procs<'k, 'h, P> {
     /// Start a process running `module` (a wasm binary), named `name`,
     /// holding `handles` as its handles `0..n`. It runs until it exits,
     /// traps, is killed or passes `options.deadline`; its status then
-    /// shows in [`Procs::info`] and [`Procs::wait`].
+    /// shows in [`Procs::info`] and [`Procs::wait`] until [`Procs::reap`]
+    /// takes it out of the table.
     ///
     /// # Errors
     /// [`SpawnError`]; a module that does not load is not an error here:
@@ -302,13 +338,14 @@ impl<'k, 'h, P: Platform + SchedHal> Procs<'k, 'h, P> {
         handles: Vec<Object<'k>>,
         options: SpawnOptions,
     ) -> Result<Pid, SpawnError> {
+        // The scope holds the record until `reap` (INV-PROCESS-5).
         self.inner
             .spawn(name, module, handles, options, None)
             .map(|p| p.pid())
     }
 
     /// Kill `pid` (no effect on a process that has ended). Returns whether
-    /// such a process exists.
+    /// such a process is in the table.
     pub fn kill(&self, pid: Pid) -> bool {
         match self.inner.find(pid) {
             Some(p) => {
@@ -320,15 +357,38 @@ impl<'k, 'h, P: Platform + SchedHal> Procs<'k, 'h, P> {
     }
 
     /// Wait until `pid` has ended and return its status (`None`: no such
-    /// process).
+    /// process in the table).
     pub async fn wait(&self, pid: Pid) -> Option<ExitStatus> {
         let p = self.inner.find(pid)?;
         Some(p.wait().await)
     }
 
-    /// Every process of the scope so far, by pid.
+    /// Wait until `pid`, a process this scope spawned, has ended, take it
+    /// out of the table and return its last row. Its pid then names
+    /// nothing, and its slot is free for a later process (with a new pid).
+    /// `None`: no such process, or not one spawned by [`Procs::spawn`]
+    /// (a process's children are reaped when it lets go of them).
+    pub async fn reap(&self, pid: Pid) -> Option<ProcInfo> {
+        let p = self.inner.find(pid)?;
+        if !p.reaped_by_scope() {
+            return None;
+        }
+        p.wait().await;
+        let info = p.info();
+        p.let_go_by_scope();
+        Some(info)
+    }
+
+    /// Every process in the table (running, or ended and not reaped), by
+    /// slot.
     pub fn info(&self) -> Vec<ProcInfo> {
-        self.inner.procs.lock().iter().map(|p| p.info()).collect()
+        let procs: Vec<_> = self.inner.procs.lock().iter().cloned().collect();
+        procs.iter().map(|p| p.info()).collect()
+    }
+
+    /// Processes in the table (running, or ended and not reaped).
+    pub fn count(&self) -> usize {
+        self.inner.procs.lock().len()
     }
 
     /// The kernel.
@@ -346,9 +406,9 @@ impl<'k, 'h, P: Platform + SchedHal> Procs<'k, 'h, P> {
         self.inner.defaults
     }
 
-    /// Let at most `n` processes (and at most [`MAX_PROCESSES`]) of the
-    /// scope be live at once; a spawn past it is [`SpawnError::TooMany`].
-    /// Processes already live are not affected.
+    /// Let the table hold at most `n` processes (and at most
+    /// [`MAX_PROCESSES`]); a spawn past it is [`SpawnError::TooMany`].
+    /// Processes already in it are not affected.
     pub fn limit(&self, n: usize) {
         self.inner
             .max_live
@@ -361,12 +421,13 @@ impl<'k, 'h, P: Platform + SchedHal> Procs<'k, 'h, P> {
         self.inner
             .closed
             .store(true, core::sync::atomic::Ordering::SeqCst);
-        let procs: Vec<_> = self.inner.procs.lock().clone();
+        let procs: Vec<_> = self.inner.procs.lock().iter().cloned().collect();
         for p in &procs {
             p.kill(KillReason::Shutdown);
         }
+        drop(procs);
         loop {
-            let task = self.inner.tasks.lock().pop();
+            let task = self.inner.tasks.lock().list.pop();
             match task {
                 // A process task is never cancelled (INV-PROC-1), so this
                 // returns when its future has been dropped.
@@ -381,10 +442,17 @@ impl<'k, 'h, P: Platform + SchedHal> Procs<'k, 'h, P> {
 
 impl<'k, 'h, P: Platform + SchedHal> Inner<'k, 'h, P> {
     pub(crate) fn find(&self, pid: Pid) -> Option<Arc<Process<'k>>> {
-        self.procs.lock().iter().find(|p| p.pid() == pid).cloned()
+        self.procs.lock().get(pid).cloned()
     }
 
-    /// Start a process (see [`Procs::spawn`]).
+    /// Take `pid` out of the table; its record is dropped outside the lock.
+    fn remove(&self, pid: Pid) {
+        let record = self.procs.lock().remove(pid);
+        drop(record);
+    }
+
+    /// Start a process (see [`Procs::spawn`]); `parent` is the process
+    /// whose `spawn` system call starts it.
     pub(crate) fn spawn(
         self: &Arc<Self>,
         name: &str,
@@ -396,55 +464,60 @@ impl<'k, 'h, P: Platform + SchedHal> Inner<'k, 'h, P> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(SpawnError::ShuttingDown);
         }
-        let max = self.max_live.load(Ordering::SeqCst);
-        if self
-            .live
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .is_err()
-        {
-            return Err(SpawnError::TooMany);
-        }
-        let started = self.start(name, module, handles, options, parent);
-        if started.is_err() {
-            self.reaped();
-        }
-        started
-    }
-
-    /// A process of the scope was reaped (or never started).
-    pub(crate) fn reaped(&self) {
-        self.live.fetch_sub(1, Ordering::SeqCst);
-    }
-
-    fn start(
-        self: &Arc<Self>,
-        name: &str,
-        module: Arc<[u8]>,
-        handles: Vec<Object<'k>>,
-        options: SpawnOptions,
-        parent: Option<Pid>,
-    ) -> Result<Arc<Process<'k>>, SpawnError> {
-        let pid = self.next_pid.fetch_add(1, Ordering::Relaxed);
-        if pid == u32::MAX {
-            return Err(SpawnError::NoPid);
-        }
         let hal = self.kernel.hal();
         let deadline_at = options.deadline.map(|d| hal.now().saturating_add(d));
-        let proc = Arc::new(Process::new(
-            ProcessId(pid),
-            String::from(name),
-            options,
-            deadline_at,
-            hal,
-        ));
-        let owner = crate::mem::Owner::Process(proc.pid());
+        let max = self.max_live.load(Ordering::SeqCst);
+        let mut made = None;
+        let pid = self
+            .procs
+            .lock()
+            .insert(max, |pid| {
+                let p = Arc::new(Process::new(
+                    pid,
+                    String::from(name),
+                    options,
+                    deadline_at,
+                    hal,
+                    Arc::downgrade(&self.procs),
+                    parent.is_none(),
+                ));
+                made = Some(p.clone());
+                p
+            })
+            .map_err(|e| match e {
+                TableError::Full => SpawnError::TooMany,
+                TableError::NoPid => SpawnError::NoPid,
+            })?;
+        let Some(proc) = made else {
+            return Err(SpawnError::NoPid);
+        };
+        let owner = crate::mem::Owner::Process(pid);
+        match self.resources(owner, &module, options, parent) {
+            Ok((hold, stack)) => {
+                self.start(proc.clone(), (module, hold), stack, handles);
+                Ok(proc)
+            }
+            Err(e) => {
+                self.remove(pid);
+                self.kernel.vm().forget(owner);
+                Err(e)
+            }
+        }
+    }
+
+    /// Set up `owner`'s account (its limit, and its parent's: INV-PROC-4)
+    /// and charge it for its module's bytes and its stack.
+    fn resources(
+        &self,
+        owner: crate::mem::Owner,
+        module: &[u8],
+        options: SpawnOptions,
+        parent: Option<Pid>,
+    ) -> Result<(crate::mem::Hold<'k>, KernelStack<'k, P>), SpawnError> {
         let vm = self.kernel.vm();
         vm.set_limit(owner, options.memory_limit);
         if let Some(parent) = parent {
-            // Its charges count against its parent's limit too (INV-PROC-4);
-            // a fresh owner has neither a charge nor a parent yet.
+            // A fresh owner has neither a charge nor a parent yet.
             vm.set_parent(owner, crate::mem::Owner::Process(parent));
         }
         // The module's bytes are kernel memory held for the process until
@@ -453,15 +526,27 @@ impl<'k, 'h, P: Platform + SchedHal> Inner<'k, 'h, P> {
         let hold = vm
             .hold_while(owner, frames)
             .map_err(|_| SpawnError::NoMemory)?;
-        let driver = process::Driver::new(self.clone(), proc.clone(), (module, hold), handles);
+        let stack = KernelStack::new(vm, options.stack, owner).map_err(|_| SpawnError::NoMemory)?;
+        Ok((hold, stack))
+    }
+
+    /// Spawn the driver task of `proc` (and its deadline's watchdog).
+    fn start(
+        self: &Arc<Self>,
+        proc: Arc<Process<'k>>,
+        module: process::Module<'k>,
+        stack: KernelStack<'k, P>,
+        handles: Vec<Object<'k>>,
+    ) {
+        let deadline = proc.options().deadline;
+        let driver = process::Driver::new(self.clone(), proc.clone(), module, stack, handles);
         // SAFETY: INV-PROC-1: `run` awaits this task (through `tasks`)
         // before the scope, and so the kernel borrow, ends; it is never
         // cancelled.
         let task = unsafe { self.exec.spawn_unchecked(driver) };
-        self.procs.lock().push(proc.clone());
         self.tasks.lock().push(task);
-        if let Some(after) = options.deadline {
-            let (exec, p) = (self.exec.clone(), proc.clone());
+        if let Some(after) = deadline {
+            let (exec, p) = (self.exec.clone(), proc);
             let watchdog = async move {
                 if exec.timeout(after, p.wait()).await.is_err() {
                     p.kill(KillReason::Deadline);
@@ -471,7 +556,6 @@ impl<'k, 'h, P: Platform + SchedHal> Inner<'k, 'h, P> {
             let task = unsafe { self.exec.spawn_unchecked(watchdog) };
             self.tasks.lock().push(task);
         }
-        Ok(proc)
     }
 }
 

@@ -30,6 +30,11 @@
 //!   before resuming again. So a process looping on calls that complete
 //!   at once (`sleep(0)`, a ready channel) still gives up the CPU, and
 //!   the timer that ends its quantum is not pushed back by each call.
+//! - INV-PROCESS-5: a process leaves its scope's table exactly once: when
+//!   its holders (the scope's claim for a process it spawned, the handles
+//!   naming it) are all gone and its task has finished, whichever of those
+//!   comes last; the driver marks the end after it has dropped the fiber
+//!   and before it publishes the status.
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -42,7 +47,9 @@ use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
 use super::handles::KernelIrqs;
-use super::{ExitStatus, Inner, KillReason, LoadError, Object, Pid, SpawnOptions, WaitFuture};
+use super::{
+    ExitStatus, Inner, KillReason, LoadError, Object, Pid, ProcTable, SpawnOptions, WaitFuture,
+};
 use crate::hal::{Interrupts, Platform};
 use crate::mem::{Hold, Owner};
 use crate::sched::fiber::{Fiber, KernelStack, Resume, SendFiber, Suspender};
@@ -95,6 +102,23 @@ fn kill_reason(code: u8) -> Option<KillReason> {
     }
 }
 
+/// Who keeps a process in its scope's table (INV-PROCESS-5).
+#[derive(Clone, Copy, Debug)]
+struct Holders {
+    /// The scope, for a process it spawned, until [`super::Procs::reap`].
+    scope: bool,
+    /// Handles naming it ([`super::Claim`]s).
+    handles: usize,
+    /// Its task has finished.
+    ended: bool,
+}
+
+impl Holders {
+    fn reapable(self) -> bool {
+        self.ended && !self.scope && self.handles == 0
+    }
+}
+
 /// A process's shared record: the table, its driver, its fiber's host
 /// calls and its waiters all hold it. Opaque outside the kernel except for
 /// its id and status.
@@ -102,6 +126,11 @@ pub struct Process<'a> {
     pid: Pid,
     name: String,
     options: SpawnOptions,
+    /// Whether the scope spawned it (else a process's `spawn` did).
+    root: bool,
+    holders: spin::Mutex<Holders>,
+    /// The table it is in, to leave when it is reaped.
+    table: Weak<ProcTable<'a>>,
     /// When its deadline passes, on the clock.
     deadline_at: Option<Duration>,
     /// The processes it spawned, killed when it ends (INV-PROC-4).
@@ -130,17 +159,29 @@ pub struct Process<'a> {
 }
 
 impl<'a> Process<'a> {
+    /// A record for `pid`; `root` when the scope spawns it (the scope then
+    /// holds it until reaped), else its parent's first handle holds it
+    /// ([`super::Claim::adopt`]).
     pub(crate) fn new(
         pid: Pid,
         name: String,
         options: SpawnOptions,
         deadline_at: Option<Duration>,
         irqs: &'a (dyn Interrupts + Sync),
+        table: Weak<ProcTable<'a>>,
+        root: bool,
     ) -> Self {
         Self {
             pid,
             name,
             options,
+            root,
+            holders: spin::Mutex::new(Holders {
+                scope: root,
+                handles: usize::from(!root),
+                ended: false,
+            }),
+            table,
             deadline_at,
             children: spin::Mutex::new(Vec::new()),
             status: spin::Mutex::new(ExitStatus::Running),
@@ -219,6 +260,57 @@ impl<'a> Process<'a> {
     /// Record `child` as spawned by it.
     pub(crate) fn adopt(&self, child: &Arc<Process<'a>>) {
         self.children.lock().push(Arc::downgrade(child));
+    }
+
+    /// Stop counting `child` as its child: it is no longer killed when
+    /// this process ends, nor counted against [`super::MAX_CHILDREN`].
+    /// False when it is not a child of this process (or already
+    /// detached).
+    pub(crate) fn detach(&self, child: &Process<'a>) -> bool {
+        let mut children = self.children.lock();
+        let before = children.len();
+        children.retain(|c| !core::ptr::eq(c.as_ptr(), child));
+        children.len() != before
+    }
+
+    /// Whether the scope spawned it (and so reaps it).
+    pub(crate) fn reaped_by_scope(&self) -> bool {
+        self.root
+    }
+
+    /// Change the holders and take it out of its table when that makes it
+    /// reapable (INV-PROCESS-5).
+    fn update_holders(&self, change: impl FnOnce(&mut Holders)) {
+        let reap = {
+            let mut h = self.holders.lock();
+            let before = h.reapable();
+            change(&mut h);
+            !before && h.reapable()
+        };
+        if reap && let Some(table) = self.table.upgrade() {
+            let record = table.lock().remove(self.pid);
+            drop(record);
+        }
+    }
+
+    /// One more handle names it.
+    pub(crate) fn hold(&self) {
+        self.update_holders(|h| h.handles += 1);
+    }
+
+    /// A handle naming it is gone.
+    pub(crate) fn let_go(&self) {
+        self.update_holders(|h| h.handles = h.handles.saturating_sub(1));
+    }
+
+    /// The scope lets go of it ([`super::Procs::reap`]).
+    pub(crate) fn let_go_by_scope(&self) {
+        self.update_holders(|h| h.scope = false);
+    }
+
+    /// Its task has finished.
+    fn ended(&self) {
+        self.update_holders(|h| h.ended = true);
     }
 
     /// Its children still running (those that ended are forgotten).
@@ -349,13 +441,17 @@ impl<'a> Process<'a> {
 /// with them).
 pub(crate) type Module<'k> = (Arc<[u8]>, Hold<'k>);
 
+/// What a process's fiber is made of: its module, its stack and the
+/// handles it starts with.
+type Start<'k, P> = (Module<'k>, KernelStack<'k, P>, Vec<Object<'k>>);
+
 /// The executor task of one process.
 pub(crate) struct Driver<'k, 'h, P: Platform + SchedHal> {
     scope: Arc<Inner<'k, 'h, P>>,
     proc: Arc<Process<'k>>,
     fiber: Option<SendFiber<'k, KernelStack<'k, P>>>,
-    /// Set up lazily in the first poll (the fiber needs its stack).
-    start: Option<(Module<'k>, Vec<Object<'k>>)>,
+    /// What the fiber is made of, in the first poll.
+    start: Option<Start<'k, P>>,
     pending: Option<WaitFuture<'k>>,
     /// The fiber's wasm entry state while it is off-CPU.
     wasm: ([usize; 3], bool),
@@ -372,13 +468,14 @@ impl<'k, 'h, P: Platform + SchedHal> Driver<'k, 'h, P> {
         scope: Arc<Inner<'k, 'h, P>>,
         proc: Arc<Process<'k>>,
         module: Module<'k>,
+        stack: KernelStack<'k, P>,
         handles: Vec<Object<'k>>,
     ) -> Self {
         Self {
             scope,
             proc,
             fiber: None,
-            start: Some((module, handles)),
+            start: Some((module, stack, handles)),
             pending: None,
             turn: None,
             wasm: ([0; 3], false),
@@ -386,18 +483,11 @@ impl<'k, 'h, P: Platform + SchedHal> Driver<'k, 'h, P> {
         }
     }
 
-    /// Make the fiber; `Err` when its stack cannot be had.
-    fn make_fiber(&mut self) -> Result<(), LoadError> {
-        let Some(((module, hold), handles)) = self.start.take() else {
-            return Ok(());
+    /// Make the fiber (once).
+    fn make_fiber(&mut self) {
+        let Some(((module, hold), stack, handles)) = self.start.take() else {
+            return;
         };
-        let kernel = self.scope.kernel;
-        let stack = KernelStack::new(
-            kernel.vm(),
-            self.proc.options.stack,
-            Owner::Process(self.proc.pid),
-        )
-        .map_err(|_| LoadError::Stack)?;
         let (scope, proc, outcome) = (self.scope.clone(), self.proc.clone(), self.outcome.clone());
         let fiber = Fiber::new(stack, move |s: &Suspender| {
             proc.suspender
@@ -412,7 +502,6 @@ impl<'k, 'h, P: Platform + SchedHal> Driver<'k, 'h, P> {
         // suspending, and the wasm entry state a suspended fiber leaves on
         // its CPU moves with it (`slice`).
         self.fiber = Some(unsafe { SendFiber::new(fiber) });
-        Ok(())
     }
 
     /// Run the fiber for one slice on this CPU.
@@ -441,16 +530,10 @@ impl<'k, 'h, P: Platform + SchedHal> Driver<'k, 'h, P> {
         }
         let outer = (cpu.wasm.saved(), cpu.wasm.is_active());
         cpu.wasm.restore(self.wasm.0, self.wasm.1);
-        let start = hal.now();
         hal.set_timer(turn_end);
         self.proc.last_cpu.store(cpu_id, Ordering::Relaxed);
         self.proc.slices.fetch_add(1, Ordering::Relaxed);
         let r = fiber.resume();
-        let spent = hal.now().saturating_sub(start);
-        self.proc.cpu_ns.fetch_add(
-            u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
         self.wasm = (cpu.wasm.saved(), cpu.wasm.is_active());
         cpu.wasm.restore(outer.0, outer.1);
         r
@@ -461,15 +544,20 @@ impl<'k, 'h, P: Platform + SchedHal> Driver<'k, 'h, P> {
         // left) before publishing.
         self.fiber = None;
         self.pending = None;
+        self.start = None;
         // Nothing is charged to the process any more: its account goes.
         self.scope.kernel.vm().forget(Owner::Process(self.proc.pid));
         self.proc.kill_children();
-        self.scope.reaped();
+        // Out of the table now unless someone still holds it
+        // (INV-PROCESS-5).
+        self.proc.ended();
         let status = self
             .outcome
             .lock()
             .take()
-            .unwrap_or(ExitStatus::Failed(LoadError::Stack));
+            // The body always leaves one; a fiber that ended without it
+            // never got as far as instantiating.
+            .unwrap_or(ExitStatus::Failed(LoadError::Instantiate));
         self.proc.publish(status);
         Poll::Ready(())
     }
@@ -478,15 +566,30 @@ impl<'k, 'h, P: Platform + SchedHal> Driver<'k, 'h, P> {
 impl<P: Platform + SchedHal> Future for Driver<'_, '_, P> {
     type Output = ();
 
+    /// One turn, charged to the process whole: its slices and the polls of
+    /// its waits between them (a system call's work is the caller's CPU
+    /// time, however soon it completes).
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        // A new turn (INV-PROCESS-4).
+        let hal = this.scope.kernel.hal();
+        let start = hal.now();
+        let r = this.turn(cx);
+        let spent = hal.now().saturating_sub(start);
+        this.proc.cpu_ns.fetch_add(
+            u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        r
+    }
+}
+
+impl<P: Platform + SchedHal> Driver<'_, '_, P> {
+    /// One turn on the CPU (INV-PROCESS-4).
+    fn turn(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self;
         this.turn = None;
         if this.fiber.is_none() {
-            if let Err(e) = this.make_fiber() {
-                *this.outcome.lock() = Some(ExitStatus::Failed(e));
-                return this.finish();
-            }
+            this.make_fiber();
             if this.fiber.is_none() {
                 return this.finish();
             }

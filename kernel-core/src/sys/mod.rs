@@ -13,9 +13,10 @@
 //! | `chan_send` | `(i32 h, i32 ptr, i32 len) -> i32` | send a message (copied), waiting while the channel is full |
 //! | `chan_recv` | `(i32 h, i32 ptr, i32 cap) -> i32` | receive a message, waiting while empty; copies at most `cap` bytes and returns the message's full length |
 //! | `close` | `(i32 h) -> i32` | drop a handle |
-//! | `spawn` | `(i32 ptr, i32 len, i32 handles, i32 n) -> i32` | start a process from the wasm module at `ptr`, giving it copies of the `n` handles (`u32` each) listed at `handles` as its handles `0..n`; returns a process handle |
-//! | `wait` | `(i32 h) -> i32` | wait for a process handle's process to end; its exit code |
+//! | `spawn` | `(i32 ptr, i32 len, i32 handles, i32 n) -> i32` | start a process from the wasm module at `ptr`, giving it copies of the `n` handles (`u32` each) listed at `handles` as its handles `0..n`; returns a process handle (-5: out of memory, or past the child or process limit) |
+//! | `wait` | `(i32 h) -> i32` | wait for a process handle's process to end; its exit code (an ended process stays waitable while a handle names it; closing the last handle reaps it) |
 //! | `kill` | `(i32 h) -> i32` | kill a process handle's process |
+//! | `detach` | `(i32 h) -> i32` | let a child outlive the caller: it is no longer killed when the caller ends (-4 if not the caller's child) |
 //!
 //! Results are `>= 0` on success, or a negative [`Errno`]. A handle is a
 //! capability: an index into the caller's own table, so a process can use
@@ -40,7 +41,8 @@ use crate::hal::Platform;
 use crate::kernel::MemError;
 use crate::mem::{GapError, Owner, VmError};
 use crate::proc::{
-    ExitStatus, HandleTable, Inner, KillReason, LoadError, Message, Object, Process, SpawnOptions,
+    Claim, ExitStatus, HandleTable, Inner, KillReason, LoadError, Message, Object, Process,
+    SpawnOptions,
 };
 use crate::sched::SchedHal;
 use crate::wasm::TrapKind;
@@ -261,13 +263,25 @@ impl<'k, 'h, P: Platform + SchedHal> SysCtx<'k, 'h, P> {
             .spawn(&name, module.into(), given, options, Some(self.proc.pid()))
             .map_err(|_| Errno::NoMemory)?;
         self.proc.adopt(&child);
-        self.handles
+        let claim = Object::Process(Claim::adopt(child.clone()));
+        let inserted = self.handles.lock().insert(claim);
+        inserted.map_err(|_| {
+            child.kill(KillReason::Request);
+            Errno::NoMemory
+        })
+    }
+
+    fn detach(&self, h: i32) -> SysResult {
+        let child = self
+            .handles
             .lock()
-            .insert(Object::Process(child.clone()))
-            .map_err(|_| {
-                child.kill(KillReason::Request);
-                Errno::NoMemory
-            })
+            .process(h)
+            .map_err(|_| Errno::BadHandle)?;
+        if self.proc.detach(&child) {
+            Ok(0)
+        } else {
+            Err(Errno::Invalid)
+        }
     }
 
     fn wait(&self, h: i32) -> Result<SysResult, HostTrap> {
@@ -362,6 +376,10 @@ impl<'k, 'h, P: Platform + SchedHal> SysCtx<'k, 'h, P> {
             "kill" => (
                 ty(&[I32], &[I32]),
                 Box::new(move |a| ret(Ok(c.kill(i(a, 0))))),
+            ),
+            "detach" => (
+                ty(&[I32], &[I32]),
+                Box::new(move |a| ret(Ok(c.detach(i(a, 0))))),
             ),
             _ => return None,
         };

@@ -1,0 +1,113 @@
+//! Nothing is kept per ended process: 100,000 processes spawned, run to
+//! their exit and reaped, one after another, leave the kernel heap where
+//! it was (INV-PROC-5).
+//!
+//! The hosted kernel's heap is this test process's allocator, so the test
+//! counts the bytes it has live with a global allocator of its own; this
+//! file holds this one test so that nothing else allocates beside it.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+use kernel_core::proc::{self, ExitStatus, SpawnOptions};
+use tests::machine::{machine, on_config, wat};
+
+/// The system allocator, counting the bytes live.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+fn size(layout: Layout) -> isize {
+    isize::try_from(layout.size()).unwrap_or(isize::MAX)
+}
+
+// SAFETY: every call goes to `System` unchanged; the counter is only
+// bookkeeping beside it.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract is `System`'s.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            LIVE.fetch_add(size(layout), Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract is `System`'s.
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(size(layout), Ordering::Relaxed);
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract is `System`'s.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            LIVE.fetch_add(size(layout), Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller's contract is `System`'s.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            let grown = isize::try_from(new_size).unwrap_or(isize::MAX) - size(layout);
+            LIVE.fetch_add(grown, Ordering::Relaxed);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Spawn-and-exit cycles measured.
+const CYCLES: usize = 100_000;
+/// Cycles run first, so that every structure that grows once (queues,
+/// maps, the compiler's caches) has its size before the baseline.
+const WARM_UP: usize = 1_000;
+/// Heap bytes the run may end above its baseline: far less than one byte
+/// per cycle, so any per-process leak shows.
+const SLACK: isize = 16 << 10;
+
+#[test]
+fn a_hundred_thousand_spawns_leave_the_heap_at_its_baseline() {
+    let module = wat(r#"(module (func (export "_start") (result i32) (i32.const 5)))"#);
+    let ((baseline, after, exited, left), _) = on_config(&machine(1), |kernel, exec| {
+        let small = SpawnOptions {
+            stack: 512 << 10,
+            ..SpawnOptions::default()
+        };
+        proc::run(kernel, exec, small, |procs| async move {
+            let mut exited = 0;
+            let mut baseline = 0;
+            for cycle in 0..WARM_UP + CYCLES {
+                if cycle == WARM_UP {
+                    baseline = LIVE.load(Ordering::Relaxed);
+                }
+                let Ok(pid) = procs.spawn("short", module.clone(), Vec::new(), small) else {
+                    break;
+                };
+                let status = procs.reap(pid).await.map(|i| i.status);
+                if status == Some(ExitStatus::Exited(5)) {
+                    exited += 1;
+                }
+            }
+            (
+                baseline,
+                LIVE.load(Ordering::Relaxed),
+                exited,
+                procs.count(),
+            )
+        })
+        .expect("process scope")
+    });
+    assert_eq!(exited, WARM_UP + CYCLES, "processes that exited 5");
+    assert_eq!(left, 0, "processes left in the table");
+    let grown = after - baseline;
+    assert!(
+        grown <= SLACK,
+        "the heap grew {grown} bytes over {CYCLES} processes (baseline {baseline})"
+    );
+}
