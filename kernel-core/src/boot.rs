@@ -83,6 +83,7 @@ pub fn boot<P: Platform>(hal: &P, info: BootInfo<'_>) -> u8 {
         Workload::SelfTest => selftest::run(kernel),
         Workload::Demo => with_executor(kernel, |exec| crate::demo::run(kernel, exec)),
         Workload::Fault => selftest::provoke_fault(kernel),
+        Workload::LockFault => selftest::provoke_fault_under_lock(kernel),
         Workload::Spec => spec_suites(kernel, &info),
     })
 }

@@ -10,6 +10,7 @@
 //! | `test=demo` | run the demo processes on every CPU and print their summary table |
 //! | `test=spec` | run the WebAssembly spec scripts the platform provides, ending with `N passed, M failed` |
 //! | `test=fault` | touch an unmapped kernel address on purpose, to show the fatal-fault report |
+//! | `test=lockfault` | touch a demand-paged page while holding the address-space write lock, to show that the fault is reported, not a hang |
 //! | `log=LEVEL` | `off`, `error`, `warn` (default), `info`, `debug` or `trace`, for platforms without their own filter |
 
 use core::fmt;
@@ -25,6 +26,8 @@ pub enum Workload {
     Demo,
     /// A deliberate unresolvable kernel fault.
     Fault,
+    /// A deliberate fault under the address-space write lock.
+    LockFault,
     /// The WebAssembly spec scripts the platform provides
     /// ([`crate::boot::BootInfo::spec`]).
     Spec,
@@ -118,6 +121,7 @@ impl Cmdline {
                         "self" => Workload::SelfTest,
                         "demo" => Workload::Demo,
                         "fault" => Workload::Fault,
+                        "lockfault" => Workload::LockFault,
                         "spec" => Workload::Spec,
                         _ => return Err(bad),
                     }

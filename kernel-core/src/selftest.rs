@@ -217,6 +217,38 @@ pub fn run<P: Platform>(kernel: &Kernel<'_, P>) -> u8 {
     }
 }
 
+/// Touch a committed page that has no frame yet while holding the address
+/// space's write lock, which breaks INV-VM-5 on purpose: the fault path
+/// must report it ([`FaultOutcome::LockHeld`]) and stop the machine with
+/// [`exit::KERNEL_FAULT`] instead of spinning on the lock for ever.
+pub fn provoke_fault_under_lock<P: Platform>(kernel: &Kernel<'_, P>) -> u8 {
+    let region = Mapping::reserve(kernel.vm(), &RegionSpec::new(PAGE_SIZE));
+    let Ok(region) = region else {
+        say(kernel.hal(), format_args!("fault test: no window space"));
+        return exit::FAILED;
+    };
+    if region
+        .commit(0, PAGE_SIZE, Perms::READ_WRITE, Commit::Demand)
+        .is_err()
+    {
+        say(kernel.hal(), format_args!("fault test: no memory"));
+        return exit::FAILED;
+    }
+    let va = region.range().start;
+    say(
+        kernel.hal(),
+        format_args!("fault test: reading {va:#x} under the address-space write lock"),
+    );
+    let lock = kernel.vm().write_lock();
+    let value = read_va(va);
+    drop(lock);
+    say(
+        kernel.hal(),
+        format_args!("fault test: read {value:#x} without a report"),
+    );
+    exit::FAILED
+}
+
 /// Touch a reserved but unmapped kernel address on purpose. The fault path
 /// reports it and stops the machine with [`exit::KERNEL_FAULT`]; reaching
 /// the end of this function means the fault was not caught.

@@ -64,7 +64,11 @@ pub fn on_fault<P: Platform>(kernel: &Kernel<'_, P>, frame: &TrapFrame) -> TrapA
     if outcome == FaultOutcome::Resolved {
         return TrapAction::Resume;
     }
-    if let Some(action) = wasm_trap(kernel, cpu_id, frame, outcome) {
+    // A fault under the address-space lock is the kernel's bug wherever
+    // it happened.
+    if outcome != FaultOutcome::LockHeld
+        && let Some(action) = wasm_trap(kernel, cpu_id, frame, outcome)
+    {
         return action;
     }
     let why = match frame.kind {

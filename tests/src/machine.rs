@@ -40,6 +40,12 @@ pub fn machine(cpus: usize) -> Config {
     }
 }
 
+/// `bytes` as the text of a WAT data string (`\xx` per byte), to embed a
+/// module in another.
+pub fn wat_data(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("\\{b:02x}")).collect()
+}
+
 /// A deterministic machine ([`Config::deterministic`]) of `cpus` CPUs run
 /// from `seed`, otherwise as [`machine`].
 pub fn deterministic(cpus: usize, seed: u64) -> Config {

@@ -42,3 +42,19 @@ fn unresolvable_fault_stops_with_a_report() {
         &["PageFault", "pc=0x", "addr=0x", "sp=0x", "no mapping"],
     );
 }
+
+/// A fault taken while the faulting CPU holds the address-space write lock
+/// (INV-VM-5 broken on purpose by `test=lockfault`) stops the machine with
+/// a report naming the rule, where it used to spin on the lock for ever.
+#[test]
+fn a_fault_under_the_address_space_lock_is_reported_not_hung() {
+    if tests::child_scenario().as_deref() == Some("fault") {
+        let code = hal_hosted::boot(&config(2), "test=lockfault");
+        eprintln!("boot returned {code:?} after a fault under the lock");
+        std::process::exit(100);
+    }
+    tests::expect_fault_report(
+        "a_fault_under_the_address_space_lock_is_reported_not_hung",
+        &["PageFault", "addr=0x", "address-space write lock"],
+    );
+}

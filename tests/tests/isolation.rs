@@ -13,7 +13,7 @@ use std::time::Duration;
 use hal_hosted::Config;
 use kernel_core::proc::{self, ExitStatus, KillReason, LoadError, Message, Object, SpawnOptions};
 use kernel_core::wasm::TrapKind;
-use tests::machine::{HANG_GUARD, deterministic, on_config, run_alone, wait, wat};
+use tests::machine::{HANG_GUARD, deterministic, on_config, run_alone, wait, wat, wat_data};
 
 /// Iterations of the checksum loop.
 const ROUNDS: u32 = 3_000_000;
@@ -206,10 +206,7 @@ fn flood_then_idle(child: &[u8], count: u32) -> String {
 /// Spawns `count` children of `child`'s bytes without waiting, then does
 /// `tail` (with the number of spawns refused in `$refused`).
 fn flood_then(child: &[u8], count: u32, tail: &str) -> String {
-    let mut bytes = String::with_capacity(child.len() * 3);
-    for b in child {
-        let _ = write!(bytes, "\\{b:02x}");
-    }
+    let bytes = wat_data(child);
     let pages = (child.len() + 1024).div_ceil(65536);
     format!(
         r#"(module

@@ -11,7 +11,7 @@ use kernel_core::mem::Owner;
 use kernel_core::proc::{self, ExitStatus, KillReason, Object, Pid, SpawnOptions};
 use kernel_core::wasm::TrapKind;
 use tests::machine::{
-    HANG_GUARD, deterministic, machine, on_config, on_machine, run_alone, wait, wat,
+    HANG_GUARD, deterministic, machine, on_config, on_machine, run_alone, wait, wat, wat_data,
 };
 
 const SPIN: &str = r#"(module
@@ -290,15 +290,10 @@ const CHILD: &str = r#"(module
     (drop (call $send (i32.const 0) (i32.const 0) (i32.const 2)))
     (call $exit (i32.const 7))))"#;
 
-/// `bytes` as the contents of a WAT string literal.
-fn wat_string(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("\\{b:02x}")).collect()
-}
-
 /// A parent that spawns the child (its bytes at 1024) with the send end of
 /// a new channel, receives its message and waits for it.
 fn parent(child: &[u8]) -> String {
-    let bytes = wat_string(child);
+    let bytes = wat_data(child);
     format!(
         r#"(module
   (import "vessel" "chan_create" (func $create (param i32) (result i32)))
@@ -499,7 +494,7 @@ const LEAVE: &str = "(i32.const 0)";
 /// A parent that spawns `child` (its bytes at 1024), giving it a copy of
 /// its handle 0 when `pass`, then does `tail`.
 fn spawner(child: &[u8], pass: bool, tail: &str) -> String {
-    let bytes = wat_string(child);
+    let bytes = wat_data(child);
     let len = child.len();
     let n = i32::from(pass);
     format!(
@@ -656,7 +651,7 @@ fn a_detached_child_outlives_its_parent() {
 /// Spawns [`FOREVER`] children (its bytes at 1024) until `spawn` fails;
 /// returns how many it started, or 200 if none failed.
 fn breeder(child: &[u8]) -> String {
-    let bytes = wat_string(child);
+    let bytes = wat_data(child);
     let len = child.len();
     format!(
         r#"(module
@@ -749,7 +744,7 @@ const GROW_10M: &str = r#"(module
 /// A parent that grows its own memory by `pages`, then spawns `child` and
 /// returns the child's exit code.
 fn greedy_parent(child: &[u8], pages: u32) -> String {
-    let bytes = wat_string(child);
+    let bytes = wat_data(child);
     let len = child.len();
     format!(
         r#"(module

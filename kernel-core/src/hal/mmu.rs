@@ -5,7 +5,7 @@
 //! platform reserves ([`Mmu::kernel_window`]). The kernel decides where
 //! (placement is policy, in `mem`); the HAL only edits translations.
 
-use super::{HalError, PhysAddr};
+use super::{Cpus, HalError, PhysAddr};
 
 /// Access permissions of a mapping. The kernel enforces W^X: a mapping is
 /// never writable and executable at once.
@@ -107,8 +107,9 @@ pub trait TableFrames {
     fn free_table(&self, frame: PhysAddr);
 }
 
-/// Translation of the kernel's virtual window.
-pub trait Mmu {
+/// Translation of the kernel's virtual window, shared by the machine's
+/// CPUs (which the memory manager tells apart to check its lock rules).
+pub trait Mmu: Cpus {
     /// The range in which the kernel may create mappings. It is reserved at
     /// boot and nothing else is ever placed in it.
     ///

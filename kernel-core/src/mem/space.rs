@@ -45,7 +45,11 @@
 //! - INV-VM-5 (INV-HAL-2): the fault path allocates nothing on the heap (slot
 //!   leaves are allocated at commit) and takes only the space's read lock
 //!   and the frame allocator's lock. Kernel code never touches region memory
-//!   while it holds the write lock, so a faulting CPU never holds it.
+//!   while it holds the write lock, so a faulting CPU never holds it. This
+//!   is checked: the space records which CPU holds the write lock, and a
+//!   fault on that CPU is [`FaultOutcome::LockHeld`], a kernel bug reported
+//!   as such (`test=lockfault` shows it), where it would otherwise spin for
+//!   ever.
 //! - INV-VM-6: only the CPU that moved a slot to `BUSY` maps its granule;
 //!   other CPUs faulting there wait for it to leave `BUSY`, then retry.
 //! - INV-VM-7: accounting is by commitment, so that a limit is enforced
@@ -167,6 +171,9 @@ pub enum FaultOutcome {
     Violation,
     /// No frame or page table could be had.
     OutOfMemory,
+    /// The faulting CPU holds the space's write lock, so the fault could
+    /// never be resolved (INV-VM-5 broken: a kernel bug).
+    LockHeld,
 }
 
 impl FaultOutcome {
@@ -179,6 +186,7 @@ impl FaultOutcome {
             Self::Hole => "no mapping (uncommitted page of a region)",
             Self::Violation => "access not allowed by the page's permissions",
             Self::OutOfMemory => "out of memory resolving a demand fault",
+            Self::LockHeld => "fault while this CPU holds the address-space write lock (INV-VM-5)",
         }
     }
 }
@@ -490,6 +498,37 @@ impl Inner {
 /// The kernel's address space. See the module documentation.
 pub struct Space {
     inner: spin::RwLock<Inner>,
+    /// 1 + the CPU that holds `inner` for writing, 0 when none does
+    /// (INV-VM-5).
+    writer: AtomicUsize,
+}
+
+/// The space's write lock, with the record of which CPU took it
+/// (INV-VM-5).
+struct WriteGuard<'a> {
+    inner: spin::RwLockWriteGuard<'a, Inner>,
+    writer: &'a AtomicUsize,
+}
+
+impl core::ops::Deref for WriteGuard<'_> {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+impl core::ops::DerefMut for WriteGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        &mut self.inner
+    }
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        // Cleared before `inner` unlocks (fields drop after this).
+        self.writer.store(0, Ordering::Release);
+    }
 }
 
 impl Space {
@@ -502,6 +541,7 @@ impl Space {
                 regions: BTreeMap::new(),
                 accounts: BTreeMap::new(),
             }),
+            writer: AtomicUsize::new(0),
         }
     }
 }
@@ -640,7 +680,7 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
     /// [`VmError::BadRange`], [`VmError::Unsupported`] (granule too large) or
     /// [`VmError::Placement`].
     pub fn reserve(&self, spec: &RegionSpec) -> Result<VirtRange, VmError> {
-        let mut inner = self.space.inner.write();
+        let mut inner = self.write();
         let region = self.place(&mut inner, spec, true)?;
         let range = region.range;
         inner.regions.insert(region.outer().start, region);
@@ -659,7 +699,7 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
             guard,
             ..RegionSpec::new(len)
         };
-        let mut inner = self.space.inner.write();
+        let mut inner = self.write();
         let region = self.place(&mut inner, &spec, false)?;
         let range = region.range;
         inner.regions.insert(region.outer().start, region);
@@ -686,7 +726,7 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
         if !perms.is_wx_safe() {
             return Err(VmError::WriteExecute);
         }
-        let mut inner = self.space.inner.write();
+        let mut inner = self.write();
         let key = inner.key_of(start)?;
         let r = inner.regions.get_mut(&key).ok_or(VmError::NoSuchRegion)?;
         if !r.managed {
@@ -774,7 +814,7 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
         if !perms.is_wx_safe() {
             return Err(VmError::WriteExecute);
         }
-        let inner = self.space.inner.write();
+        let inner = self.write();
         let key = inner.key_of(start)?;
         let r = inner.regions.get(&key).ok_or(VmError::NoSuchRegion)?;
         if !r.managed {
@@ -828,7 +868,7 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
     /// [`VmError::Unsupported`] (part of a contiguous block), or
     /// [`VmError::Hal`] when the unmap fails (nothing is freed then).
     pub fn decommit(&self, start: usize, offset: usize, len: usize) -> Result<u64, VmError> {
-        let inner = self.space.inner.write();
+        let inner = self.write();
         let key = inner.key_of(start)?;
         let r = inner.regions.get(&key).ok_or(VmError::NoSuchRegion)?;
         if !r.managed {
@@ -878,7 +918,7 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
     /// [`VmError::NoSuchRegion`], or [`VmError::Hal`] when the unmap fails
     /// (the region stays then).
     pub fn release(&self, start: usize) -> Result<u64, VmError> {
-        let mut inner = self.space.inner.write();
+        let mut inner = self.write();
         let key = inner.key_of(start)?;
         let r = inner.regions.get(&key).ok_or(VmError::NoSuchRegion)?;
         let mut freed = 0;
@@ -922,7 +962,7 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
             granule: 0,
             ..*spec
         };
-        let mut inner = self.space.inner.write();
+        let mut inner = self.write();
         let mut r = self.place(&mut inner, &spec, true)?;
         let pages = spec.len / PAGE_SIZE;
         let order = order_for(pages as u64);
@@ -984,7 +1024,7 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
         if order > super::MAX_ORDER {
             return Err(VmError::Unsupported);
         }
-        let account = self.space.inner.write().account(owner);
+        let account = self.write().account(owner);
         if !account.charge(1 << order) {
             return Err(VmError::LimitExceeded);
         }
@@ -1051,7 +1091,7 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
             granule: 0,
             ..*spec
         };
-        let mut inner = self.space.inner.write();
+        let mut inner = self.write();
         let mut r = self.place(&mut inner, &spec, true)?;
         let kind = if cow { F_COW } else { F_SHARED };
         let flags = perm_flags(perms) | F_COMMIT | kind | RESIDENT;
@@ -1149,9 +1189,30 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
         }
     }
 
+    /// The space's write lock, recording the CPU that takes it.
+    fn write(&self) -> WriteGuard<'a> {
+        let inner = self.space.inner.write();
+        self.space
+            .writer
+            .store(self.hal.current_cpu() + 1, Ordering::Release);
+        WriteGuard {
+            inner,
+            writer: &self.space.writer,
+        }
+    }
+
+    /// Hold the space's write lock until the guard drops: only for
+    /// `test=lockfault`, which breaks INV-VM-5 on purpose.
+    pub(crate) fn write_lock(&self) -> impl Sized + 'a {
+        self.write()
+    }
+
     /// Resolve a fault at `addr` with `access` on a CPU whose last resolved
     /// fault page is kept in `last_fault`. Trap-context safe (INV-VM-5).
     pub fn resolve(&self, addr: usize, access: Access, last_fault: &AtomicUsize) -> FaultOutcome {
+        if self.space.writer.load(Ordering::Acquire) == self.hal.current_cpu() + 1 {
+            return FaultOutcome::LockHeld;
+        }
         let inner = self.space.inner.read();
         match classify(&inner, addr, access) {
             Step::Done(o) => o,
@@ -1331,7 +1392,7 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
     /// Limit `owner` to `frames` frames. Frames already charged stay; the
     /// next charge that would pass the limit fails.
     pub fn set_limit(&self, owner: Owner, frames: u64) {
-        let account = self.space.inner.write().account(owner);
+        let account = self.write().account(owner);
         account.limit.store(frames, Ordering::Release);
     }
 
@@ -1345,7 +1406,7 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
         }
         let parent_owner = parent;
         let (child, parent) = {
-            let mut inner = self.space.inner.write();
+            let mut inner = self.write();
             (inner.account(owner), inner.account(parent))
         };
         if child.frames.load(Ordering::Acquire) != 0 || child.parent.is_completed() {
@@ -1376,7 +1437,7 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
     }
 
     fn charge_and_promise(&self, owner: Owner, frames: u64) -> Result<Arc<Account>, VmError> {
-        let account = self.space.inner.write().account(owner);
+        let account = self.write().account(owner);
         if !account.charge(frames) {
             return Err(VmError::LimitExceeded);
         }
@@ -1402,7 +1463,7 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
 
     /// Give back `frames` frames [`Vm::hold`] charged to `owner`.
     pub fn unhold(&self, owner: Owner, frames: u64) {
-        let account = self.space.inner.write().account(owner);
+        let account = self.write().account(owner);
         self.frames.unpromise(frames, 0);
         account.uncharge(frames);
     }
@@ -1430,7 +1491,7 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
     /// Returns whether `owner`'s account is gone now; one still in use is
     /// kept, and dropped with the last child that refers to it.
     pub fn forget(&self, owner: Owner) -> bool {
-        let mut inner = self.space.inner.write();
+        let mut inner = self.write();
         let mut freed = Vec::new();
         let mut next = Some(owner);
         let mut first = true;
