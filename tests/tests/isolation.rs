@@ -13,7 +13,9 @@ use std::time::Duration;
 use hal_hosted::Config;
 use kernel_core::proc::{self, ExitStatus, KillReason, LoadError, Message, Object, SpawnOptions};
 use kernel_core::wasm::TrapKind;
-use tests::machine::{HANG_GUARD, deterministic, on_config, run_alone, wait, wat, wat_data};
+use tests::machine::{
+    HANG_GUARD, deterministic, machine, on_config, run_alone, wait, wat, wat_data,
+};
 
 /// Iterations of the checksum loop.
 const ROUNDS: u32 = 3_000_000;
@@ -427,25 +429,98 @@ fn calls_that_complete_at_once_cannot_keep_the_cpu() {
     }
 }
 
-/// In deterministic mode, the checksum beside a loop of calls that
-/// complete at once gets at least a fair share of its one CPU: half the
-/// time from their spawn to its end, less at most two quanta; and the
-/// loop's system calls are charged to it, so the two CPU times add up to
-/// that time within two quanta.
+/// Spawns a child that exits at once, and closes its handle, at every
+/// depth of a recursion `DEPTH` deep; returns the depth reached (& 0x7f).
+/// `spawn` takes the address space's write lock at every depth, the way
+/// `memory.grow` does in [`GROW_AT_EVERY_DEPTH`] (INV-STACK-1).
+fn spawn_at_every_depth() -> String {
+    let child = wat(r#"(module (func (export "_start")))"#);
+    format!(
+        r#"(module
+  (import "vessel" "spawn" (func $spawn (param i32 i32 i32 i32) (result i32)))
+  (import "vessel" "close" (func $close (param i32) (result i32)))
+  (memory 1)
+  (data (i32.const 1024) "{bytes}")
+  (func $f (param $d i32) (result i32)
+    (local $h i32)
+    (local.set $h (call $spawn (i32.const 1024) (i32.const {len}) (i32.const 0) (i32.const 0)))
+    (if (i32.ge_s (local.get $h) (i32.const 0)) (then (drop (call $close (local.get $h)))))
+    (if (result i32) (local.get $d)
+      (then (i32.add (call $f (i32.sub (local.get $d) (i32.const 1))) (i32.const 1)))
+      (else (i32.const 0))))
+  (func (export "_start") (result i32)
+    (i32.and (call $f (i32.const {DEPTH})) (i32.const 0x7f))))"#,
+        bytes = wat_data(&child),
+        len = child.len(),
+    )
+}
+
+/// Recursion depth of [`spawn_at_every_depth`].
+const DEPTH: i32 = 1500;
+
 #[test]
-fn calls_that_complete_at_once_leave_a_fair_share() {
+fn spawning_at_every_stack_depth_never_hangs() {
+    let r = beside_checksum(&machine(2), wat(&spawn_at_every_depth()), None, false);
+    assert_eq!(r.hostile, Some(ExitStatus::Exited(DEPTH & 0x7f)));
+    assert_eq!(r.checksum, Some(ExitStatus::Exited(expected_checksum())));
+}
+
+/// Whether a hostile process ended as it should.
+type EndsAs<'a> = dyn Fn(ExitStatus) -> bool + 'a;
+
+/// In deterministic mode, the checksum beside each hostile process of the
+/// scheduler's reproductions gets at least a fair share of its one CPU:
+/// half the time from their spawn to its end, less at most two quanta.
+/// The time of every turn is charged to the process that had it, system
+/// calls and compilation included, so the two CPU times add up to that
+/// time within two quanta. Each hostile process ends as it should (killed
+/// when the checksum is done, if it still runs).
+#[test]
+fn every_hostile_process_leaves_a_fair_share() {
     let quantum = SpawnOptions::default().quantum;
-    for (seed, hostile) in [(1, SLEEP_ZERO_LOOP), (2, OWN_CHANNEL_LOOP), (3, YIELD_LOOP)] {
-        let r = beside_checksum(&deterministic(1, seed), wat(hostile), None, true);
-        assert_eq!(r.checksum, Some(ExitStatus::Exited(expected_checksum())));
-        assert_eq!(r.hostile, Some(ExitStatus::Killed(KillReason::Request)));
-        let (checksum, other, elapsed) = r.times;
-        let times = format!("checksum {checksum:?}, hostile {other:?}, elapsed {elapsed:?}");
-        assert!(checksum + 2 * quantum >= elapsed / 2, "{times}: {hostile}");
-        assert!(
-            checksum + other + 2 * quantum >= elapsed,
-            "{times}: {hostile}"
+    let killed = |s: ExitStatus| s == ExitStatus::Killed(KillReason::Request);
+    let exited = |code: i32| move |s: ExitStatus| s == ExitStatus::Exited(code);
+    let cases: [(&str, String, &EndsAs<'_>); 7] = [
+        ("sleep(0) loop", SLEEP_ZERO_LOOP.into(), &killed),
+        ("own channel loop", OWN_CHANNEL_LOOP.into(), &killed),
+        ("yield loop", YIELD_LOOP.into(), &killed),
+        (
+            "grow at every depth",
+            GROW_AT_EVERY_DEPTH.into(),
+            &exited(12_000 & 0x7f),
+        ),
+        (
+            "spawn at every depth",
+            spawn_at_every_depth(),
+            &exited(DEPTH & 0x7f),
+        ),
+        ("slow to compile", slow_to_compile(), &|s| {
+            killed(s) || s == ExitStatus::Exited(0)
+        }),
+        (
+            "escaping children",
+            spawn_flood(&wat(ENDLESS), 100),
+            &|s| matches!(s, ExitStatus::Exited(n) if (0..=100).contains(&n)),
+        ),
+    ];
+    for (seed, (name, hostile, ended)) in (1..).zip(cases) {
+        // Room for the checksum beside a process at its memory limit.
+        let config = Config {
+            memory: 1 << 30,
+            ..deterministic(1, seed)
+        };
+        let r = beside_checksum(&config, wat(&hostile), None, true);
+        assert_eq!(
+            r.checksum,
+            Some(ExitStatus::Exited(expected_checksum())),
+            "{name}"
         );
+        assert!(r.hostile.is_some_and(ended), "{name}: {:?}", r.hostile);
+        let (checksum, other, elapsed) = r.times;
+        let times =
+            format!("{name}: checksum {checksum:?}, hostile {other:?}, elapsed {elapsed:?}");
+        assert!(checksum + 2 * quantum >= elapsed / 2, "{times}");
+        assert!(checksum + other + 2 * quantum >= elapsed, "{times}");
     }
 }
 
