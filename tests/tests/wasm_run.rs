@@ -239,7 +239,7 @@ fn a_failing_host_function_traps_its_caller() {
         let f = store
             .host_func_trapping(ty, |a| match a {
                 [Val::I32(x)] if *x >= 0 => Ok(vec![Val::I32(x + 1)]),
-                _ => Err(HostTrap),
+                _ => Err(HostTrap::Failed),
             })
             .expect("host func");
         let m = store

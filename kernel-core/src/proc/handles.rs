@@ -268,10 +268,4 @@ impl<'k> HandleTable<'k> {
             _ => Err(HandleError::WrongKind),
         }
     }
-
-    /// Drop every handle (a channel end's last handle closes it).
-    pub(crate) fn clear(&mut self) {
-        let slots = core::mem::take(&mut self.slots);
-        drop(slots);
-    }
 }

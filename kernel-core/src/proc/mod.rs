@@ -40,7 +40,9 @@
 //!   out, nothing of it is left in the kernel but what those who still
 //!   hold its record (a handle being dropped, a waiter) keep of it.
 
+mod context;
 mod handles;
+mod load;
 mod process;
 mod table;
 
@@ -53,14 +55,15 @@ use core::future::Future;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use core::time::Duration;
 
+pub(crate) use context::Context;
 pub(crate) use handles::HandleTable;
 pub use handles::{
     Claim, HandleError, KernelIrqs, MAX_HANDLES, Message, MsgReceiver, MsgSender, Object,
     new_channel,
 };
+pub(crate) use load::{Bound, Interface, Interfaces};
 pub use process::ProcInfo;
 pub use process::Process;
-pub(crate) use process::Request;
 
 use crate::hal::Platform;
 use crate::kernel::Kernel;
@@ -238,6 +241,8 @@ pub(crate) struct Inner<'k, 'h, P: Platform + SchedHal> {
     pub(crate) kernel: &'k Kernel<'h, P>,
     pub(crate) exec: Handle<P>,
     pub(crate) defaults: SpawnOptions,
+    /// The system interfaces its processes link against.
+    interfaces: Interfaces<'k, 'h, P>,
     procs: Arc<ProcTable<'k>>,
     tasks: spin::Mutex<Tasks>,
     closed: core::sync::atomic::AtomicBool,
@@ -304,6 +309,7 @@ where
             kernel,
             exec: exec.handle(),
             defaults,
+            interfaces: crate::sys::interfaces(),
             procs: Arc::new(spin::Mutex::new(Table::new())),
             tasks: spin::Mutex::new(Tasks {
                 list: Vec::new(),

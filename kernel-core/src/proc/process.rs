@@ -492,7 +492,7 @@ impl<'k, 'h, P: Platform + SchedHal> Driver<'k, 'h, P> {
         let fiber = Fiber::new(stack, move |s: &Suspender| {
             proc.suspender
                 .store(core::ptr::from_ref(s) as usize, Ordering::Release);
-            let status = crate::sys::run_process(&scope, &proc, &module, handles);
+            let status = super::load::run_process(&scope, &proc, &module, handles);
             drop((module, hold));
             proc.suspender.store(0, Ordering::Release);
             *outcome.lock() = Some(status);

@@ -179,6 +179,8 @@ pub struct Trap {
     /// ([`MAX_TRAP_FRAMES`](super::entry::MAX_TRAP_FRAMES)): `backtrace`
     /// holds the innermost ones.
     pub cut: bool,
+    /// For [`TrapKind::Host`]: why the host function stopped its caller.
+    pub host: Option<HostTrap>,
 }
 
 impl fmt::Display for Trap {
@@ -392,7 +394,8 @@ struct HostFunc<'a> {
     dispatch: usize,
     ty: FuncType,
     func: Box<TrappingHostFn<'a>>,
-    /// The store's funcref ranges, to check returned references (INV-VM-6).
+    /// The store's funcref ranges, to check returned references (INV-VM-6),
+    /// and where a failing call leaves its reason.
     owner: *const FuncRefOwner,
 }
 
@@ -404,6 +407,9 @@ struct HostFunc<'a> {
 #[derive(Default)]
 struct FuncRefOwner {
     ranges: spin::Mutex<Vec<core::ops::Range<usize>>>,
+    /// The reason of the last host function that failed, for the trap
+    /// its caller takes.
+    host_trap: spin::Mutex<Option<HostTrap>>,
 }
 
 impl FuncRefOwner {
@@ -428,15 +434,25 @@ pub type HostFn = dyn Fn(&[Val]) -> Vec<Val> + Send + Sync;
 /// returns).
 pub type TrappingHostFn<'a> = dyn Fn(&[Val]) -> Result<Vec<Val>, HostTrap> + Send + Sync + 'a;
 
-/// A host function failed; its wasm caller traps with [`TrapKind::Host`].
-/// Whoever installed the function knows why (a process that exits or is
-/// killed records its status before returning this).
+/// Why a host function stopped its wasm caller, which traps with
+/// [`TrapKind::Host`]; the reason comes back in [`Trap::host`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HostTrap;
+pub enum HostTrap {
+    /// The caller ends itself with this exit code (`exit`, `proc_exit`).
+    Exit(i32),
+    /// The caller was killed while in the call.
+    Killed,
+    /// The call failed and its caller cannot go on.
+    Failed,
+}
 
 impl fmt::Display for HostTrap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("host function failed")
+        match self {
+            Self::Exit(code) => write!(f, "exit with code {code}"),
+            Self::Killed => f.write_str("killed"),
+            Self::Failed => f.write_str("host function failed"),
+        }
     }
 }
 
@@ -458,13 +474,16 @@ extern "C" fn host_dispatch(ctx: *const HostFunc<'_>, values: *mut u128) -> u32 
         .zip(slots.iter())
         .map(|(t, s)| Val::from_slot(*t, *s))
         .collect();
-    let results = match (hf.func)(&args) {
-        Ok(r) => r,
-        Err(HostTrap) => return 1,
-    };
-    drop(args);
     // SAFETY: the store that owns this host function owns `owner` too.
     let owner = unsafe { &*hf.owner };
+    let results = match (hf.func)(&args) {
+        Ok(r) => r,
+        Err(why) => {
+            *owner.host_trap.lock() = Some(why);
+            return 1;
+        }
+    };
+    drop(args);
     // A missing, mistyped or foreign result reads as zero (null for a
     // reference), never as the argument bits left in its slot.
     for (i, (slot, t)) in slots.iter_mut().zip(&hf.ty.results).enumerate() {
@@ -1682,10 +1701,12 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
                 .filter_map(|pc| self.kernel.code().frame_at(pc))
                 .collect();
             let cut = cpu.wasm.trap_cut();
+            let host = self.owner.host_trap.lock().take();
             Err(CallError::Trap(Trap {
                 kind,
                 backtrace,
                 cut,
+                host: host.filter(|_| kind == TrapKind::Host),
             }))
         } else {
             Ok(ty

@@ -1,0 +1,144 @@
+//! What a process's system calls share: its [`Context`]. Every system
+//! interface ([`crate::sys`]) reaches the process, its handles, its memory
+//! and the kernel only through this narrow API.
+//!
+//! Invariant INV-CONTEXT-1: a context lives as long as its process's store
+//! runs (the store's host functions hold it); its handle table is cleared
+//! when the store is gone (INV-PROC-2), not when the last clone goes.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::future::Future;
+use core::time::Duration;
+
+use super::process::{Process, Request};
+use super::{HandleTable, Inner, MAX_CHILDREN, Object, SpawnError};
+use crate::hal::Platform;
+use crate::kernel::Kernel;
+use crate::mem::Owner;
+use crate::sched::SchedHal;
+use crate::wasm::vm::{HostTrap, MemoryView};
+
+/// Why [`Context::spawn_child`] refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ChildError {
+    /// The caller has [`MAX_CHILDREN`] live children.
+    TooManyChildren,
+    /// The scope refused ([`SpawnError`]).
+    Spawn(SpawnError),
+}
+
+/// The per-process state its system calls share.
+pub(crate) struct Context<'k, 'h, P: Platform + SchedHal> {
+    scope: Arc<Inner<'k, 'h, P>>,
+    proc: Arc<Process<'k>>,
+    handles: spin::Mutex<HandleTable<'k>>,
+    memory: spin::Once<MemoryView>,
+}
+
+impl<'k, 'h, P: Platform + SchedHal> Context<'k, 'h, P> {
+    pub(super) fn new(
+        scope: Arc<Inner<'k, 'h, P>>,
+        proc: Arc<Process<'k>>,
+        handles: Vec<Object<'k>>,
+    ) -> Self {
+        Self {
+            scope,
+            proc,
+            handles: spin::Mutex::new(HandleTable::with(handles)),
+            memory: spin::Once::new(),
+        }
+    }
+
+    /// The process's memory 0, once its instance exists (`None` before,
+    /// or when it has none).
+    pub(crate) fn memory(&self) -> Option<&MemoryView> {
+        self.memory.get()
+    }
+
+    /// Attach the process's memory (once; later calls change nothing).
+    pub(super) fn attach_memory(&self, view: MemoryView) {
+        self.memory.call_once(|| view);
+    }
+
+    /// The process's handle table.
+    pub(crate) fn handles(&self) -> spin::MutexGuard<'_, HandleTable<'k>> {
+        self.handles.lock()
+    }
+
+    /// Drop every handle (INV-CONTEXT-1).
+    pub(super) fn clear_handles(&self) {
+        let table = core::mem::take(&mut *self.handles.lock());
+        drop(table);
+    }
+
+    /// The owner the process's memory is charged to.
+    pub(crate) fn owner(&self) -> Owner {
+        Owner::Process(self.proc.pid())
+    }
+
+    /// The kernel.
+    pub(crate) fn kernel(&self) -> &'k Kernel<'h, P> {
+        self.scope.kernel
+    }
+
+    /// Monotonic time.
+    pub(crate) fn now(&self) -> Duration {
+        self.scope.exec.now()
+    }
+
+    /// Suspend the process until `fut` is done; its output. A kill while
+    /// it waits ends the call with [`HostTrap::Killed`].
+    pub(crate) fn block<T: Send + 'k>(
+        &self,
+        fut: impl Future<Output = T> + Send + 'k,
+    ) -> Result<T, HostTrap> {
+        self.proc.block_on(fut).ok_or(HostTrap::Killed)
+    }
+
+    /// Sleep `duration` (suspending the process).
+    pub(crate) fn sleep(&self, duration: Duration) -> Result<(), HostTrap> {
+        let sleep = self.scope.exec.sleep(duration);
+        self.block(sleep)
+    }
+
+    /// Let other processes run first.
+    pub(crate) fn yield_now(&self) -> Result<(), HostTrap> {
+        self.proc.suspend(Request::Yield);
+        match self.proc.killed() {
+            Some(_) => Err(HostTrap::Killed),
+            None => Ok(()),
+        }
+    }
+
+    /// Start `module` as a child of the process holding `handles`: with
+    /// options no larger than its own (INV-PROC-4), killed when it ends.
+    pub(crate) fn spawn_child(
+        &self,
+        module: Arc<[u8]>,
+        handles: Vec<Object<'k>>,
+    ) -> Result<Arc<Process<'k>>, ChildError> {
+        if self.proc.live_children() >= MAX_CHILDREN {
+            return Err(ChildError::TooManyChildren);
+        }
+        let now = self.scope.kernel.hal().now();
+        let options = self.proc.child_options(self.scope.defaults, now);
+        let child = self
+            .scope
+            .spawn(
+                &self.proc.name(),
+                module,
+                handles,
+                options,
+                Some(self.proc.pid()),
+            )
+            .map_err(ChildError::Spawn)?;
+        self.proc.adopt(&child);
+        Ok(child)
+    }
+
+    /// Let `child` outlive the process; false if it is not its child.
+    pub(crate) fn detach(&self, child: &Process<'k>) -> bool {
+        self.proc.detach(child)
+    }
+}

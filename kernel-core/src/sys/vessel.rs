@@ -1,0 +1,378 @@
+//! The `vessel` system interface: processes, channels and the console,
+//! imported from the module [`MODULE`].
+//!
+//! | import | type | does |
+//! |---|---|---|
+//! | `exit` | `(i32)` | end the process with that code |
+//! | `yield` | `()` | let other processes run |
+//! | `sleep` | `(i64 ns) -> i32` | sleep that long (monotonic) |
+//! | `now` | `() -> i64` | monotonic time in ns |
+//! | `write` | `(i32 ptr, i32 len) -> i32` | write bytes to the console; bytes written |
+//! | `chan_create` | `(i32 out) -> i32` | new channel: its send handle and receive handle as two little-endian `u32` at `out` |
+//! | `chan_send` | `(i32 h, i32 ptr, i32 len) -> i32` | send a message (copied), waiting while the channel is full |
+//! | `chan_recv` | `(i32 h, i32 ptr, i32 cap) -> i32` | receive a message, waiting while empty; copies at most `cap` bytes and returns the message's full length |
+//! | `close` | `(i32 h) -> i32` | drop a handle |
+//! | `spawn` | `(i32 ptr, i32 len, i32 handles, i32 n) -> i32` | start a process from the wasm module at `ptr`, giving it copies of the `n` handles (`u32` each) listed at `handles` as its handles `0..n`; returns a process handle (-5: out of memory, or past the child or process limit) |
+//! | `wait` | `(i32 h) -> i32` | wait for a process handle's process to end; its exit code (an ended process stays waitable while a handle names it; closing the last handle reaps it) |
+//! | `kill` | `(i32 h) -> i32` | kill a process handle's process |
+//! | `detach` | `(i32 h) -> i32` | let a child outlive the caller: it is no longer killed when the caller ends (-4 if not the caller's child) |
+//!
+//! Results are `>= 0` on success, or a negative [`Errno`]. A handle is a
+//! capability: an index into the caller's own table, so a process can use
+//! only handles it created or was given; a bad handle or pointer is an
+//! error code, never a kernel fault (pointers go through [`uaccess`]).
+//! Waiting calls suspend the process's fiber; a process killed while it
+//! waits does not return from the call.
+//!
+//! Every call goes through one dispatcher ([`dispatch`]), which turns the
+//! one error type of the interface ([`Fail`]) into the guest's result or
+//! its trap.
+//!
+//! Invariant INV-SYS-1: a system call that fails has changed nothing the
+//! caller can see (no handle made, no byte written), except `chan_recv`,
+//! which may have taken a message it then could not copy out (`Fault`).
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use super::uaccess::{self, AccessError};
+use crate::hal::{Console, PAGE_SIZE, Platform};
+use crate::proc::{Bound, Claim, Context, ExitStatus, Interface, KillReason, Message, Object};
+use crate::sched::SchedHal;
+use crate::wasm::module::{FuncType, ValType};
+use crate::wasm::vm::{HostTrap, Val};
+
+/// The module name every call of this interface is imported from.
+pub const MODULE: &str = "vessel";
+
+/// Most bytes one message may hold.
+pub const MAX_MESSAGE: usize = 64 << 10;
+/// Most bytes of a module `spawn` takes.
+pub const MAX_MODULE: usize = 16 << 20;
+/// Most handles `spawn` passes.
+pub const MAX_SPAWN_HANDLES: usize = 64;
+/// Messages a channel holds before `chan_send` waits.
+pub const CHANNEL_CAPACITY: usize = 16;
+
+/// An error code a system call returns (negative).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i32)]
+pub enum Errno {
+    /// Not a handle of the caller, or a handle of the wrong kind.
+    BadHandle = -1,
+    /// A pointer and length outside the caller's memory.
+    Fault = -2,
+    /// The channel's other side is gone (and, for receive, it is empty).
+    Closed = -3,
+    /// An argument out of range (negative time, a message too long).
+    Invalid = -4,
+    /// Out of handles, memory or process ids.
+    NoMemory = -5,
+    /// The waited-for process trapped or failed to load.
+    Trapped = -6,
+    /// The waited-for process was killed.
+    Killed = -7,
+}
+
+impl Errno {
+    /// The value the guest sees.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+impl From<AccessError> for Errno {
+    fn from(e: AccessError) -> Self {
+        match e {
+            AccessError::Fault => Self::Fault,
+            AccessError::TooLong => Self::Invalid,
+        }
+    }
+}
+
+/// How a call fails: an error code for the guest, or a trap that stops it.
+enum Fail {
+    Errno(Errno),
+    Trap(HostTrap),
+}
+
+impl From<Errno> for Fail {
+    fn from(e: Errno) -> Self {
+        Self::Errno(e)
+    }
+}
+
+impl From<AccessError> for Fail {
+    fn from(e: AccessError) -> Self {
+        Self::Errno(e.into())
+    }
+}
+
+impl From<HostTrap> for Fail {
+    fn from(t: HostTrap) -> Self {
+        Self::Trap(t)
+    }
+}
+
+/// The calls, by import name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Call {
+    Exit,
+    Yield,
+    Sleep,
+    Now,
+    Write,
+    ChanCreate,
+    ChanSend,
+    ChanRecv,
+    Close,
+    Spawn,
+    Wait,
+    Kill,
+    Detach,
+}
+
+use ValType::{I32, I64};
+
+/// Every call: its name, parameters and results.
+const CALLS: [(&str, Call, &[ValType], &[ValType]); 13] = [
+    ("exit", Call::Exit, &[I32], &[]),
+    ("yield", Call::Yield, &[], &[]),
+    ("sleep", Call::Sleep, &[I64], &[I32]),
+    ("now", Call::Now, &[], &[I64]),
+    ("write", Call::Write, &[I32, I32], &[I32]),
+    ("chan_create", Call::ChanCreate, &[I32], &[I32]),
+    ("chan_send", Call::ChanSend, &[I32, I32, I32], &[I32]),
+    ("chan_recv", Call::ChanRecv, &[I32, I32, I32], &[I32]),
+    ("close", Call::Close, &[I32], &[I32]),
+    ("spawn", Call::Spawn, &[I32, I32, I32, I32], &[I32]),
+    ("wait", Call::Wait, &[I32], &[I32]),
+    ("kill", Call::Kill, &[I32], &[I32]),
+    ("detach", Call::Detach, &[I32], &[I32]),
+];
+
+/// The `vessel` interface.
+pub(crate) struct Vessel;
+
+impl<'k, 'h, P: Platform + SchedHal> Interface<'k, 'h, P> for Vessel {
+    fn module(&self) -> &'static str {
+        MODULE
+    }
+
+    fn link(&self, ctx: &Arc<Context<'k, 'h, P>>, name: &str) -> Option<Bound<'k>> {
+        let &(_, call, params, results) = CALLS.iter().find(|(n, ..)| *n == name)?;
+        let ty = FuncType {
+            params: params.to_vec(),
+            results: results.to_vec(),
+        };
+        let ctx = ctx.clone();
+        Some((ty, Box::new(move |args| dispatch(&ctx, call, args))))
+    }
+}
+
+/// What a successful call gives the guest.
+enum Ret {
+    Nothing,
+    I32(i32),
+    I64(i64),
+}
+
+/// Run `call` with `args` (already of its parameter types) for the process
+/// of `ctx`: its results, or the trap that stops the process.
+fn dispatch<P: Platform + SchedHal>(
+    ctx: &Context<'_, '_, P>,
+    call: Call,
+    args: &[Val],
+) -> Result<Vec<Val>, HostTrap> {
+    let i = |k: usize| match args.get(k) {
+        Some(Val::I32(x)) => *x,
+        _ => 0,
+    };
+    let r = match call {
+        Call::Exit => Err(Fail::Trap(HostTrap::Exit(i(0)))),
+        Call::Yield => ctx.yield_now().map(|()| Ret::Nothing).map_err(Fail::from),
+        Call::Sleep => sleep(ctx, args).map(|()| Ret::I32(0)),
+        Call::Now => Ok(Ret::I64(
+            i64::try_from(ctx.now().as_nanos()).unwrap_or(i64::MAX),
+        )),
+        Call::Write => write(ctx, i(0), i(1)).map(Ret::I32),
+        Call::ChanCreate => chan_create(ctx, i(0)).map(|()| Ret::I32(0)),
+        Call::ChanSend => chan_send(ctx, i(0), i(1), i(2)).map(|()| Ret::I32(0)),
+        Call::ChanRecv => chan_recv(ctx, i(0), i(1), i(2)).map(Ret::I32),
+        Call::Close => close(ctx, i(0)).map(|()| Ret::I32(0)),
+        Call::Spawn => spawn(ctx, i(0), i(1), i(2), i(3)).map(Ret::I32),
+        Call::Wait => wait(ctx, i(0)).map(Ret::I32),
+        Call::Kill => kill(ctx, i(0)).map(|()| Ret::I32(0)),
+        Call::Detach => detach(ctx, i(0)).map(|()| Ret::I32(0)),
+    };
+    match r {
+        Ok(Ret::Nothing) => Ok(Vec::new()),
+        Ok(Ret::I32(v)) => Ok(vec![Val::I32(v)]),
+        Ok(Ret::I64(v)) => Ok(vec![Val::I64(v)]),
+        Err(Fail::Errno(e)) => Ok(vec![Val::I32(e.code())]),
+        Err(Fail::Trap(t)) => Err(t),
+    }
+}
+
+fn sleep<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, args: &[Val]) -> Result<(), Fail> {
+    let ns = match args.first() {
+        Some(Val::I64(x)) => *x,
+        _ => 0,
+    };
+    let ns = u64::try_from(ns).map_err(|_| Errno::Invalid)?;
+    Ok(ctx.sleep(Duration::from_nanos(ns))?)
+}
+
+fn write<P: Platform + SchedHal>(
+    ctx: &Context<'_, '_, P>,
+    ptr: i32,
+    len: i32,
+) -> Result<i32, Fail> {
+    let bytes = uaccess::copy_in(ctx.memory(), ptr, len, MAX_MESSAGE)?;
+    Console::write(ctx.kernel().hal(), &bytes);
+    Ok(i32::try_from(bytes.len()).unwrap_or(i32::MAX))
+}
+
+fn chan_create<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, out: i32) -> Result<(), Fail> {
+    uaccess::check(ctx.memory(), out, 8)?;
+    let (tx, rx) = crate::proc::new_channel(ctx.kernel().hal(), CHANNEL_CAPACITY);
+    let mut table = ctx.handles();
+    let t = table
+        .insert(Object::Sender(tx))
+        .map_err(|_| Errno::NoMemory)?;
+    let r = match table.insert(Object::Receiver(rx)) {
+        Ok(r) => r,
+        Err(_) => {
+            let _ = table.remove(t);
+            return Err(Errno::NoMemory.into());
+        }
+    };
+    drop(table);
+    let mut pair = [0u8; 8];
+    pair[..4].copy_from_slice(&t.to_le_bytes());
+    pair[4..].copy_from_slice(&r.to_le_bytes());
+    // Checked above; the memory cannot shrink (INV-SYS-1).
+    uaccess::copy_out(ctx.memory(), out, &pair)?;
+    Ok(())
+}
+
+fn chan_send<P: Platform + SchedHal>(
+    ctx: &Context<'_, '_, P>,
+    h: i32,
+    ptr: i32,
+    len: i32,
+) -> Result<(), Fail> {
+    let tx = ctx.handles().sender(h).map_err(|_| Errno::BadHandle)?;
+    let msg = uaccess::copy_in(ctx.memory(), ptr, len, MAX_MESSAGE)?;
+    // INV-HANDLES-2: the bytes are the sender's until received.
+    let frames = msg.len().div_ceil(PAGE_SIZE) as u64;
+    let charge = ctx
+        .kernel()
+        .vm()
+        .hold_while(ctx.owner(), frames)
+        .map_err(|_| Errno::NoMemory)?;
+    let msg = Message::charged(msg, charge);
+    let sent = ctx.block(async move { tx.send(msg).await.is_ok() })?;
+    if sent {
+        Ok(())
+    } else {
+        Err(Errno::Closed.into())
+    }
+}
+
+fn chan_recv<P: Platform + SchedHal>(
+    ctx: &Context<'_, '_, P>,
+    h: i32,
+    ptr: i32,
+    cap: i32,
+) -> Result<i32, Fail> {
+    let rx = ctx.handles().receiver(h).map_err(|_| Errno::BadHandle)?;
+    let cap = usize::try_from(uaccess::unsigned(cap)).map_err(|_| Errno::Invalid)?;
+    uaccess::check(ctx.memory(), ptr, cap)?;
+    let msg = ctx.block(async move { rx.recv().await.ok() })?;
+    let msg = msg.ok_or(Errno::Closed)?.into_bytes();
+    let n = msg.len().min(cap);
+    uaccess::copy_out(ctx.memory(), ptr, &msg[..n])?;
+    Ok(i32::try_from(msg.len()).unwrap_or(i32::MAX))
+}
+
+fn close<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, h: i32) -> Result<(), Fail> {
+    let removed = ctx.handles().remove(h);
+    removed.map(drop).map_err(|_| Errno::BadHandle.into())
+}
+
+fn spawn<P: Platform + SchedHal>(
+    ctx: &Context<'_, '_, P>,
+    ptr: i32,
+    len: i32,
+    list: i32,
+    n: i32,
+) -> Result<i32, Fail> {
+    // The copy is kernel memory spent for the caller: charged to it until
+    // the child holds its own charge for the bytes.
+    let bytes = usize::try_from(uaccess::unsigned(len)).map_or(MAX_MODULE, |b| b.min(MAX_MODULE));
+    let _copy = ctx
+        .kernel()
+        .vm()
+        .hold_while(ctx.owner(), bytes.div_ceil(PAGE_SIZE) as u64)
+        .map_err(|_| Errno::NoMemory)?;
+    let module = uaccess::copy_in(ctx.memory(), ptr, len, MAX_MODULE)?;
+    let count = usize::try_from(uaccess::unsigned(n)).map_err(|_| Errno::Invalid)?;
+    if count > MAX_SPAWN_HANDLES {
+        return Err(Errno::Invalid.into());
+    }
+    let raw = uaccess::copy_in(
+        ctx.memory(),
+        list,
+        n.saturating_mul(4),
+        MAX_SPAWN_HANDLES * 4,
+    )?;
+    let given = {
+        let table = ctx.handles();
+        raw.chunks_exact(4)
+            .map(|c| {
+                let h = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                table.get(h.cast_signed()).map_err(|_| Errno::BadHandle)
+            })
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let child = ctx
+        .spawn_child(module.into(), given)
+        .map_err(|_| Errno::NoMemory)?;
+    let claim = Object::Process(Claim::adopt(child.clone()));
+    let inserted = ctx.handles().insert(claim);
+    inserted.map_err(|_| {
+        child.kill(KillReason::Request);
+        Errno::NoMemory.into()
+    })
+}
+
+fn wait<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, h: i32) -> Result<i32, Fail> {
+    let child = ctx.handles().process(h).map_err(|_| Errno::BadHandle)?;
+    let status = ctx.block(async move { child.wait().await })?;
+    match status {
+        ExitStatus::Exited(code) => Ok(code),
+        ExitStatus::Killed(_) => Err(Errno::Killed.into()),
+        ExitStatus::Running | ExitStatus::Trapped(_) | ExitStatus::Failed(_) => {
+            Err(Errno::Trapped.into())
+        }
+    }
+}
+
+fn kill<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, h: i32) -> Result<(), Fail> {
+    let child = ctx.handles().process(h).map_err(|_| Errno::BadHandle)?;
+    child.kill(KillReason::Request);
+    Ok(())
+}
+
+fn detach<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, h: i32) -> Result<(), Fail> {
+    let child = ctx.handles().process(h).map_err(|_| Errno::BadHandle)?;
+    if ctx.detach(&child) {
+        Ok(())
+    } else {
+        Err(Errno::Invalid.into())
+    }
+}
