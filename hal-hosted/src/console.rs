@@ -23,7 +23,7 @@
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use kernel_core::hal::Console;
+use kernel_core::hal::{Console, InputState};
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::fd::BorrowedFd;
 use rustix::io::Errno;
@@ -124,6 +124,37 @@ impl Console for Hosted {
         match rustix::io::read(stdin, &mut byte) {
             Ok(1) => Some(byte[0]),
             _ => None,
+        }
+    }
+
+    fn input_state(&self) -> InputState {
+        let stdin = rustix::stdio::stdin();
+        let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
+        let zero = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        match poll(&mut fds, Some(&zero)) {
+            Ok(0) => InputState::Empty,
+            Ok(_) if fds[0].revents().contains(PollFlags::IN) => InputState::Ready,
+            // A hang-up, an error or an invalid descriptor: nothing more.
+            _ => InputState::Closed,
+        }
+    }
+
+    fn read_input(&self, buf: &mut [u8]) -> Result<usize, InputState> {
+        if buf.is_empty() {
+            return Err(InputState::Empty);
+        }
+        match self.input_state() {
+            InputState::Ready => {}
+            other => return Err(other),
+        }
+        match rustix::io::read(rustix::stdio::stdin(), buf) {
+            Ok(0) => Err(InputState::Closed),
+            Ok(n) => Ok(n),
+            Err(Errno::AGAIN | Errno::INTR) => Err(InputState::Empty),
+            Err(_) => Err(InputState::Closed),
         }
     }
 

@@ -97,6 +97,9 @@ use crate::{HostError, Machine, irq};
 
 /// Virtual time one `Interrupts::poll` takes: 1 µs.
 pub const POLL_STEP: Duration = Duration::from_micros(1);
+/// The wall-clock time at virtual time 0: 2026-01-01T00:00:00Z, so that a
+/// replay reads the same wall clock.
+pub const WALL_EPOCH: Duration = Duration::from_secs(1_767_225_600);
 /// Virtual time one `Clock::now` takes: 100 ns.
 pub const NOW_STEP: Duration = Duration::from_nanos(100);
 /// `poll` with interrupts enabled switches CPUs one time in this many.

@@ -115,6 +115,18 @@ impl Clock for Hosted {
         self.machine.clock.since_boot()
     }
 
+    /// Hosted: `CLOCK_REALTIME`. Deterministic: [`crate::det::WALL_EPOCH`]
+    /// plus virtual time.
+    fn wall_time(&self) -> Option<Duration> {
+        if self.machine.det.is_some() {
+            return Some(crate::det::WALL_EPOCH.saturating_add(self.now()));
+        }
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
+        let secs = u64::try_from(t.tv_sec).ok()?;
+        let nanos = u32::try_from(t.tv_nsec).ok()?;
+        Some(Duration::new(secs, nanos))
+    }
+
     /// Hosted: on a thread that is not a CPU of this machine, does nothing.
     /// Deterministic: a virtual deadline, checked at the CPU's switch points.
     fn set_timer(&self, deadline: Duration) {

@@ -110,6 +110,11 @@ extern "C" fn boot_main(hartid: usize, dtb: usize) -> ! {
         // mapped; no other hart runs yet.
         unsafe { power::set_finisher(finisher) };
     }
+    if let Some(rtc) = devices.rtc.filter(|&a| a < IDENTITY_LIMIT) {
+        // SAFETY: the device tree names a goldfish RTC there, identity
+        // mapped; no other hart runs yet.
+        unsafe { crate::rtc::set_base(rtc) };
+    }
     if let Some(uart) = devices.uart.filter(|u| u.base < IDENTITY_LIMIT) {
         // SAFETY: the device tree names a 16550 there, identity mapped; no
         // other hart runs yet.

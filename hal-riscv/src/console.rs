@@ -112,6 +112,11 @@ pub fn panic_write(bytes: &[u8]) {
     bytes.iter().copied().for_each(put);
 }
 
+/// Whether a received byte is waiting.
+pub fn input_ready() -> bool {
+    BASE.load(Ordering::Acquire) != 0 && read_reg(LSR) & LSR_DR != 0
+}
+
 /// One received byte, if one is waiting.
 pub fn try_read() -> Option<u8> {
     if BASE.load(Ordering::Acquire) == 0 || read_reg(LSR) & LSR_DR == 0 {

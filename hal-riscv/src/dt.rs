@@ -86,6 +86,8 @@ pub struct Devices {
     pub uart: Option<Uart>,
     /// Physical address of the `sifive,test1` finisher.
     pub finisher: Option<u64>,
+    /// Physical address of the `google,goldfish-rtc` real-time clock.
+    pub rtc: Option<u64>,
 }
 
 /// Everything else the HAL reads from the device tree.
@@ -197,6 +199,7 @@ fn is_compatible(node: FdtNode<'_, '_>, with: &[&str]) -> bool {
 
 const UART_COMPATIBLE: &[&str] = &["ns16550a", "ns16550"];
 const FINISHER_COMPATIBLE: &[&str] = &["sifive,test1"];
+const RTC_COMPATIBLE: &[&str] = &["google,goldfish-rtc"];
 
 fn uart_of(node: FdtNode<'_, '_>) -> Option<Uart> {
     if !is_compatible(node, UART_COMPATIBLE) || !is_okay(node) {
@@ -228,7 +231,16 @@ pub fn devices(fdt: &Fdt<'_>) -> Devices {
         .find(|n| is_compatible(*n, FINISHER_COMPATIBLE))
         .and_then(|n| regs(n).next())
         .map(|(base, _)| base);
-    Devices { uart, finisher }
+    let rtc = fdt
+        .all_nodes()
+        .find(|n| is_compatible(*n, RTC_COMPATIBLE) && is_okay(*n))
+        .and_then(|n| regs(n).next())
+        .map(|(base, _)| base);
+    Devices {
+        uart,
+        finisher,
+        rtc,
+    }
 }
 
 /// Extract the board facts.

@@ -47,6 +47,8 @@ mod platform;
 #[cfg(target_os = "none")]
 mod power;
 #[cfg(target_os = "none")]
+mod rtc;
+#[cfg(target_os = "none")]
 mod sbi;
 #[cfg(target_os = "none")]
 mod trap;

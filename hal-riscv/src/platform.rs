@@ -10,8 +10,9 @@
 use core::time::Duration;
 
 use kernel_core::hal::{
-    Clock, Console, CpuEntry, CpuId, CpuLocal, Cpus, HalError, Interrupts, Mmu, PAGE_SIZE, Perms,
-    PhysAddr, PhysMemory, PhysRange, Platform, Power, TableFrames, TlbFlush, VirtRange,
+    Clock, Console, CpuEntry, CpuId, CpuLocal, Cpus, HalError, InputState, Interrupts, Mmu,
+    PAGE_SIZE, Perms, PhysAddr, PhysMemory, PhysRange, Platform, Power, TableFrames, TlbFlush,
+    VirtRange,
 };
 
 use crate::fixed::FixedVec;
@@ -152,6 +153,10 @@ impl Clock for Riscv {
     fn cancel_timer(&self) {
         sbi::set_timer(u64::MAX);
     }
+
+    fn wall_time(&self) -> Option<Duration> {
+        crate::rtc::wall_time()
+    }
 }
 
 impl Console for Riscv {
@@ -161,6 +166,30 @@ impl Console for Riscv {
 
     fn try_read(&self) -> Option<u8> {
         console::try_read()
+    }
+
+    fn input_state(&self) -> InputState {
+        if console::input_ready() {
+            InputState::Ready
+        } else {
+            InputState::Empty
+        }
+    }
+
+    fn read_input(&self, buf: &mut [u8]) -> Result<usize, InputState> {
+        let mut n = 0;
+        while let Some(slot) = buf.get_mut(n) {
+            match console::try_read() {
+                Some(b) => *slot = b,
+                None => break,
+            }
+            n += 1;
+        }
+        if n == 0 {
+            Err(InputState::Empty)
+        } else {
+            Ok(n)
+        }
     }
 
     fn panic_write(&self, bytes: &[u8]) {

@@ -87,6 +87,7 @@ pub struct Kernel<'h, P: Platform> {
     hal: &'h P,
     frames: FrameAllocator,
     space: Space,
+    random: crate::random::Random,
     code: CodeRegistry,
     cpus: Box<[CpuState]>,
     stopping: AtomicBool,
@@ -111,6 +112,7 @@ impl<'h, P: Platform> Kernel<'h, P> {
             hal,
             frames: FrameAllocator::new(hal.memory_map()),
             space: Space::new(hal.kernel_window(), hal.entropy_seed()),
+            random: crate::random::Random::new(|| hal.entropy_seed()),
             code: CodeRegistry::new(),
             cpus: (0..hal.cpu_count()).map(|_| CpuState::default()).collect(),
             stopping: AtomicBool::new(false),
@@ -132,6 +134,11 @@ impl<'h, P: Platform> Kernel<'h, P> {
     /// The platform.
     pub const fn hal(&self) -> &'h P {
         self.hal
+    }
+
+    /// The kernel's random bytes for guests.
+    pub const fn random(&self) -> &crate::random::Random {
+        &self.random
     }
 
     /// The frame allocator.

@@ -50,6 +50,7 @@ pub mod kernel;
     reason = "a process's host calls reach its fiber's suspender by address; its system calls hold a view of its store's linear memory"
 )]
 pub mod proc;
+pub mod random;
 #[expect(
     unsafe_code,
     reason = "task wakers are RawWakers over the task's Arc; wakers reach the borrowed HAL by pointer; fibers switch stacks"

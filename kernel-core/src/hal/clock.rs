@@ -26,4 +26,13 @@ pub trait Clock {
     /// - hosted: `timer_settime` with a zero value.
     /// - riscv: SBI `set_timer(u64::MAX)`.
     fn cancel_timer(&self);
+
+    /// Wall-clock time since the Unix epoch, when the platform has a
+    /// real-time clock.
+    ///
+    /// - hosted: `clock_gettime(CLOCK_REALTIME)`; in deterministic mode a
+    ///   fixed epoch plus [`Clock::now`], so that replays see the same time.
+    /// - riscv: the goldfish RTC the device tree names (QEMU `virt` has
+    ///   one), `None` without it.
+    fn wall_time(&self) -> Option<Duration>;
 }

@@ -1,5 +1,16 @@
 //! The console.
 
+/// Whether console input is waiting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputState {
+    /// At least one byte can be read now.
+    Ready,
+    /// Nothing now; more may come.
+    Empty,
+    /// No more will come (end of input).
+    Closed,
+}
+
 /// Text in and out.
 pub trait Console {
     /// Write `bytes`. Concurrent writers do not interleave within one call.
@@ -13,6 +24,24 @@ pub trait Console {
     /// - hosted: non-blocking read of standard input.
     /// - riscv: the UART's receive register when its data-ready bit is set.
     fn try_read(&self) -> Option<u8>;
+
+    /// Whether input is waiting, taking none of it.
+    ///
+    /// - hosted: `poll(2)` of standard input with a zero timeout (a hang-up
+    ///   with nothing left to read is [`InputState::Closed`]).
+    /// - riscv: the UART's data-ready bit; a UART never closes.
+    fn input_state(&self) -> InputState;
+
+    /// Take up to `buf.len()` bytes of waiting input without waiting: how
+    /// many (at least one), or why none.
+    ///
+    /// - hosted: `read(2)` of standard input after a zero-timeout `poll`.
+    /// - riscv: the UART's receive register while data is ready.
+    ///
+    /// # Errors
+    /// [`InputState::Empty`] or [`InputState::Closed`] when nothing was
+    /// read.
+    fn read_input(&self, buf: &mut [u8]) -> Result<usize, InputState>;
 
     /// Write from a context that may have interrupted a writer (a fault or a
     /// panic): takes no lock and never blocks on one. Output may interleave.

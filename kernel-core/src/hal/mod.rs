@@ -39,7 +39,7 @@ mod power;
 mod trap;
 
 pub use clock::Clock;
-pub use console::Console;
+pub use console::{Console, InputState};
 pub use cpu::{CpuEntry, CpuId, Cpus};
 pub use error::HalError;
 pub use irq::{Interrupts, IrqGuard};

@@ -70,6 +70,9 @@ impl Clock for Fake {
     fn cancel_timer(&self) {
         self.timer.store(0, Ordering::SeqCst);
     }
+    fn wall_time(&self) -> Option<Duration> {
+        None
+    }
 }
 
 #[test]
