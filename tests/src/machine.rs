@@ -107,3 +107,16 @@ pub async fn wait(procs: &Procs<'_, '_, Hosted>, pid: Pid) -> Option<ExitStatus>
         .ok()
         .flatten()
 }
+
+/// Wait (under the hang guard) until the scope's table is empty: processes
+/// leave it a moment after their last handle or status is let go. How
+/// many are left.
+pub async fn emptied(procs: &Procs<'_, '_, Hosted>) -> usize {
+    let empty = async {
+        while procs.count() > 0 {
+            procs.exec().sleep(Duration::from_millis(1)).await;
+        }
+    };
+    let _ = procs.exec().timeout(HANG_GUARD, empty).await;
+    procs.count()
+}

@@ -14,7 +14,7 @@ use hal_hosted::Config;
 use kernel_core::proc::{self, ExitStatus, KillReason, LoadError, Message, Object, SpawnOptions};
 use kernel_core::wasm::TrapKind;
 use tests::machine::{
-    HANG_GUARD, deterministic, machine, on_config, run_alone, wait, wat, wat_data,
+    HANG_GUARD, deterministic, emptied, machine, on_config, run_alone, wait, wat, wat_data,
 };
 
 /// Iterations of the checksum loop.
@@ -740,12 +740,7 @@ fn spawn_bombs_end_at_the_limits_and_killing_the_root_frees_everything() {
                 procs.reap(pid).await;
             }
             // The trees' processes leave the table as they end.
-            let emptied = async {
-                while procs.count() > 0 {
-                    procs.exec().sleep(Duration::from_millis(1)).await;
-                }
-            };
-            let _ = procs.exec().timeout(HANG_GUARD, emptied).await;
+            let left = emptied(&procs).await;
             Bombs {
                 checksum,
                 tree,
@@ -753,7 +748,7 @@ fn spawn_bombs_end_at_the_limits_and_killing_the_root_frees_everything() {
                 refused,
                 children,
                 looped: looped_status,
-                left: procs.count(),
+                left,
                 frames: (0, 0),
                 promised: 0,
                 accounts: (0, 0),

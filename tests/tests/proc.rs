@@ -11,7 +11,8 @@ use kernel_core::mem::Owner;
 use kernel_core::proc::{self, ExitStatus, KillReason, Object, Pid, SpawnOptions};
 use kernel_core::wasm::TrapKind;
 use tests::machine::{
-    HANG_GUARD, deterministic, machine, on_config, on_machine, run_alone, wait, wat, wat_data,
+    HANG_GUARD, deterministic, emptied, machine, on_config, on_machine, run_alone, wait, wat,
+    wat_data,
 };
 
 const SPIN: &str = r#"(module
@@ -585,7 +586,8 @@ fn children_end_with_their_parent() {
             // A parent reaped before its child keeps its account until the
             // child's goes (INV-VM-8); then both are gone, and so are their
             // records.
-            (out, procs.count(), (before, kernel.vm().account_count()))
+            let left = emptied(&procs).await;
+            (out, left, (before, kernel.vm().account_count()))
         })
         .expect("process scope")
     });
@@ -694,9 +696,7 @@ fn spawning_stops_at_the_process_limits() {
             let children = procs.reap(b).await.map(|i| i.status);
             // Its children end with it (INV-PROC-4) and leave the table
             // once ended: wait for that.
-            while procs.count() > 0 {
-                procs.exec().sleep(Duration::from_millis(1)).await;
-            }
+            assert_eq!(emptied(&procs).await, 0, "children left in the table");
             procs.limit(5);
             let mut pids = Vec::new();
             let mut refused = None;

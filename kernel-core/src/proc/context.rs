@@ -12,7 +12,7 @@ use core::future::Future;
 use core::time::Duration;
 
 use super::process::{Process, Request};
-use super::{HandleTable, Inner, MAX_CHILDREN, Object, SpawnError};
+use super::{FdTable, HandleTable, Inner, MAX_CHILDREN, Object, Program, SpawnError};
 use crate::hal::Platform;
 use crate::kernel::Kernel;
 use crate::mem::Owner;
@@ -33,6 +33,7 @@ pub(crate) struct Context<'k, 'h, P: Platform + SchedHal> {
     scope: Arc<Inner<'k, 'h, P>>,
     proc: Arc<Process<'k>>,
     handles: spin::Mutex<HandleTable<'k>>,
+    fds: spin::Mutex<FdTable>,
     memory: spin::Once<MemoryView>,
 }
 
@@ -46,6 +47,7 @@ impl<'k, 'h, P: Platform + SchedHal> Context<'k, 'h, P> {
             scope,
             proc,
             handles: spin::Mutex::new(HandleTable::with(handles)),
+            fds: spin::Mutex::new(FdTable::default()),
             memory: spin::Once::new(),
         }
     }
@@ -64,6 +66,21 @@ impl<'k, 'h, P: Platform + SchedHal> Context<'k, 'h, P> {
     /// The process's handle table.
     pub(crate) fn handles(&self) -> spin::MutexGuard<'_, HandleTable<'k>> {
         self.handles.lock()
+    }
+
+    /// The process's file descriptors.
+    pub(crate) fn fds(&self) -> spin::MutexGuard<'_, FdTable> {
+        self.fds.lock()
+    }
+
+    /// The process's arguments and environment.
+    pub(crate) fn program(&self) -> &Program {
+        self.proc.program()
+    }
+
+    /// CPU time the process has used so far.
+    pub(crate) fn cpu_time(&self) -> Duration {
+        self.proc.cpu_time()
     }
 
     /// Drop every handle (INV-CONTEXT-1).
@@ -127,7 +144,7 @@ impl<'k, 'h, P: Platform + SchedHal> Context<'k, 'h, P> {
             .scope
             .spawn(
                 &self.proc.name(),
-                module,
+                (module, Program::default()),
                 handles,
                 options,
                 Some(self.proc.pid()),

@@ -41,6 +41,7 @@
 //!   hold its record (a handle being dropped, a waiter) keep of it.
 
 mod context;
+mod fds;
 mod handles;
 mod load;
 mod process;
@@ -56,6 +57,8 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use core::time::Duration;
 
 pub(crate) use context::Context;
+pub use fds::MAX_FDS;
+pub(crate) use fds::{Fd, FdObject, FdTable};
 pub(crate) use handles::HandleTable;
 pub use handles::{
     Claim, HandleError, KernelIrqs, MAX_HANDLES, Message, MsgReceiver, MsgSender, Object,
@@ -179,6 +182,27 @@ impl fmt::Display for LoadError {
     }
 }
 
+/// What a program starts with besides its module: its arguments and its
+/// environment (WASI `args_get`, `environ_get`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Program {
+    /// Its arguments, the first its name.
+    pub args: Vec<Vec<u8>>,
+    /// Its environment, `KEY=VALUE` each.
+    pub env: Vec<Vec<u8>>,
+}
+
+/// Most bytes of a program's arguments and environment together, with a
+/// terminating NUL each.
+pub const MAX_PROGRAM_BYTES: usize = 1 << 20;
+
+impl Program {
+    /// Bytes of its arguments and environment, with a NUL each.
+    pub fn bytes(&self) -> usize {
+        self.args.iter().chain(&self.env).map(|s| s.len() + 1).sum()
+    }
+}
+
 /// Per-process settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SpawnOptions {
@@ -221,6 +245,8 @@ pub enum SpawnError {
     NoMemory,
     /// The scope runs as many processes as it may ([`Procs::limit`]).
     TooMany,
+    /// Its arguments and environment pass [`MAX_PROGRAM_BYTES`].
+    ArgsTooLarge,
 }
 
 impl fmt::Display for SpawnError {
@@ -230,6 +256,7 @@ impl fmt::Display for SpawnError {
             Self::NoPid => "out of process ids",
             Self::NoMemory => "out of memory for the module or the stack",
             Self::TooMany => "too many processes",
+            Self::ArgsTooLarge => "arguments and environment too large",
         })
     }
 }
@@ -344,9 +371,24 @@ impl<'k, 'h, P: Platform + SchedHal> Procs<'k, 'h, P> {
         handles: Vec<Object<'k>>,
         options: SpawnOptions,
     ) -> Result<Pid, SpawnError> {
+        self.spawn_program(name, module, handles, options, Program::default())
+    }
+
+    /// [`Procs::spawn`] with the arguments and environment `program`.
+    ///
+    /// # Errors
+    /// As [`Procs::spawn`]; [`SpawnError::ArgsTooLarge`].
+    pub fn spawn_program(
+        &self,
+        name: &str,
+        module: Arc<[u8]>,
+        handles: Vec<Object<'k>>,
+        options: SpawnOptions,
+        program: Program,
+    ) -> Result<Pid, SpawnError> {
         // The scope holds the record until `reap` (INV-PROCESS-5).
         self.inner
-            .spawn(name, module, handles, options, None)
+            .spawn(name, (module, program), handles, options, None)
             .map(|p| p.pid())
     }
 
@@ -462,13 +504,17 @@ impl<'k, 'h, P: Platform + SchedHal> Inner<'k, 'h, P> {
     pub(crate) fn spawn(
         self: &Arc<Self>,
         name: &str,
-        module: Arc<[u8]>,
+        (module, program): (Arc<[u8]>, Program),
         handles: Vec<Object<'k>>,
         options: SpawnOptions,
         parent: Option<Pid>,
     ) -> Result<Arc<Process<'k>>, SpawnError> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(SpawnError::ShuttingDown);
+        }
+        let program_bytes = program.bytes();
+        if program_bytes > MAX_PROGRAM_BYTES {
+            return Err(SpawnError::ArgsTooLarge);
         }
         let hal = self.kernel.hal();
         let deadline_at = options.deadline.map(|d| hal.now().saturating_add(d));
@@ -480,7 +526,7 @@ impl<'k, 'h, P: Platform + SchedHal> Inner<'k, 'h, P> {
             .insert(max, |pid| {
                 let p = Arc::new(Process::new(
                     pid,
-                    String::from(name),
+                    (String::from(name), program),
                     options,
                     deadline_at,
                     hal,
@@ -498,7 +544,7 @@ impl<'k, 'h, P: Platform + SchedHal> Inner<'k, 'h, P> {
             return Err(SpawnError::NoPid);
         };
         let owner = crate::mem::Owner::Process(pid);
-        match self.resources(owner, &module, options, parent) {
+        match self.resources(owner, module.len() + program_bytes, options, parent) {
             Ok((hold, stack)) => {
                 self.start(proc.clone(), (module, hold), stack, handles);
                 Ok(proc)
@@ -512,11 +558,12 @@ impl<'k, 'h, P: Platform + SchedHal> Inner<'k, 'h, P> {
     }
 
     /// Set up `owner`'s account (its limit, and its parent's: INV-PROC-4)
-    /// and charge it for its module's bytes and its stack.
+    /// and charge it for the `bytes` of its module, arguments and
+    /// environment, and for its stack.
     fn resources(
         &self,
         owner: crate::mem::Owner,
-        module: &[u8],
+        bytes: usize,
         options: SpawnOptions,
         parent: Option<Pid>,
     ) -> Result<(crate::mem::Hold<'k>, KernelStack<'k, P>), SpawnError> {
@@ -526,9 +573,10 @@ impl<'k, 'h, P: Platform + SchedHal> Inner<'k, 'h, P> {
             // A fresh owner has neither a charge nor a parent yet.
             vm.set_parent(owner, crate::mem::Owner::Process(parent));
         }
-        // The module's bytes are kernel memory held for the process until
-        // it ends: charged to it like its pages (INV-MEM-2).
-        let frames = (module.len() as u64).div_ceil(crate::hal::PAGE_SIZE as u64);
+        // The module's bytes (and the program's) are kernel memory held
+        // for the process until it ends: charged to it like its pages
+        // (INV-MEM-2).
+        let frames = (bytes as u64).div_ceil(crate::hal::PAGE_SIZE as u64);
         let hold = vm
             .hold_while(owner, frames)
             .map_err(|_| SpawnError::NoMemory)?;

@@ -125,6 +125,8 @@ impl Holders {
 pub struct Process<'a> {
     pid: Pid,
     name: String,
+    /// Its arguments and environment.
+    program: super::Program,
     options: SpawnOptions,
     /// Whether the scope spawned it (else a process's `spawn` did).
     root: bool,
@@ -164,7 +166,7 @@ impl<'a> Process<'a> {
     /// ([`super::Claim::adopt`]).
     pub(crate) fn new(
         pid: Pid,
-        name: String,
+        (name, program): (String, super::Program),
         options: SpawnOptions,
         deadline_at: Option<Duration>,
         irqs: &'a (dyn Interrupts + Sync),
@@ -174,6 +176,7 @@ impl<'a> Process<'a> {
         Self {
             pid,
             name,
+            program,
             options,
             root,
             holders: spin::Mutex::new(Holders {
@@ -229,6 +232,16 @@ impl<'a> Process<'a> {
     /// The name it was spawned with.
     pub(crate) fn name(&self) -> String {
         self.name.clone()
+    }
+
+    /// Its arguments and environment.
+    pub(crate) fn program(&self) -> &super::Program {
+        &self.program
+    }
+
+    /// CPU time it has used so far.
+    pub(crate) fn cpu_time(&self) -> Duration {
+        Duration::from_nanos(self.cpu_ns.load(Ordering::Relaxed))
     }
 
     /// Its options.

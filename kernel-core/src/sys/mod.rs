@@ -7,6 +7,7 @@
 //! | module | interface |
 //! |---|---|
 //! | `vessel` | [`vessel`]: processes, channels, the console |
+//! | `wasi_snapshot_preview1` | [`wasi`]: WASI preview1 |
 //!
 //! Every interface reads and writes guest memory only through
 //! [`uaccess`], and reaches the process, its handles and the kernel only
@@ -14,6 +15,7 @@
 
 mod uaccess;
 pub mod vessel;
+pub mod wasi;
 
 use alloc::boxed::Box;
 use alloc::vec;
@@ -26,5 +28,5 @@ pub use vessel::{CHANNEL_CAPACITY, Errno, MAX_MESSAGE, MAX_MODULE, MAX_SPAWN_HAN
 
 /// Every system interface, as processes link against them.
 pub(crate) fn interfaces<'k, 'h, P: Platform + SchedHal>() -> Interfaces<'k, 'h, P> {
-    vec![Box::new(vessel::Vessel)]
+    vec![Box::new(vessel::Vessel), Box::new(wasi::Wasi)]
 }

@@ -1,0 +1,706 @@
+//! The WASI preview1 system interface (`wasi_snapshot_preview1`), as
+//! `wasm32-wasip1` programs import it.
+//!
+//! Every function of the interface links, with its witx type. A process has
+//! standard input, output and error as descriptors 0, 1 and 2 on the
+//! console, its arguments and environment ([`crate::proc::Program`]), the
+//! clocks, random bytes and `poll_oneoff`. There is no file system yet: no
+//! directory is preopened, so no other descriptor can exist; a call on one
+//! is `EBADF`, a path call on standard I/O `ENOTDIR`, a seek `ESPIPE`, as
+//! on any descriptor of their kind.
+//!
+//! Waiting calls (`fd_read` of empty input, `poll_oneoff`) suspend the
+//! process's fiber; input is polled every [`INPUT_POLL`] while one waits
+//! for it. A kill while waiting ends the process.
+//!
+//! Every call goes through one dispatcher ([`dispatch`]) that turns the
+//! interface's one error type ([`Fail`]: an [`Errno`] or a trap) into the
+//! guest's result.
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use super::uaccess::{self, AccessError};
+use crate::hal::{InputState, Platform};
+use crate::proc::{Bound, Context, Fd, FdObject, Interface};
+use crate::sched::SchedHal;
+use crate::wasm::module::{FuncType, ValType};
+use crate::wasm::vm::{HostTrap, Val};
+
+/// The import module of WASI preview1.
+pub const MODULE: &str = "wasi_snapshot_preview1";
+
+/// How often a process waiting for console input looks for it.
+pub const INPUT_POLL: Duration = Duration::from_millis(1);
+
+/// Most bytes one `fd_read` or `fd_write` moves (a shorter count is
+/// returned, as for any short read or write).
+const MAX_IO: usize = 1 << 20;
+/// Most subscriptions one `poll_oneoff` takes.
+const MAX_SUBSCRIPTIONS: usize = 4096;
+
+/// A WASI errno (`errno` in the witx specification).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u16)]
+pub enum Errno {
+    /// `again`: would block.
+    Again = 6,
+    /// `badf`: bad file descriptor.
+    Badf = 8,
+    /// `fault`: bad address.
+    Fault = 21,
+    /// `inval`: invalid argument.
+    Inval = 28,
+    /// `nosys`: function not supported.
+    Nosys = 52,
+    /// `notdir`: not a directory.
+    Notdir = 54,
+    /// `notsock`: not a socket.
+    Notsock = 57,
+    /// `notsup`: not supported.
+    Notsup = 58,
+    /// `overflow`: value too large.
+    Overflow = 61,
+    /// `spipe`: invalid seek.
+    Spipe = 70,
+}
+
+impl Errno {
+    /// The value the guest sees.
+    pub fn code(self) -> i32 {
+        i32::from(self as u16)
+    }
+}
+
+impl From<AccessError> for Errno {
+    fn from(e: AccessError) -> Self {
+        match e {
+            AccessError::Fault => Self::Fault,
+            AccessError::TooLong => Self::Inval,
+        }
+    }
+}
+
+/// How a call fails: an errno for the guest, or a trap that stops it.
+enum Fail {
+    Errno(Errno),
+    Trap(HostTrap),
+}
+
+impl From<Errno> for Fail {
+    fn from(e: Errno) -> Self {
+        Self::Errno(e)
+    }
+}
+
+impl From<AccessError> for Fail {
+    fn from(e: AccessError) -> Self {
+        Self::Errno(e.into())
+    }
+}
+
+impl From<HostTrap> for Fail {
+    fn from(t: HostTrap) -> Self {
+        Self::Trap(t)
+    }
+}
+
+type Res<T = ()> = Result<T, Fail>;
+
+// Clock ids.
+const CLOCK_REALTIME: u32 = 0;
+const CLOCK_MONOTONIC: u32 = 1;
+const CLOCK_PROCESS_CPUTIME: u32 = 2;
+const CLOCK_THREAD_CPUTIME: u32 = 3;
+
+// File types.
+const FILETYPE_CHARACTER_DEVICE: u8 = 2;
+
+// Rights.
+const RIGHT_FD_READ: u64 = 1 << 1;
+const RIGHT_FD_FDSTAT_SET_FLAGS: u64 = 1 << 3;
+const RIGHT_FD_WRITE: u64 = 1 << 6;
+const RIGHT_FD_FILESTAT_GET: u64 = 1 << 21;
+const RIGHT_POLL_FD_READWRITE: u64 = 1 << 27;
+
+// Descriptor flags.
+const FDFLAGS_APPEND: u16 = 1 << 0;
+const FDFLAGS_DSYNC: u16 = 1 << 1;
+const FDFLAGS_NONBLOCK: u16 = 1 << 2;
+const FDFLAGS_RSYNC: u16 = 1 << 3;
+const FDFLAGS_SYNC: u16 = 1 << 4;
+
+// Event types and flags.
+const EVENTTYPE_CLOCK: u8 = 0;
+const EVENTTYPE_FD_READ: u8 = 1;
+const EVENTTYPE_FD_WRITE: u8 = 2;
+const EVENTRWFLAGS_HANGUP: u16 = 1;
+const SUBCLOCKFLAGS_ABSTIME: u16 = 1;
+
+/// Every function: its name and core wasm type.
+const CALLS: [(&str, &[ValType], &[ValType]); 46] = {
+    use ValType::{I32 as W, I64 as L};
+    [
+        ("args_get", &[W, W], &[W]),
+        ("args_sizes_get", &[W, W], &[W]),
+        ("environ_get", &[W, W], &[W]),
+        ("environ_sizes_get", &[W, W], &[W]),
+        ("clock_res_get", &[W, W], &[W]),
+        ("clock_time_get", &[W, L, W], &[W]),
+        ("fd_advise", &[W, L, L, W], &[W]),
+        ("fd_allocate", &[W, L, L], &[W]),
+        ("fd_close", &[W], &[W]),
+        ("fd_datasync", &[W], &[W]),
+        ("fd_fdstat_get", &[W, W], &[W]),
+        ("fd_fdstat_set_flags", &[W, W], &[W]),
+        ("fd_fdstat_set_rights", &[W, L, L], &[W]),
+        ("fd_filestat_get", &[W, W], &[W]),
+        ("fd_filestat_set_size", &[W, L], &[W]),
+        ("fd_filestat_set_times", &[W, L, L, W], &[W]),
+        ("fd_pread", &[W, W, W, L, W], &[W]),
+        ("fd_prestat_get", &[W, W], &[W]),
+        ("fd_prestat_dir_name", &[W, W, W], &[W]),
+        ("fd_pwrite", &[W, W, W, L, W], &[W]),
+        ("fd_read", &[W, W, W, W], &[W]),
+        ("fd_readdir", &[W, W, W, L, W], &[W]),
+        ("fd_renumber", &[W, W], &[W]),
+        ("fd_seek", &[W, L, W, W], &[W]),
+        ("fd_sync", &[W], &[W]),
+        ("fd_tell", &[W, W], &[W]),
+        ("fd_write", &[W, W, W, W], &[W]),
+        ("path_create_directory", &[W, W, W], &[W]),
+        ("path_filestat_get", &[W, W, W, W, W], &[W]),
+        ("path_filestat_set_times", &[W, W, W, W, L, L, W], &[W]),
+        ("path_link", &[W, W, W, W, W, W, W], &[W]),
+        ("path_open", &[W, W, W, W, W, L, L, W, W], &[W]),
+        ("path_readlink", &[W, W, W, W, W, W], &[W]),
+        ("path_remove_directory", &[W, W, W], &[W]),
+        ("path_rename", &[W, W, W, W, W, W], &[W]),
+        ("path_symlink", &[W, W, W, W, W], &[W]),
+        ("path_unlink_file", &[W, W, W], &[W]),
+        ("poll_oneoff", &[W, W, W, W], &[W]),
+        ("proc_exit", &[W], &[]),
+        ("proc_raise", &[W], &[W]),
+        ("sched_yield", &[], &[W]),
+        ("random_get", &[W, W], &[W]),
+        ("sock_accept", &[W, W, W], &[W]),
+        ("sock_recv", &[W, W, W, W, W, W], &[W]),
+        ("sock_send", &[W, W, W, W, W], &[W]),
+        ("sock_shutdown", &[W, W], &[W]),
+    ]
+};
+
+/// The WASI preview1 interface.
+pub(crate) struct Wasi;
+
+impl<'k, 'h, P: Platform + SchedHal> Interface<'k, 'h, P> for Wasi {
+    fn module(&self) -> &'static str {
+        MODULE
+    }
+
+    fn link(&self, ctx: &Arc<Context<'k, 'h, P>>, name: &str) -> Option<Bound<'k>> {
+        let index = CALLS.iter().position(|(n, ..)| *n == name)?;
+        let (_, params, results) = CALLS[index];
+        let ty = FuncType {
+            params: params.to_vec(),
+            results: results.to_vec(),
+        };
+        let ctx = ctx.clone();
+        Some((ty, Box::new(move |args| dispatch(&ctx, index, args))))
+    }
+}
+
+/// The arguments of one call, read by position.
+struct Args<'a>(&'a [Val]);
+
+impl Args<'_> {
+    /// Argument `k` as an `i32` (a pointer, length, descriptor or flags).
+    fn w(&self, k: usize) -> i32 {
+        match self.0.get(k) {
+            Some(Val::I32(x)) => *x,
+            _ => 0,
+        }
+    }
+
+    /// Argument `k` as an unsigned `u32`.
+    fn u(&self, k: usize) -> u32 {
+        self.w(k).cast_unsigned()
+    }
+
+    /// Argument `k` as an `i64`.
+    fn l(&self, k: usize) -> i64 {
+        match self.0.get(k) {
+            Some(Val::I64(x)) => *x,
+            _ => 0,
+        }
+    }
+}
+
+/// Run function `index` of [`CALLS`] with `args` for the process of
+/// `ctx`: its results, or the trap that stops the process.
+fn dispatch<P: Platform + SchedHal>(
+    ctx: &Context<'_, '_, P>,
+    index: usize,
+    args: &[Val],
+) -> Result<Vec<Val>, HostTrap> {
+    let a = Args(args);
+    let name = CALLS.get(index).map_or("", |c| c.0);
+    let r: Res = match name {
+        "args_get" => strings_get(ctx, &ctx.program().args, a.w(0), a.w(1)),
+        "args_sizes_get" => strings_sizes(ctx, &ctx.program().args, a.w(0), a.w(1)),
+        "environ_get" => strings_get(ctx, &ctx.program().env, a.w(0), a.w(1)),
+        "environ_sizes_get" => strings_sizes(ctx, &ctx.program().env, a.w(0), a.w(1)),
+        "clock_res_get" => clock_res_get(ctx, a.u(0), a.w(1)),
+        "clock_time_get" => clock_time_get(ctx, a.u(0), a.w(2)),
+        "fd_advise" => on_stdio(ctx, a.u(0), Errno::Spipe),
+        "fd_allocate" | "fd_filestat_set_times" => on_stdio(ctx, a.u(0), Errno::Notsup),
+        "fd_filestat_set_size" | "fd_datasync" | "fd_sync" => on_stdio(ctx, a.u(0), Errno::Inval),
+        "fd_close" => fd_close(ctx, a.u(0)),
+        "fd_fdstat_get" => fd_fdstat_get(ctx, a.u(0), a.w(1)),
+        "fd_fdstat_set_flags" => fd_fdstat_set_flags(ctx, a.u(0), a.u(1)),
+        "fd_fdstat_set_rights" => fd_fdstat_set_rights(ctx, a.u(0), a.l(1), a.l(2)),
+        "fd_filestat_get" => fd_filestat_get(ctx, a.u(0), a.w(1)),
+        "fd_pread" | "fd_pwrite" | "fd_seek" | "fd_tell" => on_stdio(ctx, a.u(0), Errno::Spipe),
+        // No directory is preopened (see the module documentation).
+        "fd_prestat_get" | "fd_prestat_dir_name" => open(ctx, a.u(0)).and(Err(Errno::Badf.into())),
+        "fd_read" => fd_read(ctx, a.u(0), a.w(1), a.w(2), a.w(3)),
+        "fd_readdir" => on_stdio(ctx, a.u(0), Errno::Notdir),
+        "fd_renumber" => fd_renumber(ctx, a.u(0), a.u(1)),
+        "fd_write" => fd_write(ctx, a.u(0), a.w(1), a.w(2), a.w(3)),
+        "path_create_directory"
+        | "path_filestat_get"
+        | "path_filestat_set_times"
+        | "path_link"
+        | "path_open"
+        | "path_readlink"
+        | "path_remove_directory"
+        | "path_rename"
+        | "path_unlink_file" => on_stdio(ctx, a.u(0), Errno::Notdir),
+        "path_symlink" => on_stdio(ctx, a.u(2), Errno::Notdir),
+        "poll_oneoff" => poll_oneoff(ctx, a.w(0), a.w(1), a.w(2), a.w(3)),
+        "proc_exit" => Err(HostTrap::Exit(a.w(0)).into()),
+        // Signals do not exist here.
+        "proc_raise" => Err(Errno::Nosys.into()),
+        "sched_yield" => ctx.yield_now().map_err(Fail::from),
+        "random_get" => random_get(ctx, a.w(0), a.w(1)),
+        "sock_accept" | "sock_recv" | "sock_send" | "sock_shutdown" => {
+            on_stdio(ctx, a.u(0), Errno::Notsock)
+        }
+        _ => Err(Errno::Nosys.into()),
+    };
+    match r {
+        Ok(()) => Ok(if name == "proc_exit" {
+            Vec::new()
+        } else {
+            vec![Val::I32(0)]
+        }),
+        Err(Fail::Errno(e)) => Ok(vec![Val::I32(e.code())]),
+        Err(Fail::Trap(t)) => Err(t),
+    }
+}
+
+/// Descriptor `fd`, or `EBADF`.
+fn open<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, fd: u32) -> Result<Fd, Fail> {
+    ctx.fds().get(fd).ok_or(Fail::Errno(Errno::Badf))
+}
+
+/// The answer of a call that standard I/O cannot do: `EBADF` when `fd` is
+/// not open, else `errno`.
+fn on_stdio<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, fd: u32, errno: Errno) -> Res {
+    open(ctx, fd)?;
+    Err(errno.into())
+}
+
+/// Write `value` as little-endian bytes at guest address `at`.
+fn put<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, at: i32, bytes: &[u8]) -> Res {
+    Ok(uaccess::copy_out(ctx.memory(), at, bytes)?)
+}
+
+/// `args_get` and `environ_get`: pointers to NUL-terminated copies of
+/// `strings` at `ptrs`, the copies at `buf`.
+fn strings_get<P: Platform + SchedHal>(
+    ctx: &Context<'_, '_, P>,
+    strings: &[Vec<u8>],
+    ptrs: i32,
+    buf: i32,
+) -> Res {
+    let mut table = Vec::with_capacity(strings.len() * 4);
+    let mut data = Vec::new();
+    for s in strings {
+        let at = buf
+            .cast_unsigned()
+            .wrapping_add(u32::try_from(data.len()).map_err(|_| Errno::Overflow)?);
+        table.extend_from_slice(&at.to_le_bytes());
+        data.extend_from_slice(s);
+        data.push(0);
+    }
+    uaccess::check(ctx.memory(), ptrs, table.len())?;
+    uaccess::check(ctx.memory(), buf, data.len())?;
+    put(ctx, ptrs, &table)?;
+    put(ctx, buf, &data)
+}
+
+/// `args_sizes_get` and `environ_sizes_get`: the count of `strings` at
+/// `count` and their bytes with a NUL each at `size`.
+fn strings_sizes<P: Platform + SchedHal>(
+    ctx: &Context<'_, '_, P>,
+    strings: &[Vec<u8>],
+    count: i32,
+    size: i32,
+) -> Res {
+    let n = u32::try_from(strings.len()).map_err(|_| Errno::Overflow)?;
+    let bytes: usize = strings.iter().map(|s| s.len() + 1).sum();
+    let bytes = u32::try_from(bytes).map_err(|_| Errno::Overflow)?;
+    uaccess::check(ctx.memory(), count, 4)?;
+    uaccess::check(ctx.memory(), size, 4)?;
+    put(ctx, count, &n.to_le_bytes())?;
+    put(ctx, size, &bytes.to_le_bytes())
+}
+
+/// The time of clock `id` in nanoseconds.
+fn clock_now<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, id: u32) -> Result<u64, Errno> {
+    let t = match id {
+        CLOCK_REALTIME => ctx.kernel().hal().wall_time().ok_or(Errno::Notsup)?,
+        CLOCK_MONOTONIC => ctx.now(),
+        CLOCK_PROCESS_CPUTIME | CLOCK_THREAD_CPUTIME => ctx.cpu_time(),
+        _ => return Err(Errno::Inval),
+    };
+    Ok(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX))
+}
+
+fn clock_res_get<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, id: u32, out: i32) -> Res {
+    // Every clock reads in nanoseconds; one microsecond is what each
+    // platform's clock is at least as fine as.
+    clock_now(ctx, id)?;
+    put(ctx, out, &1_000u64.to_le_bytes())
+}
+
+fn clock_time_get<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, id: u32, out: i32) -> Res {
+    let t = clock_now(ctx, id)?;
+    put(ctx, out, &t.to_le_bytes())
+}
+
+fn fd_close<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, fd: u32) -> Res {
+    ctx.fds().remove(fd).map(drop).ok_or(Errno::Badf.into())
+}
+
+/// The rights standard I/O descriptors have.
+fn stdio_rights(object: FdObject) -> u64 {
+    let common = RIGHT_FD_FDSTAT_SET_FLAGS | RIGHT_POLL_FD_READWRITE | RIGHT_FD_FILESTAT_GET;
+    match object {
+        FdObject::Stdin => common | RIGHT_FD_READ,
+        FdObject::Stdout | FdObject::Stderr => common | RIGHT_FD_WRITE,
+    }
+}
+
+fn fd_fdstat_get<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, fd: u32, out: i32) -> Res {
+    let f = open(ctx, fd)?;
+    let rights = stdio_rights(f.object);
+    let mut stat = [0u8; 24];
+    stat[0] = FILETYPE_CHARACTER_DEVICE;
+    stat[2..4].copy_from_slice(&f.flags.to_le_bytes());
+    stat[8..16].copy_from_slice(&rights.to_le_bytes());
+    put(ctx, out, &stat)
+}
+
+fn fd_fdstat_set_flags<P: Platform + SchedHal>(
+    ctx: &Context<'_, '_, P>,
+    fd: u32,
+    flags: u32,
+) -> Res {
+    let known = FDFLAGS_APPEND | FDFLAGS_DSYNC | FDFLAGS_NONBLOCK | FDFLAGS_RSYNC | FDFLAGS_SYNC;
+    let flags = u16::try_from(flags)
+        .ok()
+        .filter(|f| f & !known == 0)
+        .ok_or(Errno::Inval)?;
+    let mut fds = ctx.fds();
+    let f = fds.get_mut(fd).ok_or(Errno::Badf)?;
+    // The console appends whatever is asked; only NONBLOCK changes reads.
+    f.flags = flags;
+    Ok(())
+}
+
+fn fd_fdstat_set_rights<P: Platform + SchedHal>(
+    ctx: &Context<'_, '_, P>,
+    fd: u32,
+    base: i64,
+    inheriting: i64,
+) -> Res {
+    let f = open(ctx, fd)?;
+    let have = stdio_rights(f.object);
+    // Rights can only be dropped, and standard I/O keeps what it has.
+    if base.cast_unsigned() & !have != 0 || inheriting != 0 {
+        return Err(Errno::Notsup.into());
+    }
+    Ok(())
+}
+
+fn fd_filestat_get<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, fd: u32, out: i32) -> Res {
+    open(ctx, fd)?;
+    let mut stat = [0u8; 64];
+    stat[16] = FILETYPE_CHARACTER_DEVICE;
+    stat[24..32].copy_from_slice(&1u64.to_le_bytes());
+    put(ctx, out, &stat)
+}
+
+fn fd_renumber<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, from: u32, to: u32) -> Res {
+    if ctx.fds().renumber(from, to) {
+        Ok(())
+    } else {
+        Err(Errno::Badf.into())
+    }
+}
+
+/// The `(address, length)` of each of the `n` iovecs at `iovs`.
+fn iovecs<P: Platform + SchedHal>(
+    ctx: &Context<'_, '_, P>,
+    iovs: i32,
+    n: i32,
+) -> Result<Vec<(u32, u32)>, Fail> {
+    let count = usize::try_from(n.cast_unsigned()).map_err(|_| Errno::Inval)?;
+    let raw = uaccess::copy_in(
+        ctx.memory(),
+        iovs,
+        n.saturating_mul(8),
+        MAX_SUBSCRIPTIONS * 8,
+    )
+    .map_err(|e| match e {
+        // More iovecs than any call takes.
+        AccessError::TooLong => Fail::Errno(Errno::Inval),
+        AccessError::Fault => Fail::Errno(Errno::Fault),
+    })?;
+    let mut out = Vec::with_capacity(count);
+    for c in raw.chunks_exact(8) {
+        let word = |k: usize| u32::from_le_bytes([c[k], c[k + 1], c[k + 2], c[k + 3]]);
+        out.push((word(0), word(4)));
+    }
+    Ok(out)
+}
+
+fn fd_write<P: Platform + SchedHal>(
+    ctx: &Context<'_, '_, P>,
+    fd: u32,
+    iovs: i32,
+    n: i32,
+    written: i32,
+) -> Res {
+    let f = open(ctx, fd)?;
+    if f.object == FdObject::Stdin {
+        return Err(Errno::Badf.into());
+    }
+    uaccess::check(ctx.memory(), written, 4)?;
+    let mut bytes = Vec::new();
+    for (at, len) in iovecs(ctx, iovs, n)? {
+        let room = MAX_IO - bytes.len();
+        let take = usize::try_from(len).map_or(room, |l| l.min(room));
+        let chunk = uaccess::copy_in(
+            ctx.memory(),
+            at.cast_signed(),
+            i32::try_from(take).unwrap_or(i32::MAX),
+            MAX_IO,
+        )?;
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() == MAX_IO {
+            break;
+        }
+    }
+    let hal = ctx.kernel().hal();
+    match f.object {
+        FdObject::Stdout => hal.write(&bytes),
+        _ => hal.write_error(&bytes),
+    }
+    let count = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+    put(ctx, written, &count.to_le_bytes())
+}
+
+fn fd_read<P: Platform + SchedHal>(
+    ctx: &Context<'_, '_, P>,
+    fd: u32,
+    iovs: i32,
+    n: i32,
+    read: i32,
+) -> Res {
+    let f = open(ctx, fd)?;
+    if f.object != FdObject::Stdin {
+        return Err(Errno::Badf.into());
+    }
+    uaccess::check(ctx.memory(), read, 4)?;
+    let vecs = iovecs(ctx, iovs, n)?;
+    for &(at, len) in &vecs {
+        let len = usize::try_from(len).map_err(|_| Errno::Inval)?;
+        uaccess::check(ctx.memory(), at.cast_signed(), len)?;
+    }
+    let want = vecs
+        .iter()
+        .map(|&(_, l)| usize::try_from(l).unwrap_or(MAX_IO))
+        .sum::<usize>()
+        .min(MAX_IO);
+    let mut buf = vec![0u8; want];
+    let got = if want == 0 {
+        0
+    } else {
+        loop {
+            match ctx.kernel().hal().read_input(&mut buf) {
+                Ok(n) => break n,
+                Err(InputState::Closed) => break 0,
+                Err(_) if f.flags & FDFLAGS_NONBLOCK != 0 => return Err(Errno::Again.into()),
+                Err(_) => ctx.sleep(INPUT_POLL)?,
+            }
+        }
+    };
+    let mut done = 0;
+    for (at, len) in vecs {
+        if done == got {
+            break;
+        }
+        let take = usize::try_from(len).unwrap_or(0).min(got - done);
+        put(ctx, at.cast_signed(), &buf[done..done + take])?;
+        done += take;
+    }
+    let count = u32::try_from(got).unwrap_or(u32::MAX);
+    put(ctx, read, &count.to_le_bytes())
+}
+
+fn random_get<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, buf: i32, len: i32) -> Res {
+    let n = usize::try_from(len.cast_unsigned()).map_err(|_| Errno::Inval)?;
+    uaccess::check(ctx.memory(), buf, n)?;
+    let mut at = buf.cast_unsigned();
+    let mut left = n;
+    let mut chunk = [0u8; 4096];
+    while left > 0 {
+        let take = left.min(chunk.len());
+        ctx.kernel().random().fill(&mut chunk[..take]);
+        put(ctx, at.cast_signed(), &chunk[..take])?;
+        at = at.wrapping_add(u32::try_from(take).unwrap_or(0));
+        left -= take;
+    }
+    Ok(())
+}
+
+/// One `poll_oneoff` subscription.
+enum Sub {
+    /// A clock reaching `at` on the monotonic clock (`None`: a clock this
+    /// platform lacks or an unknown one: the error).
+    Clock(Result<Duration, Errno>),
+    /// A descriptor ready to read or write.
+    Fd { kind: u8, fd: u32 },
+    /// An unknown subscription type.
+    Bad,
+}
+
+fn poll_oneoff<P: Platform + SchedHal>(
+    ctx: &Context<'_, '_, P>,
+    input: i32,
+    output: i32,
+    n: i32,
+    nevents: i32,
+) -> Res {
+    let count = usize::try_from(n.cast_unsigned()).map_err(|_| Errno::Inval)?;
+    if count == 0 || count > MAX_SUBSCRIPTIONS {
+        return Err(Errno::Inval.into());
+    }
+    let raw = uaccess::copy_in(
+        ctx.memory(),
+        input,
+        n.saturating_mul(48),
+        MAX_SUBSCRIPTIONS * 48,
+    )?;
+    uaccess::check(ctx.memory(), output, count * 32)?;
+    uaccess::check(ctx.memory(), nevents, 4)?;
+    let start = ctx.now();
+    let subs: Vec<(u64, Sub)> = raw
+        .chunks_exact(48)
+        .map(|s| {
+            let u64_at = |k: usize| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&s[k..k + 8]);
+                u64::from_le_bytes(b)
+            };
+            let u32_at = |k: usize| u32::from_le_bytes([s[k], s[k + 1], s[k + 2], s[k + 3]]);
+            let sub = match s[8] {
+                EVENTTYPE_CLOCK => {
+                    let (id, timeout) = (u32_at(16), u64_at(24));
+                    let abs = u16::from_le_bytes([s[40], s[41]]) & SUBCLOCKFLAGS_ABSTIME != 0;
+                    Sub::Clock(clock_now(ctx, id).map(|now| {
+                        let wait = if abs {
+                            timeout.saturating_sub(now)
+                        } else {
+                            timeout
+                        };
+                        start.saturating_add(Duration::from_nanos(wait))
+                    }))
+                }
+                kind @ (EVENTTYPE_FD_READ | EVENTTYPE_FD_WRITE) => Sub::Fd {
+                    kind,
+                    fd: u32_at(16),
+                },
+                _ => Sub::Bad,
+            };
+            (u64_at(0), sub)
+        })
+        .collect();
+    loop {
+        let now = ctx.now();
+        let mut events = Vec::new();
+        let mut next: Option<Duration> = None;
+        for (userdata, sub) in &subs {
+            let event = match sub {
+                Sub::Clock(Ok(at)) if *at <= now => Some((EVENTTYPE_CLOCK, 0, 0, 0)),
+                Sub::Clock(Ok(at)) => {
+                    next = Some(next.map_or(*at, |n| n.min(*at)));
+                    None
+                }
+                Sub::Clock(Err(e)) => Some((EVENTTYPE_CLOCK, *e as u16, 0, 0)),
+                Sub::Fd { kind, fd } => fd_event(ctx, *kind, *fd),
+                Sub::Bad => Some((0, Errno::Inval as u16, 0, 0)),
+            };
+            if let Some((kind, error, nbytes, flags)) = event {
+                let mut e = [0u8; 32];
+                e[0..8].copy_from_slice(&userdata.to_le_bytes());
+                e[8..10].copy_from_slice(&error.to_le_bytes());
+                e[10] = kind;
+                e[16..24].copy_from_slice(&u64::to_le_bytes(nbytes));
+                e[24..26].copy_from_slice(&u16::to_le_bytes(flags));
+                events.extend_from_slice(&e);
+            }
+        }
+        if !events.is_empty() {
+            put(ctx, output, &events)?;
+            let n = u32::try_from(events.len() / 32).unwrap_or(u32::MAX);
+            return put(ctx, nevents, &n.to_le_bytes());
+        }
+        // Nothing yet: sleep to the next deadline, looking at the input
+        // meanwhile when a subscription waits for it.
+        let reads = subs.iter().any(|(_, s)| matches!(s, Sub::Fd { .. }));
+        let until = match (next, reads) {
+            (Some(at), true) => at.min(now.saturating_add(INPUT_POLL)),
+            (Some(at), false) => at,
+            (None, _) => now.saturating_add(INPUT_POLL),
+        };
+        ctx.sleep(until.saturating_sub(now))?;
+    }
+}
+
+/// The event of a descriptor subscription, if it is ready (or wrong):
+/// `(type, error, nbytes, flags)`.
+fn fd_event<P: Platform + SchedHal>(
+    ctx: &Context<'_, '_, P>,
+    kind: u8,
+    fd: u32,
+) -> Option<(u8, u16, u64, u16)> {
+    let Some(f) = ctx.fds().get(fd) else {
+        return Some((kind, Errno::Badf as u16, 0, 0));
+    };
+    match (kind, f.object) {
+        (EVENTTYPE_FD_READ, FdObject::Stdin) => match ctx.kernel().hal().input_state() {
+            InputState::Ready => Some((kind, 0, 1, 0)),
+            InputState::Closed => Some((kind, 0, 0, EVENTRWFLAGS_HANGUP)),
+            InputState::Empty => None,
+        },
+        (EVENTTYPE_FD_WRITE, FdObject::Stdout | FdObject::Stderr) => Some((kind, 0, 0, 0)),
+        _ => Some((kind, Errno::Badf as u16, 0, 0)),
+    }
+}

@@ -1,0 +1,267 @@
+//! WASI preview1 processes on a whole hosted machine: standard output,
+//! arguments and environment, exit codes, clocks, random bytes, sleeping
+//! through `poll_oneoff`, a process importing both `vessel` and WASI, and
+//! hostile arguments that must each be an errno and nothing else. The
+//! programs are hand-written WAT against the witx ABI; each checks what it
+//! is given and exits with the number of its first failed check.
+
+use std::sync::Arc;
+
+use hal_hosted::Config;
+use kernel_core::proc::{self, ExitStatus, Program, SpawnOptions};
+use tests::machine::{HANG_GUARD, machine, wat};
+
+/// How a program ended and what it wrote to standard output.
+#[derive(Debug)]
+struct Ran {
+    status: Option<ExitStatus>,
+    stdout: String,
+}
+
+/// Run `module` as a process with `program` on a machine that captures its
+/// console.
+fn run(module: &str, program: Program) -> Ran {
+    let config = Config {
+        capture_console: true,
+        ..machine(2)
+    };
+    let module: Arc<[u8]> = wat(module);
+    let hosted = hal_hosted::Hosted::new(&config).expect("machine");
+    let status = std::sync::Mutex::new(None);
+    let code = hal_hosted::boot_into(&hosted, |kernel| {
+        let s = kernel_core::boot::with_executor(kernel, |exec| {
+            proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
+                let defaults = procs.defaults();
+                let pid = procs
+                    .spawn_program("prog", module, Vec::new(), defaults, program)
+                    .expect("spawn");
+                procs
+                    .exec()
+                    .timeout(HANG_GUARD, procs.wait(pid))
+                    .await
+                    .ok()
+                    .flatten()
+            })
+            .expect("process scope")
+        });
+        *status.lock().expect("status") = s;
+        0
+    })
+    .expect("boot");
+    assert_eq!(code, 0);
+    let stdout = hosted.captured_console().unwrap_or_default();
+    // The kernel's own boot lines come first; the program's follow them.
+    Ran {
+        status: status.into_inner().expect("status"),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+    }
+}
+
+fn program(args: &[&str], env: &[&str]) -> Program {
+    Program {
+        args: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        env: env.iter().map(|e| e.as_bytes().to_vec()).collect(),
+    }
+}
+
+/// The imports the programs use, and a `print` of `len` bytes at `ptr`.
+const PRELUDE: &str = r#"
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (import "wasi_snapshot_preview1" "args_sizes_get" (func $args_sizes_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "args_get" (func $args_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_sizes_get" (func $environ_sizes_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_get" (func $environ_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "clock_time_get" (func $clock_time_get (param i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "random_get" (func $random_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll_oneoff (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_open" (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_seek" (func $fd_seek (param i32 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_prestat_get" (func $fd_prestat_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_close" (func $fd_close (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_raise" (func $proc_raise (param i32) (result i32)))
+  (memory (export "memory") 1)
+  (func $print (param $ptr i32) (param $len i32) (result i32)
+    (i32.store (i32.const 0) (local.get $ptr))
+    (i32.store (i32.const 4) (local.get $len))
+    (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+"#;
+
+fn module(body: &str) -> String {
+    format!("(module {PRELUDE} {body})")
+}
+
+#[test]
+fn hello_reaches_standard_output_and_returning_exits_0() {
+    let r = run(
+        &module(
+            r#"(data (i32.const 100) "hello, wasi\n")
+               (func (export "_start") (drop (call $print (i32.const 100) (i32.const 12))))"#,
+        ),
+        Program::default(),
+    );
+    assert_eq!(r.status, Some(ExitStatus::Exited(0)));
+    assert!(r.stdout.ends_with("hello, wasi\n"), "{:?}", r.stdout);
+}
+
+#[test]
+fn proc_exit_gives_its_code() {
+    let r = run(
+        &module(r#"(func (export "_start") (call $proc_exit (i32.const 7)) (unreachable))"#),
+        Program::default(),
+    );
+    assert_eq!(r.status, Some(ExitStatus::Exited(7)));
+}
+
+/// Prints its arguments, then its environment, one per line: the sizes
+/// calls must agree with what the get calls write.
+const ECHO: &str = r#"
+  (func $lines (param $count i32) (param $ptrs i32)
+    (local $i i32) (local $s i32) (local $n i32)
+    (block $done (loop $each
+      (br_if $done (i32.ge_u (local.get $i) (local.get $count)))
+      (local.set $s (i32.load (i32.add (local.get $ptrs) (i32.shl (local.get $i) (i32.const 2)))))
+      (local.set $n (i32.const 0))
+      (block $end (loop $len
+        (br_if $end (i32.eqz (i32.load8_u (i32.add (local.get $s) (local.get $n)))))
+        (local.set $n (i32.add (local.get $n) (i32.const 1)))
+        (br $len)))
+      ;; the NUL becomes the newline
+      (i32.store8 (i32.add (local.get $s) (local.get $n)) (i32.const 10))
+      (drop (call $print (local.get $s) (i32.add (local.get $n) (i32.const 1))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $each))))
+  (func (export "_start") (result i32)
+    (if (call $args_sizes_get (i32.const 16) (i32.const 20)) (then (return (i32.const 1))))
+    (if (call $args_get (i32.const 1024) (i32.const 4096)) (then (return (i32.const 2))))
+    (call $lines (i32.load (i32.const 16)) (i32.const 1024))
+    (if (call $environ_sizes_get (i32.const 24) (i32.const 28)) (then (return (i32.const 3))))
+    (if (call $environ_get (i32.const 2048) (i32.const 8192)) (then (return (i32.const 4))))
+    (call $lines (i32.load (i32.const 24)) (i32.const 2048))
+    ;; sizes: 3 arguments of 5 + 2 + 3 bytes, 1 variable of 10 bytes
+    (if (i32.ne (i32.load (i32.const 16)) (i32.const 3)) (then (return (i32.const 5))))
+    (if (i32.ne (i32.load (i32.const 20)) (i32.const 10)) (then (return (i32.const 6))))
+    (if (i32.ne (i32.load (i32.const 24)) (i32.const 1)) (then (return (i32.const 7))))
+    (if (i32.ne (i32.load (i32.const 28)) (i32.const 10)) (then (return (i32.const 8))))
+    (i32.const 0))"#;
+
+#[test]
+fn arguments_and_environment_arrive_as_given() {
+    let r = run(&module(ECHO), program(&["prog", "a", "bc"], &["KEY=value"]));
+    assert_eq!(r.status, Some(ExitStatus::Exited(0)), "{}", r.stdout);
+    assert!(
+        r.stdout.ends_with("prog\na\nbc\nKEY=value\n"),
+        "{:?}",
+        r.stdout
+    );
+}
+
+/// Clocks, random bytes and a 20 ms sleep through `poll_oneoff`.
+const TIME_AND_CHANCE: &str = r#"
+  (func (export "_start") (result i32)
+    (local $t0 i64) (local $t1 i64)
+    ;; monotonic, twice, not decreasing
+    (if (call $clock_time_get (i32.const 1) (i64.const 1) (i32.const 16)) (then (return (i32.const 1))))
+    (local.set $t0 (i64.load (i32.const 16)))
+    ;; realtime after 2020-01-01
+    (if (call $clock_time_get (i32.const 0) (i64.const 1) (i32.const 24)) (then (return (i32.const 2))))
+    (if (i64.lt_u (i64.load (i32.const 24)) (i64.const 1577836800000000000)) (then (return (i32.const 3))))
+    ;; an unknown clock is EINVAL (28)
+    (if (i32.ne (call $clock_time_get (i32.const 9) (i64.const 1) (i32.const 24)) (i32.const 28))
+      (then (return (i32.const 4))))
+    ;; 32 random bytes twice: different, not all zero
+    (if (call $random_get (i32.const 64) (i32.const 32)) (then (return (i32.const 5))))
+    (if (call $random_get (i32.const 96) (i32.const 32)) (then (return (i32.const 6))))
+    (if (i64.eq (i64.load (i32.const 64)) (i64.load (i32.const 96))) (then (return (i32.const 7))))
+    ;; one relative clock subscription of 20 ms (userdata 77)
+    (i64.store (i32.const 200) (i64.const 77))
+    (i32.store8 (i32.const 208) (i32.const 0))
+    (i32.store (i32.const 216) (i32.const 1))
+    (i64.store (i32.const 224) (i64.const 20000000))
+    (i64.store (i32.const 232) (i64.const 1000))
+    (i32.store16 (i32.const 240) (i32.const 0))
+    (if (call $poll_oneoff (i32.const 200) (i32.const 300) (i32.const 1) (i32.const 340))
+      (then (return (i32.const 8))))
+    (if (i32.ne (i32.load (i32.const 340)) (i32.const 1)) (then (return (i32.const 9))))
+    (if (i64.ne (i64.load (i32.const 300)) (i64.const 77)) (then (return (i32.const 10))))
+    (if (i32.load16_u (i32.const 308)) (then (return (i32.const 11))))
+    (if (call $clock_time_get (i32.const 1) (i64.const 1) (i32.const 16)) (then (return (i32.const 12))))
+    (local.set $t1 (i64.load (i32.const 16)))
+    (if (i64.lt_u (i64.sub (local.get $t1) (local.get $t0)) (i64.const 20000000))
+      (then (return (i32.const 13))))
+    (i32.const 0))"#;
+
+#[test]
+fn clocks_random_bytes_and_poll_oneoff_sleep() {
+    let r = run(&module(TIME_AND_CHANCE), Program::default());
+    assert_eq!(r.status, Some(ExitStatus::Exited(0)));
+}
+
+/// Wild pointers, forged descriptors and calls standard I/O cannot do:
+/// each the errno the witx specification gives it.
+const HOSTILE: &str = r#"
+  (func $want (param $got i32) (param $errno i32) (param $step i32)
+    (if (i32.ne (local.get $got) (local.get $errno)) (then (call $proc_exit (local.get $step)))))
+  (func (export "_start") (result i32)
+    ;; an iovec outside memory: EFAULT (21)
+    (i32.store (i32.const 0) (i32.const 0x7ffffff0))
+    (i32.store (i32.const 4) (i32.const 64))
+    (call $want (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)) (i32.const 21) (i32.const 1))
+    ;; the iovec array itself outside memory
+    (call $want (call $fd_write (i32.const 1) (i32.const -8) (i32.const 1) (i32.const 8)) (i32.const 21) (i32.const 2))
+    ;; a result pointer outside memory
+    (call $want (call $args_sizes_get (i32.const 65534) (i32.const 0)) (i32.const 21) (i32.const 3))
+    (call $want (call $args_get (i32.const -4) (i32.const 0)) (i32.const 21) (i32.const 4))
+    ;; forged descriptors: EBADF (8)
+    (call $want (call $fd_write (i32.const 99) (i32.const 0) (i32.const 0) (i32.const 8)) (i32.const 8) (i32.const 5))
+    (call $want (call $fd_write (i32.const -1) (i32.const 0) (i32.const 0) (i32.const 8)) (i32.const 8) (i32.const 6))
+    (call $want (call $fd_prestat_get (i32.const 3) (i32.const 16)) (i32.const 8) (i32.const 7))
+    ;; writing standard input: EBADF
+    (call $want (call $fd_write (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 8)) (i32.const 8) (i32.const 8))
+    ;; a path on standard output: ENOTDIR (54); a seek: ESPIPE (70)
+    (call $want (call $path_open (i32.const 1) (i32.const 0) (i32.const 0) (i32.const 1)
+        (i32.const 0) (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 16)) (i32.const 54) (i32.const 9))
+    (call $want (call $fd_seek (i32.const 1) (i64.const 0) (i32.const 0) (i32.const 16)) (i32.const 70) (i32.const 10))
+    ;; no subscriptions: EINVAL (28); signals: ENOSYS (52)
+    (call $want (call $poll_oneoff (i32.const 0) (i32.const 64) (i32.const 0) (i32.const 16)) (i32.const 28) (i32.const 11))
+    (call $want (call $proc_raise (i32.const 9)) (i32.const 52) (i32.const 12))
+    ;; random bytes past the end of memory: EFAULT, nothing written
+    (call $want (call $random_get (i32.const 65500) (i32.const 100)) (i32.const 21) (i32.const 13))
+    ;; a closed descriptor is gone
+    (call $want (call $fd_close (i32.const 2)) (i32.const 0) (i32.const 14))
+    (call $want (call $fd_close (i32.const 2)) (i32.const 8) (i32.const 15))
+    (i32.const 0))"#;
+
+#[test]
+fn hostile_arguments_are_errnos_and_nothing_else() {
+    let r = run(&module(HOSTILE), Program::default());
+    assert_eq!(r.status, Some(ExitStatus::Exited(0)));
+}
+
+#[test]
+fn a_process_may_import_vessel_and_wasi_together() {
+    let r = run(
+        r#"(module
+  (import "vessel" "write" (func $write (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (memory 1)
+  (data (i32.const 16) "both\n")
+  (func (export "_start")
+    (drop (call $write (i32.const 16) (i32.const 5)))
+    (call $proc_exit (i32.const 3))))"#,
+        Program::default(),
+    );
+    assert_eq!(r.status, Some(ExitStatus::Exited(3)));
+    assert!(r.stdout.ends_with("both\n"), "{:?}", r.stdout);
+}
+
+#[test]
+fn an_unknown_wasi_function_does_not_link() {
+    let r = run(
+        r#"(module
+  (import "wasi_snapshot_preview1" "fd_frobnicate" (func (param i32) (result i32)))
+  (func (export "_start")))"#,
+        Program::default(),
+    );
+    assert_eq!(r.status, Some(ExitStatus::Failed(proc::LoadError::Link)));
+}
