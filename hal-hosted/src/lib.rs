@@ -349,6 +349,20 @@ pub fn boot_into(
     })
 }
 
+/// [`boot_into`] without the kernel's boot banner, for a workload whose
+/// standard output is all its own (`kernel_core::boot::boot_quiet_into`).
+///
+/// # Errors
+/// As [`boot_on`].
+pub fn boot_quiet_into(
+    hosted: &Hosted,
+    workload: impl FnOnce(&kernel_core::kernel::Kernel<'_, Hosted>) -> u8 + Send,
+) -> Result<u8, HostError> {
+    on_hosted(hosted, |hosted| {
+        kernel_core::boot::boot_quiet_into(hosted, workload)
+    })
+}
+
 /// Run `f` on a fresh thread set up as CPU `cpu` of `hosted` (alternate
 /// signal stack, thread-locals, timer, IPI target) and return its result —
 /// for tests that need a CPU context without booting the whole kernel. In

@@ -93,6 +93,20 @@ pub fn boot<P: Platform>(hal: &P, info: BootInfo<'_>) -> u8 {
 /// with the workload given as code (hosted tests use it to run their own
 /// scenarios on a whole machine).
 pub fn boot_into<P: Platform>(hal: &P, workload: impl FnOnce(&Kernel<'_, P>) -> u8) -> u8 {
+    boot_with(hal, true, workload)
+}
+
+/// [`boot_into`] without the boot banner, for a workload whose standard
+/// output is all its own (a program run by `sim run`).
+pub fn boot_quiet_into<P: Platform>(hal: &P, workload: impl FnOnce(&Kernel<'_, P>) -> u8) -> u8 {
+    boot_with(hal, false, workload)
+}
+
+fn boot_with<P: Platform>(
+    hal: &P,
+    banner: bool,
+    workload: impl FnOnce(&Kernel<'_, P>) -> u8,
+) -> u8 {
     let kernel = Box::new(Kernel::new(hal));
     let memory: u64 = hal.memory_map().iter().map(|r| r.len).sum();
     tracing::info!(
@@ -100,15 +114,17 @@ pub fn boot_into<P: Platform>(hal: &P, workload: impl FnOnce(&Kernel<'_, P>) -> 
         window = kernel.hal().kernel_window().len,
         "frame allocator up"
     );
-    say(
-        hal,
-        format_args!(
-            "boot: hal={} cpus={} memory={}MiB",
-            P::NAME,
-            hal.cpu_count(),
-            memory >> 20
-        ),
-    );
+    if banner {
+        say(
+            hal,
+            format_args!(
+                "boot: hal={} cpus={} memory={}MiB",
+                P::NAME,
+                hal.cpu_count(),
+                memory >> 20
+            ),
+        );
+    }
 
     let data: *const Kernel<'_, P> = &*kernel;
     let locals: Box<[CpuLocal]> = (0..hal.cpu_count())

@@ -17,6 +17,7 @@
 //! two runs' whole outputs can be compared.
 
 mod out;
+mod program;
 mod run;
 mod size;
 
@@ -71,17 +72,20 @@ enum Command {
         /// `key=value` words
         words: Vec<String>,
     },
-    /// Load a .wasm or .wat module, instantiate it and call one export
+    /// Run a program (a .wasm or .wat module importing WASI preview1 and `vessel`) as a process, or with --invoke call one export
     Run {
         /// The module, at most 16 MiB (binary when named `.wasm` or starting with `\0asm`, else text)
         file: std::path::PathBuf,
-        /// The export to call [default: `_start`, else `main`]
+        /// Call this export with ARGS parsed by its parameter types and print its results, outside the process model
         #[arg(long)]
         invoke: Option<String>,
+        /// An environment variable of the program, KEY=VALUE (repeatable; the program sees exactly these)
+        #[arg(long = "env", value_name = "KEY=VALUE")]
+        env: Vec<String>,
         /// Interrupt the run (start function included) after this long, e.g. 500ms, 2s, 1m: exit 5
         #[arg(long, value_name = "DURATION", value_parser = sim::timeout::parse)]
         timeout: Option<Limit>,
-        /// Arguments, parsed by the export's parameter types (negative numbers are values, not flags)
+        /// The program's arguments after its name (with --invoke: the export's, parsed by its parameter types; negative numbers are values, not flags)
         #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
         args: Vec<String>,
     },
@@ -182,11 +186,21 @@ fn sim_main() -> u8 {
         Some(Command::Boot { words }) => words.join(" "),
         Some(Command::Run {
             file,
-            invoke,
+            invoke: Some(invoke),
+            args,
+            timeout,
+            ..
+        }) => {
+            return run::run(&config, file, invoke, args, *timeout);
+        }
+        Some(Command::Run {
+            file,
+            invoke: None,
+            env,
             args,
             timeout,
         }) => {
-            return run::run(&config, file, invoke.as_deref(), args, *timeout);
+            return program::run(&config, file, args, env, *timeout);
         }
         Some(Command::Wast {
             files,

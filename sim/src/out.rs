@@ -31,6 +31,12 @@ pub fn error(message: fmt::Arguments<'_>) {
     let _ = writeln!(io::stderr().lock(), "sim: {message}");
 }
 
+/// `message` and a newline on standard error, without the `sim:` prefix
+/// (a program's trap report); a failure is ignored.
+pub fn error_raw(message: fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr().lock(), "{message}");
+}
+
 /// Report that standard output could not be written; the status to exit
 /// with.
 #[must_use]

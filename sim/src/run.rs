@@ -1,5 +1,7 @@
-//! `sim run FILE [--invoke NAME [ARGS...]] [--timeout DURATION]`: load one
-//! module, instantiate it on the hosted kernel and call one export.
+//! `sim run FILE --invoke NAME [ARGS...] [--timeout DURATION]`: load one
+//! module, instantiate it on the hosted kernel and call one export, outside
+//! the process model (without `--invoke`, `sim run` runs a program:
+//! `program`).
 //!
 //! Output contract: each result on its own line on standard output (i32 and
 //! i64 as signed decimal, f32 and f64 in Rust's `{:?}` form, NaN as `nan`);
@@ -183,13 +185,13 @@ enum Outcome {
     TimedOut(Limit),
 }
 
-/// Run `path`'s export `invoke` (default `_start`, else `main`) with `args`
+/// Run `path`'s export `invoke` with `args`
 /// on a hosted machine shaped by `config`, within `limit`. Returns the exit
 /// status; prints results, traps and errors as the module doc says.
 pub fn run(
     config: &Config,
     path: &Path,
-    invoke: Option<&str>,
+    invoke: &str,
     args: &[String],
     limit: Option<Limit>,
 ) -> u8 {
@@ -224,7 +226,7 @@ pub fn run(
 fn try_run(
     config: &Config,
     path: &Path,
-    invoke: Option<&str>,
+    invoke: &str,
     args: &[String],
     limit: Option<Limit>,
 ) -> Result<Outcome, RunError> {
@@ -261,14 +263,7 @@ fn try_run(
                     .filter(|(_, e)| matches!(e, Extern::Func(_)))
                     .map(|(n, _)| n)
                     .collect();
-                let name = match invoke {
-                    Some(n) => n.to_owned(),
-                    None => ["_start", "main"]
-                        .into_iter()
-                        .find(|n| funcs.iter().any(|f| f == n))
-                        .unwrap_or("_start")
-                        .to_owned(),
-                };
+                let name = invoke.to_owned();
                 let Some(Extern::Func(func)) = store.export(instance, &name) else {
                     return Err(RunError::NoExport(name, funcs));
                 };

@@ -75,7 +75,16 @@ fn timeout_interrupts_a_wast_script_and_runs_nothing_after() {
 #[test]
 fn a_run_within_its_timeout_is_unchanged() {
     let fib = data("fib.wat");
-    let o = sim(&["--cpus", "1", "run", &fib, "--timeout", "10m"]);
+    let o = sim(&[
+        "--cpus",
+        "1",
+        "run",
+        &fib,
+        "--timeout",
+        "10m",
+        "--invoke",
+        "main",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     assert_eq!(out(&o), "832040\n");
 }
@@ -178,7 +187,7 @@ fn a_100_kb_name_is_cut_with_a_marker() {
 
 #[test]
 fn a_backtrace_longer_than_64_frames_says_it_was_cut() {
-    let o = run("deep.wat", &[]);
+    let o = run("deep.wat", &["--invoke", "_start"]);
     assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     let text = out(&o);
     let lines: Vec<&str> = text.lines().collect();
@@ -287,7 +296,7 @@ fn unwritable_results_exit_6_with_one_line() {
         ("/dev/full", dev_full(), "No space left on device"),
         ("a closed pipe", closed_pipe(), "Broken pipe"),
     ] {
-        let o = sim_to(&["--cpus", "1", "run", &fib], stdout);
+        let o = sim_to(&["--cpus", "1", "run", &fib, "--invoke", "main"], stdout);
         assert_eq!(o.status.code(), Some(OUTPUT), "{what}: {}", err(&o));
         let e = err(&o);
         assert_eq!(e.lines().count(), 1, "{what}: {e}");
@@ -353,7 +362,7 @@ fn script_errors_name_file_line_and_column() {
 
 #[test]
 fn a_byte_order_mark_is_accepted() {
-    let o = run("bom.wat", &[]);
+    let o = run("bom.wat", &["--invoke", "_start"]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     assert_eq!(out(&o), "7\n");
 }
@@ -393,7 +402,7 @@ fn memory_errors_say_what_is_needed() {
 
 #[test]
 fn a_data_segment_out_of_bounds_is_named() {
-    let o = run("data_oob.wat", &[]);
+    let o = run("data_oob.wat", &["--invoke", "_start"]);
     assert_eq!(o.status.code(), Some(USAGE));
     assert_eq!(
         err(&o),

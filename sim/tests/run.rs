@@ -15,8 +15,8 @@ fn sim_run(args: &[&str]) -> Output {
 }
 
 #[test]
-fn fib_30_by_default_entry() {
-    let o = sim_run(&["fib.wat"]);
+fn fib_30_through_invoke() {
+    let o = sim_run(&["fib.wat", "--invoke", "main"]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     assert_eq!(out(&o), "832040\n");
 }
@@ -75,10 +75,43 @@ fn bad_input_is_one_line_and_exit_2() {
 fn one_gib_memory_touched_page_by_page() {
     let data = data("grow1g.wat");
     let data = data.as_str();
-    let o = sim(&["--cpus", "1", "--memory", "2G", "run", data]);
+    let o = sim(&[
+        "--cpus", "1", "--memory", "2G", "run", data, "--invoke", "main",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     assert_eq!(out(&o), "262144\n");
     // With 512 MiB the growth is refused up front: memory.grow gives -1.
-    let o = sim(&["--cpus", "1", "--memory", "512M", "run", data]);
+    let o = sim(&[
+        "--cpus", "1", "--memory", "512M", "run", data, "--invoke", "main",
+    ]);
     assert_eq!(out(&o), "-1\n", "{}", err(&o));
+}
+
+/// Without `--invoke`, `sim run` runs a program as a WASI process: its
+/// arguments after its name, exactly the given environment, its standard
+/// output alone on `sim`'s, and its exit code as `sim`'s.
+#[test]
+fn a_program_runs_as_a_process_with_its_arguments_and_environment() {
+    let o = sim_run(&["wasi_echo.wat", "--env", "K=v 1", "a", "-b", "c d"]);
+    assert_eq!(o.status.code(), Some(3), "{}", err(&o));
+    assert_eq!(out(&o), "a\n-b\nc d\nK=v 1\n");
+    assert_eq!(err(&o), "");
+}
+
+/// A program that traps prints `trap: <kind>` and its backtrace on
+/// standard error and exits 134, as wasmtime does; a bad `--env` is one
+/// line and exit 2.
+#[test]
+fn a_program_that_traps_exits_134_and_a_bad_env_is_a_usage_error() {
+    let o = sim_run(&["wasi_echo.wat", "trap"]);
+    assert_eq!(o.status.code(), Some(134), "{}", err(&o));
+    assert_eq!(out(&o), "");
+    let e = err(&o);
+    assert!(
+        e.starts_with("trap: integer divide by zero\n  at func "),
+        "{e}"
+    );
+    let o = sim_run(&["wasi_echo.wat", "--env", "NOEQUALS"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(err(&o).lines().count(), 1, "{}", err(&o));
 }

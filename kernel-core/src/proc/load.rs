@@ -155,7 +155,10 @@ fn trapped(proc: &Process<'_>, trap: &Trap) -> ExitStatus {
     match (trap.host, trap.kind) {
         (Some(HostTrap::Exit(code)), _) => ExitStatus::Exited(code),
         (Some(HostTrap::Killed), _) | (None, TrapKind::Interrupted) => interrupted(proc),
-        (_, kind) => ExitStatus::Trapped(kind),
+        (_, kind) => {
+            proc.set_trap(trap);
+            ExitStatus::Trapped(kind)
+        }
     }
 }
 

@@ -79,6 +79,8 @@ pub struct ProcInfo {
     pub last_cpu: usize,
     /// How it ended, or `Running`.
     pub status: ExitStatus,
+    /// The trap that ended it, with its wasm backtrace, if one did.
+    pub trap: Option<crate::wasm::vm::Trap>,
 }
 
 const NOT_KILLED: u8 = 0;
@@ -138,6 +140,8 @@ pub struct Process<'a> {
     /// The processes it spawned, killed when it ends (INV-PROC-4).
     children: spin::Mutex<Vec<Weak<Process<'a>>>>,
     status: spin::Mutex<ExitStatus>,
+    /// The trap that ended it, if one did.
+    trap: spin::Mutex<Option<crate::wasm::vm::Trap>>,
     /// Tasks waiting for the status to leave `Running`.
     exited: WaitQueue<KernelIrqs<'a>>,
     cpu_ns: AtomicU64,
@@ -188,6 +192,7 @@ impl<'a> Process<'a> {
             deadline_at,
             children: spin::Mutex::new(Vec::new()),
             status: spin::Mutex::new(ExitStatus::Running),
+            trap: spin::Mutex::new(None),
             exited: WaitQueue::new(KernelIrqs::new(irqs)),
             cpu_ns: AtomicU64::new(0),
             slices: AtomicU64::new(0),
@@ -226,7 +231,13 @@ impl<'a> Process<'a> {
             slices: self.slices.load(Ordering::Relaxed),
             last_cpu: self.last_cpu.load(Ordering::Relaxed),
             status: *self.status.lock(),
+            trap: self.trap.lock().clone(),
         }
+    }
+
+    /// Record the trap that ends it (its status says the kind).
+    pub(crate) fn set_trap(&self, trap: &crate::wasm::vm::Trap) {
+        *self.trap.lock() = Some(trap.clone());
     }
 
     /// The name it was spawned with.
