@@ -4,6 +4,24 @@
 
 pub mod diff;
 pub mod kernel_thread;
+pub mod wasi_programs {
+    //! The Rust programs of `tests/wasi-programs`, built for
+    //! `wasm32-wasip1` by `tests/build.rs`.
+    include!(concat!(env!("OUT_DIR"), "/wasi_programs.rs"));
+
+    /// Program `name`'s module.
+    ///
+    /// # Panics
+    /// When there is no such program (a typo in a test).
+    #[must_use]
+    pub fn module(name: &str) -> &'static [u8] {
+        PROGRAMS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, m)| *m)
+            .unwrap_or_else(|| panic!("no WASI program {name}"))
+    }
+}
 pub mod machine;
 pub mod mem_model;
 pub mod rss;
@@ -17,12 +35,25 @@ pub const CHILD_ENV: &str = "VESSEL_TEST_CHILD";
 /// Re-run the current test binary as a child running only `test`, with
 /// [`CHILD_ENV`] set to `scenario`, and return its output.
 pub fn run_child(test: &str, scenario: &str) -> Output {
+    run_child_with_input(test, scenario, &[])
+}
+
+/// [`run_child`] with `input` on the child's standard input.
+pub fn run_child_with_input(test: &str, scenario: &str, input: &[u8]) -> Output {
+    use std::io::Write as _;
     let exe = std::env::current_exe().expect("test binary path");
-    Command::new(exe)
+    let mut child = Command::new(exe)
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, scenario)
-        .output()
-        .expect("test binary re-runs")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("test binary re-runs");
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input).expect("child's standard input");
+    }
+    child.wait_with_output().expect("child's output")
 }
 
 /// The scenario this process was started for, if it is a child.

@@ -120,3 +120,44 @@ pub async fn emptied(procs: &Procs<'_, '_, Hosted>) -> usize {
     let _ = procs.exec().timeout(HANG_GUARD, empty).await;
     procs.count()
 }
+
+/// How a program ended and what it wrote to standard output.
+#[derive(Debug)]
+pub struct Ran {
+    /// Its status (`None`: the hang guard ran out).
+    pub status: Option<ExitStatus>,
+    /// Its standard output (after the kernel's boot banner).
+    pub stdout: String,
+}
+
+/// Run `module` as a process named `prog` with `program` on a 2-CPU
+/// machine that captures its console.
+pub fn run_program(module: Arc<[u8]>, program: proc::Program) -> Ran {
+    let config = Config {
+        capture_console: true,
+        ..machine(2)
+    };
+    let hosted = Hosted::new(&config).expect("machine");
+    let status = Mutex::new(None);
+    let code = hal_hosted::boot_quiet_into(&hosted, |kernel| {
+        let s = kernel_core::boot::with_executor(kernel, |exec| {
+            proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
+                let defaults = procs.defaults();
+                let pid = procs
+                    .spawn_program("prog", module, Vec::new(), defaults, program)
+                    .expect("spawn");
+                wait(&procs, pid).await
+            })
+            .expect("process scope")
+        });
+        *status.lock().expect("status") = s;
+        0
+    })
+    .expect("boot");
+    assert_eq!(code, 0);
+    let stdout = hosted.captured_console().unwrap_or_default();
+    Ran {
+        status: status.into_inner().expect("status"),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+    }
+}

@@ -5,56 +5,12 @@
 //! programs are hand-written WAT against the witx ABI; each checks what it
 //! is given and exits with the number of its first failed check.
 
-use std::sync::Arc;
+use kernel_core::proc::{self, ExitStatus, Program};
+use tests::machine::{Ran, run_program, wat};
 
-use hal_hosted::Config;
-use kernel_core::proc::{self, ExitStatus, Program, SpawnOptions};
-use tests::machine::{HANG_GUARD, machine, wat};
-
-/// How a program ended and what it wrote to standard output.
-#[derive(Debug)]
-struct Ran {
-    status: Option<ExitStatus>,
-    stdout: String,
-}
-
-/// Run `module` as a process with `program` on a machine that captures its
-/// console.
-fn run(module: &str, program: Program) -> Ran {
-    let config = Config {
-        capture_console: true,
-        ..machine(2)
-    };
-    let module: Arc<[u8]> = wat(module);
-    let hosted = hal_hosted::Hosted::new(&config).expect("machine");
-    let status = std::sync::Mutex::new(None);
-    let code = hal_hosted::boot_into(&hosted, |kernel| {
-        let s = kernel_core::boot::with_executor(kernel, |exec| {
-            proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
-                let defaults = procs.defaults();
-                let pid = procs
-                    .spawn_program("prog", module, Vec::new(), defaults, program)
-                    .expect("spawn");
-                procs
-                    .exec()
-                    .timeout(HANG_GUARD, procs.wait(pid))
-                    .await
-                    .ok()
-                    .flatten()
-            })
-            .expect("process scope")
-        });
-        *status.lock().expect("status") = s;
-        0
-    })
-    .expect("boot");
-    assert_eq!(code, 0);
-    let stdout = hosted.captured_console().unwrap_or_default();
-    // The kernel's own boot lines come first; the program's follow them.
-    Ran {
-        status: status.into_inner().expect("status"),
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-    }
+/// Run the WAT program `text` with `program`.
+fn run(text: &str, program: Program) -> Ran {
+    run_program(wat(text), program)
 }
 
 fn program(args: &[&str], env: &[&str]) -> Program {

@@ -1,0 +1,5 @@
+//! Prints a greeting.
+
+fn main() {
+    println!("hello, world");
+}
