@@ -44,6 +44,7 @@ pub mod mem;
     reason = "CPU-local blocks point at the kernel, secondaries receive it by address"
 )]
 pub mod boot;
+pub mod fs;
 pub mod kernel;
 #[expect(
     unsafe_code,

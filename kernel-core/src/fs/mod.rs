@@ -1,0 +1,93 @@
+//! File systems: what a process's file descriptors name besides the
+//! console. [`tmpfs`] keeps files in kernel memory; it is the root every
+//! process gets (preopened as `/`).
+//!
+//! Errors are [`FsError`], one per POSIX condition; each system interface
+//! maps them to its own codes.
+
+pub mod tmpfs;
+
+use core::fmt;
+
+/// What a path or inode is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileType {
+    /// A directory.
+    Directory,
+    /// A regular file.
+    Regular,
+    /// A symbolic link.
+    Symlink,
+}
+
+/// What [`tmpfs::Tmpfs::stat`] tells of an inode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stat {
+    /// Its inode number.
+    pub ino: u64,
+    /// What it is.
+    pub filetype: FileType,
+    /// Entries naming it.
+    pub nlink: u64,
+    /// Bytes of a file or link target (0 for a directory).
+    pub size: u64,
+    /// Last access, ns since the epoch.
+    pub atime: u64,
+    /// Last modification of the data.
+    pub mtime: u64,
+    /// Last change of the inode.
+    pub ctime: u64,
+}
+
+/// Why a file-system operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FsError {
+    /// No such file or directory.
+    NoEnt,
+    /// Something is there already.
+    Exist,
+    /// A component that must be a directory is not.
+    NotDir,
+    /// A directory where a file is needed.
+    IsDir,
+    /// A directory that must be empty is not.
+    NotEmpty,
+    /// Too many symbolic links.
+    Loop,
+    /// The path would leave the directory it is resolved from.
+    NotCapable,
+    /// The file system is full.
+    NoSpace,
+    /// A size or offset past what a file can hold.
+    FileTooBig,
+    /// An argument the operation cannot take.
+    Inval,
+    /// A name or path too long.
+    NameTooLong,
+    /// Not allowed (a hard link to a directory).
+    Perm,
+    /// The operation needs what is in use (renaming `.`).
+    Busy,
+}
+
+impl fmt::Display for FsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NoEnt => "no such file or directory",
+            Self::Exist => "file exists",
+            Self::NotDir => "not a directory",
+            Self::IsDir => "is a directory",
+            Self::NotEmpty => "directory not empty",
+            Self::Loop => "too many symbolic links",
+            Self::NotCapable => "path leaves its directory",
+            Self::NoSpace => "no space left",
+            Self::FileTooBig => "file too large",
+            Self::Inval => "invalid argument",
+            Self::NameTooLong => "name too long",
+            Self::Perm => "operation not permitted",
+            Self::Busy => "resource busy",
+        })
+    }
+}
+
+impl core::error::Error for FsError {}
