@@ -16,7 +16,9 @@ use std::process::Command;
 const TARGET: &str = "wasm32-wasip1";
 
 /// The programs: one binary each of `wasi-programs`.
-const PROGRAMS: &[&str] = &["hello", "echo", "exit7", "panic", "clocks", "random", "cat"];
+const PROGRAMS: &[&str] = &[
+    "hello", "echo", "exit7", "panic", "clocks", "random", "cat", "files",
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));

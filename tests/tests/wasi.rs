@@ -36,6 +36,8 @@ const PRELUDE: &str = r#"
   (import "wasi_snapshot_preview1" "fd_prestat_get" (func $fd_prestat_get (param i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_close" (func $fd_close (param i32) (result i32)))
   (import "wasi_snapshot_preview1" "proc_raise" (func $proc_raise (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_symlink" (func $path_symlink (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_unlink_file" (func $path_unlink_file (param i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (func $print (param $ptr i32) (param $len i32) (result i32)
     (i32.store (i32.const 0) (local.get $ptr))
@@ -171,7 +173,7 @@ const HOSTILE: &str = r#"
     ;; forged descriptors: EBADF (8)
     (call $want (call $fd_write (i32.const 99) (i32.const 0) (i32.const 0) (i32.const 8)) (i32.const 8) (i32.const 5))
     (call $want (call $fd_write (i32.const -1) (i32.const 0) (i32.const 0) (i32.const 8)) (i32.const 8) (i32.const 6))
-    (call $want (call $fd_prestat_get (i32.const 3) (i32.const 16)) (i32.const 8) (i32.const 7))
+    (call $want (call $fd_prestat_get (i32.const 4) (i32.const 16)) (i32.const 8) (i32.const 7))
     ;; writing standard input: EBADF
     (call $want (call $fd_write (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 8)) (i32.const 8) (i32.const 8))
     ;; a path on standard output: ENOTDIR (54); a seek: ESPIPE (70)
@@ -220,4 +222,79 @@ fn an_unknown_wasi_function_does_not_link() {
         Program::default(),
     );
     assert_eq!(r.status, Some(ExitStatus::Failed(proc::LoadError::Link)));
+}
+
+/// Ways out of the preopened directory and of the kernel's limits, each an
+/// errno: `..`, an absolute path, links out and in loops, wild pointers,
+/// 10,000 open files (`EMFILE` at the descriptor limit), and writes past
+/// the tmpfs's capacity (`ENOSPC`, space back once the file is gone).
+const FS_HOSTILE: &str = r#"
+  (data (i32.const 100) "../x")
+  (data (i32.const 110) "/etc/passwd")
+  (data (i32.const 130) "up/x")
+  (data (i32.const 140) "../..")
+  (data (i32.const 150) "up")
+  (data (i32.const 160) "a")
+  (data (i32.const 170) "b")
+  (data (i32.const 180) "f")
+  (data (i32.const 190) "big")
+  (func $want (param $got i32) (param $errno i32) (param $step i32)
+    (if (i32.ne (local.get $got) (local.get $errno)) (then (call $proc_exit (local.get $step)))))
+  (func $open (param $path i32) (param $len i32) (param $oflags i32) (result i32)
+    (call $path_open (i32.const 3) (i32.const 1) (local.get $path) (local.get $len)
+      (local.get $oflags) (i64.const 0x7fffffff) (i64.const 0x7fffffff) (i32.const 0) (i32.const 16)))
+  (func (export "_start") (result i32)
+    (local $n i32) (local $e i32) (local $fd i32)
+    (call $want (call $open (i32.const 100) (i32.const 4) (i32.const 0)) (i32.const 76) (i32.const 1))
+    (call $want (call $open (i32.const 110) (i32.const 11) (i32.const 0)) (i32.const 76) (i32.const 2))
+    (call $want (call $path_symlink (i32.const 110) (i32.const 4) (i32.const 3) (i32.const 150) (i32.const 2)) (i32.const 76) (i32.const 3))
+    (call $want (call $path_symlink (i32.const 140) (i32.const 5) (i32.const 3) (i32.const 150) (i32.const 2)) (i32.const 0) (i32.const 4))
+    (call $want (call $open (i32.const 130) (i32.const 4) (i32.const 0)) (i32.const 76) (i32.const 5))
+    (call $want (call $path_symlink (i32.const 170) (i32.const 1) (i32.const 3) (i32.const 160) (i32.const 1)) (i32.const 0) (i32.const 6))
+    (call $want (call $path_symlink (i32.const 160) (i32.const 1) (i32.const 3) (i32.const 170) (i32.const 1)) (i32.const 0) (i32.const 7))
+    (call $want (call $open (i32.const 160) (i32.const 1) (i32.const 0)) (i32.const 32) (i32.const 8))
+    (call $want (call $open (i32.const -8) (i32.const 64) (i32.const 0)) (i32.const 21) (i32.const 9))
+    ;; open "f" (created once) until the table is full
+    (block $full (loop $more
+      (local.set $e (call $open (i32.const 180) (i32.const 1) (i32.const 1)))
+      (br_if $full (local.get $e))
+      (local.set $n (i32.add (local.get $n) (i32.const 1)))
+      (br_if $more (i32.lt_u (local.get $n) (i32.const 10000)))))
+    (call $want (local.get $e) (i32.const 33) (i32.const 10))
+    ;; 1,024 descriptors, 4 of them standard I/O and the preopen
+    (call $want (local.get $n) (i32.const 1020) (i32.const 11))
+    ;; close them all again
+    (local.set $fd (i32.const 4))
+    (loop $close
+      (drop (call $fd_close (local.get $fd)))
+      (local.set $fd (i32.add (local.get $fd) (i32.const 1)))
+      (br_if $close (i32.lt_u (local.get $fd) (i32.const 1024))))
+    ;; fill the tmpfs with 1 MiB writes from address 65536
+    (drop (call $open (i32.const 190) (i32.const 3) (i32.const 1)))
+    (local.set $fd (i32.load (i32.const 16)))
+    (i32.store (i32.const 0) (i32.const 65536))
+    (i32.store (i32.const 4) (i32.const 0x100000))
+    (local.set $n (i32.const 0))
+    (block $stop (loop $fill
+      (local.set $e (call $fd_write (local.get $fd) (i32.const 0) (i32.const 1) (i32.const 8)))
+      (br_if $stop (local.get $e))
+      (local.set $n (i32.add (local.get $n) (i32.const 1)))
+      (br_if $fill (i32.lt_u (local.get $n) (i32.const 100000)))))
+    (call $want (local.get $e) (i32.const 51) (i32.const 12))
+    (if (i32.lt_u (local.get $n) (i32.const 8)) (then (call $proc_exit (i32.const 13))))
+    ;; the space comes back with the file
+    (call $want (call $fd_close (local.get $fd)) (i32.const 0) (i32.const 14))
+    (call $want (call $path_unlink_file (i32.const 3) (i32.const 190) (i32.const 3)) (i32.const 0) (i32.const 15))
+    (call $want (call $open (i32.const 190) (i32.const 3) (i32.const 1)) (i32.const 0) (i32.const 16))
+    (call $want (call $fd_write (i32.load (i32.const 16)) (i32.const 0) (i32.const 1) (i32.const 8)) (i32.const 0) (i32.const 17))
+    (i32.const 0))"#;
+
+#[test]
+fn file_system_escapes_and_exhaustion_are_errnos() {
+    let text = module(FS_HOSTILE).replace(
+        "(memory (export \"memory\") 1)",
+        "(memory (export \"memory\") 17)",
+    );
+    let r = run(&text, Program::default());
+    assert_eq!(r.status, Some(ExitStatus::Exited(0)));
 }

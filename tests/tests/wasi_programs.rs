@@ -55,6 +55,17 @@ fn clocks_and_sleep() {
 }
 
 #[test]
+fn a_file_round_trip_on_the_tmpfs() {
+    let r = run("files", &["/"], &[]);
+    assert_eq!(r.status, Some(ExitStatus::Exited(0)), "{}", r.stdout);
+    assert_eq!(
+        r.stdout,
+        "mkdir: ok\nwrite: ok\nread at 7: \"FILES\\n\"\nlisting: [\"renamed.txt\"]\n\
+         size: 13, file: true\ngone: true\nrmdir: ok\nmissing: not found\n"
+    );
+}
+
+#[test]
 fn random_bytes() {
     let r = run("random", &[], &[]);
     assert_eq!(r.status, Some(ExitStatus::Exited(0)));

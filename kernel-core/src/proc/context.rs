@@ -13,6 +13,7 @@ use core::time::Duration;
 
 use super::process::{Process, Request};
 use super::{FdTable, HandleTable, Inner, MAX_CHILDREN, Object, Program, SpawnError};
+use crate::fs::tmpfs::Tmpfs;
 use crate::hal::Platform;
 use crate::kernel::Kernel;
 use crate::mem::Owner;
@@ -43,6 +44,8 @@ impl<'k, 'h, P: Platform + SchedHal> Context<'k, 'h, P> {
         proc: Arc<Process<'k>>,
         handles: Vec<Object<'k>>,
     ) -> Self {
+        // The preopened root is held open by its descriptor (INV-FDS-2).
+        scope.fs.retain(crate::fs::tmpfs::ROOT);
         Self {
             scope,
             proc,
@@ -83,10 +86,20 @@ impl<'k, 'h, P: Platform + SchedHal> Context<'k, 'h, P> {
         self.proc.cpu_time()
     }
 
-    /// Drop every handle (INV-CONTEXT-1).
+    /// The scope's file system.
+    pub(crate) fn fs(&self) -> &Tmpfs {
+        &self.scope.fs
+    }
+
+    /// Drop every handle and close every descriptor (INV-CONTEXT-1,
+    /// INV-FDS-2).
     pub(super) fn clear_handles(&self) {
         let table = core::mem::take(&mut *self.handles.lock());
         drop(table);
+        let fds = self.fds.lock().take_all();
+        for ino in fds.iter().filter_map(|f| f.object.ino()) {
+            self.scope.fs.close(ino);
+        }
     }
 
     /// The owner the process's memory is charged to.

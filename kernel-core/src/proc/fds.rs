@@ -1,12 +1,18 @@
 //! Per-process file descriptors (WASI): what each descriptor names and its
 //! flags. A process starts with standard input, output and error as
-//! descriptors 0, 1 and 2, on the console.
+//! descriptors 0, 1 and 2, on the console, and the root directory of its
+//! scope's tmpfs preopened as `/` at 3.
 //!
 //! Invariant INV-FDS-1: a table holds at most [`MAX_FDS`] descriptors; a
 //! closed descriptor's number is free for the next open or renumber.
+//! Invariant INV-FDS-2: each descriptor naming a tmpfs inode holds it open
+//! once ([`crate::fs::tmpfs::Tmpfs::retain`]); whoever takes a descriptor
+//! out of the table closes it.
 
 use alloc::vec;
 use alloc::vec::Vec;
+
+use crate::fs::tmpfs::{Ino, ROOT};
 
 /// Most descriptors one process holds.
 pub const MAX_FDS: usize = 1024;
@@ -20,6 +26,34 @@ pub(crate) enum FdObject {
     Stdout,
     /// The console's error output.
     Stderr,
+    /// A regular file of the tmpfs, at `offset`.
+    File {
+        /// Its inode.
+        ino: Ino,
+        /// Where the next read or write starts.
+        offset: u64,
+        /// Opened for reading.
+        read: bool,
+        /// Opened for writing.
+        write: bool,
+    },
+    /// A directory of the tmpfs.
+    Dir {
+        /// Its inode.
+        ino: Ino,
+        /// It was preopened (as `/`).
+        preopen: bool,
+    },
+}
+
+impl FdObject {
+    /// The tmpfs inode it holds open, if any (INV-FDS-2).
+    pub(crate) fn ino(self) -> Option<Ino> {
+        match self {
+            Self::File { ino, .. } | Self::Dir { ino, .. } => Some(ino),
+            Self::Stdin | Self::Stdout | Self::Stderr => None,
+        }
+    }
 }
 
 /// One open descriptor.
@@ -37,7 +71,8 @@ pub(crate) struct FdTable {
 }
 
 impl Default for FdTable {
-    /// Standard input, output and error as 0, 1 and 2.
+    /// Standard input, output and error as 0, 1 and 2, and the tmpfs root
+    /// preopened at 3 (its holder retains the root: INV-FDS-2).
     fn default() -> Self {
         let fd = |object| Some(Fd { object, flags: 0 });
         Self {
@@ -45,6 +80,10 @@ impl Default for FdTable {
                 fd(FdObject::Stdin),
                 fd(FdObject::Stdout),
                 fd(FdObject::Stderr),
+                fd(FdObject::Dir {
+                    ino: ROOT,
+                    preopen: true,
+                }),
             ],
         }
     }
@@ -61,25 +100,48 @@ impl FdTable {
         self.slots.get_mut(usize::try_from(fd).ok()?)?.as_mut()
     }
 
+    /// Add `fd` at the lowest free number; that number, or `None` when the
+    /// table is full (INV-FDS-1).
+    pub(crate) fn insert(&mut self, fd: Fd) -> Option<u32> {
+        let index = match self.slots.iter().position(Option::is_none) {
+            Some(i) => i,
+            None if self.slots.len() < MAX_FDS => {
+                self.slots.push(None);
+                self.slots.len() - 1
+            }
+            None => return None,
+        };
+        self.slots[index] = Some(fd);
+        u32::try_from(index).ok()
+    }
+
+    /// Take every descriptor out (the process ends).
+    pub(crate) fn take_all(&mut self) -> Vec<Fd> {
+        core::mem::take(&mut self.slots)
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
     /// Close `fd`; what it was, if open.
     pub(crate) fn remove(&mut self, fd: u32) -> Option<Fd> {
         self.slots.get_mut(usize::try_from(fd).ok()?)?.take()
     }
 
-    /// Move `from` to `to` (both open), closing what `to` was.
-    pub(crate) fn renumber(&mut self, from: u32, to: u32) -> bool {
-        if self.get(to).is_none() {
-            return false;
+    /// Move `from` to `to` (both open); what `to` was, for its taker to
+    /// close (INV-FDS-2), or `None` when either is not open.
+    pub(crate) fn renumber(&mut self, from: u32, to: u32) -> Option<Fd> {
+        self.get(from)?;
+        let old = self.get(to)?;
+        if from == to {
+            return None;
         }
-        match self.remove(from) {
-            Some(fd) => {
-                if let Some(slot) = usize::try_from(to).ok().and_then(|i| self.slots.get_mut(i)) {
-                    *slot = Some(fd);
-                }
-                true
-            }
-            None => false,
-        }
+        let fd = self.remove(from)?;
+        let slot = usize::try_from(to)
+            .ok()
+            .and_then(|i| self.slots.get_mut(i))?;
+        *slot = Some(fd);
+        Some(old)
     }
 }
 
@@ -88,10 +150,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stdio_is_open_and_closing_frees_the_number() {
+    fn stdio_and_the_preopen_are_open_and_closing_frees_the_number() {
         let mut t = FdTable::default();
         assert_eq!(t.get(1).map(|f| f.object), Some(FdObject::Stdout));
-        assert_eq!(t.get(3), None);
+        assert_eq!(
+            t.get(3).map(|f| f.object),
+            Some(FdObject::Dir {
+                ino: ROOT,
+                preopen: true
+            })
+        );
+        assert_eq!(t.get(4), None);
         assert_eq!(t.get(u32::MAX), None);
         assert!(t.remove(1).is_some());
         assert_eq!(t.get(1), None);
@@ -99,12 +168,28 @@ mod tests {
     }
 
     #[test]
-    fn renumber_needs_both_open_and_closes_the_target() {
+    fn renumber_needs_both_open_and_gives_back_the_target() {
         let mut t = FdTable::default();
-        assert!(!t.renumber(0, 7));
-        assert!(t.renumber(2, 1));
+        assert_eq!(t.renumber(0, 7), None);
+        assert_eq!(t.renumber(2, 1).map(|f| f.object), Some(FdObject::Stdout));
         assert_eq!(t.get(1).map(|f| f.object), Some(FdObject::Stderr));
         assert_eq!(t.get(2), None);
-        assert!(!t.renumber(2, 1));
+        assert_eq!(t.renumber(2, 1), None);
+    }
+
+    #[test]
+    fn inserts_take_the_lowest_free_number_up_to_the_limit() {
+        let mut t = FdTable::default();
+        let fd = Fd {
+            object: FdObject::Stdout,
+            flags: 0,
+        };
+        assert_eq!(t.insert(fd), Some(4));
+        t.remove(1);
+        assert_eq!(t.insert(fd), Some(1));
+        while t.insert(fd).is_some() {}
+        assert_eq!(t.slots.len(), MAX_FDS);
+        assert_eq!(t.take_all().len(), MAX_FDS);
+        assert_eq!(t.get(0), None);
     }
 }

@@ -270,6 +270,8 @@ pub(crate) struct Inner<'k, 'h, P: Platform + SchedHal> {
     pub(crate) defaults: SpawnOptions,
     /// The system interfaces its processes link against.
     interfaces: Interfaces<'k, 'h, P>,
+    /// The file system its processes share (preopened as `/`).
+    pub(crate) fs: crate::fs::tmpfs::Tmpfs,
     procs: Arc<ProcTable<'k>>,
     tasks: spin::Mutex<Tasks>,
     closed: core::sync::atomic::AtomicBool,
@@ -337,6 +339,13 @@ where
             exec: exec.handle(),
             defaults,
             interfaces: crate::sys::interfaces(),
+            fs: crate::fs::tmpfs::Tmpfs::new(
+                tmpfs_capacity(kernel),
+                kernel
+                    .hal()
+                    .wall_time()
+                    .map_or(0, |t| u64::try_from(t.as_nanos()).unwrap_or(u64::MAX)),
+            ),
             procs: Arc::new(spin::Mutex::new(Table::new())),
             tasks: spin::Mutex::new(Tasks {
                 list: Vec::new(),
@@ -352,6 +361,11 @@ where
         scope.close().await;
         out
     })
+}
+
+/// The bytes a scope's tmpfs may hold: a quarter of the machine's RAM.
+fn tmpfs_capacity<P: Platform>(kernel: &Kernel<'_, P>) -> u64 {
+    kernel.frames().total_frames() * crate::hal::PAGE_SIZE as u64 / 4
 }
 
 impl<'k, 'h, P: Platform + SchedHal> Procs<'k, 'h, P> {

@@ -3,11 +3,11 @@
 //!
 //! Every function of the interface links, with its witx type. A process has
 //! standard input, output and error as descriptors 0, 1 and 2 on the
-//! console, its arguments and environment ([`crate::proc::Program`]), the
-//! clocks, random bytes and `poll_oneoff`. There is no file system yet: no
-//! directory is preopened, so no other descriptor can exist; a call on one
-//! is `EBADF`, a path call on standard I/O `ENOTDIR`, a seek `ESPIPE`, as
-//! on any descriptor of their kind.
+//! console, the root of its scope's tmpfs preopened as `/` at 3 (calls on
+//! files and directories: [`files`]), its arguments and environment
+//! ([`crate::proc::Program`]), the clocks, random bytes and `poll_oneoff`.
+//! A call that a descriptor's kind cannot do gets the errno of that kind:
+//! a path call on standard I/O `ENOTDIR`, a seek `ESPIPE`.
 //!
 //! Waiting calls (`fd_read` of empty input, `poll_oneoff`) suspend the
 //! process's fiber; input is polled every [`INPUT_POLL`] while one waits
@@ -23,6 +23,8 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::time::Duration;
 
+mod files;
+
 use super::uaccess::{self, AccessError};
 use crate::hal::{InputState, Platform};
 use crate::proc::{Bound, Context, Fd, FdObject, Interface};
@@ -36,8 +38,9 @@ pub const MODULE: &str = "wasi_snapshot_preview1";
 /// How often a process waiting for console input looks for it.
 pub const INPUT_POLL: Duration = Duration::from_millis(1);
 
-/// Most bytes one `fd_read` or `fd_write` moves (a shorter count is
-/// returned, as for any short read or write).
+/// Most bytes one `fd_read` or `fd_write` moves per iovec of a file, or
+/// in all on standard I/O (a shorter count is returned, as for any short
+/// read or write).
 const MAX_IO: usize = 1 << 20;
 /// Most subscriptions one `poll_oneoff` takes.
 const MAX_SUBSCRIPTIONS: usize = 4096;
@@ -50,22 +53,46 @@ pub enum Errno {
     Again = 6,
     /// `badf`: bad file descriptor.
     Badf = 8,
+    /// `busy`: resource busy.
+    Busy = 10,
+    /// `exist`: file exists.
+    Exist = 20,
     /// `fault`: bad address.
     Fault = 21,
+    /// `fbig`: file too large.
+    Fbig = 22,
     /// `inval`: invalid argument.
     Inval = 28,
+    /// `isdir`: is a directory.
+    Isdir = 31,
+    /// `loop`: too many levels of symbolic links.
+    Loop = 32,
+    /// `mfile`: too many open files.
+    Mfile = 33,
+    /// `nametoolong`: filename too long.
+    Nametoolong = 37,
+    /// `noent`: no such file or directory.
+    Noent = 44,
+    /// `nospc`: no space left on device.
+    Nospc = 51,
     /// `nosys`: function not supported.
     Nosys = 52,
     /// `notdir`: not a directory.
     Notdir = 54,
+    /// `notempty`: directory not empty.
+    Notempty = 55,
     /// `notsock`: not a socket.
     Notsock = 57,
     /// `notsup`: not supported.
     Notsup = 58,
     /// `overflow`: value too large.
     Overflow = 61,
+    /// `perm`: operation not permitted.
+    Perm = 63,
     /// `spipe`: invalid seek.
     Spipe = 70,
+    /// `notcapable`: the path leaves the directory it is resolved from.
+    Notcapable = 76,
 }
 
 impl Errno {
@@ -85,7 +112,7 @@ impl From<AccessError> for Errno {
 }
 
 /// How a call fails: an errno for the guest, or a trap that stops it.
-enum Fail {
+pub(super) enum Fail {
     Errno(Errno),
     Trap(HostTrap),
 }
@@ -108,7 +135,7 @@ impl From<HostTrap> for Fail {
     }
 }
 
-type Res<T = ()> = Result<T, Fail>;
+pub(super) type Res<T = ()> = Result<T, Fail>;
 
 // Clock ids.
 const CLOCK_REALTIME: u32 = 0;
@@ -248,49 +275,7 @@ fn dispatch<P: Platform + SchedHal>(
 ) -> Result<Vec<Val>, HostTrap> {
     let a = Args(args);
     let name = CALLS.get(index).map_or("", |c| c.0);
-    let r: Res = match name {
-        "args_get" => strings_get(ctx, &ctx.program().args, a.w(0), a.w(1)),
-        "args_sizes_get" => strings_sizes(ctx, &ctx.program().args, a.w(0), a.w(1)),
-        "environ_get" => strings_get(ctx, &ctx.program().env, a.w(0), a.w(1)),
-        "environ_sizes_get" => strings_sizes(ctx, &ctx.program().env, a.w(0), a.w(1)),
-        "clock_res_get" => clock_res_get(ctx, a.u(0), a.w(1)),
-        "clock_time_get" => clock_time_get(ctx, a.u(0), a.w(2)),
-        "fd_advise" => on_stdio(ctx, a.u(0), Errno::Spipe),
-        "fd_allocate" | "fd_filestat_set_times" => on_stdio(ctx, a.u(0), Errno::Notsup),
-        "fd_filestat_set_size" | "fd_datasync" | "fd_sync" => on_stdio(ctx, a.u(0), Errno::Inval),
-        "fd_close" => fd_close(ctx, a.u(0)),
-        "fd_fdstat_get" => fd_fdstat_get(ctx, a.u(0), a.w(1)),
-        "fd_fdstat_set_flags" => fd_fdstat_set_flags(ctx, a.u(0), a.u(1)),
-        "fd_fdstat_set_rights" => fd_fdstat_set_rights(ctx, a.u(0), a.l(1), a.l(2)),
-        "fd_filestat_get" => fd_filestat_get(ctx, a.u(0), a.w(1)),
-        "fd_pread" | "fd_pwrite" | "fd_seek" | "fd_tell" => on_stdio(ctx, a.u(0), Errno::Spipe),
-        // No directory is preopened (see the module documentation).
-        "fd_prestat_get" | "fd_prestat_dir_name" => open(ctx, a.u(0)).and(Err(Errno::Badf.into())),
-        "fd_read" => fd_read(ctx, a.u(0), a.w(1), a.w(2), a.w(3)),
-        "fd_readdir" => on_stdio(ctx, a.u(0), Errno::Notdir),
-        "fd_renumber" => fd_renumber(ctx, a.u(0), a.u(1)),
-        "fd_write" => fd_write(ctx, a.u(0), a.w(1), a.w(2), a.w(3)),
-        "path_create_directory"
-        | "path_filestat_get"
-        | "path_filestat_set_times"
-        | "path_link"
-        | "path_open"
-        | "path_readlink"
-        | "path_remove_directory"
-        | "path_rename"
-        | "path_unlink_file" => on_stdio(ctx, a.u(0), Errno::Notdir),
-        "path_symlink" => on_stdio(ctx, a.u(2), Errno::Notdir),
-        "poll_oneoff" => poll_oneoff(ctx, a.w(0), a.w(1), a.w(2), a.w(3)),
-        "proc_exit" => Err(HostTrap::Exit(a.w(0)).into()),
-        // Signals do not exist here.
-        "proc_raise" => Err(Errno::Nosys.into()),
-        "sched_yield" => ctx.yield_now().map_err(Fail::from),
-        "random_get" => random_get(ctx, a.w(0), a.w(1)),
-        "sock_accept" | "sock_recv" | "sock_send" | "sock_shutdown" => {
-            on_stdio(ctx, a.u(0), Errno::Notsock)
-        }
-        _ => Err(Errno::Nosys.into()),
-    };
+    let r = call(ctx, name, &a);
     match r {
         Ok(()) => Ok(if name == "proc_exit" {
             Vec::new()
@@ -302,20 +287,130 @@ fn dispatch<P: Platform + SchedHal>(
     }
 }
 
+/// The body of function `name` (see [`dispatch`]).
+fn call<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, name: &str, a: &Args<'_>) -> Res {
+    match name {
+        "args_get" => strings_get(ctx, &ctx.program().args, a.w(0), a.w(1)),
+        "args_sizes_get" => strings_sizes(ctx, &ctx.program().args, a.w(0), a.w(1)),
+        "environ_get" => strings_get(ctx, &ctx.program().env, a.w(0), a.w(1)),
+        "environ_sizes_get" => strings_sizes(ctx, &ctx.program().env, a.w(0), a.w(1)),
+        "clock_res_get" => clock_res_get(ctx, a.u(0), a.w(1)),
+        "clock_time_get" => clock_time_get(ctx, a.u(0), a.w(2)),
+        "fd_advise" | "fd_sync" | "fd_datasync" => by_kind(ctx, a.u(0), Errno::Spipe, Ok(())),
+        "fd_allocate" => by_kind(ctx, a.u(0), Errno::Spipe, Err(Errno::Notsup.into())),
+        "fd_filestat_set_times" => match open(ctx, a.u(0))?.object.ino() {
+            Some(ino) => files::fd_filestat_set_times(ctx, ino, a.l(1), a.l(2), a.u(3)),
+            None => Err(Errno::Notsup.into()),
+        },
+        "fd_filestat_set_size" => match open(ctx, a.u(0))?.object {
+            FdObject::File { .. } => files::fd_filestat_set_size(ctx, a.u(0), a.l(1)),
+            FdObject::Dir { .. } => Err(Errno::Isdir.into()),
+            _ => Err(Errno::Inval.into()),
+        },
+        "fd_close" => fd_close(ctx, a.u(0)),
+        "fd_fdstat_get" => fd_fdstat_get(ctx, a.u(0), a.w(1)),
+        "fd_fdstat_set_flags" => fd_fdstat_set_flags(ctx, a.u(0), a.u(1)),
+        "fd_fdstat_set_rights" => fd_fdstat_set_rights(ctx, a.u(0), a.l(1), a.l(2)),
+        "fd_filestat_get" => match open(ctx, a.u(0))?.object.ino() {
+            Some(ino) => files::fd_filestat_get(ctx, ino, a.w(1)),
+            None => fd_filestat_get(ctx, a.u(0), a.w(1)),
+        },
+        "fd_pread" => by_kind(ctx, a.u(0), Errno::Spipe, Ok(())).and_then(|()| {
+            files::read(ctx, a.u(0), (a.w(1), a.w(2)), Some(offset(a.l(3))?), a.w(4))
+        }),
+        "fd_pwrite" => by_kind(ctx, a.u(0), Errno::Spipe, Ok(())).and_then(|()| {
+            files::write(ctx, a.u(0), (a.w(1), a.w(2)), Some(offset(a.l(3))?), a.w(4))
+        }),
+        "fd_seek" => by_kind(ctx, a.u(0), Errno::Spipe, Ok(()))
+            .and_then(|()| files::fd_seek(ctx, a.u(0), a.l(1), a.u(2), a.w(3))),
+        "fd_tell" => by_kind(ctx, a.u(0), Errno::Spipe, Ok(()))
+            .and_then(|()| files::fd_tell(ctx, a.u(0), a.w(1))),
+        "fd_prestat_get" => files::fd_prestat_get(ctx, a.u(0), a.w(1)),
+        "fd_prestat_dir_name" => files::fd_prestat_dir_name(ctx, a.u(0), a.w(1), a.w(2)),
+        "fd_read" => fd_read(ctx, a.u(0), a.w(1), a.w(2), a.w(3)),
+        "fd_readdir" => files::fd_readdir(ctx, a.u(0), (a.w(1), a.w(2)), a.l(3), a.w(4)),
+        "fd_renumber" => fd_renumber(ctx, a.u(0), a.u(1)),
+        "fd_write" => fd_write(ctx, a.u(0), a.w(1), a.w(2), a.w(3)),
+        "path_create_directory" => files::path_create_directory(ctx, a.u(0), (a.w(1), a.w(2))),
+        "path_filestat_get" => {
+            files::path_filestat_get(ctx, a.u(0), a.u(1), (a.w(2), a.w(3)), a.w(4))
+        }
+        "path_filestat_set_times" => files::path_filestat_set_times(
+            ctx,
+            a.u(0),
+            a.u(1),
+            (a.w(2), a.w(3)),
+            a.l(4),
+            a.l(5),
+            a.u(6),
+        ),
+        "path_link" => files::path_link(
+            ctx,
+            a.u(0),
+            a.u(1),
+            (a.w(2), a.w(3)),
+            a.u(4),
+            (a.w(5), a.w(6)),
+        ),
+        "path_open" => files::path_open(
+            ctx,
+            a.u(0),
+            a.u(1),
+            (a.w(2), a.w(3)),
+            a.u(4),
+            a.l(5).cast_unsigned(),
+            a.u(7),
+            a.w(8),
+        ),
+        "path_readlink" => {
+            files::path_readlink(ctx, a.u(0), (a.w(1), a.w(2)), (a.w(3), a.w(4)), a.w(5))
+        }
+        "path_remove_directory" => files::path_remove(ctx, a.u(0), (a.w(1), a.w(2)), true),
+        "path_unlink_file" => files::path_remove(ctx, a.u(0), (a.w(1), a.w(2)), false),
+        "path_rename" => {
+            files::path_rename(ctx, a.u(0), (a.w(1), a.w(2)), a.u(3), (a.w(4), a.w(5)))
+        }
+        "path_symlink" => files::path_symlink(ctx, (a.w(0), a.w(1)), a.u(2), (a.w(3), a.w(4))),
+        "poll_oneoff" => poll_oneoff(ctx, a.w(0), a.w(1), a.w(2), a.w(3)),
+        "proc_exit" => Err(HostTrap::Exit(a.w(0)).into()),
+        // Signals do not exist here.
+        "proc_raise" => Err(Errno::Nosys.into()),
+        "sched_yield" => ctx.yield_now().map_err(Fail::from),
+        "random_get" => random_get(ctx, a.w(0), a.w(1)),
+        "sock_accept" | "sock_recv" | "sock_send" | "sock_shutdown" => {
+            open(ctx, a.u(0)).and(Err(Errno::Notsock.into()))
+        }
+        _ => Err(Errno::Nosys.into()),
+    }
+}
+
 /// Descriptor `fd`, or `EBADF`.
-fn open<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, fd: u32) -> Result<Fd, Fail> {
+pub(super) fn open<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, fd: u32) -> Result<Fd, Fail> {
     ctx.fds().get(fd).ok_or(Fail::Errno(Errno::Badf))
 }
 
-/// The answer of a call that standard I/O cannot do: `EBADF` when `fd` is
-/// not open, else `errno`.
-fn on_stdio<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, fd: u32, errno: Errno) -> Res {
-    open(ctx, fd)?;
-    Err(errno.into())
+/// The answer by the kind of `fd`: `EBADF` when it is not open, `stdio`
+/// for standard I/O, `EBADF` for a directory, `file` for a regular file.
+fn by_kind<P: Platform + SchedHal>(
+    ctx: &Context<'_, '_, P>,
+    fd: u32,
+    stdio: Errno,
+    file: Res,
+) -> Res {
+    match open(ctx, fd)?.object {
+        FdObject::File { .. } => file,
+        FdObject::Dir { .. } => Err(Errno::Badf.into()),
+        FdObject::Stdin | FdObject::Stdout | FdObject::Stderr => Err(stdio.into()),
+    }
+}
+
+/// A file offset argument: `EINVAL` when negative.
+fn offset(x: i64) -> Result<u64, Fail> {
+    u64::try_from(x).map_err(|_| Fail::Errno(Errno::Inval))
 }
 
 /// Write `value` as little-endian bytes at guest address `at`.
-fn put<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, at: i32, bytes: &[u8]) -> Res {
+pub(super) fn put<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, at: i32, bytes: &[u8]) -> Res {
     Ok(uaccess::copy_out(ctx.memory(), at, bytes)?)
 }
 
@@ -384,25 +479,41 @@ fn clock_time_get<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, id: u32, out
 }
 
 fn fd_close<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, fd: u32) -> Res {
-    ctx.fds().remove(fd).map(drop).ok_or(Errno::Badf.into())
+    let closed = ctx.fds().remove(fd).ok_or(Errno::Badf)?;
+    if let Some(ino) = closed.object.ino() {
+        ctx.fs().close(ino);
+    }
+    Ok(())
 }
 
-/// The rights standard I/O descriptors have.
-fn stdio_rights(object: FdObject) -> u64 {
+/// The filetype, rights and inheriting rights of descriptor `f`.
+fn kind_and_rights(f: Fd) -> (u8, u64, u64) {
     let common = RIGHT_FD_FDSTAT_SET_FLAGS | RIGHT_POLL_FD_READWRITE | RIGHT_FD_FILESTAT_GET;
-    match object {
-        FdObject::Stdin => common | RIGHT_FD_READ,
-        FdObject::Stdout | FdObject::Stderr => common | RIGHT_FD_WRITE,
+    match f.object {
+        FdObject::Stdin => (FILETYPE_CHARACTER_DEVICE, common | RIGHT_FD_READ, 0),
+        FdObject::Stdout | FdObject::Stderr => {
+            (FILETYPE_CHARACTER_DEVICE, common | RIGHT_FD_WRITE, 0)
+        }
+        FdObject::File { .. } | FdObject::Dir { .. } => {
+            let (kind, rights) = files::fdstat(f).unwrap_or((0, 0));
+            let inheriting = if kind == files::FILETYPE_DIRECTORY {
+                files::FILE_RIGHTS | files::DIR_RIGHTS
+            } else {
+                0
+            };
+            (kind, rights, inheriting)
+        }
     }
 }
 
 fn fd_fdstat_get<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, fd: u32, out: i32) -> Res {
     let f = open(ctx, fd)?;
-    let rights = stdio_rights(f.object);
+    let (kind, rights, inheriting) = kind_and_rights(f);
     let mut stat = [0u8; 24];
-    stat[0] = FILETYPE_CHARACTER_DEVICE;
+    stat[0] = kind;
     stat[2..4].copy_from_slice(&f.flags.to_le_bytes());
     stat[8..16].copy_from_slice(&rights.to_le_bytes());
+    stat[16..24].copy_from_slice(&inheriting.to_le_bytes());
     put(ctx, out, &stat)
 }
 
@@ -430,10 +541,10 @@ fn fd_fdstat_set_rights<P: Platform + SchedHal>(
     inheriting: i64,
 ) -> Res {
     let f = open(ctx, fd)?;
-    let have = stdio_rights(f.object);
-    // Rights can only be dropped, and standard I/O keeps what it has.
-    if base.cast_unsigned() & !have != 0 || inheriting != 0 {
-        return Err(Errno::Notsup.into());
+    let (_, have, may_inherit) = kind_and_rights(f);
+    // Rights can only be dropped; a descriptor keeps what it has.
+    if base.cast_unsigned() & !have != 0 || inheriting.cast_unsigned() & !may_inherit != 0 {
+        return Err(Errno::Notcapable.into());
     }
     Ok(())
 }
@@ -447,15 +558,18 @@ fn fd_filestat_get<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, fd: u32, ou
 }
 
 fn fd_renumber<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, from: u32, to: u32) -> Res {
-    if ctx.fds().renumber(from, to) {
-        Ok(())
-    } else {
-        Err(Errno::Badf.into())
+    if from == to {
+        return open(ctx, from).map(drop);
     }
+    let replaced = ctx.fds().renumber(from, to).ok_or(Errno::Badf)?;
+    if let Some(ino) = replaced.object.ino() {
+        ctx.fs().close(ino);
+    }
+    Ok(())
 }
 
 /// The `(address, length)` of each of the `n` iovecs at `iovs`.
-fn iovecs<P: Platform + SchedHal>(
+pub(super) fn iovecs<P: Platform + SchedHal>(
     ctx: &Context<'_, '_, P>,
     iovs: i32,
     n: i32,
@@ -488,8 +602,10 @@ fn fd_write<P: Platform + SchedHal>(
     written: i32,
 ) -> Res {
     let f = open(ctx, fd)?;
-    if f.object == FdObject::Stdin {
-        return Err(Errno::Badf.into());
+    match f.object {
+        FdObject::File { .. } => return files::write(ctx, fd, (iovs, n), None, written),
+        FdObject::Stdin | FdObject::Dir { .. } => return Err(Errno::Badf.into()),
+        FdObject::Stdout | FdObject::Stderr => {}
     }
     uaccess::check(ctx.memory(), written, 4)?;
     let mut bytes = Vec::new();
@@ -524,8 +640,10 @@ fn fd_read<P: Platform + SchedHal>(
     read: i32,
 ) -> Res {
     let f = open(ctx, fd)?;
-    if f.object != FdObject::Stdin {
-        return Err(Errno::Badf.into());
+    match f.object {
+        FdObject::File { .. } => return files::read(ctx, fd, (iovs, n), None, read),
+        FdObject::Stdin => {}
+        _ => return Err(Errno::Badf.into()),
     }
     uaccess::check(ctx.memory(), read, 4)?;
     let vecs = iovecs(ctx, iovs, n)?;
@@ -701,6 +819,12 @@ fn fd_event<P: Platform + SchedHal>(
             InputState::Empty => None,
         },
         (EVENTTYPE_FD_WRITE, FdObject::Stdout | FdObject::Stderr) => Some((kind, 0, 0, 0)),
+        // A file is always ready; a read reports what is left to read.
+        (EVENTTYPE_FD_READ, FdObject::File { ino, offset, .. }) => {
+            let size = ctx.fs().stat(ino).map_or(0, |s| s.size);
+            Some((kind, 0, size.saturating_sub(offset), 0))
+        }
+        (EVENTTYPE_FD_WRITE, FdObject::File { .. }) => Some((kind, 0, 0, 0)),
         _ => Some((kind, Errno::Badf as u16, 0, 0)),
     }
 }
