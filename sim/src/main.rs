@@ -227,6 +227,7 @@ fn sim_main() -> u8 {
         cmdline: &cmdline,
         spec: &spec,
         wasm_stack: 0,
+        wasi: &[],
     };
     let hosted = match hal_hosted::Hosted::new(&config) {
         Ok(h) => h,

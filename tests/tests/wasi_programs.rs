@@ -120,3 +120,28 @@ fn standard_input_is_copied_to_standard_output() {
         String::from_utf8_lossy(&stdout)
     );
 }
+
+/// The kernel's own `test=wasi` workload (what the riscv image runs in
+/// QEMU) passes on a hosted kernel given the same programs.
+#[test]
+fn the_wasi_workload_passes_on_a_hosted_kernel() {
+    let config = hal_hosted::Config {
+        capture_console: true,
+        ..tests::machine::machine(2)
+    };
+    let hosted = hal_hosted::Hosted::new(&config).expect("machine");
+    let info = kernel_core::boot::BootInfo {
+        cmdline: "test=wasi",
+        wasi: tests::wasi_programs::PROGRAMS,
+        ..kernel_core::boot::BootInfo::default()
+    };
+    let code = hal_hosted::boot_on(&hosted, info).expect("boot");
+    let console =
+        String::from_utf8_lossy(&hosted.captured_console().unwrap_or_default()).into_owned();
+    assert_eq!(code, kernel_core::exit::SUCCESS, "{console}");
+    assert_eq!(
+        console.lines().last(),
+        Some("6 passed, 0 failed"),
+        "{console}"
+    );
+}
