@@ -13,7 +13,8 @@
 use std::env;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+include!("../build-support/nested_cargo.rs");
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 
@@ -63,41 +64,12 @@ fn main() {
 
 /// Build the `workloads` cdylib with only `feature` and return its module.
 fn build(crate_dir: &Path, target_dir: &Path, feature: &str) -> PathBuf {
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.arg("build")
-        .arg("--release")
-        .arg("--target")
-        .arg(WASM_TARGET)
-        .arg("--manifest-path")
-        .arg(crate_dir.join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(target_dir)
-        .args(["--lib", "--no-default-features", "--features", feature])
-        // No DWARF in the modules: both runtimes would only skip it.
-        .env("CARGO_PROFILE_RELEASE_DEBUG", "false");
-    for var in [
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTFLAGS",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CLIPPY_ARGS",
-        "CLIPPY_CONF_DIR",
-    ] {
-        cmd.env_remove(var);
-    }
-    // Cargo reads this script's stdout for directives: the nested build's
-    // output goes to stderr.
-    let status = cmd
-        .stdout(std::io::stderr())
-        .status()
-        .unwrap_or_else(|e| panic!("running cargo for the {feature} workload: {e}"));
-    assert!(
-        status.success(),
-        "building the {feature} workload for {WASM_TARGET} failed ({status}); \
-         is the target installed? `rustup target add {WASM_TARGET}`"
+    nested_cargo_build(
+        crate_dir,
+        WASM_TARGET,
+        target_dir,
+        &["--lib", "--no-default-features", "--features", feature],
+        &format!("the {feature} workload"),
     );
     target_dir
         .join(WASM_TARGET)

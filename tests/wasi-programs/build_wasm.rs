@@ -1,12 +1,10 @@
 // Shared by the build scripts that embed the WASI programs
 // (`tests/build.rs`, `hal-riscv/build.rs`), through `include!`: build every
 // binary of this crate for `wasm32-wasip1` in release into `target_dir`
-// and return where each program's module is, by name.
-//
-// The nested `cargo build` has its own target directory (off the outer
-// build's lock), inherits the outer jobserver, and runs without the
-// variables that would make it a clippy run or point it at the outer
-// target.
+// (a nested cargo build, `build-support/nested_cargo.rs`) and return where
+// each program's module is, by name.
+
+include!("../../build-support/nested_cargo.rs");
 
 /// The target the programs are built for.
 const WASI_TARGET: &str = "wasm32-wasip1";
@@ -25,36 +23,12 @@ fn build_wasi_programs(
     for watched in ["src", "Cargo.toml"] {
         println!("cargo::rerun-if-changed={}", crate_dir.join(watched).display());
     }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = std::process::Command::new(cargo);
-    cmd.args(["build", "--release", "--bins", "--target", WASI_TARGET])
-        .arg("--manifest-path")
-        .arg(crate_dir.join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(target_dir)
-        .env("CARGO_PROFILE_RELEASE_DEBUG", "false");
-    for var in [
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTFLAGS",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CLIPPY_ARGS",
-        "CLIPPY_CONF_DIR",
-    ] {
-        cmd.env_remove(var);
-    }
-    // Cargo reads the build script's stdout for directives: the nested
-    // build's output goes to stderr.
-    let status = cmd
-        .stdout(std::io::stderr())
-        .status()
-        .unwrap_or_else(|e| panic!("running cargo for the WASI programs: {e}"));
-    assert!(
-        status.success(),
-        "building the WASI programs for {WASI_TARGET} failed ({status}); \
-         is the target installed? `rustup target add {WASI_TARGET}`"
+    nested_cargo_build(
+        crate_dir,
+        WASI_TARGET,
+        target_dir,
+        &["--bins"],
+        "the WASI programs",
     );
     WASI_PROGRAMS
         .iter()
