@@ -51,6 +51,7 @@ pub fn run<P: Platform + SchedHal>(
                     .map(|a| a.as_bytes().to_vec())
                     .collect(),
                 env: Vec::new(),
+                no_files: false,
             };
             let module: Arc<[u8]> = Arc::from(*module);
             let got = match procs.spawn_program(name, module, Vec::new(), procs.defaults(), program)

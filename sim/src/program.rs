@@ -64,6 +64,7 @@ pub fn run(
             .chain(args.iter().map(|a| a.as_bytes().to_vec()))
             .collect(),
         env: env.iter().map(|e| e.as_bytes().to_vec()).collect(),
+        no_files: false,
     };
     let hosted = match Hosted::new(config) {
         Ok(h) => h,

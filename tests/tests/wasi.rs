@@ -17,6 +17,7 @@ fn program(args: &[&str], env: &[&str]) -> Program {
     Program {
         args: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
         env: env.iter().map(|e| e.as_bytes().to_vec()).collect(),
+        no_files: false,
     }
 }
 
@@ -297,4 +298,24 @@ fn file_system_escapes_and_exhaustion_are_errnos() {
     );
     let r = run(&text, Program::default());
     assert_eq!(r.status, Some(ExitStatus::Exited(0)));
+}
+
+/// A program started without the file system has no preopened directory.
+#[test]
+fn a_program_may_be_started_without_the_file_system() {
+    let text = module(
+        r#"(func (export "_start") (result i32)
+             (call $fd_prestat_get (i32.const 3) (i32.const 16)))"#,
+    );
+    let with = run(&text, Program::default());
+    assert_eq!(with.status, Some(ExitStatus::Exited(0)));
+    let without = run(
+        &text,
+        Program {
+            no_files: true,
+            ..Program::default()
+        },
+    );
+    // EBADF: descriptor 3 is not open.
+    assert_eq!(without.status, Some(ExitStatus::Exited(8)));
 }

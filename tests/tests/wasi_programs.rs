@@ -16,6 +16,7 @@ fn run(name: &str, args: &[&str], env: &[&str]) -> Ran {
             .map(|a| a.as_bytes().to_vec())
             .collect(),
         env: env.iter().map(|e| e.as_bytes().to_vec()).collect(),
+        no_files: false,
     };
     run_program(module(name).into(), program)
 }
@@ -63,6 +64,71 @@ fn a_file_round_trip_on_the_tmpfs() {
         "mkdir: ok\nwrite: ok\nread at 7: \"FILES\\n\"\nlisting: [\"renamed.txt\"]\n\
          size: 13, file: true\ngone: true\nrmdir: ok\nmissing: not found\n"
     );
+}
+
+/// A program reads another's module from the tmpfs and starts it through
+/// `vessel`'s `spawn_program` with arguments and its own environment; the
+/// child's output and exit code come through.
+#[test]
+fn a_program_spawns_another_through_vessel() {
+    use kernel_core::fs::tmpfs::{OpenFlags, ROOT};
+    let (status, stdout) = {
+        let config = hal_hosted::Config {
+            capture_console: true,
+            ..tests::machine::machine(2)
+        };
+        let hosted = hal_hosted::Hosted::new(&config).expect("machine");
+        let status = std::sync::Mutex::new(None);
+        hal_hosted::boot_quiet_into(&hosted, |kernel| {
+            let s = kernel_core::boot::with_executor(kernel, |exec| {
+                kernel_core::proc::run(
+                    kernel,
+                    exec,
+                    kernel_core::proc::SpawnOptions::default(),
+                    |procs| async move {
+                        let create = OpenFlags {
+                            create: true,
+                            ..OpenFlags::default()
+                        };
+                        let fs = procs.fs();
+                        let ino = fs.open(ROOT, b"echo.wasm", create, 0).expect("create");
+                        fs.write(ino, 0, module("echo"), 0).expect("write");
+                        fs.close(ino);
+                        let program = Program {
+                            args: ["spawner", "/echo.wasm", "echo", "hi", "there"]
+                                .iter()
+                                .map(|a| a.as_bytes().to_vec())
+                                .collect(),
+                            env: vec![b"K=v".to_vec()],
+                            no_files: false,
+                        };
+                        let defaults = procs.defaults();
+                        let pid = procs
+                            .spawn_program(
+                                "spawner",
+                                module("spawner").into(),
+                                Vec::new(),
+                                defaults,
+                                program,
+                            )
+                            .expect("spawn");
+                        tests::machine::wait(&procs, pid).await
+                    },
+                )
+                .expect("scope")
+            });
+            *status.lock().expect("status") = s;
+            0
+        })
+        .expect("boot");
+        let out = hosted.captured_console().unwrap_or_default();
+        (
+            status.into_inner().expect("status"),
+            String::from_utf8_lossy(&out).into_owned(),
+        )
+    };
+    assert_eq!(status, Some(ExitStatus::Exited(0)), "{stdout}");
+    assert_eq!(stdout, "hi\nthere\nK=v\nchild exited 0\n");
 }
 
 #[test]

@@ -44,13 +44,17 @@ impl<'k, 'h, P: Platform + SchedHal> Context<'k, 'h, P> {
         proc: Arc<Process<'k>>,
         handles: Vec<Object<'k>>,
     ) -> Self {
-        // The preopened root is held open by its descriptor (INV-FDS-2).
-        scope.fs.retain(crate::fs::tmpfs::ROOT);
+        let preopen = !proc.program().no_files;
+        if preopen {
+            // The preopened root is held open by its descriptor
+            // (INV-FDS-2).
+            scope.fs.retain(crate::fs::tmpfs::ROOT);
+        }
         Self {
             scope,
             proc,
             handles: spin::Mutex::new(HandleTable::with(handles)),
-            fds: spin::Mutex::new(FdTable::default()),
+            fds: spin::Mutex::new(FdTable::new(preopen)),
             memory: spin::Once::new(),
         }
     }
@@ -141,11 +145,13 @@ impl<'k, 'h, P: Platform + SchedHal> Context<'k, 'h, P> {
         }
     }
 
-    /// Start `module` as a child of the process holding `handles`: with
-    /// options no larger than its own (INV-PROC-4), killed when it ends.
+    /// Start `module` as a child of the process holding `handles`, with
+    /// the arguments and environment of `program`: with options no larger
+    /// than its own (INV-PROC-4), killed when it ends.
     pub(crate) fn spawn_child(
         &self,
         module: Arc<[u8]>,
+        program: Program,
         handles: Vec<Object<'k>>,
     ) -> Result<Arc<Process<'k>>, ChildError> {
         if self.proc.live_children() >= MAX_CHILDREN {
@@ -157,7 +163,7 @@ impl<'k, 'h, P: Platform + SchedHal> Context<'k, 'h, P> {
             .scope
             .spawn(
                 &self.proc.name(),
-                (module, Program::default()),
+                (module, program),
                 handles,
                 options,
                 Some(self.proc.pid()),

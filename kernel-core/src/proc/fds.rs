@@ -71,25 +71,32 @@ pub(crate) struct FdTable {
 }
 
 impl Default for FdTable {
-    /// Standard input, output and error as 0, 1 and 2, and the tmpfs root
-    /// preopened at 3 (its holder retains the root: INV-FDS-2).
+    /// [`FdTable::new`] with the root preopened.
     fn default() -> Self {
-        let fd = |object| Some(Fd { object, flags: 0 });
-        Self {
-            slots: vec![
-                fd(FdObject::Stdin),
-                fd(FdObject::Stdout),
-                fd(FdObject::Stderr),
-                fd(FdObject::Dir {
-                    ino: ROOT,
-                    preopen: true,
-                }),
-            ],
-        }
+        Self::new(true)
     }
 }
 
 impl FdTable {
+    /// Standard input, output and error as 0, 1 and 2, and, when
+    /// `preopen`, the tmpfs root preopened at 3 (its holder retains the
+    /// root: INV-FDS-2).
+    pub(crate) fn new(preopen: bool) -> Self {
+        let fd = |object| Some(Fd { object, flags: 0 });
+        let mut slots = vec![
+            fd(FdObject::Stdin),
+            fd(FdObject::Stdout),
+            fd(FdObject::Stderr),
+        ];
+        if preopen {
+            slots.push(fd(FdObject::Dir {
+                ino: ROOT,
+                preopen: true,
+            }));
+        }
+        Self { slots }
+    }
+
     /// Descriptor `fd`, if open.
     pub(crate) fn get(&self, fd: u32) -> Option<Fd> {
         self.slots.get(usize::try_from(fd).ok()?).copied().flatten()

@@ -190,6 +190,8 @@ pub struct Program {
     pub args: Vec<Vec<u8>>,
     /// Its environment, `KEY=VALUE` each.
     pub env: Vec<Vec<u8>>,
+    /// Withhold the file system: no directory is preopened for it.
+    pub no_files: bool,
 }
 
 /// Most bytes of a program's arguments and environment together, with a
@@ -446,6 +448,11 @@ impl<'k, 'h, P: Platform + SchedHal> Procs<'k, 'h, P> {
     pub fn info(&self) -> Vec<ProcInfo> {
         let procs: Vec<_> = self.inner.procs.lock().iter().cloned().collect();
         procs.iter().map(|p| p.info()).collect()
+    }
+
+    /// The file system the scope's processes share (preopened as `/`).
+    pub fn fs(&self) -> &crate::fs::tmpfs::Tmpfs {
+        &self.inner.fs
     }
 
     /// Processes in the table (running, or ended and not reaped).

@@ -16,6 +16,7 @@
 //! | `wait` | `(i32 h) -> i32` | wait for a process handle's process to end; its exit code (an ended process stays waitable while a handle names it; closing the last handle reaps it) |
 //! | `kill` | `(i32 h) -> i32` | kill a process handle's process |
 //! | `detach` | `(i32 h) -> i32` | let a child outlive the caller: it is no longer killed when the caller ends (-4 if not the caller's child) |
+//! | `spawn_program` | `(i32 ptr, i32 len, i32 handles, i32 n, i32 argv, i32 argv_len, i32 flags) -> i32` | `spawn` with WASI arguments: the `argv_len` bytes at `argv` are NUL-terminated strings, the first the program's name (none: the caller's name); `flags` bit 0 hands down the caller's environment, bit 1 withholds the file system (no preopen); other bits -4 |
 //!
 //! Results are `>= 0` on success, or a negative [`Errno`]. A handle is a
 //! capability: an index into the caller's own table, so a process can use
@@ -40,7 +41,10 @@ use core::time::Duration;
 
 use super::uaccess::{self, AccessError};
 use crate::hal::{Console, PAGE_SIZE, Platform};
-use crate::proc::{Bound, Claim, Context, ExitStatus, Interface, KillReason, Message, Object};
+use crate::proc::{
+    Bound, Claim, Context, ExitStatus, Interface, KillReason, MAX_PROGRAM_BYTES, Message, Object,
+    Program,
+};
 use crate::sched::SchedHal;
 use crate::wasm::module::{FuncType, ValType};
 use crate::wasm::vm::{HostTrap, Val};
@@ -133,12 +137,13 @@ enum Call {
     Wait,
     Kill,
     Detach,
+    SpawnProgram,
 }
 
 use ValType::{I32, I64};
 
 /// Every call: its name, parameters and results.
-const CALLS: [(&str, Call, &[ValType], &[ValType]); 13] = [
+const CALLS: [(&str, Call, &[ValType], &[ValType]); 14] = [
     ("exit", Call::Exit, &[I32], &[]),
     ("yield", Call::Yield, &[], &[]),
     ("sleep", Call::Sleep, &[I64], &[I32]),
@@ -152,7 +157,18 @@ const CALLS: [(&str, Call, &[ValType], &[ValType]); 13] = [
     ("wait", Call::Wait, &[I32], &[I32]),
     ("kill", Call::Kill, &[I32], &[I32]),
     ("detach", Call::Detach, &[I32], &[I32]),
+    (
+        "spawn_program",
+        Call::SpawnProgram,
+        &[I32, I32, I32, I32, I32, I32, I32],
+        &[I32],
+    ),
 ];
+
+/// `spawn_program` flag: hand down the caller's environment.
+const INHERIT_ENV: i32 = 1;
+/// `spawn_program` flag: no directory preopened for the child.
+const NO_FILES: i32 = 2;
 
 /// The `vessel` interface.
 pub(crate) struct Vessel;
@@ -203,7 +219,10 @@ fn dispatch<P: Platform + SchedHal>(
         Call::ChanSend => chan_send(ctx, i(0), i(1), i(2)).map(|()| Ret::I32(0)),
         Call::ChanRecv => chan_recv(ctx, i(0), i(1), i(2)).map(Ret::I32),
         Call::Close => close(ctx, i(0)).map(|()| Ret::I32(0)),
-        Call::Spawn => spawn(ctx, i(0), i(1), i(2), i(3)).map(Ret::I32),
+        Call::Spawn => spawn(ctx, (i(0), i(1)), (i(2), i(3)), None).map(Ret::I32),
+        Call::SpawnProgram => {
+            spawn(ctx, (i(0), i(1)), (i(2), i(3)), Some((i(4), i(5), i(6)))).map(Ret::I32)
+        }
         Call::Wait => wait(ctx, i(0)).map(Ret::I32),
         Call::Kill => kill(ctx, i(0)).map(|()| Ret::I32(0)),
         Call::Detach => detach(ctx, i(0)).map(|()| Ret::I32(0)),
@@ -304,13 +323,21 @@ fn close<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, h: i32) -> Result<(),
     removed.map(drop).map_err(|_| Errno::BadHandle.into())
 }
 
+/// `spawn`, and `spawn_program` when `argv` is `(ptr, len, flags)`.
 fn spawn<P: Platform + SchedHal>(
     ctx: &Context<'_, '_, P>,
-    ptr: i32,
-    len: i32,
-    list: i32,
-    n: i32,
+    (ptr, len): (i32, i32),
+    (list, n): (i32, i32),
+    argv: Option<(i32, i32, i32)>,
 ) -> Result<i32, Fail> {
+    let program = match argv {
+        // A child never has more of the file system than its parent.
+        None => Program {
+            no_files: ctx.program().no_files,
+            ..Program::default()
+        },
+        Some(argv) => program_of(ctx, argv)?,
+    };
     // The copy is kernel memory spent for the caller: charged to it until
     // the child holds its own charge for the bytes.
     let bytes = usize::try_from(uaccess::unsigned(len)).map_or(MAX_MODULE, |b| b.min(MAX_MODULE));
@@ -340,13 +367,45 @@ fn spawn<P: Platform + SchedHal>(
             .collect::<Result<Vec<_>, _>>()?
     };
     let child = ctx
-        .spawn_child(module.into(), given)
+        .spawn_child(module.into(), program, given)
         .map_err(|_| Errno::NoMemory)?;
     let claim = Object::Process(Claim::adopt(child.clone()));
     let inserted = ctx.handles().insert(claim);
     inserted.map_err(|_| {
         child.kill(KillReason::Request);
         Errno::NoMemory.into()
+    })
+}
+
+/// The program `spawn_program` asks for: the NUL-terminated strings of
+/// `argv` as arguments (none: the caller's name), and the caller's
+/// environment and file system as `flags` say.
+fn program_of<P: Platform + SchedHal>(
+    ctx: &Context<'_, '_, P>,
+    (ptr, len, flags): (i32, i32, i32),
+) -> Result<Program, Fail> {
+    if flags & !(INHERIT_ENV | NO_FILES) != 0 {
+        return Err(Errno::Invalid.into());
+    }
+    let raw = uaccess::copy_in(ctx.memory(), ptr, len, MAX_PROGRAM_BYTES)?;
+    if !raw.is_empty() && raw.last() != Some(&0) {
+        return Err(Errno::Invalid.into());
+    }
+    let mut args: Vec<Vec<u8>> = raw.split(|&b| b == 0).map(<[u8]>::to_vec).collect();
+    // The split leaves an empty piece after the last NUL.
+    args.pop();
+    let parent = ctx.program();
+    if args.is_empty() {
+        args.push(parent.args.first().cloned().unwrap_or_default());
+    }
+    Ok(Program {
+        args,
+        env: if flags & INHERIT_ENV != 0 {
+            parent.env.clone()
+        } else {
+            Vec::new()
+        },
+        no_files: flags & NO_FILES != 0 || parent.no_files,
     })
 }
 
