@@ -410,6 +410,10 @@ impl Tmpfs {
             Node::Dir { .. } => return Err(FsError::IsDir),
             Node::Symlink(_) => return Err(FsError::Inval),
         };
+        // Writing nothing changes nothing, past the end or not (POSIX).
+        if data.is_empty() {
+            return Ok(0);
+        }
         let grow = end.saturating_sub(len);
         if inner.bytes + grow > self.capacity {
             return Err(FsError::NoSpace);
@@ -680,9 +684,11 @@ impl Tmpfs {
         now: u64,
     ) -> Result<(), FsError> {
         let mut inner = self.inner.lock();
+        // Both parents resolve before either last component is looked at,
+        // as Linux does.
         let from = inner.resolve(old_dir, old, false)?;
-        let ino = from.ino.ok_or(FsError::NoEnt)?;
         let to = inner.resolve(new_dir, new, false)?;
+        let ino = from.ino.ok_or(FsError::NoEnt)?;
         if from.name.is_empty() || to.name.is_empty() {
             return Err(FsError::Busy);
         }
@@ -710,6 +716,18 @@ impl Tmpfs {
             }
         }
         if let Some(victim) = to.ino {
+            // Replacing a directory that holds the source: ENOTEMPTY, as
+            // Linux reports before anything else about the target.
+            let mut at = from.parent;
+            loop {
+                if at == victim {
+                    return Err(FsError::NotEmpty);
+                }
+                match &inner.node(at)?.node {
+                    Node::Dir { parent, .. } if *parent != at => at = *parent,
+                    _ => break,
+                }
+            }
             match (&inner.node(victim)?.node, moving_dir) {
                 (Node::Dir { entries, .. }, true) if !entries.is_empty() => {
                     return Err(FsError::NotEmpty);
