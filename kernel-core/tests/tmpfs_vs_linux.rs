@@ -3,9 +3,9 @@
 //! `std::fs`; every operation must give the same result (the same data,
 //! or the same POSIX error) on both, and the two trees must end equal.
 //!
-//! Paths are made of a few names, at most three deep, without `..` or a
-//! trailing `/` (the confinement rules, where tmpfs differs from Linux on
-//! purpose, have their own unit tests).
+//! Paths are made of a few names and `.`, at most three deep, some with a
+//! trailing `/`, never `..` (the confinement rules, where tmpfs differs
+//! from Linux on purpose, have their own unit tests).
 
 use std::io::ErrorKind;
 use std::os::unix::fs::FileExt as _;
@@ -28,6 +28,8 @@ enum Op {
     Rename(String, String),
     Symlink(String, String),
     Stat(String),
+    Link(String, String),
+    Truncate(String, u64),
 }
 
 /// What an operation gave: data, a file type and size, or nothing.
@@ -48,6 +50,8 @@ enum Err {
     NotEmpty,
     Loop,
     Inval,
+    Perm,
+    Busy,
     Other(String),
 }
 
@@ -60,6 +64,8 @@ fn of_fs(e: FsError) -> Err {
         FsError::NotEmpty => Err::NotEmpty,
         FsError::Loop => Err::Loop,
         FsError::Inval => Err::Inval,
+        FsError::Perm => Err::Perm,
+        FsError::Busy => Err::Busy,
         other => Err::Other(format!("{other:?}")),
     }
 }
@@ -73,6 +79,8 @@ fn of_io(e: &std::io::Error) -> Err {
         Some(libc::ENOTEMPTY) => Err::NotEmpty,
         Some(libc::ELOOP) => Err::Loop,
         Some(libc::EINVAL) => Err::Inval,
+        Some(libc::EPERM) => Err::Perm,
+        Some(libc::EBUSY) => Err::Busy,
         _ => Err::Other(format!("{:?}", e.kind())),
     }
 }
@@ -117,6 +125,14 @@ fn on_tmpfs(fs: &Tmpfs, op: &Op) -> Result<Out, Err> {
         Op::Rmdir(p) => fs.remove(ROOT, &b(p), true, 1).map(|()| Out::Done),
         Op::Rename(p, q) => fs.rename(ROOT, &b(p), ROOT, &b(q), 1).map(|()| Out::Done),
         Op::Symlink(target, p) => fs.symlink(&b(target), ROOT, &b(p), 1).map(|()| Out::Done),
+        Op::Link(p, q) => fs
+            .link(ROOT, &b(p), false, ROOT, &b(q), 1)
+            .map(|()| Out::Done),
+        Op::Truncate(p, size) => fs.open(ROOT, &b(p), OPEN, 1).and_then(|ino| {
+            let r = fs.truncate(ino, *size, 1).map(|()| Out::Done);
+            fs.close(ino);
+            r
+        }),
         Op::Stat(p) => fs.stat_path(ROOT, &b(p), true).map(|s| {
             let size = if s.filetype == FileType::Directory {
                 0
@@ -144,6 +160,12 @@ fn on_linux(root: &Path, op: &Op) -> Result<Out, Err> {
         Op::Rmdir(p) => std::fs::remove_dir(at(p)).map(|()| Out::Done),
         Op::Rename(p, q) => std::fs::rename(at(p), at(q)).map(|()| Out::Done),
         Op::Symlink(target, p) => std::os::unix::fs::symlink(target, at(p)).map(|()| Out::Done),
+        Op::Link(p, q) => std::fs::hard_link(at(p), at(q)).map(|()| Out::Done),
+        Op::Truncate(p, size) => std::fs::OpenOptions::new()
+            .write(true)
+            .open(at(p))
+            .and_then(|f| f.set_len(*size))
+            .map(|()| Out::Done),
         Op::Stat(p) => std::fs::metadata(at(p)).map(|m| {
             if m.is_dir() {
                 Out::Kind(FileType::Directory, 0)
@@ -215,8 +237,17 @@ fn tree_of_tmpfs(fs: &Tmpfs, ino: u64, prefix: &str, out: &mut Vec<(String, Opti
 }
 
 fn path() -> impl Strategy<Value = String> {
-    prop::collection::vec(prop::sample::select(vec!["a", "b", "c"]), 1..=3)
-        .prop_map(|parts| parts.join("/"))
+    (
+        prop::collection::vec(prop::sample::select(vec!["a", "b", "c", "."]), 1..=3),
+        prop::bool::weighted(0.15),
+    )
+        .prop_map(|(parts, slash)| {
+            let mut p = parts.join("/");
+            if slash {
+                p.push('/');
+            }
+            p
+        })
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -232,6 +263,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (prop::sample::select(vec!["a", "b", "c", "a/b", "x"]), path())
             .prop_map(|(t, p)| Op::Symlink(t.to_owned(), p)),
         2 => path().prop_map(Op::Stat),
+        1 => (path(), path()).prop_map(|(p, q)| Op::Link(p, q)),
+        1 => (path(), 0..24u64).prop_map(|(p, n)| Op::Truncate(p, n)),
     ]
 }
 

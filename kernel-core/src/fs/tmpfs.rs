@@ -154,8 +154,26 @@ impl Inner {
     }
 
     /// Resolve `path` from `start`, following links in the middle always
-    /// and at the end when `follow`.
+    /// and at the end when `follow` (or when the path ends in `/`).
     fn resolve(&self, start: Ino, path: &[u8], follow: bool) -> Result<Found, FsError> {
+        self.walk(start, path, follow, true)
+    }
+
+    /// Resolve `path` from `start` without ever following a link at its
+    /// end, trailing `/` or not (what removing and renaming name).
+    fn resolve_entry(&self, start: Ino, path: &[u8]) -> Result<Found, FsError> {
+        self.walk(start, path, false, false)
+    }
+
+    /// [`Inner::resolve`], with a trailing `/` following a last link only
+    /// when `slash_follows`.
+    fn walk(
+        &self,
+        start: Ino,
+        path: &[u8],
+        follow: bool,
+        slash_follows: bool,
+    ) -> Result<Found, FsError> {
         if path.len() > MAX_PATH {
             return Err(FsError::NameTooLong);
         }
@@ -198,7 +216,7 @@ impl Inner {
                 _ => None,
             });
             match (ino, target) {
-                (Some(_), Some(target)) if !last || follow || trailing_slash => {
+                (Some(_), Some(target)) if !last || follow || (trailing_slash && slash_follows) => {
                     links += 1;
                     if links > MAX_LINKS {
                         return Err(FsError::Loop);
@@ -206,11 +224,9 @@ impl Inner {
                     if target.starts_with(b"/") {
                         return Err(FsError::NotCapable);
                     }
-                    let mut more = components(&target)?;
-                    if last && trailing_slash {
-                        more.insert(0, b".".to_vec());
-                    }
-                    todo.extend(more);
+                    // A trailing `/` of the path still applies to where
+                    // the link leads (`Found::trailing_slash`).
+                    todo.extend(components(&target)?);
                 }
                 (ino, _) if last => {
                     return Ok(Found {
@@ -240,7 +256,7 @@ impl Inner {
     /// Resolve to the directory and name a new entry would take: `Exist`
     /// when something is there already.
     fn vacant(&self, start: Ino, path: &[u8]) -> Result<(Ino, Vec<u8>), FsError> {
-        let f = self.resolve(start, path, false)?;
+        let f = self.resolve_entry(start, path)?;
         if f.ino.is_some() || f.name.is_empty() {
             return Err(FsError::Exist);
         }
@@ -321,6 +337,12 @@ impl Tmpfs {
     /// [`FsError`] as POSIX `openat` gives them.
     pub fn open(&self, dir: Ino, path: &[u8], flags: OpenFlags, now: u64) -> Result<Ino, FsError> {
         let mut inner = self.inner.lock();
+        // Creating "name/" asks for a file that is a directory, whatever
+        // is there (a link there is not followed first).
+        if flags.create && path.ends_with(b"/") {
+            inner.resolve_entry(dir, path)?;
+            return Err(FsError::IsDir);
+        }
         let f = inner.resolve(dir, path, flags.follow)?;
         let ino = match f.ino {
             Some(_) if flags.create && flags.exclusive => return Err(FsError::Exist),
@@ -331,7 +353,6 @@ impl Tmpfs {
                 inner.touch(f.parent, &[MTIME, CTIME], now);
                 ino
             }
-            None if f.trailing_slash || flags.directory => return Err(FsError::NoEnt),
             None => return Err(FsError::NoEnt),
         };
         let node = inner.node(ino)?;
@@ -576,10 +597,10 @@ impl Tmpfs {
         if target.is_empty() || target.contains(&0) {
             return Err(FsError::NoEnt);
         }
+        let (parent, name) = inner.vacant(dir, path)?;
         if path.ends_with(b"/") {
             return Err(FsError::NoEnt);
         }
-        let (parent, name) = inner.vacant(dir, path)?;
         if inner.bytes + target.len() as u64 > self.capacity {
             return Err(FsError::NoSpace);
         }
@@ -620,13 +641,15 @@ impl Tmpfs {
     ) -> Result<(), FsError> {
         let mut inner = self.inner.lock();
         let ino = inner.lookup(old_dir, old, follow)?;
-        if inner.is_dir(ino) {
-            return Err(FsError::Perm);
-        }
+        // The new name's directory resolves before the source's kind is
+        // looked at, as Linux does.
+        let (parent, name) = inner.vacant(new_dir, new)?;
         if new.ends_with(b"/") {
             return Err(FsError::NoEnt);
         }
-        let (parent, name) = inner.vacant(new_dir, new)?;
+        if inner.is_dir(ino) {
+            return Err(FsError::Perm);
+        }
         inner.entries_mut(parent)?.insert(name, ino);
         inner.node_mut(ino)?.nlink += 1;
         inner.touch(ino, &[CTIME], now);
@@ -641,7 +664,7 @@ impl Tmpfs {
     /// [`FsError::IsDir`], [`FsError::NotDir`], [`FsError::NotEmpty`].
     pub fn remove(&self, dir: Ino, path: &[u8], dir_only: bool, now: u64) -> Result<(), FsError> {
         let mut inner = self.inner.lock();
-        let f = inner.resolve(dir, path, false)?;
+        let f = inner.resolve_entry(dir, path)?;
         let ino = f.ino.ok_or(FsError::NoEnt)?;
         if f.name.is_empty() {
             // `.` or the start itself.
@@ -686,12 +709,12 @@ impl Tmpfs {
         let mut inner = self.inner.lock();
         // Both parents resolve before either last component is looked at,
         // as Linux does.
-        let from = inner.resolve(old_dir, old, false)?;
-        let to = inner.resolve(new_dir, new, false)?;
-        let ino = from.ino.ok_or(FsError::NoEnt)?;
+        let from = inner.resolve_entry(old_dir, old)?;
+        let to = inner.resolve_entry(new_dir, new)?;
         if from.name.is_empty() || to.name.is_empty() {
             return Err(FsError::Busy);
         }
+        let ino = from.ino.ok_or(FsError::NoEnt)?;
         let moving_dir = inner.is_dir(ino);
         if (from.trailing_slash || to.trailing_slash) && !moving_dir {
             return Err(FsError::NotDir);
@@ -928,7 +951,8 @@ mod tests {
         };
         assert_eq!(fs.open(ROOT, b"b", dir, 1), Err(FsError::NotDir));
         assert_eq!(fs.open(ROOT, b"b/", OPEN, 1), Err(FsError::NotDir));
-        assert_eq!(fs.open(ROOT, b"nope/", CREATE, 1), Err(FsError::NoEnt));
+        assert_eq!(fs.open(ROOT, b"nope/", CREATE, 1), Err(FsError::IsDir));
+        assert_eq!(fs.open(ROOT, b"nope/", OPEN, 1), Err(FsError::NoEnt));
         fs.mkdir(ROOT, b"d", 1).unwrap();
         assert_eq!(
             fs.link(ROOT, b"d", false, ROOT, b"d2", 1),
