@@ -64,6 +64,11 @@ fn beside_checksum(
         proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
             let defaults = procs.defaults();
             let start = procs.exec().now();
+            // The checksum first: its stack and module are committed at
+            // its spawn, before the hostile process can take the memory.
+            let c = procs
+                .spawn("checksum", checksum, Vec::new(), defaults)
+                .expect("spawn");
             let h = procs
                 .spawn(
                     "hostile",
@@ -74,9 +79,6 @@ fn beside_checksum(
                         ..defaults
                     },
                 )
-                .expect("spawn");
-            let c = procs
-                .spawn("checksum", checksum, Vec::new(), defaults)
                 .expect("spawn");
             let checksum = wait(&procs, c).await;
             let elapsed = procs.exec().now().saturating_sub(start);
@@ -274,11 +276,18 @@ fn hostile_processes_cannot_disturb_a_checksum_or_the_kernel() {
                 deadline: Some(Duration::from_millis(300)),
                 ..defaults
             };
+            let small_bomb = SpawnOptions {
+                memory_limit: (32 << 20) / 4096,
+                ..defaults
+            };
             let pids = [
                 spawn("checksum", &checksum, defaults),
                 spawn("grow", &grow, defaults),
                 spawn("tables", &tables, defaults),
-                spawn("bomb", &bomb, defaults),
+                // Held to 32 MiB: while it compiles it holds up to its
+                // limit, and the processes spawned after it need their
+                // stacks at their spawn.
+                spawn("bomb", &bomb, small_bomb),
                 spawn("endless", &endless, deadline),
                 spawn("recurse", &recurse, defaults),
                 spawn("wild", &wild, defaults),
@@ -369,9 +378,10 @@ const GROW_AT_EVERY_DEPTH: &str = r#"(module
 
 #[test]
 fn growing_memory_at_every_stack_depth_never_hangs() {
+    // Room for the checksum's memory beside a process at its limit.
     let config = Config {
         cpus: 2,
-        memory: 256 << 20,
+        memory: 512 << 20,
         ..Config::default()
     };
     let r = beside_checksum(&config, wat(GROW_AT_EVERY_DEPTH), None, false);
