@@ -18,6 +18,10 @@
 //! - INV-TMPFS-3: the bytes of all files and link targets never exceed the
 //!   capacity; a write or truncate that would pass it is
 //!   [`FsError::NoSpace`] and changes nothing.
+//! - INV-TMPFS-4: directory entries never exceed the entry budget (the
+//!   capacity over [`ENTRY_COST`], at least [`MIN_ENTRIES`]), so names,
+//!   inodes and empty files, which hold no data bytes, are bounded too; a
+//!   new entry past it is [`FsError::NoSpace`].
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -36,6 +40,12 @@ pub const MAX_PATH: usize = 4096;
 
 /// The root directory's inode.
 pub const ROOT: Ino = 1;
+
+/// Kernel memory one directory entry may take (its name, its map node
+/// and an inode): what the entry budget is counted in.
+pub const ENTRY_COST: u64 = 512;
+/// The fewest entries any tmpfs may hold.
+pub const MIN_ENTRIES: u64 = 1024;
 
 enum Node {
     Dir {
@@ -77,12 +87,16 @@ struct Inner {
     next: Ino,
     /// Bytes of file data and link targets.
     bytes: u64,
+    /// Directory entries (INV-TMPFS-4).
+    entries: u64,
 }
 
 /// A tmpfs of at most `capacity` bytes of data.
 pub struct Tmpfs {
     inner: spin::Mutex<Inner>,
     capacity: u64,
+    /// The most directory entries (INV-TMPFS-4).
+    max_entries: u64,
 }
 
 /// One step of a resolution: where a path leads.
@@ -118,6 +132,24 @@ impl Inner {
             Node::Dir { entries, .. } => Ok(entries),
             _ => Err(FsError::NotDir),
         }
+    }
+
+    /// Enter `name` for `ino` in `dir`, within `max` entries.
+    fn enter(&mut self, dir: Ino, name: Vec<u8>, ino: Ino, max: u64) -> Result<(), FsError> {
+        if self.entries >= max {
+            return Err(FsError::NoSpace);
+        }
+        self.entries_mut(dir)?.insert(name, ino);
+        self.entries += 1;
+        Ok(())
+    }
+
+    /// Take the entry `name` out of `dir`.
+    fn leave(&mut self, dir: Ino, name: &[u8]) -> Result<(), FsError> {
+        if self.entries_mut(dir)?.remove(name).is_some() {
+            self.entries -= 1;
+        }
+        Ok(())
     }
 
     fn is_dir(&self, ino: Ino) -> bool {
@@ -310,6 +342,7 @@ impl Tmpfs {
             nodes: BTreeMap::new(),
             next: ROOT,
             bytes: 0,
+            entries: 0,
         };
         let root = inner.add(
             Node::Dir {
@@ -322,6 +355,7 @@ impl Tmpfs {
         Self {
             inner: spin::Mutex::new(inner),
             capacity,
+            max_entries: (capacity / ENTRY_COST).max(MIN_ENTRIES),
         }
     }
 
@@ -348,8 +382,11 @@ impl Tmpfs {
             Some(_) if flags.create && flags.exclusive => return Err(FsError::Exist),
             Some(ino) => ino,
             None if flags.create && !flags.directory && !f.trailing_slash => {
+                if inner.entries >= self.max_entries {
+                    return Err(FsError::NoSpace);
+                }
                 let ino = inner.add(Node::File(Vec::new()), now);
-                inner.entries_mut(f.parent)?.insert(f.name, ino);
+                inner.enter(f.parent, f.name, ino, self.max_entries)?;
                 inner.touch(f.parent, &[MTIME, CTIME], now);
                 ino
             }
@@ -576,6 +613,9 @@ impl Tmpfs {
     pub fn mkdir(&self, dir: Ino, path: &[u8], now: u64) -> Result<(), FsError> {
         let mut inner = self.inner.lock();
         let (parent, name) = inner.vacant(dir, path)?;
+        if inner.entries >= self.max_entries {
+            return Err(FsError::NoSpace);
+        }
         let ino = inner.add(
             Node::Dir {
                 entries: BTreeMap::new(),
@@ -583,7 +623,7 @@ impl Tmpfs {
             },
             now,
         );
-        inner.entries_mut(parent)?.insert(name, ino);
+        inner.enter(parent, name, ino, self.max_entries)?;
         inner.touch(parent, &[MTIME, CTIME], now);
         Ok(())
     }
@@ -601,12 +641,12 @@ impl Tmpfs {
         if path.ends_with(b"/") {
             return Err(FsError::NoEnt);
         }
-        if inner.bytes + target.len() as u64 > self.capacity {
+        if inner.bytes + target.len() as u64 > self.capacity || inner.entries >= self.max_entries {
             return Err(FsError::NoSpace);
         }
         let ino = inner.add(Node::Symlink(target.to_vec()), now);
         inner.bytes += target.len() as u64;
-        inner.entries_mut(parent)?.insert(name, ino);
+        inner.enter(parent, name, ino, self.max_entries)?;
         inner.touch(parent, &[MTIME, CTIME], now);
         Ok(())
     }
@@ -650,7 +690,7 @@ impl Tmpfs {
         if inner.is_dir(ino) {
             return Err(FsError::Perm);
         }
-        inner.entries_mut(parent)?.insert(name, ino);
+        inner.enter(parent, name, ino, self.max_entries)?;
         inner.node_mut(ino)?.nlink += 1;
         inner.touch(ino, &[CTIME], now);
         inner.touch(parent, &[MTIME, CTIME], now);
@@ -684,7 +724,7 @@ impl Tmpfs {
             (_, false) if f.trailing_slash => return Err(FsError::NotDir),
             (_, false) => {}
         }
-        inner.entries_mut(f.parent)?.remove(&f.name);
+        inner.leave(f.parent, &f.name)?;
         inner.node_mut(ino)?.nlink -= 1;
         inner.touch(ino, &[CTIME], now);
         inner.touch(f.parent, &[MTIME, CTIME], now);
@@ -760,12 +800,13 @@ impl Tmpfs {
                 (_, true) => return Err(FsError::NotDir),
                 (_, false) => {}
             }
-            inner.entries_mut(to.parent)?.remove(&to.name);
+            inner.leave(to.parent, &to.name)?;
             inner.node_mut(victim)?.nlink -= 1;
             inner.collect(victim);
         }
-        inner.entries_mut(from.parent)?.remove(&from.name);
-        inner.entries_mut(to.parent)?.insert(to.name, ino);
+        // A move: one entry out, one in.
+        inner.leave(from.parent, &from.name)?;
+        inner.enter(to.parent, to.name, ino, u64::MAX)?;
         if let Node::Dir { parent, .. } = &mut inner.node_mut(ino)?.node {
             *parent = to.parent;
         }
@@ -897,6 +938,28 @@ mod tests {
         assert_eq!(fs.truncate(ino, 3, 1), Ok(()));
         assert_eq!(fs.bytes(), 3);
         assert_eq!(fs.write(ino, u64::MAX, b"x", 1), Err(FsError::FileTooBig));
+    }
+
+    #[test]
+    fn entries_are_bounded_even_without_data() {
+        let fs = Tmpfs::new(0, 0);
+        let name = |i: u64| alloc::format!("f{i}").into_bytes();
+        for i in 0..MIN_ENTRIES {
+            fs.close(fs.open(ROOT, &name(i), CREATE, 1).unwrap());
+        }
+        assert_eq!(fs.open(ROOT, b"one-more", CREATE, 1), Err(FsError::NoSpace));
+        assert_eq!(fs.mkdir(ROOT, b"d", 1), Err(FsError::NoSpace));
+        assert_eq!(fs.symlink(b"f0", ROOT, b"l", 1), Err(FsError::NoSpace));
+        assert_eq!(
+            fs.link(ROOT, b"f0", false, ROOT, b"h", 1),
+            Err(FsError::NoSpace)
+        );
+        // A rename moves an entry; replacing one frees one.
+        fs.rename(ROOT, b"f0", ROOT, b"g0", 1).unwrap();
+        fs.rename(ROOT, b"g0", ROOT, b"f1", 1).unwrap();
+        fs.mkdir(ROOT, b"d", 1).unwrap();
+        fs.remove(ROOT, b"f2", false, 1).unwrap();
+        fs.close(fs.open(ROOT, b"one-more", CREATE, 1).unwrap());
     }
 
     #[test]
