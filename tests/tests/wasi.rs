@@ -39,6 +39,7 @@ const PRELUDE: &str = r#"
   (import "wasi_snapshot_preview1" "proc_raise" (func $proc_raise (param i32) (result i32)))
   (import "wasi_snapshot_preview1" "path_symlink" (func $path_symlink (param i32 i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "path_unlink_file" (func $path_unlink_file (param i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (func $print (param $ptr i32) (param $len i32) (result i32)
     (i32.store (i32.const 0) (local.get $ptr))
@@ -318,4 +319,39 @@ fn a_program_may_be_started_without_the_file_system() {
     );
     // EBADF: descriptor 3 is not open.
     assert_eq!(without.status, Some(ExitStatus::Exited(8)));
+}
+
+/// One call moves at most 1 MiB, whatever the iovecs ask: writing a 2 MiB
+/// iovec to a file is a short write of 1 MiB (it was `EINVAL`), and so is
+/// reading it back with two 1 MiB iovecs (it used to read each in full,
+/// so a call could move gigabytes without a preemption check).
+#[test]
+fn a_large_file_io_is_short_not_refused() {
+    let text = module(
+        r#"(data (i32.const 180) "big")
+           (func (export "_start") (result i32)
+             (if (call $path_open (i32.const 3) (i32.const 1) (i32.const 180) (i32.const 3)
+                   (i32.const 1) (i64.const 0x7fffffff) (i64.const 0x7fffffff) (i32.const 0) (i32.const 16))
+               (then (return (i32.const 1))))
+             (i32.store (i32.const 0) (i32.const 65536))
+             (i32.store (i32.const 4) (i32.const 0x200000))
+             (if (call $fd_write (i32.load (i32.const 16)) (i32.const 0) (i32.const 1) (i32.const 8))
+               (then (return (i32.const 2))))
+             (if (i32.ne (i32.load (i32.const 8)) (i32.const 0x100000)) (then (return (i32.const 3))))
+             (drop (call $fd_seek (i32.load (i32.const 16)) (i64.const 0) (i32.const 0) (i32.const 24)))
+             (i32.store (i32.const 32) (i32.const 65536))
+             (i32.store (i32.const 36) (i32.const 0x100000))
+             (i32.store (i32.const 40) (i32.const 0x110000))
+             (i32.store (i32.const 44) (i32.const 0x100000))
+             (if (call $fd_read (i32.load (i32.const 16)) (i32.const 32) (i32.const 2) (i32.const 8))
+               (then (return (i32.const 4))))
+             (if (i32.ne (i32.load (i32.const 8)) (i32.const 0x100000)) (then (return (i32.const 5))))
+             (i32.const 0))"#,
+    )
+    .replace(
+        "(memory (export \"memory\") 1)",
+        "(memory (export \"memory\") 40)",
+    );
+    let r = run(&text, Program::default());
+    assert_eq!(r.status, Some(ExitStatus::Exited(0)));
 }

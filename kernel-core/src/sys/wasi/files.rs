@@ -10,7 +10,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::{Errno, Fail, Res, iovecs, put};
+use super::{Errno, Fail, Res, gather, iovecs, put, room, scatter};
 use crate::fs::tmpfs::{Ino, MAX_PATH, OpenFlags};
 use crate::fs::{FileType, FsError, Stat};
 use crate::hal::Platform;
@@ -439,22 +439,13 @@ pub(super) fn read<P: Platform + SchedHal>(
     uaccess::check(ctx.memory(), nread, 4)?;
     let vecs = iovecs(ctx, iovs.0, iovs.1)?;
     let start = at.unwrap_or(offset);
-    let mut pos = start;
-    for (ptr, len) in vecs {
-        let len = usize::try_from(len).map_err(|_| Errno::Inval)?;
-        uaccess::check(ctx.memory(), ptr.cast_signed(), len)?;
-        let mut buf = vec![0u8; len.min(super::MAX_IO)];
-        let n = ctx.fs().read(ino, pos, &mut buf, now(ctx))?;
-        put(ctx, ptr.cast_signed(), &buf[..n])?;
-        pos += n as u64;
-        if n < buf.len() {
-            break;
-        }
-    }
+    let mut buf = vec![0u8; room(ctx, &vecs)?];
+    let n = ctx.fs().read(ino, start, &mut buf, now(ctx))?;
+    scatter(ctx, &vecs, &buf[..n])?;
     if at.is_none() {
-        set_offset(ctx, fd, pos);
+        set_offset(ctx, fd, start + n as u64);
     }
-    let n = u32::try_from(pos - start).unwrap_or(u32::MAX);
+    let n = u32::try_from(n).unwrap_or(u32::MAX);
     put(ctx, nread, &n.to_le_bytes())
 }
 
@@ -479,20 +470,12 @@ pub(super) fn write<P: Platform + SchedHal>(
         None if flags & FDFLAGS_APPEND != 0 => fs.stat(ino)?.size,
         None => offset,
     };
-    let mut pos = start;
-    for (ptr, len) in iovecs(ctx, iovs.0, iovs.1)? {
-        let data = uaccess::copy_in(
-            ctx.memory(),
-            ptr.cast_signed(),
-            len.cast_signed(),
-            super::MAX_IO,
-        )?;
-        pos += fs.write(ino, pos, &data, now(ctx))? as u64;
-    }
+    let data = gather(ctx, iovs.0, iovs.1)?;
+    let n = fs.write(ino, start, &data, now(ctx))?;
     if at.is_none() {
-        set_offset(ctx, fd, pos);
+        set_offset(ctx, fd, start + n as u64);
     }
-    let n = u32::try_from(pos - start).unwrap_or(u32::MAX);
+    let n = u32::try_from(n).unwrap_or(u32::MAX);
     put(ctx, nwritten, &n.to_le_bytes())
 }
 

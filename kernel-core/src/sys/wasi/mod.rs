@@ -608,21 +608,7 @@ fn fd_write<P: Platform + SchedHal>(
         FdObject::Stdout | FdObject::Stderr => {}
     }
     uaccess::check(ctx.memory(), written, 4)?;
-    let mut bytes = Vec::new();
-    for (at, len) in iovecs(ctx, iovs, n)? {
-        let room = MAX_IO - bytes.len();
-        let take = usize::try_from(len).map_or(room, |l| l.min(room));
-        let chunk = uaccess::copy_in(
-            ctx.memory(),
-            at.cast_signed(),
-            i32::try_from(take).unwrap_or(i32::MAX),
-            MAX_IO,
-        )?;
-        bytes.extend_from_slice(&chunk);
-        if bytes.len() == MAX_IO {
-            break;
-        }
-    }
+    let bytes = gather(ctx, iovs, n)?;
     let hal = ctx.kernel().hal();
     match f.object {
         FdObject::Stdout => hal.write(&bytes),
@@ -647,16 +633,8 @@ fn fd_read<P: Platform + SchedHal>(
     }
     uaccess::check(ctx.memory(), read, 4)?;
     let vecs = iovecs(ctx, iovs, n)?;
-    for &(at, len) in &vecs {
-        let len = usize::try_from(len).map_err(|_| Errno::Inval)?;
-        uaccess::check(ctx.memory(), at.cast_signed(), len)?;
-    }
-    let want = vecs
-        .iter()
-        .map(|&(_, l)| usize::try_from(l).unwrap_or(MAX_IO))
-        .sum::<usize>()
-        .min(MAX_IO);
-    let mut buf = vec![0u8; want];
+    let mut buf = vec![0u8; room(ctx, &vecs)?];
+    let want = buf.len();
     let got = if want == 0 {
         0
     } else {
@@ -669,17 +647,67 @@ fn fd_read<P: Platform + SchedHal>(
             }
         }
     };
-    let mut done = 0;
-    for (at, len) in vecs {
-        if done == got {
-            break;
-        }
-        let take = usize::try_from(len).unwrap_or(0).min(got - done);
-        put(ctx, at.cast_signed(), &buf[done..done + take])?;
-        done += take;
-    }
+    scatter(ctx, &vecs, &buf[..got])?;
     let count = u32::try_from(got).unwrap_or(u32::MAX);
     put(ctx, read, &count.to_le_bytes())
+}
+
+/// The bytes the `n` iovecs at `iovs` hold, in order, at most [`MAX_IO`]
+/// in all (a longer write is a short one).
+pub(super) fn gather<P: Platform + SchedHal>(
+    ctx: &Context<'_, '_, P>,
+    iovs: i32,
+    n: i32,
+) -> Result<Vec<u8>, Fail> {
+    let mut bytes = Vec::new();
+    for (at, len) in iovecs(ctx, iovs, n)? {
+        let room = MAX_IO - bytes.len();
+        let take = usize::try_from(len).map_or(room, |l| l.min(room));
+        let chunk = uaccess::copy_in(
+            ctx.memory(),
+            at.cast_signed(),
+            i32::try_from(take).unwrap_or(i32::MAX),
+            MAX_IO,
+        )?;
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() == MAX_IO {
+            break;
+        }
+    }
+    Ok(bytes)
+}
+
+/// Check that every iovec of `vecs` lies in memory; the bytes they take
+/// in all, at most [`MAX_IO`] (a longer read is a short one).
+pub(super) fn room<P: Platform + SchedHal>(
+    ctx: &Context<'_, '_, P>,
+    vecs: &[(u32, u32)],
+) -> Result<usize, Fail> {
+    let mut total = 0usize;
+    for &(at, len) in vecs {
+        let len = usize::try_from(len).map_err(|_| Errno::Inval)?;
+        uaccess::check(ctx.memory(), at.cast_signed(), len)?;
+        total = total.saturating_add(len);
+    }
+    Ok(total.min(MAX_IO))
+}
+
+/// Copy `data` into the iovecs of `vecs`, in order, as far as it goes.
+pub(super) fn scatter<P: Platform + SchedHal>(
+    ctx: &Context<'_, '_, P>,
+    vecs: &[(u32, u32)],
+    data: &[u8],
+) -> Res {
+    let mut done = 0;
+    for &(at, len) in vecs {
+        if done == data.len() {
+            break;
+        }
+        let take = usize::try_from(len).unwrap_or(0).min(data.len() - done);
+        put(ctx, at.cast_signed(), &data[done..done + take])?;
+        done += take;
+    }
+    Ok(())
 }
 
 fn random_get<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, buf: i32, len: i32) -> Res {
