@@ -355,3 +355,32 @@ fn a_large_file_io_is_short_not_refused() {
     let r = run(&text, Program::default());
     assert_eq!(r.status, Some(ExitStatus::Exited(0)));
 }
+
+/// `random_get` of 64 MiB in one call is work of seconds in a debug
+/// build: the call checks the quantum and kills as it goes, so a 20 ms
+/// deadline ends the process inside the call (before, the call ran to its
+/// end and the process exited 0).
+#[test]
+fn a_huge_random_get_obeys_its_deadline() {
+    let text = module(
+        r#"(func (export "_start") (result i32)
+             (if (i32.lt_s (memory.grow (i32.const 1024)) (i32.const 0)) (then (return (i32.const 1))))
+             (drop (call $random_get (i32.const 0) (i32.const 0x4000000)))
+             (i32.const 0))"#,
+    );
+    let options = kernel_core::proc::SpawnOptions {
+        deadline: Some(std::time::Duration::from_millis(20)),
+        ..kernel_core::proc::SpawnOptions::default()
+    };
+    let status = tests::machine::run_alone(
+        &tests::machine::machine(2),
+        kernel_core::proc::SpawnOptions::default(),
+        "random",
+        wat(&text),
+        options,
+    );
+    assert_eq!(
+        status,
+        Some(ExitStatus::Killed(kernel_core::proc::KillReason::Deadline))
+    );
+}

@@ -136,6 +136,17 @@ impl<'k, 'h, P: Platform + SchedHal> Context<'k, 'h, P> {
         self.block(sleep)
     }
 
+    /// A preemption point inside a long call: the process yields if its
+    /// quantum is over, and a kill ends the call with
+    /// [`HostTrap::Killed`].
+    pub(crate) fn preempt(&self) -> Result<(), HostTrap> {
+        if self.proc.preemption_point() {
+            Err(HostTrap::Killed)
+        } else {
+            Ok(())
+        }
+    }
+
     /// Let other processes run first.
     pub(crate) fn yield_now(&self) -> Result<(), HostTrap> {
         self.proc.suspend(Request::Yield);

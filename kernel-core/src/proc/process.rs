@@ -450,6 +450,15 @@ impl<'a> Process<'a> {
         }
     }
 
+    /// The same check between long steps of a host call's work: yield if
+    /// the quantum is over; whether the process has been killed.
+    pub(crate) fn preemption_point(&self) -> bool {
+        match self.interrupt.get() {
+            Some(cell) => self.on_check(cell) == HookAction::Interrupt,
+            None => self.killed().is_some(),
+        }
+    }
+
     /// The hook to install in the process's store. It holds the process
     /// weakly: the process holds the store's cell, which holds the hook.
     pub(crate) fn hook(self: &Arc<Self>) -> Box<crate::wasm::interrupt::Hook<'a>> {

@@ -717,6 +717,10 @@ fn random_get<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, buf: i32, len: i
     let mut left = n;
     let mut chunk = [0u8; 4096];
     while left > 0 {
+        // Up to 4 GiB in one call: the quantum and a kill still apply.
+        if (n - left).is_multiple_of(64 << 10) {
+            ctx.preempt()?;
+        }
         let take = left.min(chunk.len());
         ctx.kernel().random().fill(&mut chunk[..take]);
         put(ctx, at.cast_signed(), &chunk[..take])?;
