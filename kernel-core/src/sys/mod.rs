@@ -26,6 +26,31 @@ use crate::sched::SchedHal;
 
 pub use vessel::{CHANNEL_CAPACITY, Errno, MAX_MESSAGE, MAX_MODULE, MAX_SPAWN_HANDLES, MODULE};
 
+use crate::wasm::vm::HostTrap;
+use uaccess::AccessError;
+
+/// How a system call fails: an error code `E` of its interface for the
+/// guest, or a trap that stops the process. Each interface's dispatcher
+/// turns it into the call's result.
+pub(crate) enum Fail<E> {
+    /// The guest gets this code.
+    Errno(E),
+    /// The process stops (exit, killed).
+    Trap(HostTrap),
+}
+
+impl<E> From<HostTrap> for Fail<E> {
+    fn from(t: HostTrap) -> Self {
+        Self::Trap(t)
+    }
+}
+
+impl<E: From<AccessError>> From<AccessError> for Fail<E> {
+    fn from(e: AccessError) -> Self {
+        Self::Errno(e.into())
+    }
+}
+
 /// Every system interface, as processes link against them.
 pub(crate) fn interfaces<'k, 'h, P: Platform + SchedHal>() -> Interfaces<'k, 'h, P> {
     vec![Box::new(vessel::Vessel), Box::new(wasi::Wasi)]

@@ -97,27 +97,12 @@ impl From<AccessError> for Errno {
     }
 }
 
-/// How a call fails: an error code for the guest, or a trap that stops it.
-enum Fail {
-    Errno(Errno),
-    Trap(HostTrap),
-}
+/// How a call fails: an [`Errno`] for the guest, or a trap.
+type Fail = super::Fail<Errno>;
 
 impl From<Errno> for Fail {
     fn from(e: Errno) -> Self {
         Self::Errno(e)
-    }
-}
-
-impl From<AccessError> for Fail {
-    fn from(e: AccessError) -> Self {
-        Self::Errno(e.into())
-    }
-}
-
-impl From<HostTrap> for Fail {
-    fn from(t: HostTrap) -> Self {
-        Self::Trap(t)
     }
 }
 
