@@ -6,7 +6,10 @@
 //! buffered in the process, so output written before `_exit` or a crash is
 //! not lost. `panic_write` goes to standard error without the lock. A
 //! machine built with [`crate::Config::capture_console`] keeps what `write`
-//! gets in memory instead ([`crate::Hosted::captured_console`]).
+//! gets in memory instead ([`crate::Hosted::captured_console`]), and what
+//! `write_error` gets apart ([`crate::Hosted::captured_errors`]); its input
+//! is what [`crate::Hosted::set_input`] gave, then end of input, never the
+//! host's standard input.
 //!
 //! A `write` that fails (a full disk, a pipe nobody reads: Rust ignores
 //! SIGPIPE, so that is `EPIPE`) is recorded, not retried:
@@ -36,6 +39,10 @@ use crate::Hosted;
 pub(crate) struct ConsoleLock {
     lock: Mutex<Vec<u8>>,
     capture: bool,
+    /// Capturing: what `write_error` got.
+    errors: Mutex<Vec<u8>>,
+    /// Capturing: the input not yet read.
+    input: Mutex<std::collections::VecDeque<u8>>,
     /// The errno of the first failed standard output write; 0: none
     /// (INV-CON-2).
     failed: AtomicI32,
@@ -46,6 +53,8 @@ impl ConsoleLock {
         Self {
             lock: Mutex::new(Vec::new()),
             capture,
+            errors: Mutex::new(Vec::new()),
+            input: Mutex::new(std::collections::VecDeque::new()),
             failed: AtomicI32::new(0),
         }
     }
@@ -56,6 +65,32 @@ impl ConsoleLock {
             0 => None,
             errno => Some(std::io::Error::from_raw_os_error(errno)),
         }
+    }
+
+    /// Everything written to standard error so far, when capturing.
+    pub(crate) fn captured_errors(&self) -> Option<Vec<u8>> {
+        self.capture.then(|| {
+            self.errors
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+        })
+    }
+
+    /// Capturing: make `bytes` the input still to read (false when not
+    /// capturing: input is the host's standard input).
+    pub(crate) fn set_input(&self, bytes: &[u8]) -> bool {
+        if self.capture {
+            *self.input.lock().unwrap_or_else(PoisonError::into_inner) =
+                bytes.iter().copied().collect();
+        }
+        self.capture
+    }
+
+    /// Capturing: the input queue; `None` when input is standard input.
+    fn captured_input(&self) -> Option<std::sync::MutexGuard<'_, std::collections::VecDeque<u8>>> {
+        self.capture
+            .then(|| self.input.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Everything written so far, when capturing.
@@ -110,6 +145,9 @@ impl Console for Hosted {
     }
 
     fn try_read(&self) -> Option<u8> {
+        if let Some(mut input) = self.machine.console.captured_input() {
+            return input.pop_front();
+        }
         let stdin = rustix::stdio::stdin();
         let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
         let zero = Timespec {
@@ -128,6 +166,13 @@ impl Console for Hosted {
     }
 
     fn input_state(&self) -> InputState {
+        if let Some(input) = self.machine.console.captured_input() {
+            return if input.is_empty() {
+                InputState::Closed
+            } else {
+                InputState::Ready
+            };
+        }
         let stdin = rustix::stdio::stdin();
         let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
         let zero = Timespec {
@@ -146,6 +191,16 @@ impl Console for Hosted {
         if buf.is_empty() {
             return Err(InputState::Empty);
         }
+        if let Some(mut input) = self.machine.console.captured_input() {
+            let n = buf.len().min(input.len());
+            if n == 0 {
+                return Err(InputState::Closed);
+            }
+            for (b, byte) in buf.iter_mut().zip(input.drain(..n)) {
+                *b = byte;
+            }
+            return Ok(n);
+        }
         match self.input_state() {
             InputState::Ready => {}
             other => return Err(other),
@@ -163,8 +218,18 @@ impl Console for Hosted {
         let _ = write_all(rustix::stdio::stderr(), bytes);
     }
 
-    /// Hosted: standard error, like [`Console::panic_write`].
+    /// Hosted: standard error, like [`Console::panic_write`]; capturing,
+    /// the captured errors.
     fn write_error(&self, bytes: &[u8]) {
+        let console = &self.machine.console;
+        if console.capture {
+            let mut errors = console
+                .errors
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            errors.extend_from_slice(bytes);
+            return;
+        }
         let _ = write_all(rustix::stdio::stderr(), bytes);
     }
 }

@@ -55,6 +55,15 @@ pub enum HostError {
     Membarrier(Errno),
     /// Mapping the stack of a simulated CPU (deterministic mode) failed.
     FiberStack(Errno),
+    /// Host directory number `index` of those given to the machine did
+    /// not open as a directory (or, past the last, the host-files device
+    /// did not start).
+    HostDir {
+        /// Its position in the list.
+        index: usize,
+        /// Why.
+        errno: Errno,
+    },
     /// Deterministic mode: every CPU waited for an interrupt while none was
     /// pending and no timer was armed, so none could ever come. The run was
     /// stopped (and reported on standard error) instead of hanging.
@@ -98,6 +107,9 @@ impl fmt::Display for HostError {
             Self::Thread(e) => write!(f, "spawning a CPU thread failed: {e}"),
             Self::Membarrier(e) => write!(f, "membarrier registration failed: {e}"),
             Self::FiberStack(e) => write!(f, "mapping a simulated CPU's stack failed: {e}"),
+            Self::HostDir { index, errno } => {
+                write!(f, "host directory {index} cannot be opened: {errno}")
+            }
             Self::Deadlock { virtual_ns } => write!(
                 f,
                 "deadlock at virtual time {virtual_ns} ns: every CPU waits for an interrupt and none can come"

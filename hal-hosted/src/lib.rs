@@ -65,6 +65,7 @@ mod det;
 mod dwarf;
 mod elf;
 mod error;
+mod hostfs;
 mod icache;
 mod irq;
 mod jit;
@@ -167,6 +168,8 @@ pub(crate) struct Machine {
     console: console::ConsoleLock,
     /// Deterministic mode's simulation, or `None` for threads.
     det: Option<det::Det>,
+    /// The host directories passed through (hostfs).
+    hostfs: hostfs::Device,
 }
 
 /// A hosted machine: implements [`Platform`] and each of its parts.
@@ -185,7 +188,20 @@ impl Hosted {
     /// # Errors
     /// A [`HostError`] saying which step failed; nothing is left behind.
     pub fn new(config: &Config) -> Result<Self, HostError> {
+        Self::with_dirs(config, &[])
+    }
+
+    /// [`Hosted::new`], with the host directories `dirs` for the kernel to
+    /// mount (hostfs: `kernel_core::proc::Mount::host` is an index into
+    /// `dirs`).
+    ///
+    /// # Errors
+    /// As [`Hosted::new`], and [`HostError::HostDir`] for a directory that
+    /// does not open.
+    pub fn with_dirs(config: &Config, dirs: &[std::path::PathBuf]) -> Result<Self, HostError> {
         config.validate()?;
+        let hostfs = hostfs::Device::new(dirs, config.deterministic.is_some())
+            .map_err(|(index, errno)| HostError::HostDir { index, errno })?;
         signals::install()?;
         icache::register()?;
         let phys = memory::PhysMem::new(config.memory)?;
@@ -200,6 +216,7 @@ impl Hosted {
             det: config
                 .deterministic
                 .map(|seed| det::Det::new(seed, config.cpus)),
+            hostfs,
         };
         Ok(Self {
             machine: Arc::new(machine),
@@ -236,6 +253,19 @@ impl Hosted {
     /// built with [`Config::capture_console`]; `None` otherwise.
     pub fn captured_console(&self) -> Option<Vec<u8>> {
         self.machine.console.captured()
+    }
+
+    /// With [`Config::capture_console`]: what the kernel wrote as errors
+    /// (a program's standard error) so far; `None` without capture.
+    pub fn captured_errors(&self) -> Option<Vec<u8>> {
+        self.machine.console.captured_errors()
+    }
+
+    /// With [`Config::capture_console`]: `bytes` become the console's
+    /// input, then end of input. Without capture input is standard input
+    /// and this does nothing: false.
+    pub fn set_input(&self, bytes: &[u8]) -> bool {
+        self.machine.console.set_input(bytes)
     }
 
     /// Why writing the kernel's console output to standard output failed,

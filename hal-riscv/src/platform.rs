@@ -211,6 +211,10 @@ impl Power for Riscv {
 /// the kernel image's symbols only (see `kernel_core::hal::JitDebug`).
 impl kernel_core::hal::JitDebug for Riscv {}
 
+/// There is no host under QEMU to pass directories from: hostfs is
+/// hosted only, and every request is `Unsupported` (the defaults).
+impl kernel_core::hal::HostFiles for Riscv {}
+
 impl Platform for Riscv {
     const NAME: &'static str = "riscv";
 }

@@ -52,6 +52,7 @@ pub fn run<P: Platform + SchedHal>(
                     .collect(),
                 env: Vec::new(),
                 no_files: false,
+                mounts: Vec::new(),
             };
             let module: Arc<[u8]> = Arc::from(*module);
             let got = match procs.spawn_program(name, module, Vec::new(), procs.defaults(), program)

@@ -232,6 +232,7 @@ fn tree_of_tmpfs(fs: &Tmpfs, ino: u64, prefix: &str, out: &mut Vec<(String, Opti
                 buf.truncate(n);
                 out.push((rel, Some(buf)));
             }
+            other => panic!("the tmpfs holds no {other:?}"),
         }
     }
 }

@@ -82,6 +82,9 @@ enum Command {
         /// An environment variable of the program, KEY=VALUE (repeatable; the program sees exactly these)
         #[arg(long = "env", value_name = "KEY=VALUE")]
         env: Vec<String>,
+        /// Preopen host directory HOST for the program as GUEST (default: HOST's own path; `::/` takes the place of the in-memory root) (repeatable)
+        #[arg(long = "dir", value_name = "HOST[::GUEST]")]
+        dirs: Vec<std::ffi::OsString>,
         /// Interrupt the run (start function included) after this long, e.g. 500ms, 2s, 1m: exit 5
         #[arg(long, value_name = "DURATION", value_parser = sim::timeout::parse)]
         timeout: Option<Limit>,
@@ -197,10 +200,11 @@ fn sim_main() -> u8 {
             file,
             invoke: None,
             env,
+            dirs,
             args,
             timeout,
         }) => {
-            return program::run(&config, file, args, env, *timeout);
+            return program::run(&config, file, args, (env, dirs), *timeout);
         }
         Some(Command::Wast {
             files,

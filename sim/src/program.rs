@@ -1,9 +1,12 @@
-//! `sim run [--env K=V]... FILE [ARGS...]`: run a program the way
-//! `wasmtime run` does, as a process of the kernel with the `vessel` and
-//! WASI preview1 interfaces.
+//! `sim run [--env K=V]... [--dir HOST[::GUEST]]... FILE [ARGS...]`: run a
+//! program the way `wasmtime run` does, as a process of the kernel with the
+//! `vessel` and WASI preview1 interfaces.
 //!
 //! The program gets `FILE` as `argv[0]`, then `ARGS`; exactly the given
-//! environment; `sim`'s own standard input, output and error. `sim` exits
+//! environment; the in-memory root `/` and each `--dir` preopened (a host
+//! directory mounted through hostfs at `GUEST`, by default at `HOST` as
+//! written; a mount at `/` replaces the in-memory root); `sim`'s own
+//! standard input, output and error. `sim` exits
 //! with the program's exit code: `proc_exit(n)` gives `n` (its low 8
 //! bits), returning from `_start` gives 0 (or the `i32` it returns), a
 //! trap prints `trap: <kind>` and the wasm backtrace on standard error and
@@ -12,12 +15,13 @@
 //! `sim: timed out after <limit>` on standard error and exit 5. Names from
 //! the module are escaped (`kernel_core::escape`).
 
-use std::path::Path;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hal_hosted::{Config, Hosted};
+use hal_hosted::{Config, HostError, Hosted};
 use kernel_core::exit;
-use kernel_core::proc::{self, ExitStatus, KillReason, ProcInfo, Program, SpawnOptions};
+use kernel_core::proc::{self, ExitStatus, KillReason, Mount, ProcInfo, Program, SpawnOptions};
 use sim::input;
 use sim::timeout::Limit;
 
@@ -30,14 +34,15 @@ pub const TRAPPED: u8 = 134;
 /// calls below them).
 const STACK: usize = 8 << 20;
 
-/// Run `path` as a program with `args` after its name and environment
-/// `env` (`KEY=VALUE` each) on a machine shaped by `config`, killed after
-/// `limit`. Returns `sim`'s exit status.
+/// Run `path` as a program with `args` after its name, environment `env`
+/// (`KEY=VALUE` each) and host directories `dirs` (`HOST[::GUEST]` each)
+/// on a machine shaped by `config`, killed after `limit`. Returns `sim`'s
+/// exit status.
 pub fn run(
     config: &Config,
     path: &Path,
     args: &[String],
-    env: &[String],
+    (env, dirs): (&[String], &[OsString]),
     limit: Option<Limit>,
 ) -> u8 {
     if let Some(bad) = env.iter().find(|e| !e.contains('=')) {
@@ -47,6 +52,16 @@ pub fn run(
         ));
         return exit::USAGE;
     }
+    let (hosts, mounts) = match mounts(dirs) {
+        Ok(m) => m,
+        Err(bad) => {
+            out::error(format_args!(
+                "--dir {}: expected HOST or HOST::GUEST, neither empty nor holding a NUL",
+                kernel_core::escape::name(bad.as_encoded_bytes())
+            ));
+            return exit::USAGE;
+        }
+    };
     let bytes = match input::module(path) {
         Ok(b) => b,
         Err(e) => {
@@ -65,9 +80,20 @@ pub fn run(
             .collect(),
         env: env.iter().map(|e| e.as_bytes().to_vec()).collect(),
         no_files: false,
+        mounts,
     };
-    let hosted = match Hosted::new(config) {
+    let hosted = match Hosted::with_dirs(config, &hosts) {
         Ok(h) => h,
+        Err(HostError::HostDir { index, errno }) => {
+            let host = hosts
+                .get(index)
+                .map_or(&b""[..], |h| h.as_os_str().as_encoded_bytes());
+            out::error(format_args!(
+                "--dir {}: {errno}",
+                kernel_core::escape::name(host)
+            ));
+            return exit::USAGE;
+        }
         Err(e) => {
             out::error(format_args!("cannot start the machine: {e}"));
             return exit::USAGE;
@@ -122,6 +148,33 @@ pub fn run(
             exit::FAILED
         }
     }
+}
+
+/// The host directories and the mounts of `--dir HOST[::GUEST]` words, or
+/// the first word that is not one.
+fn mounts(dirs: &[OsString]) -> Result<(Vec<PathBuf>, Vec<Mount>), &OsString> {
+    let mut hosts = Vec::new();
+    let mut mounts = Vec::new();
+    for (word, index) in dirs.iter().zip(0u32..) {
+        let bytes = word.as_encoded_bytes();
+        let (host, guest) = match bytes.windows(2).position(|w| w == b"::") {
+            Some(i) => (&bytes[..i], &bytes[i + 2..]),
+            None => (bytes, bytes),
+        };
+        if host.is_empty() || guest.is_empty() || guest.contains(&0) {
+            return Err(word);
+        }
+        // SAFETY: `host` is a prefix of an `OsStr`'s encoded bytes ending
+        // just before the ASCII `::` (or the whole of them), so it is
+        // itself valid encoded bytes of an `OsStr`.
+        let host = unsafe { OsStr::from_encoded_bytes_unchecked(host) };
+        hosts.push(PathBuf::from(host));
+        mounts.push(Mount {
+            guest: guest.to_vec(),
+            host: index,
+        });
+    }
+    Ok((hosts, mounts))
 }
 
 /// `sim`'s exit status for a program that ended as `info` says.

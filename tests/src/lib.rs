@@ -25,6 +25,7 @@ pub mod wasi_programs {
 pub mod machine;
 pub mod mem_model;
 pub mod rss;
+pub mod wasmtime_wasi;
 
 use std::process::{Command, Output};
 

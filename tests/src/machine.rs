@@ -3,6 +3,7 @@
 //! the test instead of hanging it (no test passes or fails on a timing
 //! threshold; the guard only bounds a hang).
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -121,23 +122,45 @@ pub async fn emptied(procs: &Procs<'_, '_, Hosted>) -> usize {
     procs.count()
 }
 
-/// How a program ended and what it wrote to standard output.
+/// How a program ended and what it wrote.
 #[derive(Debug)]
 pub struct Ran {
     /// Its status (`None`: the hang guard ran out).
     pub status: Option<ExitStatus>,
     /// Its standard output (after the kernel's boot banner).
     pub stdout: String,
+    /// Its standard error.
+    pub stderr: String,
+    /// Deterministic mode: the run's trace summary.
+    pub trace: Option<hal_hosted::TraceSummary>,
+}
+
+/// What [`run_program_with`] gives a program besides its module.
+#[derive(Debug, Default)]
+pub struct With {
+    /// Host directories the machine may mount (`Mount::host` is an index).
+    pub dirs: Vec<PathBuf>,
+    /// Its standard input, then end of input.
+    pub stdin: Vec<u8>,
+    /// Run deterministically from this seed ([`deterministic`]).
+    pub seed: Option<u64>,
 }
 
 /// Run `module` as a process named `prog` with `program` on a 2-CPU
 /// machine that captures its console.
 pub fn run_program(module: Arc<[u8]>, program: proc::Program) -> Ran {
+    run_program_with(module, program, With::default())
+}
+
+/// [`run_program`], with host directories and standard input.
+pub fn run_program_with(module: Arc<[u8]>, program: proc::Program, with: With) -> Ran {
     let config = Config {
         capture_console: true,
+        deterministic: with.seed,
         ..machine(2)
     };
-    let hosted = Hosted::new(&config).expect("machine");
+    let hosted = Hosted::with_dirs(&config, &with.dirs).expect("machine");
+    hosted.set_input(&with.stdin);
     let status = Mutex::new(None);
     let code = hal_hosted::boot_quiet_into(&hosted, |kernel| {
         let s = kernel_core::boot::with_executor(kernel, |exec| {
@@ -155,9 +178,11 @@ pub fn run_program(module: Arc<[u8]>, program: proc::Program) -> Ran {
     })
     .expect("boot");
     assert_eq!(code, 0);
-    let stdout = hosted.captured_console().unwrap_or_default();
+    let text = |b: Option<Vec<u8>>| String::from_utf8_lossy(&b.unwrap_or_default()).into_owned();
     Ran {
         status: status.into_inner().expect("status"),
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stdout: text(hosted.captured_console()),
+        stderr: text(hosted.captured_errors()),
+        trace: hosted.trace_summary(),
     }
 }

@@ -18,6 +18,7 @@ fn program(args: &[&str], env: &[&str]) -> Program {
         args: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
         env: env.iter().map(|e| e.as_bytes().to_vec()).collect(),
         no_files: false,
+        mounts: Vec::new(),
     }
 }
 
@@ -314,6 +315,7 @@ fn a_program_may_be_started_without_the_file_system() {
         &text,
         Program {
             no_files: true,
+            mounts: Vec::new(),
             ..Program::default()
         },
     );

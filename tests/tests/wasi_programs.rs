@@ -17,6 +17,7 @@ fn run(name: &str, args: &[&str], env: &[&str]) -> Ran {
             .collect(),
         env: env.iter().map(|e| e.as_bytes().to_vec()).collect(),
         no_files: false,
+        mounts: Vec::new(),
     };
     run_program(module(name).into(), program)
 }
@@ -101,6 +102,7 @@ fn a_program_spawns_another_through_vessel() {
                                 .collect(),
                             env: vec![b"K=v".to_vec()],
                             no_files: false,
+                            mounts: Vec::new(),
                         };
                         let defaults = procs.defaults();
                         let pid = procs

@@ -11,7 +11,7 @@ const WASI_TARGET: &str = "wasm32-wasip1";
 
 /// The programs: one binary each of `wasi-programs`.
 const WASI_PROGRAMS: &[&str] = &[
-    "hello", "echo", "exit7", "panic", "clocks", "random", "cat", "files", "spawner",
+    "hello", "echo", "exit7", "panic", "clocks", "random", "cat", "files", "spawner", "bigfile",
 ];
 
 /// Build the programs of the crate at `crate_dir` into `target_dir`;

@@ -1,10 +1,15 @@
 //! File systems: what a process's file descriptors name besides the
 //! console. [`tmpfs`] keeps files in kernel memory; it is the root every
-//! process gets (preopened as `/`).
+//! process gets (preopened as `/`). [`hostfs`] passes a directory of the
+//! host through (hosted only), mounted where a program asks
+//! ([`crate::proc::Mount`]); a mount is preopened at its own path, and a
+//! mount at `/` takes the tmpfs root's place. A [`Node`] names a file or
+//! directory of either.
 //!
 //! Errors are [`FsError`], one per POSIX condition; each system interface
 //! maps them to its own codes.
 
+pub mod hostfs;
 pub mod tmpfs;
 
 use core::fmt;
@@ -18,6 +23,23 @@ pub enum FileType {
     Regular,
     /// A symbolic link.
     Symlink,
+    /// A block device (host files only).
+    BlockDevice,
+    /// A character device (host files only).
+    CharDevice,
+    /// A socket (host files only).
+    Socket,
+    /// Anything else (a FIFO).
+    Unknown,
+}
+
+/// A file or directory of one of the file systems.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Node {
+    /// An inode of the tmpfs.
+    Tmp(tmpfs::Ino),
+    /// A handle of a host file or directory.
+    Host(crate::hal::HostHandle),
 }
 
 /// What [`tmpfs::Tmpfs::stat`] tells of an inode.
@@ -68,6 +90,18 @@ pub enum FsError {
     Perm,
     /// The operation needs what is in use (renaming `.`).
     Busy,
+    /// A rename or link between two file systems.
+    CrossDevice,
+    /// The host refused access.
+    Access,
+    /// The host has no more open files to give.
+    TooManyFiles,
+    /// The host file system is read-only.
+    ReadOnly,
+    /// The host failed the operation some other way.
+    Io,
+    /// The file system cannot do this.
+    NotSupported,
 }
 
 impl fmt::Display for FsError {
@@ -86,6 +120,12 @@ impl fmt::Display for FsError {
             Self::NameTooLong => "name too long",
             Self::Perm => "operation not permitted",
             Self::Busy => "resource busy",
+            Self::CrossDevice => "link or rename across file systems",
+            Self::Access => "permission denied",
+            Self::TooManyFiles => "too many open files",
+            Self::ReadOnly => "read-only file system",
+            Self::Io => "input/output error",
+            Self::NotSupported => "not supported",
         })
     }
 }

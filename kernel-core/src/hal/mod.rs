@@ -30,6 +30,7 @@ mod clock;
 mod console;
 mod cpu;
 mod error;
+mod files;
 mod irq;
 mod jit;
 mod local;
@@ -42,6 +43,7 @@ pub use clock::Clock;
 pub use console::{Console, InputState};
 pub use cpu::{CpuEntry, CpuId, Cpus};
 pub use error::HalError;
+pub use files::{HostEntry, HostFiles, HostHandle, HostOp, HostOpen, HostReply, Ticket};
 pub use irq::{Interrupts, IrqGuard};
 pub use jit::{JitCode, JitDebug, JitSymbol};
 pub use local::CpuLocal;
@@ -55,7 +57,17 @@ pub use trap::{Access, Interrupt, ResumeContext, TrapAction, TrapFrame, TrapKind
 /// The parts are supertraits so that a `&P` can be handed to a subsystem that
 /// asks only for, say, `&impl Mmu`.
 pub trait Platform:
-    PhysMemory + Mmu + Cpus + Interrupts + Clock + Console + Power + JitDebug + Sync + 'static
+    PhysMemory
+    + Mmu
+    + Cpus
+    + Interrupts
+    + Clock
+    + Console
+    + Power
+    + JitDebug
+    + HostFiles
+    + Sync
+    + 'static
 {
     /// The name printed in the boot banner: `hosted` or `riscv`.
     const NAME: &'static str;

@@ -13,6 +13,7 @@ use core::time::Duration;
 
 use super::process::{Process, Request};
 use super::{FdTable, HandleTable, Inner, MAX_CHILDREN, Object, Program, SpawnError};
+use crate::fs::Node;
 use crate::fs::tmpfs::Tmpfs;
 use crate::hal::Platform;
 use crate::kernel::Kernel;
@@ -35,6 +36,8 @@ pub(crate) struct Context<'k, 'h, P: Platform + SchedHal> {
     proc: Arc<Process<'k>>,
     handles: spin::Mutex<HandleTable<'k>>,
     fds: spin::Mutex<FdTable>,
+    /// The paths of its preopened directories, by preopen number.
+    preopens: Vec<Vec<u8>>,
     memory: spin::Once<MemoryView>,
 }
 
@@ -44,18 +47,52 @@ impl<'k, 'h, P: Platform + SchedHal> Context<'k, 'h, P> {
         proc: Arc<Process<'k>>,
         handles: Vec<Object<'k>>,
     ) -> Self {
-        let preopen = !proc.program().no_files;
-        if preopen {
-            // The preopened root is held open by its descriptor
-            // (INV-FDS-2).
-            scope.fs.retain(crate::fs::tmpfs::ROOT);
-        }
+        let (nodes, preopens) = Self::preopens(&scope, proc.program());
         Self {
             scope,
             proc,
             handles: spin::Mutex::new(HandleTable::with(handles)),
-            fds: spin::Mutex::new(FdTable::new(preopen)),
+            fds: spin::Mutex::new(FdTable::new(&nodes)),
+            preopens,
             memory: spin::Once::new(),
+        }
+    }
+
+    /// The directories `program` starts with, each held open for its
+    /// descriptor (INV-FDS-2), and their paths: the tmpfs root as `/`
+    /// unless a mount takes `/`, then each mount the platform has. A
+    /// mount of a host directory the platform does not have is left out.
+    fn preopens(scope: &Inner<'k, 'h, P>, program: &Program) -> (Vec<Node>, Vec<Vec<u8>>) {
+        let mut nodes = Vec::new();
+        let mut names = Vec::new();
+        if program.no_files {
+            return (nodes, names);
+        }
+        if !program.mounts.iter().any(|m| m.guest == b"/") {
+            scope.fs.retain(crate::fs::tmpfs::ROOT);
+            nodes.push(Node::Tmp(crate::fs::tmpfs::ROOT));
+            names.push(b"/".to_vec());
+        }
+        for m in &program.mounts {
+            if let Some(handle) = scope.kernel.hal().host_root(m.host) {
+                nodes.push(Node::Host(handle));
+                names.push(m.guest.clone());
+            }
+        }
+        (nodes, names)
+    }
+
+    /// The path of preopen `index`, if it exists.
+    pub(crate) fn preopen_name(&self, index: u16) -> Option<&[u8]> {
+        self.preopens.get(usize::from(index)).map(Vec::as_slice)
+    }
+
+    /// Let go of `node`, held for a descriptor that was taken out of the
+    /// table (INV-FDS-2).
+    pub(crate) fn release(&self, node: Node) {
+        match node {
+            Node::Tmp(ino) => self.scope.fs.close(ino),
+            Node::Host(handle) => self.scope.kernel.hal().host_close(handle),
         }
     }
 
@@ -101,8 +138,8 @@ impl<'k, 'h, P: Platform + SchedHal> Context<'k, 'h, P> {
         let table = core::mem::take(&mut *self.handles.lock());
         drop(table);
         let fds = self.fds.lock().take_all();
-        for ino in fds.iter().filter_map(|f| f.object.ino()) {
-            self.scope.fs.close(ino);
+        for node in fds.iter().filter_map(|f| f.object.node()) {
+            self.release(node);
         }
     }
 

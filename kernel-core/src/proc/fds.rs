@@ -1,18 +1,20 @@
 //! Per-process file descriptors (WASI): what each descriptor names and its
 //! flags. A process starts with standard input, output and error as
-//! descriptors 0, 1 and 2, on the console, and the root directory of its
-//! scope's tmpfs preopened as `/` at 3.
+//! descriptors 0, 1 and 2, on the console, then its preopened directories
+//! from 3 on: the root of its scope's tmpfs as `/` and its mounts
+//! ([`super::Mount`]).
 //!
 //! Invariant INV-FDS-1: a table holds at most [`MAX_FDS`] descriptors; a
 //! closed descriptor's number is free for the next open or renumber.
-//! Invariant INV-FDS-2: each descriptor naming a tmpfs inode holds it open
-//! once ([`crate::fs::tmpfs::Tmpfs::retain`]); whoever takes a descriptor
-//! out of the table closes it.
+//! Invariant INV-FDS-2: each descriptor naming a file-system node holds it
+//! open once (a tmpfs inode through [`crate::fs::tmpfs::Tmpfs::retain`], a
+//! host handle through [`crate::hal::HostFiles::host_retain`]); whoever
+//! takes a descriptor out of the table closes it.
 
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::fs::tmpfs::{Ino, ROOT};
+use crate::fs::Node;
 
 /// Most descriptors one process holds.
 pub const MAX_FDS: usize = 1024;
@@ -26,10 +28,10 @@ pub(crate) enum FdObject {
     Stdout,
     /// The console's error output.
     Stderr,
-    /// A regular file of the tmpfs, at `offset`.
+    /// A regular file (or any other non-directory), at `offset`.
     File {
-        /// Its inode.
-        ino: Ino,
+        /// Its node.
+        node: Node,
         /// Where the next read or write starts.
         offset: u64,
         /// Opened for reading.
@@ -37,20 +39,21 @@ pub(crate) enum FdObject {
         /// Opened for writing.
         write: bool,
     },
-    /// A directory of the tmpfs.
+    /// A directory.
     Dir {
-        /// Its inode.
-        ino: Ino,
-        /// It was preopened (as `/`).
-        preopen: bool,
+        /// Its node.
+        node: Node,
+        /// It was preopened: its name is the process's preopen of this
+        /// number.
+        preopen: Option<u16>,
     },
 }
 
 impl FdObject {
-    /// The tmpfs inode it holds open, if any (INV-FDS-2).
-    pub(crate) fn ino(self) -> Option<Ino> {
+    /// The node it holds open, if any (INV-FDS-2).
+    pub(crate) fn node(self) -> Option<Node> {
         match self {
-            Self::File { ino, .. } | Self::Dir { ino, .. } => Some(ino),
+            Self::File { node, .. } | Self::Dir { node, .. } => Some(node),
             Self::Stdin | Self::Stdout | Self::Stderr => None,
         }
     }
@@ -70,30 +73,23 @@ pub(crate) struct FdTable {
     slots: Vec<Option<Fd>>,
 }
 
-impl Default for FdTable {
-    /// [`FdTable::new`] with the root preopened.
-    fn default() -> Self {
-        Self::new(true)
-    }
-}
-
 impl FdTable {
-    /// Standard input, output and error as 0, 1 and 2, and, when
-    /// `preopen`, the tmpfs root preopened at 3 (its holder retains the
-    /// root: INV-FDS-2).
-    pub(crate) fn new(preopen: bool) -> Self {
+    /// Standard input, output and error as 0, 1 and 2, then `preopens`
+    /// from 3 on, preopen `i` at `3 + i` (the caller has retained each:
+    /// INV-FDS-2).
+    pub(crate) fn new(preopens: &[Node]) -> Self {
         let fd = |object| Some(Fd { object, flags: 0 });
         let mut slots = vec![
             fd(FdObject::Stdin),
             fd(FdObject::Stdout),
             fd(FdObject::Stderr),
         ];
-        if preopen {
-            slots.push(fd(FdObject::Dir {
-                ino: ROOT,
-                preopen: true,
-            }));
-        }
+        slots.extend(preopens.iter().zip(0u16..).map(|(&node, i)| {
+            fd(FdObject::Dir {
+                node,
+                preopen: Some(i),
+            })
+        }));
         Self { slots }
     }
 
@@ -155,6 +151,14 @@ impl FdTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::tmpfs::ROOT;
+
+    impl Default for FdTable {
+        /// The tmpfs root preopened.
+        fn default() -> Self {
+            Self::new(&[Node::Tmp(ROOT)])
+        }
+    }
 
     #[test]
     fn stdio_and_the_preopen_are_open_and_closing_frees_the_number() {
@@ -163,8 +167,8 @@ mod tests {
         assert_eq!(
             t.get(3).map(|f| f.object),
             Some(FdObject::Dir {
-                ino: ROOT,
-                preopen: true
+                node: Node::Tmp(ROOT),
+                preopen: Some(0)
             })
         );
         assert_eq!(t.get(4), None);

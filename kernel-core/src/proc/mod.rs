@@ -182,8 +182,9 @@ impl fmt::Display for LoadError {
     }
 }
 
-/// What a program starts with besides its module: its arguments and its
-/// environment (WASI `args_get`, `environ_get`).
+/// What a program starts with besides its module: its arguments, its
+/// environment (WASI `args_get`, `environ_get`) and its preopened
+/// directories.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Program {
     /// Its arguments, the first its name.
@@ -192,6 +193,21 @@ pub struct Program {
     pub env: Vec<Vec<u8>>,
     /// Withhold the file system: no directory is preopened for it.
     pub no_files: bool,
+    /// Host directories preopened for it besides the tmpfs root `/`, in
+    /// order (descriptors 4, 5, ...; a mount at `/` takes the root's
+    /// place at 3). A child started by `spawn` gets its parent's.
+    pub mounts: Vec<Mount>,
+}
+
+/// A host directory mounted for a program (hostfs, through the HAL's
+/// [`crate::hal::HostFiles`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Mount {
+    /// The path it is preopened as (WASI `fd_prestat_dir_name`).
+    pub guest: Vec<u8>,
+    /// Which of the platform's host directories
+    /// ([`crate::hal::HostFiles::host_root`]).
+    pub host: u32,
 }
 
 /// Most bytes of a program's arguments and environment together, with a
@@ -199,9 +215,16 @@ pub struct Program {
 pub const MAX_PROGRAM_BYTES: usize = 1 << 20;
 
 impl Program {
-    /// Bytes of its arguments and environment, with a NUL each.
+    /// Bytes of its arguments, environment and mount paths, with a NUL
+    /// each.
     pub fn bytes(&self) -> usize {
-        self.args.iter().chain(&self.env).map(|s| s.len() + 1).sum()
+        let mounts = self.mounts.iter().map(|m| &m.guest);
+        self.args
+            .iter()
+            .chain(&self.env)
+            .chain(mounts)
+            .map(|s| s.len() + 1)
+            .sum()
     }
 }
 

@@ -319,6 +319,7 @@ fn spawn<P: Platform + SchedHal>(
         // A child never has more of the file system than its parent.
         None => Program {
             no_files: ctx.program().no_files,
+            mounts: ctx.program().mounts.clone(),
             ..Program::default()
         },
         Some(argv) => program_of(ctx, argv)?,
@@ -391,6 +392,7 @@ fn program_of<P: Platform + SchedHal>(
             Vec::new()
         },
         no_files: flags & NO_FILES != 0 || parent.no_files,
+        mounts: parent.mounts.clone(),
     })
 }
 

@@ -1,24 +1,27 @@
-//! WASI calls on files and directories of the scope's tmpfs
-//! ([`crate::fs::tmpfs`]): `path_*`, the preopen, and the `fd_*` calls on
-//! descriptors that name a file or a directory.
+//! WASI calls on files and directories, of the scope's tmpfs or of a host
+//! directory (through [`super::vfs`]): `path_*`, the preopens, and the
+//! `fd_*` calls on descriptors that name a file or a directory.
 //!
 //! Every path is resolved from a directory descriptor and stays under it
-//! (the tmpfs's own rule); an escape is `ENOTCAPABLE`.
+//! (each file system's own rule); an escape is `ENOTCAPABLE`.
 //! A descriptor opened without read (write) rights cannot read (write):
 //! `EBADF`, as wasmtime answers.
 
-use alloc::vec;
 use alloc::vec::Vec;
 
+use super::vfs::{Open, Vfs};
 use super::{Errno, Fail, Res, gather, iovecs, put, room, scatter};
-use crate::fs::tmpfs::{Ino, MAX_PATH, OpenFlags};
-use crate::fs::{FileType, FsError, Stat};
+use crate::fs::tmpfs::{MAX_PATH, OpenFlags};
+use crate::fs::{FileType, FsError, Node, Stat};
 use crate::hal::Platform;
 use crate::proc::{Context, Fd, FdObject};
 use crate::sched::SchedHal;
 use crate::sys::uaccess;
 
 // File types.
+const FILETYPE_UNKNOWN: u8 = 0;
+const FILETYPE_BLOCK_DEVICE: u8 = 1;
+const FILETYPE_SOCKET_STREAM: u8 = 6;
 pub(super) const FILETYPE_DIRECTORY: u8 = 3;
 const FILETYPE_REGULAR_FILE: u8 = 4;
 const FILETYPE_SYMBOLIC_LINK: u8 = 7;
@@ -68,6 +71,12 @@ impl From<FsError> for Errno {
             FsError::NameTooLong => Self::Nametoolong,
             FsError::Perm => Self::Perm,
             FsError::Busy => Self::Busy,
+            FsError::CrossDevice => Self::Xdev,
+            FsError::Access => Self::Acces,
+            FsError::TooManyFiles => Self::Nfile,
+            FsError::ReadOnly => Self::Rofs,
+            FsError::Io => Self::Io,
+            FsError::NotSupported => Self::Notsup,
         }
     }
 }
@@ -100,9 +109,9 @@ fn path_in<P: Platform + SchedHal>(
 
 /// The directory descriptor `fd` names: `EBADF` when not open, `ENOTDIR`
 /// when not a directory.
-fn dir<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, fd: u32) -> Result<Ino, Fail> {
+fn dir<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, fd: u32) -> Result<Node, Fail> {
     match super::open(ctx, fd)?.object {
-        FdObject::Dir { ino, .. } => Ok(ino),
+        FdObject::Dir { node, .. } => Ok(node),
         _ => Err(Errno::Notdir.into()),
     }
 }
@@ -125,6 +134,10 @@ fn filetype(t: FileType) -> u8 {
         FileType::Directory => FILETYPE_DIRECTORY,
         FileType::Regular => FILETYPE_REGULAR_FILE,
         FileType::Symlink => FILETYPE_SYMBOLIC_LINK,
+        FileType::BlockDevice => FILETYPE_BLOCK_DEVICE,
+        FileType::CharDevice => super::FILETYPE_CHARACTER_DEVICE,
+        FileType::Socket => FILETYPE_SOCKET_STREAM,
+        FileType::Unknown => FILETYPE_UNKNOWN,
     }
 }
 
@@ -152,13 +165,21 @@ pub(super) fn fd_prestat_get<P: Platform + SchedHal>(
     fd: u32,
     out: i32,
 ) -> Res {
+    let name = preopen(ctx, fd)?;
+    // Tag 0 (a directory) and the length of its name.
+    let mut prestat = [0u8; 8];
+    let len = u32::try_from(name.len()).map_err(|_| Errno::Nametoolong)?;
+    prestat[4..8].copy_from_slice(&len.to_le_bytes());
+    put(ctx, out, &prestat)
+}
+
+/// The path directory `fd` was preopened as: `EBADF` for any other
+/// descriptor.
+fn preopen<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, fd: u32) -> Result<Vec<u8>, Fail> {
     match super::open(ctx, fd)?.object {
-        FdObject::Dir { preopen: true, .. } => {
-            // Tag 0 (a directory) and the length of its name, `/`.
-            let mut prestat = [0u8; 8];
-            prestat[4..8].copy_from_slice(&1u32.to_le_bytes());
-            put(ctx, out, &prestat)
-        }
+        FdObject::Dir {
+            preopen: Some(i), ..
+        } => Ok(ctx.preopen_name(i).ok_or(Errno::Badf)?.to_vec()),
         _ => Err(Errno::Badf.into()),
     }
 }
@@ -169,15 +190,11 @@ pub(super) fn fd_prestat_dir_name<P: Platform + SchedHal>(
     buf: i32,
     len: i32,
 ) -> Res {
-    match super::open(ctx, fd)?.object {
-        FdObject::Dir { preopen: true, .. } => {
-            if len.cast_unsigned() < 1 {
-                return Err(Errno::Nametoolong.into());
-            }
-            put(ctx, buf, b"/")
-        }
-        _ => Err(Errno::Badf.into()),
+    let name = preopen(ctx, fd)?;
+    if usize::try_from(len.cast_unsigned()).map_or(true, |l| l < name.len()) {
+        return Err(Errno::Nametoolong.into());
     }
+    put(ctx, buf, &name)
 }
 
 #[expect(clippy::too_many_arguments, reason = "the witx signature of path_open")]
@@ -202,31 +219,32 @@ pub(super) fn path_open<P: Platform + SchedHal>(
         directory: oflags & OFLAGS_DIRECTORY != 0,
         follow: lookup & LOOKUP_SYMLINK_FOLLOW != 0,
     };
-    let fs = ctx.fs();
-    let ino = fs.open(start, &path, flags, now(ctx))?;
-    let object = match fs.stat(ino)?.filetype {
+    let read = rights & RIGHT_FD_READ != 0;
+    let write = rights & RIGHT_FD_WRITE != 0;
+    let (node, kind) = Vfs::new(ctx).open(start, &path, Open { flags, read, write })?;
+    let object = match kind {
         FileType::Directory => {
-            if rights & RIGHT_FD_WRITE != 0 && rights & RIGHT_FD_READDIR == 0 {
-                fs.close(ino);
+            if write && rights & RIGHT_FD_READDIR == 0 {
+                ctx.release(node);
                 return Err(Errno::Isdir.into());
             }
             FdObject::Dir {
-                ino,
-                preopen: false,
+                node,
+                preopen: None,
             }
         }
         _ => FdObject::File {
-            ino,
+            node,
             offset: 0,
-            read: rights & RIGHT_FD_READ != 0,
-            write: rights & RIGHT_FD_WRITE != 0,
+            read,
+            write,
         },
     };
     let Some(fd) = ctx.fds().insert(Fd {
         object,
         flags: fdflags,
     }) else {
-        fs.close(ino);
+        ctx.release(node);
         return Err(Errno::Mfile.into());
     };
     put(ctx, out, &fd.to_le_bytes())
@@ -239,7 +257,7 @@ pub(super) fn path_create_directory<P: Platform + SchedHal>(
 ) -> Res {
     let start = dir(ctx, fd)?;
     let path = path_in(ctx, path.0, path.1)?;
-    Ok(ctx.fs().mkdir(start, &path, now(ctx))?)
+    Vfs::new(ctx).mkdir(start, &path)
 }
 
 pub(super) fn path_remove<P: Platform + SchedHal>(
@@ -250,7 +268,7 @@ pub(super) fn path_remove<P: Platform + SchedHal>(
 ) -> Res {
     let start = dir(ctx, fd)?;
     let path = path_in(ctx, path.0, path.1)?;
-    Ok(ctx.fs().remove(start, &path, dir_only, now(ctx))?)
+    Vfs::new(ctx).remove(start, &path, dir_only)
 }
 
 pub(super) fn path_rename<P: Platform + SchedHal>(
@@ -264,7 +282,7 @@ pub(super) fn path_rename<P: Platform + SchedHal>(
     let to = dir(ctx, new_fd)?;
     let old = path_in(ctx, old.0, old.1)?;
     let new = path_in(ctx, new.0, new.1)?;
-    Ok(ctx.fs().rename(from, &old, to, &new, now(ctx))?)
+    Vfs::new(ctx).rename(from, &old, to, &new)
 }
 
 pub(super) fn path_symlink<P: Platform + SchedHal>(
@@ -280,7 +298,7 @@ pub(super) fn path_symlink<P: Platform + SchedHal>(
     if target.starts_with(b"/") {
         return Err(Errno::Notcapable.into());
     }
-    Ok(ctx.fs().symlink(&target, start, &path, now(ctx))?)
+    Vfs::new(ctx).symlink(&target, start, &path)
 }
 
 pub(super) fn path_readlink<P: Platform + SchedHal>(
@@ -292,7 +310,7 @@ pub(super) fn path_readlink<P: Platform + SchedHal>(
 ) -> Res {
     let start = dir(ctx, fd)?;
     let path = path_in(ctx, path.0, path.1)?;
-    let target = ctx.fs().readlink(start, &path)?;
+    let target = Vfs::new(ctx).readlink(start, &path)?;
     let cap = usize::try_from(buf.1.cast_unsigned()).map_err(|_| Errno::Inval)?;
     uaccess::check(ctx.memory(), buf.0, cap)?;
     uaccess::check(ctx.memory(), used, 4)?;
@@ -317,8 +335,12 @@ pub(super) fn path_link<P: Platform + SchedHal>(
     let to = dir(ctx, new_fd)?;
     let old = path_in(ctx, old.0, old.1)?;
     let new = path_in(ctx, new.0, new.1)?;
-    let follow = lookup & LOOKUP_SYMLINK_FOLLOW != 0;
-    Ok(ctx.fs().link(from, &old, follow, to, &new, now(ctx))?)
+    // Following a symbolic link for a hard link is refused, as wasmtime
+    // refuses it.
+    if lookup & LOOKUP_SYMLINK_FOLLOW != 0 {
+        return Err(Errno::Inval.into());
+    }
+    Vfs::new(ctx).link(from, &old, to, &new)
 }
 
 pub(super) fn path_filestat_get<P: Platform + SchedHal>(
@@ -330,9 +352,7 @@ pub(super) fn path_filestat_get<P: Platform + SchedHal>(
 ) -> Res {
     let start = dir(ctx, fd)?;
     let path = path_in(ctx, path.0, path.1)?;
-    let stat = ctx
-        .fs()
-        .stat_path(start, &path, lookup & LOOKUP_SYMLINK_FOLLOW != 0)?;
+    let stat = Vfs::new(ctx).stat_path(start, &path, lookup & LOOKUP_SYMLINK_FOLLOW != 0)?;
     put(ctx, out, &filestat(&stat))
 }
 
@@ -364,33 +384,40 @@ pub(super) fn path_filestat_set_times<P: Platform + SchedHal>(
 ) -> Res {
     let start = dir(ctx, fd)?;
     let path = path_in(ctx, path.0, path.1)?;
-    let t = now(ctx);
-    let (a, m) = times(flags, atim, mtim, t)?;
-    let fs = ctx.fs();
-    let ino = fs.lookup(start, &path, lookup & LOOKUP_SYMLINK_FOLLOW != 0)?;
-    Ok(fs.set_times(ino, a, m, t)?)
+    let (a, m) = times(flags, atim, mtim, now(ctx))?;
+    let follow = lookup & LOOKUP_SYMLINK_FOLLOW != 0;
+    Vfs::new(ctx).set_times_path(start, (&path, follow), a, m)
 }
 
 /// `fd_filestat_get` of a file or directory descriptor.
 pub(super) fn fd_filestat_get<P: Platform + SchedHal>(
     ctx: &Context<'_, '_, P>,
-    ino: Ino,
+    node: Node,
     out: i32,
 ) -> Res {
-    let stat = ctx.fs().stat(ino)?;
+    let stat = Vfs::new(ctx).stat(node)?;
     put(ctx, out, &filestat(&stat))
 }
 
 pub(super) fn fd_filestat_set_times<P: Platform + SchedHal>(
     ctx: &Context<'_, '_, P>,
-    ino: Ino,
+    node: Node,
     atim: i64,
     mtim: i64,
     flags: u32,
 ) -> Res {
-    let t = now(ctx);
-    let (a, m) = times(flags, atim, mtim, t)?;
-    Ok(ctx.fs().set_times(ino, a, m, t)?)
+    let (a, m) = times(flags, atim, mtim, now(ctx))?;
+    Vfs::new(ctx).set_times(node, a, m)
+}
+
+/// `fd_sync` and `fd_datasync` of a file.
+pub(super) fn sync<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, node: Node) -> Res {
+    Vfs::new(ctx).sync(node)
+}
+
+/// The size of `file` (0 if it cannot be had), for `poll_oneoff`.
+pub(super) fn size<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, file: Node) -> u64 {
+    Vfs::new(ctx).stat(file).map_or(0, |s| s.size)
 }
 
 /// The open file `fd` names, with its state: `EBADF` for anything else
@@ -398,15 +425,15 @@ pub(super) fn fd_filestat_set_times<P: Platform + SchedHal>(
 fn file<P: Platform + SchedHal>(
     ctx: &Context<'_, '_, P>,
     fd: u32,
-) -> Result<(Ino, u64, bool, bool, u16), Fail> {
+) -> Result<(Node, u64, bool, bool, u16), Fail> {
     let f = super::open(ctx, fd)?;
     match f.object {
         FdObject::File {
-            ino,
+            node,
             offset,
             read,
             write,
-        } => Ok((ino, offset, read, write, f.flags)),
+        } => Ok((node, offset, read, write, f.flags)),
         FdObject::Dir { .. } => Err(Errno::Isdir.into()),
         _ => Err(Errno::Badf.into()),
     }
@@ -432,16 +459,16 @@ pub(super) fn read<P: Platform + SchedHal>(
     at: Option<u64>,
     nread: i32,
 ) -> Res {
-    let (ino, offset, readable, _, _) = file(ctx, fd)?;
+    let (node, offset, readable, _, _) = file(ctx, fd)?;
     if !readable {
         return Err(Errno::Badf.into());
     }
     uaccess::check(ctx.memory(), nread, 4)?;
     let vecs = iovecs(ctx, iovs.0, iovs.1)?;
     let start = at.unwrap_or(offset);
-    let mut buf = vec![0u8; room(ctx, &vecs)?];
-    let n = ctx.fs().read(ino, start, &mut buf, now(ctx))?;
-    scatter(ctx, &vecs, &buf[..n])?;
+    let buf = Vfs::new(ctx).read(node, start, room(ctx, &vecs)?)?;
+    let n = buf.len();
+    scatter(ctx, &vecs, &buf)?;
     if at.is_none() {
         set_offset(ctx, fd, start + n as u64);
     }
@@ -459,19 +486,19 @@ pub(super) fn write<P: Platform + SchedHal>(
     at: Option<u64>,
     nwritten: i32,
 ) -> Res {
-    let (ino, offset, _, writable, flags) = file(ctx, fd)?;
+    let (node, offset, _, writable, flags) = file(ctx, fd)?;
     if !writable {
         return Err(Errno::Badf.into());
     }
     uaccess::check(ctx.memory(), nwritten, 4)?;
-    let fs = ctx.fs();
+    let vfs = Vfs::new(ctx);
     let start = match at {
         Some(at) => at,
-        None if flags & FDFLAGS_APPEND != 0 => fs.stat(ino)?.size,
+        None if flags & FDFLAGS_APPEND != 0 => vfs.stat(node)?.size,
         None => offset,
     };
     let data = gather(ctx, iovs.0, iovs.1)?;
-    let n = fs.write(ino, start, &data, now(ctx))?;
+    let n = vfs.write(node, start, data)?;
     if at.is_none() {
         set_offset(ctx, fd, start + n as u64);
     }
@@ -486,11 +513,11 @@ pub(super) fn fd_seek<P: Platform + SchedHal>(
     whence: u32,
     out: i32,
 ) -> Res {
-    let (ino, offset, ..) = file(ctx, fd)?;
+    let (node, offset, ..) = file(ctx, fd)?;
     let base = match whence {
         WHENCE_SET => 0,
         WHENCE_CUR => offset,
-        WHENCE_END => ctx.fs().stat(ino)?.size,
+        WHENCE_END => Vfs::new(ctx).stat(node)?.size,
         _ => return Err(Errno::Inval.into()),
     };
     let to = base
@@ -512,12 +539,12 @@ pub(super) fn fd_filestat_set_size<P: Platform + SchedHal>(
     fd: u32,
     size: i64,
 ) -> Res {
-    let (ino, _, _, writable, _) = file(ctx, fd)?;
+    let (node, _, _, writable, _) = file(ctx, fd)?;
     if !writable {
         return Err(Errno::Badf.into());
     }
     let size = u64::try_from(size).map_err(|_| Errno::Inval)?;
-    Ok(ctx.fs().truncate(ino, size, now(ctx))?)
+    Vfs::new(ctx).truncate(node, size)
 }
 
 /// `fd_readdir`: entries of directory `fd` from `cookie` on as `dirent`
@@ -530,11 +557,11 @@ pub(super) fn fd_readdir<P: Platform + SchedHal>(
     cookie: i64,
     used: i32,
 ) -> Res {
-    let ino = dir(ctx, fd).map_err(|_| Fail::Errno(Errno::Badf))?;
+    let node = dir(ctx, fd).map_err(|_| Fail::Errno(Errno::Badf))?;
     let cap = usize::try_from(buf.1.cast_unsigned()).map_err(|_| Errno::Inval)?;
     uaccess::check(ctx.memory(), buf.0, cap)?;
     uaccess::check(ctx.memory(), used, 4)?;
-    let entries = ctx.fs().read_dir(ino)?;
+    let entries = Vfs::new(ctx).read_dir(node)?;
     let skip = usize::try_from(cookie.cast_unsigned()).unwrap_or(usize::MAX);
     let mut out = Vec::new();
     for (i, (name, ino, t)) in entries.iter().enumerate().skip(skip) {

@@ -24,6 +24,7 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 mod files;
+mod vfs;
 
 use super::uaccess::{self, AccessError};
 use crate::hal::{InputState, Platform};
@@ -49,6 +50,8 @@ const MAX_SUBSCRIPTIONS: usize = 4096;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u16)]
 pub enum Errno {
+    /// `acces`: permission denied.
+    Acces = 2,
     /// `again`: would block.
     Again = 6,
     /// `badf`: bad file descriptor.
@@ -63,6 +66,8 @@ pub enum Errno {
     Fbig = 22,
     /// `inval`: invalid argument.
     Inval = 28,
+    /// `io`: input/output error.
+    Io = 29,
     /// `isdir`: is a directory.
     Isdir = 31,
     /// `loop`: too many levels of symbolic links.
@@ -71,6 +76,8 @@ pub enum Errno {
     Mfile = 33,
     /// `nametoolong`: filename too long.
     Nametoolong = 37,
+    /// `nfile`: too many files open in the system.
+    Nfile = 41,
     /// `noent`: no such file or directory.
     Noent = 44,
     /// `nospc`: no space left on device.
@@ -89,8 +96,12 @@ pub enum Errno {
     Overflow = 61,
     /// `perm`: operation not permitted.
     Perm = 63,
+    /// `rofs`: read-only file system.
+    Rofs = 69,
     /// `spipe`: invalid seek.
     Spipe = 70,
+    /// `xdev`: cross-device link.
+    Xdev = 75,
     /// `notcapable`: the path leaves the directory it is resolved from.
     Notcapable = 76,
 }
@@ -281,10 +292,14 @@ fn call<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, name: &str, a: &Args<'
         "environ_sizes_get" => strings_sizes(ctx, &ctx.program().env, a.w(0), a.w(1)),
         "clock_res_get" => clock_res_get(ctx, a.u(0), a.w(1)),
         "clock_time_get" => clock_time_get(ctx, a.u(0), a.w(2)),
-        "fd_advise" | "fd_sync" | "fd_datasync" => by_kind(ctx, a.u(0), Errno::Spipe, Ok(())),
+        "fd_advise" => by_kind(ctx, a.u(0), Errno::Spipe, Ok(())),
+        "fd_sync" | "fd_datasync" => match open(ctx, a.u(0))?.object {
+            FdObject::File { node, .. } => files::sync(ctx, node),
+            _ => by_kind(ctx, a.u(0), Errno::Spipe, Ok(())),
+        },
         "fd_allocate" => by_kind(ctx, a.u(0), Errno::Spipe, Err(Errno::Notsup.into())),
-        "fd_filestat_set_times" => match open(ctx, a.u(0))?.object.ino() {
-            Some(ino) => files::fd_filestat_set_times(ctx, ino, a.l(1), a.l(2), a.u(3)),
+        "fd_filestat_set_times" => match open(ctx, a.u(0))?.object.node() {
+            Some(node) => files::fd_filestat_set_times(ctx, node, a.l(1), a.l(2), a.u(3)),
             None => Err(Errno::Notsup.into()),
         },
         "fd_filestat_set_size" => match open(ctx, a.u(0))?.object {
@@ -296,8 +311,8 @@ fn call<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, name: &str, a: &Args<'
         "fd_fdstat_get" => fd_fdstat_get(ctx, a.u(0), a.w(1)),
         "fd_fdstat_set_flags" => fd_fdstat_set_flags(ctx, a.u(0), a.u(1)),
         "fd_fdstat_set_rights" => fd_fdstat_set_rights(ctx, a.u(0), a.l(1), a.l(2)),
-        "fd_filestat_get" => match open(ctx, a.u(0))?.object.ino() {
-            Some(ino) => files::fd_filestat_get(ctx, ino, a.w(1)),
+        "fd_filestat_get" => match open(ctx, a.u(0))?.object.node() {
+            Some(node) => files::fd_filestat_get(ctx, node, a.w(1)),
             None => fd_filestat_get(ctx, a.u(0), a.w(1)),
         },
         "fd_pread" => by_kind(ctx, a.u(0), Errno::Spipe, Ok(())).and_then(|()| {
@@ -465,8 +480,8 @@ fn clock_time_get<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, id: u32, out
 
 fn fd_close<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, fd: u32) -> Res {
     let closed = ctx.fds().remove(fd).ok_or(Errno::Badf)?;
-    if let Some(ino) = closed.object.ino() {
-        ctx.fs().close(ino);
+    if let Some(node) = closed.object.node() {
+        ctx.release(node);
     }
     Ok(())
 }
@@ -547,8 +562,8 @@ fn fd_renumber<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, from: u32, to: 
         return open(ctx, from).map(drop);
     }
     let replaced = ctx.fds().renumber(from, to).ok_or(Errno::Badf)?;
-    if let Some(ino) = replaced.object.ino() {
-        ctx.fs().close(ino);
+    if let Some(node) = replaced.object.node() {
+        ctx.release(node);
     }
     Ok(())
 }
@@ -837,8 +852,8 @@ fn fd_event<P: Platform + SchedHal>(
         },
         (EVENTTYPE_FD_WRITE, FdObject::Stdout | FdObject::Stderr) => Some((kind, 0, 0, 0)),
         // A file is always ready; a read reports what is left to read.
-        (EVENTTYPE_FD_READ, FdObject::File { ino, offset, .. }) => {
-            let size = ctx.fs().stat(ino).map_or(0, |s| s.size);
+        (EVENTTYPE_FD_READ, FdObject::File { node, offset, .. }) => {
+            let size = files::size(ctx, node);
             Some((kind, 0, size.saturating_sub(offset), 0))
         }
         (EVENTTYPE_FD_WRITE, FdObject::File { .. }) => Some((kind, 0, 0, 0)),
