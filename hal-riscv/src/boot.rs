@@ -133,6 +133,10 @@ extern "C" fn boot_main(hartid: usize, dtb: usize) -> ! {
         ));
     }
 
+    // SAFETY: the slots are the device tree's `virtio,mmio` windows; no
+    // other hart runs yet (INV-ENTROPY-1).
+    let rng = unsafe { crate::entropy::probe(&info.virtio) };
+
     let mut ram = FixedVec::new(layout::EMPTY_RANGE);
     for r in info.ram.iter().filter(|r| r.start.0 < PHYSMAP_SIZE) {
         let _ = ram.push(*r);
@@ -171,6 +175,10 @@ extern "C" fn boot_main(hartid: usize, dtb: usize) -> ! {
     );
     for r in platform.memory_map.iter() {
         tracing::debug!("memory {:#x}..{:#x}", r.start.0, r.end());
+    }
+    match rng {
+        Some(base) => tracing::info!("entropy: virtio-rng at {base:#x}"),
+        None => tracing::info!("entropy: no virtio-rng; the device tree's rng-seed and the timer"),
     }
 
     let code = kernel_core::boot::boot(

@@ -6,7 +6,8 @@
 //! `status` is absent or `okay`, `timebase-frequency` (of `/cpus`, else of
 //! the first hart), `/chosen/bootargs` and `/chosen/rng-seed`, the 16550
 //! UART (`/chosen/stdout-path` when it names one, else the first
-//! `ns16550a`), and the `sifive,test1` finisher. Bus `ranges` are taken to
+//! `ns16550a`), the `sifive,test1` finisher, and the `virtio,mmio` slots
+//! (what is in a slot is asked of the slot itself). Bus `ranges` are taken to
 //! be identity (true of QEMU `virt`'s `/soc`).
 //!
 //! Invariants:
@@ -34,6 +35,8 @@ pub const MAX_RAM_RANGES: usize = 16;
 pub const MAX_RESERVED: usize = 16;
 /// Most harts listed (the HAL uses at most `layout::MAX_HARTS`).
 pub const MAX_DT_HARTS: usize = 64;
+/// Most `virtio,mmio` slots kept (QEMU `virt` has eight).
+pub const MAX_VIRTIO: usize = 16;
 
 const FDT_MAGIC: u32 = 0xd00d_feed;
 const HEADER_LEN: usize = 40;
@@ -105,6 +108,8 @@ pub struct BoardInfo<'a> {
     pub bootargs: &'a str,
     /// `/chosen/rng-seed`, empty when absent.
     pub rng_seed: &'a [u8],
+    /// `virtio,mmio` slots: base and size of each register window.
+    pub virtio: FixedVec<(u64, u64), MAX_VIRTIO>,
 }
 
 fn be32(bytes: &[u8], at: usize) -> Option<u32> {
@@ -200,6 +205,7 @@ fn is_compatible(node: FdtNode<'_, '_>, with: &[&str]) -> bool {
 const UART_COMPATIBLE: &[&str] = &["ns16550a", "ns16550"];
 const FINISHER_COMPATIBLE: &[&str] = &["sifive,test1"];
 const RTC_COMPATIBLE: &[&str] = &["google,goldfish-rtc"];
+const VIRTIO_MMIO_COMPATIBLE: &[&str] = &["virtio,mmio"];
 
 fn uart_of(node: FdtNode<'_, '_>) -> Option<Uart> {
     if !is_compatible(node, UART_COMPATIBLE) || !is_okay(node) {
@@ -321,6 +327,16 @@ pub fn parse<'a>(fdt: &Fdt<'a>) -> Result<BoardInfo<'a>, DtError> {
         .and_then(|c| c.property("rng-seed"))
         .map_or(&[][..], |p| p.value);
 
+    let mut virtio = FixedVec::new((0, 0));
+    for node in fdt
+        .all_nodes()
+        .filter(|n| is_compatible(*n, VIRTIO_MMIO_COMPATIBLE) && is_okay(*n))
+    {
+        if let Some(slot) = regs(node).next().filter(|&(_, len)| len > 0) {
+            let _ = virtio.push(slot);
+        }
+    }
+
     Ok(BoardInfo {
         ram,
         reserved,
@@ -328,6 +344,7 @@ pub fn parse<'a>(fdt: &Fdt<'a>) -> Result<BoardInfo<'a>, DtError> {
         timebase_hz,
         bootargs,
         rng_seed,
+        virtio,
     })
 }
 
@@ -373,6 +390,14 @@ mod tests {
         assert_eq!(b.bootargs, "test=fault loglevel=debug");
         assert_eq!(b.rng_seed.len(), 32);
         assert!(b.reserved.is_empty());
+        // Eight slots, 4 KiB apart from 0x1000_1000 (in whatever order the
+        // tree lists them).
+        let mut slots: std::vec::Vec<_> = b.virtio.iter().copied().collect();
+        slots.sort_unstable();
+        let expected: std::vec::Vec<_> = (1..=8)
+            .map(|i| (0x1000_0000 + i * 0x1000, 0x1000))
+            .collect();
+        assert_eq!(slots, expected);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //!   the host, where their unit tests run.
 //! - `csr`, `sbi`: the CSR and SBI primitives.
 //! - `console`, `power`, `heap`: the UART, shutdown, the HAL heap.
+//! - `rtc`, `entropy`: the goldfish wall clock, the virtio-rng.
 //! - `cpu`: per-hart blocks (`tp`), secondary start-up.
 //! - `trap`: the trap vector and fault / interrupt delivery.
 //! - `mmu`: the live page tables.
@@ -18,6 +19,9 @@
 //! On any other target this is a stub that says how to run the image.
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+extern crate alloc;
 
 #[cfg(any(target_os = "none", test))]
 mod cause;
@@ -38,6 +42,8 @@ mod console;
 mod cpu;
 #[cfg(target_os = "none")]
 mod csr;
+#[cfg(target_os = "none")]
+mod entropy;
 #[cfg(target_os = "none")]
 mod heap;
 #[cfg(target_os = "none")]

@@ -203,7 +203,11 @@ impl Power for Riscv {
     }
 
     fn entropy_seed(&self) -> u64 {
-        power::entropy_seed(self.rng_seed)
+        let seed = power::entropy_seed(self.rng_seed);
+        match crate::entropy::read_u64() {
+            Some(device) => seed ^ device,
+            None => seed,
+        }
     }
 }
 

@@ -13,7 +13,9 @@ pub trait Power {
     /// A seed for the kernel's random number generators (ASLR, hashing).
     ///
     /// - hosted: `getrandom(2)`.
-    /// - riscv: `/chosen/rng-seed` of the device tree when present, mixed
-    ///   with the `time` CSR.
+    /// - riscv: eight bytes of the virtio-rng when QEMU has one
+    ///   (`-device virtio-rng-device`, driven by the `virtio-drivers`
+    ///   crate), mixed with `/chosen/rng-seed` of the device tree when
+    ///   present and the `time` CSR.
     fn entropy_seed(&self) -> u64;
 }
