@@ -155,6 +155,7 @@ extern "C" fn boot_main(hartid: usize, dtb: usize) -> ! {
         timebase_hz: info.timebase_hz,
         boot_ticks,
         rng_seed: info.rng_seed,
+        heap_bytes: heap.len,
         tables: KernelTables::new(ram),
     });
 

@@ -32,6 +32,8 @@ pub struct Riscv {
     pub boot_ticks: u64,
     /// `/chosen/rng-seed`.
     pub rng_seed: &'static [u8],
+    /// Size of the HAL heap.
+    pub heap_bytes: u64,
     /// The page tables.
     pub tables: KernelTables,
 }
@@ -43,6 +45,10 @@ impl PhysMemory for Riscv {
 
     fn direct_map(&self, pa: PhysAddr) -> Option<*mut u8> {
         layout::covers(&self.memory_map, pa.0, 1).then(|| (PHYSMAP_BASE + pa.0 as usize) as *mut u8)
+    }
+
+    fn heap_bytes(&self) -> Option<u64> {
+        Some(self.heap_bytes)
     }
 }
 

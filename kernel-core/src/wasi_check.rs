@@ -5,8 +5,9 @@
 //!
 //! Only programs that check themselves are run: each ends with a status
 //! that says whether what it did worked (a file round trip on the tmpfs,
-//! clocks and a sleep, random bytes), or one that is the point (an exit
-//! code, a panic's trap). What they print goes to the console.
+//! 8 MiB written and read back, clocks and a sleep, random bytes), or one
+//! that is the point (an exit code, a panic's trap, a file larger than the
+//! tmpfs holds). What they print goes to the console.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -21,13 +22,18 @@ use crate::wasm::TrapKind;
 
 /// Each program run: its name, its arguments after its name, and how it
 /// must end.
-const CASES: [(&str, &[&str], ExitStatus); 6] = [
+const CASES: [(&str, &[&str], ExitStatus); 8] = [
     ("hello", &[], ExitStatus::Exited(0)),
     ("exit7", &[], ExitStatus::Exited(7)),
     ("panic", &[], ExitStatus::Trapped(TrapKind::Unreachable)),
     ("clocks", &[], ExitStatus::Exited(0)),
     ("random", &[], ExitStatus::Exited(0)),
     ("files", &["/"], ExitStatus::Exited(0)),
+    // 8 MiB written, read back and checked on the tmpfs.
+    ("bigfile", &["/", "8"], ExitStatus::Exited(0)),
+    // More than any tmpfs here holds: ENOSPC, reported by the program,
+    // and the kernel goes on.
+    ("bigfile", &["/", "200"], ExitStatus::Exited(1)),
 ];
 
 /// Run every case whose program is among `programs` (`(name, module)`);

@@ -209,7 +209,7 @@ fn the_wasi_workload_passes_on_a_hosted_kernel() {
     assert_eq!(code, kernel_core::exit::SUCCESS, "{console}");
     assert_eq!(
         console.lines().last(),
-        Some("6 passed, 0 failed"),
+        Some("8 passed, 0 failed"),
         "{console}"
     );
 }

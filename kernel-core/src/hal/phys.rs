@@ -61,4 +61,14 @@ pub trait PhysMemory {
     /// - riscv: adds `pa` to the base of the Sv39 physmap (gigapage mappings
     ///   of all RAM in the upper half).
     fn direct_map(&self, pa: PhysAddr) -> Option<*mut u8>;
+
+    /// Bytes of the kernel heap when it is a fixed region apart from the
+    /// frames, `None` when it grows on demand: what bounds the kernel
+    /// structures that live on the heap, such as tmpfs data.
+    ///
+    /// - hosted: `None` (the host's allocator).
+    /// - riscv: the HAL heap's size (an eighth of RAM, at most 64 MiB).
+    fn heap_bytes(&self) -> Option<u64> {
+        None
+    }
 }

@@ -388,9 +388,17 @@ where
     })
 }
 
-/// The bytes a scope's tmpfs may hold: a quarter of the machine's RAM.
+/// The bytes a scope's tmpfs may hold: a quarter of the machine's RAM,
+/// and of the kernel heap where that is a fixed region.
 fn tmpfs_capacity<P: Platform>(kernel: &Kernel<'_, P>) -> u64 {
-    kernel.frames().total_frames() * crate::hal::PAGE_SIZE as u64 / 4
+    let ram = kernel.frames().total_frames() * crate::hal::PAGE_SIZE as u64 / 4;
+    // File data lives on the kernel heap, and a growing file may hold up
+    // to twice its bytes while it grows: where the heap is a fixed region,
+    // a quarter of it at most, so a full tmpfs leaves the kernel its heap.
+    kernel
+        .hal()
+        .heap_bytes()
+        .map_or(ram, |heap| ram.min(heap / 4))
 }
 
 impl<'k, 'h, P: Platform + SchedHal> Procs<'k, 'h, P> {
