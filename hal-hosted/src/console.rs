@@ -17,14 +17,24 @@
 //! so that a run does not report success without its output, and later
 //! writes are dropped at once.
 //!
+//! Console input raises `Interrupt::Input` (threads, host standard input
+//! only): a read or look that finds nothing arms a watcher thread, which
+//! waits in `poll(2)` for standard input to become readable (or hang up),
+//! disarms, and raises the interrupt on CPU 0 with the IPI signal. One
+//! arming, at most one interrupt (INV-CON-3).
+//!
 //! Invariants:
 //! - INV-CON-1: the lock is held only around `write(2)` calls, never
 //!   across a call into the kernel.
 //! - INV-CON-2: once a standard output write failed, the first failure's
 //!   error stays recorded and nothing more is written to standard output.
+//! - INV-CON-3: the watcher raises input only while armed and disarms
+//!   before it raises; it holds the machine only weakly, and ends within
+//!   [`WATCH_TICK`] of the machine's drop.
 
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
+use std::time::Duration;
 
 use kernel_core::hal::{Console, InputState};
 use rustix::event::{PollFd, PollFlags, poll};
@@ -43,14 +53,22 @@ pub(crate) struct ConsoleLock {
     errors: Mutex<Vec<u8>>,
     /// Capturing: the input not yet read.
     input: Mutex<std::collections::VecDeque<u8>>,
+    /// Raise `Interrupt::Input` when standard input becomes readable.
+    interrupts: bool,
+    /// The watcher's arming (INV-CON-3).
+    watch: Arc<Watch>,
     /// The errno of the first failed standard output write; 0: none
     /// (INV-CON-2).
     failed: AtomicI32,
 }
 
 impl ConsoleLock {
-    pub(crate) fn new(capture: bool) -> Self {
+    /// A console writing to standard output (or, `capture`, to memory);
+    /// with `interrupts`, standard input raises `Interrupt::Input`.
+    pub(crate) fn new(capture: bool, interrupts: bool) -> Self {
         Self {
+            interrupts: interrupts && !capture,
+            watch: Arc::new(Watch::default()),
             lock: Mutex::new(Vec::new()),
             capture,
             errors: Mutex::new(Vec::new()),
@@ -101,6 +119,89 @@ impl ConsoleLock {
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone()
         })
+    }
+}
+
+/// How long the watcher waits in one `poll(2)` or for an arming before it
+/// checks that its machine still exists.
+const WATCH_TICK: Duration = Duration::from_millis(100);
+
+/// The input watcher's arming.
+#[derive(Default)]
+struct Watch {
+    armed: Mutex<bool>,
+    changed: Condvar,
+    /// The thread was started (once per machine).
+    started: AtomicBool,
+}
+
+impl Watch {
+    /// Wait until armed; false when `machine` went away meanwhile.
+    fn wait_armed(&self, machine: &Weak<crate::Machine>) -> bool {
+        let mut armed = self.armed.lock().unwrap_or_else(PoisonError::into_inner);
+        while !*armed {
+            if machine.strong_count() == 0 {
+                return false;
+            }
+            armed = self
+                .changed
+                .wait_timeout(armed, WATCH_TICK)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+
+    fn set(&self, on: bool) {
+        *self.armed.lock().unwrap_or_else(PoisonError::into_inner) = on;
+        self.changed.notify_all();
+    }
+}
+
+/// The watcher thread of one machine (INV-CON-3).
+fn watch_input(watch: &Watch, machine: &Weak<crate::Machine>) {
+    let tick = Timespec {
+        tv_sec: 0,
+        tv_nsec: i64::try_from(WATCH_TICK.as_nanos()).unwrap_or(0),
+    };
+    while watch.wait_armed(machine) {
+        let stdin = rustix::stdio::stdin();
+        let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
+        match poll(&mut fds, Some(&tick)) {
+            Ok(0) | Err(Errno::INTR) => continue,
+            // Readable, hung up, or an error the reader will meet too.
+            _ => {}
+        }
+        watch.set(false);
+        let Some(machine) = machine.upgrade() else {
+            return;
+        };
+        if let Some(cpu) = machine.cpus.slot(0) {
+            cpu.raise_input();
+        }
+    }
+}
+
+impl Hosted {
+    /// A read found nothing: arm the watcher (starting it the first time)
+    /// when input raises interrupts.
+    fn arm_input(&self) {
+        let console = &self.machine.console;
+        if !console.interrupts {
+            return;
+        }
+        let watch = &console.watch;
+        watch.set(true);
+        if !watch.started.swap(true, Ordering::SeqCst) {
+            let (mine, machine) = (Arc::clone(watch), Arc::downgrade(&self.machine));
+            let spawned = std::thread::Builder::new()
+                .name("console-input".into())
+                .spawn(move || watch_input(&mine, &machine));
+            if spawned.is_err() {
+                // No thread: readers still wake, a tick at a time.
+                watch.started.store(false, Ordering::SeqCst);
+            }
+        }
     }
 }
 
@@ -180,7 +281,10 @@ impl Console for Hosted {
             tv_nsec: 0,
         };
         match poll(&mut fds, Some(&zero)) {
-            Ok(0) => InputState::Empty,
+            Ok(0) => {
+                self.arm_input();
+                InputState::Empty
+            }
             Ok(_) if fds[0].revents().contains(PollFlags::IN) => InputState::Ready,
             // A hang-up, an error or an invalid descriptor: nothing more.
             _ => InputState::Closed,
@@ -208,7 +312,10 @@ impl Console for Hosted {
         match rustix::io::read(rustix::stdio::stdin(), buf) {
             Ok(0) => Err(InputState::Closed),
             Ok(n) => Ok(n),
-            Err(Errno::AGAIN | Errno::INTR) => Err(InputState::Empty),
+            Err(Errno::AGAIN | Errno::INTR) => {
+                self.arm_input();
+                Err(InputState::Empty)
+            }
             Err(_) => Err(InputState::Closed),
         }
     }
@@ -216,6 +323,10 @@ impl Console for Hosted {
     fn panic_write(&self, bytes: &[u8]) {
         // Nowhere left to report a failure to.
         let _ = write_all(rustix::stdio::stderr(), bytes);
+    }
+
+    fn input_interrupts(&self) -> bool {
+        self.machine.console.interrupts
     }
 
     /// Hosted: standard error, like [`Console::panic_write`]; capturing,

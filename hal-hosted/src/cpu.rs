@@ -52,6 +52,8 @@ pub(crate) struct CpuSlot {
     senders: AtomicUsize,
     /// INV-CPU-3.
     ipi_raised: AtomicBool,
+    /// Console input raised, for the IPI signal's handler to deliver.
+    input_raised: AtomicBool,
 }
 
 impl CpuSlot {
@@ -61,6 +63,7 @@ impl CpuSlot {
             pthread: AtomicU64::new(0),
             senders: AtomicUsize::new(0),
             ipi_raised: AtomicBool::new(false),
+            input_raised: AtomicBool::new(false),
         }
     }
 
@@ -112,6 +115,19 @@ impl CpuSlot {
             self.ipi_raised.store(false, Ordering::Release);
         }
         self.senders.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Raise console input on this CPU: a flag the IPI signal's handler
+    /// takes ([`CpuSlot::take_input`]), and the signal.
+    pub(crate) fn raise_input(&self) {
+        self.input_raised.store(true, Ordering::SeqCst);
+        self.send_ipi();
+    }
+
+    /// Whether console input was raised since the last call (the IPI
+    /// signal's handler asks).
+    pub(crate) fn take_input(&self) -> bool {
+        self.input_raised.swap(false, Ordering::AcqRel)
     }
 
     /// The IPI signal reached the CPU's handler (INV-CPU-3). The acquire

@@ -27,19 +27,25 @@ use kernel_core::hal::{Interrupt, Interrupts};
 
 use crate::Hosted;
 use crate::signals;
-use crate::thread::{self, CpuThread, PENDING_IPI, PENDING_TIMER};
+use crate::thread::{self, CpuThread, PENDING_INPUT, PENDING_IPI, PENDING_TIMER};
 
 /// An interrupt signal (`bit` is its pending bit) arrived on this thread.
 /// Called from the signal handler, with both interrupt signals blocked.
 pub(crate) fn on_signal(t: &CpuThread, bit: u8) {
+    let mut bits = bit;
     if bit == PENDING_IPI {
         let slot = t.slot.load(Ordering::Acquire);
         if !slot.is_null() {
             // SAFETY: INV-THREAD-2: the slot outlives the pointer.
-            unsafe { &*slot }.ipi_arrived();
+            let slot = unsafe { &*slot };
+            slot.ipi_arrived();
+            // Console input rides on the IPI signal.
+            if slot.take_input() {
+                bits |= PENDING_INPUT;
+            }
         }
     }
-    arrive(t, bit);
+    arrive(t, bits);
 }
 
 /// The interrupts of `bits` arrived for the CPU of this thread: deliver
@@ -82,6 +88,7 @@ fn deliver(t: &CpuThread, bits: u8) {
     for (bit, irq) in [
         (PENDING_TIMER, Interrupt::Timer),
         (PENDING_IPI, Interrupt::Ipi),
+        (PENDING_INPUT, Interrupt::Input),
     ] {
         if bits & bit != 0 {
             if let Some(det) = det {

@@ -212,7 +212,10 @@ impl Hosted {
             phys,
             cpus: cpu::CpuTable::new(config.cpus),
             clock: timer::BootClock::start(),
-            console: console::ConsoleLock::new(config.capture_console),
+            console: console::ConsoleLock::new(
+                config.capture_console,
+                config.deterministic.is_none(),
+            ),
             det: config
                 .deterministic
                 .map(|seed| det::Det::new(seed, config.cpus)),

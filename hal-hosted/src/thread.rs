@@ -42,6 +42,8 @@ use crate::cpu::CpuSlot;
 pub(crate) const PENDING_TIMER: u8 = 1 << 0;
 /// Pending-interrupt bit of the IPI.
 pub(crate) const PENDING_IPI: u8 = 1 << 1;
+/// Pending-interrupt bit of console input (carried by the IPI signal).
+pub(crate) const PENDING_INPUT: u8 = 1 << 2;
 
 /// One host thread's view of the CPU it is (if any).
 pub(crate) struct CpuThread {
@@ -55,7 +57,8 @@ pub(crate) struct CpuThread {
     pub(crate) cpu_local: AtomicPtr<CpuLocal>,
     /// Whether interrupts are unmasked on this CPU.
     pub(crate) irqs_enabled: AtomicBool,
-    /// INV-THREAD-4: [`PENDING_TIMER`] | [`PENDING_IPI`].
+    /// INV-THREAD-4: [`PENDING_TIMER`] | [`PENDING_IPI`] |
+    /// [`PENDING_INPUT`].
     pub(crate) pending: AtomicU8,
     /// This CPU's POSIX timer (`timer_t`); meaningful only while `machine`
     /// is set (glibc's first timer is id 0, a null `timer_t`, so null does

@@ -133,6 +133,19 @@ extern "C" fn boot_main(hartid: usize, dtb: usize) -> ! {
         ));
     }
 
+    // The UART's receive interrupt, to the boot hart's supervisor context.
+    let boot_index = info.harts.iter().position(|&h| h == hartid as u64);
+    if let (Some(plic), Some(irq), Some(i)) = (
+        info.plic.filter(|p| p.base < IDENTITY_LIMIT),
+        devices.uart.and_then(|u| u.irq),
+        boot_index,
+    ) && let Some(&context) = plic.contexts.get(i)
+        && context != u32::MAX
+    {
+        // SAFETY: the device tree names this PLIC and context, identity
+        // mapped; no other hart runs yet (INV-PLIC-1).
+        unsafe { crate::plic::init(plic.base, irq, context) };
+    }
     // SAFETY: the slots are the device tree's `virtio,mmio` windows; no
     // other hart runs yet (INV-ENTROPY-1).
     let rng = unsafe { crate::entropy::probe(&info.virtio) };

@@ -12,6 +12,8 @@ pub const INTERRUPT: usize = 1 << (usize::BITS - 1);
 pub const IRQ_SOFTWARE: usize = 1;
 /// Supervisor timer interrupt.
 pub const IRQ_TIMER: usize = 5;
+/// Supervisor external interrupt (from the PLIC).
+pub const IRQ_EXTERNAL: usize = 9;
 
 /// The kernel-visible kind of exception `code`, and the faulting address
 /// (`stval`) when the kind has one; `None` for causes the kernel has no

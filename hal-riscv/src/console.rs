@@ -1,7 +1,10 @@
 //! The console: a 16550 UART at the device-tree address (`0x1000_0000` on
-//! `virt`), reached through the identity map, polled. Before the device
-//! tree is read (or when it names no UART) bytes go to the SBI legacy
-//! console instead.
+//! `virt`), reached through the identity map. Output is polled; input is
+//! read when a byte is ready, and a reader that found none may arm the
+//! receive interrupt ([`arm_input`]), which the trap handler masks again
+//! when it raises `Interrupt::Input` (the PLIC module's INV-PLIC-2).
+//! Before the device tree is read (or when it names no UART) bytes go to
+//! the SBI legacy console instead.
 //!
 //! Invariants:
 //! - INV-CON-1: the UART location is written once, at boot, before any
@@ -29,6 +32,8 @@ const FCR: usize = 2;
 const LCR: usize = 3;
 /// Line status.
 const LSR: usize = 5;
+/// IER: interrupt when a received byte is waiting.
+const IER_RX: u32 = 1 << 0;
 /// LSR: a received byte is waiting.
 const LSR_DR: u32 = 1 << 0;
 /// LSR: the transmit holding register is empty.
@@ -115,6 +120,20 @@ pub fn panic_write(bytes: &[u8]) {
 /// Whether a received byte is waiting.
 pub fn input_ready() -> bool {
     BASE.load(Ordering::Acquire) != 0 && read_reg(LSR) & LSR_DR != 0
+}
+
+/// Raise the receive interrupt when a byte is (or becomes) ready.
+pub fn arm_input() {
+    if BASE.load(Ordering::Acquire) != 0 {
+        write_reg(IER, IER_RX);
+    }
+}
+
+/// Mask the receive interrupt (the trap handler, after it fired).
+pub fn mask_input() {
+    if BASE.load(Ordering::Acquire) != 0 {
+        write_reg(IER, 0);
+    }
 }
 
 /// One received byte, if one is waiting.

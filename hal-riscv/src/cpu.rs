@@ -123,13 +123,14 @@ pub fn current() -> &'static HartBlock {
 
 /// Per-hart trap set-up: FPU on (the trap vector saves FP registers),
 /// trap stack in `sscratch` before `stvec` (the trap module's
-/// INV-TRAP-1), timer and software interrupts enabled in `sie` (still
-/// masked by `sstatus.SIE`).
+/// INV-TRAP-1), timer, software and external interrupts enabled in `sie`
+/// (still masked by `sstatus.SIE`; the PLIC routes external ones to the
+/// boot hart alone).
 fn hart_init(block: &HartBlock) {
     csr::set_sstatus(csr::SSTATUS_FS_INITIAL);
     csr::write_sscratch(block.trap_stack_top.load(Ordering::Relaxed));
     csr::write_stvec(trap::vector());
-    csr::set_sie(csr::SIE_STIE | csr::SIE_SSIE);
+    csr::set_sie(csr::SIE_STIE | csr::SIE_SSIE | csr::SIE_SEIE);
 }
 
 /// First thing on the boot hart (paging off): block 0 gets its trap stack

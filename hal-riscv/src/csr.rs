@@ -21,6 +21,8 @@ pub const SSTATUS_FS_INITIAL: usize = 1 << 13;
 pub const SIE_SSIE: usize = 1 << 1;
 /// `sie.STIE`: supervisor timer interrupt.
 pub const SIE_STIE: usize = 1 << 5;
+/// `sie.SEIE`: supervisor external interrupt (the PLIC).
+pub const SIE_SEIE: usize = 1 << 9;
 
 /// Clear `sstatus.SIE` and return whether it was set.
 #[inline(always)]

@@ -6,8 +6,11 @@
 //! `status` is absent or `okay`, `timebase-frequency` (of `/cpus`, else of
 //! the first hart), `/chosen/bootargs` and `/chosen/rng-seed`, the 16550
 //! UART (`/chosen/stdout-path` when it names one, else the first
-//! `ns16550a`), the `sifive,test1` finisher, and the `virtio,mmio` slots
-//! (what is in a slot is asked of the slot itself). Bus `ranges` are taken to
+//! `ns16550a`, with its `interrupts`), the `sifive,test1` finisher, the
+//! `virtio,mmio` slots (what is in a slot is asked of the slot itself),
+//! and the PLIC (`riscv,plic0`) with each hart's supervisor context, read
+//! from its `interrupts-extended` against the harts' interrupt
+//! controllers. Bus `ranges` are taken to
 //! be identity (true of QEMU `virt`'s `/soc`).
 //!
 //! Invariants:
@@ -79,6 +82,18 @@ pub struct Uart {
     pub reg_shift: u32,
     /// Access width in bytes, 1 or 4 (`reg-io-width`, default 1).
     pub io_width: u32,
+    /// Its interrupt at the PLIC (`interrupts`), if named.
+    pub irq: Option<u32>,
+}
+
+/// The platform-level interrupt controller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plic {
+    /// Physical address of its registers.
+    pub base: u64,
+    /// The supervisor-mode context of each hart of [`BoardInfo::harts`],
+    /// in the same order (`u32::MAX`: the hart has none).
+    pub contexts: FixedVec<u32, MAX_DT_HARTS>,
 }
 
 /// Devices the HAL wants before anything else can fail, so that a later
@@ -110,6 +125,8 @@ pub struct BoardInfo<'a> {
     pub rng_seed: &'a [u8],
     /// `virtio,mmio` slots: base and size of each register window.
     pub virtio: FixedVec<(u64, u64), MAX_VIRTIO>,
+    /// The PLIC, when there is one.
+    pub plic: Option<Plic>,
 }
 
 fn be32(bytes: &[u8], at: usize) -> Option<u32> {
@@ -206,6 +223,9 @@ const UART_COMPATIBLE: &[&str] = &["ns16550a", "ns16550"];
 const FINISHER_COMPATIBLE: &[&str] = &["sifive,test1"];
 const RTC_COMPATIBLE: &[&str] = &["google,goldfish-rtc"];
 const VIRTIO_MMIO_COMPATIBLE: &[&str] = &["virtio,mmio"];
+const PLIC_COMPATIBLE: &[&str] = &["riscv,plic0", "sifive,plic-1.0.0"];
+/// `interrupts-extended` cause of a supervisor external interrupt.
+const CAUSE_SUPERVISOR_EXTERNAL: u32 = 9;
 
 fn uart_of(node: FdtNode<'_, '_>) -> Option<Uart> {
     if !is_compatible(node, UART_COMPATIBLE) || !is_okay(node) {
@@ -214,10 +234,15 @@ fn uart_of(node: FdtNode<'_, '_>) -> Option<Uart> {
     let (base, _) = regs(node).next()?;
     let reg_shift = u32_prop(node, "reg-shift").unwrap_or(0);
     let io_width = u32_prop(node, "reg-io-width").unwrap_or(1);
+    let irq = node
+        .property("interrupts")
+        .and_then(|p| be32(p.value, 0))
+        .filter(|&i| i > 0);
     (reg_shift < 8 && (io_width == 1 || io_width == 4)).then_some(Uart {
         base,
         reg_shift,
         io_width,
+        irq,
     })
 }
 
@@ -294,6 +319,8 @@ pub fn parse<'a>(fdt: &Fdt<'a>) -> Result<BoardInfo<'a>, DtError> {
 
     let cpus = fdt.find_node("/cpus").ok_or(DtError::NoCpus)?;
     let mut harts = FixedVec::new(0);
+    // The phandle of each hart's interrupt controller, in `harts` order.
+    let mut intcs: FixedVec<u32, MAX_DT_HARTS> = FixedVec::new(u32::MAX);
     let mut first_cpu = None;
     for cpu in cpus.children() {
         if cpu.name.split('@').next() != Some("cpu") || !is_okay(cpu) {
@@ -303,7 +330,14 @@ pub fn parse<'a>(fdt: &Fdt<'a>) -> Result<BoardInfo<'a>, DtError> {
             continue;
         };
         first_cpu.get_or_insert(cpu);
-        let _ = harts.push(id);
+        if harts.push(id).is_ok() {
+            let intc = cpu
+                .children()
+                .find(|c| c.name.split('@').next() == Some("interrupt-controller"))
+                .and_then(|c| u32_prop(c, "phandle"))
+                .unwrap_or(u32::MAX);
+            let _ = intcs.push(intc);
+        }
     }
     if harts.is_empty() {
         return Err(DtError::NoCpus);
@@ -337,6 +371,28 @@ pub fn parse<'a>(fdt: &Fdt<'a>) -> Result<BoardInfo<'a>, DtError> {
         }
     }
 
+    let plic = fdt
+        .all_nodes()
+        .find(|n| is_compatible(*n, PLIC_COMPATIBLE) && is_okay(*n))
+        .and_then(|n| {
+            let (base, _) = regs(n).next()?;
+            let cells = n.property("interrupts-extended")?.value;
+            let mut contexts = FixedVec::new(u32::MAX);
+            for &intc in intcs.iter() {
+                // Context k is the k-th (phandle, cause) pair.
+                let context = (0..cells.len() / 8).find(|&k| {
+                    be32(cells, 8 * k) == Some(intc)
+                        && be32(cells, 8 * k + 4) == Some(CAUSE_SUPERVISOR_EXTERNAL)
+                });
+                let _ = contexts.push(
+                    context
+                        .and_then(|k| u32::try_from(k).ok())
+                        .unwrap_or(u32::MAX),
+                );
+            }
+            Some(Plic { base, contexts })
+        });
+
     Ok(BoardInfo {
         ram,
         reserved,
@@ -345,6 +401,7 @@ pub fn parse<'a>(fdt: &Fdt<'a>) -> Result<BoardInfo<'a>, DtError> {
         bootargs,
         rng_seed,
         virtio,
+        plic,
     })
 }
 
@@ -379,7 +436,8 @@ mod tests {
             Some(Uart {
                 base: 0x1000_0000,
                 reg_shift: 0,
-                io_width: 1
+                io_width: 1,
+                irq: Some(10),
             })
         );
         assert_eq!(dev.finisher, Some(0x10_0000));
@@ -398,6 +456,10 @@ mod tests {
             .map(|i| (0x1000_0000 + i * 0x1000, 0x1000))
             .collect();
         assert_eq!(slots, expected);
+        // Each hart's supervisor context: QEMU lists M then S per hart.
+        let plic = b.plic.expect("a PLIC");
+        assert_eq!(plic.base, 0xc00_0000);
+        assert_eq!(&*plic.contexts, &[1, 3, 5, 7]);
     }
 
     #[test]
@@ -418,7 +480,8 @@ mod tests {
             Some(Uart {
                 base: 0x1001_0000,
                 reg_shift: 2,
-                io_width: 4
+                io_width: 4,
+                irq: None,
             })
         );
         assert_eq!(dev.finisher, None);

@@ -9,7 +9,8 @@
 //!   the host, where their unit tests run.
 //! - `csr`, `sbi`: the CSR and SBI primitives.
 //! - `console`, `power`, `heap`: the UART, shutdown, the HAL heap.
-//! - `rtc`, `entropy`: the goldfish wall clock, the virtio-rng.
+//! - `rtc`, `entropy`, `plic`: the goldfish wall clock, the virtio-rng,
+//!   the interrupt controller (the UART's receive interrupt).
 //! - `cpu`: per-hart blocks (`tp`), secondary start-up.
 //! - `trap`: the trap vector and fault / interrupt delivery.
 //! - `mmu`: the live page tables.
@@ -50,6 +51,8 @@ mod heap;
 mod mmu;
 #[cfg(target_os = "none")]
 mod platform;
+#[cfg(target_os = "none")]
+mod plic;
 #[cfg(target_os = "none")]
 mod power;
 #[cfg(target_os = "none")]

@@ -38,6 +38,16 @@ pub struct Riscv {
     pub tables: KernelTables,
 }
 
+impl Riscv {
+    /// A reader found no input: let the next byte raise an interrupt, when
+    /// the PLIC routes the UART's.
+    fn arm_input(&self) {
+        if crate::plic::enabled() {
+            console::arm_input();
+        }
+    }
+}
+
 impl PhysMemory for Riscv {
     fn memory_map(&self) -> &[PhysRange] {
         &self.memory_map
@@ -178,8 +188,13 @@ impl Console for Riscv {
         if console::input_ready() {
             InputState::Ready
         } else {
+            self.arm_input();
             InputState::Empty
         }
+    }
+
+    fn input_interrupts(&self) -> bool {
+        crate::plic::enabled()
     }
 
     fn read_input(&self, buf: &mut [u8]) -> Result<usize, InputState> {
@@ -192,6 +207,7 @@ impl Console for Riscv {
             n += 1;
         }
         if n == 0 {
+            self.arm_input();
             Err(InputState::Empty)
         } else {
             Ok(n)

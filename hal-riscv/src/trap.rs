@@ -10,7 +10,9 @@
 //!
 //! Delivery: timer interrupt -> SBI `set_timer(u64::MAX)` then
 //! `Interrupt::Timer`; software interrupt -> clear `sip.SSIP` then
-//! `Interrupt::Ipi`; other interrupts are ignored (none are enabled).
+//! `Interrupt::Ipi`; external interrupt -> claim at the PLIC; the UART's
+//! receive interrupt is masked at the UART, completed, then
+//! `Interrupt::Input`; any other source is completed and dropped.
 //! Exceptions become a [`TrapFrame`]; the kernel's answer resumes (`sret`
 //! to the same `sepc`), redirects (`sepc`, `sp`, `s0`, `a0`, `a1` replaced)
 //! or stops the machine. Interrupts stay masked throughout (hardware
@@ -36,7 +38,7 @@ use core::sync::atomic::Ordering;
 use kernel_core::exit;
 use kernel_core::hal::{Interrupt, TrapAction, TrapFrame};
 
-use crate::cause::{self, INTERRUPT, IRQ_SOFTWARE, IRQ_TIMER};
+use crate::cause::{self, INTERRUPT, IRQ_EXTERNAL, IRQ_SOFTWARE, IRQ_TIMER};
 use crate::console::PanicWriter;
 use crate::cpu::{self, HartBlock};
 use crate::{csr, power, sbi};
@@ -191,6 +193,22 @@ fn interrupt(hart: &HartBlock, code: usize) {
         IRQ_SOFTWARE => {
             csr::clear_ssip();
             Interrupt::Ipi
+        }
+        IRQ_EXTERNAL => {
+            let source = crate::plic::claim();
+            if source == 0 {
+                return;
+            }
+            let input = source == crate::plic::source();
+            if input {
+                // INV-PLIC-2: quiet until a reader rearms it.
+                crate::console::mask_input();
+            }
+            crate::plic::complete(source);
+            if !input {
+                return;
+            }
+            Interrupt::Input
         }
         _ => return,
     };

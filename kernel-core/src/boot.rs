@@ -91,6 +91,7 @@ pub fn boot<P: Platform>(hal: &P, info: BootInfo<'_>) -> u8 {
         Workload::Wasi => with_executor(kernel, |exec| {
             crate::wasi_check::run(kernel, exec, info.wasi)
         }),
+        Workload::Input => with_executor(kernel, |exec| crate::wasi_check::read_line(kernel, exec)),
     })
 }
 
@@ -209,7 +210,7 @@ pub fn with_executor<P: Platform, R>(
     f: impl FnOnce(&Executor<'_, P>) -> R,
 ) -> R {
     let hal = kernel.hal();
-    let exec = Executor::new(hal);
+    let exec = Executor::with_doorbell(hal, kernel.input_bell().clone());
     kernel.executor_gen.fetch_add(1, Ordering::SeqCst);
     kernel
         .executor

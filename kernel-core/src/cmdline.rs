@@ -10,6 +10,7 @@
 //! | `test=demo` | run the demo processes on every CPU and print their summary table |
 //! | `test=spec` | run the WebAssembly spec scripts the platform provides, ending with `N passed, M failed` |
 //! | `test=wasi` | run the embedded Rust WASI programs as processes, ending with `N passed, M failed` |
+//! | `test=input` | run a process that reads one line of console input and prints it, then how many slices it ran while it waited |
 //! | `test=fault` | touch an unmapped kernel address on purpose, to show the fatal-fault report |
 //! | `test=lockfault` | touch a demand-paged page while holding the address-space write lock, to show that the fault is reported, not a hang |
 //! | `log=LEVEL` | `off`, `error`, `warn` (default), `info`, `debug` or `trace`, for platforms without their own filter |
@@ -27,6 +28,9 @@ pub enum Workload {
     Demo,
     /// The embedded WASI programs ([`crate::wasi_check`]).
     Wasi,
+    /// One line of console input, read by a process
+    /// ([`crate::wasi_check::read_line`]).
+    Input,
     /// A deliberate unresolvable kernel fault.
     Fault,
     /// A deliberate fault under the address-space write lock.
@@ -124,6 +128,7 @@ impl Cmdline {
                         "self" => Workload::SelfTest,
                         "demo" => Workload::Demo,
                         "wasi" => Workload::Wasi,
+                        "input" => Workload::Input,
                         "fault" => Workload::Fault,
                         "lockfault" => Workload::LockFault,
                         "spec" => Workload::Spec,

@@ -101,6 +101,9 @@ pub struct Kernel<'h, P: Platform> {
     /// The preemption epoch: microseconds of the HAL clock as last seen by
     /// a timer interrupt on any CPU (monotonic; see `wasm::interrupt`).
     epoch: AtomicU64,
+    /// Rung by [`crate::hal::Interrupt::Input`]: readers of the console
+    /// wait on it (serviced by the executors' worker loops).
+    input_bell: alloc::sync::Arc<crate::sched::Doorbell>,
 }
 
 impl<'h, P: Platform> Kernel<'h, P> {
@@ -120,6 +123,7 @@ impl<'h, P: Platform> Kernel<'h, P> {
             executor: AtomicUsize::new(0),
             executor_users: AtomicUsize::new(0),
             executor_gen: AtomicU64::new(0),
+            input_bell: alloc::sync::Arc::new(crate::sched::Doorbell::new()),
         };
         // No overcommit: what the kernel commits (linear memories among
         // it) never exceeds RAM, so a commit that cannot be backed fails
@@ -134,6 +138,11 @@ impl<'h, P: Platform> Kernel<'h, P> {
     /// The platform.
     pub const fn hal(&self) -> &'h P {
         self.hal
+    }
+
+    /// The doorbell console input rings ([`crate::hal::Interrupt::Input`]).
+    pub fn input_bell(&self) -> &alloc::sync::Arc<crate::sched::Doorbell> {
+        &self.input_bell
     }
 
     /// The kernel's random bytes for guests.

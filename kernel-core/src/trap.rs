@@ -45,6 +45,12 @@ pub(crate) unsafe fn interrupt_entry<P: Platform>(data: *const (), irq: Interrup
             &cpu.timer_ticks
         }
         Interrupt::Ipi => &cpu.ipis,
+        Interrupt::Input => {
+            // Waiting readers are woken by the worker loops (a handler
+            // wakes no task: INV-SCHED-2).
+            kernel.input_bell().ring();
+            &cpu.ipis
+        }
     };
     counter.fetch_add(1, Ordering::AcqRel);
 }

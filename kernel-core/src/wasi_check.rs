@@ -8,6 +8,11 @@
 //! 8 MiB written and read back, clocks and a sleep, random bytes), or one
 //! that is the point (an exit code, a panic's trap, a file larger than the
 //! tmpfs holds). What they print goes to the console.
+//!
+//! `test=input` ([`read_line`]) runs `demo/readline.wat`, which reads one
+//! line of console input and prints it, then says how many slices the
+//! process ran: a reader woken by the input interrupt runs a handful, one
+//! that looked every millisecond would run one per millisecond it waited.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -102,5 +107,50 @@ pub fn run<P: Platform + SchedHal>(
         exit::SUCCESS
     } else {
         exit::FAILED
+    }
+}
+
+/// `demo/readline.wat`, assembled by the build script.
+const READLINE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/readline.wasm"));
+
+/// `test=input`: run the line reader; [`exit::SUCCESS`] when it read a line
+/// and exited, after printing `input: read after N slices`.
+pub fn read_line<P: Platform + SchedHal>(kernel: &Kernel<'_, P>, exec: &Executor<'_, P>) -> u8 {
+    let hal = kernel.hal();
+    let outcome = proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
+        let program = Program {
+            args: alloc::vec![b"readline".to_vec()],
+            ..Program::default()
+        };
+        let pid = procs
+            .spawn_program(
+                "readline",
+                Arc::from(READLINE),
+                Vec::new(),
+                procs.defaults(),
+                program,
+            )
+            .ok()?;
+        procs.reap(pid).await
+    });
+    match outcome {
+        Ok(Some(info)) if info.status == ExitStatus::Exited(0) => {
+            say(
+                hal,
+                format_args!("input: read after {} slices", info.slices),
+            );
+            exit::SUCCESS
+        }
+        Ok(Some(info)) => {
+            say(
+                hal,
+                format_args!("input: the reader ended {:?}", info.status),
+            );
+            exit::FAILED
+        }
+        _ => {
+            say(hal, format_args!("input: the reader did not start"));
+            exit::FAILED
+        }
     }
 }

@@ -196,3 +196,36 @@ fn bad_seeds_exit_2() {
         );
     }
 }
+
+/// `test=input`: a process waits for a line of console input, which
+/// comes half a second after the start; the input interrupt wakes it, so
+/// it ran a handful of slices, not one per millisecond it waited.
+#[test]
+fn a_line_of_input_wakes_its_reader() {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sim"))
+        .args(["boot", "test=input"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sim starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    stdin.write_all(b"hello, kernel\n").expect("input");
+    drop(stdin);
+    let out = child.wait_with_output().expect("sim ends");
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(text.contains("\nline: hello, kernel\n"), "{text}");
+    let slices: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("input: read after "))
+        .and_then(|l| l.strip_suffix(" slices"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no slice count: {text}"));
+    assert!(
+        slices < 50,
+        "the reader ran {slices} slices while it waited"
+    );
+}

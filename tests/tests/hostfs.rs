@@ -3,7 +3,8 @@
 //! file round trip on a mount at `/` and at `/data`; a hand-written
 //! program that tries every way out of its mount and must get an errno
 //! each time, with the host outside it untouched; descriptors beyond the
-//! table; and a deterministic run of file I/O that replays bit for bit.
+//! table; rights and trailing-slash links answered as on the tmpfs; and a
+//! deterministic run of file I/O that replays bit for bit.
 
 use std::path::{Path, PathBuf};
 
@@ -193,6 +194,101 @@ fn no_way_out_of_a_host_directory_and_the_host_outside_is_untouched() {
         Path::new("../..")
     );
     std::fs::remove_dir_all(&base).expect("clean up");
+}
+
+/// What wasmtime answers and the conformance suite checks, on whatever
+/// file system descriptor 3 is: rights cannot be changed (`ENOTSUP`,
+/// `EBADF` for a closed descriptor) and directories never report
+/// `path_filestat_set_size`; a symbolic link named `name/` is `ENOTDIR`
+/// where a file is, `EEXIST` where a directory is, `ENOENT` where nothing
+/// is. Exits with the number of the first check that failed.
+const RIGHTS_AND_SLASHES: &str = r#"
+(module
+  (import "wasi_snapshot_preview1" "path_open" (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_create_directory" (func $mkdir (param i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_symlink" (func $symlink (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_fdstat_get" (func $fdstat (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_fdstat_set_rights" (func $set_rights (param i32 i64 i64) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_close" (func $fd_close (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "file")
+  (data (i32.const 110) "file/")
+  (data (i32.const 120) "dir")
+  (data (i32.const 130) "dir/")
+  (data (i32.const 140) "none/")
+  (data (i32.const 150) "none")
+  (data (i32.const 160) "target")
+  (func $want (param $got i32) (param $errno i32) (param $step i32)
+    (if (i32.ne (local.get $got) (local.get $errno)) (then (call $proc_exit (local.get $step)))))
+  ;; `rights` of the fdstat at 200 masked by `bit`, as an i32
+  (func $right (param $bit i64) (result i32)
+    (i32.wrap_i64 (i64.shr_u (i64.and (i64.load (i32.const 208)) (local.get $bit)) (i64.const 13))))
+  (func (export "_start")
+    (local $fd i32)
+    (call $want (call $set_rights (i32.const 3) (i64.const 0) (i64.const 0)) (i32.const 58) (i32.const 1))
+    (call $want (call $set_rights (i32.const 99) (i64.const 0) (i64.const 0)) (i32.const 8) (i32.const 2))
+    ;; the preopen still has path_open (bit 13), never path_filestat_set_size (bit 19)
+    (call $want (call $fdstat (i32.const 3) (i32.const 200)) (i32.const 0) (i32.const 3))
+    (call $want (call $right (i64.const 0x2000)) (i32.const 1) (i32.const 4))
+    (call $want (call $right (i64.const 0x80000)) (i32.const 0) (i32.const 5))
+    ;; nor has a directory opened below it
+    (call $want (call $mkdir (i32.const 3) (i32.const 120) (i32.const 3)) (i32.const 0) (i32.const 6))
+    (call $want (call $path_open (i32.const 3) (i32.const 0) (i32.const 120) (i32.const 3) (i32.const 2)
+      (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 16)) (i32.const 0) (i32.const 7))
+    (local.set $fd (i32.load (i32.const 16)))
+    (call $want (call $fdstat (local.get $fd) (i32.const 200)) (i32.const 0) (i32.const 8))
+    (call $want (i32.load8_u (i32.const 200)) (i32.const 3) (i32.const 9))
+    (call $want (call $right (i64.const 0x2000)) (i32.const 1) (i32.const 10))
+    (call $want (call $right (i64.const 0x80000)) (i32.const 0) (i32.const 11))
+    (call $want (call $set_rights (local.get $fd) (i64.const 0) (i64.const 0)) (i32.const 58) (i32.const 12))
+    (call $want (call $fd_close (local.get $fd)) (i32.const 0) (i32.const 13))
+    ;; symbolic links named with a trailing slash
+    (call $want (call $path_open (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 4) (i32.const 1)
+      (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 16)) (i32.const 0) (i32.const 14))
+    (call $want (call $fd_close (i32.load (i32.const 16))) (i32.const 0) (i32.const 15))
+    (call $want (call $symlink (i32.const 160) (i32.const 6) (i32.const 3) (i32.const 110) (i32.const 5)) (i32.const 54) (i32.const 16))
+    (call $want (call $symlink (i32.const 160) (i32.const 6) (i32.const 3) (i32.const 100) (i32.const 4)) (i32.const 20) (i32.const 17))
+    (call $want (call $symlink (i32.const 160) (i32.const 6) (i32.const 3) (i32.const 130) (i32.const 4)) (i32.const 20) (i32.const 18))
+    (call $want (call $symlink (i32.const 160) (i32.const 6) (i32.const 3) (i32.const 140) (i32.const 5)) (i32.const 44) (i32.const 19))
+    ;; without the slash a new name takes the link
+    (call $want (call $symlink (i32.const 160) (i32.const 6) (i32.const 3) (i32.const 150) (i32.const 4)) (i32.const 0) (i32.const 20)))
+)
+"#;
+
+#[test]
+fn rights_and_trailing_slash_links_answer_alike_on_the_tmpfs_and_a_host_directory() {
+    // The in-memory root (no mount) ...
+    let dir = scratch("rights-tmpfs");
+    let r = run_in(&dir, wat(RIGHTS_AND_SLASHES), Program::default(), None);
+    assert_eq!(r.status, Some(ExitStatus::Exited(0)), "tmpfs: {r:?}");
+    std::fs::remove_dir_all(&dir).expect("clean up");
+    // ... and a host directory mounted at `/`.
+    let dir = scratch("rights-host");
+    let r = run_in(
+        &dir,
+        wat(RIGHTS_AND_SLASHES),
+        program(&["rights"], "/"),
+        None,
+    );
+    assert_eq!(r.status, Some(ExitStatus::Exited(0)), "hostfs: {r:?}");
+    // The refused links made nothing; the file is still a file.
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["dir", "file", "none"]);
+    assert!(
+        std::fs::symlink_metadata(dir.join("file"))
+            .expect("file")
+            .is_file()
+    );
+    assert_eq!(
+        std::fs::read_link(dir.join("none")).expect("none"),
+        Path::new("target")
+    );
+    std::fs::remove_dir_all(&dir).expect("clean up");
 }
 
 #[test]

@@ -189,6 +189,75 @@ fn standard_input_is_copied_to_standard_output() {
     );
 }
 
+/// A program waiting for standard input is not run while it waits: the
+/// input's arrival raises an interrupt that wakes it (hosted: a watcher
+/// thread and the IPI signal), instead of the program looking every
+/// millisecond. The input comes half a second after the start; a
+/// program that looked every millisecond would have run hundreds of
+/// slices by then. The child reports the program's slices on stderr.
+#[test]
+fn a_reader_waiting_for_input_is_not_run_meanwhile() {
+    const TEST: &str = "a_reader_waiting_for_input_is_not_run_meanwhile";
+    if tests::child_scenario().as_deref() == Some("cat-slices") {
+        let hosted = hal_hosted::Hosted::new(&tests::machine::machine(2)).expect("machine");
+        let code = hal_hosted::boot_quiet_into(&hosted, |kernel| {
+            let info = kernel_core::boot::with_executor(kernel, |exec| {
+                kernel_core::proc::run(
+                    kernel,
+                    exec,
+                    kernel_core::proc::SpawnOptions::default(),
+                    |procs| async move {
+                        let pid = procs
+                            .spawn("cat", module("cat").into(), Vec::new(), procs.defaults())
+                            .ok()?;
+                        tests::machine::wait(&procs, pid).await?;
+                        procs.reap(pid).await
+                    },
+                )
+                .ok()
+                .flatten()
+            });
+            match info {
+                Some(i) if i.status == ExitStatus::Exited(0) => {
+                    eprintln!("slices={}", i.slices);
+                    0
+                }
+                _ => 1,
+            }
+        });
+        std::process::exit(code.map_or(2, i32::from));
+    }
+    let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
+        .env(tests::CHILD_ENV, "cat-slices")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("test binary re-runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::io::Write::write_all(&mut stdin, b"late\n").expect("input");
+    drop(stdin);
+    let out = child.wait_with_output().expect("child");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("late\n5 bytes\n"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let slices: u64 = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("slices="))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no slice count: {stderr}"));
+    assert!(
+        slices < 50,
+        "the reader ran {slices} slices while it waited"
+    );
+}
+
 /// The kernel's own `test=wasi` workload (what the riscv image runs in
 /// QEMU) passes on a hosted kernel given the same programs.
 #[test]

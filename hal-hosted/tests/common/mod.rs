@@ -197,7 +197,8 @@ unsafe fn interrupt_entry(data: *const (), irq: Interrupt) {
     }
     match irq {
         Interrupt::Timer => k.timers.fetch_add(1, Ordering::SeqCst),
-        Interrupt::Ipi => k.ipis.fetch_add(1, Ordering::SeqCst),
+        // Console input rides on the IPI signal.
+        Interrupt::Ipi | Interrupt::Input => k.ipis.fetch_add(1, Ordering::SeqCst),
     };
 }
 

@@ -25,15 +25,34 @@ pub trait Console {
     /// - riscv: the UART's receive register when its data-ready bit is set.
     fn try_read(&self) -> Option<u8>;
 
-    /// Whether input is waiting, taking none of it.
+    /// Whether input is waiting, taking none of it. An
+    /// [`InputState::Empty`] answer arms the input interrupt when the
+    /// platform has one ([`Console::input_interrupts`]).
     ///
     /// - hosted: `poll(2)` of standard input with a zero timeout (a hang-up
     ///   with nothing left to read is [`InputState::Closed`]).
     /// - riscv: the UART's data-ready bit; a UART never closes.
     fn input_state(&self) -> InputState;
 
+    /// Whether, once [`Console::input_state`] or [`Console::read_input`]
+    /// answered [`InputState::Empty`], the arrival of input (or its end)
+    /// raises [`super::Interrupt::Input`] on some CPU, once. Without it a
+    /// reader must look again from time to time.
+    ///
+    /// - hosted: yes with threads and the host's standard input (a watcher
+    ///   thread waits in `poll(2)` while armed, then raises it with the IPI
+    ///   signal on CPU 0); no in deterministic mode or when the console is
+    ///   captured.
+    /// - riscv: yes when the device tree names the UART's interrupt and a
+    ///   PLIC: the UART's receive interrupt, routed by the PLIC to the
+    ///   boot hart.
+    fn input_interrupts(&self) -> bool {
+        false
+    }
+
     /// Take up to `buf.len()` bytes of waiting input without waiting: how
-    /// many (at least one), or why none.
+    /// many (at least one), or why none (an [`InputState::Empty`] answer
+    /// arms the input interrupt, as [`Console::input_state`]'s does).
     ///
     /// - hosted: `read(2)` of standard input after a zero-timeout `poll`.
     /// - riscv: the UART's receive register while data is ready.

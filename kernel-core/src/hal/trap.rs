@@ -85,4 +85,7 @@ pub enum Interrupt {
     Timer,
     /// Another CPU sent an inter-processor interrupt.
     Ipi,
+    /// Console input arrived (or ended) after a read found none
+    /// ([`super::Console::input_interrupts`]).
+    Input,
 }

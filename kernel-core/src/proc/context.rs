@@ -21,6 +21,20 @@ use crate::mem::Owner;
 use crate::sched::SchedHal;
 use crate::wasm::vm::{HostTrap, MemoryView};
 
+/// A future that ends when the first of `a` and `b` does.
+async fn first<A: Future<Output = ()>, B: Future<Output = ()>>(a: A, b: B) {
+    let mut a = core::pin::pin!(a);
+    let mut b = core::pin::pin!(b);
+    core::future::poll_fn(|cx| {
+        if a.as_mut().poll(cx).is_ready() || b.as_mut().poll(cx).is_ready() {
+            core::task::Poll::Ready(())
+        } else {
+            core::task::Poll::Pending
+        }
+    })
+    .await;
+}
+
 /// Why [`Context::spawn_child`] refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ChildError {
@@ -171,6 +185,32 @@ impl<'k, 'h, P: Platform + SchedHal> Context<'k, 'h, P> {
     pub(crate) fn sleep(&self, duration: Duration) -> Result<(), HostTrap> {
         let sleep = self.scope.exec.sleep(duration);
         self.block(sleep)
+    }
+
+    /// Wait for console input until `until` (monotonic; `None`: no
+    /// limit): until the platform's input interrupt rings the kernel's
+    /// input bell, or, on a platform without one, for at most
+    /// `poll` before the caller looks again. Ends early, never late; the
+    /// caller looks at the input afterwards either way.
+    pub(crate) fn wait_for_input(
+        &self,
+        until: Option<Duration>,
+        poll: Duration,
+    ) -> Result<(), HostTrap> {
+        let now = self.now();
+        let kernel = self.scope.kernel;
+        if !kernel.hal().input_interrupts() {
+            let until = until.map_or(now + poll, |u| u.min(now + poll));
+            return self.sleep(until.saturating_sub(now));
+        }
+        let bell = kernel.input_bell().wait();
+        match until {
+            None => self.block(bell),
+            Some(at) => {
+                let sleep = self.scope.exec.sleep(at.saturating_sub(now));
+                self.block(first(bell, sleep))
+            }
+        }
     }
 
     /// A preemption point inside a long call: the process yields if its

@@ -27,7 +27,9 @@
 //!   (polls, drops, wakes) while holding one. Interrupt handlers do not touch
 //!   the executor: an interrupt only ends a CPU's wait. A wake may allocate
 //!   (the queues grow), so it must not be called from trap context
-//!   (INV-HAL-2).
+//!   (INV-HAL-2): a handler rings a [`Doorbell`] instead, which every
+//!   worker loop services on each turn and counts as work in its idle
+//!   re-check.
 //! - INV-SCHED-3 (lifetime): wakers and [`Handle`]s may outlive the
 //!   executor. They reach the HAL only through [`Shared::hal`], which
 //!   counts users and fails once the executor's drop has begun; the drop
@@ -36,6 +38,7 @@
 //!   the task: its join handle yields [`JoinError::Cancelled`]. Tasks
 //!   parked in a cycle of one another's wakers are leaked.
 
+mod bell;
 pub mod fiber;
 pub mod sync;
 mod task;
@@ -52,6 +55,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
+pub use bell::{Doorbell, Wait as BellWait};
 pub use sync::{
     IrqCtl, IrqMutex, IrqMutexGuard, Receiver, RecvError, SendError, Sender, TryRecvError,
     TrySendError, WaitFor, WaitQueue, channel,
@@ -165,6 +169,9 @@ pub(crate) struct Shared<H> {
     timers: spin::Mutex<Timers>,
     /// Tasks run, for statistics.
     polls: AtomicU64,
+    /// Rung by an interrupt handler, serviced on every turn of every
+    /// worker loop ([`bell`]).
+    bell: Option<Arc<Doorbell>>,
 }
 
 // SAFETY: `hal` points to an `H: Sync`, used from any CPU only while the
@@ -369,6 +376,17 @@ pub struct Executor<'h, H: SchedHal> {
 impl<'h, H: SchedHal> Executor<'h, H> {
     /// An executor with one run queue per CPU of `hal`.
     pub fn new(hal: &'h H) -> Self {
+        Self::build(hal, None)
+    }
+
+    /// [`Executor::new`], whose worker loops also service `bell`: the
+    /// waiters of a ring from an interrupt handler are woken on the next
+    /// turn of the loop the interrupt ended the wait of.
+    pub fn with_doorbell(hal: &'h H, bell: Arc<Doorbell>) -> Self {
+        Self::build(hal, Some(bell))
+    }
+
+    fn build(hal: &'h H, bell: Option<Arc<Doorbell>>) -> Self {
         let slots = (0..hal.cpu_count())
             .map(|_| Slot {
                 queue: Queue::new(),
@@ -388,6 +406,7 @@ impl<'h, H: SchedHal> Executor<'h, H> {
                 injector: Queue::new(),
                 timers: spin::Mutex::new(Timers::default()),
                 polls: AtomicU64::new(0),
+                bell,
             }),
         }
     }
@@ -476,6 +495,9 @@ impl<'h, H: SchedHal> Executor<'h, H> {
             if step() {
                 break;
             }
+            if let Some(bell) = &shared.bell {
+                bell.service();
+            }
             let next = shared.fire_timers(hal.now());
             if let Some(task) = shared.find(cpu) {
                 shared.polls.fetch_add(1, Ordering::Relaxed);
@@ -485,7 +507,8 @@ impl<'h, H: SchedHal> Executor<'h, H> {
             let irqs = hal.disable_irqs();
             slot.idle.store(true, Ordering::SeqCst);
             let due = next.is_some_and(|d| d <= hal.now());
-            if ready() || shared.has_work() || due {
+            let rung = shared.bell.as_ref().is_some_and(|b| b.needs_service());
+            if ready() || shared.has_work() || due || rung {
                 slot.idle.store(false, Ordering::SeqCst);
                 continue;
             }

@@ -50,10 +50,19 @@ const FDFLAGS_APPEND: u16 = 1;
 /// `_set_times` (21..=23) and `poll_fd_readwrite` (27).
 pub(super) const FILE_RIGHTS: u64 = 0x1ff | 0b111 << 21 | 1 << 27;
 /// Every right a directory's descriptor has: `fd_fdstat_set_flags` (3),
-/// `fd_sync` (4), the `path_*` rights and `fd_readdir` (9..=20),
-/// `fd_filestat_get` (21), `fd_filestat_set_times` (23) and
-/// `path_symlink` through `path_unlink_file` (24..=26).
-pub(super) const DIR_RIGHTS: u64 = 1 << 3 | 1 << 4 | 0xfff << 9 | 1 << 21 | 1 << 23 | 0b111 << 24;
+/// `fd_sync` (4), the `path_*` rights and `fd_readdir` (9..=20) but
+/// `path_filestat_set_size` (19, of no call of preview1; wasmtime leaves
+/// it out of directories too), `fd_filestat_get` (21),
+/// `fd_filestat_set_times` (23) and `path_symlink` through
+/// `path_unlink_file` (24..=26).
+pub(super) const DIR_RIGHTS: u64 = 1 << 3
+    | 1 << 4
+    | (0xfff << 9 & !RIGHT_PATH_FILESTAT_SET_SIZE)
+    | 1 << 21
+    | 1 << 23
+    | 0b111 << 24;
+/// `rights.path_filestat_set_size`.
+const RIGHT_PATH_FILESTAT_SET_SIZE: u64 = 1 << 19;
 
 impl From<FsError> for Errno {
     fn from(e: FsError) -> Self {
@@ -298,7 +307,20 @@ pub(super) fn path_symlink<P: Platform + SchedHal>(
     if target.starts_with(b"/") {
         return Err(Errno::Notcapable.into());
     }
-    Vfs::new(ctx).symlink(&target, start, &path)
+    let vfs = Vfs::new(ctx);
+    match vfs.symlink(&target, start, &path) {
+        // `name/` where a non-directory is: `ENOTDIR`, as wasmtime answers
+        // (the file systems answer `EEXIST`, as Linux does). The entry
+        // itself is looked at, a link not followed.
+        Err(Fail::Errno(Errno::Exist)) if path.ends_with(b"/") => {
+            let end = path.iter().rposition(|&b| b != b'/').map_or(0, |i| i + 1);
+            match vfs.stat_path(start, &path[..end], false) {
+                Ok(s) if s.filetype != FileType::Directory => Err(Errno::Notdir.into()),
+                _ => Err(Errno::Exist.into()),
+            }
+        }
+        other => other,
+    }
 }
 
 pub(super) fn path_readlink<P: Platform + SchedHal>(

@@ -10,8 +10,9 @@
 //! a path call on standard I/O `ENOTDIR`, a seek `ESPIPE`.
 //!
 //! Waiting calls (`fd_read` of empty input, `poll_oneoff`) suspend the
-//! process's fiber; input is polled every [`INPUT_POLL`] while one waits
-//! for it. A kill while waiting ends the process.
+//! process's fiber until the platform's input interrupt rings the kernel's
+//! input bell (`Context::wait_for_input`), or, on a platform without one,
+//! look again every [`INPUT_POLL`]. A kill while waiting ends the process.
 //!
 //! Every call goes through one dispatcher ([`dispatch`]) that turns the
 //! interface's one error type ([`Fail`]: an [`Errno`] or a trap) into the
@@ -310,7 +311,7 @@ fn call<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, name: &str, a: &Args<'
         "fd_close" => fd_close(ctx, a.u(0)),
         "fd_fdstat_get" => fd_fdstat_get(ctx, a.u(0), a.w(1)),
         "fd_fdstat_set_flags" => fd_fdstat_set_flags(ctx, a.u(0), a.u(1)),
-        "fd_fdstat_set_rights" => fd_fdstat_set_rights(ctx, a.u(0), a.l(1), a.l(2)),
+        "fd_fdstat_set_rights" => fd_fdstat_set_rights(ctx, a.u(0)),
         "fd_filestat_get" => match open(ctx, a.u(0))?.object.node() {
             Some(node) => files::fd_filestat_get(ctx, node, a.w(1)),
             None => fd_filestat_get(ctx, a.u(0), a.w(1)),
@@ -534,19 +535,13 @@ fn fd_fdstat_set_flags<P: Platform + SchedHal>(
     Ok(())
 }
 
-fn fd_fdstat_set_rights<P: Platform + SchedHal>(
-    ctx: &Context<'_, '_, P>,
-    fd: u32,
-    base: i64,
-    inheriting: i64,
-) -> Res {
-    let f = open(ctx, fd)?;
-    let (_, have, may_inherit) = kind_and_rights(f);
-    // Rights can only be dropped; a descriptor keeps what it has.
-    if base.cast_unsigned() & !have != 0 || inheriting.cast_unsigned() & !may_inherit != 0 {
-        return Err(Errno::Notcapable.into());
-    }
-    Ok(())
+/// Rights are not kept per descriptor (a descriptor can do what its kind
+/// and open mode allow, as `fd_fdstat_get` reports), so they cannot be
+/// changed either: `ENOTSUP` for an open descriptor, `EBADF` otherwise,
+/// as wasmtime answers. Programs probe this to skip rights checks.
+fn fd_fdstat_set_rights<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, fd: u32) -> Res {
+    open(ctx, fd)?;
+    Err(Errno::Notsup.into())
 }
 
 fn fd_filestat_get<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, fd: u32, out: i32) -> Res {
@@ -643,7 +638,7 @@ fn fd_read<P: Platform + SchedHal>(
                 Ok(n) => break n,
                 Err(InputState::Closed) => break 0,
                 Err(_) if f.flags & FDFLAGS_NONBLOCK != 0 => return Err(Errno::Again.into()),
-                Err(_) => ctx.sleep(INPUT_POLL)?,
+                Err(_) => ctx.wait_for_input(None, INPUT_POLL)?,
             }
         }
     };
@@ -822,15 +817,16 @@ fn poll_oneoff<P: Platform + SchedHal>(
             let n = u32::try_from(events.len() / 32).unwrap_or(u32::MAX);
             return put(ctx, nevents, &n.to_le_bytes());
         }
-        // Nothing yet: sleep to the next deadline, looking at the input
-        // meanwhile when a subscription waits for it.
+        // Nothing yet: sleep to the next deadline, or until input comes
+        // when a subscription waits for it.
         let reads = subs.iter().any(|(_, s)| matches!(s, Sub::Fd { .. }));
-        let until = match (next, reads) {
-            (Some(at), true) => at.min(now.saturating_add(INPUT_POLL)),
-            (Some(at), false) => at,
-            (None, _) => now.saturating_add(INPUT_POLL),
-        };
-        ctx.sleep(until.saturating_sub(now))?;
+        match (next, reads) {
+            (at, true) => ctx.wait_for_input(at, INPUT_POLL)?,
+            (Some(at), false) => ctx.sleep(at.saturating_sub(now))?,
+            // Every subscription is a clock or a descriptor (anything else
+            // gave an event above), and there is at least one.
+            (None, false) => return Err(Errno::Inval.into()),
+        }
     }
 }
 
