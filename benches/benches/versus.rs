@@ -8,7 +8,11 @@
 //! Rows: execution of the workloads of `benches/workloads`, compilation
 //! (one thread, all CPUs), instantiation (wasmtime's default and pooling
 //! allocators), calls and traps, executor microbenchmarks, hosted boot to
-//! the first wasm instruction, and the wasm-v1 spec suite's wall time.
+//! the first wasm instruction, WASI programs of `tests/wasi-programs`
+//! start to exit against wasmtime + wasmtime-wasi (`hello` cold, and a
+//! file written then read back on the tmpfs, on a mounted host directory
+//! and on wasmtime's preopened host directory), and the wasm-v1 spec
+//! suite's wall time.
 //!
 //! `--quick` (or `VESSEL_BENCH_QUICK=1`) takes fewer samples.
 //!
@@ -19,6 +23,7 @@
 
 use std::future::poll_fn;
 use std::hint::black_box;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Poll, Waker};
@@ -88,6 +93,7 @@ fn main() {
     drop(hosted);
     rows.extend(executor_rows(cpus, plan));
     rows.extend(boot_rows(plan));
+    rows.extend(wasi_rows(plan));
     rows.push(spec_row());
 
     let text = format!(
@@ -966,6 +972,303 @@ fn boot_rows(plan: Plan) -> Vec<Row> {
             Config::default().cpus
         ),
     }]
+}
+
+// ---------------------------------------------------------------------------
+// WASI programs
+
+/// MiB the `bigfile` rows write and read back.
+const BIGFILE_MIB: usize = 64;
+
+/// How one program run ended, and the nanoseconds from its spawn to its
+/// exit.
+struct Ran {
+    /// The exit code (`None`: it did not exit, or was not started).
+    code: Option<i32>,
+    /// What it wrote (Vessel: the captured console).
+    stdout: Vec<u8>,
+    /// Spawn (compile included) to exit.
+    ns: f64,
+}
+
+/// Build a hosted machine from `config` (console captured) with host
+/// directories `dirs`, boot it quietly, run `module` as a program with
+/// `args` (the first its name) and `dirs[0]`, if any, mounted at `/`
+/// (else the scope's tmpfs is its `/`), and reap it.
+fn vessel_run(config: &Config, dirs: &[PathBuf], module: &Arc<[u8]>, args: &[&str]) -> Ran {
+    use kernel_core::proc::{ExitStatus, Mount, Program};
+    let failed = Ran {
+        code: None,
+        stdout: Vec::new(),
+        ns: f64::NAN,
+    };
+    let Ok(hosted) = Hosted::with_dirs(config, dirs) else {
+        return failed;
+    };
+    let program = Program {
+        args: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        env: Vec::new(),
+        no_files: false,
+        mounts: if dirs.is_empty() {
+            Vec::new()
+        } else {
+            vec![Mount {
+                guest: b"/".to_vec(),
+                host: 0,
+            }]
+        },
+    };
+    let ended = Mutex::new(None);
+    let booted = hal_hosted::boot_quiet_into(&hosted, |kernel| {
+        let got = kernel_core::boot::with_executor(kernel, |exec| {
+            kernel_core::proc::run(
+                kernel,
+                exec,
+                kernel_core::proc::SpawnOptions::default(),
+                |procs| async move {
+                    let start = Instant::now();
+                    let pid = procs
+                        .spawn_program(
+                            args[0],
+                            module.clone(),
+                            Vec::new(),
+                            procs.defaults(),
+                            program,
+                        )
+                        .ok()?;
+                    let info = procs.reap(pid).await?;
+                    Some((info.status, start.elapsed()))
+                },
+            )
+            .ok()
+            .flatten()
+        });
+        if let Ok(mut e) = ended.lock() {
+            *e = got;
+        }
+        0
+    });
+    let ended = ended.into_inner().ok().flatten();
+    match (booted, ended) {
+        (Ok(0), Some((status, took))) => Ran {
+            code: match status {
+                ExitStatus::Exited(n) => Some(n),
+                _ => None,
+            },
+            stdout: hosted.captured_console().unwrap_or_default(),
+            ns: took.as_nanos() as f64,
+        },
+        _ => failed,
+    }
+}
+
+/// Run `module` on wasmtime + wasmtime-wasi on `engine`: compile, link
+/// WASI preview1, instantiate, call `_start`, with `args` (the first its
+/// name) and host directory `dir`, if any, preopened at `/`.
+fn wasmtime_run(
+    engine: &wasmtime::Engine,
+    module: &[u8],
+    args: &[&str],
+    dir: Option<&Path>,
+) -> Ran {
+    use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+    let stdout = MemoryOutputPipe::new(1 << 20);
+    let start = Instant::now();
+    let run = || -> wasmtime::Result<i32> {
+        let module = wasmtime::Module::new(engine, module)?;
+        let mut linker = wasmtime::Linker::new(engine);
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |cx| cx)?;
+        let mut builder = wasmtime_wasi::WasiCtxBuilder::new();
+        // Blocking file operations on this thread, without a round trip
+        // through tokio's blocking pool; set before the preopen, which
+        // takes it when opened.
+        builder
+            .allow_blocking_current_thread(true)
+            .args(args)
+            .stdout(stdout.clone());
+        if let Some(dir) = dir {
+            builder.preopened_dir(dir, "/", wasmtime_wasi::FsPerms::ReadWrite)?;
+        }
+        let mut store = wasmtime::Store::new(engine, builder.build_p1());
+        let instance = linker.instantiate(&mut store, &module)?;
+        let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+        match start.call(&mut store, ()) {
+            Ok(()) => Ok(0),
+            Err(e) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+                Some(exit) => Ok(exit.0),
+                None => Err(e),
+            },
+        }
+    };
+    let code = run().ok();
+    let ns = start.elapsed().as_nanos() as f64;
+    Ran {
+        code,
+        stdout: stdout.contents().to_vec(),
+        ns,
+    }
+}
+
+/// A fresh directory under the system's temporary directory, removed when
+/// this is dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(what: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("vessel-versus-{}-{what}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `ns` when `ran` exited 0, else NaN (and a line saying so).
+fn ok_ns(what: &str, ran: &Ran) -> f64 {
+    if ran.code == Some(0) {
+        ran.ns
+    } else {
+        eprintln!(
+            "versus: {what} ended {:?}: {}",
+            ran.code,
+            String::from_utf8_lossy(&ran.stdout)
+        );
+        f64::NAN
+    }
+}
+
+fn wasi_rows(plan: Plan) -> Vec<Row> {
+    progress("WASI programs");
+    let config = Config {
+        capture_console: true,
+        ..Config::default()
+    };
+    let hello: Arc<[u8]> = tests::wasi_programs::module("hello").into();
+    let bigfile: Arc<[u8]> = tests::wasi_programs::module("bigfile").into();
+
+    // hello: everything from nothing to the exit, each sample.
+    let mut ours_hello = || {
+        time_ns(|| {
+            let ran = vessel_run(&config, &[], &hello, &["hello"]);
+            assert_eq!(ran.stdout, b"hello, world\n", "hello on Vessel");
+        })
+    };
+    let mut theirs_hello = || {
+        time_ns(|| {
+            let ran = wasmtime_run(&wasmtime::Engine::default(), &hello, &["hello"], None);
+            assert_eq!(ran.stdout, b"hello, world\n", "hello on wasmtime");
+        })
+    };
+    let t = interleave(
+        1,
+        plan.boot_samples,
+        &mut [&mut ours_hello, &mut theirs_hello],
+    );
+    let mut rows = vec![Row {
+        group: "WASI",
+        name: "`hello` cold, start to exit".into(),
+        ours: t[0],
+        wasmtime: Some(t[1]),
+        other: None,
+        target: "",
+        note: format!(
+            "ours: build a hosted machine ({} CPUs, 512 MiB, console captured), boot it quietly, \
+             `spawn_program` (compiles the module, {} KiB, on one thread), reap; wasmtime: \
+             `Engine::default` + `Module::new` (parallel compilation) + `Linker` with \
+             `p1::add_to_linker_sync` + `Store` + instantiate + `_start`, stdout to a \
+             `MemoryOutputPipe`",
+            config.cpus,
+            hello.len() / 1024
+        ),
+    }];
+
+    // bigfile: spawn (compile included) to exit, on a booted machine or a
+    // ready engine; once with the full size, once with 0 MiB (start,
+    // compile, an empty file created, read and deleted, exit), so that the
+    // difference is the file traffic alone.
+    let size = BIGFILE_MIB.to_string();
+    let full = ["bigfile", "/", size.as_str()];
+    let empty = ["bigfile", "/", "0"];
+    let host_dir = TempDir::new("bigfile-wasmtime");
+    let mount_dir = TempDir::new("bigfile-hostfs");
+    let mounted = [mount_dir.0.clone()];
+    let engine = wasmtime::Engine::default();
+    let tmpfs = |args: &[&str]| {
+        ok_ns(
+            "bigfile on Vessel's tmpfs",
+            &vessel_run(&config, &[], &bigfile, args),
+        )
+    };
+    let hostfs = |args: &[&str]| {
+        ok_ns(
+            "bigfile on Vessel's hostfs",
+            &vessel_run(&config, &mounted, &bigfile, args),
+        )
+    };
+    let theirs = |args: &[&str]| {
+        ok_ns(
+            "bigfile on wasmtime",
+            &wasmtime_run(&engine, &bigfile, args, Some(&host_dir.0)),
+        )
+    };
+    let t = interleave(
+        1,
+        plan.boot_samples,
+        &mut [
+            &mut || tmpfs(&full),
+            &mut || hostfs(&full),
+            &mut || theirs(&full),
+            &mut || tmpfs(&empty),
+            &mut || hostfs(&empty),
+            &mut || theirs(&empty),
+        ],
+    );
+    let wasmtime_side = "wasmtime + wasmtime-wasi on a ready engine (`Module::new` to the exit \
+         of `_start`), the file in a host temporary directory preopened at `/`";
+    let io = format!(
+        "`bigfile {BIGFILE_MIB}`: write {BIGFILE_MIB} MiB in 1 MiB chunks, read it back, \
+         check it, delete it. File traffic only: the median run less the median `bigfile 0` \
+         run (the row above); each run from spawn to exit on a booted machine, against \
+         {wasmtime_side}"
+    );
+    let row = |name: String, ours: f64, theirs: f64, note: String| Row {
+        group: "WASI",
+        name,
+        ours,
+        wasmtime: Some(theirs),
+        other: None,
+        target: "",
+        note,
+    };
+    rows.push(row(
+        "`bigfile 0`: spawn to exit, warm".into(),
+        t[3],
+        t[5],
+        format!(
+            "ours: `spawn_program` (compiles the module, {} KiB) to reap on a booted machine, \
+             the scope's tmpfs at `/` (on a mounted host directory: {}); {wasmtime_side}",
+            bigfile.len() / 1024,
+            benches::fmt_ns(t[4])
+        ),
+    ));
+    rows.push(row(
+        format!("file write + read, {BIGFILE_MIB} MiB, tmpfs"),
+        t[0] - t[3],
+        t[2] - t[5],
+        format!("{io}; ours on the scope's tmpfs (kernel memory)"),
+    ));
+    rows.push(row(
+        format!("file write + read, {BIGFILE_MIB} MiB, hostfs"),
+        t[1] - t[4],
+        t[2] - t[5],
+        format!("{io}; ours on a host temporary directory mounted at `/` (hostfs)"),
+    ));
+    rows
 }
 
 fn spec_row() -> Row {

@@ -101,5 +101,6 @@ mod tests {
     fn interrupt_bit_is_the_msb() {
         assert_eq!(INTERRUPT | IRQ_TIMER, 0x8000_0000_0000_0005);
         assert_eq!(INTERRUPT | IRQ_SOFTWARE, 0x8000_0000_0000_0001);
+        assert_eq!(INTERRUPT | IRQ_EXTERNAL, 0x8000_0000_0000_0009);
     }
 }
