@@ -22,10 +22,12 @@
 //!
 //! The loop then picks, with the seeded generator, one of the CPUs that can
 //! run: those that yielded at `poll`/`now`, and idle ones with an IPI
-//! pending or a timer due. When every CPU idles and none can wake, virtual
-//! time jumps to the earliest armed timer; when no timer is armed either,
-//! that is a deadlock: it is reported on standard error and the run ends
-//! with [`HostError::Deadlock`] (`boot` turns it into `exit::FAILED`).
+//! pending or a timer due (a stalled CPU, see below, not before its stall
+//! ends). When every CPU idles and none can wake, virtual time jumps to
+//! the earliest thing that will happen: an armed timer, the end of a
+//! stall, a withheld host-file completion; when there is none, that is a
+//! deadlock: it is reported on standard error and the run ends with
+//! [`HostError::Deadlock`] (`boot` turns it into `exit::FAILED`).
 //!
 //! # Virtual time and interrupts
 //!
@@ -54,12 +56,38 @@
 //! that does not mask interrupts held across `now`/`poll`, or a wait loop
 //! with interrupts masked), which hangs instead.
 //!
+//! # Injected faults
+//!
+//! [`crate::Config::faults`] gives a rate in per mille for each kind of
+//! fault ([`Faults`]). Each kind draws from a splitmix64 stream of its own,
+//! derived from the seed and the kind (never from the interleaving
+//! generator), and only when its rate is not zero; so a machine without
+//! faults runs exactly as before, and a run with faults is as much a
+//! function of the seed as one without. Where each is decided:
+//!
+//! | fault | occasion | effect |
+//! |---|---|---|
+//! | `spurious_irqs` | each scheduling step of the loop | a random CPU that is on gets an IPI pending, as `send_ipi` leaves one |
+//! | `cpu_stalls` | each scheduling step of the loop | a random CPU that is on is not picked for 1..=20 ms of virtual time |
+//! | `timer_skew` | each `Clock::set_timer` | the arm fires 1..=5 ms after it would have |
+//! | `host_io_errors` | each host-file submit (`hostfs`) | the request is answered `FsError::Io`, not carried out |
+//! | `slow_io` | each host-file submit | carried out, but its completion is withheld for 1..=10 ms of virtual time |
+//!
+//! A withheld completion is released by the loop (before each pick) once
+//! virtual time has passed its due time: the device files it as complete
+//! and the loop wakes the waker its waiter left, with the host thread
+//! detached from every CPU, as a device thread would (INV-DET-7). Each
+//! fault is recorded in the trace when it is injected (and each withheld
+//! completion again when released) and counted
+//! ([`crate::Hosted::faults_injected`]).
+//!
 //! # Trace
 //!
 //! Every scheduling event (CPU start and end, switch, IPI sent, timer
-//! fired, interrupt delivered, idle jump, deadlock) is folded, with its
-//! virtual time, into a 64-bit FNV-1a digest and counted; the last
-//! [`TRACE_CAPACITY`] are kept in a ring ([`crate::Hosted::trace_tail`]).
+//! fired, interrupt delivered, idle jump, deadlock, injected fault,
+//! withheld completion released) is folded, with its virtual time, into a
+//! 64-bit FNV-1a digest and counted; the last [`TRACE_CAPACITY`] are kept
+//! in a ring ([`crate::Hosted::trace_tail`]).
 //!
 //! Invariants:
 //! - INV-DET-1: CPU fibers run only on the host thread, one at a time,
@@ -79,11 +107,25 @@
 //!   from the tail of a fault handler can neither allocate nor deadlock.
 //! - INV-DET-5: `suspender` of a CPU is set by its fiber body before any
 //!   kernel code runs on it and stays valid until the body returns.
+//! - INV-DET-6: injected faults keep the HAL's invariants. A spurious IPI
+//!   is only a pending bit on a CPU's record, collected and delivered like
+//!   any other (INV-IRQ-1/2); a stall only keeps a CPU from being picked
+//!   until a virtual time that the idle jump reaches, so it runs again; a
+//!   skewed timer is a later deadline, which still fires; a withheld
+//!   completion is released (INV-DET-7). A kind with rate zero draws
+//!   nothing and records nothing.
+//! - INV-DET-7: the loop releases every withheld host-file completion once
+//!   virtual time passes its due time, counts one as something that will
+//!   happen (never a deadlock), and wakes its waker only between fibers,
+//!   with the host thread's CPU fields cleared and its machine pointer
+//!   null (`detached`), so the waker's kernel code runs as on a thread
+//!   that is no CPU, never as the CPU that ran last.
 
 use core::fmt;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use core::time::Duration;
+use std::collections::BTreeSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Mutex, PoisonError};
 
@@ -93,7 +135,7 @@ use kernel_core::sched::fiber::{Fiber, Resume, SendFiber, Suspender};
 use crate::context::{CPU_STACK_SIZE, run_kernel};
 use crate::stack::HostStack;
 use crate::thread::{self, CpuThread, PENDING_IPI, PENDING_TIMER};
-use crate::{HostError, Machine, irq};
+use crate::{FaultCounts, Faults, HostError, Machine, irq};
 
 /// Virtual time one `Interrupts::poll` takes: 1 µs.
 pub const POLL_STEP: Duration = Duration::from_micros(1);
@@ -110,6 +152,17 @@ pub const NOW_SWITCH_ONE_IN: u64 = 16;
 pub const TRACE_CAPACITY: usize = 4096;
 
 const NO_DEADLINE: u64 = u64::MAX;
+
+/// Longest delay of a late host-file completion ([`Faults::slow_io`]), in
+/// ms (at least 1).
+const SLOW_IO_MAX_MS: u64 = 10;
+/// Longest lateness of a skewed timer ([`Faults::timer_skew`]), in ms.
+const TIMER_SKEW_MAX_MS: u64 = 5;
+/// Longest CPU stall ([`Faults::cpu_stalls`]), in ms.
+const CPU_STALL_MAX_MS: u64 = 20;
+/// A fault's rate is per this many.
+const PER_MILLE: u64 = 1000;
+const MS: u64 = 1_000_000;
 
 const OFF: u8 = 0;
 const READY: u8 = 1;
@@ -155,10 +208,51 @@ pub enum Event {
         /// Which one.
         irq: Interrupt,
     },
-    /// Every CPU idled: virtual time jumped to the earliest timer.
+    /// Every CPU idled: virtual time jumped to the earliest timer (or end
+    /// of a stall, or withheld host-file completion).
     IdleJump,
     /// Every CPU idled with no timer armed and nothing pending.
     Deadlock,
+    /// Injected ([`Faults::spurious_irqs`]): an IPI nobody sent is now
+    /// pending on a CPU.
+    SpuriousIpi {
+        /// The CPU.
+        cpu: CpuId,
+    },
+    /// Injected ([`Faults::cpu_stalls`]): a CPU is not scheduled for a
+    /// while.
+    Stall {
+        /// The CPU.
+        cpu: CpuId,
+        /// For how long (virtual time).
+        duration: Duration,
+    },
+    /// Injected ([`Faults::timer_skew`]): a timer arm fires late.
+    TimerSkew {
+        /// The CPU whose timer it is.
+        cpu: CpuId,
+        /// How late (virtual time).
+        by: Duration,
+    },
+    /// Injected ([`Faults::host_io_errors`]): a host-file request fails
+    /// with `FsError::Io` instead of being carried out.
+    IoError {
+        /// The request's ticket.
+        ticket: u64,
+    },
+    /// Injected ([`Faults::slow_io`]): a host-file request was carried out
+    /// and its completion is withheld for a while.
+    SlowIo {
+        /// The request's ticket.
+        ticket: u64,
+        /// For how long (virtual time).
+        delay: Duration,
+    },
+    /// A withheld host-file completion was delivered (its waiter woken).
+    IoCompleted {
+        /// The request's ticket.
+        ticket: u64,
+    },
 }
 
 impl Event {
@@ -174,6 +268,12 @@ impl Event {
             Self::Interrupt { cpu, irq } => (6, id(cpu), u64::from(irq == Interrupt::Ipi)),
             Self::IdleJump => (7, 0, 0),
             Self::Deadlock => (8, 0, 0),
+            Self::SpuriousIpi { cpu } => (9, id(cpu), 0),
+            Self::Stall { cpu, duration } => (10, id(cpu), nanos(duration)),
+            Self::TimerSkew { cpu, by } => (11, id(cpu), nanos(by)),
+            Self::IoError { ticket } => (12, ticket, 0),
+            Self::SlowIo { ticket, delay } => (13, ticket, nanos(delay)),
+            Self::IoCompleted { ticket } => (14, ticket, 0),
         }
     }
 }
@@ -197,8 +297,22 @@ impl fmt::Display for TraceEvent {
             Event::Ipi { from, to } => write!(f, "ipi cpu{from} -> cpu{to}"),
             Event::TimerFired { cpu } => write!(f, "timer fired on cpu{cpu}"),
             Event::Interrupt { cpu, irq } => write!(f, "interrupt {irq:?} on cpu{cpu}"),
-            Event::IdleJump => f.write_str("idle: jump to the next timer"),
+            Event::IdleJump => f.write_str("idle: jump to the next timer, stall end or completion"),
             Event::Deadlock => f.write_str("deadlock"),
+            Event::SpuriousIpi { cpu } => write!(f, "fault: spurious ipi on cpu{cpu}"),
+            Event::Stall { cpu, duration } => {
+                write!(f, "fault: cpu{cpu} stalls for {}ns", duration.as_nanos())
+            }
+            Event::TimerSkew { cpu, by } => {
+                write!(f, "fault: timer of cpu{cpu} late by {}ns", by.as_nanos())
+            }
+            Event::IoError { ticket } => write!(f, "fault: host request {ticket} fails (io)"),
+            Event::SlowIo { ticket, delay } => write!(
+                f,
+                "fault: host request {ticket} completes in {}ns",
+                delay.as_nanos()
+            ),
+            Event::IoCompleted { ticket } => write!(f, "host request {ticket} completes"),
         }
     }
 }
@@ -286,6 +400,11 @@ impl Trace {
     }
 }
 
+/// `d` in nanoseconds, saturated.
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// splitmix64's output function.
 fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -295,6 +414,86 @@ fn mix(mut z: u64) -> u64 {
 
 const GOLDEN_GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
 
+/// The kinds of injected fault ([`Faults`]), each drawn from its own
+/// stream (INV-DET-6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FaultKind {
+    HostIoError = 0,
+    SlowIo = 1,
+    SpuriousIrq = 2,
+    TimerSkew = 3,
+    CpuStall = 4,
+}
+
+const FAULT_KINDS: usize = 5;
+
+/// The fault injector: per kind a rate, a splitmix64 stream of its own
+/// (derived from the seed and the kind) and a count of faults injected.
+struct Injector {
+    rates: [u64; FAULT_KINDS],
+    streams: [AtomicU64; FAULT_KINDS],
+    counts: [AtomicU64; FAULT_KINDS],
+}
+
+impl Injector {
+    fn new(seed: u64, faults: Faults) -> Self {
+        let rates = [
+            faults.host_io_errors,
+            faults.slow_io,
+            faults.spurious_irqs,
+            faults.timer_skew,
+            faults.cpu_stalls,
+        ]
+        .map(|r| u64::from(r).min(PER_MILLE));
+        let mut kind = 0u64;
+        let streams = [(); FAULT_KINDS].map(|()| {
+            kind += 1;
+            AtomicU64::new(mix(seed
+                ^ 0xfa17_0000_0000_0000
+                ^ kind.wrapping_mul(GOLDEN_GAMMA)))
+        });
+        Self {
+            rates,
+            streams,
+            counts: [(); FAULT_KINDS].map(|()| AtomicU64::new(0)),
+        }
+    }
+
+    fn draw(&self, kind: FaultKind) -> u64 {
+        mix(self.streams[kind as usize]
+            .fetch_add(GOLDEN_GAMMA, Ordering::SeqCst)
+            .wrapping_add(GOLDEN_GAMMA))
+    }
+
+    /// Whether a fault of `kind` happens at this occasion: then it is
+    /// counted and the answer is a further draw for its parameters. Draws
+    /// nothing when the kind's rate is zero.
+    fn roll(&self, kind: FaultKind) -> Option<u64> {
+        let rate = self.rates[kind as usize];
+        if rate == 0 || self.draw(kind) % PER_MILLE >= rate {
+            return None;
+        }
+        self.counts[kind as usize].fetch_add(1, Ordering::SeqCst);
+        Some(self.draw(kind))
+    }
+
+    fn counts(&self) -> FaultCounts {
+        let c = |k: FaultKind| self.counts[k as usize].load(Ordering::SeqCst);
+        FaultCounts {
+            host_io_errors: c(FaultKind::HostIoError),
+            slow_io: c(FaultKind::SlowIo),
+            spurious_irqs: c(FaultKind::SpuriousIrq),
+            timer_skew: c(FaultKind::TimerSkew),
+            cpu_stalls: c(FaultKind::CpuStall),
+        }
+    }
+}
+
+/// A duration of 1 ms up to `max_ms` ms, to the nanosecond, from `draw`.
+fn span(draw: u64, max_ms: u64) -> u64 {
+    MS + draw % ((max_ms - 1) * MS + 1)
+}
+
 /// One simulated CPU's record (INV-DET-3).
 struct SimCpu {
     state: AtomicU8,
@@ -302,6 +501,9 @@ struct SimCpu {
     pending: AtomicU8,
     /// Virtual deadline in ns, or [`NO_DEADLINE`].
     deadline: AtomicU64,
+    /// Injected stall ([`Faults::cpu_stalls`]): not picked before this
+    /// virtual time in ns (0: never stalled).
+    stalled_until: AtomicU64,
     /// The thread-local fields, while the CPU does not run.
     saved_irqs: AtomicBool,
     saved_pending: AtomicU8,
@@ -316,6 +518,7 @@ impl SimCpu {
             state: AtomicU8::new(OFF),
             pending: AtomicU8::new(0),
             deadline: AtomicU64::new(NO_DEADLINE),
+            stalled_until: AtomicU64::new(0),
             saved_irqs: AtomicBool::new(false),
             saved_pending: AtomicU8::new(0),
             saved_local: AtomicPtr::new(ptr::null_mut()),
@@ -323,10 +526,12 @@ impl SimCpu {
         }
     }
 
-    /// A fresh CPU: masked, nothing pending, no block, no timer, ready.
+    /// A fresh CPU: masked, nothing pending, no block, no timer, not
+    /// stalled, ready.
     fn reset(&self) {
         self.pending.store(0, Ordering::SeqCst);
         self.deadline.store(NO_DEADLINE, Ordering::SeqCst);
+        self.stalled_until.store(0, Ordering::SeqCst);
         self.saved_irqs.store(false, Ordering::SeqCst);
         self.saved_pending.store(0, Ordering::SeqCst);
         self.saved_local.store(ptr::null_mut(), Ordering::SeqCst);
@@ -362,10 +567,19 @@ pub(crate) struct Det {
     /// The CPU the host thread ran last.
     last: AtomicUsize,
     trace: Mutex<Trace>,
+    /// The injected faults' streams and counts (INV-DET-6).
+    faults: Injector,
+    /// Withheld host-file completions ([`Faults::slow_io`]): (virtual
+    /// due time in ns, ticket), released in that order by the loop
+    /// (INV-DET-7).
+    late: Mutex<BTreeSet<(u64, u64)>>,
+    /// The earliest due time in `late`, or [`NO_DEADLINE`]: the loop's
+    /// check without the lock.
+    late_next: AtomicU64,
 }
 
 impl Det {
-    pub(crate) fn new(seed: u64, cpus: usize) -> Self {
+    pub(crate) fn new(seed: u64, cpus: usize, faults: Faults) -> Self {
         Self {
             seed,
             clock: AtomicU64::new(0),
@@ -375,6 +589,122 @@ impl Det {
             fibers: Mutex::new((0..cpus).map(|_| None).collect()),
             last: AtomicUsize::new(0),
             trace: Mutex::new(Trace::new()),
+            faults: Injector::new(seed, faults),
+            late: Mutex::new(BTreeSet::new()),
+            late_next: AtomicU64::new(NO_DEADLINE),
+        }
+    }
+
+    /// How many faults of each kind were injected so far.
+    pub(crate) fn faults_injected(&self) -> FaultCounts {
+        self.faults.counts()
+    }
+
+    // ---- injected faults on the device side (hostfs) ----
+
+    /// Whether host-file request `ticket` fails with an injected I/O error
+    /// ([`Faults::host_io_errors`]); recorded when it does.
+    pub(crate) fn host_io_error(&self, ticket: u64) -> bool {
+        let hit = self.faults.roll(FaultKind::HostIoError).is_some();
+        if hit {
+            self.record(Event::IoError { ticket });
+        }
+        hit
+    }
+
+    /// Whether host-file request `ticket` completes late
+    /// ([`Faults::slow_io`]): then it is recorded, and the answer is the
+    /// virtual time (1..=10 ms from now) at which its completion is due,
+    /// for [`Det::withhold`] once the device has filed it withheld.
+    pub(crate) fn slow_io(&self, ticket: u64) -> Option<Duration> {
+        let r = self.faults.roll(FaultKind::SlowIo)?;
+        let delay = span(r, SLOW_IO_MAX_MS);
+        self.record(Event::SlowIo {
+            ticket,
+            delay: Duration::from_nanos(delay),
+        });
+        Some(Duration::from_nanos(self.time_ns().saturating_add(delay)))
+    }
+
+    /// Release the withheld completion of `ticket` at virtual time `due`
+    /// (from [`Det::slow_io`]): the loop calls `Device::release` then
+    /// (INV-DET-7).
+    pub(crate) fn withhold(&self, ticket: u64, due: Duration) {
+        let due = nanos(due);
+        let mut late = self.late.lock().unwrap_or_else(PoisonError::into_inner);
+        late.insert((due, ticket));
+        self.late_next.fetch_min(due, Ordering::SeqCst);
+    }
+
+    /// The loop: release every withheld completion that is due, in due
+    /// order, waking its waiter with the host thread detached from every
+    /// CPU (INV-DET-7).
+    fn release_due(&self, machine: &Machine) {
+        let now = self.time_ns();
+        if self.late_next.load(Ordering::SeqCst) > now {
+            return;
+        }
+        let due: Vec<u64> = {
+            let mut late = self.late.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut due = Vec::new();
+            while let Some(&(at, ticket)) = late.first()
+                && at <= now
+            {
+                late.pop_first();
+                due.push(ticket);
+            }
+            let next = late.first().map_or(NO_DEADLINE, |&(at, _)| at);
+            self.late_next.store(next, Ordering::SeqCst);
+            due
+        };
+        for ticket in due {
+            self.record(Event::IoCompleted { ticket });
+            if let Some(waker) = machine.hostfs.release(ticket) {
+                detached(|| waker.wake());
+            }
+        }
+    }
+
+    // ---- injected faults on the loop's side ----
+
+    /// One scheduling step's faults: a spurious IPI at a random CPU
+    /// ([`Faults::spurious_irqs`]), a random CPU stalled
+    /// ([`Faults::cpu_stalls`]). Only CPUs that are on are candidates.
+    fn step_faults(&self) {
+        let on = self
+            .cpus
+            .iter()
+            .filter(|r| r.state.load(Ordering::SeqCst) != OFF)
+            .count() as u64;
+        if on == 0 {
+            return;
+        }
+        let nth_on = |r: u64| {
+            let k = usize::try_from(r % on).unwrap_or(0);
+            self.cpus
+                .iter()
+                .enumerate()
+                .filter(|(_, rec)| rec.state.load(Ordering::SeqCst) != OFF)
+                .nth(k)
+        };
+        if let Some(r) = self.faults.roll(FaultKind::SpuriousIrq)
+            && let Some((cpu, rec)) = nth_on(r)
+        {
+            // Exactly what `send_ipi` leaves for a CPU that does not run:
+            // collected at its next switch point (INV-IRQ-1 holds there).
+            self.record(Event::SpuriousIpi { cpu });
+            rec.pending.fetch_or(PENDING_IPI, Ordering::SeqCst);
+        }
+        if let Some(r) = self.faults.roll(FaultKind::CpuStall)
+            && let Some((cpu, rec)) = nth_on(r)
+        {
+            let duration = span(self.faults.draw(FaultKind::CpuStall), CPU_STALL_MAX_MS);
+            let until = self.time_ns().saturating_add(duration);
+            self.record(Event::Stall {
+                cpu,
+                duration: Duration::from_nanos(duration),
+            });
+            rec.stalled_until.fetch_max(until, Ordering::SeqCst);
         }
     }
 
@@ -518,10 +848,20 @@ impl Det {
     }
 
     /// `Clock::set_timer` on the calling CPU (then collected at once, so a
-    /// past deadline interrupts now when enabled).
+    /// past deadline interrupts now when enabled). An injected skew
+    /// ([`Faults::timer_skew`]) makes the arm fire 1..=5 ms after it would
+    /// have (after the deadline, or after now for a past one).
     pub(crate) fn set_timer(&self, t: &CpuThread, deadline: Duration) {
-        if let Some((_, rec)) = self.cpu(t) {
-            let ns = u64::try_from(deadline.as_nanos()).unwrap_or(NO_DEADLINE - 1);
+        if let Some((id, rec)) = self.cpu(t) {
+            let mut ns = u64::try_from(deadline.as_nanos()).unwrap_or(NO_DEADLINE - 1);
+            if let Some(r) = self.faults.roll(FaultKind::TimerSkew) {
+                let by = span(r, TIMER_SKEW_MAX_MS);
+                self.record(Event::TimerSkew {
+                    cpu: id,
+                    by: Duration::from_nanos(by),
+                });
+                ns = ns.max(self.time_ns()).saturating_add(by);
+            }
             rec.deadline
                 .store(ns.min(NO_DEADLINE - 1), Ordering::SeqCst);
             self.collect(t);
@@ -627,7 +967,8 @@ impl Det {
         main_fiber: &mut Fiber<'_, HostStack>,
     ) -> Result<(), HostError> {
         loop {
-            let next = self.pick()?;
+            self.step_faults();
+            let next = self.pick(machine)?;
             let prev = self.last.swap(next, Ordering::SeqCst);
             if prev != next {
                 self.record(Event::Switch {
@@ -675,22 +1016,48 @@ impl Det {
         }
     }
 
+    /// The virtual time from which CPU `rec` can run unless something
+    /// else arrives for it: 0 when ready (or an interrupt is pending),
+    /// its timer's deadline when idle, and not before its stall ends;
+    /// [`NO_DEADLINE`] when only something from elsewhere can make it run.
+    fn runnable_at(rec: &SimCpu) -> u64 {
+        let at = match rec.state.load(Ordering::SeqCst) {
+            READY => 0,
+            IDLE if rec.pending.load(Ordering::SeqCst) != 0 => 0,
+            IDLE => rec.deadline.load(Ordering::SeqCst),
+            _ => NO_DEADLINE,
+        };
+        if at == NO_DEADLINE {
+            return NO_DEADLINE;
+        }
+        at.max(rec.stalled_until.load(Ordering::SeqCst))
+    }
+
     /// Whether CPU `rec` can run now.
     fn runnable(&self, rec: &SimCpu) -> bool {
-        match rec.state.load(Ordering::SeqCst) {
-            READY => true,
-            IDLE => {
-                rec.pending.load(Ordering::SeqCst) != 0
-                    || rec.deadline.load(Ordering::SeqCst) <= self.time_ns()
-            }
-            _ => false,
-        }
+        Self::runnable_at(rec) <= self.time_ns()
+    }
+
+    /// The earliest future virtual time at which something will happen
+    /// while no CPU can run: a CPU's timer or stall end, or a withheld
+    /// host-file completion (INV-DET-7); `None` for a deadlock.
+    fn next_happening(&self) -> Option<u64> {
+        let now = self.time_ns();
+        self.cpus
+            .iter()
+            .filter(|r| r.state.load(Ordering::SeqCst) != OFF)
+            .flat_map(|r| [Self::runnable_at(r), r.stalled_until.load(Ordering::SeqCst)])
+            .chain([self.late_next.load(Ordering::SeqCst)])
+            .filter(|&t| t > now && t != NO_DEADLINE)
+            .min()
     }
 
     /// The next CPU to run, drawn from the runnable ones (another than the
     /// last when there is a choice); jumps virtual time when all idle.
-    fn pick(&self) -> Result<CpuId, HostError> {
+    /// Releases due host-file completions first (INV-DET-7).
+    fn pick(&self, machine: &Machine) -> Result<CpuId, HostError> {
         loop {
+            self.release_due(machine);
             let last = self.last.load(Ordering::SeqCst);
             let count = self.cpus.iter().filter(|r| self.runnable(r)).count();
             if count > 0 {
@@ -713,14 +1080,7 @@ impl Det {
                     .map(|(i, _)| i);
                 return Ok(found.unwrap_or(last));
             }
-            let earliest = self
-                .cpus
-                .iter()
-                .filter(|r| r.state.load(Ordering::SeqCst) == IDLE)
-                .map(|r| r.deadline.load(Ordering::SeqCst))
-                .min()
-                .filter(|&d| d != NO_DEADLINE);
-            match earliest {
+            match self.next_happening() {
                 Some(d) => {
                     self.clock.fetch_max(d, Ordering::SeqCst);
                     self.record(Event::IdleJump);
@@ -730,7 +1090,8 @@ impl Det {
                     let virtual_ns = self.time_ns();
                     eprintln!(
                         "hal-hosted: deterministic run (seed {}): deadlock at virtual time {virtual_ns} ns: \
-                         every CPU waits for an interrupt, none is pending and no timer is armed",
+                         every CPU waits for an interrupt, none is pending, no timer is armed, \
+                         no CPU is stalled and no host-file completion is withheld",
                         self.seed
                     );
                     return Err(HostError::Deadlock { virtual_ns });
@@ -768,4 +1129,24 @@ impl Det {
                 .store(t.irqs_enabled.load(Ordering::SeqCst), Ordering::SeqCst);
         });
     }
+}
+
+/// Run `f` on the host thread as a thread that is no CPU of any machine
+/// (as the threaded device's completion threads are): the kernel code a
+/// waker runs must not take the host thread for the CPU that ran last
+/// (INV-DET-7). The loop's next `load` sets the CPU fields again; only the
+/// machine pointer needs putting back.
+fn detached(f: impl FnOnce()) {
+    let machine = thread::with(|t| {
+        let machine = t.machine.swap(ptr::null_mut(), Ordering::SeqCst);
+        t.slot.store(ptr::null_mut(), Ordering::SeqCst);
+        t.cpu_local.store(ptr::null_mut(), Ordering::SeqCst);
+        t.irqs_enabled.store(false, Ordering::SeqCst);
+        t.pending.store(0, Ordering::SeqCst);
+        machine
+    });
+    f();
+    // INV-THREAD-1 holds again: the pointer is the machine this thread's
+    // `CpuContext` keeps alive, which it was before.
+    thread::with(|t| t.machine.store(machine, Ordering::SeqCst));
 }

@@ -10,6 +10,14 @@
 //! it is submitted and completes at once, in virtual time, so a replay
 //! sees the same replies in the same order.
 //!
+//! A deterministic machine may inject faults here (`crate::Faults`),
+//! drawn at submit: a request fails with `FsError::Io` without being
+//! carried out (`host_io_errors`), or is carried out at once but its
+//! completion is withheld (`Slot::Late`: `host_poll` answers `Pending`)
+//! until the simulation's loop releases it 1..=10 ms of virtual time later
+//! ([`Device::release`]) and wakes the waker it was last given
+//! (`slow_io`).
+//!
 //! Invariants:
 //! - INV-HOSTFS-1 (confinement): every path is resolved with `openat2` and
 //!   `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS` from the handle it names, or
@@ -20,6 +28,12 @@
 //! - INV-HOSTFS-3: a handle's host descriptor is closed when its last
 //!   holder lets go ([`HostFiles::host_close`]); a request in flight holds
 //!   the descriptors it uses, so a close meanwhile cannot pull one away.
+//! - INV-HOSTFS-4 (late completions): a withheld request is complete on
+//!   the host but answers `Pending` until released; `det` releases every
+//!   one it withheld once its virtual due time has passed, and the release
+//!   hands back the waker last given, so the waiter is woken exactly as by
+//!   an ordinary completion. A handle it opened belongs to the ticket
+//!   meanwhile: a cancel closes it.
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -46,6 +60,10 @@ const DEVICE_THREADS: usize = 4;
 enum Slot {
     /// Being carried out; the waker to wake when it completes.
     Running(Option<Waker>),
+    /// Carried out, its completion withheld (deterministic mode, an
+    /// injected `slow_io` fault) until `det` releases it
+    /// ([`Device::release`]); the waker to wake then.
+    Late(Result<HostReply, FsError>, Option<Waker>),
     /// Complete, not yet polled.
     Done(Result<HostReply, FsError>),
 }
@@ -122,6 +140,27 @@ impl Device {
     }
 }
 
+impl Device {
+    /// Deliver the withheld completion of `ticket` (INV-HOSTFS-4): it
+    /// becomes complete and the waker its waiter left, if any, is returned
+    /// for the caller to wake. `None` when there is nothing to wake (not
+    /// polled yet, or cancelled: the outcome is gone with the ticket).
+    pub(crate) fn release(&self, ticket: u64) -> Option<Waker> {
+        let mut s = lock(&self.state);
+        let slot = s.tickets.get_mut(&ticket)?;
+        match core::mem::replace(slot, Slot::Done(Err(FsError::Io))) {
+            Slot::Late(reply, waker) => {
+                *slot = Slot::Done(reply);
+                waker
+            }
+            other => {
+                *slot = other;
+                None
+            }
+        }
+    }
+}
+
 /// Let the machine hold as many host descriptors as the host allows (the
 /// soft limit up to the hard one); a failure keeps the soft limit.
 fn raise_open_file_limit() {
@@ -173,8 +212,8 @@ enum Outcome {
 
 /// Carry out `op` on the descriptors `fds` holds for it, then file its
 /// outcome under `ticket` and wake its waiter (dropped if it was
-/// cancelled).
-fn complete(state: &Mutex<State>, ticket: u64, op: &HostOp, fds: &[Arc<OwnedFd>]) {
+/// cancelled); with `late`, file it withheld instead (INV-HOSTFS-4).
+fn complete(state: &Mutex<State>, ticket: u64, op: &HostOp, fds: &[Arc<OwnedFd>], late: bool) {
     let outcome = execute(op, fds);
     let waker = {
         let mut s = lock(state);
@@ -184,8 +223,16 @@ fn complete(state: &Mutex<State>, ticket: u64, op: &HostOp, fds: &[Arc<OwnedFd>]
             Err(e) => Err(e),
         };
         match s.tickets.get_mut(&ticket) {
+            Some(slot) if late => {
+                let waker = match core::mem::replace(slot, Slot::Done(Err(FsError::Io))) {
+                    Slot::Running(waker) | Slot::Late(_, waker) => waker,
+                    Slot::Done(_) => None,
+                };
+                *slot = Slot::Late(reply, waker);
+                None
+            }
             Some(slot) => match core::mem::replace(slot, Slot::Done(reply)) {
-                Slot::Running(waker) => waker,
+                Slot::Running(waker) | Slot::Late(_, waker) => waker,
                 Slot::Done(_) => None,
             },
             None => {
@@ -230,12 +277,26 @@ impl HostFiles for Hosted {
                 }
             }
         };
-        match &device.runtime {
-            Some(rt) => {
+        match (&device.runtime, &self.machine.det) {
+            (Some(rt), _) => {
                 let state = Arc::clone(&device.state);
-                drop(rt.spawn_blocking(move || complete(&state, ticket, &op, &fds)));
+                drop(rt.spawn_blocking(move || complete(&state, ticket, &op, &fds, false)));
             }
-            None => complete(&device.state, ticket, &op, &fds),
+            // Injected faults, drawn in submit order (INV-HOSTFS-4).
+            (None, Some(det)) if det.host_io_error(ticket) => {
+                drop(fds);
+                if let Some(slot) = lock(&device.state).tickets.get_mut(&ticket) {
+                    *slot = Slot::Done(Err(FsError::Io));
+                }
+            }
+            (None, Some(det)) => match det.slow_io(ticket) {
+                Some(due) => {
+                    complete(&device.state, ticket, &op, &fds, true);
+                    det.withhold(ticket, due);
+                }
+                None => complete(&device.state, ticket, &op, &fds, false),
+            },
+            (None, None) => complete(&device.state, ticket, &op, &fds, false),
         }
         Ok(Ticket(ticket))
     }
@@ -249,13 +310,21 @@ impl HostFiles for Hosted {
                     .insert(ticket.0, Slot::Running(Some(waker.clone())));
                 Poll::Pending
             }
+            Some(Slot::Late(reply, _)) => {
+                s.tickets
+                    .insert(ticket.0, Slot::Late(reply, Some(waker.clone())));
+                Poll::Pending
+            }
             None => Poll::Ready(Err(FsError::Io)),
         }
     }
 
     fn host_cancel(&self, ticket: Ticket) {
         let mut s = lock(&self.machine.hostfs.state);
-        if let Some(Slot::Done(Ok(HostReply::Opened(h, _)))) = s.tickets.remove(&ticket.0) {
+        if let Some(
+            Slot::Done(Ok(HostReply::Opened(h, _))) | Slot::Late(Ok(HostReply::Opened(h, _)), _),
+        ) = s.tickets.remove(&ticket.0)
+        {
             s.handles.remove(&h.0);
         }
     }

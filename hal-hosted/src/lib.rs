@@ -14,7 +14,10 @@
 //! In deterministic mode ([`Config::deterministic`]) the same type runs
 //! every CPU as a fiber on one host thread, with a virtual clock, virtual
 //! timers and IPIs and a seeded interleaving (`det`); faults still arrive
-//! as signals. [`Hosted::trace_summary`] identifies a run.
+//! as signals. [`Hosted::trace_summary`] identifies a run. Such a machine
+//! may inject faults drawn from its seed ([`Config::faults`]: host-file
+//! errors and late completions, spurious IPIs, late timers, CPU stalls),
+//! each recorded in the trace and counted ([`Hosted::faults_injected`]).
 //!
 //! # Signals and masking
 //!
@@ -119,11 +122,50 @@ pub struct Config {
     /// ([`Hosted::captured_console`]) instead of writing it to standard
     /// output. Panic output still goes to standard error.
     pub capture_console: bool,
+    /// Faults to inject in deterministic mode, drawn from the seed (the
+    /// module `det` says how); all zero (the default): none. Ignored with
+    /// threads.
+    pub faults: Faults,
+}
+
+/// Faults a deterministic machine injects, each as a rate in per mille, drawn from the machine's seed (all zero: none). Ignored with threads.
+///
+/// A rate above 1000 counts as 1000 (always). Every fault keeps the HAL's
+/// invariants: a spurious IPI is one more `Interrupt::Ipi`, a stalled CPU
+/// runs again, a late timer still fires and a late completion still wakes
+/// its waiter (INV-DET-6 in `det`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Host-file requests (hostfs) that fail with an I/O error (`FsError::Io`) instead of being carried out.
+    pub host_io_errors: u16,
+    /// Host-file requests that complete late: carried out at submit, but their completion is delivered only after a random 1..=10 ms of virtual time (the waiting process stays asleep meanwhile; its waker is woken then).
+    pub slow_io: u16,
+    /// Scheduling steps at which a spurious IPI arrives at a random CPU.
+    pub spurious_irqs: u16,
+    /// Timer arms that fire late by a random 1..=5 ms of virtual time (timer skew, delayed interrupts).
+    pub timer_skew: u16,
+    /// Scheduling steps at which a random CPU stalls: it is not scheduled for a random 1..=20 ms of virtual time.
+    pub cpu_stalls: u16,
+}
+
+/// How many of each fault a machine injected so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultCounts {
+    /// Host-file requests answered `FsError::Io` ([`Faults::host_io_errors`]).
+    pub host_io_errors: u64,
+    /// Host-file completions delivered late ([`Faults::slow_io`]).
+    pub slow_io: u64,
+    /// Spurious IPIs ([`Faults::spurious_irqs`]).
+    pub spurious_irqs: u64,
+    /// Timer arms made late ([`Faults::timer_skew`]).
+    pub timer_skew: u64,
+    /// CPU stalls ([`Faults::cpu_stalls`]).
+    pub cpu_stalls: u64,
 }
 
 impl Default for Config {
     /// As many CPUs as the host offers, 512 MiB of memory, a 256 GiB
-    /// window, threads, console on standard output.
+    /// window, threads, console on standard output, no injected faults.
     fn default() -> Self {
         Self {
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -131,6 +173,7 @@ impl Default for Config {
             window: 256 << 30,
             deterministic: None,
             capture_console: false,
+            faults: Faults::default(),
         }
     }
 }
@@ -218,7 +261,7 @@ impl Hosted {
             ),
             det: config
                 .deterministic
-                .map(|seed| det::Det::new(seed, config.cpus)),
+                .map(|seed| det::Det::new(seed, config.cpus, config.faults)),
             hostfs,
         };
         Ok(Self {
@@ -250,6 +293,15 @@ impl Hosted {
             .det
             .as_ref()
             .map_or_else(Vec::new, det::Det::tail)
+    }
+
+    /// Deterministic mode: how many faults of each kind the machine
+    /// injected so far ([`Config::faults`]); all zero with threads.
+    pub fn faults_injected(&self) -> FaultCounts {
+        self.machine
+            .det
+            .as_ref()
+            .map_or_else(FaultCounts::default, det::Det::faults_injected)
     }
 
     /// What the kernel wrote to the console so far, when the machine was

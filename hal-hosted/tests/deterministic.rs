@@ -27,6 +27,7 @@ fn config(cpus: usize, seed: u64) -> Config {
         window: 4 << 30,
         deterministic: Some(seed),
         capture_console: true,
+        faults: hal_hosted::Faults::default(),
     }
 }
 
