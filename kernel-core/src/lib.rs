@@ -31,6 +31,7 @@ pub mod cmdline;
 pub mod demo;
 pub mod escape;
 pub mod exit;
+pub mod faults;
 pub mod fmtbuf;
 pub mod log;
 #[expect(

@@ -3,6 +3,7 @@
 
 pub mod input;
 pub mod spec;
+pub mod swarm;
 pub mod timeout;
 pub mod wast;
 

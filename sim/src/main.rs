@@ -20,6 +20,7 @@ mod out;
 mod program;
 mod run;
 mod size;
+mod swarm_cli;
 
 use std::process::ExitCode;
 
@@ -91,6 +92,24 @@ enum Command {
         /// The program's arguments after its name (with --invoke: the export's, parsed by its parameter types; negative numbers are values, not flags)
         #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
         args: Vec<String>,
+    },
+    /// Simulation testing: a random workload per seed on a deterministic machine, faults injected, the kernel's invariants checked; failures shrunk to a replay file
+    Swarm {
+        /// The seeds, A..B (B excluded)
+        #[arg(long, default_value = "0..200", required_unless_present = "replay")]
+        seeds: String,
+        /// Fault kinds to inject: all, none, or KIND[=PER_MILLE],... (frames, kills, io, slow-io, irqs, skew, stalls)
+        #[arg(long, default_value = "all")]
+        faults: String,
+        /// Run only the seeds of shard K of N (seed % N == K - 1), to spread a sweep over machines
+        #[arg(long, value_name = "K/N")]
+        shard: Option<String>,
+        /// Write each failure's shrunk workload to DIR/swarm-SEED.replay
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
+        /// Run one replay file instead of a sweep
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["shard", "out"])]
+        replay: Option<std::path::PathBuf>,
     },
     /// Run WebAssembly spec-test scripts (.wast) and report `N passed, M failed`
     Wast {
@@ -206,6 +225,16 @@ fn sim_main() -> u8 {
         }) => {
             return program::run(&config, file, args, (env, dirs), *timeout);
         }
+        Some(Command::Swarm {
+            replay: Some(file), ..
+        }) => return swarm_cli::replay(file),
+        Some(Command::Swarm {
+            seeds,
+            faults,
+            shard,
+            out,
+            replay: None,
+        }) => return swarm_cli::sweep(seeds, faults, shard.as_deref(), out.as_deref()),
         Some(Command::Wast {
             files,
             multi_memory,

@@ -48,6 +48,8 @@ use crate::hal::{PAGE_SIZE, PhysAddr, PhysMemory, PhysRange, TableFrames};
 /// (page tables, code, its stacks) may use the reserve.
 pub struct FrameAllocator {
     pool: spin::Mutex<Pool>,
+    /// Injected refusals of processes' promises (simulation testing).
+    refusals: crate::faults::Injector,
 }
 
 struct Pool {
@@ -120,7 +122,20 @@ impl FrameAllocator {
                 promised: [0; MAX_ORDER as usize + 1],
                 reserve,
             }),
+            refusals: crate::faults::Injector::default(),
         }
+    }
+
+    /// Refuse `per_mille` of the promises made to processes from now on,
+    /// drawn from `seed`, as if RAM were short (simulation testing; 0
+    /// turns it off). INV-FAULTS-1: every caller handles a refusal.
+    pub fn inject_refusals(&self, seed: u64, per_mille: u16) {
+        self.refusals.set(seed, per_mille);
+    }
+
+    /// Promises refused by [`FrameAllocator::inject_refusals`] so far.
+    pub fn refusals_injected(&self) -> u64 {
+        self.refusals.injected()
     }
 
     /// Allocate `2^order` contiguous, naturally aligned frames that were not
@@ -158,6 +173,9 @@ impl FrameAllocator {
     pub fn promise(&self, count: u64, order: u32, owner: Owner) -> Result<(), FrameError> {
         if order > MAX_ORDER {
             return Err(FrameError::OrderTooLarge(order));
+        }
+        if matches!(owner, Owner::Process(_)) && self.refusals.fail() {
+            return Err(FrameError::OutOfFrames);
         }
         let mut pool = self.pool.lock();
         let floor = match owner {

@@ -187,6 +187,16 @@ impl CodeRegistry {
         Self::default()
     }
 
+    /// Code objects registered now (a leak check's baseline).
+    pub fn len(&self) -> usize {
+        self.map.read().len()
+    }
+
+    /// Whether no code object is registered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     fn insert(&self, meta: Arc<CodeMeta>) {
         self.map.write().insert(meta.range.start, meta);
     }
