@@ -104,6 +104,8 @@ pub struct Kernel<'h, P: Platform> {
     /// Rung by [`crate::hal::Interrupt::Input`]: readers of the console
     /// wait on it (serviced by the executors' worker loops).
     input_bell: alloc::sync::Arc<crate::sched::Doorbell>,
+    /// Compiled modules shared by the stores that load the same bytes.
+    modules: crate::wasm::cache::ModuleCache,
 }
 
 impl<'h, P: Platform> Kernel<'h, P> {
@@ -124,6 +126,7 @@ impl<'h, P: Platform> Kernel<'h, P> {
             executor_users: AtomicUsize::new(0),
             executor_gen: AtomicU64::new(0),
             input_bell: alloc::sync::Arc::new(crate::sched::Doorbell::new()),
+            modules: crate::wasm::cache::ModuleCache::new(),
         };
         // No overcommit: what the kernel commits (linear memories among
         // it) never exceeds RAM, so a commit that cannot be backed fails
@@ -138,6 +141,12 @@ impl<'h, P: Platform> Kernel<'h, P> {
     /// The platform.
     pub const fn hal(&self) -> &'h P {
         self.hal
+    }
+
+    /// The module cache: compiled modules shared while any store holds
+    /// them.
+    pub fn modules(&self) -> &crate::wasm::cache::ModuleCache {
+        &self.modules
     }
 
     /// The doorbell console input rings ([`crate::hal::Interrupt::Input`]).

@@ -79,7 +79,7 @@ fn run_in_store<'k, 'h, P: Platform + SchedHal>(
     store.set_module_name(&proc.name());
     store.interrupt().set_hook(proc.hook());
     proc.attach_interrupt(store.interrupt());
-    let module = match store.compile(bytes) {
+    let module = match store.compile_shared(bytes) {
         Ok(m) => m,
         Err(CompileError::OverBudget { .. } | CompileError::MetadataOverBudget { .. }) => {
             return ExitStatus::Failed(LoadError::OutOfMemory);

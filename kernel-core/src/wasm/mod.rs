@@ -8,6 +8,7 @@
 
 pub mod budget;
 pub mod builtins;
+pub mod cache;
 #[expect(
     unsafe_code,
     reason = "code is written through the direct map and mapped with unsafe MMU calls"

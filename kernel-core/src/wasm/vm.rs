@@ -1293,6 +1293,35 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
         Ok(Arc::new(module))
     }
 
+    /// [`Store::compile`] through the kernel's module cache: a module some
+    /// store of this kernel holds, compiled from the same bytes under the
+    /// same settings, is shared instead of compiled again. This store's
+    /// owner is charged what the module keeps either way, as if it had
+    /// compiled it.
+    ///
+    /// # Errors
+    /// As [`Store::compile`]; [`CompileError::MetadataOverBudget`] when the
+    /// owner cannot hold what a shared module keeps.
+    pub fn compile_shared(&self, bytes: &[u8]) -> Result<Arc<CompiledModule>, CompileError> {
+        let cache = self.kernel.modules();
+        if let Some(module) = cache.get(bytes, &self.config) {
+            let frames = module.retained / PAGE_SIZE as u64;
+            self.kernel
+                .vm()
+                .hold(self.memory_owner, frames)
+                .map_err(|_| CompileError::MetadataOverBudget {
+                    section: "shared module",
+                    bytes: module.retained,
+                    offset: 0,
+                })?;
+            self.retain(self.memory_owner, frames);
+            return Ok(module);
+        }
+        let module = self.compile(bytes)?;
+        cache.insert(bytes, &self.config, &module);
+        Ok(module)
+    }
+
     /// An export of `instance`.
     pub fn export(&self, instance: InstanceId, name: &str) -> Option<Extern> {
         self.instances

@@ -1,0 +1,88 @@
+//! The kernel's module cache: processes running the same bytes share one
+//! compiled module while any of them holds it; a module that differs by
+//! one byte is compiled on its own; the last user's end frees it; and
+//! each sharer is still charged what the module keeps.
+
+use std::time::Duration;
+
+use kernel_core::mem::Owner;
+use kernel_core::proc::{self, ExitStatus, SpawnOptions};
+use tests::machine::{on_machine, wait, wat};
+
+/// Sleeps a while (so that every copy is alive at once), then exits 3.
+const SLEEPER: &str = r#"(module
+  (import "vessel" "sleep" (func $sleep (param i64) (result i32)))
+  (func (export "_start") (result i32)
+    (drop (call $sleep (i64.const 200000000)))
+    (i32.const 3)))"#;
+
+#[derive(Debug, PartialEq)]
+struct Seen {
+    inserts: u64,
+    hits: u64,
+    live_while_running: usize,
+    charged_alike: bool,
+    ends: Vec<Option<ExitStatus>>,
+    live_after: usize,
+}
+
+#[test]
+fn copies_of_a_program_share_one_compiled_module() {
+    let seen = on_machine(2, |kernel, exec| {
+        let cache = kernel.modules();
+        let (inserts, hits) = (cache.inserts(), cache.hits());
+        proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
+            let module = wat(SLEEPER);
+            let mut pids = Vec::new();
+            for _ in 0..10 {
+                pids.push(
+                    procs
+                        .spawn("sleeper", module.clone(), Vec::new(), procs.defaults())
+                        .expect("spawn"),
+                );
+            }
+            // The same program changed in one byte (the exit code).
+            let other = wat(&SLEEPER.replace("(i32.const 3)", "(i32.const 4)"));
+            pids.push(
+                procs
+                    .spawn("other", other, Vec::new(), procs.defaults())
+                    .expect("spawn"),
+            );
+            // Every copy has loaded: each holds its memory owner's charge.
+            procs.exec().sleep(Duration::from_millis(100)).await;
+            let live_while_running = cache.live();
+            let charges: Vec<u64> = pids[..10]
+                .iter()
+                .map(|&p| kernel.vm().owner_frames(Owner::Process(p)))
+                .collect();
+            let charged_alike = charges.iter().all(|&c| c == charges[0] && c > 0);
+            let mut ends = Vec::new();
+            for pid in &pids {
+                ends.push(wait(&procs, *pid).await);
+                procs.reap(*pid).await;
+            }
+            Seen {
+                inserts: cache.inserts() - inserts,
+                hits: cache.hits() - hits,
+                live_while_running,
+                charged_alike,
+                ends,
+                live_after: cache.live(),
+            }
+        })
+        .expect("scope")
+    });
+    let mut ends = vec![Some(ExitStatus::Exited(3)); 10];
+    ends.push(Some(ExitStatus::Exited(4)));
+    assert_eq!(
+        seen,
+        Seen {
+            inserts: 2,
+            hits: 9,
+            live_while_running: 2,
+            charged_alike: true,
+            ends,
+            live_after: 0,
+        }
+    );
+}
