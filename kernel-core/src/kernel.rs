@@ -106,6 +106,8 @@ pub struct Kernel<'h, P: Platform> {
     input_bell: alloc::sync::Arc<crate::sched::Doorbell>,
     /// Compiled modules shared by the stores that load the same bytes.
     modules: crate::wasm::cache::ModuleCache,
+    /// The host ISA's compiler, built once and shared by every store.
+    compiler: spin::Once<crate::wasm::compile::Compiler>,
 }
 
 impl<'h, P: Platform> Kernel<'h, P> {
@@ -127,6 +129,7 @@ impl<'h, P: Platform> Kernel<'h, P> {
             executor_gen: AtomicU64::new(0),
             input_bell: alloc::sync::Arc::new(crate::sched::Doorbell::new()),
             modules: crate::wasm::cache::ModuleCache::new(),
+            compiler: spin::Once::new(),
         };
         // No overcommit: what the kernel commits (linear memories among
         // it) never exceeds RAM, so a commit that cannot be backed fails
@@ -147,6 +150,23 @@ impl<'h, P: Platform> Kernel<'h, P> {
     /// them.
     pub fn modules(&self) -> &crate::wasm::cache::ModuleCache {
         &self.modules
+    }
+
+    /// The compiler for the host ISA, built by the first store that asks
+    /// and shared by every store after it (a Cranelift ISA is costly to
+    /// build and immutable once built).
+    ///
+    /// # Errors
+    /// [`crate::wasm::module::CompileError::Isa`] when the host ISA is not
+    /// supported.
+    pub fn host_compiler(
+        &self,
+    ) -> Result<crate::wasm::compile::Compiler, crate::wasm::module::CompileError> {
+        if let Some(c) = self.compiler.get() {
+            return Ok(c.clone());
+        }
+        let built = crate::wasm::compile::Compiler::host()?;
+        Ok(self.compiler.call_once(|| built).clone())
     }
 
     /// The doorbell console input rings ([`crate::hal::Interrupt::Input`]).

@@ -1080,7 +1080,7 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
     pub fn new(kernel: &'k Kernel<'h, P>, stack_budget: usize) -> Result<Self, CompileError> {
         Ok(Self {
             kernel,
-            compiler: Compiler::host()?,
+            compiler: kernel.host_compiler()?,
             config: TranslateConfig::default(),
             memory_reserve: None,
             stack_budget,
