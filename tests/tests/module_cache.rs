@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kernel_core::mem::Owner;
 use kernel_core::proc::{self, ExitStatus, SpawnOptions};
-use tests::machine::{on_machine, wait, wat};
+use tests::machine::{HANG_GUARD, on_machine, wait, wat};
 
 /// Sleeps a while (so that every copy is alive at once), then exits 3.
 const SLEEPER: &str = r#"(module
@@ -34,7 +34,17 @@ fn copies_of_a_program_share_one_compiled_module() {
         proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
             let module = wat(SLEEPER);
             let mut pids = Vec::new();
-            for _ in 0..10 {
+            for copy in 0..10 {
+                if copy == 1 {
+                    // The first copy has loaded before the others start
+                    // (two started at once may both compile).
+                    let loaded = async {
+                        while cache.live() == 0 {
+                            procs.exec().sleep(Duration::from_millis(1)).await;
+                        }
+                    };
+                    let _ = procs.exec().timeout(HANG_GUARD, loaded).await;
+                }
                 pids.push(
                     procs
                         .spawn("sleeper", module.clone(), Vec::new(), procs.defaults())
@@ -48,8 +58,14 @@ fn copies_of_a_program_share_one_compiled_module() {
                     .spawn("other", other, Vec::new(), procs.defaults())
                     .expect("spawn"),
             );
-            // Every copy has loaded: each holds its memory owner's charge.
-            procs.exec().sleep(Duration::from_millis(100)).await;
+            // Every copy has loaded (the other program too): each holds
+            // its memory owner's charge.
+            let loaded = async {
+                while cache.hits() - hits < 9 || cache.live() < 2 {
+                    procs.exec().sleep(Duration::from_millis(1)).await;
+                }
+            };
+            let _ = procs.exec().timeout(HANG_GUARD, loaded).await;
             let live_while_running = cache.live();
             let charges: Vec<u64> = pids[..10]
                 .iter()

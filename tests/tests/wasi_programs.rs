@@ -140,6 +140,36 @@ fn random_bytes() {
     assert_eq!(r.stdout, "random: ok\n");
 }
 
+/// In a child of the test: run `cat` on a 2-CPU machine whose console is
+/// this process's own standard input and output; how it ended (`None`:
+/// the machine or the process could not start).
+fn cat_on_this_stdin() -> Option<kernel_core::proc::ProcInfo> {
+    let hosted = hal_hosted::Hosted::new(&tests::machine::machine(2)).ok()?;
+    let info = std::sync::Mutex::new(None);
+    hal_hosted::boot_quiet_into(&hosted, |kernel| {
+        let got = kernel_core::boot::with_executor(kernel, |exec| {
+            kernel_core::proc::run(
+                kernel,
+                exec,
+                kernel_core::proc::SpawnOptions::default(),
+                |procs| async move {
+                    let pid = procs
+                        .spawn("cat", module("cat").into(), Vec::new(), procs.defaults())
+                        .ok()?;
+                    tests::machine::wait(&procs, pid).await?;
+                    procs.reap(pid).await
+                },
+            )
+            .ok()
+            .flatten()
+        });
+        *info.lock().expect("info") = got;
+        0
+    })
+    .ok()?;
+    info.into_inner().ok().flatten()
+}
+
 /// The console reads this process's own standard input, so the program
 /// runs in a child of the test with input piped in; the child prints what
 /// the program wrote (the console is not captured there) and exits with
@@ -148,29 +178,12 @@ fn random_bytes() {
 fn standard_input_is_copied_to_standard_output() {
     const TEST: &str = "standard_input_is_copied_to_standard_output";
     if tests::child_scenario().as_deref() == Some("cat") {
-        let hosted = hal_hosted::Hosted::new(&tests::machine::machine(2)).expect("machine");
-        let code = hal_hosted::boot_quiet_into(&hosted, |kernel| {
-            let status = kernel_core::boot::with_executor(kernel, |exec| {
-                kernel_core::proc::run(
-                    kernel,
-                    exec,
-                    kernel_core::proc::SpawnOptions::default(),
-                    |procs| async move {
-                        let pid = procs
-                            .spawn("cat", module("cat").into(), Vec::new(), procs.defaults())
-                            .ok()?;
-                        tests::machine::wait(&procs, pid).await
-                    },
-                )
-                .ok()
-                .flatten()
-            });
-            match status {
-                Some(ExitStatus::Exited(0)) => 0,
-                _ => 1,
-            }
-        });
-        std::process::exit(code.map_or(2, i32::from));
+        let code = match cat_on_this_stdin() {
+            Some(i) if i.status == ExitStatus::Exited(0) => 0,
+            Some(_) => 1,
+            None => 2,
+        };
+        std::process::exit(code);
     }
     let input = b"one\ntwo\n\xff three";
     let out = tests::run_child_with_input(TEST, "cat", input);
@@ -199,33 +212,15 @@ fn standard_input_is_copied_to_standard_output() {
 fn a_reader_waiting_for_input_is_not_run_meanwhile() {
     const TEST: &str = "a_reader_waiting_for_input_is_not_run_meanwhile";
     if tests::child_scenario().as_deref() == Some("cat-slices") {
-        let hosted = hal_hosted::Hosted::new(&tests::machine::machine(2)).expect("machine");
-        let code = hal_hosted::boot_quiet_into(&hosted, |kernel| {
-            let info = kernel_core::boot::with_executor(kernel, |exec| {
-                kernel_core::proc::run(
-                    kernel,
-                    exec,
-                    kernel_core::proc::SpawnOptions::default(),
-                    |procs| async move {
-                        let pid = procs
-                            .spawn("cat", module("cat").into(), Vec::new(), procs.defaults())
-                            .ok()?;
-                        tests::machine::wait(&procs, pid).await?;
-                        procs.reap(pid).await
-                    },
-                )
-                .ok()
-                .flatten()
-            });
-            match info {
-                Some(i) if i.status == ExitStatus::Exited(0) => {
-                    eprintln!("slices={}", i.slices);
-                    0
-                }
-                _ => 1,
+        let code = match cat_on_this_stdin() {
+            Some(i) if i.status == ExitStatus::Exited(0) => {
+                eprintln!("slices={}", i.slices);
+                0
             }
-        });
-        std::process::exit(code.map_or(2, i32::from));
+            Some(_) => 1,
+            None => 2,
+        };
+        std::process::exit(code);
     }
     let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
         .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
