@@ -449,7 +449,8 @@ fn instantiate_rows(k: &Kernel<'_, Hosted>, plan: Plan) -> Vec<Row> {
             wasmtime: Some(t[4]),
             other: None,
             target: "",
-            note: "ours shares the Cranelift ISA the kernel built once (`Kernel::host_compiler`)".into(),
+            note: "ours shares the Cranelift ISA the kernel built once (`Kernel::host_compiler`)"
+                .into(),
         },
         Row {
             group: "instantiation",
@@ -1317,7 +1318,10 @@ fn cache_row(config: &Config, hello: &Arc<[u8]>, plan: Plan) -> Row {
                     let start = Instant::now();
                     let b = spawn(other.into()).await;
                     let miss = start.elapsed().as_nanos() as f64;
-                    assert_eq!((a, b), (Some(ExitStatus::Exited(0)), Some(ExitStatus::Exited(0))));
+                    assert_eq!(
+                        (a, b),
+                        (Some(ExitStatus::Exited(0)), Some(ExitStatus::Exited(0)))
+                    );
                     if round > 0 {
                         hits.push(hit);
                         misses.push(miss);
