@@ -26,6 +26,7 @@
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
+use super::filedata::FileData;
 use super::{FileType, FsError, Stat};
 
 /// An inode number.
@@ -52,7 +53,7 @@ enum Node {
         entries: BTreeMap<Vec<u8>, Ino>,
         parent: Ino,
     },
-    File(Vec<u8>),
+    File(FileData),
     Symlink(Vec<u8>),
 }
 
@@ -306,7 +307,8 @@ impl Inner {
 
 fn data_len(node: &Node) -> u64 {
     match node {
-        Node::File(d) | Node::Symlink(d) => d.len() as u64,
+        Node::File(d) => d.len(),
+        Node::Symlink(d) => d.len() as u64,
         Node::Dir { .. } => 0,
     }
 }
@@ -385,7 +387,7 @@ impl Tmpfs {
                 if inner.entries >= self.max_entries {
                     return Err(FsError::NoSpace);
                 }
-                let ino = inner.add(Node::File(Vec::new()), now);
+                let ino = inner.add(Node::File(FileData::default()), now);
                 inner.enter(f.parent, f.name, ino, self.max_entries)?;
                 inner.touch(f.parent, &[MTIME, CTIME], now);
                 ino
@@ -400,10 +402,9 @@ impl Tmpfs {
             Node::File(_) if flags.directory || f.trailing_slash => return Err(FsError::NotDir),
             Node::File(data) => {
                 if flags.truncate && !data.is_empty() {
-                    let freed = data.len() as u64;
+                    let freed = data.len();
                     if let Node::File(d) = &mut inner.node_mut(ino)?.node {
-                        d.clear();
-                        d.shrink_to_fit();
+                        d.set_len(0);
                     }
                     inner.bytes -= freed;
                     inner.touch(ino, &[MTIME, CTIME], now);
@@ -437,14 +438,7 @@ impl Tmpfs {
     pub fn read(&self, ino: Ino, offset: u64, buf: &mut [u8], now: u64) -> Result<usize, FsError> {
         let mut inner = self.inner.lock();
         let n = match &inner.node(ino)?.node {
-            Node::File(data) => {
-                let start = usize::try_from(offset)
-                    .unwrap_or(usize::MAX)
-                    .min(data.len());
-                let n = buf.len().min(data.len() - start);
-                buf[..n].copy_from_slice(&data[start..start + n]);
-                n
-            }
+            Node::File(data) => data.read(offset, buf),
             Node::Dir { .. } => return Err(FsError::IsDir),
             Node::Symlink(_) => return Err(FsError::Inval),
         };
@@ -464,7 +458,7 @@ impl Tmpfs {
             .checked_add(data.len() as u64)
             .ok_or(FsError::FileTooBig)?;
         let len = match &inner.node(ino)?.node {
-            Node::File(d) => d.len() as u64,
+            Node::File(d) => d.len(),
             Node::Dir { .. } => return Err(FsError::IsDir),
             Node::Symlink(_) => return Err(FsError::Inval),
         };
@@ -476,16 +470,19 @@ impl Tmpfs {
         if inner.bytes + grow > self.capacity {
             return Err(FsError::NoSpace);
         }
-        let end = usize::try_from(end).map_err(|_| FsError::FileTooBig)?;
-        let start = usize::try_from(offset).map_err(|_| FsError::FileTooBig)?;
-        if let Node::File(d) = &mut inner.node_mut(ino)?.node {
-            if d.len() < end {
-                d.try_reserve(end - d.len()).map_err(|_| FsError::NoSpace)?;
-                d.resize(end, 0);
-            }
-            d[start..end].copy_from_slice(data);
+        if i64::try_from(end).is_err() {
+            return Err(FsError::FileTooBig);
         }
-        inner.bytes += grow;
+        let mut written = Ok(());
+        let mut grown = 0;
+        if let Node::File(d) = &mut inner.node_mut(ino)?.node {
+            written = d.write(offset, data);
+            grown = d.len() - len;
+        }
+        // A chunk that could not be allocated: what was written stays,
+        // counted (INV-TMPFS-3 holds: it is below `grow`).
+        inner.bytes += grown;
+        written?;
         inner.touch(ino, &[MTIME, CTIME], now);
         Ok(data.len())
     }
@@ -497,20 +494,18 @@ impl Tmpfs {
     pub fn truncate(&self, ino: Ino, size: u64, now: u64) -> Result<(), FsError> {
         let mut inner = self.inner.lock();
         let len = match &inner.node(ino)?.node {
-            Node::File(d) => d.len() as u64,
+            Node::File(d) => d.len(),
             Node::Dir { .. } => return Err(FsError::IsDir),
             Node::Symlink(_) => return Err(FsError::Inval),
         };
         if size > len && inner.bytes + (size - len) > self.capacity {
             return Err(FsError::NoSpace);
         }
-        let new = usize::try_from(size).map_err(|_| FsError::FileTooBig)?;
+        if i64::try_from(size).is_err() {
+            return Err(FsError::FileTooBig);
+        }
         if let Node::File(d) = &mut inner.node_mut(ino)?.node {
-            if new > d.len() {
-                d.try_reserve(new - d.len()).map_err(|_| FsError::NoSpace)?;
-            }
-            d.resize(new, 0);
-            d.shrink_to(new);
+            d.set_len(size);
         }
         if size >= len {
             inner.bytes += size - len;
