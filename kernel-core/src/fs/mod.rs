@@ -1,6 +1,7 @@
 //! File systems: what a process's file descriptors name besides the
-//! console. [`tmpfs`] keeps files in kernel memory; it is the root every
-//! process gets (preopened as `/`). [`hostfs`] passes a directory of the
+//! console. [`tmpfs`] keeps files in kernel memory (their bytes in
+//! [`filedata`] chunks); it is the root every process gets (preopened as
+//! `/`). [`hostfs`] passes a directory of the
 //! host through (hosted only), mounted where a program asks
 //! ([`crate::proc::Mount`]); a mount is preopened at its own path, and a
 //! mount at `/` takes the tmpfs root's place. A [`Node`] names a file or
