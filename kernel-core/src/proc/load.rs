@@ -54,13 +54,15 @@ pub(crate) type Interfaces<'k, 'h, P> = Vec<Box<dyn Interface<'k, 'h, P> + 'k>>;
 pub(crate) fn run_process<'k, 'h, P: Platform + SchedHal>(
     scope: &Arc<Inner<'k, 'h, P>>,
     proc: &Arc<Process<'k>>,
-    module: &[u8],
+    module: &Arc<[u8]>,
     handles: Vec<Object<'k>>,
 ) -> ExitStatus {
     let ctx = Arc::new(Context::new(scope.clone(), proc.clone(), handles));
     let status = run_in_store(scope, &ctx, proc, module);
-    // The store is gone; drop the handles now (INV-CONTEXT-1).
+    // The store is gone; drop the handles now (INV-CONTEXT-1), and the
+    // cache entry of a module no store holds any more (INV-CACHE-2).
     ctx.clear_handles();
+    scope.kernel.modules().prune();
     status
 }
 
@@ -68,7 +70,7 @@ fn run_in_store<'k, 'h, P: Platform + SchedHal>(
     scope: &Inner<'k, 'h, P>,
     ctx: &Arc<Context<'k, 'h, P>>,
     proc: &Arc<Process<'k>>,
-    bytes: &[u8],
+    bytes: &Arc<[u8]>,
 ) -> ExitStatus {
     let budget = proc.options().stack.saturating_sub(HOST_STACK_RESERVE);
     let Ok(mut store) = Store::new(scope.kernel, budget) else {

@@ -4,7 +4,10 @@
 //! nothing.
 //!
 //! Entries hold the module weakly: it is freed with its last user, and
-//! an entry whose module is gone is dropped at the next lookup or insert.
+//! an entry whose module is gone is dropped at the next lookup, insert or
+//! [`ModuleCache::prune`] (every process's end). An entry shares the
+//! module's bytes with the process that loaded them (a handle, not a
+//! copy), so the cache costs no module-sized memory of its own.
 //! A lookup compares the whole module (a hash only picks the candidates),
 //! so no module is ever served for other bytes.
 //!
@@ -12,9 +15,10 @@
 //! - INV-CACHE-1: [`ModuleCache::get`] returns a module only for bytes
 //!   equal to those it was compiled from, under an equal
 //!   [`TranslateConfig`].
-//! - INV-CACHE-2: the cache keeps no module alive: at most the bytes and
-//!   the weak handle of a module some store still holds, plus those not
-//!   yet pruned.
+//! - INV-CACHE-2: the cache keeps no module alive: it holds the weak
+//!   handles of modules and the bytes they were loaded from, and drops
+//!   both once no store holds the module, at the latest when the next
+//!   process ends.
 
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
@@ -68,21 +72,26 @@ impl ModuleCache {
     }
 
     /// Offer `module`, compiled from `bytes` under `config`, to later
-    /// lookups.
-    pub fn insert(&self, bytes: &[u8], config: &TranslateConfig, module: &Arc<CompiledModule>) {
+    /// lookups (the entry shares `bytes`).
+    pub fn insert(
+        &self,
+        bytes: &Arc<[u8]>,
+        config: &TranslateConfig,
+        module: &Arc<CompiledModule>,
+    ) {
         let h = hash(bytes);
         let mut entries = self.entries.lock();
         entries.retain(|e| e.module.strong_count() > 0);
         if entries
             .iter()
-            .any(|e| e.hash == h && e.config == *config && *e.bytes == *bytes)
+            .any(|e| e.hash == h && e.config == *config && *e.bytes == **bytes)
         {
             return;
         }
         entries.push(Entry {
             hash: h,
             config: *config,
-            bytes: Arc::from(bytes),
+            bytes: Arc::clone(bytes),
             module: Arc::downgrade(module),
         });
         self.inserts.fetch_add(1, Ordering::Relaxed);
@@ -98,10 +107,14 @@ impl ModuleCache {
         self.inserts.load(Ordering::Relaxed)
     }
 
+    /// Drop the entries whose module no store holds (INV-CACHE-2).
+    pub fn prune(&self) {
+        self.entries.lock().retain(|e| e.module.strong_count() > 0);
+    }
+
     /// Entries whose module some store still holds.
     pub fn live(&self) -> usize {
-        let mut entries = self.entries.lock();
-        entries.retain(|e| e.module.strong_count() > 0);
-        entries.len()
+        self.prune();
+        self.entries.lock().len()
     }
 }

@@ -1297,12 +1297,12 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
     /// store of this kernel holds, compiled from the same bytes under the
     /// same settings, is shared instead of compiled again. This store's
     /// owner is charged what the module keeps either way, as if it had
-    /// compiled it.
+    /// compiled it. The cache keeps a handle to `bytes`, not a copy.
     ///
     /// # Errors
     /// As [`Store::compile`]; [`CompileError::MetadataOverBudget`] when the
     /// owner cannot hold what a shared module keeps.
-    pub fn compile_shared(&self, bytes: &[u8]) -> Result<Arc<CompiledModule>, CompileError> {
+    pub fn compile_shared(&self, bytes: &Arc<[u8]>) -> Result<Arc<CompiledModule>, CompileError> {
         let cache = self.kernel.modules();
         if let Some(module) = cache.get(bytes, &self.config) {
             let frames = module.retained / PAGE_SIZE as u64;

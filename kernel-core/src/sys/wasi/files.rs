@@ -10,7 +10,7 @@
 use alloc::vec::Vec;
 
 use super::vfs::{Open, Vfs};
-use super::{Errno, Fail, Res, gather, iovecs, put, room, scatter};
+use super::{Errno, Fail, Res, gather, iovecs, put, put_len, room, scatter};
 use crate::fs::tmpfs::{MAX_PATH, OpenFlags};
 use crate::fs::{FileType, FsError, Node, Stat};
 use crate::hal::Platform;
@@ -338,11 +338,7 @@ pub(super) fn path_readlink<P: Platform + SchedHal>(
     uaccess::check(ctx.memory(), used, 4)?;
     let n = target.len().min(cap);
     put(ctx, buf.0, &target[..n])?;
-    put(
-        ctx,
-        used,
-        &u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes(),
-    )
+    put_len(ctx, used, n)
 }
 
 pub(super) fn path_link<P: Platform + SchedHal>(
@@ -494,8 +490,7 @@ pub(super) fn read<P: Platform + SchedHal>(
     if at.is_none() {
         set_offset(ctx, fd, start + n as u64);
     }
-    let n = u32::try_from(n).unwrap_or(u32::MAX);
-    put(ctx, nread, &n.to_le_bytes())
+    put_len(ctx, nread, n)
 }
 
 /// Write the iovecs at `iovs` to file `fd` at `at` (its offset, or its
@@ -524,8 +519,7 @@ pub(super) fn write<P: Platform + SchedHal>(
     if at.is_none() {
         set_offset(ctx, fd, start + n as u64);
     }
-    let n = u32::try_from(n).unwrap_or(u32::MAX);
-    put(ctx, nwritten, &n.to_le_bytes())
+    put_len(ctx, nwritten, n)
 }
 
 pub(super) fn fd_seek<P: Platform + SchedHal>(
@@ -601,9 +595,5 @@ pub(super) fn fd_readdir<P: Platform + SchedHal>(
     }
     out.truncate(cap);
     put(ctx, buf.0, &out)?;
-    put(
-        ctx,
-        used,
-        &u32::try_from(out.len()).unwrap_or(u32::MAX).to_le_bytes(),
-    )
+    put_len(ctx, used, out.len())
 }

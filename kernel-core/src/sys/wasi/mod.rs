@@ -415,6 +415,11 @@ pub(super) fn put<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, at: i32, byt
     Ok(uaccess::copy_out(ctx.memory(), at, bytes)?)
 }
 
+/// Write the count `n` (a WASI `size`, 32 bits) at `at`.
+pub(super) fn put_len<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, at: i32, n: usize) -> Res {
+    put(ctx, at, &u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes())
+}
+
 /// `args_get` and `environ_get`: pointers to NUL-terminated copies of
 /// `strings` at `ptrs`, the copies at `buf`.
 fn strings_get<P: Platform + SchedHal>(
@@ -609,8 +614,7 @@ fn fd_write<P: Platform + SchedHal>(
         FdObject::Stdout => hal.write(&bytes),
         _ => hal.write_error(&bytes),
     }
-    let count = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
-    put(ctx, written, &count.to_le_bytes())
+    put_len(ctx, written, bytes.len())
 }
 
 fn fd_read<P: Platform + SchedHal>(
@@ -643,8 +647,7 @@ fn fd_read<P: Platform + SchedHal>(
         }
     };
     scatter(ctx, &vecs, &buf[..got])?;
-    let count = u32::try_from(got).unwrap_or(u32::MAX);
-    put(ctx, read, &count.to_le_bytes())
+    put_len(ctx, read, got)
 }
 
 /// The bytes the `n` iovecs at `iovs` hold, in order, at most [`MAX_IO`]
@@ -814,8 +817,7 @@ fn poll_oneoff<P: Platform + SchedHal>(
         }
         if !events.is_empty() {
             put(ctx, output, &events)?;
-            let n = u32::try_from(events.len() / 32).unwrap_or(u32::MAX);
-            return put(ctx, nevents, &n.to_le_bytes());
+            return put_len(ctx, nevents, events.len() / 32);
         }
         // Nothing yet: sleep to the next deadline, or until input comes
         // when a subscription waits for it.
