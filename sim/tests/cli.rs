@@ -229,3 +229,36 @@ fn a_line_of_input_wakes_its_reader() {
         "the reader ran {slices} slices while it waited"
     );
 }
+
+/// What a hostile user may hand `sim run --dir` and `sim swarm --replay`:
+/// each is one escaped line on standard error and exit 2, never a run.
+#[test]
+fn bad_dirs_and_replay_files_are_one_escaped_line() {
+    let dir = common::scratch("bad-replay");
+    let wasm = dir.join("empty.wat");
+    std::fs::write(&wasm, "(module (func (export \"_start\")))").expect("module");
+    for bad in ["/no\u{1b}[31mwhere::/", "/tmp::", "::/"] {
+        let out = sim(&["run", "--dir", bad, wasm.to_str().expect("utf-8")]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{bad:?}: {err}");
+        assert!(!err.contains('\u{1b}'), "{bad:?}: {err}");
+    }
+    let replays = [
+        "not a replay file",
+        "vessel-swarm 1\ncpus 0\n",
+        "vessel-swarm 1\nmemory-mib 99999999999999\n",
+        "vessel-swarm 1\nfault bogus 3\n",
+        "vessel-swarm 1\n  compute 5\n",
+        "vessel-swarm 1\n\u{1b}[2Jproc\n",
+    ];
+    for (i, text) in replays.iter().enumerate() {
+        let file = dir.join(format!("bad{i}.replay"));
+        std::fs::write(&file, text).expect("replay file");
+        let out = sim(&["swarm", "--replay", file.to_str().expect("utf-8")]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{text:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{text:?}: {err}");
+        assert!(!err.contains('\u{1b}'), "{text:?}: {err}");
+    }
+}

@@ -296,8 +296,17 @@ impl Workload {
             match words.as_slice() {
                 [] => {}
                 ["seed", _] => w.seed = num(1)?,
-                ["cpus", _] => w.cpus = usize::try_from(num(1)?).map_err(|_| bad())?,
-                ["memory-mib", _] => w.memory_mib = num(1)?,
+                ["cpus", _] => {
+                    w.cpus = usize::try_from(num(1)?)
+                        .ok()
+                        .filter(|c| (1..=MAX_CPUS).contains(c))
+                        .ok_or_else(bad)?;
+                }
+                ["memory-mib", _] => {
+                    w.memory_mib = Some(num(1)?)
+                        .filter(|m| (MIN_MEMORY_MIB..=MAX_MEMORY_MIB).contains(m))
+                        .ok_or_else(bad)?;
+                }
                 ["fault", name, _] => {
                     let rate = u16::try_from(num(2)?).map_err(|_| bad())?;
                     *w.faults.get_mut(name).ok_or_else(bad)? = rate;
@@ -314,6 +323,9 @@ impl Workload {
                         ["spin"] => End::Spin,
                         _ => return Err(bad()),
                     };
+                    if w.procs.len() >= MAX_PROCS {
+                        return Err(bad());
+                    }
                     w.procs.push(Proc {
                         ops: Vec::new(),
                         end,
@@ -342,6 +354,15 @@ impl Workload {
         Ok(w)
     }
 }
+
+/// Most CPUs a replay file may ask for.
+pub const MAX_CPUS: usize = 64;
+/// Least and most MiB of memory a replay file may ask for.
+pub const MIN_MEMORY_MIB: u64 = 16;
+/// See [`MIN_MEMORY_MIB`].
+pub const MAX_MEMORY_MIB: u64 = 64 << 10;
+/// Most processes of a replay file.
+pub const MAX_PROCS: usize = 64;
 
 /// Most bytes of one file.
 pub const MAX_FILE: u32 = 16 << 10;
