@@ -67,11 +67,22 @@ fn copies_of_a_program_share_one_compiled_module() {
             };
             let _ = procs.exec().timeout(HANG_GUARD, loaded).await;
             let live_while_running = cache.live();
-            let charges: Vec<u64> = pids[..10]
-                .iter()
-                .map(|&p| kernel.vm().owner_frames(Owner::Process(p)))
-                .collect();
-            let charged_alike = charges.iter().all(|&c| c == charges[0] && c > 0);
+            // A copy counts as a hit before it has instantiated: wait until
+            // every copy holds its whole charge.
+            let charges = || -> Vec<u64> {
+                pids[..10]
+                    .iter()
+                    .map(|&p| kernel.vm().owner_frames(Owner::Process(p)))
+                    .collect()
+            };
+            let alike = |c: &[u64]| c.iter().all(|&n| n == c[0] && n > 0);
+            let settled = async {
+                while !alike(&charges()) {
+                    procs.exec().sleep(Duration::from_millis(1)).await;
+                }
+            };
+            let _ = procs.exec().timeout(HANG_GUARD, settled).await;
+            let charged_alike = alike(&charges());
             let mut ends = Vec::new();
             for pid in &pids {
                 ends.push(wait(&procs, *pid).await);
