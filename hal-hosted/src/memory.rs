@@ -15,7 +15,7 @@ use core::ffi::c_void;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use kernel_core::hal::{PhysAddr, PhysMemory, PhysRange};
-use rustix::fs::{MemfdFlags, ftruncate, memfd_create};
+use rustix::fs::{FallocateFlags, MemfdFlags, fallocate, ftruncate, memfd_create};
 use rustix::mm::{MapFlags, ProtFlags, mmap, munmap};
 
 use crate::{HostError, Hosted};
@@ -113,4 +113,34 @@ impl PhysMemory for Hosted {
             None
         }
     }
+
+    fn zero(&self, pa: PhysAddr, len: usize) -> bool {
+        let phys = &self.machine.phys;
+        let Some(end) = pa.0.checked_add(len as u64) else {
+            return false;
+        };
+        if end > phys.size || (len > 0 && pa.0 >= phys.size) {
+            return false;
+        }
+        if len >= PUNCH_AT_LEAST
+            && fallocate(
+                &phys.fd,
+                FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+                pa.0,
+                len as u64,
+            )
+            .is_ok()
+        {
+            return true;
+        }
+        // SAFETY: `[pa, pa + len)` lies inside the memfd (checked above),
+        // which the direct map covers whole (INV-MEM-1); the caller owns
+        // those bytes.
+        unsafe { core::ptr::write_bytes(phys.base.add(pa.0 as usize), 0, len) };
+        true
+    }
 }
+
+/// Zeroing this many bytes or more punches a hole in the memfd instead of
+/// writing them (`PhysMemory::zero`).
+const PUNCH_AT_LEAST: usize = 64 << 10;

@@ -62,6 +62,33 @@ pub trait PhysMemory {
     ///   of all RAM in the upper half).
     fn direct_map(&self, pa: PhysAddr) -> Option<*mut u8>;
 
+    /// Zero `len` bytes of RAM at `pa`, both page-aligned and inside one
+    /// range of [`PhysMemory::memory_map`], owned by the caller (nothing
+    /// else reads or maps them). Returns false when they are not RAM.
+    ///
+    /// - hosted: 64 KiB or more are given back to the host instead (a hole
+    ///   punched in the memfd): they read as zero and cost the host nothing
+    ///   until touched again, so a committed but untouched page (most of a
+    ///   fiber stack, a fresh wasm page) is free; less is written, as is
+    ///   anything the host refuses to punch.
+    /// - riscv: written through the direct map (the default).
+    fn zero(&self, pa: PhysAddr, len: usize) -> bool {
+        let Some(base) = self.direct_map(pa) else {
+            return false;
+        };
+        if len == 0 {
+            return true;
+        }
+        if self.direct_map(PhysAddr(pa.0 + len as u64 - 1)).is_none() {
+            return false;
+        }
+        // SAFETY: the direct map covers every byte of RAM for the kernel's
+        // whole life (above), both ends of the range were checked, and the
+        // caller owns the bytes, so nothing else reads them now.
+        unsafe { core::ptr::write_bytes(base, 0, len) };
+        true
+    }
+
     /// Bytes of the kernel heap when it is a fixed region apart from the
     /// frames, `None` when it grows on demand: what bounds the kernel
     /// structures that live on the heap, such as tmpfs data.

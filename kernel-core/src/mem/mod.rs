@@ -293,23 +293,11 @@ impl FrameAllocator {
     }
 }
 
-/// Zero `frames` frames starting at `pa` through the direct map.
+/// Zero `frames` frames starting at `pa` ([`PhysMemory::zero`]).
 ///
 /// Returns false when the range is not RAM of the memory map.
 pub fn zero_frames(phys: &impl PhysMemory, pa: PhysAddr, frames: usize) -> bool {
-    let Some(base) = phys.direct_map(pa) else {
-        return false;
-    };
-    let len = frames * PAGE_SIZE;
-    let end = PhysAddr(pa.0 + len as u64 - 1);
-    if phys.direct_map(end).is_none() {
-        return false;
-    }
-    // SAFETY: the direct map covers every byte of RAM for the kernel's whole
-    // life (PhysMemory::direct_map), both ends of the range were checked, and
-    // the frames are owned by the caller, so nothing else reads them now.
-    unsafe { core::ptr::write_bytes(base, 0, len) };
-    true
+    phys.zero(pa, frames * PAGE_SIZE)
 }
 
 /// Page-table frames for the MMU, taken from the kernel's frame allocator

@@ -418,6 +418,23 @@ impl Region {
         }
     }
 
+    /// The slots of `granules` whose leaves exist, with their indices
+    /// (a missing leaf is all holes).
+    fn slots_in(
+        &self,
+        granules: core::ops::Range<usize>,
+    ) -> impl Iterator<Item = (usize, &AtomicU64)> + '_ {
+        let first = granules.start / LEAF;
+        let last = granules.end.div_ceil(LEAF).min(self.leaves.len());
+        (first..last.max(first))
+            .filter_map(move |l| Some((l, self.leaves.get(l)?.as_ref()?)))
+            .flat_map(move |(l, leaf)| {
+                let lo = granules.start.max(l * LEAF);
+                let hi = granules.end.min((l + 1) * LEAF);
+                (lo..hi).map(move |i| (i, &leaf[i - l * LEAF]))
+            })
+    }
+
     fn value(&self, idx: usize) -> u64 {
         self.slot(idx).map_or(0, |s| s.load(Ordering::Acquire))
     }
@@ -886,30 +903,45 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
     }
 
     /// Unmap the granules `gs` of `r`, then free their private frames.
+    /// Only leaves that exist are visited and only the span between the
+    /// first and last mapped granule is unmapped, so releasing a 4 GiB
+    /// reservation costs what was committed in it, not its size.
     fn unmap_and_free(&self, r: &Region, gs: core::ops::Range<usize>) -> Result<u64, VmError> {
         let g = r.granule_bytes();
-        if gs.clone().any(|i| r.value(i) & STATE != NONE) {
+        let mut mapped: Option<(usize, usize)> = None;
+        for (i, s) in r.slots_in(gs.clone()) {
+            if s.load(Ordering::Acquire) & STATE != NONE {
+                let lo = mapped.map_or(i, |(lo, _)| lo);
+                mapped = Some((lo, i + 1));
+            }
+        }
+        if let Some((lo, hi)) = mapped {
             // SAFETY: the range lies in the region the space owns; nothing
             // uses it after this call (the caller's decommit/release).
-            let flush = unsafe { self.hal.unmap(r.range.start + gs.start * g, gs.len() * g) }
+            let flush = unsafe { self.hal.unmap(r.range.start + lo * g, (hi - lo) * g) }
                 .map_err(VmError::Hal)?;
             self.hal.flush(flush);
         }
-        let mut freed = 0;
-        for i in gs {
-            let v = r.value(i);
+        let (mut freed, mut uncharged, mut lapsed) = (0, 0u64, 0u64);
+        for (_, s) in r.slots_in(gs) {
+            let v = s.swap(0, Ordering::AcqRel);
             if is_private(v) && self.frames.free(frame_of(v), r.granule).is_ok() {
                 freed += 1u64 << r.granule;
             }
             if v & F_COMMIT != 0 && v & (F_SHARED | F_CONTIG) == 0 {
-                r.account.uncharge(1 << r.granule);
+                uncharged += 1 << r.granule;
                 if !is_private(v) {
                     // No frame of its own yet (demand, or COW not copied):
                     // its promise lapses (INV-MEM-2).
-                    self.frames.unpromise(1, r.granule);
+                    lapsed += 1;
                 }
             }
-            r.set(i, 0);
+        }
+        if uncharged > 0 {
+            r.account.uncharge(uncharged);
+        }
+        if lapsed > 0 {
+            self.frames.unpromise(lapsed, r.granule);
         }
         Ok(freed)
     }

@@ -21,7 +21,7 @@ use super::Pid;
 use crate::mem::ProcessId;
 
 /// Slots of a table: the most processes a scope holds at once.
-pub const SLOTS: usize = 1024;
+pub const SLOTS: usize = 16384;
 
 /// The last generation a slot may reach and still name its pid in a `u32`.
 const LAST_GENERATION: u32 = (u32::MAX - SLOTS as u32) / SLOTS as u32;

@@ -346,6 +346,8 @@ impl<S: FiberStack> fmt::Debug for SendFiber<'_, S> {
 
 /// The granule (log2 pages) of a [`KernelStack`] whose length allows it.
 const STACK_GRANULE: u32 = 4;
+/// The largest granule of a fiber stack: 512 KiB blocks.
+const STACK_GRANULE_MAX: u32 = 7;
 
 /// Why a [`KernelStack`] could not be made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -396,13 +398,13 @@ impl<'k, H: Mmu + PhysMemory> KernelStack<'k, H> {
             Some(n) if n >= MIN_STACK => n,
             _ => return Err(StackError::BadSize(len)),
         };
-        // 64 KiB granules where the length allows: a 2 MiB stack is then
-        // 32 blocks and 32 MMU calls, not 512.
-        let granule = if len % (PAGE_SIZE << STACK_GRANULE) == 0 {
-            STACK_GRANULE
-        } else {
-            0
-        };
+        // The largest granule up to 512 KiB that divides the length: a
+        // 2 MiB stack is 4 blocks and 4 MMU calls (4 host mappings), not
+        // 512; a 512 KiB stack is one.
+        let granule = (STACK_GRANULE..=STACK_GRANULE_MAX)
+            .rev()
+            .find(|g| len % (PAGE_SIZE << g) == 0)
+            .unwrap_or(0);
         let spec = RegionSpec {
             owner,
             granule,
