@@ -4,6 +4,12 @@
 //! imports first, as the text format requires imports before definitions,
 //! then the program's imports, then the prelude's and the program's
 //! definitions.
+//!
+//! It also fingerprints what compiled code depends on besides the module
+//! and the ISA (the translator and runtime sources, `src/wasm` and
+//! `src/arch`, and the Cranelift version in `Cargo.lock`) as
+//! `VESSEL_CODEGEN_ID`, which the persistent module format records so
+//! that code from another build is never executed (`wasm::artifact`).
 
 use std::env;
 use std::fs;
@@ -24,9 +30,62 @@ fn split(text: &str) -> (String, String) {
     (imports, rest)
 }
 
+/// FNV-1a, 64 bits, folded over `bytes` from `h`.
+fn fnv(h: u64, bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+}
+
+/// The codegen fingerprint: every `.rs` file under the given source
+/// directories (path and contents, in sorted order) and the Cranelift
+/// version the lock file pins.
+fn codegen_id(root: &std::path::Path, dirs: &[&str]) -> String {
+    let mut files = Vec::new();
+    for d in dirs {
+        let dir = root.join("src").join(d);
+        println!("cargo:rerun-if-changed={}", dir.display());
+        let mut stack = vec![dir];
+        while let Some(dir) = stack.pop() {
+            for e in fs::read_dir(&dir).expect("list a source directory") {
+                let p = e.expect("a directory entry").path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    files.push(p);
+                }
+            }
+        }
+    }
+    files.sort();
+    let mut h = 0xcbf2_9ce4_8422_2325;
+    for f in &files {
+        println!("cargo:rerun-if-changed={}", f.display());
+        let rel = f.strip_prefix(root).unwrap_or(f);
+        h = fnv(h, rel.to_string_lossy().as_bytes());
+        h = fnv(h, &fs::read(f).expect("read a source file"));
+    }
+    let lock = root.join("../Cargo.lock");
+    println!("cargo:rerun-if-changed={}", lock.display());
+    let cranelift = fs::read_to_string(&lock)
+        .ok()
+        .and_then(|text| {
+            let at = text.find("name = \"cranelift-codegen\"\nversion = \"")?;
+            let rest = &text[at + "name = \"cranelift-codegen\"\nversion = \"".len()..];
+            Some(rest[..rest.find('"')?].to_string())
+        })
+        .unwrap_or_else(|| "unknown".to_string());
+    format!("{h:016x}-cranelift-{cranelift}")
+}
+
 fn main() {
     let dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo")).join("demo");
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
+    let root = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    println!(
+        "cargo:rustc-env=VESSEL_CODEGEN_ID={}",
+        codegen_id(&root, &["wasm", "arch"])
+    );
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed={}", dir.display());
     let prelude = fs::read_to_string(dir.join("prelude.wat")).expect("read demo/prelude.wat");

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Poll, Waker};
 use std::time::Instant;
 
-use benches::{Contender, Row, geomean, interleave, table, time_ns};
+use benches::{Contender, Row, Unit, geomean, interleave, table, time_ns};
 use hal_hosted::{Config, Hosted};
 use kernel_core::kernel::Kernel;
 use kernel_core::sched::{Executor, Handle, yield_now};
@@ -94,6 +94,7 @@ fn main() {
     rows.extend(executor_rows(cpus, plan));
     rows.extend(boot_rows(plan));
     rows.extend(wasi_rows(plan));
+    rows.extend(process_rows(plan));
     rows.push(spec_row());
 
     let text = format!(
@@ -214,6 +215,7 @@ fn execution_rows(k: &Kernel<'_, Hosted>, plan: Plan) -> Vec<Row> {
             ours: t[0],
             wasmtime: Some(t[1]),
             other: Some(t[2]),
+            unit: Unit::Time,
             target: "",
             note: if agree {
                 format!("checksums agree ({native_sum:#x})")
@@ -234,6 +236,7 @@ fn execution_rows(k: &Kernel<'_, Hosted>, plan: Plan) -> Vec<Row> {
         ours: g(&|r| Some(r.ours)),
         wasmtime: Some(g(&|r| r.wasmtime)),
         other: Some(g(&|r| r.other)),
+        unit: Unit::Time,
         target: "<= 1.05x wasmtime, <= 1.5x native",
         note: "the ratio of geometric means is the geometric mean of the ratios".into(),
     };
@@ -283,6 +286,7 @@ fn compile_rows(plan: Plan, cpus: usize) -> Vec<Row> {
                 ours: t[0],
                 wasmtime: Some(t[1]),
                 other: None,
+                unit: Unit::Time,
                 target: "",
                 note: String::new(),
             });
@@ -308,6 +312,7 @@ fn compile_rows(plan: Plan, cpus: usize) -> Vec<Row> {
             ours,
             wasmtime: Some(theirs),
             other: None,
+            unit: Unit::Time,
             target: "<= 1.2x wasmtime",
             note,
         });
@@ -366,6 +371,11 @@ fn instantiate_rows(k: &Kernel<'_, Hosted>, plan: Plan) -> Vec<Row> {
             .expect("instantiate_pre")
     };
     let (pre_default, pre_pooled) = (pre(&default), pre(&pooled));
+    // As wasmtime's `Module` holds its code, a store holding an instance
+    // keeps the module's linked code alive, so every store below shares it
+    // (code INV-CODE-5) instead of linking it again.
+    let mut holder = Store::new(k, STACK).expect("store");
+    holder.instantiate(&m, &|_, _| None).expect("instantiates");
 
     let mut ours = || {
         time_ns(|| {
@@ -428,9 +438,10 @@ fn instantiate_rows(k: &Kernel<'_, Hosted>, plan: Plan) -> Vec<Row> {
             ours: t[0],
             wasmtime: Some(t[1]),
             other: None,
+            unit: Unit::Time,
             target: "",
             note: format!(
-                "{what}; ours links the module's code at instantiation, wasmtime (`InstancePre`) did at compile time"
+                "{what}; ours shares the code another store linked (a store holding an instance keeps it), wasmtime (`InstancePre`) placed it at compile time"
             ),
         },
         Row {
@@ -439,6 +450,7 @@ fn instantiate_rows(k: &Kernel<'_, Hosted>, plan: Plan) -> Vec<Row> {
             ours: t[0],
             wasmtime: Some(t[2]),
             other: None,
+            unit: Unit::Time,
             target: "<= 1.0x wasmtime pooling",
             note: "ours as above (no pooling allocator); wasmtime's pooling allocator".into(),
         },
@@ -448,6 +460,7 @@ fn instantiate_rows(k: &Kernel<'_, Hosted>, plan: Plan) -> Vec<Row> {
             ours: t[3],
             wasmtime: Some(t[4]),
             other: None,
+            unit: Unit::Time,
             target: "",
             note: "ours shares the Cranelift ISA the kernel built once (`Kernel::host_compiler`)"
                 .into(),
@@ -458,6 +471,7 @@ fn instantiate_rows(k: &Kernel<'_, Hosted>, plan: Plan) -> Vec<Row> {
             ours: t[5],
             wasmtime: None,
             other: None,
+            unit: Unit::Time,
             target: "",
             note: "ours only: where the default-allocator row's time goes".into(),
         },
@@ -613,6 +627,7 @@ fn call_rows(k: &Kernel<'_, Hosted>, plan: Plan) -> Vec<Row> {
         ours,
         wasmtime: Some(theirs),
         other: None,
+        unit: Unit::Time,
         target,
         note: note.into(),
     };
@@ -850,6 +865,7 @@ fn executor_rows(cpus: usize, plan: Plan) -> Vec<Row> {
         ours,
         wasmtime: None,
         other: Some(theirs),
+        unit: Unit::Time,
         target: "<= 1.0x tokio",
         note: note.into(),
     };
@@ -965,6 +981,7 @@ fn boot_rows(plan: Plan) -> Vec<Row> {
         ours: t[0],
         wasmtime: Some(t[1]),
         other: None,
+        unit: Unit::Time,
         target: "< 10 ms",
         note: format!(
             "ours: `hal_hosted::boot_into` (default machine: {} CPUs, 512 MiB) until the host \
@@ -1176,6 +1193,7 @@ fn wasi_rows(plan: Plan) -> Vec<Row> {
         ours: t[0],
         wasmtime: Some(t[1]),
         other: None,
+        unit: Unit::Time,
         target: "",
         note: format!(
             "ours: build a hosted machine ({} CPUs, 512 MiB, console captured), boot it quietly, \
@@ -1243,6 +1261,7 @@ fn wasi_rows(plan: Plan) -> Vec<Row> {
         ours,
         wasmtime: Some(theirs),
         other: None,
+        unit: Unit::Time,
         target: "",
         note,
     };
@@ -1342,6 +1361,7 @@ fn cache_row(config: &Config, hello: &Arc<[u8]>, plan: Plan) -> Row {
         ours: hit,
         wasmtime: None,
         other: None,
+        unit: Unit::Time,
         target: ">= 50x faster than compiling",
         note: format!(
             "`hello` on one booted machine while a store holds its module (the kernel's module \
@@ -1349,6 +1369,210 @@ fn cache_row(config: &Config, hello: &Arc<[u8]>, plan: Plan) -> Row {
              {:.1}x the time",
             miss / 1e6,
             miss / hit
+        ),
+    }
+}
+
+/// A trivial WASI program: `_start` returns at once (exit 0).
+const TRIVIAL: &str = r#"(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")))"#;
+
+/// Processes: spawn rate, density, and loading compiled code from the
+/// persistent cache.
+fn process_rows(plan: Plan) -> Vec<Row> {
+    progress("processes");
+    let mut rows = vec![spawn_rate_row(plan)];
+    rows.push(density_row());
+    rows.push(artifact_row(plan));
+    rows
+}
+
+/// Spawn-to-exit of [`TRIVIAL`] on 2 CPUs, many at once, against
+/// wasmtime's pooling allocator instantiating, calling and dropping it on
+/// 2 threads.
+fn spawn_rate_row(plan: Plan) -> Row {
+    use kernel_core::proc::{ExitStatus, Program, SpawnOptions};
+    const N: usize = 2000;
+    let module: Arc<[u8]> = wat(TRIVIAL).into();
+    let config = Config {
+        cpus: 2,
+        memory: 2 << 30,
+        window: sim::WINDOW,
+        capture_console: true,
+        ..Config::default()
+    };
+    let ours = || -> f64 {
+        let Ok(hosted) = Hosted::new(&config) else {
+            return f64::NAN;
+        };
+        let took = Mutex::new(f64::NAN);
+        let _ = hal_hosted::boot_quiet_into(&hosted, |kernel| {
+            // The module stays loaded (and its code linked) meanwhile.
+            let mut holder = Store::new(kernel, 1 << 20).ok();
+            let held = holder.as_ref().and_then(|s| s.compile_shared(&module).ok());
+            if let (Some(h), Some(m)) = (holder.as_mut(), held.as_ref()) {
+                let _ = h.instantiate(m, &|_, _| None);
+            }
+            let module = &module;
+            let r = kernel_core::boot::with_executor(kernel, |exec| {
+                let options = SpawnOptions {
+                    stack: 512 << 10,
+                    ..SpawnOptions::default()
+                };
+                kernel_core::proc::run(kernel, exec, options, |procs| async move {
+                    let start = Instant::now();
+                    let mut pids = Vec::with_capacity(N);
+                    for _ in 0..N {
+                        let program = Program::default();
+                        if let Ok(pid) =
+                            procs.spawn_program("t", module.clone(), Vec::new(), options, program)
+                        {
+                            pids.push(pid);
+                        }
+                    }
+                    let mut ok = 0;
+                    for pid in pids {
+                        if procs.reap(pid).await.map(|i| i.status) == Some(ExitStatus::Exited(0)) {
+                            ok += 1;
+                        }
+                    }
+                    (ok, start.elapsed().as_nanos() as f64)
+                })
+            });
+            if let (Ok((ok, ns)), Ok(mut t)) = (r, took.lock()) {
+                assert_eq!(ok, N, "every trivial process exits 0");
+                *t = ns / N as f64;
+            }
+            0
+        });
+        took.into_inner().unwrap_or(f64::NAN)
+    };
+    let mut pool = wasmtime::PoolingAllocationConfig::default();
+    pool.total_memories(64)
+        .total_tables(64)
+        .total_core_instances(64);
+    let mut wconfig = wasmtime::Config::new();
+    wconfig.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    let engine = wasmtime::Engine::new(&wconfig).expect("pooling engine");
+    let wmodule = wasmtime::Module::new(&engine, wat(TRIVIAL)).expect("compiles");
+    let mut linker = wasmtime::Linker::new(&engine);
+    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |cx| cx).expect("wasi linker");
+    let pre = linker.instantiate_pre(&wmodule).expect("instantiate_pre");
+    let theirs = || -> f64 {
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    for _ in 0..N / 2 {
+                        let ctx = wasmtime_wasi::WasiCtxBuilder::new().build_p1();
+                        let mut store = wasmtime::Store::new(&engine, ctx);
+                        let inst = pre.instantiate(&mut store).expect("instantiates");
+                        let f = inst
+                            .get_typed_func::<(), ()>(&mut store, "_start")
+                            .expect("_start");
+                        f.call(&mut store, ()).expect("runs");
+                    }
+                });
+            }
+        });
+        start.elapsed().as_nanos() as f64 / N as f64
+    };
+    let (mut ours, mut theirs) = (ours, theirs);
+    let t = interleave(1, plan.boot_samples.min(5), &mut [&mut ours, &mut theirs]);
+    Row {
+        group: "processes",
+        name: format!("spawn to exit, trivial WASI program, 2 CPUs ({N} at once)"),
+        ours: t[0],
+        wasmtime: Some(t[1]),
+        other: None,
+        unit: Unit::Time,
+        target: ">= 50,000 processes/s",
+        note: format!(
+            "per process: {:.0} processes/s ours, {:.0} wasmtime. Ours: {N} `spawn_program`s on a booted 2-CPU machine while a store holds the module, then {N} reaps; wasmtime: pooling allocator, `InstancePre` with WASI preview1, 2 threads each instantiating, calling `_start` and dropping its store",
+            1e9 / t[0],
+            1e9 / t[1]
+        ),
+    }
+}
+
+/// 10,000 processes idle at once ([`tests::density`]): host memory per
+/// process.
+fn density_row() -> Row {
+    const N: usize = 10_000;
+    let d = tests::density::idle_processes(N);
+    let ok = d.ready == N && d.as_told == N;
+    Row {
+        group: "processes",
+        name: format!("{N} idle processes: host memory per process"),
+        ours: if ok {
+            d.rss_per_process() as f64
+        } else {
+            f64::NAN
+        },
+        wasmtime: None,
+        other: None,
+        unit: Unit::Bytes,
+        target: "< 1 GiB for 10,000 (moonshot < 100 KiB each)",
+        note: format!(
+            "each blocked in `chan_recv` on a channel of its own ({} KiB fiber stack, 1 wasm page); resident memory of this process while all wait, less before: {:.2} GiB in all; kernel frames committed per process: {} KiB (the stack whole, the wasm page, structures)",
+            tests::density::STACK >> 10,
+            d.rss as f64 / f64::from(1u32 << 30),
+            d.frame_bytes_per_process() >> 10
+        ),
+    }
+}
+
+/// Loading `hello`'s compiled code from the persistent format against
+/// compiling it, for us and for wasmtime (`Module::deserialize`).
+fn artifact_row(plan: Plan) -> Row {
+    use kernel_core::wasm::artifact;
+    use kernel_core::wasm::budget::Unmetered;
+    let hello = tests::wasi_programs::module("hello");
+    let compiler = Compiler::host().expect("host compiler");
+    let config = TranslateConfig::default();
+    let compiled = compile_module(hello, &config, &compiler).expect("compiles");
+    let art = artifact::encode(&compiled, hello, &compiler, &config).expect("encodes");
+    let engine = wasmtime::Engine::default();
+    let wserialized = wasmtime::Module::new(&engine, hello)
+        .and_then(|m| m.serialize())
+        .expect("serializes");
+    let mut compile = || time_ns(|| drop(black_box(compile_module(hello, &config, &compiler))));
+    let mut load = || {
+        time_ns(|| {
+            let m = artifact::load_within(&art, hello, &compiler, &config, &mut Unmetered);
+            assert!(m.is_ok(), "the artifact loads");
+            drop(black_box(m));
+        })
+    };
+    let mut wload = || {
+        time_ns(|| {
+            // SAFETY: the bytes were serialized just above by this engine.
+            let m = unsafe { wasmtime::Module::deserialize(&engine, &wserialized) };
+            drop(black_box(m.expect("deserializes")));
+        })
+    };
+    let t = interleave(
+        1,
+        plan.compile_samples,
+        &mut [&mut compile, &mut load, &mut wload],
+    );
+    Row {
+        group: "processes",
+        name: format!(
+            "load compiled `hello` ({} KiB) from the persistent format",
+            hello.len() >> 10
+        ),
+        ours: t[1],
+        wasmtime: Some(t[2]),
+        other: None,
+        unit: Unit::Time,
+        target: ">= 20x faster than compiling",
+        note: format!(
+            "ours: `artifact::load_within` (checksum, version and module hash checked, the module validated and parsed again), {:.1}x faster than compiling it ({:.2} ms, one thread); wasmtime: `Module::deserialize`",
+            t[0] / t[1],
+            t[0] / 1e6
         ),
     }
 }
@@ -1361,6 +1585,7 @@ fn failed_row(name: &str) -> Row {
         ours: f64::NAN,
         wasmtime: None,
         other: None,
+        unit: Unit::Time,
         target: "",
         note: "the machine could not be built".into(),
     }
@@ -1391,6 +1616,7 @@ fn spec_row() -> Row {
         ours: if reports.is_some() { ns } else { f64::NAN },
         wasmtime: None,
         other: None,
+        unit: Unit::Time,
         target: "",
         note,
     }

@@ -106,6 +106,31 @@ pub fn fmt_ns(ns: f64) -> String {
     }
 }
 
+/// What a row's figures are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// Nanoseconds.
+    Time,
+    /// Bytes.
+    Bytes,
+}
+
+/// A size in bytes, in a unit that keeps 3-4 digits.
+pub fn fmt_bytes(b: f64) -> String {
+    if !b.is_finite() {
+        return "n/a".into();
+    }
+    if b < 1024.0 {
+        format!("{b:.0} B")
+    } else if b < 1024.0 * 1024.0 {
+        format!("{:.1} KiB", b / 1024.0)
+    } else if b < 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.1} MiB", b / (1024.0 * 1024.0))
+    } else {
+        format!("{:.2} GiB", b / (1024.0 * 1024.0 * 1024.0))
+    }
+}
+
 /// One line of the results table.
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -113,12 +138,14 @@ pub struct Row {
     pub group: &'static str,
     /// What is measured.
     pub name: String,
-    /// Our median, in ns.
+    /// Our median, in ns (or bytes: `unit`).
     pub ours: f64,
-    /// wasmtime's median, in ns, when it is a contender.
+    /// wasmtime's median, when it is a contender.
     pub wasmtime: Option<f64>,
-    /// Native's or tokio's median, in ns, when one is a contender.
+    /// Native's or tokio's median, when one is a contender.
     pub other: Option<f64>,
+    /// What the three figures are.
+    pub unit: Unit,
     /// The issue's target for this row.
     pub target: &'static str,
     /// Anything the figures need to be read right.
@@ -140,13 +167,17 @@ pub fn table(rows: &[Row]) -> String {
          |---|---|---:|---:|---:|---:|---:|---|---|\n",
     );
     for r in rows {
+        let fmt = match r.unit {
+            Unit::Time => fmt_ns,
+            Unit::Bytes => fmt_bytes,
+        };
         s.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.group,
             r.name,
-            fmt_ns(r.ours),
-            r.wasmtime.map_or_else(|| "n/a".into(), fmt_ns),
-            r.other.map_or_else(|| "n/a".into(), fmt_ns),
+            fmt(r.ours),
+            r.wasmtime.map_or_else(|| "n/a".into(), fmt),
+            r.other.map_or_else(|| "n/a".into(), fmt),
             ratio(r.ours, r.wasmtime),
             ratio(r.ours, r.other),
             r.target,

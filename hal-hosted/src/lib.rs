@@ -42,7 +42,9 @@
 //! In gdb: `handle SIGSEGV nostop noprint pass` (demand paging) and
 //! `handle SIG36 SIG37 nostop noprint pass` (interrupts); the repository's
 //! `scripts/vessel-gdb.py` does this. JIT code is announced to gdb and to
-//! `perf` (`jit`, with `elf` and `dwarf` building the objects).
+//! `perf` (`jit`, with `elf` and `dwarf` building the objects). Compiled
+//! modules may be kept across runs in a directory
+//! ([`Hosted::set_code_cache`], `codecache`).
 //!
 //! Several machines may run in one process at once: all their state hangs
 //! off the [`Hosted`] value and the threads that are its CPUs. The only
@@ -61,6 +63,7 @@ use std::time::Duration;
 
 use kernel_core::hal::Platform;
 
+mod codecache;
 mod console;
 mod context;
 mod cpu;
@@ -213,6 +216,8 @@ pub(crate) struct Machine {
     det: Option<det::Det>,
     /// The host directories passed through (hostfs).
     hostfs: hostfs::Device,
+    /// Where compiled modules are kept across runs, if anywhere.
+    code_cache: codecache::Dir,
 }
 
 /// A hosted machine: implements [`Platform`] and each of its parts.
@@ -263,6 +268,7 @@ impl Hosted {
                 .deterministic
                 .map(|seed| det::Det::new(seed, config.cpus, config.faults)),
             hostfs,
+            code_cache: codecache::Dir::default(),
         };
         Ok(Self {
             machine: Arc::new(machine),

@@ -241,6 +241,9 @@ impl kernel_core::hal::JitDebug for Riscv {}
 /// hosted only, and every request is `Unsupported` (the defaults).
 impl kernel_core::hal::HostFiles for Riscv {}
 
+/// No compiled-module cache yet: every module is compiled at load.
+impl kernel_core::hal::CodeCache for Riscv {}
+
 impl Platform for Riscv {
     const NAME: &'static str = "riscv";
 }

@@ -108,7 +108,14 @@ pub struct Kernel<'h, P: Platform> {
     modules: crate::wasm::cache::ModuleCache,
     /// The host ISA's compiler, built once and shared by every store.
     compiler: spin::Once<crate::wasm::compile::Compiler>,
+    /// Trampolines and host thunks shared by the stores that use them.
+    stubs: crate::wasm::stubs::StubCache,
+    /// Unique among the kernels of this program ([`Kernel::id`]).
+    id: u64,
 }
+
+/// The next [`Kernel::id`].
+static NEXT_KERNEL_ID: AtomicU64 = AtomicU64::new(1);
 
 impl<'h, P: Platform> Kernel<'h, P> {
     /// A kernel over `hal`: the frame allocator owns the HAL's memory map,
@@ -130,6 +137,8 @@ impl<'h, P: Platform> Kernel<'h, P> {
             input_bell: alloc::sync::Arc::new(crate::sched::Doorbell::new()),
             modules: crate::wasm::cache::ModuleCache::new(),
             compiler: spin::Once::new(),
+            stubs: crate::wasm::stubs::StubCache::new(),
+            id: NEXT_KERNEL_ID.fetch_add(1, Ordering::Relaxed),
         };
         // No overcommit: what the kernel commits (linear memories among
         // it) never exceeds RAM, so a commit that cannot be backed fails
@@ -150,6 +159,17 @@ impl<'h, P: Platform> Kernel<'h, P> {
     /// them.
     pub fn modules(&self) -> &crate::wasm::cache::ModuleCache {
         &self.modules
+    }
+
+    /// Trampolines and host thunks shared while any store holds them.
+    pub fn stubs(&self) -> &crate::wasm::stubs::StubCache {
+        &self.stubs
+    }
+
+    /// A number no other kernel of this program has: code linked in one
+    /// kernel is never shared with another (code INV-CODE-5).
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// The compiler for the host ISA, built by the first store that asks

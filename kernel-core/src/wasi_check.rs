@@ -9,6 +9,11 @@
 //! that is the point (an exit code, a panic's trap, a file larger than the
 //! tmpfs holds). What they print goes to the console.
 //!
+//! Then a crowd: [`CROWD`] processes alive at once ([`crowd`]), each
+//! sleeping [`CROWD_SLEEP`] and exiting 42, all of which must have run
+//! before the first one ends, end as they must, and leave every frame
+//! back.
+//!
 //! `test=input` ([`read_line`]) runs `demo/readline.wat`, which reads one
 //! line of console input and prints it, then says how many slices the
 //! process ran: a reader woken by the input interrupt runs a handful, one
@@ -16,6 +21,7 @@
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::time::Duration;
 
 use crate::boot::say;
 use crate::exit;
@@ -40,6 +46,119 @@ const CASES: [(&str, &[&str], ExitStatus); 8] = [
     // and the kernel goes on.
     ("bigfile", &["/", "200"], ExitStatus::Exited(1)),
 ];
+
+/// Processes alive at once in the crowd check.
+pub const CROWD: usize = 1000;
+/// How long each process of the crowd sleeps: far longer than spawning
+/// the others takes, even under QEMU's emulation.
+const CROWD_SLEEP: Duration = Duration::from_secs(3);
+/// Each crowd process's fiber stack: the 256 KiB the kernel keeps for
+/// host calls and 64 KiB for wasm (a default stack is 2 MiB; a thousand
+/// of those would not fit the 512 MiB QEMU machine).
+const CROWD_STACK: usize = 320 << 10;
+
+/// A process without memory (a riscv memory reserves 4 GiB of a 64 GiB
+/// window): sleeps, then exits 42.
+fn crowd_module() -> Vec<u8> {
+    let nanos = CROWD_SLEEP.as_nanos() as u64;
+    let mut m = Vec::from(&b"\0asm\x01\0\0\0"[..]);
+    // type 0: (i64) -> i32; type 1: () -> i32
+    m.extend_from_slice(&[1, 10, 2, 0x60, 1, 0x7e, 1, 0x7f, 0x60, 0, 1, 0x7f]);
+    // import vessel.sleep : type 0
+    m.extend_from_slice(&[2, 16, 1, 6]);
+    m.extend_from_slice(b"vessel");
+    m.push(5);
+    m.extend_from_slice(b"sleep");
+    m.extend_from_slice(&[0, 0]);
+    // one function of type 1, exported as _start
+    m.extend_from_slice(&[3, 2, 1, 1]);
+    m.extend_from_slice(&[7, 10, 1, 6]);
+    m.extend_from_slice(b"_start");
+    m.extend_from_slice(&[0, 1]);
+    // body: i64.const nanos; call 0; drop; i32.const 42
+    let mut body = alloc::vec![0u8, 0x42];
+    let mut v = nanos;
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        // Signed LEB128: stop once the rest is zero and the sign bit clear.
+        if v == 0 && byte & 0x40 == 0 {
+            body.push(byte);
+            break;
+        }
+        body.push(byte | 0x80);
+    }
+    body.extend_from_slice(&[0x10, 0, 0x1a, 0x41, 42, 0x0b]);
+    m.extend_from_slice(&[10, body.len() as u8 + 2, 1, body.len() as u8]);
+    m.extend_from_slice(&body);
+    m
+}
+
+/// What the crowd check saw.
+struct Crowd {
+    spawned: usize,
+    live: usize,
+    as_told: usize,
+    spawn_ms: u64,
+    frames_back: bool,
+}
+
+/// Spawn [`CROWD`] sleepers, wait until every one has run, count those
+/// running at that moment, then reap them all.
+async fn crowd<P: Platform + SchedHal>(
+    kernel: &Kernel<'_, P>,
+    procs: &proc::Procs<'_, '_, P>,
+) -> Crowd {
+    let free = kernel.frames().free_frames();
+    let module: Arc<[u8]> = crowd_module().into();
+    let options = SpawnOptions {
+        stack: CROWD_STACK,
+        ..SpawnOptions::default()
+    };
+    let clock = kernel.hal();
+    let start = clock.now();
+    let pids: Vec<_> = (0..CROWD)
+        .map_while(|_| {
+            procs
+                .spawn("crowd", module.clone(), Vec::new(), options)
+                .ok()
+        })
+        .collect();
+    let spawn_ms = clock.now().saturating_sub(start).as_millis() as u64;
+    let started = |infos: &[proc::ProcInfo]| {
+        infos
+            .iter()
+            .filter(|i| i.name == "crowd" && (i.slices > 0 || i.status != ExitStatus::Running))
+            .count()
+    };
+    let waited = async {
+        while started(&procs.info()) < pids.len() {
+            procs.exec().sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let _ = procs.exec().timeout(CROWD_SLEEP * 10, waited).await;
+    let live = procs
+        .info()
+        .iter()
+        .filter(|i| i.name == "crowd" && i.slices > 0 && i.status == ExitStatus::Running)
+        .count();
+    let mut as_told = 0;
+    for pid in &pids {
+        if procs.reap(*pid).await.map(|i| i.status) == Some(ExitStatus::Exited(42)) {
+            as_told += 1;
+        }
+    }
+    // The module leaves the cache with its last process.
+    drop(module);
+    kernel.modules().prune();
+    Crowd {
+        spawned: pids.len(),
+        live,
+        as_told,
+        spawn_ms,
+        frames_back: kernel.frames().free_frames() == free,
+    }
+}
 
 /// Run every case whose program is among `programs` (`(name, module)`);
 /// [`exit::SUCCESS`] when each ended as it must and none is missing.
@@ -73,9 +192,9 @@ pub fn run<P: Platform + SchedHal>(
             };
             results.push((name, got, want));
         }
-        results
+        (results, crowd(kernel, &procs).await)
     });
-    let Ok(results) = outcome else {
+    let Ok((results, crowd)) = outcome else {
         say(hal, format_args!("test=wasi: no executor"));
         return exit::FAILED;
     };
@@ -101,6 +220,28 @@ pub fn run<P: Platform + SchedHal>(
                 );
             }
         }
+    }
+    let Crowd {
+        spawned,
+        live,
+        as_told,
+        spawn_ms,
+        frames_back,
+    } = crowd;
+    if spawned == CROWD && live == CROWD && as_told == CROWD && frames_back {
+        passed += 1;
+        say(
+            hal,
+            format_args!("processes {CROWD} at once ... ok (spawned in {spawn_ms} ms)"),
+        );
+    } else {
+        failed += 1;
+        say(
+            hal,
+            format_args!(
+                "processes {CROWD} at once ... FAILED: {spawned} spawned, {live} alive at once, {as_told} exited 42, frames back: {frames_back}"
+            ),
+        );
     }
     say(hal, format_args!("{passed} passed, {failed} failed"));
     if failed == 0 {

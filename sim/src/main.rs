@@ -89,6 +89,12 @@ enum Command {
         /// Interrupt the run (start function included) after this long, e.g. 500ms, 2s, 1m: exit 5
         #[arg(long, value_name = "DURATION", value_parser = sim::timeout::parse)]
         timeout: Option<Limit>,
+        /// Keep compiled programs in DIR across runs (default: $XDG_CACHE_HOME/vessel, else ~/.cache/vessel)
+        #[arg(long, value_name = "DIR")]
+        cache: Option<std::path::PathBuf>,
+        /// Compile the program without the compiled-module cache, neither reading nor writing it
+        #[arg(long, conflicts_with = "cache")]
+        no_cache: bool,
         /// The program's arguments after its name (with --invoke: the export's, parsed by its parameter types; negative numbers are values, not flags)
         #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
         args: Vec<String>,
@@ -222,8 +228,15 @@ fn sim_main() -> u8 {
             dirs,
             args,
             timeout,
+            cache,
+            no_cache,
         }) => {
-            return program::run(&config, file, args, (env, dirs), *timeout);
+            let cache = if *no_cache {
+                None
+            } else {
+                cache.clone().or_else(program::default_cache_dir)
+            };
+            return program::run(&config, file, args, (env, dirs, cache), *timeout);
         }
         Some(Command::Swarm {
             replay: Some(file), ..

@@ -14,6 +14,12 @@
 //! standard error and exit 2; a run still going at `--timeout` is killed,
 //! `sim: timed out after <limit>` on standard error and exit 5. Names from
 //! the module are escaped (`kernel_core::escape`).
+//!
+//! Compiled programs are kept in a cache directory across runs, as
+//! `wasmtime run` does (`--cache DIR`, by default [`default_cache_dir`];
+//! `--no-cache` turns it off): the kernel checks every entry before it
+//! uses one and compiles again when an entry was written by another
+//! build, for another module, or is damaged (`kernel_core::wasm::artifact`).
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -34,15 +40,30 @@ pub const TRAPPED: u8 = 134;
 /// calls below them).
 const STACK: usize = 8 << 20;
 
+/// The compiled-module cache directory when none is given:
+/// `$XDG_CACHE_HOME/vessel`, else `$HOME/.cache/vessel` (absolute paths
+/// only, as the XDG specification asks); `None` when neither is set.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let absolute = |v: OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    std::env::var_os("XDG_CACHE_HOME")
+        .and_then(absolute)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .and_then(absolute)
+                .map(|h| h.join(".cache"))
+        })
+        .map(|d| d.join("vessel"))
+}
+
 /// Run `path` as a program with `args` after its name, environment `env`
-/// (`KEY=VALUE` each) and host directories `dirs` (`HOST[::GUEST]` each)
-/// on a machine shaped by `config`, killed after `limit`. Returns `sim`'s
-/// exit status.
+/// (`KEY=VALUE` each), host directories `dirs` (`HOST[::GUEST]` each) and
+/// compiled modules kept in `cache` on a machine shaped by `config`, killed
+/// after `limit`. Returns `sim`'s exit status.
 pub fn run(
     config: &Config,
     path: &Path,
     args: &[String],
-    (env, dirs): (&[String], &[OsString]),
+    (env, dirs, cache): (&[String], &[OsString], Option<PathBuf>),
     limit: Option<Limit>,
 ) -> u8 {
     if let Some(bad) = env.iter().find(|e| !e.contains('=')) {
@@ -99,6 +120,7 @@ pub fn run(
             return exit::USAGE;
         }
     };
+    hosted.set_code_cache(cache);
     let module: Arc<[u8]> = bytes.into();
     let options = SpawnOptions {
         deadline: limit.map(|l| l.duration()),

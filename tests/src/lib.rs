@@ -2,6 +2,7 @@
 //! `tests/tests/`, one binary per file, because they boot kernels and
 //! install signal handlers).
 
+pub mod density;
 pub mod diff;
 pub mod kernel_thread;
 pub mod wasi_programs {

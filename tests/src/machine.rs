@@ -11,6 +11,7 @@ use hal_hosted::{Config, Hosted};
 use kernel_core::kernel::Kernel;
 use kernel_core::proc::{self, ExitStatus, Pid, Procs, SpawnOptions};
 use kernel_core::sched::Executor;
+use kernel_core::wasm::cache::ArtifactCounts;
 
 /// How long any one wait may take before the test fails.
 pub const HANG_GUARD: Duration = Duration::from_secs(120);
@@ -133,6 +134,8 @@ pub struct Ran {
     pub stderr: String,
     /// Deterministic mode: the run's trace summary.
     pub trace: Option<hal_hosted::TraceSummary>,
+    /// What became of compiled-module artifacts ([`With::cache`]).
+    pub artifacts: ArtifactCounts,
 }
 
 /// What [`run_program_with`] gives a program besides its module.
@@ -144,6 +147,8 @@ pub struct With {
     pub stdin: Vec<u8>,
     /// Run deterministically from this seed ([`deterministic`]).
     pub seed: Option<u64>,
+    /// Keep compiled modules in this directory ([`Hosted::set_code_cache`]).
+    pub cache: Option<PathBuf>,
 }
 
 /// Run `module` as a process named `prog` with `program` on a 2-CPU
@@ -161,7 +166,9 @@ pub fn run_program_with(module: Arc<[u8]>, program: proc::Program, with: With) -
     };
     let hosted = Hosted::with_dirs(&config, &with.dirs).expect("machine");
     hosted.set_input(&with.stdin);
+    hosted.set_code_cache(with.cache);
     let status = Mutex::new(None);
+    let artifacts = Mutex::new(ArtifactCounts::default());
     let code = hal_hosted::boot_quiet_into(&hosted, |kernel| {
         let s = kernel_core::boot::with_executor(kernel, |exec| {
             proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
@@ -174,6 +181,7 @@ pub fn run_program_with(module: Arc<[u8]>, program: proc::Program, with: With) -
             .expect("process scope")
         });
         *status.lock().expect("status") = s;
+        *artifacts.lock().expect("artifacts") = kernel.modules().artifacts();
         0
     })
     .expect("boot");
@@ -184,5 +192,6 @@ pub fn run_program_with(module: Arc<[u8]>, program: proc::Program, with: With) -
         stdout: text(hosted.captured_console()),
         stderr: text(hosted.captured_errors()),
         trace: hosted.trace_summary(),
+        artifacts: artifacts.into_inner().expect("artifacts"),
     }
 }

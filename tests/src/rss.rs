@@ -1,8 +1,10 @@
-//! The host process's peak resident memory, for checks that what the
+//! The host process's resident memory: its peak, for checks that what the
 //! kernel allocates on the host stays inside the machine it was given
-//! (the fuzz targets check it after every input).
+//! (the fuzz targets check it after every input), and its current size,
+//! for density measurements.
 //!
-//! It owns nothing: one `getrusage` call per query. Invariant: the peak
+//! It owns nothing: one `getrusage` call or `/proc/self/statm` read per
+//! query. Invariant: the peak
 //! never decreases, so a check after every input fails on the first input
 //! that takes the process past a bound, whatever it freed before
 //! returning.
@@ -22,6 +24,15 @@ pub fn peak() -> u64 {
     let usage = unsafe { usage.assume_init() };
     // Linux reports kilobytes.
     u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024
+}
+
+/// This process's resident memory now, in bytes (the second field of
+/// `/proc/self/statm`, in pages); 0 if the host cannot say.
+pub fn current() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
 }
 
 /// Panic (a crash, to a fuzzer) when the peak resident memory is above

@@ -24,7 +24,8 @@
 //! page, table blocks, and the memories a failed instantiation left in its
 //! store) and `code` the frames of code objects (calibrated per module
 //! shape and per trampoline at the start; the kernel takes them unpromised
-//! and uncharged):
+//! and uncharged; a module's code, its trampolines with it, is linked once
+//! and held while any store holds an instance of it):
 //!
 //! - conservation: `free_frames() + resident + code == F0`, the free frames
 //!   of the booted machine before the first step;
@@ -228,12 +229,16 @@ fn process_module(grows: [u32; 3]) -> Arc<[u8]> {
 enum Op {
     /// Instantiate a module with a memory of `pages` pages and maybe a
     /// table in the store of `slot`, made for `OWNERS[owner]` if the slot
-    /// is empty (else the store's owner is kept).
+    /// is empty (else the store's owner is kept). Modules of one shape and
+    /// `variant` are one compiled module, whose code every store holding
+    /// an instance shares; other variants are compiled apart (same code,
+    /// another code object).
     Instantiate {
         slot: usize,
         owner: usize,
         pages: u64,
         table: Option<u32>,
+        variant: u16,
     },
     /// `memory.grow` by `delta` pages.
     Grow {
@@ -269,8 +274,8 @@ fn op() -> impl Strategy<Value = Op> {
     use proptest::sample::select;
     let slot = 0..SLOTS;
     prop_oneof![
-        3 => (slot.clone(), 0..OWNERS.len(), select(&PAGES[..]), proptest::option::of(select(&TABLES[..])))
-            .prop_map(|(slot, owner, pages, table)| Op::Instantiate { slot, owner, pages, table }),
+        3 => (slot.clone(), 0..OWNERS.len(), select(&PAGES[..]), proptest::option::of(select(&TABLES[..])), 0..2u16)
+            .prop_map(|(slot, owner, pages, table, variant)| Op::Instantiate { slot, owner, pages, table, variant }),
         4 => (slot.clone(), 0..4usize, select(&GROWS[..]))
             .prop_map(|(slot, inst, delta)| Op::Grow { slot, inst, delta }),
         6 => (slot.clone(), 0..4usize, any::<u64>(), 0..8192u32, 1..i64::MAX)
@@ -352,8 +357,8 @@ impl Budget for Peak {
     }
 }
 
-/// A store module's memory pages and table elements.
-type ModuleKey = (u64, Option<u32>);
+/// A store module's memory pages, table elements and variant.
+type ModuleKey = (u64, Option<u32>, u16);
 
 /// Compiled modules by size, the calibrated costs and the counters of
 /// what the sequences reached; shared by every sequence.
@@ -367,8 +372,9 @@ struct Library {
 }
 
 impl Library {
-    fn module(&self, pages: u64, table: Option<u32>) -> Result<Arc<CompiledModule>, ModelError> {
-        if let Some(m) = self.modules.borrow().get(&(pages, table)) {
+    fn module(&self, key: ModuleKey) -> Result<Arc<CompiledModule>, ModelError> {
+        let (pages, table, _) = key;
+        if let Some(m) = self.modules.borrow().get(&key) {
             return Ok(m.clone());
         }
         let m = compile_module(
@@ -378,7 +384,7 @@ impl Library {
         )
         .map(Arc::new)
         .map_err(|e| ModelError::Kernel(format!("compile: {e}")))?;
-        self.modules.borrow_mut().insert((pages, table), m.clone());
+        self.modules.borrow_mut().insert(key, m.clone());
         Ok(m)
     }
 
@@ -441,8 +447,10 @@ struct StoreM<'k, 'h> {
     instances: Vec<InstM>,
     /// Pages of memories that failed instantiations left in the store.
     orphan_pages: u64,
-    /// Frames of the instances' code objects.
-    code: u64,
+    /// The modules (by shape key) whose code its instances hold: a
+    /// module's code is linked once and shared by every store holding it
+    /// (`code` INV-CODE-5).
+    modules: BTreeSet<ModuleKey>,
     /// Whether the trampoline is linked.
     tramp: bool,
     /// Frames held for what its instances keep (`wasm::retained`): charged
@@ -577,9 +585,13 @@ impl<'k, 'h> Model<'_, 'k, 'h> {
     }
 
     fn code(&self) -> u64 {
-        self.live()
-            .map(|s| s.code + if s.tramp { self.lib.costs.tramp } else { 0 })
-            .sum()
+        let modules: BTreeSet<_> = self.live().flat_map(|s| s.modules.iter()).collect();
+        let shared: u64 = modules
+            .iter()
+            .map(|(_, table, _)| self.lib.costs.code[usize::from(table.is_some())])
+            .sum();
+        let tramps = self.live().filter(|s| s.tramp).count() as u64;
+        shared + tramps * self.lib.costs.tramp
     }
 
     fn resident(&self) -> u64 {
@@ -738,7 +750,8 @@ impl<'k, 'h> Model<'_, 'k, 'h> {
                 owner,
                 pages,
                 table,
-            } => self.instantiate(slot, owner, pages, table),
+                variant,
+            } => self.instantiate(slot, owner, (pages, table, variant)),
             Op::Grow { slot, inst, delta } => self.grow(slot, inst, delta),
             Op::Touch {
                 slot,
@@ -761,13 +774,8 @@ impl<'k, 'h> Model<'_, 'k, 'h> {
         }
     }
 
-    fn instantiate(
-        &mut self,
-        slot: usize,
-        owner: usize,
-        pages: u64,
-        table: Option<u32>,
-    ) -> Result<(), ModelError> {
+    fn instantiate(&mut self, slot: usize, owner: usize, key: ModuleKey) -> Result<(), ModelError> {
+        let (pages, table, _) = key;
         if self.stores[slot].is_none() {
             let mut store = Store::new(self.k, STACK_BUDGET)
                 .map_err(|e| ModelError::Kernel(format!("store: {e}")))?;
@@ -777,15 +785,21 @@ impl<'k, 'h> Model<'_, 'k, 'h> {
                 owner,
                 instances: Vec::new(),
                 orphan_pages: 0,
-                code: 0,
+                modules: BTreeSet::new(),
                 tramp: false,
                 kept: 0,
             });
         }
-        let module = self.lib.module(pages, table)?;
-        let code = self.lib.costs.code[usize::from(table.is_some())];
+        let module = self.lib.module(key)?;
+        // Another store holding the module shares its code: none to link.
+        let shared = self.live().any(|s| s.modules.contains(&key));
+        let code = if shared {
+            0
+        } else {
+            self.lib.costs.code[usize::from(table.is_some())]
+        };
         let unpromised = self.unpromised()?;
-        let fragmented = self.fragmented(kernel_core::mem::order_for(code));
+        let fragmented = code > 0 && self.fragmented(kernel_core::mem::order_for(code));
         let Some(s) = self.stores[slot].as_ref() else {
             return Ok(());
         };
@@ -849,7 +863,7 @@ impl<'k, 'h> Model<'_, 'k, 'h> {
             Outcome::Link => "instantiate: no frames for code",
         });
         if linked {
-            s.code += code;
+            s.modules.insert(key);
         }
         s.orphan_pages += orphan;
         let Ok(id) = got else {
@@ -1238,7 +1252,7 @@ fn calibrate<'k, 'h>(k: &'k Kernel<'h, Hosted>) -> Result<Library, ModelError> {
     };
     let free = || k.frames().free_frames();
     for (shape, table) in [None, Some(0)].into_iter().enumerate() {
-        let module = lib.module(0, table)?;
+        let module = lib.module((0, table, 0))?;
         let f0 = free();
         let mut store =
             Store::new(k, STACK_BUDGET).map_err(|e| ModelError::Kernel(e.to_string()))?;
@@ -1252,12 +1266,12 @@ fn calibrate<'k, 'h>(k: &'k Kernel<'h, Hosted>) -> Result<Library, ModelError> {
         let r = store.invoke(&size, &[Val::I32(0), Val::I64(0)]);
         ensure_eq!(r, Ok(vec![Val::I64(0)]), "memory.size");
         let f2 = free();
-        // A second instance costs as much code, and no trampoline.
+        // A second instance shares the code, and the trampoline.
         store
             .instantiate(&module, &|_, _| None)
             .map_err(|e| ModelError::Kernel(format!("{e:?}")))?;
         let f3 = free();
-        ensure_eq!(f2 - f3, f0 - f1, "code of a second instance");
+        ensure_eq!(f2 - f3, 0, "code of a second instance");
         lib.costs.code[shape] = f0 - f1;
         lib.costs.tramp = f1 - f2;
         drop(store);
@@ -1402,6 +1416,7 @@ fn the_reserve_is_the_kernels_and_a_full_machine_refuses_cleanly() {
             owner: 3,
             pages: 200,
             table: Some(1),
+            variant: 0,
         },
         Op::Grow {
             slot: 0,
@@ -1427,6 +1442,7 @@ fn the_reserve_is_the_kernels_and_a_full_machine_refuses_cleanly() {
             owner: 0,
             pages: 2,
             table: None,
+            variant: 0,
         },
         Op::Grow {
             slot: 1,
@@ -1480,13 +1496,14 @@ fn the_reserve_is_the_kernels_and_a_full_machine_refuses_cleanly() {
 /// (INV-MEM-3). The kernel never faults, and every frame comes back.
 #[test]
 fn fragmentation_never_leaves_a_kernel_page_without_a_block() {
-    let code = |slot| Op::Instantiate {
+    let code = |slot, variant| Op::Instantiate {
         slot,
         owner: 0,
         pages: 0,
         table: None,
+        variant,
     };
-    let mut ops: Vec<Op> = (0..128).map(|i| code(i % 2)).collect();
+    let mut ops: Vec<Op> = (0..128u16).map(|i| code(usize::from(i % 2), i)).collect();
     ops.extend([
         Op::Drop { slot: 0 },
         Op::Instantiate {
@@ -1494,6 +1511,7 @@ fn fragmentation_never_leaves_a_kernel_page_without_a_block() {
             owner: 0,
             pages: 1,
             table: None,
+            variant: 0,
         },
         Op::Grow {
             slot: 2,
@@ -1530,12 +1548,13 @@ fn fragmentation_never_leaves_a_kernel_page_without_a_block() {
 /// back.
 #[test]
 fn fragmentation_never_leaves_a_process_page_without_a_block() {
-    let ops: Vec<Op> = (0..1500)
+    let ops: Vec<Op> = (0..1500u16)
         .map(|i| Op::Instantiate {
-            slot: i % 3,
+            slot: usize::from(i % 3),
             owner: 0,
             pages: 0,
             table: None,
+            variant: i,
         })
         .chain((0..2).map(|slot| Op::Drop { slot }))
         .collect();

@@ -254,11 +254,13 @@ fn a_reader_waiting_for_input_is_not_run_meanwhile() {
 }
 
 /// The kernel's own `test=wasi` workload (what the riscv image runs in
-/// QEMU) passes on a hosted kernel given the same programs.
+/// QEMU) passes on a hosted kernel given the same programs and memory as
+/// QEMU's machine (512 MiB: the crowd of a thousand processes needs it).
 #[test]
 fn the_wasi_workload_passes_on_a_hosted_kernel() {
     let config = hal_hosted::Config {
         capture_console: true,
+        memory: 512 << 20,
         ..tests::machine::machine(2)
     };
     let hosted = hal_hosted::Hosted::new(&config).expect("machine");
@@ -273,7 +275,7 @@ fn the_wasi_workload_passes_on_a_hosted_kernel() {
     assert_eq!(code, kernel_core::exit::SUCCESS, "{console}");
     assert_eq!(
         console.lines().last(),
-        Some("8 passed, 0 failed"),
+        Some("9 passed, 0 failed"),
         "{console}"
     );
 }

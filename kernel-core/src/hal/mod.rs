@@ -27,6 +27,7 @@
 //!   kernel never assumes two address spaces can use the same virtual address.
 
 mod clock;
+mod codecache;
 mod console;
 mod cpu;
 mod error;
@@ -40,6 +41,7 @@ mod power;
 mod trap;
 
 pub use clock::Clock;
+pub use codecache::CodeCache;
 pub use console::{Console, InputState};
 pub use cpu::{CpuEntry, CpuId, Cpus};
 pub use error::HalError;
@@ -66,6 +68,7 @@ pub trait Platform:
     + Power
     + JitDebug
     + HostFiles
+    + CodeCache
     + Sync
     + 'static
 {

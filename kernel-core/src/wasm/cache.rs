@@ -3,6 +3,10 @@
 //! them holds it, so spawning a program that is already running compiles
 //! nothing.
 //!
+//! It also counts what became of the platform's persistent artifacts
+//! (`artifact`, `hal::CodeCache`), which [`crate::wasm::vm::Store`]
+//! consults on a miss here.
+//!
 //! Entries hold the module weakly: it is freed with its last user, and
 //! an entry whose module is gone is dropped at the next lookup, insert or
 //! [`ModuleCache::prune`] (every process's end). An entry shares the
@@ -34,12 +38,36 @@ struct Entry {
     module: Weak<CompiledModule>,
 }
 
+/// What became of a compiled-module artifact (the platform's persistent
+/// cache, `hal::CodeCache`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArtifactUse {
+    /// Loaded instead of compiling.
+    Loaded,
+    /// Found but refused (`artifact::ArtifactError`): compiled instead.
+    Refused,
+    /// Written after a compile.
+    Stored,
+}
+
+/// Artifact counts by [`ArtifactUse`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ArtifactCounts {
+    /// Loaded instead of compiling.
+    pub loaded: u64,
+    /// Found but refused.
+    pub refused: u64,
+    /// Written after a compile.
+    pub stored: u64,
+}
+
 /// The cache (one per kernel).
 #[derive(Default)]
 pub struct ModuleCache {
     entries: spin::Mutex<Vec<Entry>>,
     hits: AtomicU64,
     inserts: AtomicU64,
+    artifacts: [AtomicU64; 3],
 }
 
 /// FNV-1a, 64 bits: picks candidates, never decides a match.
@@ -105,6 +133,22 @@ impl ModuleCache {
     /// Modules compiled and offered so far.
     pub fn inserts(&self) -> u64 {
         self.inserts.load(Ordering::Relaxed)
+    }
+
+    /// Count an artifact's use.
+    pub fn count_artifact(&self, what: ArtifactUse) {
+        self.artifacts[what as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Artifacts loaded, refused and stored so far.
+    pub fn artifacts(&self) -> ArtifactCounts {
+        let [loaded, refused, stored] =
+            self.artifacts.each_ref().map(|a| a.load(Ordering::Relaxed));
+        ArtifactCounts {
+            loaded,
+            refused,
+            stored,
+        }
     }
 
     /// Drop the entries whose module no store holds (INV-CACHE-2).

@@ -23,7 +23,14 @@
 //!   [`JitDebug`](crate::hal::JitDebug): published after it is registered,
 //!   retired after it is unregistered and before it is unmapped. Symbol
 //!   names are `<module>!<name>` (name section), `<module>!func[N]`
-//!   (no name) or `<module>!<label>` (trampolines and thunks).
+//!   (no name) or `<module>!<label>` (trampolines and thunks), the module
+//!   being the one that linked it first.
+//! - INV-CODE-5: linked code ([`LinkedCode`]) is shared: every store
+//!   running a module's code, and every store using a trampoline or host
+//!   thunk of one signature, holds a [`CodeObject`] handle to the same
+//!   object, which is freed when the last handle drops. Others keep only
+//!   weak handles (a compiled module, the kernel's stub cache). A handle is
+//!   only ever made for code of its own kernel ([`Kernel::id`]).
 
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -243,19 +250,68 @@ impl CodeRegistry {
     }
 }
 
-/// Linked, executable code owned by the caller.
-pub struct CodeObject<'k, 'h, P: Platform> {
-    kernel: &'k Kernel<'h, P>,
+/// Linked, executable code, shared by every store that runs it: the
+/// range, its frames and what the registry knows of it. It holds no
+/// reference to its kernel, so a compiled module can keep a weak handle to
+/// it (INV-CODE-5); the last [`CodeObject`] handle frees it.
+#[derive(Debug)]
+pub struct LinkedCode {
+    /// The [`Kernel::id`] of the kernel it lives in.
+    kernel: u64,
     range: VirtRange,
     frames: PhysAddr,
     order: u32,
     meta: Arc<CodeMeta>,
 }
 
+impl LinkedCode {
+    /// Address of function `i` of the link input.
+    pub fn func_addr(&self, i: usize) -> Option<usize> {
+        self.meta.funcs.get(i).map(|f| self.range.start + f.start)
+    }
+
+    /// Unregister, unmap and free the code (INV-CODE-2); called by the
+    /// last handle.
+    fn free<P: Platform>(self, k: &Kernel<'_, P>) {
+        k.code().remove(self.range.start);
+        if k.hal().jit_debug_enabled() {
+            k.hal().code_retired(self.range);
+        }
+        // SAFETY: INV-CODE-2: unregistered above; nothing runs this code
+        // any more (its last user is being dropped) and the range is ours.
+        if let Ok(flush) = unsafe { k.hal().unmap(self.range.start, self.range.len) } {
+            k.hal().flush(flush);
+            let _ = k.release(self.range, PAGE_SIZE);
+            let _ = k.frames().free(self.frames, self.order);
+        } else {
+            tracing::error!(
+                start = self.range.start,
+                "code object unmap failed; leaking"
+            );
+        }
+    }
+}
+
+/// A user's handle to linked code: cloning shares the code; dropping the
+/// last handle frees it (INV-CODE-2, INV-CODE-5).
+pub struct CodeObject<'k, 'h, P: Platform> {
+    kernel: &'k Kernel<'h, P>,
+    code: Option<Arc<LinkedCode>>,
+}
+
+impl<P: Platform> Clone for CodeObject<'_, '_, P> {
+    fn clone(&self) -> Self {
+        Self {
+            kernel: self.kernel,
+            code: self.code.clone(),
+        }
+    }
+}
+
 impl<P: Platform> fmt::Debug for CodeObject<'_, '_, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CodeObject")
-            .field("range", &self.range)
+            .field("range", &self.range())
             .finish_non_exhaustive()
     }
 }
@@ -389,42 +445,47 @@ impl<'k, 'h, P: Platform> CodeObject<'k, 'h, P> {
         meta.announce(hal);
         Ok(Self {
             kernel,
-            range,
-            frames,
-            order,
-            meta,
+            code: Some(Arc::new(LinkedCode {
+                kernel: kernel.id(),
+                range,
+                frames,
+                order,
+                meta,
+            })),
         })
+    }
+
+    /// Another handle to `code` when it lives in `kernel` (INV-CODE-5).
+    pub fn share(kernel: &'k Kernel<'h, P>, code: Arc<LinkedCode>) -> Option<Self> {
+        (code.kernel == kernel.id()).then_some(Self {
+            kernel,
+            code: Some(code),
+        })
+    }
+
+    /// The shared code, for a weak handle kept elsewhere.
+    pub fn linked(&self) -> Option<&Arc<LinkedCode>> {
+        self.code.as_ref()
     }
 
     /// The executable range.
     pub fn range(&self) -> VirtRange {
-        self.range
+        self.code
+            .as_ref()
+            .map_or(VirtRange { start: 0, len: 0 }, |c| c.range)
     }
 
     /// Address of function `i` of the link input.
     pub fn func_addr(&self, i: usize) -> Option<usize> {
-        self.meta.funcs.get(i).map(|f| self.range.start + f.start)
+        self.code.as_ref()?.func_addr(i)
     }
 }
 
 impl<P: Platform> Drop for CodeObject<'_, '_, P> {
     fn drop(&mut self) {
-        let k = self.kernel;
-        k.code().remove(self.range.start);
-        if k.hal().jit_debug_enabled() {
-            k.hal().code_retired(self.range);
-        }
-        // SAFETY: INV-CODE-2: unregistered above; nothing runs this code
-        // any more (its owner is being dropped) and the range is ours.
-        if let Ok(flush) = unsafe { k.hal().unmap(self.range.start, self.range.len) } {
-            k.hal().flush(flush);
-            let _ = k.release(self.range, PAGE_SIZE);
-            let _ = k.frames().free(self.frames, self.order);
-        } else {
-            tracing::error!(
-                start = self.range.start,
-                "code object unmap failed; leaking"
-            );
+        // Exactly one handle gets the code back: the last (INV-CODE-5).
+        if let Some(code) = self.code.take().and_then(Arc::into_inner) {
+            code.free(self.kernel);
         }
     }
 }

@@ -41,6 +41,7 @@
 
 use alloc::format;
 use alloc::string::String;
+use alloc::sync::Weak;
 use alloc::vec::Vec;
 
 use cranelift_codegen::binemit::Reloc as RelocKind;
@@ -54,6 +55,7 @@ use cranelift_codegen::{Context, FinalizedRelocTarget};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
 use super::budget::{self, Budget, Meter, Unmetered};
+use super::code::LinkedCode;
 use super::module::{self, CompileError, ExportKind, FuncType, ModuleInfo};
 use super::retained::{self, Retained, Section};
 use super::translate::{
@@ -194,8 +196,10 @@ pub struct Trampoline {
     pub function: CompiledFunction,
 }
 
-/// A compiled module, not yet placed in memory.
-#[derive(Debug, Clone)]
+/// A compiled module. Its code is placed in memory by the first store that
+/// instantiates it and shared by every later one while any holds it (code
+/// INV-CODE-5).
+#[derive(Debug)]
 pub struct CompiledModule {
     /// The module description.
     pub info: ModuleInfo,
@@ -208,6 +212,23 @@ pub struct CompiledModule {
     /// Bytes still held from the budget it was compiled within, for what
     /// it keeps (`retained`); 0 when compiled without one.
     pub retained: u64,
+    /// The linked code of `functions` then `trampolines`, while a store
+    /// holds it. The lock also makes linking single-flight.
+    pub(crate) linked: spin::Mutex<Weak<LinkedCode>>,
+}
+
+impl Clone for CompiledModule {
+    /// A copy that shares nothing: its code is linked anew.
+    fn clone(&self) -> Self {
+        Self {
+            info: self.info.clone(),
+            offsets: self.offsets,
+            functions: self.functions.clone(),
+            trampolines: self.trampolines.clone(),
+            retained: self.retained,
+            linked: spin::Mutex::new(Weak::new()),
+        }
+    }
 }
 
 impl CompiledModule {
@@ -657,6 +678,7 @@ fn compile_keeping(
         functions,
         trampolines,
         retained: 0,
+        linked: spin::Mutex::new(Weak::new()),
     })
 }
 

@@ -6,6 +6,7 @@
 //! The entry point is [`compile_module`]. Nothing here executes code: the
 //! runtime (placing code, instantiation, traps) builds on its output.
 
+pub mod artifact;
 pub mod budget;
 pub mod builtins;
 pub mod cache;
@@ -23,6 +24,7 @@ pub mod entry;
 pub mod interrupt;
 pub mod module;
 pub mod retained;
+pub mod stubs;
 #[expect(
     unsafe_code,
     reason = "JIT code reads and writes table elements through raw pointers"

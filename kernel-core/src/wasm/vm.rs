@@ -2,9 +2,13 @@
 //! host functions and calls into wasm.
 //!
 //! A [`Store`] owns everything it creates (instances, memories, tables,
-//! host functions, code objects) until it drops, so a pointer from one
-//! instance's `VMContext` into another's (an imported function, global,
-//! memory or table) stays valid for as long as any code can use it.
+//! host functions) and holds the code its instances run until it drops,
+//! so a pointer from one instance's `VMContext` into another's (an
+//! imported function, global, memory or table) stays valid for as long as
+//! any code can use it. Code is shared, not owned: a module's functions
+//! are linked once and run by every store that instantiates the module
+//! while any holds them, and trampolines and host thunks are shared per
+//! signature through the kernel's stub cache (`code` INV-CODE-5, `stubs`).
 //!
 //! The `VMContext` layout is [`VMOffsets`]; this module adds one word in
 //! front of it (at `vmctx - 16`): a pointer to the instance's
@@ -48,8 +52,10 @@ use core::sync::atomic::Ordering;
 
 use cranelift_frontend::FunctionBuilderContext;
 
+use super::artifact;
 use super::budget::Budget;
 use super::builtins::Builtin;
+use super::cache::ArtifactUse;
 use super::code::{CodeObject, FrameInfo, LinkError, LinkInput};
 use super::compile::{CompiledModule, Compiler, TrapKind, compile_module_within};
 use super::module::{
@@ -57,6 +63,7 @@ use super::module::{
     MemoryType, TableType, ValType,
 };
 use super::retained;
+use super::stubs::StubKind;
 use super::table::{Table, TableError};
 use super::translate::TranslateConfig;
 use super::vmoffsets::VMOffsets;
@@ -74,7 +81,7 @@ pub const DEFAULT_MODULE_NAME: &str = "wasm";
 const WASM_PAGE_ORDER: u32 = 4;
 const MAX_PAGES: u64 = 65536;
 
-const KINDS: [TrapKind; 13] = [
+pub(crate) const KINDS: [TrapKind; 13] = [
     TrapKind::Unreachable,
     TrapKind::IntegerDivideByZero,
     TrapKind::IntegerOverflow,
@@ -1125,22 +1132,50 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
         }
     }
 
-    fn link_one(
-        &mut self,
-        f: &super::compile::CompiledFunction,
-        label: &'static str,
-    ) -> Result<usize, LinkError> {
-        let obj = CodeObject::link(
-            self.kernel,
-            &[LinkInput {
-                function: f,
-                index: None,
-                label,
-            }],
-            BTreeMap::new(),
-            &self.module_name,
-        )?;
-        let addr = obj.func_addr(0).ok_or(LinkError::BadReloc)?;
+    /// The address of the shared stub of `kind` for `ty`, compiled and
+    /// linked only when no store of this kernel holds one (stubs
+    /// INV-STUB-1); this store holds it from now on.
+    fn stub(&mut self, kind: StubKind, ty: &FuncType) -> Result<usize, CallError> {
+        let stubs = self.kernel.stubs();
+        let shared = stubs
+            .get(kind, ty)
+            .and_then(|c| CodeObject::share(self.kernel, c));
+        let obj = match shared {
+            Some(obj) => obj,
+            None => {
+                let (f, label) = match kind {
+                    StubKind::Trampoline => (
+                        self.compiler.compile_trampoline(ty, &mut self.fctx),
+                        "trampoline",
+                    ),
+                    StubKind::HostThunk => (
+                        self.compiler.compile_host_thunk(ty, &mut self.fctx),
+                        "host-thunk",
+                    ),
+                };
+                let f = f.map_err(CallError::Compile)?;
+                let obj = CodeObject::link(
+                    self.kernel,
+                    &[LinkInput {
+                        function: &f,
+                        index: None,
+                        label,
+                    }],
+                    BTreeMap::new(),
+                    &self.module_name,
+                )
+                .map_err(CallError::Link)?;
+                // Another store may have linked one meanwhile: use the
+                // first, so one stays per signature.
+                match obj.linked().map(|c| stubs.offer(kind, ty, c)) {
+                    Some(kept) => CodeObject::share(self.kernel, kept).unwrap_or(obj),
+                    None => obj,
+                }
+            }
+        };
+        let addr = obj
+            .func_addr(0)
+            .ok_or(CallError::Link(LinkError::BadReloc))?;
         self.code.push(obj);
         Ok(addr)
     }
@@ -1149,13 +1184,55 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
         if let Some((_, a)) = self.trampolines.iter().find(|(t, _)| t == ty) {
             return Ok(*a);
         }
-        let f = self
-            .compiler
-            .compile_trampoline(ty, &mut self.fctx)
-            .map_err(CallError::Compile)?;
-        let a = self.link_one(&f, "trampoline").map_err(CallError::Link)?;
+        let a = self.stub(StubKind::Trampoline, ty)?;
         self.trampolines.push((ty.clone(), a));
         Ok(a)
+    }
+
+    /// The code of `module` (its functions, then its trampolines) for this
+    /// store: the object another store of this kernel linked, when one
+    /// still holds it, else linked now (code INV-CODE-5). The module's
+    /// lock makes the link single-flight.
+    fn module_code(
+        &self,
+        module: &CompiledModule,
+    ) -> Result<Option<CodeObject<'k, 'h, P>>, LinkError> {
+        if module.functions.is_empty() && module.trampolines.is_empty() {
+            return Ok(None);
+        }
+        let mut slot = module.linked.lock();
+        if let Some(obj) = slot
+            .upgrade()
+            .and_then(|c| CodeObject::share(self.kernel, c))
+        {
+            return Ok(Some(obj));
+        }
+        let info = &module.info;
+        let inputs: Vec<LinkInput<'_>> = module
+            .functions
+            .iter()
+            .enumerate()
+            .map(|(i, f)| LinkInput {
+                function: f,
+                index: Some(info.num_imported_funcs + i as u32),
+                label: "",
+            })
+            .chain(module.trampolines.iter().map(|t| LinkInput {
+                function: &t.function,
+                index: None,
+                label: "trampoline",
+            }))
+            .collect();
+        let obj = CodeObject::link(
+            self.kernel,
+            &inputs,
+            info.func_names.clone(),
+            &self.module_name,
+        )?;
+        if let Some(c) = obj.linked() {
+            *slot = Arc::downgrade(c);
+        }
+        Ok(Some(obj))
     }
 
     /// A host function of type `ty` that runs `f`.
@@ -1195,11 +1272,7 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
         let thunk = match self.thunks.iter().find(|(t, _)| *t == ty) {
             Some((_, a)) => *a,
             None => {
-                let c = self
-                    .compiler
-                    .compile_host_thunk(&ty, &mut self.fctx)
-                    .map_err(CallError::Compile)?;
-                let a = self.link_one(&c, "host-thunk").map_err(CallError::Link)?;
+                let a = self.stub(StubKind::HostThunk, &ty)?;
                 self.thunks.push((ty.clone(), a));
                 a
             }
@@ -1317,8 +1390,46 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             self.retain(self.memory_owner, frames);
             return Ok(module);
         }
-        let module = self.compile(bytes)?;
+        let module = self.compile_persistent(bytes)?;
         cache.insert(bytes, &self.config, &module);
+        Ok(module)
+    }
+
+    /// [`Store::compile`] through the platform's compiled-module cache
+    /// (`hal::CodeCache`), when it has one: a kept artifact that passes
+    /// every check (`artifact` INV-ART-1) is loaded instead of compiling;
+    /// any other is counted as refused and the module compiled and kept
+    /// anew.
+    fn compile_persistent(&self, bytes: &[u8]) -> Result<Arc<CompiledModule>, CompileError> {
+        let hal = self.kernel.hal();
+        if !hal.code_cache_enabled() {
+            return self.compile(bytes);
+        }
+        let cache = self.kernel.modules();
+        let key = artifact::key(bytes, &self.compiler, &self.config);
+        if let Some(kept) = hal.cached_code(&key) {
+            let mut budget = OwnerBudget {
+                vm: self.kernel.vm(),
+                owner: self.memory_owner,
+                interrupt: &self.interrupt,
+            };
+            match artifact::load_within(&kept, bytes, &self.compiler, &self.config, &mut budget) {
+                Ok(module) => {
+                    self.retain(self.memory_owner, module.retained / PAGE_SIZE as u64);
+                    cache.count_artifact(ArtifactUse::Loaded);
+                    return Ok(Arc::new(module));
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "compiled-module cache entry refused");
+                    cache.count_artifact(ArtifactUse::Refused);
+                }
+            }
+        }
+        let module = self.compile(bytes)?;
+        if let Some(a) = artifact::encode(&module, bytes, &self.compiler, &self.config) {
+            hal.cache_code(&key, &a);
+            cache.count_artifact(ArtifactUse::Stored);
+        }
         Ok(module)
     }
 
@@ -1443,34 +1554,19 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             .hold(self.memory_owner, frames)
             .map_err(|e| InstantiateError::Memory(MemError::Vm(e)))?;
         self.retain(self.memory_owner, frames);
-        // Link the code.
-        let inputs: Vec<LinkInput<'_>> = module
-            .functions
-            .iter()
-            .enumerate()
-            .map(|(i, f)| LinkInput {
-                function: f,
-                index: Some(info.num_imported_funcs + i as u32),
-                label: "",
-            })
-            .collect();
-        let obj = if inputs.is_empty() {
-            None
-        } else {
-            Some(
-                CodeObject::link(
-                    self.kernel,
-                    &inputs,
-                    info.func_names.clone(),
-                    &self.module_name,
-                )
-                .map_err(InstantiateError::Link)?,
-            )
-        };
+        // The code, shared with every other store running the module.
+        let obj = self.module_code(module).map_err(InstantiateError::Link)?;
         let func_addrs: Vec<usize> = (0..module.functions.len())
             .map(|i| obj.as_ref().and_then(|o| o.func_addr(i)).unwrap_or(0))
             .collect();
         if let Some(obj) = obj {
+            for (j, t) in module.trampolines.iter().enumerate() {
+                if let Some(a) = obj.func_addr(module.functions.len() + j)
+                    && !self.trampolines.iter().any(|(ty, _)| *ty == t.ty)
+                {
+                    self.trampolines.push((t.ty.clone(), a));
+                }
+            }
             self.code.push(obj);
         }
         // Defined memories and tables.
