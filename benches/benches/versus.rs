@@ -34,7 +34,7 @@ use hal_hosted::{Config, Hosted};
 use kernel_core::kernel::Kernel;
 use kernel_core::sched::{Executor, Handle, yield_now};
 use kernel_core::wasm::module::{FuncType, ValType};
-use kernel_core::wasm::vm::{CallError, Extern, Func, InstanceId, Store, Val};
+use kernel_core::wasm::vm::{CallError, Extern, Func, HostTrap, InstanceId, Store, Val};
 use kernel_core::wasm::{Compiler, TranslateConfig, compile_module};
 
 /// Stack budget of every store (as the spec runner's).
@@ -520,6 +520,22 @@ fn call_rows(k: &Kernel<'_, Hosted>, plan: Plan) -> Vec<Row> {
         export(&store, inst, "host_loop"),
         export(&store, inst, "load"),
     );
+    // The same module again, its `inc` a typed host function.
+    let inc_typed = store
+        .host_func_typed(|x: i32| Ok::<i32, HostTrap>(x.wrapping_add(1)))
+        .expect("typed host function");
+    let inst_typed = store
+        .instantiate(&m, &|_, n| {
+            (n == "inc").then(|| Extern::Func(inc_typed.clone()))
+        })
+        .expect("instantiates");
+    let host_loop_typed = export(&store, inst_typed, "host_loop");
+    let id_typed = store.typed::<i32, i32>(&id).expect("typed id");
+    assert_eq!(store.call_typed(&id_typed, 5), Ok(5));
+    assert_eq!(
+        store.invoke(&host_loop_typed, &[Val::I32(10)]),
+        Ok(vec![Val::I32(10)])
+    );
     assert_eq!(
         store.invoke(&host_loop, &[Val::I32(10)]),
         Ok(vec![Val::I32(10)])
@@ -558,8 +574,25 @@ fn call_rows(k: &Kernel<'_, Hosted>, plan: Plan) -> Vec<Row> {
         let mut s = store.borrow_mut();
         per(CALLS_PER_SAMPLE)(time_ns(|| {
             for i in 0..CALLS_PER_SAMPLE {
+                black_box(s.call_typed(&id_typed, i).ok());
+            }
+        }))
+    };
+    let mut ours_in_untyped = || {
+        let mut s = store.borrow_mut();
+        per(CALLS_PER_SAMPLE)(time_ns(|| {
+            for i in 0..CALLS_PER_SAMPLE {
                 black_box(s.invoke(&id, &[Val::I32(i)]).ok());
             }
+        }))
+    };
+    let mut ours_out_typed = || {
+        let mut s = store.borrow_mut();
+        per(CALLS_PER_SAMPLE)(time_ns(|| {
+            black_box(
+                s.invoke(&host_loop_typed, &[Val::I32(CALLS_PER_SAMPLE)])
+                    .ok(),
+            );
         }))
     };
     let mut theirs_in = || {
@@ -611,7 +644,7 @@ fn call_rows(k: &Kernel<'_, Hosted>, plan: Plan) -> Vec<Row> {
             }
         }) / f64::from(TRAPS_PER_SAMPLE)
     };
-    let mut contenders: [Contender<'_>; 7] = [
+    let mut contenders: [Contender<'_>; 9] = [
         &mut ours_in,
         &mut theirs_in,
         &mut theirs_in_untyped,
@@ -619,6 +652,8 @@ fn call_rows(k: &Kernel<'_, Hosted>, plan: Plan) -> Vec<Row> {
         &mut theirs_out,
         &mut ours_trap,
         &mut theirs_trap,
+        &mut ours_in_untyped,
+        &mut ours_out_typed,
     ];
     let t = interleave(plan.warmup, plan.samples, &mut contenders);
     let row = |name: &str, ours, theirs, target, note: &str| Row {
@@ -637,21 +672,28 @@ fn call_rows(k: &Kernel<'_, Hosted>, plan: Plan) -> Vec<Row> {
             t[0],
             t[1],
             "<= 1.5x wasmtime",
-            "`(i32) -> i32` identity; ours `Store::invoke` (`&[Val]` -> `Vec<Val>`), wasmtime `TypedFunc::call`",
+            "`(i32) -> i32` identity; ours `Store::call_typed` (no allocation), wasmtime `TypedFunc::call`",
         ),
         row(
             "host -> wasm call, untyped",
-            t[0],
+            t[7],
             t[2],
             "<= 1.5x wasmtime",
-            "the same; wasmtime `Func::call` with `&[Val]`, `&mut [Val]`",
+            "the same; ours `Store::invoke` (`&[Val]` -> `Vec<Val>`), wasmtime `Func::call` with `&[Val]`, `&mut [Val]`",
         ),
         row(
             "wasm -> host call",
-            t[3],
+            t[8],
             t[4],
             "<= 1.5x wasmtime",
-            "a wasm loop calling an `(i32) -> i32` host function; ours a `Fn(&[Val]) -> Vec<Val>` closure, wasmtime `Func::wrap`",
+            "a wasm loop calling an `(i32) -> i32` host function; ours `Store::host_func_typed` (no allocation), wasmtime `Func::wrap`",
+        ),
+        row(
+            "wasm -> host call, untyped closure",
+            t[3],
+            t[4],
+            "",
+            "the same through a `Fn(&[Val]) -> Vec<Val>` closure (`Store::host_func`; the system interfaces' path today)",
         ),
         row(
             "trap round trip",

@@ -29,7 +29,12 @@
 //! Locking: one reader-writer lock over the whole space. Structural
 //! operations (reserve, commit, protect, decommit, release) take it for
 //! writing; the fault path takes it for reading and moves slots with
-//! compare-and-swap among faulting CPUs only.
+//! compare-and-swap among faulting CPUs only. `release` takes the region
+//! out under the lock and unmaps and frees it outside, so other CPUs do
+//! not wait behind the host's unmap; its range goes back to the gaps under
+//! the lock again. Owners' accounts are in a map under a lock of their own,
+//! taken after the space's (never before), so charging and uncharging an
+//! owner does not wait for structural changes.
 //!
 //! Invariants:
 //! - INV-VM-1: regions never overlap; a region's outer range (guards
@@ -481,7 +486,6 @@ struct Inner {
     rng: Rng,
     /// Regions by the start of their outer range (INV-VM-1).
     regions: BTreeMap<usize, Region>,
-    accounts: BTreeMap<Owner, Arc<Account>>,
 }
 
 impl Inner {
@@ -503,13 +507,6 @@ impl Inner {
             Err(VmError::NoSuchRegion)
         }
     }
-
-    fn account(&mut self, owner: Owner) -> Arc<Account> {
-        self.accounts
-            .entry(owner)
-            .or_insert_with(|| Arc::new(Account::new()))
-            .clone()
-    }
 }
 
 /// The kernel's address space. See the module documentation.
@@ -518,6 +515,10 @@ pub struct Space {
     /// 1 + the CPU that holds `inner` for writing, 0 when none does
     /// (INV-VM-5).
     writer: AtomicUsize,
+    /// Every owner's account. A lock of its own, taken after `inner` when
+    /// both are (never before), so that charging an owner does not wait
+    /// for structural changes elsewhere in the space.
+    accounts: spin::RwLock<BTreeMap<Owner, Arc<Account>>>,
 }
 
 /// The space's write lock, with the record of which CPU took it
@@ -556,10 +557,23 @@ impl Space {
                 gaps: Gaps::new(window),
                 rng: Rng::new(seed),
                 regions: BTreeMap::new(),
-                accounts: BTreeMap::new(),
             }),
             writer: AtomicUsize::new(0),
+            accounts: spin::RwLock::new(BTreeMap::new()),
         }
+    }
+
+    /// `owner`'s account, made if it has none (the read lock only when it
+    /// exists, the common case).
+    fn account(&self, owner: Owner) -> Arc<Account> {
+        if let Some(a) = self.accounts.read().get(&owner) {
+            return Arc::clone(a);
+        }
+        self.accounts
+            .write()
+            .entry(owner)
+            .or_insert_with(|| Arc::new(Account::new()))
+            .clone()
     }
 }
 
@@ -682,7 +696,7 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
             guard,
             granule: spec.granule,
             owner: spec.owner,
-            account: inner.account(spec.owner),
+            account: self.space.account(spec.owner),
             managed,
             object: None,
             contig: None,
@@ -954,17 +968,28 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
     /// [`VmError::NoSuchRegion`], or [`VmError::Hal`] when the unmap fails
     /// (the region stays then).
     pub fn release(&self, start: usize) -> Result<u64, VmError> {
-        let mut inner = self.write();
-        let key = inner.key_of(start)?;
-        let r = inner.regions.get(&key).ok_or(VmError::NoSuchRegion)?;
+        // Out of the map under the lock; unmapped and freed outside it, so
+        // other CPUs do not wait behind the host's unmap (and its TLB
+        // shootdown); the range goes back to the gaps only after, so
+        // nothing is placed in it meanwhile (INV-VM-1).
+        let (key, mut r) = {
+            let mut inner = self.write();
+            let key = inner.key_of(start)?;
+            let r = inner.regions.remove(&key).ok_or(VmError::NoSuchRegion)?;
+            (key, r)
+        };
         let mut freed = 0;
         if r.managed {
             let n = r.range.len / r.granule_bytes();
-            freed = self.unmap_and_free(r, 0..n)?;
+            match self.unmap_and_free(&r, 0..n) {
+                Ok(f) => freed = f,
+                Err(e) => {
+                    // The region stays, as it was.
+                    self.write().regions.insert(key, r);
+                    return Err(e);
+                }
+            }
         }
-        let Some(mut r) = inner.regions.remove(&key) else {
-            return Err(VmError::NoSuchRegion);
-        };
         if let Some((pa, order)) = r.contig.take()
             && self.frames.free(pa, order).is_ok()
         {
@@ -974,7 +999,12 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
         if let Some(obj) = r.object.take() {
             self.put_object(obj);
         }
-        let _ = inner.gaps.free(r.outer());
+        // The region (and its hold on its account: `forget`) goes under
+        // the lock, as its range goes back.
+        let outer = r.outer();
+        let mut inner = self.write();
+        drop(r);
+        let _ = inner.gaps.free(outer);
         Ok(freed)
     }
 
@@ -1060,7 +1090,7 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
         if order > super::MAX_ORDER {
             return Err(VmError::Unsupported);
         }
-        let account = self.write().account(owner);
+        let account = self.space.account(owner);
         if !account.charge(1 << order) {
             return Err(VmError::LimitExceeded);
         }
@@ -1428,7 +1458,7 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
     /// Limit `owner` to `frames` frames. Frames already charged stay; the
     /// next charge that would pass the limit fails.
     pub fn set_limit(&self, owner: Owner, frames: u64) {
-        let account = self.write().account(owner);
+        let account = self.space.account(owner);
         account.limit.store(frames, Ordering::Release);
     }
 
@@ -1441,10 +1471,7 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
             return false;
         }
         let parent_owner = parent;
-        let (child, parent) = {
-            let mut inner = self.write();
-            (inner.account(owner), inner.account(parent))
-        };
+        let (child, parent) = (self.space.account(owner), self.space.account(parent));
         if child.frames.load(Ordering::Acquire) != 0 || child.parent.is_completed() {
             return false;
         }
@@ -1473,7 +1500,7 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
     }
 
     fn charge_and_promise(&self, owner: Owner, frames: u64) -> Result<Arc<Account>, VmError> {
-        let account = self.write().account(owner);
+        let account = self.space.account(owner);
         if !account.charge(frames) {
             return Err(VmError::LimitExceeded);
         }
@@ -1499,7 +1526,7 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
 
     /// Give back `frames` frames [`Vm::hold`] charged to `owner`.
     pub fn unhold(&self, owner: Owner, frames: u64) {
-        let account = self.write().account(owner);
+        let account = self.space.account(owner);
         self.frames.unpromise(frames, 0);
         account.uncharge(frames);
     }
@@ -1508,9 +1535,8 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
     /// resident).
     pub fn owner_frames(&self, owner: Owner) -> u64 {
         self.space
-            .inner
-            .read()
             .accounts
+            .read()
             .get(&owner)
             .map_or(0, |a| a.frames.load(Ordering::Acquire))
     }
@@ -1527,12 +1553,15 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
     /// Returns whether `owner`'s account is gone now; one still in use is
     /// kept, and dropped with the last child that refers to it.
     pub fn forget(&self, owner: Owner) -> bool {
-        let mut inner = self.write();
+        // Under the space's lock too: a region being released holds its
+        // account until the lock is taken again (`release`).
+        let inner = self.write();
+        let mut accounts = self.space.accounts.write();
         let mut freed = Vec::new();
         let mut next = Some(owner);
         let mut first = true;
         while let Some(o) = next.take() {
-            let Some(account) = inner.accounts.get(&o) else {
+            let Some(account) = accounts.get(&o) else {
                 break;
             };
             if first {
@@ -1548,11 +1577,12 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
                 break;
             }
             next = account.parent_owner.get().copied();
-            freed.extend(inner.accounts.remove(&o));
+            freed.extend(accounts.remove(&o));
             first = false;
         }
-        let gone = !inner.accounts.contains_key(&owner);
-        // Freed once the lock is released.
+        let gone = !accounts.contains_key(&owner);
+        // Freed once the locks are released.
+        drop(accounts);
         drop(inner);
         drop(freed);
         gone
@@ -1560,7 +1590,7 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
 
     /// Owners with an account now.
     pub fn account_count(&self) -> usize {
-        self.space.inner.read().accounts.len()
+        self.space.accounts.read().len()
     }
 }
 

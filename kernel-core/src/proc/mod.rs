@@ -439,6 +439,16 @@ impl<'k, 'h, P: Platform + SchedHal> Procs<'k, 'h, P> {
             .map(|p| p.pid())
     }
 
+    /// A handle naming `pid`, to pass to processes this scope spawns (they
+    /// may then `wait` for it or `kill` it); `None` when no such process
+    /// is in the table. While the handle lives the record stays
+    /// (INV-PROCESS-5).
+    pub fn claim(&self, pid: Pid) -> Option<Object<'k>> {
+        let p = self.inner.find(pid)?;
+        p.hold();
+        Some(Object::Process(handles::Claim::adopt(p)))
+    }
+
     /// Kill `pid` (no effect on a process that has ended). Returns whether
     /// such a process is in the table.
     pub fn kill(&self, pid: Pid) -> bool {

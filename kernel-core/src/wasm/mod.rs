@@ -31,6 +31,7 @@ pub mod stubs;
 )]
 pub mod table;
 pub mod translate;
+pub mod typed;
 #[expect(
     unsafe_code,
     reason = "VMContexts, linear memories and tables are raw memory JIT code reads"

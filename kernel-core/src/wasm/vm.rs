@@ -66,6 +66,7 @@ use super::retained;
 use super::stubs::StubKind;
 use super::table::{Table, TableError};
 use super::translate::TranslateConfig;
+use super::typed::{MAX_TYPED, WasmList};
 use super::vmoffsets::VMOffsets;
 use crate::escape;
 use crate::hal::{PAGE_SIZE, Perms, Platform};
@@ -465,6 +466,52 @@ impl fmt::Display for HostTrap {
 
 impl core::error::Error for HostTrap {}
 
+/// A typed host function's context ([`Store::host_func_typed`]): the
+/// thunk's `vmctx`, its dispatcher first as in [`HostFunc`].
+#[repr(C)]
+struct TypedHost<F> {
+    dispatch: usize,
+    /// As [`HostFunc::owner`].
+    owner: *const FuncRefOwner,
+    func: F,
+}
+
+/// Anything a store keeps alive for its code without using it itself.
+trait Kept {}
+
+impl<T> Kept for T {}
+
+/// [`host_dispatch`] for a typed host function: the values go from the
+/// thunk's slots to `func` and back without a heap allocation.
+extern "C" fn typed_dispatch<A, R, F>(ctx: *const TypedHost<F>, values: *mut u128) -> u32
+where
+    A: WasmList,
+    R: WasmList,
+    F: Fn(A) -> Result<R, HostTrap>,
+{
+    // SAFETY: the thunk passes its vmctx, a `TypedHost<F>` the store keeps
+    // alive (INV-VM-2), and a slot array of max(params, results, 1), which
+    // `host_func_typed` made at most MAX_TYPED (typed INV-TYPED-1).
+    let h = unsafe { &*ctx };
+    let n = A::TYPES.len().max(R::TYPES.len()).max(1);
+    // SAFETY: as above: `n` slots, 16-aligned, on the thunk's stack.
+    let slots = unsafe { core::slice::from_raw_parts_mut(values, n) };
+    let mut local = [0u128; MAX_TYPED];
+    local[..n].copy_from_slice(slots);
+    match (h.func)(A::read(&local)) {
+        Ok(r) => {
+            r.write(&mut local);
+            slots.copy_from_slice(&local[..n]);
+            0
+        }
+        Err(why) => {
+            // SAFETY: the store that owns this host function owns `owner`.
+            *unsafe { &*h.owner }.host_trap.lock() = Some(why);
+            1
+        }
+    }
+}
+
 /// Returns 0 when the function returned, 1 when it failed (the thunk then
 /// traps with [`TrapKind::Host`]).
 extern "C" fn host_dispatch(ctx: *const HostFunc<'_>, values: *mut u128) -> u32 {
@@ -645,6 +692,28 @@ impl Func {
     }
 }
 
+/// A function of one store with a signature known at compile time
+/// ([`Store::typed`]): calls through it ([`Store::call_typed`]) allocate
+/// nothing.
+pub struct TypedFunc<P, R> {
+    funcref: usize,
+    tramp: usize,
+    /// The store it belongs to ([`Store::call_typed`] checks it).
+    store: usize,
+    _types: core::marker::PhantomData<fn(P) -> R>,
+}
+
+impl<P, R> Clone for TypedFunc<P, R> {
+    fn clone(&self) -> Self {
+        Self {
+            funcref: self.funcref,
+            tramp: self.tramp,
+            store: self.store,
+            _types: core::marker::PhantomData,
+        }
+    }
+}
+
 /// A global: its 16-byte slot and type.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Global {
@@ -762,6 +831,8 @@ pub struct Store<'k, 'h, P: Platform> {
     memories: Vec<Box<Memory<'k, 'h, P>>>,
     tables: Vec<Box<Table<'k>>>,
     host_funcs: Vec<Box<HostFunc<'k>>>,
+    /// Typed host functions' contexts ([`TypedHost`]).
+    typed_hosts: Vec<Box<dyn Kept + 'k>>,
     host_funcrefs: Vec<Box<VMFuncRef>>,
     host_globals: Vec<Box<u128>>,
     owner: Box<FuncRefOwner>,
@@ -1101,6 +1172,7 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             memories: Vec::new(),
             tables: Vec::new(),
             host_funcs: Vec::new(),
+            typed_hosts: Vec::new(),
             host_funcrefs: Vec::new(),
             host_globals: Vec::new(),
             owner: Box::default(),
@@ -1269,14 +1341,7 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
         ty: FuncType,
         f: Box<TrappingHostFn<'k>>,
     ) -> Result<Func, CallError> {
-        let thunk = match self.thunks.iter().find(|(t, _)| *t == ty) {
-            Some((_, a)) => *a,
-            None => {
-                let a = self.stub(StubKind::HostThunk, &ty)?;
-                self.thunks.push((ty.clone(), a));
-                a
-            }
-        };
+        let thunk = self.thunk(&ty)?;
         let hf = Box::new(HostFunc {
             dispatch: host_dispatch as *const () as usize,
             ty: ty.clone(),
@@ -1295,6 +1360,52 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
         self.host_funcs.push(hf);
         self.host_funcrefs.push(fr);
         Ok(Func { funcref, ty })
+    }
+
+    /// A host function of the signature `(A) -> R` that runs `f` with
+    /// its arguments as Rust values and no allocation per call; when `f`
+    /// fails, its wasm caller traps with [`TrapKind::Host`].
+    ///
+    /// # Errors
+    /// When its thunk cannot be compiled or placed.
+    pub fn host_func_typed<A, R, F>(&mut self, f: F) -> Result<Func, CallError>
+    where
+        A: WasmList + 'k,
+        R: WasmList + 'k,
+        F: Fn(A) -> Result<R, HostTrap> + Send + Sync + 'k,
+    {
+        let ty = FuncType {
+            params: A::TYPES.to_vec(),
+            results: R::TYPES.to_vec(),
+        };
+        let thunk = self.thunk(&ty)?;
+        let h = Box::new(TypedHost {
+            dispatch: typed_dispatch::<A, R, F> as *const () as usize,
+            owner: core::ptr::from_ref(&*self.owner),
+            func: f,
+        });
+        let type_id = self.type_id(&ty);
+        let fr = Box::new(VMFuncRef {
+            code: thunk,
+            vmctx: core::ptr::from_ref(&*h) as usize,
+            type_id,
+        });
+        let funcref = core::ptr::from_ref(&*fr) as usize;
+        self.owner
+            .add(funcref..funcref + core::mem::size_of::<VMFuncRef>());
+        self.typed_hosts.push(h);
+        self.host_funcrefs.push(fr);
+        Ok(Func { funcref, ty })
+    }
+
+    /// The host thunk for signature `ty` (shared: `stubs`).
+    fn thunk(&mut self, ty: &FuncType) -> Result<usize, CallError> {
+        if let Some((_, a)) = self.thunks.iter().find(|(t, _)| t == ty) {
+            return Ok(*a);
+        }
+        let a = self.stub(StubKind::HostThunk, ty)?;
+        self.thunks.push((ty.clone(), a));
+        Ok(a)
     }
 
     /// A host global holding `v`.
@@ -1769,7 +1880,7 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
     /// [`CallError::Trap`] when the wasm code traps; the others when the
     /// call cannot be made.
     pub fn invoke(&mut self, func: &Func, args: &[Val]) -> Result<Vec<Val>, CallError> {
-        let ty = func.ty.clone();
+        let ty = &func.ty;
         if args.len() != ty.params.len()
             || args
                 .iter()
@@ -1778,15 +1889,82 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
         {
             return Err(CallError::BadArguments);
         }
+        let ty = ty.clone();
         let tramp = self.trampoline(&ty)?;
-        let hal = self.kernel.hal();
-        let cpu = self.kernel.cpu(hal.current_cpu()).ok_or(CallError::NoCpu)?;
-        // SAFETY: INV-VM-2: the funcref lives in the store.
-        let fr = unsafe { (func.funcref as *const VMFuncRef).read() };
         let mut values = vec![0u128; ty.params.len().max(ty.results.len()).max(1)];
         for (s, a) in values.iter_mut().zip(args) {
             *s = a.to_slot();
         }
+        self.call_raw(func.funcref, tramp, &mut values)?;
+        Ok(ty
+            .results
+            .iter()
+            .zip(&values)
+            .map(|(t, s)| Val::from_slot(*t, *s))
+            .collect())
+    }
+
+    /// `func` as a typed function of this store: its signature must be
+    /// `(A::TYPES) -> (R::TYPES)`; its trampoline is found (or linked)
+    /// now, so calls through it allocate nothing.
+    ///
+    /// # Errors
+    /// [`CallError::BadArguments`] for another signature; as
+    /// [`Store::invoke`] when the trampoline cannot be had.
+    pub fn typed<A: WasmList, R: WasmList>(
+        &mut self,
+        func: &Func,
+    ) -> Result<TypedFunc<A, R>, CallError> {
+        if func.ty.params != A::TYPES || func.ty.results != R::TYPES {
+            return Err(CallError::BadArguments);
+        }
+        let tramp = self.trampoline(&func.ty)?;
+        Ok(TypedFunc {
+            funcref: func.funcref,
+            tramp,
+            store: self.id(),
+            _types: core::marker::PhantomData,
+        })
+    }
+
+    /// Call `func` with `args`, without allocating.
+    ///
+    /// # Errors
+    /// [`CallError::BadArguments`] when `func` is another store's;
+    /// [`CallError::Trap`] when the wasm code traps.
+    pub fn call_typed<A: WasmList, R: WasmList>(
+        &mut self,
+        func: &TypedFunc<A, R>,
+        args: A,
+    ) -> Result<R, CallError> {
+        if func.store != self.id() {
+            return Err(CallError::BadArguments);
+        }
+        let mut slots = [0u128; MAX_TYPED];
+        args.write(&mut slots);
+        self.call_raw(func.funcref, func.tramp, &mut slots)?;
+        Ok(R::read(&slots))
+    }
+
+    /// What tells this store from every other while it lives: the address
+    /// of its funcref owner, boxed for the store's life.
+    fn id(&self) -> usize {
+        core::ptr::from_ref(&*self.owner) as usize
+    }
+
+    /// Call the function of `funcref` through the array-call trampoline
+    /// `tramp`, its parameters in `values` and its results left there
+    /// (INV-VM-4); `values` holds at least max(params, results, 1) slots.
+    fn call_raw(
+        &mut self,
+        funcref: usize,
+        tramp: usize,
+        values: &mut [u128],
+    ) -> Result<(), CallError> {
+        let hal = self.kernel.hal();
+        let cpu = self.kernel.cpu(hal.current_cpu()).ok_or(CallError::NoCpu)?;
+        // SAFETY: INV-VM-2: the funcref lives in the store.
+        let fr = unsafe { (funcref as *const VMFuncRef).read() };
         let outer = !cpu.wasm.active.load(Ordering::Acquire);
         let prev = cpu.wasm.saved();
         if outer {
@@ -1834,12 +2012,7 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
                 host: host.filter(|_| kind == TrapKind::Host),
             }))
         } else {
-            Ok(ty
-                .results
-                .iter()
-                .zip(&values)
-                .map(|(t, s)| Val::from_slot(*t, *s))
-                .collect())
+            Ok(())
         };
         cpu.wasm.restore(prev, !outer);
         result
