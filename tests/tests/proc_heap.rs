@@ -1,6 +1,8 @@
 //! Nothing is kept per ended process: 100,000 processes spawned, run to
 //! their exit and reaped, one after another, leave the kernel heap where
-//! it was (INV-PROC-5).
+//! it was (INV-PROC-5), and the frames (free and promised), code objects,
+//! shared stubs and modules, accounts and address-space regions where they
+//! were.
 //!
 //! The hosted kernel's heap is this test process's allocator, so the test
 //! counts the bytes it has live with a global allocator of its own; this
@@ -9,8 +11,10 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
+use std::time::Duration;
+
 use kernel_core::proc::{self, ExitStatus, SpawnOptions};
-use tests::machine::{machine, on_config, wat};
+use tests::machine::{HANG_GUARD, machine, on_config, wat};
 
 /// The system allocator, counting the bytes live.
 struct Counting;
@@ -73,8 +77,24 @@ const SLACK: isize = 16 << 10;
 
 #[test]
 fn a_hundred_thousand_spawns_leave_the_heap_at_its_baseline() {
-    let module = wat(r#"(module (func (export "_start") (result i32) (i32.const 5)))"#);
-    let ((baseline, after, exited, left), _) = on_config(&machine(1), |kernel, exec| {
+    // A system call too, so that each process links a host thunk.
+    let module = wat(r#"(module
+      (import "vessel" "now" (func $now (result i64)))
+      (func (export "_start") (result i32) (drop (call $now)) (i32.const 5)))"#);
+    let ((baseline, after, exited, left, kept), _) = on_config(&machine(1), |kernel, exec| {
+        // What the kernel holds besides its heap.
+        let held = || {
+            let f = kernel.frames();
+            (
+                f.free_frames(),
+                f.promised_frames(),
+                kernel.code().len(),
+                kernel.stubs().live(),
+                kernel.modules().live(),
+                kernel.vm().account_count(),
+                kernel.vm().region_count(),
+            )
+        };
         let small = SpawnOptions {
             stack: 512 << 10,
             ..SpawnOptions::default()
@@ -82,9 +102,11 @@ fn a_hundred_thousand_spawns_leave_the_heap_at_its_baseline() {
         proc::run(kernel, exec, small, |procs| async move {
             let mut exited = 0;
             let mut baseline = 0;
+            let mut held_before = held();
             for cycle in 0..WARM_UP + CYCLES {
                 if cycle == WARM_UP {
                     baseline = LIVE.load(Ordering::Relaxed);
+                    held_before = held();
                 }
                 let Ok(pid) = procs.spawn("short", module.clone(), Vec::new(), small) else {
                     break;
@@ -94,17 +116,29 @@ fn a_hundred_thousand_spawns_leave_the_heap_at_its_baseline() {
                     exited += 1;
                 }
             }
+            // The last fiber's stack goes a moment after its status.
+            let settled = async {
+                while held() != held_before {
+                    procs.exec().sleep(Duration::from_millis(1)).await;
+                }
+            };
+            let _ = procs.exec().timeout(HANG_GUARD, settled).await;
             (
                 baseline,
                 LIVE.load(Ordering::Relaxed),
                 exited,
                 procs.count(),
+                (held_before, held()),
             )
         })
         .expect("process scope")
     });
     assert_eq!(exited, WARM_UP + CYCLES, "processes that exited 5");
     assert_eq!(left, 0, "processes left in the table");
+    assert_eq!(
+        kept.1, kept.0,
+        "(free frames, promised, code objects, stubs, modules, accounts, regions) after vs before"
+    );
     let grown = after - baseline;
     assert!(
         grown <= SLACK,
