@@ -1531,6 +1531,48 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
         account.uncharge(frames);
     }
 
+    /// Move the region at `start` to `owner`: what its committed pages
+    /// are charged (INV-VM-7) is charged to `owner`, all or nothing along
+    /// its chain (INV-VM-8), then lifted from the region's old owner; the
+    /// region's frames and mappings stay as they are. For regions whose
+    /// committed pages are all private (a pooled fiber stack).
+    ///
+    /// # Errors
+    /// [`VmError::NoSuchRegion`]; [`VmError::Unsupported`] for a region
+    /// with contiguous, shared or copy-on-write pages;
+    /// [`VmError::LimitExceeded`] when `owner` cannot take the charge
+    /// (nothing changed then).
+    pub fn reassign(&self, start: usize, owner: Owner) -> Result<(), VmError> {
+        let account = self.space.account(owner);
+        let mut inner = self.write();
+        let key = inner.key_of(start)?;
+        let r = inner.regions.get_mut(&key).ok_or(VmError::NoSuchRegion)?;
+        if !r.managed || r.object.is_some() || r.contig.is_some() {
+            return Err(VmError::Unsupported);
+        }
+        if r.owner == owner {
+            return Ok(());
+        }
+        let n = r.range.len / r.granule_bytes();
+        let mut frames = 0u64;
+        for (_, slot) in r.slots_in(0..n) {
+            let v = slot.load(Ordering::Acquire);
+            if v & (F_SHARED | F_CONTIG | F_COW) != 0 {
+                return Err(VmError::Unsupported);
+            }
+            if v & F_COMMIT != 0 {
+                frames += 1 << r.granule;
+            }
+        }
+        if !account.charge(frames) {
+            return Err(VmError::LimitExceeded);
+        }
+        r.account.uncharge(frames);
+        r.owner = owner;
+        r.account = account;
+        Ok(())
+    }
+
     /// Frames charged to `owner` now (INV-VM-7: committed, not only
     /// resident).
     pub fn owner_frames(&self, owner: Owner) -> u64 {
@@ -1638,6 +1680,14 @@ impl<'a, H: Mmu + PhysMemory> Mapping<'a, H> {
     /// The usable range (its start names the region).
     pub const fn range(&self) -> VirtRange {
         self.range
+    }
+
+    /// Charge the region to `owner` from now on ([`Vm::reassign`]).
+    ///
+    /// # Errors
+    /// As [`Vm::reassign`].
+    pub fn reassign(&self, owner: Owner) -> Result<(), VmError> {
+        self.vm.reassign(self.range.start, owner)
     }
 
     /// See [`Vm::commit`] (offsets are relative to the region).

@@ -39,6 +39,12 @@
 //!   is held until [`Procs::reap`], a child while a handle names it. Once
 //!   out, nothing of it is left in the kernel but what those who still
 //!   hold its record (a handle being dropped, a waiter) keep of it.
+//! - INV-PROC-6 (stack pool): the fiber stack of a process that finished
+//!   goes back to its scope's pool, charged to the kernel, while the pool
+//!   holds fewer than [`POOLED_STACKS`] and at most a 64th of RAM; a
+//!   spawn takes a pooled stack of its length first, charged to the new
+//!   process (refused, as a new stack would be, past its limit). The pool
+//!   is released with its scope. A stack is never in the pool and in use.
 
 mod context;
 mod fds;
@@ -302,7 +308,13 @@ pub(crate) struct Inner<'k, 'h, P: Platform + SchedHal> {
     closed: core::sync::atomic::AtomicBool,
     /// The most processes the table may hold (at most [`MAX_PROCESSES`]).
     max_live: AtomicUsize,
+    /// Fiber stacks of ended processes, charged to the kernel, for the
+    /// next spawns (INV-PROC-6).
+    stacks: spin::Mutex<Vec<KernelStack<'k, P>>>,
 }
+
+/// Most fiber stacks a scope keeps for reuse.
+const POOLED_STACKS: usize = 16;
 
 /// The tasks of a scope's processes and their watchdogs, with those that
 /// finished pruned now and then, so the list holds about as many as run.
@@ -378,6 +390,7 @@ where
             }),
             closed: core::sync::atomic::AtomicBool::new(false),
             max_live: AtomicUsize::new(MAX_PROCESSES),
+            stacks: spin::Mutex::new(Vec::new()),
         }),
     };
     let scope = procs.clone();
@@ -642,8 +655,48 @@ impl<'k, 'h, P: Platform + SchedHal> Inner<'k, 'h, P> {
         let hold = vm
             .hold_while(owner, frames)
             .map_err(|_| SpawnError::NoMemory)?;
-        let stack = KernelStack::new(vm, options.stack, owner).map_err(|_| SpawnError::NoMemory)?;
+        let stack = self.take_stack(options.stack, owner)?;
         Ok((hold, stack))
+    }
+
+    /// A fiber stack of `len` bytes charged to `owner`: a pooled one when
+    /// the pool has one of that length (INV-PROC-6), else a new one.
+    fn take_stack(
+        &self,
+        len: usize,
+        owner: crate::mem::Owner,
+    ) -> Result<KernelStack<'k, P>, SpawnError> {
+        let want = len.next_multiple_of(crate::hal::PAGE_SIZE);
+        let pooled = {
+            let mut pool = self.stacks.lock();
+            pool.iter()
+                .position(|s| s.len() == want)
+                .map(|i| pool.swap_remove(i))
+        };
+        if let Some(stack) = pooled {
+            return match stack.reassign(owner) {
+                Ok(()) => Ok(stack),
+                Err(_) => {
+                    self.recycle_stack(stack);
+                    Err(SpawnError::NoMemory)
+                }
+            };
+        }
+        KernelStack::new(self.kernel.vm(), len, owner).map_err(|_| SpawnError::NoMemory)
+    }
+
+    /// Keep an ended process's fiber stack for the next spawn, charged to
+    /// the kernel, while the pool has room: at most [`POOLED_STACKS`],
+    /// together at most a 64th of RAM (INV-PROC-6); else release it.
+    pub(crate) fn recycle_stack(&self, stack: KernelStack<'k, P>) {
+        let frames = self.kernel.frames().total_frames();
+        let mut pool = self.stacks.lock();
+        let held: usize = pool.iter().map(KernelStack::len).sum();
+        let fits = pool.len() < POOLED_STACKS
+            && ((held + stack.len()) / crate::hal::PAGE_SIZE) as u64 <= frames / 64;
+        if fits && stack.reassign(crate::mem::Owner::Kernel).is_ok() {
+            pool.push(stack);
+        }
     }
 
     /// Spawn the driver task of `proc` (and its deadline's watchdog).

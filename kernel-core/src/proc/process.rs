@@ -573,9 +573,19 @@ impl<'k, 'h, P: Platform + SchedHal> Driver<'k, 'h, P> {
     }
 
     fn finish(&mut self) -> Poll<()> {
-        // INV-PROCESS-3: drop the fiber (stack, and everything the body
-        // left) before publishing.
-        self.fiber = None;
+        // INV-PROCESS-3: drop the fiber (and everything the body left)
+        // before publishing; a finished fiber's stack goes back to the
+        // scope's pool, charged to the kernel (INV-PROC-6).
+        if let Some(fiber) = self.fiber.take().map(SendFiber::into_inner) {
+            if fiber.is_finished() {
+                // SAFETY: the fiber has finished: nothing of it is left on
+                // its stack.
+                let stack = unsafe { fiber.into_stack() };
+                self.scope.recycle_stack(stack);
+            } else {
+                drop(fiber);
+            }
+        }
         self.pending = None;
         self.start = None;
         // Nothing is charged to the process any more: its account goes.

@@ -421,6 +421,28 @@ impl<'k, H: Mmu + PhysMemory> KernelStack<'k, H> {
     pub fn resident(&self) -> usize {
         self.region.resident()
     }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.region.range().len
+    }
+
+    /// Whether it has no bytes (never: at least `MIN_STACK`).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Charge it to `owner` from now on, to hand it to another fiber
+    /// (a pool of stacks). Its contents stay: neither kernel code nor wasm
+    /// code reads stack memory it has not written (Rust's and Cranelift's
+    /// guarantees), and wasm cannot address its stack at all.
+    ///
+    /// # Errors
+    /// [`StackError::Vm`] when `owner` cannot take the charge; nothing
+    /// changed then.
+    pub fn reassign(&self, owner: Owner) -> Result<(), StackError> {
+        self.region.reassign(owner).map_err(StackError::Vm)
+    }
 }
 
 // SAFETY: the region is reserved for this value alone until it is dropped

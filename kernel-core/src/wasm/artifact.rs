@@ -47,7 +47,7 @@ use sha2::{Digest, Sha256};
 
 use super::budget::Budget;
 use super::compile::{
-    CompiledFunction, CompiledModule, Compiler, Reloc, RelocTarget, Trampoline, TrapSite,
+    CompiledFunction, CompiledModule, Compiler, Reloc, RelocTarget, Trampoline, TrapSite, keeping,
 };
 use super::module::{self, CompileError, FuncType, ValType};
 use super::retained::{self, Retained, Section};
@@ -380,17 +380,9 @@ pub fn load_within(
     budget: &mut dyn Budget,
 ) -> Result<CompiledModule, ArtifactError> {
     let payload = payload(artifact, bytes, compiler, config)?;
-    let mut kept = Retained::default();
-    match decode(payload, bytes, compiler, config, budget, &mut kept) {
-        Ok(mut m) => {
-            m.retained = kept.held();
-            Ok(m)
-        }
-        Err(e) => {
-            budget.release(kept.held());
-            Err(e)
-        }
-    }
+    keeping(budget, |budget, kept| {
+        decode(payload, bytes, compiler, config, budget, kept)
+    })
 }
 
 fn decode(

@@ -583,9 +583,20 @@ pub fn compile_module_within(
     compiler: &Compiler,
     budget: &mut dyn Budget,
 ) -> Result<CompiledModule, CompileError> {
+    keeping(budget, |budget, kept| {
+        compile_keeping(bytes, config, compiler, budget, kept)
+    })
+}
+
+/// Run `make` with a fresh [`Retained`] record: the module it returns
+/// keeps what was held ([`CompiledModule::retained`]); on an error,
+/// everything held is given back to `budget`.
+pub(crate) fn keeping<E>(
+    budget: &mut dyn Budget,
+    make: impl FnOnce(&mut dyn Budget, &mut Retained) -> Result<CompiledModule, E>,
+) -> Result<CompiledModule, E> {
     let mut kept = Retained::default();
-    let result = compile_keeping(bytes, config, compiler, budget, &mut kept);
-    match result {
+    match make(&mut *budget, &mut kept) {
         Ok(mut m) => {
             m.retained = kept.held();
             Ok(m)

@@ -1348,18 +1348,26 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             func: f,
             owner: core::ptr::from_ref(&*self.owner),
         });
+        let vmctx = core::ptr::from_ref(&*hf) as usize;
+        self.host_funcs.push(hf);
+        Ok(self.host_funcref(ty, thunk, vmctx))
+    }
+
+    /// The funcref of a host function whose context (kept by the store)
+    /// is at `vmctx`, called through `thunk`; the store's from now on
+    /// (INV-VM-6).
+    fn host_funcref(&mut self, ty: FuncType, thunk: usize, vmctx: usize) -> Func {
         let type_id = self.type_id(&ty);
         let fr = Box::new(VMFuncRef {
             code: thunk,
-            vmctx: core::ptr::from_ref(&*hf) as usize,
+            vmctx,
             type_id,
         });
         let funcref = core::ptr::from_ref(&*fr) as usize;
         self.owner
             .add(funcref..funcref + core::mem::size_of::<VMFuncRef>());
-        self.host_funcs.push(hf);
         self.host_funcrefs.push(fr);
-        Ok(Func { funcref, ty })
+        Func { funcref, ty }
     }
 
     /// A host function of the signature `(A) -> R` that runs `f` with
@@ -1384,18 +1392,9 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             owner: core::ptr::from_ref(&*self.owner),
             func: f,
         });
-        let type_id = self.type_id(&ty);
-        let fr = Box::new(VMFuncRef {
-            code: thunk,
-            vmctx: core::ptr::from_ref(&*h) as usize,
-            type_id,
-        });
-        let funcref = core::ptr::from_ref(&*fr) as usize;
-        self.owner
-            .add(funcref..funcref + core::mem::size_of::<VMFuncRef>());
+        let vmctx = core::ptr::from_ref(&*h) as usize;
         self.typed_hosts.push(h);
-        self.host_funcrefs.push(fr);
-        Ok(Func { funcref, ty })
+        Ok(self.host_funcref(ty, thunk, vmctx))
     }
 
     /// The host thunk for signature `ty` (shared: `stubs`).
