@@ -4,7 +4,7 @@ mod common;
 
 use std::process::Output;
 
-use common::{data, sim, stderr as err, stdout as out};
+use common::{data, scratch, sim, sim_command, stderr as err, stdout as out};
 
 fn sim_run(args: &[&str]) -> Output {
     let mut full = vec!["--cpus".to_owned(), "1".to_owned(), "run".to_owned()];
@@ -114,4 +114,77 @@ fn a_program_that_traps_exits_134_and_a_bad_env_is_a_usage_error() {
     let o = sim_run(&["wasi_echo.wat", "--env", "NOEQUALS"]);
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(err(&o).lines().count(), 1, "{}", err(&o));
+}
+
+/// The compiled-module entries (`*.vslc`) in `dir`.
+fn entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "vslc"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// `sim run` keeps compiled programs: in `--cache DIR`, by default in
+/// `$XDG_CACHE_HOME/vessel`, nowhere with `--no-cache`; a damaged entry
+/// is compiled again and rewritten, and the program runs the same.
+#[test]
+fn compiled_programs_are_kept_in_the_cache_directory() {
+    let dir = scratch("cache");
+    let cache = dir.join("modules");
+    let cache_arg = cache.to_string_lossy().into_owned();
+    let echo = data("wasi_echo.wat");
+    let want = sim_run(&["wasi_echo.wat", "--no-cache", "x"]);
+    assert_eq!(out(&want), "x\n", "{}", err(&want));
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--cpus", "1", "run"];
+        args.extend_from_slice(extra);
+        args.extend([echo.as_str(), "x"]);
+        sim(&args)
+    };
+    let same = |o: &Output| {
+        assert_eq!(o.status.code(), want.status.code(), "{}", err(o));
+        assert_eq!(out(o), out(&want));
+    };
+    same(&run(&["--cache", &cache_arg]));
+    let kept = entries(&cache);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let good = std::fs::read(&kept[0]).expect("entry");
+    // Loaded the second time: the entry is left as it is.
+    same(&run(&["--cache", &cache_arg]));
+    assert_eq!(std::fs::read(&kept[0]).expect("entry"), good);
+    // Damaged: compiled again and rewritten.
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x80;
+    std::fs::write(&kept[0], &bad).expect("damage the entry");
+    same(&run(&["--cache", &cache_arg]));
+    assert_eq!(std::fs::read(&kept[0]).expect("entry"), good);
+    // The default directory, under XDG_CACHE_HOME.
+    let home = dir.join("home");
+    let o = sim_command()
+        .env("XDG_CACHE_HOME", &home)
+        .args(["--cpus", "1", "run", echo.as_str(), "x"])
+        .output()
+        .expect("sim runs");
+    same(&o);
+    assert_eq!(entries(&home.join("vessel")).len(), 1);
+    // --no-cache writes nothing.
+    let none = dir.join("none");
+    let o = sim_command()
+        .env("XDG_CACHE_HOME", &none)
+        .args(["--cpus", "1", "run", "--no-cache", echo.as_str(), "x"])
+        .output()
+        .expect("sim runs");
+    same(&o);
+    assert!(!none.exists());
+    // Both at once: one line, exit 2.
+    let o = run(&["--cache", &cache_arg, "--no-cache"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(err(&o).lines().count(), 1, "{}", err(&o));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,18 +7,26 @@
 
 use std::process::{Command, Output, Stdio};
 
+/// Where `sim run` keeps compiled programs by default in the tests
+/// (`$XDG_CACHE_HOME/vessel`): under the target directory, not the home.
+pub const CACHE_HOME: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/sim-cache-home");
+
+/// The `sim` binary, its default cache under [`CACHE_HOME`].
+pub fn sim_command() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sim"));
+    c.env("XDG_CACHE_HOME", CACHE_HOME);
+    c
+}
+
 /// Run `sim` with `args` and collect its output.
 pub fn sim<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sim"))
-        .args(args)
-        .output()
-        .expect("sim binary runs")
+    sim_command().args(args).output().expect("sim binary runs")
 }
 
 /// Run `sim` with `args` and its standard output going to `stdout`; its
 /// exit status and standard error (standard output is not collected).
 pub fn sim_to<S: AsRef<std::ffi::OsStr>>(args: &[S], stdout: Stdio) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sim"))
+    sim_command()
         .args(args)
         .stdout(stdout)
         .stderr(Stdio::piped())
