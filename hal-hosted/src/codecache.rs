@@ -5,7 +5,9 @@
 //! written. An entry is written to a temporary name in the directory and
 //! renamed into place, so a reader sees a whole entry or none (two
 //! machines writing the same key race harmlessly: both write the same
-//! bytes). Entries larger than [`MAX_ENTRY`] are neither read nor written.
+//! bytes). Entries larger than [`MAX_ENTRY`] are neither read nor written,
+//! and only regular files are read (opened non-blocking, so a FIFO in an
+//! entry's place is a miss, not a hang).
 //! Nothing here checks an entry: the kernel does (`wasm::artifact`).
 //!
 //! Invariant INV-CODECACHE-H1: a failure to read or write is a miss, never
@@ -84,12 +86,23 @@ impl CodeCache for Hosted {
     }
 
     fn cached_code(&self, key: &[u8; 32]) -> Option<Vec<u8>> {
+        use std::io::Read as _;
         let path = entry(&self.machine.code_cache.get()?, key);
-        let len = std::fs::metadata(&path).ok()?.len();
-        if len > MAX_ENTRY {
+        // Non-blocking, so that a FIFO put in the entry's place cannot
+        // stall the kernel; only a regular file of at most MAX_ENTRY bytes
+        // is read, and never more than that even if it grows meanwhile.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits().cast_signed())
+            .open(path)
+            .ok()?;
+        let meta = file.metadata().ok()?;
+        if !meta.is_file() || meta.len() > MAX_ENTRY {
             return None;
         }
-        std::fs::read(path).ok()
+        let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).ok()?);
+        file.take(MAX_ENTRY).read_to_end(&mut bytes).ok()?;
+        Some(bytes)
     }
 
     fn cache_code(&self, key: &[u8; 32], artifact: &[u8]) {

@@ -156,3 +156,25 @@ fn a_module_changed_by_one_byte_is_not_served_from_the_cache() {
     assert_eq!(run_cached(&hello, &dir).artifacts, counts(1, 0, 0));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Something other than a regular file in an entry's place (a FIFO, a
+/// directory) is a miss: the program is compiled and runs; nothing hangs.
+#[test]
+fn an_entry_that_is_not_a_file_is_a_miss_not_a_hang() {
+    let dir = scratch("fifo");
+    let module = program("hello, cache");
+    let (entry, _) = filled(&module, &dir);
+    std::fs::remove_file(&entry).expect("remove the entry");
+    let path = std::ffi::CString::new(entry.as_os_str().as_encoded_bytes()).expect("no NUL");
+    // SAFETY: `path` is a valid NUL-terminated string.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    let with = With {
+        cache: Some(dir.clone()),
+        ..With::default()
+    };
+    let r = run_program_with(module.clone(), Program::default(), with);
+    assert_eq!(r.status, Some(ExitStatus::Exited(0)), "{r:?}");
+    assert!(r.stdout.ends_with("hello, cache\n"), "{:?}", r.stdout);
+    assert_eq!(r.artifacts.loaded, 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
