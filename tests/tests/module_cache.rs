@@ -113,3 +113,56 @@ fn copies_of_a_program_share_one_compiled_module() {
         }
     );
 }
+
+/// Copies spawned at the same moment load the module once: the first
+/// compiles, the others wait for it (`cache` INV-CACHE-3) and share it. A
+/// load that fails (a module that does not validate) wakes its waiters,
+/// who each find out for themselves.
+#[test]
+fn copies_spawned_at_once_compile_once() {
+    let (inserts, hits, ends, bad_ends) = on_machine(2, |kernel, exec| {
+        let cache = kernel.modules();
+        let (inserts, hits) = (cache.inserts(), cache.hits());
+        proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
+            let module = wat(SLEEPER);
+            let pids: Vec<_> = (0..8)
+                .map(|_| {
+                    procs
+                        .spawn("sleeper", module.clone(), Vec::new(), procs.defaults())
+                        .expect("spawn")
+                })
+                .collect();
+            let mut ends = Vec::new();
+            for pid in &pids {
+                ends.push(wait(&procs, *pid).await);
+                procs.reap(*pid).await;
+            }
+            let counts = (cache.inserts() - inserts, cache.hits() - hits);
+            // Bytes that are not a module: every copy fails to load.
+            let bad: std::sync::Arc<[u8]> = b"\0asm\x01\0\0\0\x0a".to_vec().into();
+            let pids: Vec<_> = (0..4)
+                .map(|_| {
+                    procs
+                        .spawn("bad", bad.clone(), Vec::new(), procs.defaults())
+                        .expect("spawn")
+                })
+                .collect();
+            let mut bad_ends = Vec::new();
+            for pid in &pids {
+                bad_ends.push(wait(&procs, *pid).await);
+                procs.reap(*pid).await;
+            }
+            (counts.0, counts.1, ends, bad_ends)
+        })
+        .expect("scope")
+    });
+    assert_eq!(inserts, 1, "compiled once");
+    assert_eq!(hits, 7, "shared by the other seven");
+    assert_eq!(ends, vec![Some(ExitStatus::Exited(3)); 8]);
+    assert!(
+        bad_ends
+            .iter()
+            .all(|e| matches!(e, Some(ExitStatus::Failed(proc::LoadError::Module(_))))),
+        "{bad_ends:?}"
+    );
+}

@@ -81,7 +81,10 @@ fn run_in_store<'k, 'h, P: Platform + SchedHal>(
     store.set_module_name(&proc.name());
     store.interrupt().set_hook(proc.hook());
     proc.attach_interrupt(store.interrupt());
-    let module = match store.compile_shared(bytes) {
+    // Single-flight: a copy spawned while another loads the same bytes
+    // waits for it, suspended, instead of compiling them again.
+    let mut wait = |p: &Arc<crate::wasm::cache::Pending>| ctx.block(p.wait()).is_ok();
+    let module = match store.compile_shared_waiting(bytes, &mut wait) {
         Ok(m) => m,
         Err(CompileError::OverBudget { .. } | CompileError::MetadataOverBudget { .. }) => {
             return ExitStatus::Failed(LoadError::OutOfMemory);

@@ -15,7 +15,16 @@
 //! A lookup compares the whole module (a hash only picks the candidates),
 //! so no module is ever served for other bytes.
 //!
+//! Loading is single-flight for those who can wait
+//! ([`ModuleCache::begin`]): the first loader of some bytes leaves a
+//! pending entry while it compiles, and a second loader of the same bytes
+//! waits for it ([`Pending::wait`]) instead of compiling them again.
+//!
 //! Invariants:
+//! - INV-CACHE-3: a pending entry lives exactly as long as its [`Loading`]
+//!   ticket: completing the ticket turns it into a ready entry, dropping it
+//!   (the load failed or was abandoned) removes it; either way every waiter
+//!   is woken, and a woken waiter looks the bytes up again.
 //! - INV-CACHE-1: [`ModuleCache::get`] returns a module only for bytes
 //!   equal to those it was compiled from, under an equal
 //!   [`TranslateConfig`].
@@ -26,7 +35,10 @@
 
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::future::Future;
+use core::pin::Pin;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::task::{Context, Poll, Waker};
 
 use super::compile::CompiledModule;
 use super::translate::TranslateConfig;
@@ -36,6 +48,105 @@ struct Entry {
     config: TranslateConfig,
     bytes: Arc<[u8]>,
     module: Weak<CompiledModule>,
+    /// Set while the module is being loaded (INV-CACHE-3).
+    pending: Option<Arc<Pending>>,
+}
+
+impl Entry {
+    fn live(&self) -> bool {
+        self.pending.is_some() || self.module.strong_count() > 0
+    }
+
+    fn is(&self, h: u64, bytes: &[u8], config: &TranslateConfig) -> bool {
+        self.hash == h && self.config == *config && *self.bytes == *bytes
+    }
+}
+
+/// A load in progress that others wait for.
+#[derive(Default)]
+pub struct Pending {
+    done: AtomicBool,
+    wakers: spin::Mutex<Vec<Waker>>,
+}
+
+impl Pending {
+    /// Resolves once the load has ended, however it ended.
+    pub fn wait(self: &Arc<Self>) -> impl Future<Output = ()> + Send + 'static {
+        Wait(Arc::clone(self))
+    }
+
+    fn finish(&self) {
+        self.done.store(true, Ordering::Release);
+        for w in self.wakers.lock().drain(..) {
+            w.wake();
+        }
+    }
+}
+
+struct Wait(Arc<Pending>);
+
+impl Future for Wait {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0.done.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        self.0.wakers.lock().push(cx.waker().clone());
+        // Finished between the first look and the registration: its
+        // wake may have gone before the waker was there.
+        if self.0.done.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+}
+
+/// What [`ModuleCache::begin`] found.
+pub enum Lookup<'c> {
+    /// The module, loaded by another store.
+    Ready(Arc<CompiledModule>),
+    /// Nobody has it: load it, then [`Loading::complete`].
+    Load(Loading<'c>),
+    /// Another store is loading it: wait, then look again.
+    Wait(Arc<Pending>),
+}
+
+/// The right to load some bytes; others wait for it (INV-CACHE-3).
+pub struct Loading<'c> {
+    cache: &'c ModuleCache,
+    pending: Arc<Pending>,
+}
+
+impl Loading<'_> {
+    /// The module is loaded: later lookups get it.
+    pub fn complete(self, module: &Arc<CompiledModule>) {
+        {
+            let mut entries = self.cache.entries.lock();
+            if let Some(e) = entries.iter_mut().find(|e| {
+                e.pending
+                    .as_ref()
+                    .is_some_and(|p| Arc::ptr_eq(p, &self.pending))
+            }) {
+                e.module = Arc::downgrade(module);
+                e.pending = None;
+            }
+        }
+        self.cache.inserts.fetch_add(1, Ordering::Relaxed);
+        // `Drop` wakes the waiters.
+    }
+}
+
+impl Drop for Loading<'_> {
+    fn drop(&mut self) {
+        // A load that did not complete leaves no entry behind.
+        self.cache.entries.lock().retain(|e| {
+            !e.pending
+                .as_ref()
+                .is_some_and(|p| Arc::ptr_eq(p, &self.pending))
+        });
+        self.pending.finish();
+    }
 }
 
 /// What became of a compiled-module artifact (the platform's persistent
@@ -88,15 +199,44 @@ impl ModuleCache {
     pub fn get(&self, bytes: &[u8], config: &TranslateConfig) -> Option<Arc<CompiledModule>> {
         let h = hash(bytes);
         let mut entries = self.entries.lock();
-        entries.retain(|e| e.module.strong_count() > 0);
+        entries.retain(Entry::live);
         let found = entries
             .iter()
-            .filter(|e| e.hash == h && e.config == *config && *e.bytes == *bytes)
+            .filter(|e| e.is(h, bytes, config))
             .find_map(|e| e.module.upgrade());
         if found.is_some() {
             self.hits.fetch_add(1, Ordering::Relaxed);
         }
         found
+    }
+
+    /// Look `bytes` up for a loader that can wait: the module, the right
+    /// to load it, or the load in progress to wait for (INV-CACHE-3).
+    pub fn begin(&self, bytes: &Arc<[u8]>, config: &TranslateConfig) -> Lookup<'_> {
+        let h = hash(bytes);
+        let mut entries = self.entries.lock();
+        entries.retain(Entry::live);
+        for e in entries.iter().filter(|e| e.is(h, bytes, config)) {
+            if let Some(p) = &e.pending {
+                return Lookup::Wait(Arc::clone(p));
+            }
+            if let Some(m) = e.module.upgrade() {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                return Lookup::Ready(m);
+            }
+        }
+        let pending = Arc::new(Pending::default());
+        entries.push(Entry {
+            hash: h,
+            config: *config,
+            bytes: Arc::clone(bytes),
+            module: Weak::new(),
+            pending: Some(Arc::clone(&pending)),
+        });
+        Lookup::Load(Loading {
+            cache: self,
+            pending,
+        })
     }
 
     /// Offer `module`, compiled from `bytes` under `config`, to later
@@ -109,11 +249,8 @@ impl ModuleCache {
     ) {
         let h = hash(bytes);
         let mut entries = self.entries.lock();
-        entries.retain(|e| e.module.strong_count() > 0);
-        if entries
-            .iter()
-            .any(|e| e.hash == h && e.config == *config && *e.bytes == **bytes)
-        {
+        entries.retain(Entry::live);
+        if entries.iter().any(|e| e.is(h, bytes, config)) {
             return;
         }
         entries.push(Entry {
@@ -121,6 +258,7 @@ impl ModuleCache {
             config: *config,
             bytes: Arc::clone(bytes),
             module: Arc::downgrade(module),
+            pending: None,
         });
         self.inserts.fetch_add(1, Ordering::Relaxed);
     }
@@ -153,12 +291,16 @@ impl ModuleCache {
 
     /// Drop the entries whose module no store holds (INV-CACHE-2).
     pub fn prune(&self) {
-        self.entries.lock().retain(|e| e.module.strong_count() > 0);
+        self.entries.lock().retain(Entry::live);
     }
 
     /// Entries whose module some store still holds.
     pub fn live(&self) -> usize {
         self.prune();
-        self.entries.lock().len()
+        self.entries
+            .lock()
+            .iter()
+            .filter(|e| e.module.strong_count() > 0)
+            .count()
     }
 }

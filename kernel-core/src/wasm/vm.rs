@@ -55,7 +55,7 @@ use cranelift_frontend::FunctionBuilderContext;
 use super::artifact;
 use super::budget::Budget;
 use super::builtins::Builtin;
-use super::cache::ArtifactUse;
+use super::cache::{ArtifactUse, Lookup, Pending};
 use super::code::{CodeObject, FrameInfo, LinkError, LinkInput};
 use super::compile::{CompiledModule, Compiler, TrapKind, compile_module_within};
 use super::module::{
@@ -1488,20 +1488,57 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
     pub fn compile_shared(&self, bytes: &Arc<[u8]>) -> Result<Arc<CompiledModule>, CompileError> {
         let cache = self.kernel.modules();
         if let Some(module) = cache.get(bytes, &self.config) {
-            let frames = module.retained / PAGE_SIZE as u64;
-            self.kernel
-                .vm()
-                .hold(self.memory_owner, frames)
-                .map_err(|_| CompileError::MetadataOverBudget {
-                    section: "shared module",
-                    bytes: module.retained,
-                    offset: 0,
-                })?;
-            self.retain(self.memory_owner, frames);
-            return Ok(module);
+            return self.adopt(module);
         }
         let module = self.compile_persistent(bytes)?;
         cache.insert(bytes, &self.config, &module);
+        Ok(module)
+    }
+
+    /// [`Store::compile_shared`], single-flight: when another store of
+    /// this kernel is loading the same bytes, `wait` waits for it (false:
+    /// the caller was stopped meanwhile) and the module it loaded is
+    /// shared; only when nobody is does this store compile (`cache`
+    /// INV-CACHE-3).
+    ///
+    /// # Errors
+    /// As [`Store::compile_shared`]; [`CompileError::Interrupted`] when
+    /// `wait` returns false.
+    pub fn compile_shared_waiting(
+        &self,
+        bytes: &Arc<[u8]>,
+        wait: &mut dyn FnMut(&Arc<Pending>) -> bool,
+    ) -> Result<Arc<CompiledModule>, CompileError> {
+        loop {
+            match self.kernel.modules().begin(bytes, &self.config) {
+                Lookup::Ready(module) => return self.adopt(module),
+                Lookup::Load(ticket) => {
+                    let module = self.compile_persistent(bytes)?;
+                    ticket.complete(&module);
+                    return Ok(module);
+                }
+                Lookup::Wait(pending) => {
+                    if !wait(&pending) {
+                        return Err(CompileError::Interrupted);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Take `module`, loaded by another store, charging this store's owner
+    /// what the module keeps, as if it had compiled it.
+    fn adopt(&self, module: Arc<CompiledModule>) -> Result<Arc<CompiledModule>, CompileError> {
+        let frames = module.retained / PAGE_SIZE as u64;
+        self.kernel
+            .vm()
+            .hold(self.memory_owner, frames)
+            .map_err(|_| CompileError::MetadataOverBudget {
+                section: "shared module",
+                bytes: module.retained,
+                offset: 0,
+            })?;
+        self.retain(self.memory_owner, frames);
         Ok(module)
     }
 
