@@ -530,6 +530,25 @@ fn call_rows(k: &Kernel<'_, Hosted>, plan: Plan) -> Vec<Row> {
         })
         .expect("instantiates");
     let host_loop_typed = export(&store, inst_typed, "host_loop");
+    // And as a single-result host function (the system interfaces' kind).
+    let inc_single = store
+        .host_func_single(
+            FuncType {
+                params: vec![ValType::I32],
+                results: vec![ValType::I32],
+            },
+            Box::new(|a: &[Val]| match a {
+                [Val::I32(x)] => Ok(Some(Val::I32(x.wrapping_add(1)))),
+                _ => Ok(None),
+            }),
+        )
+        .expect("single-result host function");
+    let inst_single = store
+        .instantiate(&m, &|_, n| {
+            (n == "inc").then(|| Extern::Func(inc_single.clone()))
+        })
+        .expect("instantiates");
+    let host_loop_single = export(&store, inst_single, "host_loop");
     let id_typed = store.typed::<i32, i32>(&id).expect("typed id");
     assert_eq!(store.call_typed(&id_typed, 5), Ok(5));
     assert_eq!(
@@ -584,6 +603,15 @@ fn call_rows(k: &Kernel<'_, Hosted>, plan: Plan) -> Vec<Row> {
             for i in 0..CALLS_PER_SAMPLE {
                 black_box(s.invoke(&id, &[Val::I32(i)]).ok());
             }
+        }))
+    };
+    let mut ours_out_single = || {
+        let mut s = store.borrow_mut();
+        per(CALLS_PER_SAMPLE)(time_ns(|| {
+            black_box(
+                s.invoke(&host_loop_single, &[Val::I32(CALLS_PER_SAMPLE)])
+                    .ok(),
+            );
         }))
     };
     let mut ours_out_typed = || {
@@ -644,7 +672,7 @@ fn call_rows(k: &Kernel<'_, Hosted>, plan: Plan) -> Vec<Row> {
             }
         }) / f64::from(TRAPS_PER_SAMPLE)
     };
-    let mut contenders: [Contender<'_>; 9] = [
+    let mut contenders: [Contender<'_>; 10] = [
         &mut ours_in,
         &mut theirs_in,
         &mut theirs_in_untyped,
@@ -654,6 +682,7 @@ fn call_rows(k: &Kernel<'_, Hosted>, plan: Plan) -> Vec<Row> {
         &mut theirs_trap,
         &mut ours_in_untyped,
         &mut ours_out_typed,
+        &mut ours_out_single,
     ];
     let t = interleave(plan.warmup, plan.samples, &mut contenders);
     let row = |name: &str, ours, theirs, target, note: &str| Row {
@@ -689,11 +718,18 @@ fn call_rows(k: &Kernel<'_, Hosted>, plan: Plan) -> Vec<Row> {
             "a wasm loop calling an `(i32) -> i32` host function; ours `Store::host_func_typed` (no allocation), wasmtime `Func::wrap`",
         ),
         row(
+            "wasm -> host call, system-interface kind",
+            t[9],
+            t[4],
+            "",
+            "the same through a `Fn(&[Val]) -> Result<Option<Val>, _>` closure (`Store::host_func_single`: arguments in a slice on the stack; what `vessel` and WASI calls use)",
+        ),
+        row(
             "wasm -> host call, untyped closure",
             t[3],
             t[4],
             "",
-            "the same through a `Fn(&[Val]) -> Vec<Val>` closure (`Store::host_func`; the system interfaces' path today)",
+            "the same through a `Fn(&[Val]) -> Vec<Val>` closure (`Store::host_func`)",
         ),
         row(
             "trap round trip",

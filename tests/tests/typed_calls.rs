@@ -111,3 +111,68 @@ fn typed_calls_match_untyped_ones_and_refuse_what_does_not_fit() {
         ));
     });
 }
+
+/// The system interfaces' host functions (`Store::host_func_single`):
+/// arguments through a slice on the stack, one result or none; a result
+/// of the wrong type reads as zero; more than 16 parameters or a second
+/// result are refused.
+#[test]
+fn single_result_host_functions_pass_arguments_without_allocating() {
+    use kernel_core::wasm::module::{FuncType, ValType};
+    on_machine(1, |kernel, _| {
+        let mut store = Store::new(kernel, 1 << 20).expect("store");
+        let ty = |params: Vec<ValType>, results: Vec<ValType>| FuncType { params, results };
+        let add = store
+            .host_func_single(
+                ty(vec![ValType::I32, ValType::I64], vec![ValType::I64]),
+                Box::new(|a: &[Val]| match a {
+                    [Val::I32(x), Val::I64(y)] => Ok(Some(Val::I64(i64::from(*x) + y))),
+                    _ => Ok(None),
+                }),
+            )
+            .expect("add");
+        let wrong = store
+            .host_func_single(
+                ty(vec![], vec![ValType::I32]),
+                Box::new(|_: &[Val]| Ok(Some(Val::I64(7)))),
+            )
+            .expect("wrong");
+        assert!(matches!(
+            store.host_func_single(
+                ty(vec![ValType::I32; 17], vec![]),
+                Box::new(|_: &[Val]| Ok(None))
+            ),
+            Err(CallError::BadArguments)
+        ));
+        assert!(matches!(
+            store.host_func_single(
+                ty(vec![], vec![ValType::I32, ValType::I32]),
+                Box::new(|_: &[Val]| Ok(None))
+            ),
+            Err(CallError::BadArguments)
+        ));
+        let m = store
+            .compile(&wat(
+                r#"(module
+                  (import "env" "add" (func $add (param i32 i64) (result i64)))
+                  (import "env" "wrong" (func $wrong (result i32)))
+                  (func (export "f") (param i32) (result i64) (call $add (local.get 0) (i64.const 40)))
+                  (func (export "g") (result i32) (call $wrong)))"#,
+            ))
+            .expect("compiles");
+        let inst = store
+            .instantiate(&m, &|_, n| match n {
+                "add" => Some(Extern::Func(add.clone())),
+                "wrong" => Some(Extern::Func(wrong.clone())),
+                _ => None,
+            })
+            .expect("instantiates");
+        let (Some(Extern::Func(f)), Some(Extern::Func(g))) =
+            (store.export(inst, "f"), store.export(inst, "g"))
+        else {
+            panic!("exports");
+        };
+        assert_eq!(store.invoke(&f, &[Val::I32(2)]), Ok(vec![Val::I64(42)]));
+        assert_eq!(store.invoke(&g, &[]), Ok(vec![Val::I32(0)]));
+    });
+}

@@ -25,7 +25,7 @@ use crate::sched::SchedHal;
 use crate::wasm::TrapKind;
 use crate::wasm::module::{CompileError, FuncType, ImportKind};
 use crate::wasm::vm::{
-    CallError, Extern, HostTrap, InstantiateError, Store, Trap, TrappingHostFn, Val,
+    CallError, Extern, HostTrap, InstantiateError, SingleHostFn, Store, Trap, Val,
 };
 
 /// Bytes of the fiber stack kept for host calls below wasm's budget.
@@ -33,7 +33,7 @@ const HOST_STACK_RESERVE: usize = 256 << 10;
 
 /// A host function of an interface, bound to one process: its type and
 /// body.
-pub(crate) type Bound<'k> = (FuncType, Box<TrappingHostFn<'k>>);
+pub(crate) type Bound<'k> = (FuncType, Box<SingleHostFn<'k>>);
 
 /// A system interface: the host functions of one import module.
 pub(crate) trait Interface<'k, 'h, P: Platform + SchedHal>: Send + Sync {
@@ -106,7 +106,7 @@ fn run_in_store<'k, 'h, P: Platform + SchedHal>(
         let Some((ty, f)) = bound else {
             return ExitStatus::Failed(LoadError::Link);
         };
-        match store.host_func_boxed(ty, f) {
+        match store.host_func_single(ty, f) {
             Ok(f) => imports.push((imp.module.clone(), imp.name.clone(), Extern::Func(f))),
             Err(_) => return ExitStatus::Failed(LoadError::Instantiate),
         }

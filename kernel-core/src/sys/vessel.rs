@@ -35,7 +35,6 @@
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
-use alloc::vec;
 use alloc::vec::Vec;
 use core::time::Duration;
 
@@ -187,7 +186,7 @@ fn dispatch<P: Platform + SchedHal>(
     ctx: &Context<'_, '_, P>,
     call: Call,
     args: &[Val],
-) -> Result<Vec<Val>, HostTrap> {
+) -> Result<Option<Val>, HostTrap> {
     let i = |k: usize| match args.get(k) {
         Some(Val::I32(x)) => *x,
         _ => 0,
@@ -213,10 +212,10 @@ fn dispatch<P: Platform + SchedHal>(
         Call::Detach => detach(ctx, i(0)).map(|()| Ret::I32(0)),
     };
     match r {
-        Ok(Ret::Nothing) => Ok(Vec::new()),
-        Ok(Ret::I32(v)) => Ok(vec![Val::I32(v)]),
-        Ok(Ret::I64(v)) => Ok(vec![Val::I64(v)]),
-        Err(Fail::Errno(e)) => Ok(vec![Val::I32(e.code())]),
+        Ok(Ret::Nothing) => Ok(None),
+        Ok(Ret::I32(v)) => Ok(Some(Val::I32(v))),
+        Ok(Ret::I64(v)) => Ok(Some(Val::I64(v))),
+        Err(Fail::Errno(e)) => Ok(Some(Val::I32(e.code()))),
         Err(Fail::Trap(t)) => Err(t),
     }
 }

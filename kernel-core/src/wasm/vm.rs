@@ -476,6 +476,61 @@ struct TypedHost<F> {
     func: F,
 }
 
+/// A host function body with at most one result, called with its
+/// arguments in a slice on the caller's stack ([`Store::host_func_single`]):
+/// no allocation per call. The system interfaces' functions are these.
+pub type SingleHostFn<'a> = dyn Fn(&[Val]) -> Result<Option<Val>, HostTrap> + Send + Sync + 'a;
+
+/// Most parameters of a [`Store::host_func_single`] function.
+pub const MAX_SINGLE_PARAMS: usize = 16;
+
+/// A single-result host function's context: the thunk's `vmctx`, its
+/// dispatcher first as in [`HostFunc`].
+#[repr(C)]
+struct SingleHost<'a> {
+    dispatch: usize,
+    ty: FuncType,
+    /// As [`HostFunc::owner`].
+    owner: *const FuncRefOwner,
+    func: Box<SingleHostFn<'a>>,
+}
+
+/// [`host_dispatch`] for a single-result host function: the arguments go
+/// through an array on this stack, the result straight to its slot.
+extern "C" fn single_dispatch(ctx: *const SingleHost<'_>, values: *mut u128) -> u32 {
+    // SAFETY: the thunk passes its vmctx, a `SingleHost` the store keeps
+    // alive (INV-VM-2), and a slot array of max(params, results, 1);
+    // `host_func_single` made params at most MAX_SINGLE_PARAMS.
+    let h = unsafe { &*ctx };
+    let n = h.ty.params.len().max(h.ty.results.len()).max(1);
+    // SAFETY: as above: `n` slots, 16-aligned, on the thunk's stack.
+    let slots = unsafe { core::slice::from_raw_parts_mut(values, n) };
+    let mut args = [Val::I32(0); MAX_SINGLE_PARAMS];
+    for (a, (t, s)) in args.iter_mut().zip(h.ty.params.iter().zip(slots.iter())) {
+        *a = Val::from_slot(*t, *s);
+    }
+    let params = h.ty.params.len().min(MAX_SINGLE_PARAMS);
+    // SAFETY: the store that owns this host function owns `owner` too.
+    let owner = unsafe { &*h.owner };
+    match (h.func)(&args[..params]) {
+        Ok(r) => {
+            // A missing, mistyped or foreign result reads as zero (null),
+            // as on the untyped path.
+            if let Some(t) = h.ty.results.first() {
+                slots[0] = match r {
+                    Some(v) if v.ty() == *t && owner.admits(v) => v.to_slot(),
+                    _ => 0,
+                };
+            }
+            0
+        }
+        Err(why) => {
+            *owner.host_trap.lock() = Some(why);
+            1
+        }
+    }
+}
+
 /// Anything a store keeps alive for its code without using it itself.
 trait Kept {}
 
@@ -1389,6 +1444,34 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
         let thunk = self.thunk(&ty)?;
         let h = Box::new(TypedHost {
             dispatch: typed_dispatch::<A, R, F> as *const () as usize,
+            owner: core::ptr::from_ref(&*self.owner),
+            func: f,
+        });
+        let vmctx = core::ptr::from_ref(&*h) as usize;
+        self.typed_hosts.push(h);
+        Ok(self.host_funcref(ty, thunk, vmctx))
+    }
+
+    /// A host function of type `ty`, of at most [`MAX_SINGLE_PARAMS`]
+    /// parameters and one result, that runs `f` with its arguments in a
+    /// slice on the stack: no allocation per call. When `f` fails, its
+    /// wasm caller traps with [`TrapKind::Host`].
+    ///
+    /// # Errors
+    /// [`CallError::BadArguments`] for more parameters or results; when
+    /// its thunk cannot be compiled or placed.
+    pub fn host_func_single(
+        &mut self,
+        ty: FuncType,
+        f: Box<SingleHostFn<'k>>,
+    ) -> Result<Func, CallError> {
+        if ty.params.len() > MAX_SINGLE_PARAMS || ty.results.len() > 1 {
+            return Err(CallError::BadArguments);
+        }
+        let thunk = self.thunk(&ty)?;
+        let h = Box::new(SingleHost {
+            dispatch: single_dispatch as *const () as usize,
+            ty: ty.clone(),
             owner: core::ptr::from_ref(&*self.owner),
             func: f,
         });

@@ -269,17 +269,13 @@ fn dispatch<P: Platform + SchedHal>(
     ctx: &Context<'_, '_, P>,
     index: usize,
     args: &[Val],
-) -> Result<Vec<Val>, HostTrap> {
+) -> Result<Option<Val>, HostTrap> {
     let a = Args(args);
     let name = CALLS.get(index).map_or("", |c| c.0);
     let r = call(ctx, name, &a);
     match r {
-        Ok(()) => Ok(if name == "proc_exit" {
-            Vec::new()
-        } else {
-            vec![Val::I32(0)]
-        }),
-        Err(Fail::Errno(e)) => Ok(vec![Val::I32(e.code())]),
+        Ok(()) => Ok((name != "proc_exit").then_some(Val::I32(0))),
+        Err(Fail::Errno(e)) => Ok(Some(Val::I32(e.code()))),
         Err(Fail::Trap(t)) => Err(t),
     }
 }
