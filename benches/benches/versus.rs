@@ -377,7 +377,7 @@ fn instantiate_rows(k: &Kernel<'_, Hosted>, plan: Plan) -> Vec<Row> {
     let mut holder = Store::new(k, STACK).expect("store");
     holder.instantiate(&m, &|_, _| None).expect("instantiates");
 
-    let mut ours = || {
+    let ours = || {
         time_ns(|| {
             for _ in 0..BATCH {
                 let mut store = Store::new(k, STACK).expect("store");
@@ -418,16 +418,26 @@ fn instantiate_rows(k: &Kernel<'_, Hosted>, plan: Plan) -> Vec<Row> {
             }
         }) / f64::from(BATCH)
     };
+    // The same without the kernel's region pool: every memory and table
+    // region reserved, committed, faulted in and released again.
+    let mut ours_unpooled = || {
+        k.regions().set_max_slots(k.vm(), 0);
+        let t = ours();
+        k.regions()
+            .set_max_slots(k.vm(), kernel_core::kernel::POOLED_REGIONS);
+        t
+    };
     let t = interleave(
         plan.warmup,
         plan.samples,
         &mut [
-            &mut ours,
+            &mut || ours(),
             &mut theirs,
             &mut theirs_pooled,
             &mut ours_store,
             &mut theirs_store,
             &mut ours_drop,
+            &mut ours_unpooled,
         ],
     );
     let what = "store + instantiate + drop; 1 memory (16 pages), table (64), 4 x 4 KiB data";
@@ -441,7 +451,7 @@ fn instantiate_rows(k: &Kernel<'_, Hosted>, plan: Plan) -> Vec<Row> {
             unit: Unit::Time,
             target: "",
             note: format!(
-                "{what}; ours shares the code another store linked (a store holding an instance keeps it), wasmtime (`InstancePre`) placed it at compile time"
+                "{what}; ours shares the code another store linked (a store holding an instance keeps it), wasmtime (`InstancePre`) placed it at compile time; ours takes its memory and table regions from the kernel's pool (`mem::pool`)"
             ),
         },
         Row {
@@ -452,7 +462,17 @@ fn instantiate_rows(k: &Kernel<'_, Hosted>, plan: Plan) -> Vec<Row> {
             other: None,
             unit: Unit::Time,
             target: "<= 1.0x wasmtime pooling",
-            note: "ours as above (no pooling allocator); wasmtime's pooling allocator".into(),
+            note: "ours as above: memory and table regions from the kernel's pool, the granules the last tenant touched zeroed in place; wasmtime's pooling allocator".into(),
+        },
+        Row {
+            group: "instantiation",
+            name: "without the kernel's region pool".into(),
+            ours: t[6],
+            wasmtime: Some(t[2]),
+            other: None,
+            unit: Unit::Time,
+            target: "",
+            note: "ours with the pool off (`RegionPool::set_max_slots(0)`): every region reserved, committed, faulted in and released through the host; against wasmtime's pooling allocator".into(),
         },
         Row {
             group: "instantiation",
@@ -473,7 +493,7 @@ fn instantiate_rows(k: &Kernel<'_, Hosted>, plan: Plan) -> Vec<Row> {
             other: None,
             unit: Unit::Time,
             target: "",
-            note: "ours only: where the default-allocator row's time goes".into(),
+            note: "ours only: the drop gives the regions back to the pool, zeroing what the instance touched".into(),
         },
     ]
 }

@@ -110,9 +110,14 @@ pub struct Kernel<'h, P: Platform> {
     compiler: spin::Once<crate::wasm::compile::Compiler>,
     /// Trampolines and host thunks shared by the stores that use them.
     stubs: crate::wasm::stubs::StubCache,
+    /// Regions of linear memories and tables kept for reuse.
+    regions: crate::mem::RegionPool,
     /// Unique among the kernels of this program ([`Kernel::id`]).
     id: u64,
 }
+
+/// Most idle regions [`Kernel::regions`] keeps.
+pub const POOLED_REGIONS: usize = 256;
 
 /// The next [`Kernel::id`].
 static NEXT_KERNEL_ID: AtomicU64 = AtomicU64::new(1);
@@ -122,9 +127,12 @@ impl<'h, P: Platform> Kernel<'h, P> {
     /// the address space its kernel window, placing at random from the
     /// HAL's entropy seed.
     pub fn new(hal: &'h P) -> Self {
+        let frames = FrameAllocator::new(hal.memory_map());
+        // Idle regions keep at most a 64th of RAM committed.
+        let pooled_frames = frames.total_frames() / 64;
         let kernel = Self {
             hal,
-            frames: FrameAllocator::new(hal.memory_map()),
+            frames,
             space: Space::new(hal.kernel_window(), hal.entropy_seed()),
             random: crate::random::Random::new(|| hal.entropy_seed()),
             code: CodeRegistry::new(),
@@ -138,6 +146,12 @@ impl<'h, P: Platform> Kernel<'h, P> {
             modules: crate::wasm::cache::ModuleCache::new(),
             compiler: spin::Once::new(),
             stubs: crate::wasm::stubs::StubCache::new(),
+            // ... and a quarter of the window reserved.
+            regions: crate::mem::RegionPool::new(
+                POOLED_REGIONS,
+                pooled_frames,
+                hal.kernel_window().len / 4,
+            ),
             id: NEXT_KERNEL_ID.fetch_add(1, Ordering::Relaxed),
         };
         // No overcommit: what the kernel commits (linear memories among
@@ -159,6 +173,20 @@ impl<'h, P: Platform> Kernel<'h, P> {
     /// them.
     pub fn modules(&self) -> &crate::wasm::cache::ModuleCache {
         &self.modules
+    }
+
+    /// Regions of linear memories and tables kept for reuse
+    /// ([`crate::mem::RegionPool`]).
+    pub const fn regions(&self) -> &crate::mem::RegionPool {
+        &self.regions
+    }
+
+    /// Release what the kernel keeps only to go faster: the idle regions
+    /// of [`Kernel::regions`] (their frames, promises and window space).
+    /// Checks that compare free frames or regions with a baseline call it
+    /// first; nothing in use is touched. Returns the regions released.
+    pub fn release_idle(&self) -> usize {
+        self.regions.trim(self.vm())
     }
 
     /// Trampolines and host thunks shared while any store holds them.

@@ -300,6 +300,7 @@ fn hostile_processes_cannot_disturb_a_checksum_or_the_kernel() {
             out
         });
         let r = r.expect("scope");
+        kernel.release_idle();
         let f = kernel.frames();
         (r, free_before, f.free_frames(), f.promised_frames())
     });
@@ -764,6 +765,7 @@ fn spawn_bombs_end_at_the_limits_and_killing_the_root_frees_everything() {
                 accounts: (0, 0),
             }
         });
+        kernel.release_idle();
         let f = kernel.frames();
         Bombs {
             frames: (free_before, f.free_frames()),

@@ -81,6 +81,7 @@ fn an_endless_loop_is_preempted_and_killing_it_frees_its_memory() {
             }
         })
         .expect("process scope");
+        kernel.release_idle();
         Preemption {
             free_after: kernel.frames().free_frames(),
             ..r

@@ -24,11 +24,13 @@
 
 mod frames;
 mod gaps;
+mod pool;
 mod runs;
 mod space;
 
 pub use frames::{Buddy, FrameError, MAX_ORDER, order_for};
 pub use gaps::{ASLR_SPAN, GapError, Gaps, Placement, Rng};
+pub use pool::{KEEP_BYTES, PoolStats, Pooled, RegionPool};
 pub use runs::{FrameRuns, map_frames};
 pub use space::{
     Account, Backing, Commit, FaultOutcome, Hold, Mapping, Owner, PageInfo, ProcessId, RegionSpec,

@@ -376,6 +376,9 @@ struct Region {
     object: Option<Arc<VmObject>>,
     contig: Option<(PhysAddr, u32)>,
     leaves: Box<[Option<Box<[AtomicU64]>>]>,
+    /// Granules from here on have never had a leaf entry made for them,
+    /// so every slot there is a hole: scans stop here.
+    high: usize,
 }
 
 impl Region {
@@ -414,6 +417,7 @@ impl Region {
         if granules.is_empty() {
             return;
         }
+        self.high = self.high.max(granules.end);
         for leaf in granules.start / LEAF..=(granules.end - 1) / LEAF {
             if let Some(l) = self.leaves.get_mut(leaf)
                 && l.is_none()
@@ -429,6 +433,7 @@ impl Region {
         &self,
         granules: core::ops::Range<usize>,
     ) -> impl Iterator<Item = (usize, &AtomicU64)> + '_ {
+        let granules = granules.start..granules.end.min(self.high);
         let first = granules.start / LEAF;
         let last = granules.end.div_ceil(LEAF).min(self.leaves.len());
         (first..last.max(first))
@@ -701,6 +706,7 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
             object: None,
             contig: None,
             leaves: (0..slots.div_ceil(LEAF)).map(|_| None).collect(),
+            high: 0,
         })
     }
 
@@ -1452,7 +1458,77 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
         let inner = self.space.inner.read();
         let r = inner.regions.get(&inner.key_of(start).ok()?)?;
         let n = r.range.len / r.granule_bytes();
-        Some((0..n).filter(|&i| r.value(i) & STATE == RESIDENT).count())
+        Some(
+            r.slots_in(0..n)
+                .filter(|(_, s)| s.load(Ordering::Acquire) & STATE == RESIDENT)
+                .count(),
+        )
+    }
+
+    /// The end (an offset from the region's start) of the last committed
+    /// granule of the region at `start`: 0 when nothing is committed.
+    pub fn committed_end(&self, start: usize) -> Option<usize> {
+        let inner = self.space.inner.read();
+        let r = inner.regions.get(&inner.key_of(start).ok()?)?;
+        let n = r.range.len / r.granule_bytes();
+        let last = r
+            .slots_in(0..n)
+            .filter(|(_, s)| s.load(Ordering::Acquire) & F_COMMIT != 0)
+            .map(|(i, _)| i + 1)
+            .last()
+            .unwrap_or(0);
+        Some(last * r.granule_bytes())
+    }
+
+    /// Zero, in place, every granule of `offset..offset + len` of the
+    /// region at `start` that has a private frame, through the direct map:
+    /// nothing is unmapped or flushed, and committed granules without a
+    /// frame stay so (their first touch maps a zeroed block). Returns the
+    /// granules zeroed. For a region nobody uses while this runs (a pooled
+    /// one being recycled): a CPU writing it meanwhile could leave data.
+    ///
+    /// # Errors
+    /// [`VmError::NoSuchRegion`], [`VmError::BadRange`],
+    /// [`VmError::Unsupported`] (an unmanaged region, or a shared,
+    /// copy-on-write or contiguous granule in the range: nothing is zeroed
+    /// then), [`VmError::Hal`] when a frame is not in the direct map.
+    #[expect(unsafe_code, reason = "zeroes frames through the direct map")]
+    pub fn scrub(&self, start: usize, offset: usize, len: usize) -> Result<usize, VmError> {
+        let inner = self.space.inner.read();
+        let r = inner
+            .regions
+            .get(&inner.key_of(start)?)
+            .ok_or(VmError::NoSuchRegion)?;
+        if !r.managed {
+            return Err(VmError::Unsupported);
+        }
+        let gs = r.granules(offset, len)?;
+        if r.slots_in(gs.clone())
+            .any(|(_, s)| s.load(Ordering::Acquire) & (F_COW | F_SHARED | F_CONTIG) != 0)
+        {
+            return Err(VmError::Unsupported);
+        }
+        let bytes = r.granule_bytes();
+        let mut zeroed = 0;
+        for (_, s) in r.slots_in(gs) {
+            let v = s.load(Ordering::Acquire);
+            if !is_private(v) {
+                continue;
+            }
+            let dst = self
+                .hal
+                .direct_map(frame_of(v))
+                .ok_or(VmError::Hal(HalError::OutOfRange))?;
+            // SAFETY: the frame is RAM in the direct map (which covers a
+            // granule's block whole: frames are RAM of one range), owned by
+            // this region's granule (INV-VM-3); the caller guarantees
+            // nobody uses the region meanwhile. Written, not given back to
+            // the host (`PhysMemory::zero` would punch a hole): the next
+            // tenant then writes it without a fault.
+            unsafe { core::ptr::write_bytes(dst, 0, bytes) };
+            zeroed += 1;
+        }
+        Ok(zeroed)
     }
 
     /// Limit `owner` to `frames` frames. Frames already charged stay; the
@@ -1677,9 +1753,37 @@ impl<'a, H: Mmu + PhysMemory> Mapping<'a, H> {
         })
     }
 
+    /// Own the region at `range` again, after [`Mapping::into_raw`].
+    /// Nothing is checked: the caller must be the region's only owner,
+    /// or two owners would release it.
+    pub(crate) const fn adopt(vm: Vm<'a, H>, range: VirtRange) -> Self {
+        Self { vm, range }
+    }
+
+    /// Stop owning the region without releasing it (it stays reserved
+    /// until [`Mapping::adopt`] takes it back).
+    pub(crate) fn into_raw(self) -> VirtRange {
+        let range = self.range;
+        core::mem::forget(self);
+        range
+    }
+
     /// The usable range (its start names the region).
     pub const fn range(&self) -> VirtRange {
         self.range
+    }
+
+    /// See [`Vm::committed_end`].
+    pub fn committed_end(&self) -> Option<usize> {
+        self.vm.committed_end(self.range.start)
+    }
+
+    /// See [`Vm::scrub`].
+    ///
+    /// # Errors
+    /// As [`Vm::scrub`].
+    pub fn scrub(&self, offset: usize, len: usize) -> Result<usize, VmError> {
+        self.vm.scrub(self.range.start, offset, len)
     }
 
     /// Charge the region to `owner` from now on ([`Vm::reassign`]).

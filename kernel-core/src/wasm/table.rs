@@ -26,7 +26,7 @@ use core::cell::UnsafeCell;
 
 use crate::hal::{PAGE_SIZE, Perms, Platform};
 use crate::kernel::Kernel;
-use crate::mem::{Commit, Mapping, Owner, RegionSpec, VmError};
+use crate::mem::{Commit, Owner, Pooled, RegionSpec, VmError};
 
 use super::module::{TableType, ValType};
 
@@ -58,9 +58,9 @@ trait Block {
     fn base(&self) -> usize;
 }
 
-impl<H: crate::hal::Mmu + crate::hal::PhysMemory> Block for Mapping<'_, H> {
+impl<H: crate::hal::Mmu + crate::hal::PhysMemory> Block for Pooled<'_, H> {
     fn base(&self) -> usize {
-        self.range().start
+        self.mapping().range().start
     }
 }
 
@@ -97,15 +97,21 @@ impl<'k> Table<'k> {
         if ty.min > MAX_TABLE_ELEMS {
             return Err(TableError::TooLarge);
         }
-        let vm = kernel.vm();
         let reserve = move |bytes: usize| -> Result<Box<dyn Block + 'k>, VmError> {
             let spec = RegionSpec {
                 owner,
                 ..RegionSpec::new(bytes)
             };
-            let m = Mapping::reserve(vm, &spec)?;
-            m.commit(0, bytes, Perms::READ_WRITE, Commit::Eager)?;
-            Ok(Box::new(m))
+            // A pooled block comes with its first pages committed and zero
+            // (`mem` INV-POOL-2); commit the rest.
+            let block = kernel.regions().take(kernel.vm(), &spec)?;
+            let kept = block.kept();
+            if kept < bytes {
+                block
+                    .mapping()
+                    .commit(kept, bytes - kept, Perms::READ_WRITE, Commit::Eager)?;
+            }
+            Ok(Box::new(block))
         };
         let t = Box::new(Self {
             elem: ty.elem,

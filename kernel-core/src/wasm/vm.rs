@@ -71,7 +71,7 @@ use super::vmoffsets::VMOffsets;
 use crate::escape;
 use crate::hal::{PAGE_SIZE, Perms, Platform};
 use crate::kernel::{Kernel, MemError};
-use crate::mem::{Commit, GapError, Mapping, Owner, RegionSpec, VmError};
+use crate::mem::{Commit, GapError, Owner, Pooled, RegionSpec, VmError};
 
 use super::interrupt::{HookAction, Interrupt};
 
@@ -613,10 +613,12 @@ extern "C" fn host_dispatch(ctx: *const HostFunc<'_>, values: *mut u128) -> u32 
 ///
 /// INV-VM-1: `[base, base + length)` is committed read + write, the rest of
 /// the region never is; `length` only grows, under `pages`; the base never
-/// moves. Dropping the memory releases the region: every frame returns to
-/// the frame allocator and the owner's charge is lifted.
+/// moves. The region comes from the kernel's pool and goes back to it when
+/// the memory drops (`mem::pool`): the owner's charge is lifted, the
+/// touched granules are decommitted or zeroed in place (INV-POOL-2), and
+/// what no idle slot keeps returns to the frame allocator.
 pub struct Memory<'k, 'h, P: Platform> {
-    region: Mapping<'k, P>,
+    region: Pooled<'k, P>,
     max_pages: u64,
     /// Pages the reservation holds: growth stops here even below
     /// `max_pages` (the spec lets `memory.grow` fail at any size).
@@ -645,11 +647,20 @@ impl<'k, 'h, P: Platform> Memory<'k, 'h, P> {
             owner,
             ..RegionSpec::new(len)
         };
-        let region = Mapping::reserve(kernel.vm(), &spec)
-            .map_err(|e| InstantiateError::Memory(MemError::Vm(e)))?;
+        let vm_err = |e| InstantiateError::Memory(MemError::Vm(e));
+        let region = kernel.regions().take(kernel.vm(), &spec).map_err(vm_err)?;
+        // A pooled region comes with its first granules committed: keep
+        // what the memory starts with, give back the rest (INV-VM-1).
+        let (kept, want) = (region.kept(), (ty.min_pages * WASM_PAGE) as usize);
+        if kept > want {
+            region
+                .mapping()
+                .decommit(want, kept - want)
+                .map_err(vm_err)?;
+        }
         let m = Self {
             def: Box::new(VMMemoryDefinition {
-                base: region.range().start,
+                base: region.mapping().range().start,
                 length: 0,
             }),
             region,
@@ -659,8 +670,10 @@ impl<'k, 'h, P: Platform> Memory<'k, 'h, P> {
             _kernel: core::marker::PhantomData,
         };
         let mut pages = m.pages.lock();
-        m.commit_locked(&mut pages, ty.min_pages)
-            .map_err(|e| InstantiateError::Memory(MemError::Vm(e)))?;
+        let ready = (kept.min(want) as u64) / WASM_PAGE;
+        *pages = ready;
+        m.commit_locked(&mut pages, ty.min_pages - ready)
+            .map_err(vm_err)?;
         drop(pages);
         Ok(m)
     }
@@ -676,7 +689,7 @@ impl<'k, 'h, P: Platform> Memory<'k, 'h, P> {
 
     /// The memory's base address.
     pub fn base(&self) -> usize {
-        self.region.range().start
+        self.region.mapping().range().start
     }
 
     /// Grow by `delta` pages; the old size, or `None` past the maximum or
@@ -703,6 +716,7 @@ impl<'k, 'h, P: Platform> Memory<'k, 'h, P> {
         if delta > 0 {
             let (offset, len) = ((old * WASM_PAGE) as usize, (delta * WASM_PAGE) as usize);
             self.region
+                .mapping()
                 .commit(offset, len, Perms::READ_WRITE, Commit::Demand)?;
         }
         *pages = old + delta;
