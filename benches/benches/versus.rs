@@ -1511,12 +1511,23 @@ fn spawn_rate_row(plan: Plan) -> Row {
         };
         let took = Mutex::new(f64::NAN);
         let _ = hal_hosted::boot_quiet_into(&hosted, |kernel| {
-            // The module stays loaded (and its code linked) meanwhile.
-            let mut holder = Store::new(kernel, 1 << 20).ok();
-            let held = holder.as_ref().and_then(|s| s.compile_shared(&module).ok());
-            if let (Some(h), Some(m)) = (holder.as_mut(), held.as_ref()) {
-                let _ = h.instantiate(m, &|_, _| None);
-            }
+            // The module stays loaded, its code linked and the thunk of
+            // its one import's signature placed meanwhile: a store holds
+            // an instance of it, `proc_exit` resolved to a host function.
+            let mut holder = Store::new(kernel, 1 << 20).expect("store");
+            let held = holder.compile_shared(&module).expect("compiles");
+            let exit = holder
+                .host_func(
+                    FuncType {
+                        params: vec![ValType::I32],
+                        results: Vec::new(),
+                    },
+                    |_| Vec::new(),
+                )
+                .expect("host function");
+            holder
+                .instantiate(&held, &|_, _| Some(Extern::Func(exit.clone())))
+                .expect("the holder instantiates");
             let module = &module;
             let r = kernel_core::boot::with_executor(kernel, |exec| {
                 let options = SpawnOptions {
