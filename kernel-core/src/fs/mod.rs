@@ -10,6 +10,7 @@
 //! Errors are [`FsError`], one per POSIX condition; each system interface
 //! maps them to its own codes.
 
+pub mod cpio;
 pub mod filedata;
 pub mod hostfs;
 pub mod tmpfs;
