@@ -202,6 +202,9 @@ extern "C" fn boot_main(hartid: usize, dtb: usize) -> ! {
             spec: SPEC_BUNDLE,
             wasm_stack: WASM_STACK,
             wasi: wasi_programs::PROGRAMS,
+            // QEMU's `-initrd` (the device tree's `linux,initrd-start`)
+            // is not read yet.
+            initrd: &[],
         },
     );
     power::shutdown(code)

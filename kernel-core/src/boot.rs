@@ -46,6 +46,9 @@ pub struct BootInfo<'a> {
     /// The WASI programs `test=wasi` runs, `(name, module)`
     /// ([`crate::wasi_check`]; empty: none).
     pub wasi: &'a [(&'a str, &'a [u8])],
+    /// The boot image, a cpio newc archive ([`crate::init`]; empty:
+    /// none). With one, the default workload is init.
+    pub initrd: &'a [u8],
 }
 
 /// What secondary CPUs receive: the kernel and the CPU-local blocks.
@@ -77,7 +80,12 @@ pub fn boot<P: Platform>(hal: &P, info: BootInfo<'_>) -> u8 {
             return exit::USAGE;
         }
     };
-    boot_into(hal, |kernel| match cmdline.workload {
+    let default = if info.initrd.is_empty() {
+        Workload::All
+    } else {
+        Workload::Init
+    };
+    boot_into(hal, |kernel| match cmdline.workload_or(default) {
         Workload::All => {
             let tests = selftest::run(kernel);
             let demo = with_executor(kernel, |exec| crate::demo::run(kernel, exec));
@@ -92,6 +100,11 @@ pub fn boot<P: Platform>(hal: &P, info: BootInfo<'_>) -> u8 {
             crate::wasi_check::run(kernel, exec, info.wasi)
         }),
         Workload::Input => with_executor(kernel, |exec| crate::wasi_check::read_line(kernel, exec)),
+        Workload::Init => with_executor(kernel, |exec| {
+            let args: alloc::vec::Vec<&str> = cmdline.init_args.split_ascii_whitespace().collect();
+            let path = cmdline.init.unwrap_or(crate::init::DEFAULT_INIT);
+            crate::init::run(kernel, exec, info.initrd, path, &args)
+        }),
     })
 }
 

@@ -13,6 +13,9 @@
 //! | `test=input` | run a process that reads one line of console input and prints it, then how many slices it ran while it waited |
 //! | `test=fault` | touch an unmapped kernel address on purpose, to show the fatal-fault report |
 //! | `test=lockfault` | touch a demand-paged page while holding the address-space write lock, to show that the fault is reported, not a hang |
+//! | `test=init` | unpack the boot image into the root tmpfs and run init from it ([`crate::init`]); the default when the platform passed a boot image |
+//! | `init=PATH` | the program `test=init` runs (default `/bin/init`); implies `test=init` |
+//! | `-- ARGS` | every word after `--` is an argument of init, after its name |
 //! | `log=LEVEL` | `off`, `error`, `warn` (default), `info`, `debug` or `trace`, for platforms without their own filter |
 
 use core::fmt;
@@ -38,6 +41,8 @@ pub enum Workload {
     /// The WebAssembly spec scripts the platform provides
     /// ([`crate::boot::BootInfo::spec`]).
     Spec,
+    /// Init from the boot image ([`crate::init`]).
+    Init,
 }
 
 /// A log level from `log=`.
@@ -59,18 +64,26 @@ pub enum LogLevel {
 
 /// A parsed command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cmdline {
-    /// What to run.
-    pub workload: Workload,
+pub struct Cmdline<'a> {
+    /// What to run; `None` when no word chose (the platform's default:
+    /// [`Cmdline::workload_or`]).
+    pub workload: Option<Workload>,
     /// The log level asked for.
     pub log: LogLevel,
+    /// `init=`: the program init runs.
+    pub init: Option<&'a str>,
+    /// The words after `--`: init's arguments, in order (a slice of the
+    /// command line, split on whitespace).
+    pub init_args: &'a str,
 }
 
-impl Default for Cmdline {
+impl Default for Cmdline<'_> {
     fn default() -> Self {
         Self {
-            workload: Workload::All,
+            workload: None,
             log: LogLevel::Warn,
+            init: None,
+            init_args: "",
         }
     }
 }
@@ -95,7 +108,7 @@ impl fmt::Display for CmdlineError<'_> {
             Self::UnknownWord(w) => {
                 write!(
                     f,
-                    "unknown command-line word `{}` (known: test=all|self|demo|spec|fault, log=LEVEL)",
+                    "unknown command-line word `{}` (known: test=all|self|demo|spec|wasi|input|init|fault|lockfault, init=PATH, log=LEVEL, -- ARGS)",
                     crate::escape::name(w)
                 )
             }
@@ -109,21 +122,35 @@ impl fmt::Display for CmdlineError<'_> {
     }
 }
 
-impl Cmdline {
+impl<'a> Cmdline<'a> {
+    /// What to run: the workload a word chose, else `default`.
+    pub fn workload_or(&self, default: Workload) -> Workload {
+        self.workload.unwrap_or(default)
+    }
+
     /// Parse `text`.
     ///
     /// # Errors
     /// The first word that is not understood.
-    pub fn parse(text: &str) -> Result<Self, CmdlineError<'_>> {
+    pub fn parse(text: &'a str) -> Result<Self, CmdlineError<'a>> {
         let mut out = Self::default();
-        for word in text.split_ascii_whitespace() {
+        let (words, args) = match text.split_once(" -- ") {
+            Some((w, a)) => (w, a),
+            None => match text.trim_end().strip_suffix(" --") {
+                Some(w) => (w, ""),
+                None if text.trim() == "--" => ("", ""),
+                None => (text, ""),
+            },
+        };
+        out.init_args = args;
+        for word in words.split_ascii_whitespace() {
             let (key, value) = word
                 .split_once('=')
                 .ok_or(CmdlineError::UnknownWord(word))?;
             let bad = CmdlineError::BadValue { key, value };
             match key {
                 "test" => {
-                    out.workload = match value {
+                    out.workload = Some(match value {
                         "all" => Workload::All,
                         "self" => Workload::SelfTest,
                         "demo" => Workload::Demo,
@@ -132,8 +159,16 @@ impl Cmdline {
                         "fault" => Workload::Fault,
                         "lockfault" => Workload::LockFault,
                         "spec" => Workload::Spec,
+                        "init" => Workload::Init,
                         _ => return Err(bad),
+                    })
+                }
+                "init" => {
+                    if !value.starts_with('/') {
+                        return Err(bad);
                     }
+                    out.init = Some(value);
+                    out.workload.get_or_insert(Workload::Init);
                 }
                 "log" => {
                     out.log = match value {
@@ -155,17 +190,50 @@ impl Cmdline {
 
 #[cfg(test)]
 mod tests {
+    use alloc::vec::Vec;
+
     use super::*;
 
     #[test]
     fn defaults_and_words() {
         assert_eq!(Cmdline::parse("").unwrap(), Cmdline::default());
         let c = Cmdline::parse("  test=fault log=debug ").unwrap();
-        assert_eq!(c.workload, Workload::Fault);
+        assert_eq!(c.workload, Some(Workload::Fault));
         assert_eq!(c.log, LogLevel::Debug);
         assert_eq!(
             Cmdline::parse("test=spec").unwrap().workload,
-            Workload::Spec
+            Some(Workload::Spec)
+        );
+        assert_eq!(
+            Cmdline::parse("").unwrap().workload_or(Workload::All),
+            Workload::All
+        );
+    }
+
+    #[test]
+    fn init_and_its_arguments() {
+        let c = Cmdline::parse("init=/bin/sh log=info -- -c  'echo hi' --").unwrap();
+        assert_eq!(c.workload, Some(Workload::Init));
+        assert_eq!(c.init, Some("/bin/sh"));
+        assert_eq!(c.log, LogLevel::Info);
+        assert_eq!(
+            c.init_args.split_ascii_whitespace().collect::<Vec<_>>(),
+            ["-c", "'echo", "hi'", "--"]
+        );
+        // A test word wins over init='s implied workload, in any order.
+        let c = Cmdline::parse("init=/x test=self").unwrap();
+        assert_eq!(c.workload, Some(Workload::SelfTest));
+        assert_eq!(
+            Cmdline::parse("test=self init=/x").unwrap().workload,
+            Some(Workload::SelfTest)
+        );
+        assert_eq!(Cmdline::parse("log=info --").unwrap().init_args, "");
+        assert_eq!(
+            Cmdline::parse("init=bin/sh"),
+            Err(CmdlineError::BadValue {
+                key: "init",
+                value: "bin/sh"
+            })
         );
     }
 

@@ -46,6 +46,7 @@ pub mod mem;
 )]
 pub mod boot;
 pub mod fs;
+pub mod init;
 pub mod kernel;
 #[expect(
     unsafe_code,

@@ -4,7 +4,8 @@
 //! Invariants:
 //! - INV-INPUT-1: at most [`MAX_INPUT`]` + 1` bytes of a file are read; a
 //!   longer file is refused as [`InputError::TooLarge`] (so `/dev/zero`
-//!   ends at once), the cap being the largest module `spawn` accepts.
+//!   ends at once), the cap being the largest module `spawn` accepts (a
+//!   boot image's cap is the caller's, [`read_capped`]).
 //! - INV-INPUT-2: a module file is binary when its name ends in `.wasm` or
 //!   its bytes start with `\0asm`, text otherwise; a binary shorter than
 //!   the 8-byte header is [`InputError::Truncated`], never parsed as text.
@@ -37,10 +38,12 @@ pub enum InputError {
         /// What reading said.
         error: std::io::Error,
     },
-    /// The file holds more than [`MAX_INPUT`] bytes.
+    /// The file holds more than its cap ([`MAX_INPUT`] for a module).
     TooLarge {
         /// The path as given.
         path: String,
+        /// The cap, in bytes.
+        cap: usize,
     },
     /// A binary module shorter than its header.
     Truncated {
@@ -75,11 +78,14 @@ impl fmt::Display for InputError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Read { path, error } => write!(f, "cannot read {path}: {error}"),
-            Self::TooLarge { path } => write!(
+            Self::TooLarge { path, cap } if *cap == MAX_INPUT => write!(
                 f,
                 "{path}: larger than {} MiB, the largest module the kernel accepts",
                 MAX_INPUT >> 20
             ),
+            Self::TooLarge { path, cap } => {
+                write!(f, "{path}: larger than {} MiB", cap >> 20)
+            }
             Self::Truncated { path, len } => write!(
                 f,
                 "{path}: truncated module: {len} byte(s), shorter than the {HEADER}-byte header"
@@ -104,6 +110,15 @@ impl std::error::Error for InputError {}
 /// # Errors
 /// [`InputError::Read`], [`InputError::TooLarge`].
 pub fn read(path: &Path) -> Result<Vec<u8>, InputError> {
+    read_capped(path, MAX_INPUT)
+}
+
+/// Read `path`, at most `cap` bytes (a boot image's cap is not a
+/// module's).
+///
+/// # Errors
+/// [`InputError::Read`], [`InputError::TooLarge`].
+pub fn read_capped(path: &Path, cap: usize) -> Result<Vec<u8>, InputError> {
     let shown = || path.display().to_string();
     let read_err = |error| InputError::Read {
         path: shown(),
@@ -111,11 +126,11 @@ pub fn read(path: &Path) -> Result<Vec<u8>, InputError> {
     };
     let file = std::fs::File::open(path).map_err(read_err)?;
     let mut bytes = Vec::new();
-    file.take(MAX_INPUT as u64 + 1)
+    file.take(cap as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(read_err)?;
-    if bytes.len() > MAX_INPUT {
-        return Err(InputError::TooLarge { path: shown() });
+    if bytes.len() > cap {
+        return Err(InputError::TooLarge { path: shown(), cap });
     }
     Ok(bytes)
 }

@@ -70,7 +70,11 @@ enum Command {
     Selftest,
     /// Boot with kernel command-line words, as QEMU's -append passes them (e.g. test=fault)
     Boot {
-        /// `key=value` words
+        /// A boot image (a cpio newc archive, at most 256 MiB) unpacked into the root tmpfs; init (`init=PATH`, default /bin/init) then runs from it
+        #[arg(long, value_name = "FILE")]
+        initrd: Option<std::path::PathBuf>,
+        /// `key=value` words (words after `--` are init's arguments)
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
         words: Vec<String>,
     },
     /// Run a program (a .wasm or .wat module importing WASI preview1 and `vessel`) as a process, or with --invoke call one export
@@ -157,6 +161,9 @@ fn usage_line(e: &clap::Error) -> String {
     }
 }
 
+/// The largest boot image `sim boot --initrd` reads.
+const MAX_INITRD: usize = 256 << 20;
+
 fn main() -> ExitCode {
     ExitCode::from(sim_main())
 }
@@ -211,7 +218,7 @@ fn sim_main() -> u8 {
     let cmdline = match &cli.command {
         None | Some(Command::Demo) => "test=demo".to_owned(),
         Some(Command::Selftest) => "test=self".to_owned(),
-        Some(Command::Boot { words }) => words.join(" "),
+        Some(Command::Boot { words, .. }) => words.join(" "),
         Some(Command::Run {
             file,
             invoke: Some(invoke),
@@ -269,11 +276,24 @@ fn sim_main() -> u8 {
     } else {
         Vec::new()
     };
+    let initrd = match &cli.command {
+        Some(Command::Boot {
+            initrd: Some(path), ..
+        }) => match sim::input::read_capped(path, MAX_INITRD) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                out::error(format_args!("{e}"));
+                return exit::USAGE;
+            }
+        },
+        _ => Vec::new(),
+    };
     let info = kernel_core::boot::BootInfo {
         cmdline: &cmdline,
         spec: &spec,
         wasm_stack: 0,
         wasi: &[],
+        initrd: &initrd,
     };
     let hosted = match hal_hosted::Hosted::new(&config) {
         Ok(h) => h,

@@ -262,3 +262,47 @@ fn bad_dirs_and_replay_files_are_one_escaped_line() {
         assert!(!err.contains('\u{1b}'), "{text:?}: {err}");
     }
 }
+
+#[test]
+fn boot_with_an_initrd_runs_init_from_it_and_exits_with_its_status() {
+    let init = wat::parse_str(
+        r#"(module
+          (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+          (memory (export "memory") 1)
+          (func (export "_start") (call $exit (i32.const 3))))"#,
+    )
+    .expect("init assembles");
+    use kernel_core::fs::cpio::{Item, Kind, write};
+    let image = write(&[Item {
+        name: b"sbin/init",
+        kind: Kind::Regular,
+        perms: 0o755,
+        data: &init,
+    }])
+    .expect("an image");
+    let path = common::scratch("initrd").join("image.cpio");
+    std::fs::write(&path, &image).expect("write the image");
+    let out = sim(&[
+        "boot".as_ref(),
+        "--initrd".as_ref(),
+        path.as_os_str(),
+        "init=/sbin/init".as_ref(),
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    // Without `init=`, /bin/init is looked for: not in this image.
+    let out = sim(&["boot".as_ref(), "--initrd".as_ref(), path.as_os_str()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("init: /bin/init: "),
+        "{}",
+        stdout(&out)
+    );
+    // An image that is not there: one line, exit 2.
+    let out = sim(&["boot", "--initrd", "/no/such/image.cpio"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/no/such/image.cpio"),
+        "{}",
+        stderr(&out)
+    );
+}

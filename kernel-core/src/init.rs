@@ -1,0 +1,135 @@
+//! The init process: the boot image unpacked into the root tmpfs, init
+//! started from it on the console, and its exit status the machine's.
+//!
+//! The boot image is a cpio newc archive ([`crate::fs::cpio`]) the
+//! platform hands over (hosted: `sim boot --initrd FILE`). `init=PATH`
+//! names the program (default [`DEFAULT_INIT`]); the command-line words
+//! after `--` are its arguments after its name. Init's descriptors 0, 1
+//! and 2 are the console, and `/` is the tmpfs the image was unpacked
+//! into, shared with every process it starts.
+//!
+//! Invariants:
+//! - INV-INIT-1: the machine's exit status is init's: the low 8 bits of
+//!   its exit code; [`exit::FAILED`] with one line on the console when it
+//!   traps, is killed or cannot be loaded; [`exit::USAGE`] when the image
+//!   cannot be unpacked or holds no program at `PATH`.
+//! - INV-INIT-2: nothing the image or init controls is printed unescaped.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use crate::boot::say;
+use crate::escape;
+use crate::exit;
+use crate::fs::cpio;
+use crate::fs::tmpfs::ROOT;
+use crate::hal::Platform;
+use crate::kernel::Kernel;
+use crate::proc::{self, ExitStatus, Program, SpawnOptions};
+use crate::sched::{Executor, SchedHal};
+
+/// The program init is when the command line names none.
+pub const DEFAULT_INIT: &str = "/bin/init";
+/// The largest program init may be (as `sim run`'s).
+const MAX_PROGRAM: u64 = 16 << 20;
+
+/// Unpack `image` into the root tmpfs, run `path` with `args` as init, and
+/// return the machine's exit status (INV-INIT-1).
+pub fn run<P: Platform + SchedHal>(
+    kernel: &Kernel<'_, P>,
+    exec: &Executor<'_, P>,
+    image: &[u8],
+    path: &str,
+    args: &[&str],
+) -> u8 {
+    let hal = kernel.hal();
+    let outcome = proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
+        if image.is_empty() {
+            say(
+                hal,
+                format_args!("init: no boot image (sim boot --initrd FILE)"),
+            );
+            return exit::USAGE;
+        }
+        let fs = procs.fs();
+        let now = kernel
+            .hal()
+            .wall_time()
+            .map_or(0, |t| u64::try_from(t.as_nanos()).unwrap_or(u64::MAX));
+        if let Err(e) = cpio::unpack(image, fs, ROOT, now) {
+            say(hal, format_args!("init: boot image: {e}"));
+            return exit::USAGE;
+        }
+        let relative = path.trim_start_matches('/');
+        let module = fs.lookup(ROOT, relative.as_bytes(), true).and_then(|ino| {
+            let size = fs.stat(ino)?.size;
+            if size > MAX_PROGRAM {
+                return Err(crate::fs::FsError::FileTooBig);
+            }
+            let mut bytes = alloc::vec![0u8; size as usize];
+            let n = fs.read(ino, 0, &mut bytes, now)?;
+            bytes.truncate(n);
+            Ok(bytes)
+        });
+        let module = match module {
+            Ok(m) => m,
+            Err(e) => {
+                say(
+                    hal,
+                    format_args!("init: {}: {e}", escape::name(path.as_bytes())),
+                );
+                return exit::USAGE;
+            }
+        };
+        let program = Program {
+            args: core::iter::once(path)
+                .chain(args.iter().copied())
+                .map(|a| a.as_bytes().to_vec())
+                .collect(),
+            ..Program::default()
+        };
+        let name = relative.rsplit('/').next().unwrap_or(relative);
+        let pid = match procs.spawn_program(
+            name,
+            Arc::from(module),
+            Vec::new(),
+            procs.defaults(),
+            program,
+        ) {
+            Ok(pid) => pid,
+            Err(e) => {
+                say(hal, format_args!("init: cannot start: {e}"));
+                return exit::FAILED;
+            }
+        };
+        let Some(info) = procs.reap(pid).await else {
+            return exit::FAILED;
+        };
+        match info.status {
+            ExitStatus::Exited(code) => code.to_le_bytes()[0],
+            other => {
+                say(hal, format_args!("init: {}", Ended(other)));
+                exit::FAILED
+            }
+        }
+    });
+    outcome.unwrap_or_else(|e| {
+        say(hal, format_args!("init: {e}"));
+        exit::FAILED
+    })
+}
+
+/// How init ended, when it did not exit.
+struct Ended(ExitStatus);
+
+impl core::fmt::Display for Ended {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            ExitStatus::Trapped(kind) => write!(f, "trapped: {}", kind.message()),
+            ExitStatus::Killed(reason) => write!(f, "killed: {reason}"),
+            ExitStatus::Failed(e) => write!(f, "failed to load: {e}"),
+            ExitStatus::Exited(code) => write!(f, "exited {code}"),
+            ExitStatus::Running => f.write_str("still running"),
+        }
+    }
+}
