@@ -202,9 +202,7 @@ extern "C" fn boot_main(hartid: usize, dtb: usize) -> ! {
             spec: SPEC_BUNDLE,
             wasm_stack: WASM_STACK,
             wasi: wasi_programs::PROGRAMS,
-            // QEMU's `-initrd` (the device tree's `linux,initrd-start`)
-            // is not read yet.
-            initrd: &[],
+            initrd: boot_image(info.initrd),
         },
     );
     power::shutdown(code)
@@ -225,6 +223,29 @@ static SPEC_BUNDLE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/spec.bin")
 /// and host functions above the entry.
 const WASM_STACK: usize = crate::layout::BOOT_STACK_SIZE / 2;
 
+/// The boot image QEMU loaded, as a slice: RAM below 4 GiB (identity
+/// mapped) that `plan_memory` kept out of the memory map and the heap,
+/// so nothing else ever uses it. A range above that is refused with a
+/// line (the kernel then runs without a boot image).
+fn boot_image(range: Option<PhysRange>) -> &'static [u8] {
+    let Some(r) = range.filter(|r| r.len > 0) else {
+        return &[];
+    };
+    if r.end() > IDENTITY_LIMIT {
+        tracing::warn!(
+            "boot image at {:#x}..{:#x} is above the identity map: not used",
+            r.start.0,
+            r.end()
+        );
+        return &[];
+    }
+    // SAFETY: below the identity limit, so mapped; a hole of the memory
+    // map and of the heap (`plan_memory`), so nothing writes it; QEMU
+    // filled it before the kernel started and it lives as long as the
+    // machine.
+    unsafe { core::slice::from_raw_parts(r.start.0 as *const u8, r.len as usize) }
+}
+
 /// Place the heap and compute the memory map (INV-LAYOUT-1).
 fn plan_memory(info: &BoardInfo<'_>, blob: &[u8]) -> (layout::MemoryMap, PhysRange) {
     let image_end = (&raw const __image_end) as u64;
@@ -232,8 +253,11 @@ fn plan_memory(info: &BoardInfo<'_>, blob: &[u8]) -> (layout::MemoryMap, PhysRan
         start: PhysAddr(blob.as_ptr() as u64),
         len: blob.len() as u64,
     };
-    let mut holes = FixedVec::<PhysRange, { dt::MAX_RESERVED + 2 }>::new(layout::EMPTY_RANGE);
+    let mut holes = FixedVec::<PhysRange, { dt::MAX_RESERVED + 3 }>::new(layout::EMPTY_RANGE);
     let _ = holes.push(dtb);
+    if let Some(initrd) = info.initrd {
+        let _ = holes.push(initrd);
+    }
     for r in info.reserved.iter() {
         let _ = holes.push(*r);
     }

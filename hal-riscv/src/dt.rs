@@ -4,7 +4,8 @@
 //! What is read: `/memory*` (`device_type = "memory"`) ranges, the memory
 //! reservation block and `/reserved-memory/*`, `/cpus/cpu@N` hart ids whose
 //! `status` is absent or `okay`, `timebase-frequency` (of `/cpus`, else of
-//! the first hart), `/chosen/bootargs` and `/chosen/rng-seed`, the 16550
+//! the first hart), `/chosen/bootargs`, `/chosen/rng-seed` and the boot
+//! image's `/chosen/linux,initrd-start` and `-end` (QEMU `-initrd`), the 16550
 //! UART (`/chosen/stdout-path` when it names one, else the first
 //! `ns16550a`, with its `interrupts`), the `sifive,test1` finisher, the
 //! `virtio,mmio` slots (what is in a slot is asked of the slot itself),
@@ -127,6 +128,18 @@ pub struct BoardInfo<'a> {
     pub virtio: FixedVec<(u64, u64), MAX_VIRTIO>,
     /// The PLIC, when there is one.
     pub plic: Option<Plic>,
+    /// The boot image QEMU loaded (`-initrd`), when there is one.
+    pub initrd: Option<PhysRange>,
+}
+
+/// A property holding one address: one cell or two, big-endian.
+fn address_prop(node: FdtNode<'_, '_>, name: &str) -> Option<u64> {
+    let v = node.property(name)?.value;
+    match v.len() {
+        4 => be32(v, 0).map(u64::from),
+        8 => Some((u64::from(be32(v, 0)?) << 32) | u64::from(be32(v, 4)?)),
+        _ => None,
+    }
 }
 
 fn be32(bytes: &[u8], at: usize) -> Option<u32> {
@@ -360,6 +373,19 @@ pub fn parse<'a>(fdt: &Fdt<'a>) -> Result<BoardInfo<'a>, DtError> {
     let rng_seed = chosen
         .and_then(|c| c.property("rng-seed"))
         .map_or(&[][..], |p| p.value);
+    let initrd = match chosen.map(|c| {
+        (
+            address_prop(c, "linux,initrd-start"),
+            address_prop(c, "linux,initrd-end"),
+        )
+    }) {
+        None | Some((None, None)) => None,
+        Some((Some(start), Some(end))) if end >= start => Some(PhysRange {
+            start: PhysAddr(start),
+            len: end - start,
+        }),
+        Some(_) => return Err(DtError::BadProperty("/chosen/linux,initrd-start/end")),
+    };
 
     let mut virtio = FixedVec::new((0, 0));
     for node in fdt
@@ -402,6 +428,7 @@ pub fn parse<'a>(fdt: &Fdt<'a>) -> Result<BoardInfo<'a>, DtError> {
         rng_seed,
         virtio,
         plic,
+        initrd,
     })
 }
 
@@ -415,6 +442,8 @@ mod tests {
     const QEMU_SMP4: &[u8] = include_bytes!("../testdata/qemu-virt-smp4.dtb");
     /// The same with `-smp 1 -m 128M` and no `-append`.
     const QEMU_SMP1: &[u8] = include_bytes!("../testdata/qemu-virt-smp1.dtb");
+    /// The same with `-initrd` of a 1,000-byte file (QEMU 7.2).
+    const QEMU_INITRD: &[u8] = include_bytes!("../testdata/qemu-virt-initrd.dtb");
     /// `testdata/edge.dts` compiled by dtc: two memory nodes, reserved
     /// memory, a disabled hart, per-cpu timebase, a cpu-map node, a UART
     /// with reg-shift behind stdout-path, no finisher.
@@ -469,6 +498,14 @@ mod tests {
         assert_eq!(&*b.ram, &[r(0x8000_0000, 128 << 20)]);
         assert_eq!(&*b.harts, &[0]);
         assert_eq!(b.bootargs, "");
+        assert_eq!(b.initrd, None);
+    }
+
+    #[test]
+    fn qemu_virt_with_an_initrd() {
+        let fdt = open(QEMU_INITRD).unwrap();
+        let b = parse(&fdt).unwrap();
+        assert_eq!(b.initrd, Some(r(0x8420_0000, 1000)));
     }
 
     #[test]

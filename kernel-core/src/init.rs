@@ -45,10 +45,7 @@ pub fn run<P: Platform + SchedHal>(
     let hal = kernel.hal();
     let outcome = proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
         if image.is_empty() {
-            say(
-                hal,
-                format_args!("init: no boot image (sim boot --initrd FILE)"),
-            );
+            say(hal, format_args!("init: no boot image was given"));
             return exit::USAGE;
         }
         let fs = procs.fs();

@@ -2,6 +2,7 @@
 //! the command line.
 
 pub mod input;
+pub mod pack;
 pub mod spec;
 pub mod swarm;
 pub mod timeout;

@@ -121,6 +121,14 @@ enum Command {
         #[arg(long, value_name = "FILE", conflicts_with_all = ["shard", "out"])]
         replay: Option<std::path::PathBuf>,
     },
+    /// Write a boot image (a cpio newc archive) for `boot --initrd` and QEMU's -initrd
+    Pack {
+        /// The image to write
+        out: std::path::PathBuf,
+        /// GUEST=HOST: the host file HOST (at most 16 MiB; `.wat` is assembled) at the absolute path GUEST of the image
+        #[arg(required = true, value_name = "GUEST=HOST")]
+        files: Vec<String>,
+    },
     /// Run WebAssembly spec-test scripts (.wast) and report `N passed, M failed`
     Wast {
         /// The scripts
@@ -160,9 +168,6 @@ fn usage_line(e: &clap::Error) -> String {
         words.join(" ")
     }
 }
-
-/// The largest boot image `sim boot --initrd` reads.
-const MAX_INITRD: usize = 256 << 20;
 
 fn main() -> ExitCode {
     ExitCode::from(sim_main())
@@ -245,6 +250,15 @@ fn sim_main() -> u8 {
             };
             return program::run(&config, file, args, (env, dirs, cache), *timeout);
         }
+        Some(Command::Pack { out: image, files }) => {
+            return match sim::pack::pack(image, files) {
+                Ok(_) => exit::SUCCESS,
+                Err(e) => {
+                    out::error(format_args!("{e}"));
+                    exit::USAGE
+                }
+            };
+        }
         Some(Command::Swarm {
             replay: Some(file), ..
         }) => return swarm_cli::replay(file),
@@ -279,7 +293,7 @@ fn sim_main() -> u8 {
     let initrd = match &cli.command {
         Some(Command::Boot {
             initrd: Some(path), ..
-        }) => match sim::input::read_capped(path, MAX_INITRD) {
+        }) => match sim::input::read_capped(path, sim::pack::MAX_IMAGE) {
             Ok(bytes) => bytes,
             Err(e) => {
                 out::error(format_args!("{e}"));

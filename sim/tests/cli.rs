@@ -306,3 +306,44 @@ fn boot_with_an_initrd_runs_init_from_it_and_exits_with_its_status() {
         stderr(&out)
     );
 }
+
+#[test]
+fn pack_writes_an_image_boot_runs_and_refuses_bad_arguments_in_one_line() {
+    let dir = common::scratch("pack");
+    let image = dir.join("boot.cpio");
+    let echo = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/wasi_echo.wat");
+    let out = sim(&[
+        "pack".as_ref(),
+        image.as_os_str(),
+        format!("/bin/init={echo}").as_ref(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = sim(&[
+        "boot".as_ref(),
+        "--initrd".as_ref(),
+        image.as_os_str(),
+        "init=/bin/init".as_ref(),
+        "--".as_ref(),
+        "a".as_ref(),
+        "b".as_ref(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stdout(&out).contains("\na\nb\n"), "{}", stdout(&out));
+    for bad in [
+        "bin/init=x.wasm".to_owned(),
+        "/bin/init".to_owned(),
+        "/=x".to_owned(),
+        format!("/a={echo}"),
+    ] {
+        let args: [std::ffi::OsString; 4] = [
+            "pack".into(),
+            dir.join("bad.cpio").into_os_string(),
+            format!("/a={echo}").into(),
+            bad.clone().into(),
+        ];
+        let out = sim(&args);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert_eq!(stderr(&out).lines().count(), 1, "{bad}: {}", stderr(&out));
+        assert!(!dir.join("bad.cpio").exists(), "{bad}: nothing written");
+    }
+}
