@@ -4,6 +4,7 @@
 
 pub mod density;
 pub mod diff;
+pub mod heap;
 pub mod kernel_thread;
 pub mod wasi_programs {
     //! The Rust programs of `tests/wasi-programs`, built for

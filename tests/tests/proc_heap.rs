@@ -8,60 +8,11 @@
 //! counts the bytes it has live with a global allocator of its own; this
 //! file holds this one test so that nothing else allocates beside it.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
-
 use std::time::Duration;
 
 use kernel_core::proc::{self, ExitStatus, SpawnOptions};
+use tests::heap::Counting;
 use tests::machine::{HANG_GUARD, machine, on_config, wat};
-
-/// The system allocator, counting the bytes live.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-fn size(layout: Layout) -> isize {
-    isize::try_from(layout.size()).unwrap_or(isize::MAX)
-}
-
-// SAFETY: every call goes to `System` unchanged; the counter is only
-// bookkeeping beside it.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller's contract is `System`'s.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            LIVE.fetch_add(size(layout), Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller's contract is `System`'s.
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(size(layout), Ordering::Relaxed);
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller's contract is `System`'s.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            LIVE.fetch_add(size(layout), Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: the caller's contract is `System`'s.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            let grown = isize::try_from(new_size).unwrap_or(isize::MAX) - size(layout);
-            LIVE.fetch_add(grown, Ordering::Relaxed);
-        }
-        p
-    }
-}
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
@@ -108,7 +59,7 @@ fn a_hundred_thousand_spawns_leave_the_heap_at_its_baseline() {
             let mut held_before = held();
             for cycle in 0..WARM_UP + CYCLES {
                 if cycle == WARM_UP {
-                    baseline = LIVE.load(Ordering::Relaxed);
+                    baseline = tests::heap::live();
                     held_before = held();
                 }
                 let Ok(pid) = procs.spawn("short", module.clone(), Vec::new(), small) else {
@@ -128,7 +79,7 @@ fn a_hundred_thousand_spawns_leave_the_heap_at_its_baseline() {
             let _ = procs.exec().timeout(HANG_GUARD, settled).await;
             (
                 baseline,
-                LIVE.load(Ordering::Relaxed),
+                tests::heap::live(),
                 exited,
                 procs.count(),
                 (held_before, held()),

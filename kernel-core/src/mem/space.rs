@@ -427,6 +427,30 @@ impl Region {
         }
     }
 
+    /// Free the leaves over `granules` whose slots are all holes (a fault
+    /// there is a hole whether its leaf exists or not), and lower `high`
+    /// to the end of the last leaf left. Under the write lock: no CPU is
+    /// in the fault path, which reads leaves under the read lock.
+    fn drop_empty_leaves(&mut self, granules: core::ops::Range<usize>) {
+        if granules.is_empty() {
+            return;
+        }
+        for leaf in granules.start / LEAF..=(granules.end - 1) / LEAF {
+            if let Some(l) = self.leaves.get_mut(leaf)
+                && l.as_ref()
+                    .is_some_and(|slots| slots.iter().all(|s| s.load(Ordering::Acquire) == 0))
+            {
+                *l = None;
+            }
+        }
+        let last = self
+            .leaves
+            .iter()
+            .rposition(Option::is_some)
+            .map_or(0, |i| (i + 1) * LEAF);
+        self.high = self.high.min(last);
+    }
+
     /// The slots of `granules` whose leaves exist, with their indices
     /// (a missing leaf is all holes).
     fn slots_in(
@@ -909,7 +933,7 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
     /// [`VmError::Unsupported`] (part of a contiguous block), or
     /// [`VmError::Hal`] when the unmap fails (nothing is freed then).
     pub fn decommit(&self, start: usize, offset: usize, len: usize) -> Result<u64, VmError> {
-        let inner = self.write();
+        let mut inner = self.write();
         let key = inner.key_of(start)?;
         let r = inner.regions.get(&key).ok_or(VmError::NoSuchRegion)?;
         if !r.managed {
@@ -919,7 +943,13 @@ impl<'a, H: Mmu + PhysMemory> Vm<'a, H> {
         if gs.clone().any(|i| r.value(i) & F_CONTIG != 0) {
             return Err(VmError::Unsupported);
         }
-        self.unmap_and_free(r, gs)
+        let freed = self.unmap_and_free(r, gs.clone())?;
+        // Leaves left all holes go too, so a region that lives on (a pooled
+        // one) does not keep heap for what it once committed.
+        if let Some(r) = inner.regions.get_mut(&key) {
+            r.drop_empty_leaves(gs);
+        }
+        Ok(freed)
     }
 
     /// Unmap the granules `gs` of `r`, then free their private frames.
