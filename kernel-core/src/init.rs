@@ -49,10 +49,7 @@ pub fn run<P: Platform + SchedHal>(
             return exit::USAGE;
         }
         let fs = procs.fs();
-        let now = kernel
-            .hal()
-            .wall_time()
-            .map_or(0, |t| u64::try_from(t.as_nanos()).unwrap_or(u64::MAX));
+        let now = kernel.wall_ns();
         if let Err(e) = cpio::unpack(image, fs, ROOT, now) {
             say(hal, format_args!("init: boot image: {e}"));
             return exit::USAGE;

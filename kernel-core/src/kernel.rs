@@ -181,6 +181,14 @@ impl<'h, P: Platform> Kernel<'h, P> {
         &self.regions
     }
 
+    /// Wall-clock time in ns since the epoch, for file timestamps (0
+    /// without a wall clock, saturating far in the future).
+    pub fn wall_ns(&self) -> u64 {
+        self.hal
+            .wall_time()
+            .map_or(0, |t| u64::try_from(t.as_nanos()).unwrap_or(u64::MAX))
+    }
+
     /// Release what the kernel keeps only to go faster: the idle regions
     /// of [`Kernel::regions`] (their frames, promises and window space).
     /// Checks that compare free frames or regions with a baseline call it

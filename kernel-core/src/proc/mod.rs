@@ -376,13 +376,7 @@ where
             exec: exec.handle(),
             defaults,
             interfaces: crate::sys::interfaces(),
-            fs: crate::fs::tmpfs::Tmpfs::new(
-                tmpfs_capacity(kernel),
-                kernel
-                    .hal()
-                    .wall_time()
-                    .map_or(0, |t| u64::try_from(t.as_nanos()).unwrap_or(u64::MAX)),
-            ),
+            fs: crate::fs::tmpfs::Tmpfs::new(tmpfs_capacity(kernel), kernel.wall_ns()),
             procs: Arc::new(spin::Mutex::new(Table::new())),
             tasks: spin::Mutex::new(Tasks {
                 list: Vec::new(),

@@ -98,10 +98,7 @@ impl From<FsError> for Fail {
 
 /// Wall-clock time in ns for timestamps (0 without a wall clock).
 fn now<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>) -> u64 {
-    ctx.kernel()
-        .hal()
-        .wall_time()
-        .map_or(0, |t| u64::try_from(t.as_nanos()).unwrap_or(u64::MAX))
+    ctx.kernel().wall_ns()
 }
 
 /// The path of `len` bytes at `ptr`.

@@ -44,11 +44,7 @@ impl<'c, 'k, 'h, P: Platform + SchedHal> Vfs<'c, 'k, 'h, P> {
 
     /// Wall-clock time in ns for tmpfs timestamps (0 without a clock).
     fn now(&self) -> u64 {
-        self.ctx
-            .kernel()
-            .hal()
-            .wall_time()
-            .map_or(0, |t| u64::try_from(t.as_nanos()).unwrap_or(u64::MAX))
+        self.ctx.kernel().wall_ns()
     }
 
     /// Carry `op` out on the host, waiting for it.
