@@ -262,31 +262,29 @@ impl RegionPool {
     /// given back, as if there were no pool), releasing any past it.
     pub fn set_max_slots<H: Mmu + PhysMemory>(&self, vm: Vm<'_, H>, n: usize) {
         self.max_slots.store(n, Ordering::Relaxed);
-        let extra = {
-            let mut idle = self.idle.lock();
-            let gone = idle.slots.len().saturating_sub(n);
-            let extra: Vec<Slot> = idle.slots.drain(..gone).collect();
-            for s in &extra {
-                idle.frames -= s.frames();
-                idle.bytes -= s.shape.footprint();
-            }
-            extra
-        };
-        for s in extra {
-            drop(Mapping::adopt(vm, s.range));
-        }
+        self.release_past(vm, n);
     }
 
     /// Release every idle region now. Returns how many there were.
     pub fn trim<H: Mmu + PhysMemory>(&self, vm: Vm<'_, H>) -> usize {
-        let slots = {
+        self.release_past(vm, 0)
+    }
+
+    /// Release the idle regions given back first, keeping the `keep` most
+    /// recent; how many went.
+    fn release_past<H: Mmu + PhysMemory>(&self, vm: Vm<'_, H>, keep: usize) -> usize {
+        let gone: Vec<Slot> = {
             let mut idle = self.idle.lock();
-            idle.frames = 0;
-            idle.bytes = 0;
-            core::mem::take(&mut idle.slots)
+            let n = idle.slots.len().saturating_sub(keep);
+            let gone: Vec<Slot> = idle.slots.drain(..n).collect();
+            for s in &gone {
+                idle.frames -= s.frames();
+                idle.bytes -= s.shape.footprint();
+            }
+            gone
         };
-        let n = slots.len();
-        for s in slots {
+        let n = gone.len();
+        for s in gone {
             drop(Mapping::adopt(vm, s.range));
         }
         n
