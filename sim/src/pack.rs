@@ -16,7 +16,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use kernel_core::escape;
-use kernel_core::fs::cpio::{self, Item, Kind};
+use kernel_core::fs::cpio::{self, Item, Kind, Placed};
 
 use crate::input::{self, InputError};
 
@@ -26,7 +26,8 @@ pub const MAX_IMAGE: usize = 256 << 20;
 /// Why no image was written.
 #[derive(Debug)]
 pub enum PackError {
-    /// An argument that is not `GUEST=HOST` with an absolute GUEST path.
+    /// An argument that is not `GUEST=HOST` with an absolute GUEST path
+    /// inside the image (no `..`, `.` or empty component).
     BadArgument(String),
     /// Two files for one path.
     Duplicate(String),
@@ -48,7 +49,7 @@ impl fmt::Display for PackError {
         match self {
             Self::BadArgument(a) => write!(
                 f,
-                "`{}`: expected GUEST=HOST with GUEST an absolute path",
+                "`{}`: expected GUEST=HOST with GUEST an absolute path inside the image (no `..`, `.` or empty component)",
                 escape::name(a)
             ),
             Self::Duplicate(g) => write!(f, "`{}` given twice", escape::name(g)),
@@ -78,11 +79,14 @@ pub fn image(files: &[String]) -> Result<Vec<u8>, PackError> {
         let Some((guest, host)) = arg.split_once('=') else {
             return Err(PackError::BadArgument(arg.clone()));
         };
-        let name = guest.trim_start_matches('/');
-        if !guest.starts_with('/') || name.is_empty() || guest.contains('\0') {
-            return Err(PackError::BadArgument(arg.clone()));
-        }
-        if entries.iter().any(|(n, _)| n == name) {
+        // The rule unpacking applies: refused here, not at boot.
+        let name = match cpio::placed(guest.as_bytes()) {
+            Placed::At(name) if guest.starts_with('/') && !guest.contains('\0') => {
+                String::from_utf8_lossy(name).into_owned()
+            }
+            _ => return Err(PackError::BadArgument(arg.clone())),
+        };
+        if entries.iter().any(|(n, _)| *n == name) {
             return Err(PackError::Duplicate(guest.to_owned()));
         }
         let host = Path::new(host);
@@ -99,7 +103,7 @@ pub fn image(files: &[String]) -> Result<Vec<u8>, PackError> {
         if total > MAX_IMAGE {
             return Err(PackError::TooLarge);
         }
-        entries.push((name.to_owned(), bytes));
+        entries.push((name, bytes));
     }
     let items: Vec<Item<'_>> = entries
         .iter()

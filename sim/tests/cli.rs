@@ -334,6 +334,9 @@ fn pack_writes_an_image_boot_runs_and_refuses_bad_arguments_in_one_line() {
         "/bin/init".to_owned(),
         "/=x".to_owned(),
         format!("/a={echo}"),
+        format!("/bin/../../etc={echo}"),
+        format!("/a//b={echo}"),
+        format!("//a/={echo}"),
     ] {
         let args: [std::ffi::OsString; 4] = [
             "pack".into(),

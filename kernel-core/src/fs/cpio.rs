@@ -260,9 +260,20 @@ pub struct Unpacked {
     pub bytes: u64,
 }
 
-/// `name` as a relative path (INV-CPIO-2): `/` and `./` prefixes
-/// dropped, `.` alone is the root itself (`None`).
-fn relative(name: &[u8]) -> Result<Option<&[u8]>, ()> {
+/// Where an entry's name puts it, relative to the directory unpacked into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placed<'a> {
+    /// The directory itself (`.`, `/`).
+    Root,
+    /// This relative path under it.
+    At(&'a [u8]),
+    /// Outside it, or not a path: a `..`, `.` or empty component.
+    Outside,
+}
+
+/// Where `name` goes (INV-CPIO-2): `/` and `./` prefixes and a trailing
+/// `/` dropped. `sim pack` checks its paths with this too.
+pub fn placed(name: &[u8]) -> Placed<'_> {
     let mut path = name;
     loop {
         if let Some(rest) = path.strip_prefix(b"/") {
@@ -275,15 +286,15 @@ fn relative(name: &[u8]) -> Result<Option<&[u8]>, ()> {
     }
     let path = path.strip_suffix(b"/").unwrap_or(path);
     if path.is_empty() || path == b"." {
-        return Ok(None);
+        return Placed::Root;
     }
     if path
         .split(|&b| b == b'/')
         .any(|c| c.is_empty() || c == b"." || c == b"..")
     {
-        return Err(());
+        return Placed::Outside;
     }
-    Ok(Some(path))
+    Placed::At(path)
 }
 
 /// Unpack `archive` into the directory `dir` of `fs` at time `now`:
@@ -299,8 +310,10 @@ pub fn unpack(archive: &[u8], fs: &Tmpfs, dir: Ino, now: u64) -> Result<Unpacked
     for entry in entries(archive) {
         let entry = entry.map_err(UnpackError::Cpio)?;
         let offset = entry.offset;
-        let Some(path) = relative(entry.name).map_err(|()| UnpackError::BadPath(offset))? else {
-            continue;
+        let path = match placed(entry.name) {
+            Placed::At(path) => path,
+            Placed::Root => continue,
+            Placed::Outside => return Err(UnpackError::BadPath(offset)),
         };
         let fs_err = |e| UnpackError::Fs(e, offset);
         // Parents first (`mkdir -p`).
