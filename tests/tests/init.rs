@@ -100,6 +100,32 @@ fn a_missing_init_a_damaged_image_and_a_trap_end_the_boot_with_one_line() {
     let (code, console) = boot(&img, "init=/bin");
     assert_eq!(code, exit::USAGE, "{console}");
     assert!(console.contains("init: /bin: "), "{console}");
+
+    // A path with control characters is printed escaped.
+    let (code, console) = boot(&img, "init=/bin/\u{1b}[31m\u{7}");
+    assert_eq!(code, exit::USAGE, "{console}");
+    assert!(!console.contains('\u{1b}') && !console.contains('\u{7}'), "{console:?}");
+    assert!(console.contains("init: /bin/\\x1b[31m\\x07: "), "{console:?}");
+
+    // A link loop where init should be ends the boot as a missing one.
+    let looped = cpio::write(&[
+        Item {
+            name: b"bin/init",
+            kind: Kind::Symlink,
+            perms: 0o777,
+            data: b"sh",
+        },
+        Item {
+            name: b"bin/sh",
+            kind: Kind::Symlink,
+            perms: 0o777,
+            data: b"init",
+        },
+    ])
+    .expect("an image");
+    let (code, console) = boot(&looped, "");
+    assert_eq!(code, exit::USAGE, "{console}");
+    assert!(console.contains("init: /bin/init: "), "{console}");
 }
 
 #[test]
