@@ -134,14 +134,14 @@ impl<'a> Cmdline<'a> {
     /// The first word that is not understood.
     pub fn parse(text: &'a str) -> Result<Self, CmdlineError<'a>> {
         let mut out = Self::default();
-        let (words, args) = match text.split_once(" -- ") {
-            Some((w, a)) => (w, a),
-            None => match text.trim_end().strip_suffix(" --") {
-                Some(w) => (w, ""),
-                None if text.trim() == "--" => ("", ""),
-                None => (text, ""),
-            },
-        };
+        // Everything after the first word `--` is init's.
+        let (words, args) =
+            text.split_ascii_whitespace()
+                .find(|w| *w == "--")
+                .map_or((text, ""), |w| {
+                    let at = w.as_ptr() as usize - text.as_ptr() as usize;
+                    (&text[..at], &text[at + 2..])
+                });
         out.init_args = args;
         for word in words.split_ascii_whitespace() {
             let (key, value) = word
@@ -228,6 +228,11 @@ mod tests {
             Some(Workload::SelfTest)
         );
         assert_eq!(Cmdline::parse("log=info --").unwrap().init_args, "");
+        assert_eq!(Cmdline::parse("-- a").unwrap().init_args.trim(), "a");
+        assert_eq!(
+            Cmdline::parse("a--b"),
+            Err(CmdlineError::UnknownWord("a--b"))
+        );
         assert_eq!(
             Cmdline::parse("init=bin/sh"),
             Err(CmdlineError::BadValue {

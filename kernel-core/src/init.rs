@@ -30,8 +30,6 @@ use crate::sched::{Executor, SchedHal};
 
 /// The program init is when the command line names none.
 pub const DEFAULT_INIT: &str = "/bin/init";
-/// The largest program init may be (as `sim run`'s).
-const MAX_PROGRAM: u64 = 16 << 20;
 
 /// Unpack `image` into the root tmpfs, run `path` with `args` as init, and
 /// return the machine's exit status (INV-INIT-1).
@@ -57,7 +55,7 @@ pub fn run<P: Platform + SchedHal>(
         let relative = path.trim_start_matches('/');
         let module = fs.lookup(ROOT, relative.as_bytes(), true).and_then(|ino| {
             let size = fs.stat(ino)?.size;
-            if size > MAX_PROGRAM {
+            if size > crate::sys::MAX_MODULE as u64 {
                 return Err(crate::fs::FsError::FileTooBig);
             }
             let mut bytes = alloc::vec![0u8; size as usize];

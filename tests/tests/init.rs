@@ -104,8 +104,14 @@ fn a_missing_init_a_damaged_image_and_a_trap_end_the_boot_with_one_line() {
     // A path with control characters is printed escaped.
     let (code, console) = boot(&img, "init=/bin/\u{1b}[31m\u{7}");
     assert_eq!(code, exit::USAGE, "{console}");
-    assert!(!console.contains('\u{1b}') && !console.contains('\u{7}'), "{console:?}");
-    assert!(console.contains("init: /bin/\\x1b[31m\\x07: "), "{console:?}");
+    assert!(
+        !console.contains('\u{1b}') && !console.contains('\u{7}'),
+        "{console:?}"
+    );
+    assert!(
+        console.contains("init: /bin/\\x1b[31m\\x07: "),
+        "{console:?}"
+    );
 
     // A link loop where init should be ends the boot as a missing one.
     let looped = cpio::write(&[
