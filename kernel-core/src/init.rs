@@ -5,8 +5,10 @@
 //! platform hands over (hosted: `sim boot --initrd FILE`). `init=PATH`
 //! names the program (default [`DEFAULT_INIT`]); the command-line words
 //! after `--` are its arguments after its name. Init's descriptors 0, 1
-//! and 2 are the console, and `/` is the tmpfs the image was unpacked
-//! into, shared with every process it starts.
+//! and 2 are the console, read through the line discipline
+//! (`proc::tty`: echo, editing, Ctrl-C, Ctrl-D) while init runs, and `/`
+//! is the tmpfs the image was unpacked into, shared with every process it
+//! starts.
 //!
 //! Invariants:
 //! - INV-INIT-1: the machine's exit status is init's: the low 8 bits of
@@ -17,6 +19,7 @@
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::future::Future;
 
 use crate::boot::say;
 use crate::escape;
@@ -53,16 +56,11 @@ pub fn run<P: Platform + SchedHal>(
             return exit::USAGE;
         }
         let relative = path.trim_start_matches('/');
-        let module = fs.lookup(ROOT, relative.as_bytes(), true).and_then(|ino| {
-            let size = fs.stat(ino)?.size;
-            if size > crate::sys::MAX_MODULE as u64 {
-                return Err(crate::fs::FsError::FileTooBig);
-            }
-            let mut bytes = alloc::vec![0u8; size as usize];
-            let n = fs.read(ino, 0, &mut bytes, now)?;
-            bytes.truncate(n);
-            Ok(bytes)
-        });
+        let module = fs
+            .read_file(path.as_bytes(), crate::sys::MAX_MODULE as u64, now, |_| {
+                Ok(())
+            })
+            .map(|(bytes, ())| bytes);
         let module = match module {
             Ok(m) => m,
             Err(e) => {
@@ -94,7 +92,9 @@ pub fn run<P: Platform + SchedHal>(
                 return exit::FAILED;
             }
         };
-        let Some(info) = procs.reap(pid).await else {
+        // The console's line discipline runs while init does (its input
+        // may end first: init still runs to its end).
+        let Some(info) = beside(procs.reap(pid), procs.console_pump()).await else {
             return exit::FAILED;
         };
         match info.status {
@@ -109,6 +109,20 @@ pub fn run<P: Platform + SchedHal>(
         say(hal, format_args!("init: {e}"));
         exit::FAILED
     })
+}
+
+/// `main`'s output, polling `side` beside it until `side` ends.
+async fn beside<T>(main: impl Future<Output = T>, side: impl Future<Output = ()>) -> T {
+    let mut main = core::pin::pin!(main);
+    let mut side = core::pin::pin!(side);
+    let mut side_done = false;
+    core::future::poll_fn(|cx| {
+        if !side_done {
+            side_done = side.as_mut().poll(cx).is_ready();
+        }
+        main.as_mut().poll(cx)
+    })
+    .await
 }
 
 /// How init ended, when it did not exit.

@@ -570,6 +570,37 @@ impl Tmpfs {
         Ok(())
     }
 
+    /// The whole of the regular file at absolute `path` (links followed),
+    /// when it holds at most `max` bytes; `charge` is told its size first
+    /// and may refuse (the reader's memory limit).
+    ///
+    /// # Errors
+    /// [`FsError`] of the resolution, [`FsError::IsDir`] for a directory,
+    /// [`FsError::FileTooBig`] past `max`, and `charge`'s error.
+    pub fn read_file<T>(
+        &self,
+        path: &[u8],
+        max: u64,
+        now: u64,
+        charge: impl FnOnce(u64) -> Result<T, FsError>,
+    ) -> Result<(Vec<u8>, T), FsError> {
+        let relative = path.strip_prefix(b"/").ok_or(FsError::Inval)?;
+        let ino = self.lookup(ROOT, relative, true)?;
+        let stat = self.stat(ino)?;
+        if stat.filetype == FileType::Directory {
+            return Err(FsError::IsDir);
+        }
+        if stat.size > max {
+            return Err(FsError::FileTooBig);
+        }
+        let held = charge(stat.size)?;
+        let mut bytes =
+            alloc::vec![0u8; usize::try_from(stat.size).map_err(|_| FsError::FileTooBig)?];
+        let n = self.read(ino, 0, &mut bytes, now)?;
+        bytes.truncate(n);
+        Ok((bytes, held))
+    }
+
     /// The inode `path` from `dir` names, for calls on paths.
     ///
     /// # Errors

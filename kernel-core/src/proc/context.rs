@@ -12,7 +12,7 @@ use core::future::Future;
 use core::time::Duration;
 
 use super::process::{Process, Request};
-use super::{FdTable, HandleTable, Inner, MAX_CHILDREN, Object, Program, SpawnError};
+use super::{Fd, FdTable, HandleTable, Inner, MAX_CHILDREN, Object, Program, SpawnError};
 use crate::fs::Node;
 use crate::fs::tmpfs::Tmpfs;
 use crate::hal::Platform;
@@ -49,7 +49,7 @@ pub(crate) struct Context<'k, 'h, P: Platform + SchedHal> {
     scope: Arc<Inner<'k, 'h, P>>,
     proc: Arc<Process<'k>>,
     handles: spin::Mutex<HandleTable<'k>>,
-    fds: spin::Mutex<FdTable>,
+    fds: spin::Mutex<FdTable<'k>>,
     /// The paths of its preopened directories, by preopen number.
     preopens: Vec<Vec<u8>>,
     memory: spin::Once<MemoryView>,
@@ -60,13 +60,14 @@ impl<'k, 'h, P: Platform + SchedHal> Context<'k, 'h, P> {
         scope: Arc<Inner<'k, 'h, P>>,
         proc: Arc<Process<'k>>,
         handles: Vec<Object<'k>>,
+        stdio: Option<[Fd<'k>; 3]>,
     ) -> Self {
         let (nodes, preopens) = Self::preopens(&scope, proc.program());
         Self {
             scope,
             proc,
             handles: spin::Mutex::new(HandleTable::with(handles)),
-            fds: spin::Mutex::new(FdTable::new(&nodes)),
+            fds: spin::Mutex::new(FdTable::new(&nodes, stdio)),
             preopens,
             memory: spin::Once::new(),
         }
@@ -104,10 +105,17 @@ impl<'k, 'h, P: Platform + SchedHal> Context<'k, 'h, P> {
     /// Let go of `node`, held for a descriptor that was taken out of the
     /// table (INV-FDS-2).
     pub(crate) fn release(&self, node: Node) {
-        match node {
-            Node::Tmp(ino) => self.scope.fs.close(ino),
-            Node::Host(handle) => self.scope.kernel.hal().host_close(handle),
+        self.scope.release(node);
+    }
+
+    /// A copy of descriptor `fd` for another table, holding what it names
+    /// open once more (INV-FDS-2); `None` when `fd` is not open.
+    pub(crate) fn dup(&self, fd: u32) -> Option<Fd<'k>> {
+        let fd = self.fds.lock().get(fd)?;
+        if let Some(node) = fd.object.node() {
+            self.scope.retain(node);
         }
+        Some(fd)
     }
 
     /// The process's memory 0, once its instance exists (`None` before,
@@ -127,7 +135,7 @@ impl<'k, 'h, P: Platform + SchedHal> Context<'k, 'h, P> {
     }
 
     /// The process's file descriptors.
-    pub(crate) fn fds(&self) -> spin::MutexGuard<'_, FdTable> {
+    pub(crate) fn fds(&self) -> spin::MutexGuard<'_, FdTable<'k>> {
         self.fds.lock()
     }
 
@@ -162,6 +170,27 @@ impl<'k, 'h, P: Platform + SchedHal> Context<'k, 'h, P> {
         Owner::Process(self.proc.pid())
     }
 
+    /// The console's line discipline, when the scope has turned it on:
+    /// standard input then reads through it.
+    pub(crate) fn tty(&self) -> Option<&super::tty::Tty<'k>> {
+        Some(&self.scope.tty).filter(|t| t.is_on())
+    }
+
+    /// The process.
+    pub(crate) fn process(&self) -> &Arc<Process<'k>> {
+        &self.proc
+    }
+
+    /// Every process of the scope, ended or not.
+    pub(crate) fn processes(&self) -> Vec<Arc<Process<'k>>> {
+        self.scope.all()
+    }
+
+    /// The scope's process `pid`, if it is in the table.
+    pub(crate) fn find(&self, pid: super::Pid) -> Option<Arc<Process<'k>>> {
+        self.scope.find(pid)
+    }
+
     /// The kernel.
     pub(crate) fn kernel(&self) -> &'k Kernel<'h, P> {
         self.scope.kernel
@@ -188,7 +217,8 @@ impl<'k, 'h, P: Platform + SchedHal> Context<'k, 'h, P> {
     }
 
     /// Wait for console input until `until` (monotonic; `None`: no
-    /// limit): until the platform's input interrupt rings the kernel's
+    /// limit): until the line discipline has a line, when it is on;
+    /// else until the platform's input interrupt rings the kernel's
     /// input bell, or, on a platform without one, for at most
     /// `poll` before the caller looks again. Ends early, never late; the
     /// caller looks at the input afterwards either way.
@@ -199,6 +229,17 @@ impl<'k, 'h, P: Platform + SchedHal> Context<'k, 'h, P> {
     ) -> Result<(), HostTrap> {
         let now = self.now();
         let kernel = self.scope.kernel;
+        if self.tty().is_some() {
+            let scope = self.scope.clone();
+            let readable = async move { scope.tty.readable().await };
+            return match until {
+                None => self.block(readable),
+                Some(at) => {
+                    let sleep = self.scope.exec.sleep(at.saturating_sub(now));
+                    self.block(first(readable, sleep))
+                }
+            };
+        }
         if !kernel.hal().input_interrupts() {
             let until = until.map_or(now + poll, |u| u.min(now + poll));
             return self.sleep(until.saturating_sub(now));
@@ -233,26 +274,31 @@ impl<'k, 'h, P: Platform + SchedHal> Context<'k, 'h, P> {
         }
     }
 
-    /// Start `module` as a child of the process holding `handles`, with
-    /// the arguments and environment of `program`: with options no larger
-    /// than its own (INV-PROC-4), killed when it ends.
+    /// Start `module` as a child of the process named `name` (`None`: the
+    /// caller's name) holding `handles`, with the arguments and environment
+    /// of `program` and `stdio` (from [`Context::dup`]; `None`: the
+    /// console) as its descriptors 0, 1 and 2: with options no larger than
+    /// its own (INV-PROC-4), killed when it ends.
     pub(crate) fn spawn_child(
         &self,
-        module: Arc<[u8]>,
-        program: Program,
+        name: Option<&str>,
+        (module, program): (Arc<[u8]>, Program),
         handles: Vec<Object<'k>>,
+        stdio: Option<[Fd<'k>; 3]>,
     ) -> Result<Arc<Process<'k>>, ChildError> {
+        let stdio = super::Stdio::new(&self.scope, stdio);
         if self.proc.live_children() >= MAX_CHILDREN {
             return Err(ChildError::TooManyChildren);
         }
         let now = self.scope.kernel.hal().now();
         let options = self.proc.child_options(self.scope.defaults, now);
+        let own = self.proc.name();
         let child = self
             .scope
             .spawn(
-                &self.proc.name(),
+                name.unwrap_or(&own),
                 (module, program),
-                handles,
+                (handles, stdio),
                 options,
                 Some(self.proc.pid()),
             )

@@ -11,17 +11,20 @@
 //! host handle through [`crate::hal::HostFiles::host_retain`]); whoever
 //! takes a descriptor out of the table closes it.
 
+use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 
+use super::MsgSender;
+use super::pipe::PipeReader;
 use crate::fs::Node;
 
 /// Most descriptors one process holds.
 pub const MAX_FDS: usize = 1024;
 
 /// What a descriptor names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum FdObject {
+#[derive(Clone, Debug)]
+pub(crate) enum FdObject<'k> {
     /// The console's input.
     Stdin,
     /// The console's output.
@@ -47,43 +50,54 @@ pub(crate) enum FdObject {
         /// number.
         preopen: Option<u16>,
     },
+    /// The read end of a pipe ([`super::pipe`]).
+    PipeRead(Arc<PipeReader<'k>>),
+    /// The write end of a pipe.
+    PipeWrite(MsgSender<'k>),
 }
 
-impl FdObject {
-    /// The node it holds open, if any (INV-FDS-2).
-    pub(crate) fn node(self) -> Option<Node> {
-        match self {
+impl FdObject<'_> {
+    /// The node it holds open, if any (INV-FDS-2). A pipe end is held by
+    /// the object itself and closes when the last copy is dropped.
+    pub(crate) fn node(&self) -> Option<Node> {
+        match *self {
             Self::File { node, .. } | Self::Dir { node, .. } => Some(node),
-            Self::Stdin | Self::Stdout | Self::Stderr => None,
+            Self::Stdin | Self::Stdout | Self::Stderr | Self::PipeRead(_) | Self::PipeWrite(_) => {
+                None
+            }
         }
     }
 }
 
 /// One open descriptor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Fd {
+#[derive(Clone, Debug)]
+pub(crate) struct Fd<'k> {
     /// What it names.
-    pub(crate) object: FdObject,
+    pub(crate) object: FdObject<'k>,
     /// Its WASI `fdflags` (`APPEND`, `NONBLOCK`, ...).
     pub(crate) flags: u16,
 }
 
 /// One process's descriptors.
-pub(crate) struct FdTable {
-    slots: Vec<Option<Fd>>,
+pub(crate) struct FdTable<'k> {
+    slots: Vec<Option<Fd<'k>>>,
 }
 
-impl FdTable {
-    /// Standard input, output and error as 0, 1 and 2, then `preopens`
-    /// from 3 on, preopen `i` at `3 + i` (the caller has retained each:
-    /// INV-FDS-2).
-    pub(crate) fn new(preopens: &[Node]) -> Self {
+impl<'k> FdTable<'k> {
+    /// Standard input, output and error as 0, 1 and 2 (the console, or
+    /// `stdio`, each held open once for the table: INV-FDS-2), then
+    /// `preopens` from 3 on, preopen `i` at `3 + i` (the caller has
+    /// retained each).
+    pub(crate) fn new(preopens: &[Node], stdio: Option<[Fd<'k>; 3]>) -> Self {
         let fd = |object| Some(Fd { object, flags: 0 });
-        let mut slots = vec![
-            fd(FdObject::Stdin),
-            fd(FdObject::Stdout),
-            fd(FdObject::Stderr),
-        ];
+        let mut slots: Vec<Option<Fd<'k>>> = match stdio {
+            Some(given) => given.into_iter().map(Some).collect(),
+            None => vec![
+                fd(FdObject::Stdin),
+                fd(FdObject::Stdout),
+                fd(FdObject::Stderr),
+            ],
+        };
         slots.extend(preopens.iter().zip(0u16..).map(|(&node, i)| {
             fd(FdObject::Dir {
                 node,
@@ -94,18 +108,18 @@ impl FdTable {
     }
 
     /// Descriptor `fd`, if open.
-    pub(crate) fn get(&self, fd: u32) -> Option<Fd> {
-        self.slots.get(usize::try_from(fd).ok()?).copied().flatten()
+    pub(crate) fn get(&self, fd: u32) -> Option<Fd<'k>> {
+        self.slots.get(usize::try_from(fd).ok()?).cloned().flatten()
     }
 
     /// Descriptor `fd`, if open, to change its flags.
-    pub(crate) fn get_mut(&mut self, fd: u32) -> Option<&mut Fd> {
+    pub(crate) fn get_mut(&mut self, fd: u32) -> Option<&mut Fd<'k>> {
         self.slots.get_mut(usize::try_from(fd).ok()?)?.as_mut()
     }
 
     /// Add `fd` at the lowest free number; that number, or `None` when the
     /// table is full (INV-FDS-1).
-    pub(crate) fn insert(&mut self, fd: Fd) -> Option<u32> {
+    pub(crate) fn insert(&mut self, fd: Fd<'k>) -> Option<u32> {
         let index = match self.slots.iter().position(Option::is_none) {
             Some(i) => i,
             None if self.slots.len() < MAX_FDS => {
@@ -119,7 +133,7 @@ impl FdTable {
     }
 
     /// Take every descriptor out (the process ends).
-    pub(crate) fn take_all(&mut self) -> Vec<Fd> {
+    pub(crate) fn take_all(&mut self) -> Vec<Fd<'k>> {
         core::mem::take(&mut self.slots)
             .into_iter()
             .flatten()
@@ -127,13 +141,13 @@ impl FdTable {
     }
 
     /// Close `fd`; what it was, if open.
-    pub(crate) fn remove(&mut self, fd: u32) -> Option<Fd> {
+    pub(crate) fn remove(&mut self, fd: u32) -> Option<Fd<'k>> {
         self.slots.get_mut(usize::try_from(fd).ok()?)?.take()
     }
 
     /// Move `from` to `to` (both open); what `to` was, for its taker to
     /// close (INV-FDS-2), or `None` when either is not open.
-    pub(crate) fn renumber(&mut self, from: u32, to: u32) -> Option<Fd> {
+    pub(crate) fn renumber(&mut self, from: u32, to: u32) -> Option<Fd<'k>> {
         self.get(from)?;
         let old = self.get(to)?;
         if from == to {
@@ -153,39 +167,42 @@ mod tests {
     use super::*;
     use crate::fs::tmpfs::ROOT;
 
-    impl Default for FdTable {
+    impl Default for FdTable<'_> {
         /// The tmpfs root preopened.
         fn default() -> Self {
-            Self::new(&[Node::Tmp(ROOT)])
+            Self::new(&[Node::Tmp(ROOT)], None)
         }
     }
 
     #[test]
     fn stdio_and_the_preopen_are_open_and_closing_frees_the_number() {
         let mut t = FdTable::default();
-        assert_eq!(t.get(1).map(|f| f.object), Some(FdObject::Stdout));
-        assert_eq!(
+        assert!(matches!(t.get(1).map(|f| f.object), Some(FdObject::Stdout)));
+        assert!(matches!(
             t.get(3).map(|f| f.object),
             Some(FdObject::Dir {
                 node: Node::Tmp(ROOT),
                 preopen: Some(0)
             })
-        );
-        assert_eq!(t.get(4), None);
-        assert_eq!(t.get(u32::MAX), None);
+        ));
+        assert!(t.get(4).is_none());
+        assert!(t.get(u32::MAX).is_none());
         assert!(t.remove(1).is_some());
-        assert_eq!(t.get(1), None);
+        assert!(t.get(1).is_none());
         assert!(t.remove(1).is_none());
     }
 
     #[test]
     fn renumber_needs_both_open_and_gives_back_the_target() {
         let mut t = FdTable::default();
-        assert_eq!(t.renumber(0, 7), None);
-        assert_eq!(t.renumber(2, 1).map(|f| f.object), Some(FdObject::Stdout));
-        assert_eq!(t.get(1).map(|f| f.object), Some(FdObject::Stderr));
-        assert_eq!(t.get(2), None);
-        assert_eq!(t.renumber(2, 1), None);
+        assert!(t.renumber(0, 7).is_none());
+        assert!(matches!(
+            t.renumber(2, 1).map(|f| f.object),
+            Some(FdObject::Stdout)
+        ));
+        assert!(matches!(t.get(1).map(|f| f.object), Some(FdObject::Stderr)));
+        assert!(t.get(2).is_none());
+        assert!(t.renumber(2, 1).is_none());
     }
 
     #[test]
@@ -195,12 +212,12 @@ mod tests {
             object: FdObject::Stdout,
             flags: 0,
         };
-        assert_eq!(t.insert(fd), Some(4));
+        assert_eq!(t.insert(fd.clone()), Some(4));
         t.remove(1);
-        assert_eq!(t.insert(fd), Some(1));
-        while t.insert(fd).is_some() {}
+        assert_eq!(t.insert(fd.clone()), Some(1));
+        while t.insert(fd.clone()).is_some() {}
         assert_eq!(t.slots.len(), MAX_FDS);
         assert_eq!(t.take_all().len(), MAX_FDS);
-        assert_eq!(t.get(0), None);
+        assert!(t.get(0).is_none());
     }
 }

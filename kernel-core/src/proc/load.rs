@@ -55,9 +55,14 @@ pub(crate) fn run_process<'k, 'h, P: Platform + SchedHal>(
     scope: &Arc<Inner<'k, 'h, P>>,
     proc: &Arc<Process<'k>>,
     module: &Arc<[u8]>,
-    handles: Vec<Object<'k>>,
+    (handles, mut stdio): (Vec<Object<'k>>, super::Stdio<'k, 'h, P>),
 ) -> ExitStatus {
-    let ctx = Arc::new(Context::new(scope.clone(), proc.clone(), handles));
+    let ctx = Arc::new(Context::new(
+        scope.clone(),
+        proc.clone(),
+        handles,
+        stdio.take(),
+    ));
     let status = run_in_store(scope, &ctx, proc, module);
     // The store is gone; drop the handles now (INV-CONTEXT-1), and the
     // cache entry of a module no store holds any more (INV-CACHE-2).

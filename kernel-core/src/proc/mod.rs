@@ -50,8 +50,10 @@ mod context;
 mod fds;
 mod handles;
 mod load;
+pub(crate) mod pipe;
 mod process;
 mod table;
+mod tty;
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -311,6 +313,8 @@ pub(crate) struct Inner<'k, 'h, P: Platform + SchedHal> {
     /// Fiber stacks of ended processes, charged to the kernel, for the
     /// next spawns (INV-PROC-6).
     stacks: spin::Mutex<Vec<KernelStack<'k, P>>>,
+    /// The console's line discipline, once turned on.
+    pub(crate) tty: tty::Tty<'k>,
 }
 
 /// Most fiber stacks a scope keeps for reuse.
@@ -385,6 +389,7 @@ where
             closed: core::sync::atomic::AtomicBool::new(false),
             max_live: AtomicUsize::new(MAX_PROCESSES),
             stacks: spin::Mutex::new(Vec::new()),
+            tty: tty::Tty::new(handles::KernelIrqs::new(kernel.hal())),
         }),
     };
     let scope = procs.clone();
@@ -442,7 +447,13 @@ impl<'k, 'h, P: Platform + SchedHal> Procs<'k, 'h, P> {
     ) -> Result<Pid, SpawnError> {
         // The scope holds the record until `reap` (INV-PROCESS-5).
         self.inner
-            .spawn(name, (module, program), handles, options, None)
+            .spawn(
+                name,
+                (module, program),
+                (handles, Stdio::new(&self.inner, None)),
+                options,
+                None,
+            )
             .map(|p| p.pid())
     }
 
@@ -496,6 +507,14 @@ impl<'k, 'h, P: Platform + SchedHal> Procs<'k, 'h, P> {
     pub fn info(&self) -> Vec<ProcInfo> {
         let procs: Vec<_> = self.inner.procs.lock().iter().cloned().collect();
         procs.iter().map(|p| p.info()).collect()
+    }
+
+    /// Turn the console's line discipline on for this scope's processes
+    /// and feed it console input (`tty`): a future that runs until the
+    /// input ends, for the caller to poll beside its own work and drop
+    /// when done.
+    pub async fn console_pump(&self) {
+        self.inner.pump_console().await;
     }
 
     /// The file system the scope's processes share (preopened as `/`).
@@ -557,7 +576,63 @@ impl<'k, 'h, P: Platform + SchedHal> Procs<'k, 'h, P> {
     }
 }
 
+/// Descriptors a spawn hands a child as its standard input, output and
+/// error, each holding what it names open (`fds` INV-FDS-2) until the
+/// child's descriptor table takes them ([`Stdio::take`]); released if it
+/// never does.
+pub(crate) struct Stdio<'k, 'h, P: Platform + SchedHal> {
+    fds: Option<[Fd<'k>; 3]>,
+    scope: Arc<Inner<'k, 'h, P>>,
+}
+
+impl<'k, 'h, P: Platform + SchedHal> Stdio<'k, 'h, P> {
+    /// `fds` (each already held open for the child), or the console.
+    pub(crate) fn new(scope: &Arc<Inner<'k, 'h, P>>, fds: Option<[Fd<'k>; 3]>) -> Self {
+        Self {
+            fds,
+            scope: scope.clone(),
+        }
+    }
+
+    /// The descriptors, now the taker's to close.
+    pub(crate) fn take(&mut self) -> Option<[Fd<'k>; 3]> {
+        self.fds.take()
+    }
+}
+
+impl<P: Platform + SchedHal> Drop for Stdio<'_, '_, P> {
+    fn drop(&mut self) {
+        for fd in self.fds.take().into_iter().flatten() {
+            if let Some(node) = fd.object.node() {
+                self.scope.release(node);
+            }
+        }
+    }
+}
+
 impl<'k, 'h, P: Platform + SchedHal> Inner<'k, 'h, P> {
+    /// Hold `node` open once more (for a new descriptor: INV-FDS-2).
+    pub(crate) fn retain(&self, node: crate::fs::Node) {
+        match node {
+            crate::fs::Node::Tmp(ino) => self.fs.retain(ino),
+            crate::fs::Node::Host(handle) => self.kernel.hal().host_retain(handle),
+        }
+    }
+
+    /// Let go of `node`, held for a descriptor that was taken out of a
+    /// table (INV-FDS-2).
+    pub(crate) fn release(&self, node: crate::fs::Node) {
+        match node {
+            crate::fs::Node::Tmp(ino) => self.fs.close(ino),
+            crate::fs::Node::Host(handle) => self.kernel.hal().host_close(handle),
+        }
+    }
+
+    /// Every process in the table, ended or not.
+    pub(crate) fn all(&self) -> Vec<Arc<Process<'k>>> {
+        self.procs.lock().iter().cloned().collect()
+    }
+
     pub(crate) fn find(&self, pid: Pid) -> Option<Arc<Process<'k>>> {
         self.procs.lock().get(pid).cloned()
     }
@@ -574,7 +649,7 @@ impl<'k, 'h, P: Platform + SchedHal> Inner<'k, 'h, P> {
         self: &Arc<Self>,
         name: &str,
         (module, program): (Arc<[u8]>, Program),
-        handles: Vec<Object<'k>>,
+        (handles, stdio): (Vec<Object<'k>>, Stdio<'k, 'h, P>),
         options: SpawnOptions,
         parent: Option<Pid>,
     ) -> Result<Arc<Process<'k>>, SpawnError> {
@@ -600,7 +675,7 @@ impl<'k, 'h, P: Platform + SchedHal> Inner<'k, 'h, P> {
                     deadline_at,
                     hal,
                     Arc::downgrade(&self.procs),
-                    parent.is_none(),
+                    parent,
                 ));
                 made = Some(p.clone());
                 p
@@ -615,7 +690,7 @@ impl<'k, 'h, P: Platform + SchedHal> Inner<'k, 'h, P> {
         let owner = crate::mem::Owner::Process(pid);
         match self.resources(owner, module.len() + program_bytes, options, parent) {
             Ok((hold, stack)) => {
-                self.start(proc.clone(), (module, hold), stack, handles);
+                self.start(proc.clone(), (module, hold), stack, (handles, stdio));
                 Ok(proc)
             }
             Err(e) => {
@@ -699,10 +774,10 @@ impl<'k, 'h, P: Platform + SchedHal> Inner<'k, 'h, P> {
         proc: Arc<Process<'k>>,
         module: process::Module<'k>,
         stack: KernelStack<'k, P>,
-        handles: Vec<Object<'k>>,
+        given: (Vec<Object<'k>>, Stdio<'k, 'h, P>),
     ) {
         let deadline = proc.options().deadline;
-        let driver = process::Driver::new(self.clone(), proc.clone(), module, stack, handles);
+        let driver = process::Driver::new(self.clone(), proc.clone(), module, stack, given);
         // SAFETY: INV-PROC-1: `run` awaits this task (through `tasks`)
         // before the scope, and so the kernel borrow, ends; it is never
         // cancelled.

@@ -42,7 +42,7 @@ use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::future::Future;
 use core::pin::Pin;
-use core::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
@@ -69,6 +69,10 @@ pub(crate) enum Request<'a> {
 pub struct ProcInfo {
     /// The process id.
     pub pid: Pid,
+    /// The process whose `spawn` started it (`None`: the scope did).
+    pub parent: Option<Pid>,
+    /// Whether it is suspended in a waiting system call.
+    pub waiting: bool,
     /// The name it was spawned with.
     pub name: String,
     /// CPU time it has used.
@@ -132,6 +136,12 @@ pub struct Process<'a> {
     options: SpawnOptions,
     /// Whether the scope spawned it (else a process's `spawn` did).
     root: bool,
+    /// The process whose `spawn` started it.
+    parent: Option<Pid>,
+    /// Suspended in a waiting host call ([`Process::block_on`]).
+    waiting: AtomicBool,
+    /// Ctrl-C on the console kills it ([`crate::tty`]).
+    foreground: AtomicBool,
     holders: spin::Mutex<Holders>,
     /// The table it is in, to leave when it is reaped.
     table: Weak<ProcTable<'a>>,
@@ -165,7 +175,7 @@ pub struct Process<'a> {
 }
 
 impl<'a> Process<'a> {
-    /// A record for `pid`; `root` when the scope spawns it (the scope then
+    /// A record for `pid`; without a `parent` the scope spawns it (and
     /// holds it until reaped), else its parent's first handle holds it
     /// ([`super::Claim::adopt`]).
     pub(crate) fn new(
@@ -175,14 +185,18 @@ impl<'a> Process<'a> {
         deadline_at: Option<Duration>,
         irqs: &'a (dyn Interrupts + Sync),
         table: Weak<ProcTable<'a>>,
-        root: bool,
+        parent: Option<Pid>,
     ) -> Self {
+        let root = parent.is_none();
         Self {
             pid,
             name,
             program,
             options,
             root,
+            parent,
+            waiting: AtomicBool::new(false),
+            foreground: AtomicBool::new(false),
             holders: spin::Mutex::new(Holders {
                 scope: root,
                 handles: usize::from(!root),
@@ -226,6 +240,8 @@ impl<'a> Process<'a> {
     pub(crate) fn info(&self) -> ProcInfo {
         ProcInfo {
             pid: self.pid,
+            parent: self.parent,
+            waiting: self.waiting.load(Ordering::Relaxed),
             name: self.name.clone(),
             cpu_time: Duration::from_nanos(self.cpu_ns.load(Ordering::Relaxed)),
             slices: self.slices.load(Ordering::Relaxed),
@@ -238,6 +254,21 @@ impl<'a> Process<'a> {
     /// Record the trap that ends it (its status says the kind).
     pub(crate) fn set_trap(&self, trap: &crate::wasm::vm::Trap) {
         *self.trap.lock() = Some(trap.clone());
+    }
+
+    /// The process whose `spawn` started it.
+    pub(crate) fn parent(&self) -> Option<Pid> {
+        self.parent
+    }
+
+    /// Mark it as the console's foreground: Ctrl-C kills it.
+    pub(crate) fn set_foreground(&self) {
+        self.foreground.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether Ctrl-C on the console kills it.
+    pub(crate) fn is_foreground(&self) -> bool {
+        self.foreground.load(Ordering::Relaxed)
     }
 
     /// The name it was spawned with.
@@ -425,10 +456,12 @@ impl<'a> Process<'a> {
         }
         let slot: Arc<spin::Mutex<Option<T>>> = Arc::new(spin::Mutex::new(None));
         let out = slot.clone();
+        self.waiting.store(true, Ordering::Relaxed);
         self.suspend(Request::Wait(Box::pin(async move {
             let v = fut.await;
             *out.lock() = Some(v);
         })));
+        self.waiting.store(false, Ordering::Relaxed);
         slot.lock().take()
     }
 
@@ -476,7 +509,11 @@ pub(crate) type Module<'k> = (Arc<[u8]>, Hold<'k>);
 
 /// What a process's fiber is made of: its module, its stack and the
 /// handles it starts with.
-type Start<'k, P> = (Module<'k>, KernelStack<'k, P>, Vec<Object<'k>>);
+type Start<'k, 'h, P> = (
+    Module<'k>,
+    KernelStack<'k, P>,
+    (Vec<Object<'k>>, super::Stdio<'k, 'h, P>),
+);
 
 /// The executor task of one process.
 pub(crate) struct Driver<'k, 'h, P: Platform + SchedHal> {
@@ -484,7 +521,7 @@ pub(crate) struct Driver<'k, 'h, P: Platform + SchedHal> {
     proc: Arc<Process<'k>>,
     fiber: Option<SendFiber<'k, KernelStack<'k, P>>>,
     /// What the fiber is made of, in the first poll.
-    start: Option<Start<'k, P>>,
+    start: Option<Start<'k, 'h, P>>,
     pending: Option<WaitFuture<'k>>,
     /// The fiber's wasm entry state while it is off-CPU.
     wasm: ([usize; 3], bool),
@@ -502,13 +539,13 @@ impl<'k, 'h, P: Platform + SchedHal> Driver<'k, 'h, P> {
         proc: Arc<Process<'k>>,
         module: Module<'k>,
         stack: KernelStack<'k, P>,
-        handles: Vec<Object<'k>>,
+        given: (Vec<Object<'k>>, super::Stdio<'k, 'h, P>),
     ) -> Self {
         Self {
             scope,
             proc,
             fiber: None,
-            start: Some((module, stack, handles)),
+            start: Some((module, stack, given)),
             pending: None,
             turn: None,
             wasm: ([0; 3], false),
@@ -518,14 +555,14 @@ impl<'k, 'h, P: Platform + SchedHal> Driver<'k, 'h, P> {
 
     /// Make the fiber (once).
     fn make_fiber(&mut self) {
-        let Some(((module, hold), stack, handles)) = self.start.take() else {
+        let Some(((module, hold), stack, given)) = self.start.take() else {
             return;
         };
         let (scope, proc, outcome) = (self.scope.clone(), self.proc.clone(), self.outcome.clone());
         let fiber = Fiber::new(stack, move |s: &Suspender| {
             proc.suspender
                 .store(core::ptr::from_ref(s) as usize, Ordering::Release);
-            let status = super::load::run_process(&scope, &proc, &module, handles);
+            let status = super::load::run_process(&scope, &proc, &module, given);
             drop((module, hold));
             proc.suspender.store(0, Ordering::Release);
             *outcome.lock() = Some(status);

@@ -17,6 +17,12 @@
 //! | `kill` | `(i32 h) -> i32` | kill a process handle's process |
 //! | `detach` | `(i32 h) -> i32` | let a child outlive the caller: it is no longer killed when the caller ends (-4 if not the caller's child) |
 //! | `spawn_program` | `(i32 ptr, i32 len, i32 handles, i32 n, i32 argv, i32 argv_len, i32 flags) -> i32` | `spawn` with WASI arguments: the `argv_len` bytes at `argv` are NUL-terminated strings, the first the program's name (none: the caller's name); `flags` bit 0 hands down the caller's environment, bit 1 withholds the file system (no preopen); other bits -4 |
+//! | `spawn_file` | `(i32 req, i32 len) -> i32` | start the program at an absolute path of the file system; `req` is 9 little-endian `u32` (`len` 36): path pointer and length, argv pointer and length (NUL-terminated strings, the first its name; none: the path), env pointer and length (NUL-terminated `KEY=VALUE`, its whole environment), a pointer to `n` WASI descriptors of the caller and `n` (at most 3: they become the child's 0, 1, 2; the rest are the console), flags (bit 0: Ctrl-C on the console kills it; bit 1: no file system); a process handle (-9: no such file) |
+//! | `try_wait` | `(i32 h) -> i32` | `wait` without waiting: -8 while the process runs |
+//! | `pid` | `(i32 h) -> i32` | the process id of a process handle; of the caller for -1 |
+//! | `kill_pid` | `(i32 pid) -> i32` | kill a process by id: the caller's descendants and its parent's (-9: no such process, -10: not allowed) |
+//! | `procs` | `(i32 buf, i32 cap) -> i32` | the process table: one 64-byte record per process into the `cap` bytes at `buf` (as many as fit), returning how many there are; a record is pid, parent pid (0: none), state (0 runnable, 1 waiting, 2 ended), last CPU (`u32::MAX`: none) as `u32`s, CPU time in ns and memory in bytes as `u64`s, and the name, NUL-padded to 32 bytes |
+//! | `pipe` | `(i32 out) -> i32` | a new pipe ([`crate::proc::pipe`]): its read and write ends, WASI descriptors, as two `u32` at `out` |
 //!
 //! Results are `>= 0` on success, or a negative [`Errno`]. A handle is a
 //! capability: an index into the caller's own table, so a process can use
@@ -39,10 +45,12 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 use super::uaccess::{self, AccessError};
+use crate::fs::FsError;
 use crate::hal::{Console, PAGE_SIZE, Platform};
+use crate::mem::ProcessId;
 use crate::proc::{
-    Bound, Claim, Context, ExitStatus, Interface, KillReason, MAX_PROGRAM_BYTES, Message, Object,
-    Program,
+    Bound, Claim, Context, ExitStatus, Fd, FdObject, Interface, KillReason, MAX_PROGRAM_BYTES,
+    Message, Object, Pid, Program,
 };
 use crate::sched::SchedHal;
 use crate::wasm::module::{FuncType, ValType};
@@ -78,6 +86,12 @@ pub enum Errno {
     Trapped = -6,
     /// The waited-for process was killed.
     Killed = -7,
+    /// The process is still running (`try_wait`).
+    Running = -8,
+    /// No file at the path, or no process of that id.
+    NotFound = -9,
+    /// The caller may not do it (kill that process).
+    Denied = -10,
 }
 
 impl Errno {
@@ -122,12 +136,18 @@ enum Call {
     Kill,
     Detach,
     SpawnProgram,
+    SpawnFile,
+    TryWait,
+    Pid,
+    KillPid,
+    Procs,
+    Pipe,
 }
 
 use ValType::{I32, I64};
 
 /// Every call: its name, parameters and results.
-const CALLS: [(&str, Call, &[ValType], &[ValType]); 14] = [
+const CALLS: [(&str, Call, &[ValType], &[ValType]); 20] = [
     ("exit", Call::Exit, &[I32], &[]),
     ("yield", Call::Yield, &[], &[]),
     ("sleep", Call::Sleep, &[I64], &[I32]),
@@ -147,6 +167,12 @@ const CALLS: [(&str, Call, &[ValType], &[ValType]); 14] = [
         &[I32, I32, I32, I32, I32, I32, I32],
         &[I32],
     ),
+    ("spawn_file", Call::SpawnFile, &[I32, I32], &[I32]),
+    ("try_wait", Call::TryWait, &[I32], &[I32]),
+    ("pid", Call::Pid, &[I32], &[I32]),
+    ("kill_pid", Call::KillPid, &[I32], &[I32]),
+    ("procs", Call::Procs, &[I32, I32], &[I32]),
+    ("pipe", Call::Pipe, &[I32], &[I32]),
 ];
 
 /// `spawn_program` flag: hand down the caller's environment.
@@ -210,6 +236,12 @@ fn dispatch<P: Platform + SchedHal>(
         Call::Wait => wait(ctx, i(0)).map(Ret::I32),
         Call::Kill => kill(ctx, i(0)).map(|()| Ret::I32(0)),
         Call::Detach => detach(ctx, i(0)).map(|()| Ret::I32(0)),
+        Call::SpawnFile => spawn_file(ctx, i(0), i(1)).map(Ret::I32),
+        Call::TryWait => try_wait(ctx, i(0)).map(Ret::I32),
+        Call::Pid => pid(ctx, i(0)).map(Ret::I32),
+        Call::KillPid => kill_pid(ctx, i(0)).map(|()| Ret::I32(0)),
+        Call::Procs => procs(ctx, i(0), i(1)).map(Ret::I32),
+        Call::Pipe => pipe(ctx, i(0)).map(|()| Ret::I32(0)),
     };
     match r {
         Ok(Ret::Nothing) => Ok(None),
@@ -352,7 +384,7 @@ fn spawn<P: Platform + SchedHal>(
             .collect::<Result<Vec<_>, _>>()?
     };
     let child = ctx
-        .spawn_child(module.into(), program, given)
+        .spawn_child(None, (module.into(), program), given, None)
         .map_err(|_| Errno::NoMemory)?;
     let claim = Object::Process(Claim::adopt(child.clone()));
     let inserted = ctx.handles().insert(claim);
@@ -372,13 +404,7 @@ fn program_of<P: Platform + SchedHal>(
     if flags & !(INHERIT_ENV | NO_FILES) != 0 {
         return Err(Errno::Invalid.into());
     }
-    let raw = uaccess::copy_in(ctx.memory(), ptr, len, MAX_PROGRAM_BYTES)?;
-    if !raw.is_empty() && raw.last() != Some(&0) {
-        return Err(Errno::Invalid.into());
-    }
-    let mut args: Vec<Vec<u8>> = raw.split(|&b| b == 0).map(<[u8]>::to_vec).collect();
-    // The split leaves an empty piece after the last NUL.
-    args.pop();
+    let mut args = strings(ctx, ptr, len)?;
     let parent = ctx.program();
     if args.is_empty() {
         args.push(parent.args.first().cloned().unwrap_or_default());
@@ -395,16 +421,244 @@ fn program_of<P: Platform + SchedHal>(
     })
 }
 
+/// The NUL-terminated strings in the `len` bytes at `ptr` (at most
+/// [`MAX_PROGRAM_BYTES`]).
+fn strings<P: Platform + SchedHal>(
+    ctx: &Context<'_, '_, P>,
+    ptr: i32,
+    len: i32,
+) -> Result<Vec<Vec<u8>>, Fail> {
+    let raw = uaccess::copy_in(ctx.memory(), ptr, len, MAX_PROGRAM_BYTES)?;
+    if !raw.is_empty() && raw.last() != Some(&0) {
+        return Err(Errno::Invalid.into());
+    }
+    let mut out: Vec<Vec<u8>> = raw.split(|&b| b == 0).map(<[u8]>::to_vec).collect();
+    // The split leaves an empty piece after the last NUL.
+    out.pop();
+    Ok(out)
+}
+
 fn wait<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, h: i32) -> Result<i32, Fail> {
     let child = ctx.handles().process(h).map_err(|_| Errno::BadHandle)?;
     let status = ctx.block(async move { child.wait().await })?;
+    ended(status)
+}
+
+/// What `wait` returns for a process that ended with `status`.
+fn ended(status: ExitStatus) -> Result<i32, Fail> {
     match status {
         ExitStatus::Exited(code) => Ok(code),
         ExitStatus::Killed(_) => Err(Errno::Killed.into()),
-        ExitStatus::Running | ExitStatus::Trapped(_) | ExitStatus::Failed(_) => {
-            Err(Errno::Trapped.into())
+        ExitStatus::Running => Err(Errno::Running.into()),
+        ExitStatus::Trapped(_) | ExitStatus::Failed(_) => Err(Errno::Trapped.into()),
+    }
+}
+
+fn try_wait<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, h: i32) -> Result<i32, Fail> {
+    let child = ctx.handles().process(h).map_err(|_| Errno::BadHandle)?;
+    ended(child.status())
+}
+
+fn pid<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, h: i32) -> Result<i32, Fail> {
+    let pid = if h == -1 {
+        ctx.process().pid()
+    } else {
+        ctx.handles()
+            .process(h)
+            .map_err(|_| Errno::BadHandle)?
+            .pid()
+    };
+    Ok(i32::try_from(pid.0).unwrap_or(i32::MAX))
+}
+
+/// `spawn_file` flag: Ctrl-C on the console kills the child.
+const FOREGROUND: u32 = 1;
+/// `spawn_file` flag: no directory preopened for the child.
+const FILE_NO_FILES: u32 = 2;
+/// Bytes of a `spawn_file` request.
+const SPAWN_REQUEST: usize = 36;
+/// Most bytes of a `spawn_file` path.
+const MAX_PATH: usize = 4096;
+
+fn spawn_file<P: Platform + SchedHal>(
+    ctx: &Context<'_, '_, P>,
+    req: i32,
+    len: i32,
+) -> Result<i32, Fail> {
+    if usize::try_from(len).ok() != Some(SPAWN_REQUEST) {
+        return Err(Errno::Invalid.into());
+    }
+    let raw = uaccess::copy_in(ctx.memory(), req, len, SPAWN_REQUEST)?;
+    let w = |k: usize| {
+        u32::from_le_bytes([raw[4 * k], raw[4 * k + 1], raw[4 * k + 2], raw[4 * k + 3]])
+            .cast_signed()
+    };
+    let flags = w(8).cast_unsigned();
+    if flags & !(FOREGROUND | FILE_NO_FILES) != 0 {
+        return Err(Errno::Invalid.into());
+    }
+    let path = uaccess::copy_in(ctx.memory(), w(0), w(1), MAX_PATH)?;
+    if path.first() != Some(&b'/') {
+        return Err(Errno::Invalid.into());
+    }
+    let mut args = strings(ctx, w(2), w(3))?;
+    if args.is_empty() {
+        args.push(path.clone());
+    }
+    let env = strings(ctx, w(4), w(5))?;
+    let count = usize::try_from(w(7).cast_unsigned()).map_err(|_| Errno::Invalid)?;
+    if count > 3 {
+        return Err(Errno::Invalid.into());
+    }
+    let list = uaccess::copy_in(ctx.memory(), w(6), w(7).saturating_mul(4), 12)?;
+    let given: Vec<u32> = list
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    // Every descriptor must be open and not a directory before any is
+    // copied (INV-SYS-1).
+    for &fd in &given {
+        match ctx.fds().get(fd).map(|f| f.object) {
+            None | Some(FdObject::Dir { .. }) => return Err(Errno::BadHandle.into()),
+            Some(_) => {}
         }
     }
+    let (vm, owner) = (ctx.kernel().vm(), ctx.owner());
+    let read = ctx
+        .fs()
+        .read_file(&path, MAX_MODULE as u64, ctx.kernel().wall_ns(), |size| {
+            // The copy is kernel memory spent for the caller, as for `spawn`.
+            let frames = size.div_ceil(PAGE_SIZE as u64);
+            vm.hold_while(owner, frames).map_err(|_| FsError::NoSpace)
+        });
+    let (module, _copy) = read.map_err(|e| match e {
+        FsError::NoSpace => Errno::NoMemory,
+        FsError::NoEnt | FsError::NotDir | FsError::IsDir | FsError::Loop => Errno::NotFound,
+        _ => Errno::Invalid,
+    })?;
+    let parent = ctx.program();
+    let program = Program {
+        args,
+        env,
+        no_files: flags & FILE_NO_FILES != 0 || parent.no_files,
+        mounts: parent.mounts.clone(),
+    };
+    let console = [FdObject::Stdin, FdObject::Stdout, FdObject::Stderr];
+    let stdio = console.map(|object| Fd { object, flags: 0 });
+    let mut stdio = stdio;
+    for (slot, &fd) in stdio.iter_mut().zip(&given) {
+        // Checked open above; nothing closes it in between (the caller is
+        // in this call).
+        if let Some(copy) = ctx.dup(fd) {
+            *slot = copy;
+        }
+    }
+    let name = path.rsplit(|&b| b == b'/').next().unwrap_or(&path);
+    let name = core::str::from_utf8(name).unwrap_or("program");
+    let child = ctx
+        .spawn_child(
+            Some(name),
+            (module.into(), program),
+            Vec::new(),
+            Some(stdio),
+        )
+        .map_err(|_| Errno::NoMemory)?;
+    if flags & FOREGROUND != 0 {
+        child.set_foreground();
+    }
+    let claim = Object::Process(Claim::adopt(child.clone()));
+    let inserted = ctx.handles().insert(claim);
+    inserted.map_err(|_| {
+        child.kill(KillReason::Request);
+        Errno::NoMemory.into()
+    })
+}
+
+fn kill_pid<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, pid: i32) -> Result<(), Fail> {
+    let target = ctx
+        .find(ProcessId(pid.cast_unsigned()))
+        .ok_or(Errno::NotFound)?;
+    let me = ctx.process();
+    if Some(target.pid()) == me.parent() {
+        return Err(Errno::Denied.into());
+    }
+    // Allowed: itself, its descendants, and its parent's descendants:
+    // walk up from the target (each hop a live record, at most the table).
+    let allowed: Vec<Pid> = core::iter::once(me.pid()).chain(me.parent()).collect();
+    let mut at = Some(target.clone());
+    for _ in 0..=crate::proc::MAX_PROCESSES {
+        let Some(p) = at else { break };
+        if allowed.contains(&p.pid()) {
+            target.kill(KillReason::Request);
+            return Ok(());
+        }
+        at = p.parent().and_then(|parent| ctx.find(parent));
+    }
+    Err(Errno::Denied.into())
+}
+
+/// Bytes of one `procs` record.
+const PROC_RECORD: usize = 64;
+
+fn procs<P: Platform + SchedHal>(
+    ctx: &Context<'_, '_, P>,
+    buf: i32,
+    cap: i32,
+) -> Result<i32, Fail> {
+    let cap = usize::try_from(uaccess::unsigned(cap)).map_err(|_| Errno::Invalid)?;
+    let mut all = ctx.processes();
+    all.sort_by_key(|p| p.pid().0);
+    let fit = all.len().min(cap / PROC_RECORD);
+    let mut out = Vec::with_capacity(fit * PROC_RECORD);
+    let vm = ctx.kernel().vm();
+    for p in all.iter().take(fit) {
+        let info = p.info();
+        let state: u32 = match info.status {
+            ExitStatus::Running if info.waiting => 1,
+            ExitStatus::Running => 0,
+            _ => 2,
+        };
+        let cpu = if info.slices == 0 {
+            u32::MAX
+        } else {
+            u32::try_from(info.last_cpu).unwrap_or(u32::MAX)
+        };
+        let memory = vm.owner_frames(crate::mem::Owner::Process(info.pid)) * PAGE_SIZE as u64;
+        out.extend_from_slice(&info.pid.0.to_le_bytes());
+        out.extend_from_slice(&info.parent.map_or(0, |p| p.0).to_le_bytes());
+        out.extend_from_slice(&state.to_le_bytes());
+        out.extend_from_slice(&cpu.to_le_bytes());
+        let ns = u64::try_from(info.cpu_time.as_nanos()).unwrap_or(u64::MAX);
+        out.extend_from_slice(&ns.to_le_bytes());
+        out.extend_from_slice(&memory.to_le_bytes());
+        let mut name = [0u8; 32];
+        let n = info.name.len().min(32);
+        name[..n].copy_from_slice(&info.name.as_bytes()[..n]);
+        out.extend_from_slice(&name);
+    }
+    uaccess::copy_out(ctx.memory(), buf, &out)?;
+    Ok(i32::try_from(all.len()).unwrap_or(i32::MAX))
+}
+
+fn pipe<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, out: i32) -> Result<(), Fail> {
+    uaccess::check(ctx.memory(), out, 8)?;
+    let (rx, tx) = crate::proc::pipe::pipe(ctx.kernel().hal());
+    let mut fds = ctx.fds();
+    let fd = |object| Fd { object, flags: 0 };
+    let r = fds
+        .insert(fd(FdObject::PipeRead(rx)))
+        .ok_or(Errno::NoMemory)?;
+    let Some(w) = fds.insert(fd(FdObject::PipeWrite(tx))) else {
+        fds.remove(r);
+        return Err(Errno::NoMemory.into());
+    };
+    drop(fds);
+    let mut pair = [0u8; 8];
+    pair[..4].copy_from_slice(&r.to_le_bytes());
+    pair[4..].copy_from_slice(&w.to_le_bytes());
+    // Checked above; the memory cannot shrink (INV-SYS-1).
+    uaccess::copy_out(ctx.memory(), out, &pair)?;
+    Ok(())
 }
 
 fn kill<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, h: i32) -> Result<(), Fail> {

@@ -19,7 +19,7 @@ use crate::sched::SchedHal;
 use crate::sys::uaccess;
 
 // File types.
-const FILETYPE_UNKNOWN: u8 = 0;
+pub(super) const FILETYPE_UNKNOWN: u8 = 0;
 const FILETYPE_BLOCK_DEVICE: u8 = 1;
 const FILETYPE_SOCKET_STREAM: u8 = 6;
 pub(super) const FILETYPE_DIRECTORY: u8 = 3;

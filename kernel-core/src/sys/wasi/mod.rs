@@ -29,7 +29,8 @@ mod vfs;
 
 use super::uaccess::{self, AccessError};
 use crate::hal::{InputState, Platform};
-use crate::proc::{Bound, Context, Fd, FdObject, Interface};
+use crate::proc::pipe::{self, PipeError};
+use crate::proc::{Bound, Context, Fd, FdObject, Interface, Message, MsgSender};
 use crate::sched::SchedHal;
 use crate::wasm::module::{FuncType, ValType};
 use crate::wasm::vm::{HostTrap, Val};
@@ -83,6 +84,8 @@ pub enum Errno {
     Noent = 44,
     /// `nospc`: no space left on device.
     Nospc = 51,
+    /// `nomem`: not enough space.
+    Nomem = 48,
     /// `nosys`: function not supported.
     Nosys = 52,
     /// `notdir`: not a directory.
@@ -97,6 +100,8 @@ pub enum Errno {
     Overflow = 61,
     /// `perm`: operation not permitted.
     Perm = 63,
+    /// `pipe`: broken pipe.
+    Pipe = 64,
     /// `rofs`: read-only file system.
     Rofs = 69,
     /// `spipe`: invalid seek.
@@ -382,7 +387,10 @@ fn call<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, name: &str, a: &Args<'
 }
 
 /// Descriptor `fd`, or `EBADF`.
-pub(super) fn open<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, fd: u32) -> Result<Fd, Fail> {
+pub(super) fn open<'k, P: Platform + SchedHal>(
+    ctx: &Context<'k, '_, P>,
+    fd: u32,
+) -> Result<Fd<'k>, Fail> {
     ctx.fds().get(fd).ok_or(Fail::Errno(Errno::Badf))
 }
 
@@ -397,7 +405,11 @@ fn by_kind<P: Platform + SchedHal>(
     match open(ctx, fd)?.object {
         FdObject::File { .. } => file,
         FdObject::Dir { .. } => Err(Errno::Badf.into()),
-        FdObject::Stdin | FdObject::Stdout | FdObject::Stderr => Err(stdio.into()),
+        FdObject::Stdin
+        | FdObject::Stdout
+        | FdObject::Stderr
+        | FdObject::PipeRead(_)
+        | FdObject::PipeWrite(_) => Err(stdio.into()),
     }
 }
 
@@ -489,15 +501,19 @@ fn fd_close<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, fd: u32) -> Res {
 }
 
 /// The filetype, rights and inheriting rights of descriptor `f`.
-fn kind_and_rights(f: Fd) -> (u8, u64, u64) {
+fn kind_and_rights(f: &Fd<'_>) -> (u8, u64, u64) {
     let common = RIGHT_FD_FDSTAT_SET_FLAGS | RIGHT_POLL_FD_READWRITE | RIGHT_FD_FILESTAT_GET;
     match f.object {
         FdObject::Stdin => (FILETYPE_CHARACTER_DEVICE, common | RIGHT_FD_READ, 0),
         FdObject::Stdout | FdObject::Stderr => {
             (FILETYPE_CHARACTER_DEVICE, common | RIGHT_FD_WRITE, 0)
         }
+        // WASI preview1 has no pipe type; wasmtime reports pipes as
+        // unknown too.
+        FdObject::PipeRead(_) => (files::FILETYPE_UNKNOWN, common | RIGHT_FD_READ, 0),
+        FdObject::PipeWrite(_) => (files::FILETYPE_UNKNOWN, common | RIGHT_FD_WRITE, 0),
         FdObject::File { .. } | FdObject::Dir { .. } => {
-            let (kind, rights) = files::fdstat(f).unwrap_or((0, 0));
+            let (kind, rights) = files::fdstat(f.clone()).unwrap_or((0, 0));
             let inheriting = if kind == files::FILETYPE_DIRECTORY {
                 files::FILE_RIGHTS | files::DIR_RIGHTS
             } else {
@@ -510,7 +526,7 @@ fn kind_and_rights(f: Fd) -> (u8, u64, u64) {
 
 fn fd_fdstat_get<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, fd: u32, out: i32) -> Res {
     let f = open(ctx, fd)?;
-    let (kind, rights, inheriting) = kind_and_rights(f);
+    let (kind, rights, inheriting) = kind_and_rights(&f);
     let mut stat = [0u8; 24];
     stat[0] = kind;
     stat[2..4].copy_from_slice(&f.flags.to_le_bytes());
@@ -600,17 +616,53 @@ fn fd_write<P: Platform + SchedHal>(
     let f = open(ctx, fd)?;
     match f.object {
         FdObject::File { .. } => return files::write(ctx, fd, (iovs, n), None, written),
-        FdObject::Stdin | FdObject::Dir { .. } => return Err(Errno::Badf.into()),
-        FdObject::Stdout | FdObject::Stderr => {}
+        FdObject::Stdin | FdObject::Dir { .. } | FdObject::PipeRead(_) => {
+            return Err(Errno::Badf.into());
+        }
+        FdObject::Stdout | FdObject::Stderr | FdObject::PipeWrite(_) => {}
     }
     uaccess::check(ctx.memory(), written, 4)?;
     let bytes = gather(ctx, iovs, n)?;
     let hal = ctx.kernel().hal();
-    match f.object {
-        FdObject::Stdout => hal.write(&bytes),
-        _ => hal.write_error(&bytes),
+    let n = match f.object {
+        FdObject::PipeWrite(tx) => pipe_write(ctx, tx, bytes, f.flags)?,
+        FdObject::Stdout => {
+            hal.write(&bytes);
+            bytes.len()
+        }
+        _ => {
+            hal.write_error(&bytes);
+            bytes.len()
+        }
+    };
+    put_len(ctx, written, n)
+}
+
+/// Write `bytes` to a pipe, waiting while it is full (unless `flags` has
+/// `NONBLOCK`): how many went in.
+fn pipe_write<'k, P: Platform + SchedHal>(
+    ctx: &Context<'k, '_, P>,
+    tx: MsgSender<'k>,
+    bytes: Vec<u8>,
+    flags: u16,
+) -> Result<usize, Fail> {
+    if flags & FDFLAGS_NONBLOCK != 0 && !pipe::writable(&tx) {
+        return Err(Errno::Again.into());
     }
-    put_len(ctx, written, bytes.len())
+    let (vm, owner) = (ctx.kernel().vm(), ctx.owner());
+    // INV-PIPE-3: each chunk is charged to the writer until it is read.
+    let charge = move |chunk: Vec<u8>| {
+        let frames = chunk.len().div_ceil(crate::hal::PAGE_SIZE) as u64;
+        let hold = vm.hold_while(owner, frames).ok()?;
+        Some(Message::charged(chunk, hold))
+    };
+    let sent = ctx.block(async move { pipe::write_all(&tx, &bytes, charge).await })?;
+    sent.map_err(|e| {
+        Fail::Errno(match e {
+            PipeError::Broken => Errno::Pipe,
+            PipeError::NoMemory => Errno::Nomem,
+        })
+    })
 }
 
 fn fd_read<P: Platform + SchedHal>(
@@ -623,13 +675,38 @@ fn fd_read<P: Platform + SchedHal>(
     let f = open(ctx, fd)?;
     match f.object {
         FdObject::File { .. } => return files::read(ctx, fd, (iovs, n), None, read),
-        FdObject::Stdin => {}
+        FdObject::Stdin | FdObject::PipeRead(_) => {}
         _ => return Err(Errno::Badf.into()),
     }
     uaccess::check(ctx.memory(), read, 4)?;
     let vecs = iovecs(ctx, iovs, n)?;
     let mut buf = vec![0u8; room(ctx, &vecs)?];
     let want = buf.len();
+    if let FdObject::PipeRead(rx) = f.object {
+        let bytes = loop {
+            match rx.read_now(want) {
+                Some(b) => break b,
+                None if f.flags & FDFLAGS_NONBLOCK != 0 => return Err(Errno::Again.into()),
+                None => {
+                    let rx = rx.clone();
+                    ctx.block(async move { rx.readable().await })?;
+                }
+            }
+        };
+        scatter(ctx, &vecs, &bytes)?;
+        return put_len(ctx, read, bytes.len());
+    }
+    if let Some(tty) = ctx.tty() {
+        let line = loop {
+            match tty.read_now(want) {
+                Some(b) => break b,
+                None if f.flags & FDFLAGS_NONBLOCK != 0 => return Err(Errno::Again.into()),
+                None => ctx.wait_for_input(None, INPUT_POLL)?,
+            }
+        };
+        scatter(ctx, &vecs, &line)?;
+        return put_len(ctx, read, line.len());
+    }
     let got = if want == 0 {
         0
     } else {
@@ -839,6 +916,13 @@ fn fd_event<P: Platform + SchedHal>(
         return Some((kind, Errno::Badf as u16, 0, 0));
     };
     match (kind, f.object) {
+        (EVENTTYPE_FD_READ, FdObject::PipeRead(rx)) => rx.ready().then_some((kind, 0, 1, 0)),
+        (EVENTTYPE_FD_WRITE, FdObject::PipeWrite(tx)) => {
+            pipe::writable(&tx).then_some((kind, 0, 0, 0))
+        }
+        (EVENTTYPE_FD_READ, FdObject::Stdin) if let Some(tty) = ctx.tty() => {
+            tty.ready().then_some((kind, 0, 1, 0))
+        }
         (EVENTTYPE_FD_READ, FdObject::Stdin) => match ctx.kernel().hal().input_state() {
             InputState::Ready => Some((kind, 0, 1, 0)),
             InputState::Closed => Some((kind, 0, 0, EVENTRWFLAGS_HANGUP)),
