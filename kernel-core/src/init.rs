@@ -16,6 +16,11 @@
 //!   traps, is killed or cannot be loaded; [`exit::USAGE`] when the image
 //!   cannot be unpacked or holds no program at `PATH`.
 //! - INV-INIT-2: nothing the image or init controls is printed unescaped.
+//! - INV-INIT-3: init and its descendants use at most half the RAM
+//!   together (init's memory limit), and are at most one process per
+//!   [`MEMORY_PER_PROCESS`] of that at once, at most
+//!   [`MAX_SYSTEM_PROCESSES`]; a spawn past it fails (the `vessel` calls
+//!   return "out of memory or past the process limit").
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -78,14 +83,13 @@ pub fn run<P: Platform + SchedHal>(
                 .collect(),
             ..Program::default()
         };
+        procs.limit(process_limit(kernel));
         let name = relative.rsplit('/').next().unwrap_or(relative);
-        let pid = match procs.spawn_program(
-            name,
-            Arc::from(module),
-            Vec::new(),
-            procs.defaults(),
-            program,
-        ) {
+        let options = SpawnOptions {
+            memory_limit: system_memory(kernel),
+            ..procs.defaults()
+        };
+        let pid = match procs.spawn_program(name, Arc::from(module), Vec::new(), options, program) {
             Ok(pid) => pid,
             Err(e) => {
                 say(hal, format_args!("init: cannot start: {e}"));
@@ -109,6 +113,32 @@ pub fn run<P: Platform + SchedHal>(
         say(hal, format_args!("init: {e}"));
         exit::FAILED
     })
+}
+
+/// Memory per process the system's process limit allows: a small
+/// program's fiber stack, touched linear memory and module.
+const MEMORY_PER_PROCESS: u64 = 16 << 20;
+
+/// The most processes the system runs at once, whatever its RAM.
+pub const MAX_SYSTEM_PROCESSES: usize = 512;
+
+/// Init's memory limit in frames, which its descendants' charges count
+/// against too (`proc` INV-PROC-4): half the machine's RAM, the rest left
+/// to the kernel (its heap, tmpfs, compiled code).
+fn system_memory<P: Platform>(kernel: &Kernel<'_, P>) -> u64 {
+    kernel.frames().total_frames() / 2
+}
+
+/// The most processes the system runs at once (INV-INIT-3): one per
+/// [`MEMORY_PER_PROCESS`] of the system's memory, at least 16 and at most
+/// [`MAX_SYSTEM_PROCESSES`], so that a fork bomb meets the limit, an
+/// error its spawner can report, before it has used the memory the
+/// processes already running need.
+fn process_limit<P: Platform>(kernel: &Kernel<'_, P>) -> usize {
+    let bytes = system_memory(kernel) * crate::hal::PAGE_SIZE as u64;
+    usize::try_from(bytes / MEMORY_PER_PROCESS)
+        .unwrap_or(usize::MAX)
+        .clamp(16, MAX_SYSTEM_PROCESSES)
 }
 
 /// `main`'s output, polling `side` beside it until `side` ends.

@@ -5,6 +5,7 @@ pub mod input;
 pub mod pack;
 pub mod spec;
 pub mod swarm;
+pub mod system;
 pub mod timeout;
 pub mod wast;
 

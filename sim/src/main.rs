@@ -21,6 +21,7 @@ mod program;
 mod run;
 mod size;
 mod swarm_cli;
+mod terminal;
 
 use std::process::ExitCode;
 
@@ -120,6 +121,17 @@ enum Command {
         /// Run one replay file instead of a sweep
         #[arg(long, value_name = "FILE", conflicts_with_all = ["shard", "out"])]
         replay: Option<std::path::PathBuf>,
+    },
+    /// Boot the system image (init, the shell and the tools) to a shell on this terminal
+    Shell {
+        /// Kernel command-line words, e.g. init=/bin/sh (words after `--` are init's arguments)
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+        words: Vec<String>,
+    },
+    /// Write the system image (init, the shell and the tools in /bin) for `boot --initrd` and QEMU's -initrd
+    Image {
+        /// The image to write
+        out: std::path::PathBuf,
     },
     /// Write a boot image (a cpio newc archive) for `boot --initrd` and QEMU's -initrd
     Pack {
@@ -223,7 +235,20 @@ fn sim_main() -> u8 {
     let cmdline = match &cli.command {
         None | Some(Command::Demo) => "test=demo".to_owned(),
         Some(Command::Selftest) => "test=self".to_owned(),
-        Some(Command::Boot { words, .. }) => words.join(" "),
+        Some(Command::Boot { words, .. } | Command::Shell { words }) => words.join(" "),
+        Some(Command::Image { out: image }) => {
+            let bytes = sim::system::image();
+            return match std::fs::write(image, &bytes) {
+                Ok(()) => exit::SUCCESS,
+                Err(e) => {
+                    out::error(format_args!(
+                        "cannot write {}: {e}",
+                        kernel_core::escape::name(image.as_os_str().as_encoded_bytes())
+                    ));
+                    exit::USAGE
+                }
+            };
+        }
         Some(Command::Run {
             file,
             invoke: Some(invoke),
@@ -300,8 +325,10 @@ fn sim_main() -> u8 {
                 return exit::USAGE;
             }
         },
+        Some(Command::Shell { .. }) => sim::system::image(),
         _ => Vec::new(),
     };
+    let _raw = matches!(cli.command, Some(Command::Shell { .. })).then(terminal::Raw::new);
     let info = kernel_core::boot::BootInfo {
         cmdline: &cmdline,
         spec: &spec,

@@ -30,6 +30,13 @@
 //!   before resuming again. So a process looping on calls that complete
 //!   at once (`sleep(0)`, a ready channel) still gives up the CPU, and
 //!   the timer that ends its quantum is not pushed back by each call.
+//! - INV-PROCESS-6: killing a process kills its whole subtree at once,
+//!   not level by level as each one ends: each killed process's kill flag
+//!   is set before its children are taken, and a process adopting a child
+//!   looks at its own flag after the child is in its list, so a child
+//!   spawned by a process being killed is killed too. (A subtree that grows
+//!   as fast as a level-by-level kill moves down it, a fork bomb, would
+//!   otherwise outlive its root.)
 //! - INV-PROCESS-5: a process leaves its scope's table exactly once: when
 //!   its holders (the scope's claim for a process it spawned, the handles
 //!   naming it) are all gone and its task has finished, whichever of those
@@ -312,9 +319,13 @@ impl<'a> Process<'a> {
         }
     }
 
-    /// Record `child` as spawned by it.
+    /// Record `child` as spawned by it; a child adopted once it has been
+    /// killed is killed too (INV-PROCESS-6).
     pub(crate) fn adopt(&self, child: &Arc<Process<'a>>) {
         self.children.lock().push(Arc::downgrade(child));
+        if self.killed().is_some() {
+            self.kill_children();
+        }
     }
 
     /// Stop counting `child` as its child: it is no longer killed when
@@ -378,16 +389,26 @@ impl<'a> Process<'a> {
         children.len()
     }
 
-    /// Kill every child still running (INV-PROC-4).
-    fn kill_children(&self) {
+    /// Its children, taken out of its list.
+    fn take_children(&self) -> Vec<Arc<Process<'a>>> {
         let children = core::mem::take(&mut *self.children.lock());
-        for child in children.iter().filter_map(Weak::upgrade) {
-            child.kill(KillReason::Parent);
-        }
+        children.iter().filter_map(Weak::upgrade).collect()
     }
 
-    /// Kill it (INV-PROCESS-2); the first reason sticks.
+    /// Kill every child still running, and theirs (INV-PROC-4).
+    fn kill_children(&self) {
+        kill_all(self.take_children());
+    }
+
+    /// Kill it (INV-PROCESS-2), and at once every descendant it has
+    /// (INV-PROCESS-6); the first reason sticks.
     pub(crate) fn kill(&self, reason: KillReason) {
+        self.kill_one(reason);
+        self.kill_children();
+    }
+
+    /// Kill it alone.
+    fn kill_one(&self, reason: KillReason) {
         let _ = self.kill.compare_exchange(
             NOT_KILLED,
             kill_code(reason),
@@ -500,6 +521,15 @@ impl<'a> Process<'a> {
             Some(p) => p.on_check(cell),
             None => HookAction::Interrupt,
         })
+    }
+}
+
+/// Kill `procs` and all their descendants, without recursion (a chain of
+/// descendants may be as long as the process table).
+fn kill_all(mut procs: Vec<Arc<Process<'_>>>) {
+    while let Some(p) = procs.pop() {
+        p.kill_one(KillReason::Parent);
+        procs.extend(p.take_children());
     }
 }
 

@@ -1,0 +1,21 @@
+//! Builds Vessel's programs (`userland/`) for `wasm32-wasip1` and writes
+//! `$OUT_DIR/userland.rs`, the table `sim::system` packs into the system's
+//! boot image. The nested build's target directory is beside this
+//! profile's `build/` directory, so it is built at most once per profile.
+
+use std::env;
+use std::path::PathBuf;
+
+include!("../userland/build_wasm.rs");
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
+    // OUT_DIR is <target>/<profile>/build/<pkg>/out.
+    let target_dir = out
+        .ancestors()
+        .nth(3)
+        .filter(|p| p.file_name().is_some())
+        .map_or_else(|| out.join("userland"), |p| p.join("userland"));
+    build_userland(&manifest_dir.join("../userland"), &target_dir, &out);
+}
