@@ -21,6 +21,9 @@
 //!   bytes are dropped (the terminal bell is echoed) until the line ends.
 //! - INV-TTY-3: Ctrl-C takes effect when it arrives, whether or not
 //!   anything reads the console.
+//! - INV-TTY-4: the echo of typed bytes is written before any reader is
+//!   woken for them, so a line's echo comes before anything that answers
+//!   it.
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -191,10 +194,15 @@ impl<'k> Tty<'k> {
         self.readable.wait_until(|| self.ready()).await;
     }
 
+    /// Take typed `bytes`; the caller echoes, then wakes the readers
+    /// ([`Tty::wake`]), so a line's echo comes before any answer to it.
     fn feed(&self, bytes: &[u8]) -> Fed {
-        let fed = self.lines.lock().feed(bytes);
+        self.lines.lock().feed(bytes)
+    }
+
+    /// Wake the readers waiting for a line.
+    fn wake(&self) {
         self.readable.notify_all();
-        fed
     }
 
     fn close(&self) {
@@ -221,6 +229,7 @@ impl<'k, 'h, P: Platform + SchedHal> super::Inner<'k, 'h, P> {
                     if !fed.echo.is_empty() {
                         Console::write(hal, &fed.echo);
                     }
+                    self.tty.wake();
                     if fed.interrupt {
                         self.interrupt_foreground();
                     }

@@ -133,6 +133,15 @@ pub enum Op {
     Pipe(u32),
     /// Sleep this many milliseconds through `poll_oneoff`.
     Sleep(u32),
+    /// Write `len` bytes of `byte` into a kernel pipe (`vessel.pipe`, WASI
+    /// descriptors), close its write end, read to the end of the stream
+    /// and check every byte came back once.
+    Stream {
+        /// Bytes (at most one pipe chunk: the writer is also the reader).
+        len: u32,
+        /// The byte every position holds.
+        byte: u8,
+    },
 }
 
 /// How a process ends after its operations.
@@ -281,6 +290,7 @@ impl Workload {
                     Op::Channel(n) => writeln!(s, "  channel {n}"),
                     Op::Pipe(n) => writeln!(s, "  pipe {n}"),
                     Op::Sleep(n) => writeln!(s, "  sleep {n}"),
+                    Op::Stream { len, byte } => writeln!(s, "  stream {len} {byte}"),
                 };
             }
         }
@@ -360,6 +370,10 @@ impl Workload {
                         ("channel", 2) => Op::Channel(small(1)?.min(MAX_MESSAGES)),
                         ("pipe", 2) => Op::Pipe(small(1)?.min(MAX_MESSAGES)),
                         ("sleep", 2) => Op::Sleep(small(1)?),
+                        ("stream", 3) => Op::Stream {
+                            len: small(1)?.min(MAX_FILE),
+                            byte: u8::try_from(num(2)?).map_err(|_| bad())?,
+                        },
                         ("file", 5) => Op::File {
                             host: words[1] == "host",
                             len: small(2)?.min(MAX_FILE),
@@ -390,7 +404,7 @@ pub const MAX_FILE: u32 = 16 << 10;
 
 fn op(rng: &mut Rng) -> Op {
     let small = |rng: &mut Rng, lo, hi| u32::try_from(rng.range(lo, hi)).unwrap_or(1);
-    match rng.range(0, 9) {
+    match rng.range(0, 10) {
         0 | 1 => Op::Compute(small(rng, 1, 200_000)),
         2 => Op::Grow(small(rng, 1, u64::from(MAX_GROW))),
         3 | 4 => Op::File {
@@ -401,6 +415,10 @@ fn op(rng: &mut Rng) -> Op {
         },
         5 | 6 => Op::Channel(small(rng, 1, u64::from(MAX_MESSAGES))),
         7 => Op::Pipe(small(rng, 1, u64::from(MAX_MESSAGES))),
+        8 => Op::Stream {
+            len: small(rng, 0, u64::from(MAX_FILE)),
+            byte: u8::try_from(rng.range(1, 255)).unwrap_or(1),
+        },
         _ => Op::Sleep(small(rng, 0, 20)),
     }
 }
@@ -443,6 +461,7 @@ const PRELUDE: &str = r#"
   (import "vessel" "close" (func $close (param i32) (result i32)))
   (import "vessel" "spawn" (func $spawn (param i32 i32 i32 i32) (result i32)))
   (import "vessel" "wait" (func $wait (param i32) (result i32)))
+  (import "vessel" "pipe" (func $vpipe (param i32) (result i32)))
   (global $mix (mut i32) (i32.const 1))
   (func $check (param $ok i32) (param $code i32)
     (if (i32.eqz (local.get $ok)) (then (call $exit (local.get $code)))))
@@ -552,6 +571,40 @@ const PRELUDE: &str = r#"
       (else (call $check (i32.eq (local.get $r) (local.get $got)) (i32.add (local.get $code) (i32.const 3)))))
     (drop (call $close (local.get $child)))
     (drop (call $close (local.get $rx))))
+  ;; Through a kernel pipe and back: `len` bytes of `byte` written, the
+  ;; write end closed, read to the end of the stream into 98304; every
+  ;; byte back once. A refused pipe or write (no memory) ends the op when
+  ;; tolerant.
+  (func $stream (param $len i32) (param $byte i32) (param $tolerant i32) (param $code i32)
+    (local $r i32) (local $w i32) (local $e i32) (local $got i32) (local $n i32)
+    (if (i32.lt_s (call $vpipe (i32.const 32)) (i32.const 0)) (then
+      (call $check (local.get $tolerant) (local.get $code))
+      (return)))
+    (local.set $r (i32.load (i32.const 32)))
+    (local.set $w (i32.load (i32.const 36)))
+    (memory.fill (i32.const 65536) (local.get $byte) (local.get $len))
+    (i32.store (i32.const 0) (i32.const 65536))
+    (i32.store (i32.const 4) (local.get $len))
+    (local.set $e (call $fd_write (local.get $w) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (drop (call $fd_close (local.get $w)))
+    (if (i32.or (local.get $e) (i32.ne (i32.load (i32.const 8)) (local.get $len))) (then
+      (call $check (local.get $tolerant) (i32.add (local.get $code) (i32.const 1)))
+      (drop (call $fd_close (local.get $r)))
+      (return)))
+    (memory.fill (i32.const 98304) (i32.const 0) (i32.add (local.get $len) (i32.const 1)))
+    (block $done (loop $more
+      ;; One byte more than is left, so the end of the stream shows.
+      (i32.store (i32.const 0) (i32.add (i32.const 98304) (local.get $got)))
+      (i32.store (i32.const 4) (i32.add (i32.sub (local.get $len) (local.get $got)) (i32.const 1)))
+      (local.set $e (call $fd_read (local.get $r) (i32.const 0) (i32.const 1) (i32.const 8)))
+      (call $check (i32.eqz (local.get $e)) (i32.add (local.get $code) (i32.const 2)))
+      (local.set $n (i32.load (i32.const 8)))
+      (br_if $done (i32.eqz (local.get $n)))
+      (local.set $got (i32.add (local.get $got) (local.get $n)))
+      (br $more)))
+    (call $check (i32.eq (local.get $got) (local.get $len)) (i32.add (local.get $code) (i32.const 3)))
+    (call $check (call $all (i32.const 98304) (local.get $len) (local.get $byte)) (i32.add (local.get $code) (i32.const 4)))
+    (drop (call $fd_close (local.get $r))))
   (func $sleep (param $ms i64)
     ;; One relative clock subscription (monotonic) at 64, its event at 128.
     (memory.fill (i32.const 64) (i32.const 0) (i32.const 48))
@@ -643,6 +696,12 @@ impl Proc {
                 }
                 Op::Sleep(ms) => {
                     let _ = writeln!(body, "(call $sleep (i64.const {ms}))");
+                }
+                Op::Stream { len, byte } => {
+                    let _ = writeln!(
+                        body,
+                        "(call $stream (i32.const {len}) (i32.const {byte}) (i32.const {t}) (i32.const {code}))"
+                    );
                 }
             }
         }
