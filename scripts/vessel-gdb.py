@@ -13,7 +13,9 @@
 # 2. Commands:
 #    vessel-cpus   each CPU thread and what it runs (wasm function, idle,
 #                  or the innermost kernel function)
-#    vessel-procs  the wasm code objects registered through gdb's JIT
+#    vessel-procs  the process table (pid, parent, state, CPU, CPU time,
+#                  name), from the kernel's VESSEL_PROCESS_TABLE
+#    vessel-code   the wasm code objects registered through gdb's JIT
 #                  interface, by module (a process names its code after
 #                  itself), with their functions and the CPUs in them now
 #    vessel-bt     the wasm frames of the selected thread's backtrace, with
@@ -23,6 +25,7 @@
 # registered when their code is published: `break calc!inner` works before
 # the module is loaded (the breakpoint stays pending until then).
 
+import re
 import struct
 
 import gdb
@@ -139,17 +142,81 @@ def parse_elf_symbols(elf):
     return module, symbols
 
 
+def process_table_address():
+    """The address of the kernel's debugger process table, or None. Read
+    from the printed address, which works with and without the symbol's
+    debug info (the riscv image may lack it)."""
+    for expr in ("&VESSEL_PROCESS_TABLE",
+                 "&kernel_core::proc::debug::VESSEL_PROCESS_TABLE"):
+        try:
+            found = re.search(r"0x[0-9a-fA-F]+", str(gdb.parse_and_eval(expr)))
+        except gdb.error:
+            continue
+        if found:
+            return int(found.group(0), 16)
+    try:
+        text = gdb.execute("info address VESSEL_PROCESS_TABLE", to_string=True)
+    except gdb.error:
+        return None
+    found = re.search(r"0x[0-9a-fA-F]+", text)
+    return int(found.group(0), 16) if found else None
+
+
+STATES = {0: "run", 1: "wait", 2: "ended"}
+
+
 class VesselProcs(gdb.Command):
+    """List the processes: pid, parent, state, last CPU, CPU time, name.
+
+Reads `VESSEL_PROCESS_TABLE` (kernel-core `proc/debug.rs`): 64-byte rows
+of kernel id, pid, parent, state, CPU, CPU ns and name, written by the
+kernel as processes start, wait, end and are reaped. Works on sim under
+gdb and on the riscv kernel through QEMU's gdb stub."""
+
+    def __init__(self):
+        super().__init__("vessel-procs", gdb.COMMAND_STATUS)
+
+    def invoke(self, arg, from_tty):
+        addr = process_table_address()
+        if addr is None:
+            print("no process table: not a Vessel kernel")
+            return
+        inferior = gdb.selected_inferior()
+        version, slots = struct.unpack("<II", inferior.read_memory(addr, 8))
+        if version != 1:
+            print("process table version %d: this script reads version 1" % version)
+            return
+        raw = bytes(inferior.read_memory(addr + 8, 64 * slots))
+        rows = []
+        for i in range(slots):
+            (kernel, pid, parent, state, cpu, cpu_ns) = struct.unpack_from(
+                "<QIIIIQ", raw, 64 * i)
+            if pid == 0:
+                continue
+            name = raw[64 * i + 32:64 * i + 64].split(b"\0", 1)[0]
+            rows.append((kernel, pid, parent, state, cpu, cpu_ns,
+                         name.decode("utf-8", "replace")))
+        if not rows:
+            print("no processes")
+            return
+        print("%6s %8s %8s %-6s %4s %10s  %s" %
+              ("KERNEL", "PID", "PPID", "STATE", "CPU", "TIME", "NAME"))
+        for kernel, pid, parent, state, cpu, cpu_ns, name in sorted(rows):
+            print("%6d %8d %8d %-6s %4s %9.3fs  %s" % (
+                kernel, pid, parent, STATES.get(state, "?"),
+                "-" if cpu == 0xFFFFFFFF else str(cpu), cpu_ns / 1e9, name))
+
+
+class VesselCode(gdb.Command):
     """List the wasm code the kernel runs, by module (one per process).
 
-The kernel keeps no global process table (its state hangs off each
-machine), so this reads what every process publishes anyway: its code
+This reads what every process publishes to the debugger: its code
 objects, registered with gdb through `__jit_debug_descriptor` and named
 after the process (`Store::set_module_name`). Trampolines and host thunks
 are left out unless an argument `all` is given."""
 
     def __init__(self):
-        super().__init__("vessel-procs", gdb.COMMAND_STATUS)
+        super().__init__("vessel-code", gdb.COMMAND_STATUS)
 
     def invoke(self, arg, from_tty):
         selected = gdb.selected_thread()
@@ -224,4 +291,5 @@ innermost first, then the kernel frame that entered wasm."""
 
 VesselCpus()
 VesselProcs()
+VesselCode()
 VesselBt()

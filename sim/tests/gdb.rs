@@ -19,7 +19,10 @@ fn find_in_path(program: &str) -> Option<PathBuf> {
 /// Run `gdb -batch -x script --args sim ...` with a time limit; its combined
 /// output.
 fn gdb_batch(gdb: &Path, commands: &str, sim_args: &[&str]) -> String {
-    let dir = std::env::temp_dir().join(format!("vessel-gdb-test-{}", std::process::id()));
+    // One directory per call: tests of one binary may run at once.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("vessel-gdb-test-{}-{call}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let script = dir.join("commands.gdb");
     std::fs::write(&script, commands).expect("write gdb commands");
@@ -104,4 +107,38 @@ fn breakpoint_on_wasm_function_and_backtrace() {
         vbt.contains("#0  calls!inner") && vbt.contains("#1  calls!outer @ 0x30"),
         "vessel-bt:\n{text}"
     );
+}
+
+#[test]
+fn vessel_procs_lists_the_process_stopped_at_a_breakpoint() {
+    let Some(gdb) = find_in_path("gdb") else {
+        eprintln!("skipping the gdb test: gdb is not installed (apt-get install gdb)");
+        return;
+    };
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let wat = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/wasi_echo.wat");
+    let commands = format!(
+        "set pagination off\n\
+         set width 0\n\
+         source {root}/scripts/vessel-gdb.py\n\
+         break wasi_echo!print\n\
+         run\n\
+         echo ==procs==\\n\n\
+         vessel-procs\n\
+         echo ==end==\\n\n\
+         kill\n"
+    );
+    let text = gdb_batch(&gdb, &commands, &["--cpus", "1", "run", wat, "a"]);
+    let procs = text
+        .split("==procs==")
+        .nth(1)
+        .and_then(|s| s.split("==end==").next())
+        .unwrap_or_default();
+    let row = procs
+        .lines()
+        .find(|l| l.trim_end().ends_with("wasi_echo"))
+        .unwrap_or_else(|| panic!("vessel-procs does not list wasi_echo:\n{text}"));
+    let fields: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(fields.get(3), Some(&"run"), "its state: {row}");
+    assert_eq!(fields.get(2), Some(&"0"), "no parent: {row}");
 }

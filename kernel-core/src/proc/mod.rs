@@ -47,6 +47,7 @@
 //!   is released with its scope. A stack is never in the pool and in use.
 
 mod context;
+pub mod debug;
 mod fds;
 mod handles;
 mod load;
@@ -668,8 +669,14 @@ impl<'k, 'h, P: Platform + SchedHal> Inner<'k, 'h, P> {
             .procs
             .lock()
             .insert(max, |pid| {
+                let debug = debug::DebugEntry::claim(
+                    self.kernel.id(),
+                    pid.0,
+                    parent.map_or(0, |p| p.0),
+                    name,
+                );
                 let p = Arc::new(Process::new(
-                    pid,
+                    (pid, debug),
                     (String::from(name), program),
                     options,
                     deadline_at,

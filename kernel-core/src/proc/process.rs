@@ -53,6 +53,7 @@ use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering}
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
+use super::debug::DebugState;
 use super::handles::KernelIrqs;
 use super::{
     ExitStatus, Inner, KillReason, LoadError, Object, Pid, ProcTable, SpawnOptions, WaitFuture,
@@ -147,8 +148,10 @@ pub struct Process<'a> {
     parent: Option<Pid>,
     /// Suspended in a waiting host call ([`Process::block_on`]).
     waiting: AtomicBool,
-    /// Ctrl-C on the console kills it ([`crate::tty`]).
+    /// Ctrl-C on the console kills it (`tty`).
     foreground: AtomicBool,
+    /// Its row of the debugger's process table (`debug`).
+    debug: super::debug::DebugEntry,
     holders: spin::Mutex<Holders>,
     /// The table it is in, to leave when it is reaped.
     table: Weak<ProcTable<'a>>,
@@ -182,11 +185,11 @@ pub struct Process<'a> {
 }
 
 impl<'a> Process<'a> {
-    /// A record for `pid`; without a `parent` the scope spawns it (and
-    /// holds it until reaped), else its parent's first handle holds it
-    /// ([`super::Claim::adopt`]).
+    /// A record for `pid` (with its row of the debugger's table); without
+    /// a `parent` the scope spawns it (and holds it until reaped), else its
+    /// parent's first handle holds it ([`super::Claim::adopt`]).
     pub(crate) fn new(
-        pid: Pid,
+        (pid, debug): (Pid, super::debug::DebugEntry),
         (name, program): (String, super::Program),
         options: SpawnOptions,
         deadline_at: Option<Duration>,
@@ -204,6 +207,7 @@ impl<'a> Process<'a> {
             parent,
             waiting: AtomicBool::new(false),
             foreground: AtomicBool::new(false),
+            debug,
             holders: spin::Mutex::new(Holders {
                 scope: root,
                 handles: usize::from(!root),
@@ -438,6 +442,7 @@ impl<'a> Process<'a> {
     }
 
     fn publish(&self, status: ExitStatus) {
+        self.debug.set_state(DebugState::Ended);
         *self.status.lock() = status;
         self.exited.notify_all();
     }
@@ -478,11 +483,13 @@ impl<'a> Process<'a> {
         let slot: Arc<spin::Mutex<Option<T>>> = Arc::new(spin::Mutex::new(None));
         let out = slot.clone();
         self.waiting.store(true, Ordering::Relaxed);
+        self.debug.set_state(DebugState::Waiting);
         self.suspend(Request::Wait(Box::pin(async move {
             let v = fut.await;
             *out.lock() = Some(v);
         })));
         self.waiting.store(false, Ordering::Relaxed);
+        self.debug.set_state(DebugState::Runnable);
         slot.lock().take()
     }
 
@@ -685,9 +692,11 @@ impl<P: Platform + SchedHal> Future for Driver<'_, '_, P> {
         let start = hal.now();
         let r = this.turn(cx);
         let spent = hal.now().saturating_sub(start);
-        this.proc.cpu_ns.fetch_add(
-            u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
+        let spent = u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX);
+        let total = this.proc.cpu_ns.fetch_add(spent, Ordering::Relaxed);
+        this.proc.debug.set_cpu(
+            this.proc.last_cpu.load(Ordering::Relaxed),
+            total.saturating_add(spent),
         );
         r
     }
