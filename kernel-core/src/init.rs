@@ -39,6 +39,20 @@ use crate::sched::{Executor, SchedHal};
 /// The program init is when the command line names none.
 pub const DEFAULT_INIT: &str = "/bin/init";
 
+/// Where a boot image keeps precompiled programs: one file per artifact
+/// (`wasm::artifact`), named by its key in hex ([`precompiled_path`]).
+/// A process's module is loaded from there when an entry for its bytes
+/// and this kernel's compiler passes every check, else compiled.
+pub const PRECOMPILED_DIR: &str = "/lib/code";
+
+/// Most bytes of one precompiled entry read.
+pub const MAX_PRECOMPILED: u64 = 64 << 20;
+
+/// The path of the precompiled entry kept under `key`.
+pub fn precompiled_path(key: &[u8; 32]) -> alloc::string::String {
+    alloc::format!("{PRECOMPILED_DIR}/{}", crate::wasm::artifact::key_hex(key))
+}
+
 /// Unpack `image` into the root tmpfs, run `path` with `args` as init, and
 /// return the machine's exit status (INV-INIT-1).
 pub fn run<P: Platform + SchedHal>(

@@ -128,7 +128,7 @@ enum Command {
         #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
         words: Vec<String>,
     },
-    /// Write the system image (init, the shell and the tools in /bin) for `boot --initrd` and QEMU's -initrd
+    /// Write the system image (init, the shell and the tools in /bin; init and sh precompiled for x86_64 and riscv64) for `boot --initrd` and QEMU's -initrd
     Image {
         /// The image to write
         out: std::path::PathBuf,
@@ -237,7 +237,13 @@ fn sim_main() -> u8 {
         Some(Command::Selftest) => "test=self".to_owned(),
         Some(Command::Boot { words, .. } | Command::Shell { words }) => words.join(" "),
         Some(Command::Image { out: image }) => {
-            let bytes = sim::system::image();
+            let bytes = match sim::system::image_precompiled() {
+                Ok(b) => b,
+                Err(e) => {
+                    out::error(format_args!("precompiling the image's programs: {e}"));
+                    return exit::FAILED;
+                }
+            };
             return match std::fs::write(image, &bytes) {
                 Ok(()) => exit::SUCCESS,
                 Err(e) => {

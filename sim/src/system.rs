@@ -1,12 +1,24 @@
 //! The system's boot image: Vessel's programs (`userland/`, built for
 //! `wasm32-wasip1` by the build script) in `/bin`, with `/etc` and an
 //! empty `/tmp`, as a cpio newc archive (`kernel_core::fs::cpio`). `sim
-//! image FILE` writes it for QEMU's `-initrd`; `sim shell` boots it.
+//! image FILE` writes it for QEMU's `-initrd`, with the programs that
+//! reach the prompt ([`PRECOMPILED`]) also precompiled for x86_64 and
+//! riscv64 in `/lib/code` (`kernel_core::init::PRECOMPILED_DIR`), so that
+//! booting to the prompt compiles nothing; `sim shell` boots it without
+//! them (building them costs what compiling at boot does).
 //!
-//! Invariant INV-SYSTEM-1: the image holds every program of the table,
-//! each at `/bin/NAME`, and nothing else is in `/bin`.
+//! Invariants:
+//! - INV-SYSTEM-1: the image holds every program of the table, each at
+//!   `/bin/NAME`, and nothing else is in `/bin`.
+//! - INV-SYSTEM-2: a precompiled entry is keyed by the kernel's own key
+//!   (`wasm::artifact::key`: the module's hash and everything the code
+//!   depends on, compiler flags included), so a kernel whose compiler
+//!   differs (another ISA, a debug build's verifier) finds no entry and
+//!   compiles; one that loads an entry checks it whole first.
 
 use kernel_core::fs::cpio::{self, Item, Kind};
+use kernel_core::wasm::compile::TargetArch;
+use kernel_core::wasm::{CompileError, Compiler, TranslateConfig, artifact, compile_module};
 
 include!(concat!(env!("OUT_DIR"), "/userland.rs"));
 
@@ -18,11 +30,56 @@ pub fn programs() -> impl Iterator<Item = &'static str> {
     PROGRAMS.iter().map(|(name, _)| *name)
 }
 
-/// The boot image.
+/// The programs `sim image` precompiles: those that run before the first
+/// prompt.
+pub const PRECOMPILED: [&str; 2] = ["init", "sh"];
+
+/// The ISAs `sim image` precompiles for: the hosted kernel's and QEMU's.
+const ISAS: [TargetArch; 2] = [TargetArch::X86_64, TargetArch::Riscv64];
+
+/// `(path in the image, artifact)` of each of [`PRECOMPILED`] for each ISA
+/// (INV-SYSTEM-2).
+///
+/// # Errors
+/// [`CompileError`] when a program does not compile (a build problem).
+pub fn precompiled() -> Result<Vec<(String, Vec<u8>)>, CompileError> {
+    let config = TranslateConfig::default();
+    let mut out = Vec::new();
+    for arch in ISAS {
+        let compiler = Compiler::for_arch(arch)?;
+        for name in PRECOMPILED {
+            let Some((_, bytes)) = PROGRAMS.iter().find(|(n, _)| *n == name) else {
+                continue;
+            };
+            let module = compile_module(bytes, &config, &compiler)?;
+            let key = artifact::key(bytes, &compiler, &config);
+            if let Some(a) = artifact::encode(&module, bytes, &compiler, &config) {
+                let path = kernel_core::init::precompiled_path(&key);
+                out.push((path.trim_start_matches('/').to_owned(), a));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The boot image with the entries of [`precompiled`].
+///
+/// # Errors
+/// [`CompileError`] when a program does not compile.
+pub fn image_precompiled() -> Result<Vec<u8>, CompileError> {
+    Ok(build(&precompiled()?))
+}
+
+/// The boot image, without precompiled entries.
+pub fn image() -> Vec<u8> {
+    build(&[])
+}
+
+/// The boot image with `code` (path, artifact) in `/lib/code`.
 ///
 /// # Panics
 /// Never for the built-in programs (each far below the format's limits).
-pub fn image() -> Vec<u8> {
+fn build(code: &[(String, Vec<u8>)]) -> Vec<u8> {
     let paths: Vec<(String, &[u8])> = PROGRAMS
         .iter()
         .map(|(name, bytes)| (format!("bin/{name}"), *bytes))
@@ -34,6 +91,15 @@ pub fn image() -> Vec<u8> {
         data: &[],
     };
     let mut items = vec![dir("bin"), dir("etc"), dir("tmp")];
+    if !code.is_empty() {
+        items.extend([dir("lib"), dir("lib/code")]);
+    }
+    items.extend(code.iter().map(|(path, bytes)| Item {
+        name: path.as_bytes(),
+        kind: Kind::Regular,
+        perms: 0o644,
+        data: bytes,
+    }));
     items.push(Item {
         name: b"etc/motd",
         kind: Kind::Regular,

@@ -296,3 +296,81 @@ fn qemu_session_answers_every_step_and_exits_with_the_shells_status() {
         },
     );
 }
+
+/// Boot `image` with `exit` typed at the prompt and module loading logged:
+/// the machine's exit status and its log.
+fn boot_to_exit(image: &std::path::Path) -> (Option<i32>, String) {
+    let mut child = common::sim_command()
+        .args([
+            "--cpus",
+            "2",
+            "--log",
+            "kernel_core::wasm::vm=debug",
+            "boot",
+        ])
+        .arg("--initrd")
+        .arg(image)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sim starts");
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(b"exit\n")
+        .expect("typing");
+    let out = child.wait_with_output().expect("sim ends");
+    (out.status.code(), common::stderr(&out))
+}
+
+#[test]
+fn the_image_boots_to_the_prompt_without_compiling_and_compiles_what_does_not_match() {
+    let dir = common::scratch("precompiled");
+    let image = dir.join("vessel.img");
+    let made = common::sim(&["image".as_ref(), image.as_os_str()]);
+    assert!(
+        made.status.success(),
+        "sim image: {}",
+        common::stderr(&made)
+    );
+    let (code, log) = boot_to_exit(&image);
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(
+        log.matches("loaded precompiled").count(),
+        2,
+        "init and sh: {log}"
+    );
+    assert!(!log.contains("compiled anew"), "nothing compiled: {log}");
+
+    // Every precompiled entry damaged (one byte flipped in its middle):
+    // refused, and the programs compiled instead.
+    let mut bytes = std::fs::read(&image).expect("the image");
+    let entries: Vec<(usize, usize)> = kernel_core::fs::cpio::entries(&bytes)
+        .filter_map(Result::ok)
+        .filter(|e| e.name.starts_with(b"lib/code/") && !e.data.is_empty())
+        .map(|e| {
+            let at = e.data.as_ptr() as usize - bytes.as_ptr() as usize;
+            (at, e.data.len())
+        })
+        .collect();
+    assert_eq!(entries.len(), 4, "init and sh for two ISAs");
+    for (at, len) in entries {
+        bytes[at + len / 2] ^= 0x55;
+    }
+    std::fs::write(&image, &bytes).expect("write the damaged image");
+    let (code, log) = boot_to_exit(&image);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(!log.contains("loaded precompiled"), "{log}");
+    assert_eq!(
+        log.matches("entry refused").count(),
+        2,
+        "both refused: {log}"
+    );
+    assert_eq!(
+        log.matches("compiled anew").count(),
+        2,
+        "init and sh compiled: {log}"
+    );
+}

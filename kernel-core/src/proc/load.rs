@@ -72,7 +72,7 @@ pub(crate) fn run_process<'k, 'h, P: Platform + SchedHal>(
 }
 
 fn run_in_store<'k, 'h, P: Platform + SchedHal>(
-    scope: &Inner<'k, 'h, P>,
+    scope: &Arc<Inner<'k, 'h, P>>,
     ctx: &Arc<Context<'k, 'h, P>>,
     proc: &Arc<Process<'k>>,
     bytes: &Arc<[u8]>,
@@ -84,6 +84,18 @@ fn run_in_store<'k, 'h, P: Platform + SchedHal>(
     store.set_memory_owner(ctx.owner());
     // Debuggers and profilers name its code `<process>!<function>`.
     store.set_module_name(&proc.name());
+    // Programs of the boot image may come precompiled (`init`).
+    let images = scope.clone();
+    store.set_precompiled(Box::new(move |key: &[u8; 32]| {
+        let path = crate::init::precompiled_path(key);
+        let now = images.kernel.wall_ns();
+        let max = crate::init::MAX_PRECOMPILED;
+        images
+            .fs
+            .read_file(path.as_bytes(), max, now, |_| Ok(()))
+            .ok()
+            .map(|(bytes, ())| bytes)
+    }));
     store.interrupt().set_hook(proc.hook());
     proc.attach_interrupt(store.interrupt());
     // Single-flight: a copy spawned while another loads the same bytes

@@ -878,6 +878,10 @@ impl Instance {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InstanceId(usize);
 
+/// A source of precompiled modules: the artifact kept under a key, if any
+/// ([`Store::set_precompiled`]).
+pub type Precompiled<'k> = dyn Fn(&[u8; 32]) -> Option<Vec<u8>> + Send + Sync + 'k;
+
 /// A store: compiler, instances and everything they own.
 #[expect(
     clippy::vec_box,
@@ -911,6 +915,9 @@ pub struct Store<'k, 'h, P: Platform> {
     fctx: FunctionBuilderContext,
     /// What debuggers and profilers call the code this store links.
     module_name: String,
+    /// Where precompiled modules may be found besides the platform's cache
+    /// (the boot image's `/lib/code`: [`Store::set_precompiled`]).
+    precompiled: Option<Box<Precompiled<'k>>>,
     /// Frames held, per owner, for what its modules and instances keep
     /// (`retained`); given back when the store is dropped.
     retained: spin::Mutex<Vec<(Owner, u64)>>,
@@ -1213,6 +1220,14 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
         self.module_name = String::from(name);
     }
 
+    /// Look for a precompiled module in `source` (the artifact kept under
+    /// a key, `wasm::artifact::key`) before compiling one, ahead of the
+    /// platform's cache; an entry that does not pass every check is
+    /// compiled instead (`artifact` INV-ART-1).
+    pub fn set_precompiled(&mut self, source: Box<Precompiled<'k>>) {
+        self.precompiled = Some(source);
+    }
+
     /// The name [`Store::set_module_name`] last set.
     pub fn module_name(&self) -> &str {
         &self.module_name
@@ -1250,6 +1265,7 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             code: Vec::new(),
             fctx: FunctionBuilderContext::new(),
             module_name: String::from(DEFAULT_MODULE_NAME),
+            precompiled: None,
             retained: spin::Mutex::new(Vec::new()),
         })
     }
@@ -1646,12 +1662,17 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
     /// anew.
     fn compile_persistent(&self, bytes: &[u8]) -> Result<Arc<CompiledModule>, CompileError> {
         let hal = self.kernel.hal();
-        if !hal.code_cache_enabled() {
+        if !hal.code_cache_enabled() && self.precompiled.is_none() {
             return self.compile(bytes);
         }
         let cache = self.kernel.modules();
         let key = artifact::key(bytes, &self.compiler, &self.config);
-        if let Some(kept) = hal.cached_code(&key) {
+        let kept = self
+            .precompiled
+            .as_ref()
+            .and_then(|source| source(&key))
+            .or_else(|| hal.cached_code(&key));
+        if let Some(kept) = kept {
             let mut budget = OwnerBudget {
                 vm: self.kernel.vm(),
                 owner: self.memory_owner,
@@ -1661,6 +1682,7 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
                 Ok(module) => {
                     self.retain(self.memory_owner, module.retained / PAGE_SIZE as u64);
                     cache.count_artifact(ArtifactUse::Loaded);
+                    tracing::debug!(module = %self.module_name, "loaded precompiled");
                     return Ok(Arc::new(module));
                 }
                 Err(e) => {
@@ -1670,7 +1692,10 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             }
         }
         let module = self.compile(bytes)?;
-        if let Some(a) = artifact::encode(&module, bytes, &self.compiler, &self.config) {
+        tracing::debug!(module = %self.module_name, "compiled anew");
+        if hal.code_cache_enabled()
+            && let Some(a) = artifact::encode(&module, bytes, &self.compiler, &self.config)
+        {
             hal.cache_code(&key, &a);
             cache.count_artifact(ArtifactUse::Stored);
         }
