@@ -38,13 +38,7 @@ fn main() {
         manifest_dir.join("../Cargo.lock").display()
     );
 
-    // OUT_DIR is <target>/<profile>/build/<pkg>/out: share one nested
-    // target per profile directory.
-    let target_dir = out
-        .ancestors()
-        .nth(3)
-        .filter(|p| p.file_name().is_some())
-        .map_or_else(|| out.join("wasm-workloads"), |p| p.join("wasm-workloads"));
+    let target_dir = nested_target_dir(&out, "wasm-workloads");
 
     let mut table = String::from("/// `(workload, wasm module)`, one module per workload.\n");
     table.push_str("pub const MODULES: &[(&str, &[u8])] = &[\n");

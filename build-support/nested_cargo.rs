@@ -50,3 +50,15 @@ fn nested_cargo_build(
          is the target installed? `rustup target add {target}`"
     );
 }
+
+/// The nested build's target directory `name`, beside the outer build's
+/// profile directory: `OUT_DIR` is `<profile dir>/build/<pkg>/out`, so
+/// one nested target per profile (and target triple) is shared by every
+/// build script and built at most once. Inside `OUT_DIR` when its shape
+/// is not that.
+fn nested_target_dir(out: &std::path::Path, name: &str) -> std::path::PathBuf {
+    out.ancestors()
+        .nth(3)
+        .filter(|p| p.file_name().is_some())
+        .map_or_else(|| out.join(name), |p| p.join(name))
+}

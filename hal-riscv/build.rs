@@ -34,15 +34,7 @@ fn main() {
 
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
     let built = if bare {
-        // OUT_DIR is <target>/<triple>/<profile>/build/<pkg>/out.
-        let target_dir = out_dir
-            .ancestors()
-            .nth(3)
-            .filter(|p| p.file_name().is_some())
-            .map_or_else(
-                || out_dir.join("wasi-programs"),
-                |p| p.join("wasi-programs"),
-            );
+        let target_dir = nested_target_dir(&out_dir, "wasi-programs");
         build_wasi_programs(&manifest_dir.join("../tests/wasi-programs"), &target_dir)
     } else {
         Vec::new()

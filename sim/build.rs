@@ -11,11 +11,6 @@ include!("../userland/build_wasm.rs");
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
-    // OUT_DIR is <target>/<profile>/build/<pkg>/out.
-    let target_dir = out
-        .ancestors()
-        .nth(3)
-        .filter(|p| p.file_name().is_some())
-        .map_or_else(|| out.join("userland"), |p| p.join("userland"));
+    let target_dir = nested_target_dir(&out, "userland");
     build_userland(&manifest_dir.join("../userland"), &target_dir, &out);
 }

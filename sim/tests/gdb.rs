@@ -54,10 +54,26 @@ fn gdb_batch(gdb: &Path, commands: &str, sim_args: &[&str]) -> String {
     )
 }
 
+/// gdb, or `None` after saying why the test is skipped.
+fn gdb_or_skip() -> Option<PathBuf> {
+    let gdb = find_in_path("gdb");
+    if gdb.is_none() {
+        eprintln!("skipping the gdb test: gdb is not installed (apt-get install gdb)");
+    }
+    gdb
+}
+
+/// What `text` holds between the markers `from` and `to`.
+fn between<'a>(text: &'a str, from: &str, to: &str) -> &'a str {
+    text.split(from)
+        .nth(1)
+        .and_then(|s| s.split(to).next())
+        .unwrap_or_default()
+}
+
 #[test]
 fn breakpoint_on_wasm_function_and_backtrace() {
-    let Some(gdb) = find_in_path("gdb") else {
-        eprintln!("skipping the gdb test: gdb is not installed (apt-get install gdb)");
+    let Some(gdb) = gdb_or_skip() else {
         return;
     };
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
@@ -86,11 +102,7 @@ fn breakpoint_on_wasm_function_and_backtrace() {
         text.contains("hit Breakpoint 1") && text.contains("in calls!inner"),
         "the breakpoint on calls!inner was not hit:\n{text}"
     );
-    let bt = text
-        .split("==bt==")
-        .nth(1)
-        .and_then(|s| s.split("==vessel-bt==").next())
-        .unwrap_or_default();
+    let bt = between(&text, "==bt==", "==vessel-bt==");
     let frames: Vec<&str> = bt.lines().filter(|l| l.starts_with('#')).collect();
     let inner = frames.iter().position(|l| l.contains("calls!inner"));
     let outer = frames.iter().position(|l| l.contains("calls!outer"));
@@ -98,11 +110,7 @@ fn breakpoint_on_wasm_function_and_backtrace() {
         matches!((inner, outer), (Some(0), Some(1))),
         "bt does not show inner above outer:\n{text}"
     );
-    let vbt = text
-        .split("==vessel-bt==")
-        .nth(1)
-        .and_then(|s| s.split("==end==").next())
-        .unwrap_or_default();
+    let vbt = between(&text, "==vessel-bt==", "==end==");
     assert!(
         vbt.contains("#0  calls!inner") && vbt.contains("#1  calls!outer @ 0x30"),
         "vessel-bt:\n{text}"
@@ -111,8 +119,7 @@ fn breakpoint_on_wasm_function_and_backtrace() {
 
 #[test]
 fn vessel_procs_lists_the_process_stopped_at_a_breakpoint() {
-    let Some(gdb) = find_in_path("gdb") else {
-        eprintln!("skipping the gdb test: gdb is not installed (apt-get install gdb)");
+    let Some(gdb) = gdb_or_skip() else {
         return;
     };
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
@@ -129,11 +136,7 @@ fn vessel_procs_lists_the_process_stopped_at_a_breakpoint() {
          kill\n"
     );
     let text = gdb_batch(&gdb, &commands, &["--cpus", "1", "run", wat, "a"]);
-    let procs = text
-        .split("==procs==")
-        .nth(1)
-        .and_then(|s| s.split("==end==").next())
-        .unwrap_or_default();
+    let procs = between(&text, "==procs==", "==end==");
     let row = procs
         .lines()
         .find(|l| l.trim_end().ends_with("wasi_echo"))

@@ -10,7 +10,7 @@
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::process::ExitCode;
 
 use userland::CopyError;
@@ -34,10 +34,7 @@ fn parse() -> Result<Vec<OsString>, lexopt::Error> {
 }
 
 fn main() -> ExitCode {
-    let files = match parse() {
-        Ok(f) => f,
-        Err(e) => userland::fail(NAME, format_args!("{e}; {USAGE}"), userland::USAGE),
-    };
+    let files = userland::or_usage(NAME, USAGE, parse());
     let mut out = userland::stdout();
     let mut ok = true;
     for name in &files {
@@ -56,20 +53,10 @@ fn main() -> ExitCode {
             Ok(_) => {}
             Err(CopyError::Read(e)) => {
                 ok = false;
-                if out.flush().is_err() {
-                    userland::output_failed();
-                }
-                userland::warn(NAME, format_args!("{shown}: {}", userland::io_text(&e)));
+                userland::warn_flushed(&mut out, NAME, userland::io_message(&shown, &e));
             }
             Err(CopyError::Write(_)) => userland::output_failed(),
         }
     }
-    if out.flush().is_err() {
-        userland::output_failed();
-    }
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    userland::finish(out, ok)
 }

@@ -8,9 +8,9 @@
 //! error.
 
 use std::hint::black_box;
-use std::io::Write;
 
 const NAME: &str = "compute";
+const USAGE: &str = "usage: compute [N]";
 const DEFAULT_STEPS: u64 = 10_000_000;
 
 /// The sum of the first `steps` terms `i * i + 3 * i + 7` (`i` from 0),
@@ -27,30 +27,10 @@ fn series(steps: u64) -> u64 {
 }
 
 fn main() {
-    let mut args = std::env::args_os().skip(1);
-    let steps = match (args.next(), args.next()) {
-        (None, _) => DEFAULT_STEPS,
-        (Some(a), None) => match a.to_str().and_then(|s| s.parse().ok()) {
-            Some(n) => n,
-            None => userland::fail(
-                NAME,
-                format_args!(
-                    "invalid count '{}'; usage: compute [N]",
-                    a.to_string_lossy()
-                ),
-                userland::USAGE,
-            ),
-        },
-        _ => userland::fail(NAME, "usage: compute [N]", userland::USAGE),
-    };
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    let steps = userland::optional_number(NAME, USAGE, &args, "count", DEFAULT_STEPS);
     let result = series(steps);
-    let mut out = userland::stdout();
-    if writeln!(out, "{NAME}: {result}")
-        .and_then(|()| out.flush())
-        .is_err()
-    {
-        userland::output_failed();
-    }
+    userland::print_line(format_args!("{NAME}: {result}"));
 }
 
 #[cfg(test)]

@@ -30,9 +30,6 @@ fn parse() -> Result<(bool, Vec<OsString>), lexopt::Error> {
             _ => return Err(arg.unexpected()),
         }
     }
-    if paths.len() < 2 {
-        return Err("missing operand".into());
-    }
     Ok((recursive, paths))
 }
 
@@ -116,7 +113,7 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<(), Failure> {
 
 /// Copy `src` (shown as `shown`) to `to`; the message when it fails.
 fn copy(recursive: bool, shown: &str, src: &Path, to: &Path) -> Result<(), String> {
-    let meta = fs::metadata(src).map_err(|e| format!("{shown}: {}", userland::io_text(&e)))?;
+    let meta = fs::metadata(src).map_err(|e| userland::io_message(shown, &e))?;
     if to == src {
         return Err(format!("{shown}: source and destination are the same file"));
     }
@@ -135,49 +132,23 @@ fn copy(recursive: bool, shown: &str, src: &Path, to: &Path) -> Result<(), Strin
 }
 
 fn main() -> ExitCode {
-    let (recursive, mut paths) = match parse() {
-        Ok(p) => p,
-        Err(e) => userland::fail(NAME, format_args!("{e}; {USAGE}"), userland::USAGE),
-    };
-    let Some(dst_arg) = paths.pop() else {
-        userland::fail(NAME, USAGE, userland::USAGE)
-    };
-    let dst = userland::path::resolve(&dst_arg);
-    let dst_is_dir = fs::metadata(&dst).is_ok_and(|m| m.is_dir());
-    if paths.len() > 1 && !dst_is_dir {
-        let shown = dst_arg.to_string_lossy();
-        userland::fail(
-            NAME,
-            format_args!("{shown}: not a directory"),
-            userland::FAILURE,
-        );
-    }
+    let (recursive, paths) = userland::or_usage(NAME, USAGE, parse());
+    let (sources, dst) = userland::path::sources_and_destination(NAME, USAGE, paths);
     let mut ok = true;
-    for arg in &paths {
+    for arg in &sources {
         let shown = arg.to_string_lossy();
         let src = userland::path::resolve(arg);
-        let to = if dst_is_dir {
-            match src.file_name() {
-                Some(n) => dst.join(n),
-                None => {
-                    ok = false;
-                    userland::warn(NAME, format_args!("{shown}: cannot copy /"));
-                    continue;
-                }
-            }
-        } else {
-            dst.clone()
+        let Some(to) = dst.target(&src) else {
+            ok = false;
+            userland::warn(NAME, format_args!("{shown}: cannot copy /"));
+            continue;
         };
         if let Err(msg) = copy(recursive, &shown, &src, &to) {
             ok = false;
             userland::warn(NAME, msg);
         }
     }
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    userland::exit_code(ok)
 }
 
 #[cfg(test)]

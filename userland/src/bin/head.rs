@@ -108,10 +108,7 @@ fn parse() -> Result<(Limit, Vec<OsString>), lexopt::Error> {
 }
 
 fn main() -> ExitCode {
-    let (limit, files) = match parse() {
-        Ok(p) => p,
-        Err(e) => userland::fail(NAME, format_args!("{e}; {USAGE}"), userland::USAGE),
-    };
+    let (limit, files) = userland::or_usage(NAME, USAGE, parse());
     let headed = files.len() > 1;
     let mut out = userland::stdout();
     let mut ok = true;
@@ -140,21 +137,11 @@ fn main() -> ExitCode {
             Err(Fail::Write) => userland::output_failed(),
             Err(Fail::Read(e)) => {
                 ok = false;
-                if out.flush().is_err() {
-                    userland::output_failed();
-                }
-                userland::warn(NAME, format_args!("{shown}: {}", userland::io_text(&e)));
+                userland::warn_flushed(&mut out, NAME, userland::io_message(&shown, &e));
             }
         }
     }
-    if out.flush().is_err() {
-        userland::output_failed();
-    }
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    userland::finish(out, ok)
 }
 
 #[cfg(test)]

@@ -32,9 +32,5 @@ fn main() -> ExitCode {
             userland::warn(NAME, format_args!("{shown}: {msg}"));
         }
     }
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    userland::exit_code(ok)
 }

@@ -87,10 +87,7 @@ fn entries(dir: &Path, all: bool) -> std::io::Result<Vec<(OsString, Option<Metad
 }
 
 fn main() -> ExitCode {
-    let o = match parse() {
-        Ok(o) => o,
-        Err(e) => userland::fail(NAME, format_args!("{e}; {USAGE}"), userland::USAGE),
-    };
+    let o = userland::or_usage(NAME, USAGE, parse());
     let paths = if o.paths.is_empty() {
         vec![userland::path::cwd().into_os_string()]
     } else {
@@ -135,21 +132,11 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 ok = false;
-                if out.flush().is_err() {
-                    userland::output_failed();
-                }
-                userland::warn(NAME, format_args!("{shown}: {}", userland::io_text(&e)));
+                userland::warn_flushed(&mut out, NAME, userland::io_message(&shown, &e));
             }
         }
     }
-    if out.flush().is_err() {
-        userland::output_failed();
-    }
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    userland::finish(out, ok)
 }
 
 #[cfg(test)]

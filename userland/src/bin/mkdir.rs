@@ -32,10 +32,7 @@ fn parse() -> Result<(bool, Vec<OsString>), lexopt::Error> {
 }
 
 fn main() -> ExitCode {
-    let (parents, dirs) = match parse() {
-        Ok(p) => p,
-        Err(e) => userland::fail(NAME, format_args!("{e}; {USAGE}"), userland::USAGE),
-    };
+    let (parents, dirs) = userland::or_usage(NAME, USAGE, parse());
     let mut ok = true;
     for d in &dirs {
         let path = userland::path::resolve(d);
@@ -47,12 +44,8 @@ fn main() -> ExitCode {
         if let Err(e) = made {
             ok = false;
             let shown = d.to_string_lossy();
-            userland::warn(NAME, format_args!("{shown}: {}", userland::io_text(&e)));
+            userland::warn(NAME, userland::io_message(&shown, &e));
         }
     }
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    userland::exit_code(ok)
 }

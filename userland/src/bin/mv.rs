@@ -8,7 +8,6 @@
 
 use std::ffi::OsString;
 use std::fs;
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const NAME: &str = "mv";
@@ -23,72 +22,27 @@ fn parse() -> Result<Vec<OsString>, lexopt::Error> {
             _ => return Err(arg.unexpected()),
         }
     }
-    if paths.len() < 2 {
-        return Err("missing operand".into());
-    }
     Ok(paths)
 }
 
-/// Where `src` goes: into `dst` when that is a directory, else `dst`.
-fn target(src: &Path, dst: &Path, dst_is_dir: bool) -> Result<PathBuf, String> {
-    if !dst_is_dir {
-        return Ok(dst.to_path_buf());
-    }
-    src.file_name()
-        .map(|n| dst.join(n))
-        .ok_or_else(|| "cannot move /".to_owned())
-}
-
 fn main() -> ExitCode {
-    let mut paths = match parse() {
-        Ok(p) => p,
-        Err(e) => userland::fail(NAME, format_args!("{e}; {USAGE}"), userland::USAGE),
-    };
-    let Some(dst_arg) = paths.pop() else {
-        userland::fail(NAME, USAGE, userland::USAGE)
-    };
-    let dst = userland::path::resolve(&dst_arg);
-    let dst_is_dir = fs::metadata(&dst).is_ok_and(|m| m.is_dir());
-    if paths.len() > 1 && !dst_is_dir {
-        let shown = dst_arg.to_string_lossy();
-        userland::fail(
-            NAME,
-            format_args!("{shown}: not a directory"),
-            userland::FAILURE,
-        );
-    }
+    let paths = userland::or_usage(NAME, USAGE, parse());
+    let (sources, dst) = userland::path::sources_and_destination(NAME, USAGE, paths);
     let mut ok = true;
-    for arg in &paths {
+    for arg in &sources {
         let shown = arg.to_string_lossy();
         let src = userland::path::resolve(arg);
-        let moved = target(&src, &dst, dst_is_dir).and_then(|to| {
-            if to != src && to.starts_with(&src) {
-                return Err("cannot move a directory into itself".to_owned());
+        let moved = match dst.target(&src) {
+            None => Err("cannot move /".to_owned()),
+            Some(to) if to != src && to.starts_with(&src) => {
+                Err("cannot move a directory into itself".to_owned())
             }
-            fs::rename(&src, &to).map_err(|e| userland::io_text(&e))
-        });
+            Some(to) => fs::rename(&src, &to).map_err(|e| userland::io_text(&e)),
+        };
         if let Err(msg) = moved {
             ok = false;
             userland::warn(NAME, format_args!("{shown}: {msg}"));
         }
     }
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn into_a_directory_keeps_the_name() {
-        let t = target(Path::new("/a/f"), Path::new("/d"), true);
-        assert_eq!(t, Ok(PathBuf::from("/d/f")));
-        let t = target(Path::new("/a/f"), Path::new("/g"), false);
-        assert_eq!(t, Ok(PathBuf::from("/g")));
-        assert!(target(Path::new("/"), Path::new("/d"), true).is_err());
-    }
+    userland::exit_code(ok)
 }

@@ -125,35 +125,18 @@ fn play(_rounds: u32) -> Result<(), String> {
 }
 
 fn main() {
-    let mut args = std::env::args_os().skip(1);
-    let rounds = match (args.next(), args.next()) {
-        (None, _) => DEFAULT_ROUNDS,
-        (Some(a), None) if a == "--pong" => {
-            if pong(&mut io::stdin().lock(), &mut io::stdout().lock()).is_err() {
-                std::process::exit(userland::FAILURE);
-            }
-            return;
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    if matches!(&args[..], [a] if a == "--pong") {
+        if pong(&mut io::stdin().lock(), &mut io::stdout().lock()).is_err() {
+            std::process::exit(userland::FAILURE);
         }
-        (Some(a), None) => match a.to_str().and_then(|s| s.parse().ok()) {
-            Some(n) => n,
-            None => userland::fail(
-                NAME,
-                format_args!("invalid round count '{}'; {USAGE}", a.to_string_lossy()),
-                userland::USAGE,
-            ),
-        },
-        _ => userland::fail(NAME, USAGE, userland::USAGE),
-    };
+        return;
+    }
+    let rounds = userland::optional_number(NAME, USAGE, &args, "round count", DEFAULT_ROUNDS);
     if let Err(msg) = play(rounds) {
         userland::fail(NAME, msg, userland::FAILURE);
     }
-    let mut out = userland::stdout();
-    if writeln!(out, "{NAME}: {rounds} rounds")
-        .and_then(|()| out.flush())
-        .is_err()
-    {
-        userland::output_failed();
-    }
+    userland::print_line(format_args!("{NAME}: {rounds} rounds"));
 }
 
 #[cfg(test)]

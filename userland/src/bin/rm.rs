@@ -83,23 +83,20 @@ fn remove(o: &Options, arg: &OsString) -> Result<(), String> {
     let meta = match fs::symlink_metadata(&path) {
         Ok(m) => m,
         Err(e) if o.force && e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(format!("{shown}: {}", userland::io_text(&e))),
+        Err(e) => return Err(userland::io_message(&shown, &e)),
     };
     if meta.is_dir() {
         if !o.recursive {
             return Err(format!("{shown}: is a directory (use -r)"));
         }
-        remove_tree(&path).map_err(|(p, e)| format!("{}: {}", p.display(), userland::io_text(&e)))
+        remove_tree(&path).map_err(|(p, e)| userland::io_message(p.display(), &e))
     } else {
-        fs::remove_file(&path).map_err(|e| format!("{shown}: {}", userland::io_text(&e)))
+        fs::remove_file(&path).map_err(|e| userland::io_message(&shown, &e))
     }
 }
 
 fn main() -> ExitCode {
-    let o = match parse() {
-        Ok(o) => o,
-        Err(e) => userland::fail(NAME, format_args!("{e}; {USAGE}"), userland::USAGE),
-    };
+    let o = userland::or_usage(NAME, USAGE, parse());
     let mut ok = true;
     for arg in &o.paths {
         if let Err(msg) = remove(&o, arg) {
@@ -107,11 +104,7 @@ fn main() -> ExitCode {
             userland::warn(NAME, msg);
         }
     }
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    userland::exit_code(ok)
 }
 
 #[cfg(test)]

@@ -51,19 +51,14 @@ fn main() {
     let parsed = args
         .ok_or_else(|| "invalid number".to_owned())
         .and_then(|a| parse(&a));
-    let (first, step, last) = match parsed {
-        Ok(p) => p,
-        Err(msg) => userland::fail(NAME, format_args!("{msg}; {USAGE}"), userland::USAGE),
-    };
+    let (first, step, last) = userland::or_usage(NAME, USAGE, parsed);
     let mut out = userland::stdout();
     for n in sequence(first, step, last) {
         if writeln!(out, "{n}").is_err() {
             userland::output_failed();
         }
     }
-    if out.flush().is_err() {
-        userland::output_failed();
-    }
+    userland::flush(&mut out);
 }
 
 #[cfg(test)]

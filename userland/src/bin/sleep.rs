@@ -44,10 +44,7 @@ fn main() {
                 userland::USAGE,
             )
         };
-        match parse_duration(arg) {
-            Ok(d) => total = total.saturating_add(d),
-            Err(msg) => userland::fail(NAME, format_args!("{msg}; {USAGE}"), userland::USAGE),
-        }
+        total = total.saturating_add(userland::or_usage(NAME, USAGE, parse_duration(arg)));
         any = true;
     }
     if !any {

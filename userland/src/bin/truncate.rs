@@ -57,10 +57,7 @@ fn parse() -> Result<(u64, Vec<OsString>), lexopt::Error> {
 }
 
 fn main() -> ExitCode {
-    let (size, files) = match parse() {
-        Ok(p) => p,
-        Err(e) => userland::fail(NAME, format_args!("{e}; {USAGE}"), userland::USAGE),
-    };
+    let (size, files) = userland::or_usage(NAME, USAGE, parse());
     let mut ok = true;
     for name in &files {
         let sized = OpenOptions::new()
@@ -72,14 +69,10 @@ fn main() -> ExitCode {
         if let Err(e) = sized {
             ok = false;
             let shown = name.to_string_lossy();
-            userland::warn(NAME, format_args!("{shown}: {}", userland::io_text(&e)));
+            userland::warn(NAME, userland::io_message(&shown, &e));
         }
     }
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    userland::exit_code(ok)
 }
 
 #[cfg(test)]

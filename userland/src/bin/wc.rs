@@ -129,10 +129,7 @@ fn parse() -> Result<(Show, Vec<OsString>), lexopt::Error> {
 }
 
 fn main() -> ExitCode {
-    let (show, files) = match parse() {
-        Ok(p) => p,
-        Err(e) => userland::fail(NAME, format_args!("{e}; {USAGE}"), userland::USAGE),
-    };
+    let (show, files) = userland::or_usage(NAME, USAGE, parse());
     // `None`: standard input read by default, printed without a name.
     let inputs: Vec<Option<OsString>> = if files.is_empty() {
         vec![None]
@@ -164,11 +161,8 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 ok = false;
-                if out.flush().is_err() {
-                    userland::output_failed();
-                }
                 let shown = shown.as_deref().unwrap_or("-");
-                userland::warn(NAME, format_args!("{shown}: {}", userland::io_text(&e)));
+                userland::warn_flushed(&mut out, NAME, userland::io_message(shown, &e));
             }
         }
     }
@@ -176,14 +170,7 @@ fn main() -> ExitCode {
     {
         userland::output_failed();
     }
-    if out.flush().is_err() {
-        userland::output_failed();
-    }
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    userland::finish(out, ok)
 }
 
 #[cfg(test)]
