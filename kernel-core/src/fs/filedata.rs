@@ -12,6 +12,10 @@
 //!   past `len`, so growing the file exposes zeros.
 //! - INV-FILEDATA-2: an allocation that fails leaves the data as it was
 //!   ([`FsError::NoSpace`]); nothing aborts the kernel.
+//! - INV-FILEDATA-3: `stored` is the sum of the chunks' lengths: the bytes
+//!   the file holds, what a file system charges for it (a hole costs
+//!   nothing), and [`FileData::growth_of_write`] says exactly how a write
+//!   would change it.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -28,12 +32,37 @@ pub struct FileData {
     len: u64,
     /// Chunk `i` holds bytes `i * CHUNK ..` (INV-FILEDATA-1).
     chunks: BTreeMap<u64, Vec<u8>>,
+    /// Bytes the chunks hold (INV-FILEDATA-3).
+    stored: u64,
 }
 
 impl FileData {
     /// Its length in bytes.
     pub fn len(&self) -> u64 {
         self.len
+    }
+
+    /// Bytes it holds: its length less the holes (INV-FILEDATA-3).
+    pub fn stored(&self) -> u64 {
+        self.stored
+    }
+
+    /// How many bytes more it would hold after a write of `len` bytes at
+    /// `offset`: per chunk touched, from its held end to the write's end
+    /// (a chunk holds a prefix of itself, zeros filling any gap).
+    pub fn growth_of_write(&self, offset: u64, len: u64) -> u64 {
+        let mut grow = 0;
+        let mut at = offset;
+        let end = offset.saturating_add(len);
+        while at < end {
+            let (index, within) = (at / CHUNK_U64, at % CHUNK_U64);
+            let take = (CHUNK_U64 - within).min(end - at);
+            let held = self.chunks.get(&index).map_or(0, |c| c.len() as u64);
+            // The chunk grows to the write's end (zeros before it).
+            grow += (within + take).saturating_sub(held);
+            at += take;
+        }
+        grow
     }
 
     /// Whether it holds no byte.
@@ -85,6 +114,7 @@ impl FileData {
                 chunk
                     .try_reserve_exact(want.saturating_sub(chunk.len()))
                     .map_err(|_| FsError::NoSpace)?;
+                self.stored += (end - chunk.len()) as u64;
                 chunk.resize(end, 0);
             }
             chunk[within..end].copy_from_slice(&data[done..done + take]);
@@ -100,11 +130,13 @@ impl FileData {
     pub fn set_len(&mut self, size: u64) {
         if size < self.len {
             let keep = size.div_ceil(CHUNK_U64);
-            let _gone = self.chunks.split_off(&keep);
+            let gone = self.chunks.split_off(&keep);
+            self.stored -= gone.values().map(|c| c.len() as u64).sum::<u64>();
             let within = (size % CHUNK_U64) as usize;
             if within != 0
                 && let Some(last) = self.chunks.get_mut(&(size / CHUNK_U64))
             {
+                self.stored -= last.len().saturating_sub(within) as u64;
                 last.truncate(within);
                 last.shrink_to_fit();
             }

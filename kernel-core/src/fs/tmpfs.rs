@@ -15,9 +15,11 @@
 //! - INV-TMPFS-2: an inode is freed when no entry names it (`nlink == 0`)
 //!   and no open descriptor holds it (`open == 0`), and not before; an open
 //!   file that was unlinked stays readable and writable.
-//! - INV-TMPFS-3: the bytes of all files and link targets never exceed the
-//!   capacity; a write or truncate that would pass it is
-//!   [`FsError::NoSpace`] and changes nothing.
+//! - INV-TMPFS-3: the bytes all files hold (their data, not their holes:
+//!   `filedata` INV-FILEDATA-3) and all link targets never exceed the
+//!   capacity; a write that would pass it is [`FsError::NoSpace`] and
+//!   changes nothing. Growing a file by truncating it makes a hole, which
+//!   holds nothing.
 //! - INV-TMPFS-4: directory entries never exceed the entry budget (the
 //!   capacity over [`ENTRY_COST`], at least [`MIN_ENTRIES`]), so names,
 //!   inodes and empty files, which hold no data bytes, are bounded too; a
@@ -182,7 +184,7 @@ impl Inner {
             .get(&ino)
             .is_some_and(|n| n.nlink == 0 && n.open == 0);
         if gone && let Some(n) = self.nodes.remove(&ino) {
-            self.bytes -= data_len(&n.node);
+            self.bytes -= held(&n.node);
         }
     }
 
@@ -313,6 +315,15 @@ fn data_len(node: &Node) -> u64 {
     }
 }
 
+/// The bytes `node` holds against the capacity (INV-TMPFS-3).
+fn held(node: &Node) -> u64 {
+    match node {
+        Node::File(d) => d.stored(),
+        Node::Symlink(d) => d.len() as u64,
+        Node::Dir { .. } => 0,
+    }
+}
+
 /// The components of `path`, last first, without empty ones.
 fn components(path: &[u8]) -> Result<Vec<Vec<u8>>, FsError> {
     if path.starts_with(b"/") {
@@ -402,7 +413,7 @@ impl Tmpfs {
             Node::File(_) if flags.directory || f.trailing_slash => return Err(FsError::NotDir),
             Node::File(data) => {
                 if flags.truncate && !data.is_empty() {
-                    let freed = data.len();
+                    let freed = data.stored();
                     if let Node::File(d) = &mut inner.node_mut(ino)?.node {
                         d.set_len(0);
                     }
@@ -457,8 +468,8 @@ impl Tmpfs {
         let end = offset
             .checked_add(data.len() as u64)
             .ok_or(FsError::FileTooBig)?;
-        let len = match &inner.node(ino)?.node {
-            Node::File(d) => d.len(),
+        let (stored, grow) = match &inner.node(ino)?.node {
+            Node::File(d) => (d.stored(), d.growth_of_write(offset, data.len() as u64)),
             Node::Dir { .. } => return Err(FsError::IsDir),
             Node::Symlink(_) => return Err(FsError::Inval),
         };
@@ -466,7 +477,6 @@ impl Tmpfs {
         if data.is_empty() {
             return Ok(0);
         }
-        let grow = end.saturating_sub(len);
         if inner.bytes + grow > self.capacity {
             return Err(FsError::NoSpace);
         }
@@ -477,7 +487,7 @@ impl Tmpfs {
         let mut grown = 0;
         if let Node::File(d) = &mut inner.node_mut(ino)?.node {
             written = d.write(offset, data);
-            grown = d.len() - len;
+            grown = d.stored() - stored;
         }
         // A chunk that could not be allocated: what was written stays,
         // counted (INV-TMPFS-3 holds: it is below `grow`).
@@ -487,31 +497,30 @@ impl Tmpfs {
         Ok(data.len())
     }
 
-    /// Set file `ino`'s size to `size` (zeros when it grows).
+    /// Set file `ino`'s size to `size` (zeros when it grows: a hole, which
+    /// holds nothing against the capacity).
     ///
     /// # Errors
-    /// As [`Tmpfs::write`].
+    /// [`FsError::IsDir`], [`FsError::Inval`] for a link,
+    /// [`FsError::FileTooBig`] past what an offset can address.
     pub fn truncate(&self, ino: Ino, size: u64, now: u64) -> Result<(), FsError> {
         let mut inner = self.inner.lock();
-        let len = match &inner.node(ino)?.node {
-            Node::File(d) => d.len(),
+        let stored = match &inner.node(ino)?.node {
+            Node::File(d) => d.stored(),
             Node::Dir { .. } => return Err(FsError::IsDir),
             Node::Symlink(_) => return Err(FsError::Inval),
         };
-        if size > len && inner.bytes + (size - len) > self.capacity {
-            return Err(FsError::NoSpace);
-        }
         if i64::try_from(size).is_err() {
             return Err(FsError::FileTooBig);
         }
+        let mut now_stored = stored;
         if let Node::File(d) = &mut inner.node_mut(ino)?.node {
             d.set_len(size);
+            now_stored = d.stored();
         }
-        if size >= len {
-            inner.bytes += size - len;
-        } else {
-            inner.bytes -= len - size;
-        }
+        // Growing makes a hole (nothing held); shrinking frees what was
+        // held past the new end.
+        inner.bytes -= stored - now_stored;
         inner.touch(ino, &[MTIME, CTIME], now);
         Ok(())
     }
@@ -958,9 +967,20 @@ mod tests {
         let ino = fs.open(ROOT, b"f", CREATE, 1).unwrap();
         assert_eq!(fs.write(ino, 0, b"0123456789", 1), Ok(10));
         assert_eq!(fs.write(ino, 10, b"x", 1), Err(FsError::NoSpace));
-        assert_eq!(fs.truncate(ino, 11, 1), Err(FsError::NoSpace));
         assert_eq!(fs.write(ino, 5, b"xx", 1), Ok(2));
         assert_eq!(fs.stat(ino).unwrap().size, 10);
+        assert_eq!(fs.truncate(ino, 3, 1), Ok(()));
+        assert_eq!(fs.bytes(), 3);
+        // A hole holds nothing: a 1 GiB file of one, then a write in it
+        // that would pass the capacity, refused, changing nothing.
+        assert_eq!(fs.truncate(ino, 1 << 30, 1), Ok(()));
+        assert_eq!(fs.bytes(), 3);
+        assert_eq!(fs.stat(ino).unwrap().size, 1 << 30);
+        let far = alloc::vec![7u8; 8];
+        assert_eq!(fs.write(ino, 1 << 29, &far, 1), Err(FsError::NoSpace));
+        assert_eq!(fs.bytes(), 3);
+        assert_eq!(fs.write(ino, 1 << 29, &far[..7], 1), Ok(7));
+        assert_eq!(fs.bytes(), 10);
         assert_eq!(fs.truncate(ino, 3, 1), Ok(()));
         assert_eq!(fs.bytes(), 3);
         assert_eq!(fs.write(ino, u64::MAX, b"x", 1), Err(FsError::FileTooBig));
