@@ -286,10 +286,21 @@ fn chan_create<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, out: i32) -> Re
         }
     };
     drop(table);
+    put_pair(ctx, out, t.cast_unsigned(), r.cast_unsigned())
+}
+
+/// Write `a` and `b` as two little-endian `u32` at `out`, which the
+/// caller checked before making them (INV-SYS-1: the memory cannot
+/// shrink, so this cannot fail after the check).
+fn put_pair<P: Platform + SchedHal>(
+    ctx: &Context<'_, '_, P>,
+    out: i32,
+    a: u32,
+    b: u32,
+) -> Result<(), Fail> {
     let mut pair = [0u8; 8];
-    pair[..4].copy_from_slice(&t.to_le_bytes());
-    pair[4..].copy_from_slice(&r.to_le_bytes());
-    // Checked above; the memory cannot shrink (INV-SYS-1).
+    pair[..4].copy_from_slice(&a.to_le_bytes());
+    pair[4..].copy_from_slice(&b.to_le_bytes());
     uaccess::copy_out(ctx.memory(), out, &pair)?;
     Ok(())
 }
@@ -653,12 +664,7 @@ fn pipe<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, out: i32) -> Result<()
         return Err(Errno::NoMemory.into());
     };
     drop(fds);
-    let mut pair = [0u8; 8];
-    pair[..4].copy_from_slice(&r.to_le_bytes());
-    pair[4..].copy_from_slice(&w.to_le_bytes());
-    // Checked above; the memory cannot shrink (INV-SYS-1).
-    uaccess::copy_out(ctx.memory(), out, &pair)?;
-    Ok(())
+    put_pair(ctx, out, r, w)
 }
 
 fn kill<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, h: i32) -> Result<(), Fail> {
