@@ -33,6 +33,8 @@ mod fixed;
 #[cfg(any(target_os = "none", test))]
 mod layout;
 #[cfg(any(target_os = "none", test))]
+mod stop;
+#[cfg(any(target_os = "none", test))]
 mod sv39;
 
 #[cfg(target_os = "none")]

@@ -1,9 +1,5 @@
-//! Stopping the machine with an exit status, and the entropy seed.
-//!
-//! QEMU `virt` ends with a status only through its `sifive,test1`
-//! finisher: `0x5555` exits 0, `(code << 16) | 0x3333` exits `code`. SBI
-//! system reset (SRST) always ends QEMU with status 0, so it is only the
-//! fallback when the device tree names no finisher.
+//! Stopping the machine with an exit status (the plan is `stop`'s:
+//! INV-STOP-1, a failure never ends as a pass), and the entropy seed.
 //!
 //! INV-POWER-1: the finisher address is written once at boot before other
 //! harts run, and only read afterwards; [`shutdown`] works from any
@@ -11,12 +7,8 @@
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::{csr, sbi};
-
-/// Finisher value for "pass": QEMU exits 0.
-const FINISHER_PASS: u32 = 0x5555;
-/// Finisher value for "fail"; the exit code goes in bits 31..16.
-const FINISHER_FAIL: u32 = 0x3333;
+use crate::stop::{self, Stop};
+use crate::{console, csr, sbi};
 
 static FINISHER: AtomicUsize = AtomicUsize::new(0);
 
@@ -30,30 +22,30 @@ pub unsafe fn set_finisher(addr: u64) {
     FINISHER.store(addr as usize, Ordering::Release);
 }
 
-/// The finisher command for exit status `code`.
-const fn finisher_value(code: u8) -> u32 {
-    if code == 0 {
-        FINISHER_PASS
-    } else {
-        (code as u32) << 16 | FINISHER_FAIL
-    }
-}
-
-/// Stop the machine with exit status `code`.
+/// Stop the machine with exit status `code`, by `stop::plan`.
 pub fn shutdown(code: u8) -> ! {
     let _ = csr::irq_save();
     let finisher = FINISHER.load(Ordering::Acquire);
-    if finisher != 0 {
-        // SAFETY: `set_finisher`'s contract: the finisher's register.
-        unsafe { core::ptr::write_volatile(finisher as *mut u32, finisher_value(code)) };
+    for step in stop::plan(code, finisher != 0).into_iter().flatten() {
+        match step {
+            Stop::Finisher(value) => {
+                // SAFETY: `set_finisher`'s contract: the finisher's
+                // register.
+                unsafe { core::ptr::write_volatile(finisher as *mut u32, value) };
+            }
+            Stop::Reset => {
+                sbi::system_reset(sbi::RESET_SHUTDOWN, sbi::REASON_NONE);
+                sbi::legacy_shutdown();
+            }
+            Stop::Halt => break,
+        }
     }
-    let reason = if code == 0 {
-        sbi::REASON_NONE
-    } else {
-        sbi::REASON_SYSTEM_FAILURE
-    };
-    sbi::system_reset(sbi::RESET_SHUTDOWN, reason);
-    sbi::legacy_shutdown();
+    let mut line = kernel_core::fmtbuf::StackBuf::<96>::new();
+    let _ = core::fmt::Write::write_fmt(
+        &mut line,
+        format_args!("shutdown: exit status {code} could not be reported; halting\n"),
+    );
+    console::panic_write(line.as_bytes());
     loop {
         csr::wfi();
     }

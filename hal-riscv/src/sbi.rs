@@ -33,8 +33,6 @@ pub const ERR_ALREADY_STARTED: isize = -7;
 pub const RESET_SHUTDOWN: usize = 0;
 /// `SBI_SRST_RESET_REASON_NONE`.
 pub const REASON_NONE: usize = 0;
-/// `SBI_SRST_RESET_REASON_SYSFAIL`.
-pub const REASON_SYSTEM_FAILURE: usize = 1;
 
 /// The error code of an SBI call (0 = success).
 pub type SbiError = isize;
