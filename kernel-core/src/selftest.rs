@@ -30,8 +30,8 @@ type Outcome = Result<(), String>;
 type Test<P> = (&'static str, for<'k, 'h> fn(&'k Kernel<'h, P>) -> Outcome);
 
 /// The tests, in the order they run.
-fn tests<P: Platform>() -> [Test<P>; 16] {
-    [
+fn tests<P: Platform>() -> Vec<Test<P>> {
+    let tests: Vec<Test<P>> = alloc::vec![
         ("frames_alloc_free_coalesce", frames_alloc_free_coalesce),
         ("map_frames_in_runs", map_frames_in_runs),
         ("protect_and_unmap", protect_and_unmap),
@@ -54,7 +54,18 @@ fn tests<P: Platform>() -> [Test<P>; 16] {
             "masked_timer_is_delivered_on_unmask",
             masked_timer_is_delivered_on_unmask,
         ),
-    ]
+    ];
+    // Only riscv64's ABI has callee-saved float registers to keep.
+    #[cfg(target_arch = "riscv64")]
+    let tests = {
+        let mut tests = tests;
+        tests.push((
+            "fiber_switch_keeps_float_registers",
+            fiber_switch_keeps_float_registers,
+        ));
+        tests
+    };
+    tests
 }
 
 /// A named self-test that runs on an executor every CPU serves.
@@ -759,6 +770,127 @@ fn vm_frame_accounting_returns<P: Platform>(k: &Kernel<'_, P>) -> Outcome {
     }
     let now = k.frames().free_frames();
     check(now == free0, || format!("free frames {free0} -> {now}"))
+}
+
+/// On riscv64, the callee-saved float registers fs0..fs11 survive a fiber
+/// switch. The fiber sets them to a pattern and suspends through a C-ABI
+/// call (which must preserve them), so only the switch can lose them; the
+/// resumer sets them to another pattern before each resume; the fiber
+/// reads its pattern back after each of 100 switches.
+#[cfg(target_arch = "riscv64")]
+#[expect(
+    unsafe_code,
+    reason = "sets and reads float registers around a switch in assembly"
+)]
+fn fiber_switch_keeps_float_registers<P: Platform>(k: &Kernel<'_, P>) -> Outcome {
+    use crate::sched::fiber::Suspender;
+    extern "C" fn hop(s: *const Suspender) {
+        // SAFETY: `s` is the suspender of the fiber that calls this, live
+        // while its body runs (below).
+        unsafe { (*s).suspend() };
+    }
+    const ROUNDS: u64 = 100;
+    let stack =
+        KernelStack::new(k.vm(), 16 * PAGE_SIZE, Owner::Kernel).map_err(|e| format!("{e}"))?;
+    let wrong = AtomicU64::new(0);
+    let wrong_ref = &wrong;
+    let mut fiber = Fiber::new(stack, move |s: &Suspender| {
+        for round in 0..ROUNDS {
+            let pattern = 0x4009_21fb_5444_2d18u64 ^ round;
+            let mut got = [0u64; 12];
+            // SAFETY: sets fs0..fs11 (declared clobbered), calls `hop`
+            // under the C ABI (`clobber_abi`) with the suspender in a0, then
+            // stores fs0..fs11 into `got` through s2, callee-saved and so
+            // kept across the call.
+            unsafe {
+                core::arch::asm!(
+                    "fmv.d.x fs0, {p}",
+                    "fmv.d.x fs1, {p}",
+                    "fmv.d.x fs2, {p}",
+                    "fmv.d.x fs3, {p}",
+                    "fmv.d.x fs4, {p}",
+                    "fmv.d.x fs5, {p}",
+                    "fmv.d.x fs6, {p}",
+                    "fmv.d.x fs7, {p}",
+                    "fmv.d.x fs8, {p}",
+                    "fmv.d.x fs9, {p}",
+                    "fmv.d.x fs10, {p}",
+                    "fmv.d.x fs11, {p}",
+                    "jalr {f}",
+                    "fsd fs0, 0(s2)",
+                    "fsd fs1, 8(s2)",
+                    "fsd fs2, 16(s2)",
+                    "fsd fs3, 24(s2)",
+                    "fsd fs4, 32(s2)",
+                    "fsd fs5, 40(s2)",
+                    "fsd fs6, 48(s2)",
+                    "fsd fs7, 56(s2)",
+                    "fsd fs8, 64(s2)",
+                    "fsd fs9, 72(s2)",
+                    "fsd fs10, 80(s2)",
+                    "fsd fs11, 88(s2)",
+                    p = in(reg) pattern,
+                    f = in(reg) hop as extern "C" fn(*const Suspender),
+                    in("a0") core::ptr::from_ref(s),
+                    inout("s2") got.as_mut_ptr() => _,
+                    out("fs0") _,
+                    out("fs1") _,
+                    out("fs2") _,
+                    out("fs3") _,
+                    out("fs4") _,
+                    out("fs5") _,
+                    out("fs6") _,
+                    out("fs7") _,
+                    out("fs8") _,
+                    out("fs9") _,
+                    out("fs10") _,
+                    out("fs11") _,
+                    clobber_abi("C"),
+                );
+            }
+            let bad = got.iter().filter(|&&g| g != pattern).count() as u64;
+            wrong_ref.fetch_add(bad, Ordering::Relaxed);
+        }
+    });
+    let mut resumes = 0u64;
+    while fiber.resume() == Resume::Suspended {
+        // SAFETY: only writes fs0..fs11, declared clobbered.
+        unsafe {
+            core::arch::asm!(
+                "fmv.d.x fs0, {v}",
+                "fmv.d.x fs1, {v}",
+                "fmv.d.x fs2, {v}",
+                "fmv.d.x fs3, {v}",
+                "fmv.d.x fs4, {v}",
+                "fmv.d.x fs5, {v}",
+                "fmv.d.x fs6, {v}",
+                "fmv.d.x fs7, {v}",
+                "fmv.d.x fs8, {v}",
+                "fmv.d.x fs9, {v}",
+                "fmv.d.x fs10, {v}",
+                "fmv.d.x fs11, {v}",
+                v = in(reg) !resumes,
+                out("fs0") _,
+                out("fs1") _,
+                out("fs2") _,
+                out("fs3") _,
+                out("fs4") _,
+                out("fs5") _,
+                out("fs6") _,
+                out("fs7") _,
+                out("fs8") _,
+                out("fs9") _,
+                out("fs10") _,
+                out("fs11") _,
+            );
+        }
+        resumes += 1;
+        check(resumes <= ROUNDS, || "the fiber does not finish".into())?;
+    }
+    let wrong = wrong.load(Ordering::Relaxed);
+    check(resumes == ROUNDS && wrong == 0, || {
+        format!("{resumes} switches, {wrong} float registers changed across them")
+    })
 }
 
 /// A fiber on a kernel stack: the stack is resident before the fiber runs
