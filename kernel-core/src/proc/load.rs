@@ -84,18 +84,24 @@ fn run_in_store<'k, 'h, P: Platform + SchedHal>(
     store.set_memory_owner(ctx.owner());
     // Debuggers and profilers name its code `<process>!<function>`.
     store.set_module_name(&proc.name());
-    // Programs of the boot image may come precompiled (`init`).
-    let images = scope.clone();
-    store.set_precompiled(Box::new(move |key: &[u8; 32]| {
-        let path = crate::init::precompiled_path(key);
-        let now = images.kernel.wall_ns();
-        let max = crate::init::MAX_PRECOMPILED;
-        images
-            .fs
-            .read_file(path.as_bytes(), max, now, |_| Ok(()))
-            .ok()
-            .map(|(bytes, ())| bytes)
-    }));
+    // Programs of the boot image may come precompiled (`init`): looked
+    // for only when the image has the directory, so a scope without one
+    // does not hash every module it compiles.
+    let dir = crate::init::PRECOMPILED_DIR.trim_start_matches('/');
+    if scope
+        .fs
+        .lookup(crate::fs::tmpfs::ROOT, dir.as_bytes(), true)
+        .is_ok()
+    {
+        let images = scope.clone();
+        store.set_precompiled(Box::new(move |key: &[u8; 32]| {
+            let path = crate::init::precompiled_path(key);
+            let now = images.kernel.wall_ns();
+            let max = crate::init::MAX_PRECOMPILED;
+            let read = images.fs.read_file(path.as_bytes(), max, now, |_| Ok(()));
+            read.ok().map(|(bytes, ())| bytes)
+        }));
+    }
     store.interrupt().set_hook(proc.hook());
     proc.attach_interrupt(store.interrupt());
     // Single-flight: a copy spawned while another loads the same bytes

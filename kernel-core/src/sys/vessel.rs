@@ -177,7 +177,8 @@ const CALLS: [(&str, Call, &[ValType], &[ValType]); 20] = [
 
 /// `spawn_program` flag: hand down the caller's environment.
 const INHERIT_ENV: i32 = 1;
-/// `spawn_program` flag: no directory preopened for the child.
+/// `spawn_program` and `spawn_file` flag: no directory preopened for the
+/// child.
 const NO_FILES: i32 = 2;
 
 /// The `vessel` interface.
@@ -484,8 +485,6 @@ fn pid<P: Platform + SchedHal>(ctx: &Context<'_, '_, P>, h: i32) -> Result<i32, 
 
 /// `spawn_file` flag: Ctrl-C on the console kills the child.
 const FOREGROUND: u32 = 1;
-/// `spawn_file` flag: no directory preopened for the child.
-const FILE_NO_FILES: u32 = 2;
 /// Bytes of a `spawn_file` request.
 const SPAWN_REQUEST: usize = 36;
 /// Most bytes of a `spawn_file` path.
@@ -505,7 +504,7 @@ fn spawn_file<P: Platform + SchedHal>(
             .cast_signed()
     };
     let flags = w(8).cast_unsigned();
-    if flags & !(FOREGROUND | FILE_NO_FILES) != 0 {
+    if flags & !(FOREGROUND | NO_FILES.cast_unsigned()) != 0 {
         return Err(Errno::Invalid.into());
     }
     let path = uaccess::copy_in(ctx.memory(), w(0), w(1), MAX_PATH)?;
@@ -551,7 +550,7 @@ fn spawn_file<P: Platform + SchedHal>(
     let program = Program {
         args,
         env,
-        no_files: flags & FILE_NO_FILES != 0 || parent.no_files,
+        no_files: flags & NO_FILES.cast_unsigned() != 0 || parent.no_files,
         mounts: parent.mounts.clone(),
     };
     let console = [FdObject::Stdin, FdObject::Stdout, FdObject::Stderr];
