@@ -7,6 +7,7 @@
 //! 2. trap vector and trap stack on the boot hart (early faults reported);
 //! 3. device tree: finisher and UART first (so every later failure is
 //!    reported and exits with the right status), then the board facts;
+//!    the vector unit on when every hart has V;
 //! 4. heap after the image, memory map = RAM minus firmware, image, heap,
 //!    device tree and reserved memory;
 //! 5. page tables, paging on;
@@ -26,7 +27,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use kernel_core::boot::BootInfo;
 use kernel_core::cmdline::{Cmdline, LogLevel};
 use kernel_core::exit;
-use kernel_core::hal::{PhysAddr, PhysRange};
+use kernel_core::hal::{PhysAddr, PhysRange, RiscvExt};
 use kernel_core::log::ConsoleSubscriber;
 
 use crate::console::PanicWriter;
@@ -121,6 +122,10 @@ extern "C" fn boot_main(hartid: usize, dtb: usize) -> ! {
         unsafe { console::init(uart) };
     }
     let info = dt::parse(&fdt).unwrap_or_else(|e| fail(format_args!("{e}")));
+    if info.isa.has(RiscvExt::V) {
+        // Before any secondary starts, so each turns it on too.
+        cpu::enable_vectors();
+    }
 
     let (memory_map, heap) = plan_memory(&info, blob);
     // SAFETY: `plan_memory` placed the heap in RAM below 4 GiB (identity
@@ -170,6 +175,7 @@ extern "C" fn boot_main(hartid: usize, dtb: usize) -> ! {
         rng_seed: info.rng_seed,
         heap_bytes: heap.len,
         tables: KernelTables::new(ram),
+        isa: info.isa,
     });
 
     // The console log subscriber: `log=` of the command line, else warn

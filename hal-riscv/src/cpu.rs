@@ -18,7 +18,7 @@
 
 use core::arch::{asm, global_asm};
 use core::mem::offset_of;
-use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 use kernel_core::hal::{CpuEntry, CpuLocal, HalError};
 
@@ -121,13 +121,37 @@ pub fn current() -> &'static HartBlock {
     unsafe { &*(tp as *const HartBlock) }
 }
 
+/// Whether every hart turns its vector unit on ([`enable_vectors`]).
+static VECTORS: AtomicBool = AtomicBool::new(false);
+
+/// Turn the vector unit on (`sstatus.VS` = Initial) on this hart and on
+/// every hart started after this call: the boot hart calls it, before any
+/// secondary starts, when every hart has the V extension. Code compiled
+/// for V then runs; without it a vector instruction is an illegal
+/// instruction.
+///
+/// Vector state is never saved by the kernel: the psABI makes every
+/// vector register and `vl`, `vtype`, `vxrm`, `vxsat` caller-saved, so a
+/// fiber switch (a call) need not keep them; preemption is a switch at a
+/// call (the epoch check), never from a trap; and no kernel code uses
+/// them, so a trap returns with them as they were (the trap module's
+/// INV-TRAP-4).
+pub fn enable_vectors() {
+    VECTORS.store(true, Ordering::Relaxed);
+    csr::set_sstatus(csr::SSTATUS_VS_INITIAL);
+}
+
 /// Per-hart trap set-up: FPU on (the trap vector saves FP registers),
+/// the vector unit on when [`enable_vectors`] said so,
 /// trap stack in `sscratch` before `stvec` (the trap module's
 /// INV-TRAP-1), timer, software and external interrupts enabled in `sie`
 /// (still masked by `sstatus.SIE`; the PLIC routes external ones to the
 /// boot hart alone).
 fn hart_init(block: &HartBlock) {
     csr::set_sstatus(csr::SSTATUS_FS_INITIAL);
+    if VECTORS.load(Ordering::Relaxed) {
+        csr::set_sstatus(csr::SSTATUS_VS_INITIAL);
+    }
     csr::write_sscratch(block.trap_stack_top.load(Ordering::Relaxed));
     csr::write_stvec(trap::vector());
     csr::set_sie(csr::SIE_STIE | csr::SIE_SSIE | csr::SIE_SEIE);

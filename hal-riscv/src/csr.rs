@@ -17,6 +17,8 @@ use core::arch::asm;
 pub const SSTATUS_SIE: usize = 1 << 1;
 /// `sstatus.FS` = Initial (01): the FPU is usable.
 pub const SSTATUS_FS_INITIAL: usize = 1 << 13;
+/// `sstatus.VS` = Initial (01): the vector unit is usable.
+pub const SSTATUS_VS_INITIAL: usize = 1 << 9;
 /// `sie.SSIE` / `sip.SSIP`: supervisor software interrupt (IPIs).
 pub const SIE_SSIE: usize = 1 << 1;
 /// `sie.STIE`: supervisor timer interrupt.
@@ -59,7 +61,8 @@ pub fn read_sstatus() -> usize {
 /// Set bits in `sstatus`.
 #[inline(always)]
 pub fn set_sstatus(bits: usize) {
-    // SAFETY: callers set FS (enable the FPU) or SIE; neither touches memory.
+    // SAFETY: callers set FS or VS (enable the FPU or the vector unit) or
+    // SIE; none touches memory.
     unsafe { asm!("csrs sstatus, {0}", in(reg) bits, options(nostack)) };
 }
 

@@ -9,6 +9,8 @@
 //! UART (`/chosen/stdout-path` when it names one, else the first
 //! `ns16550a`, with its `interrupts`), the `sifive,test1` finisher, the
 //! `virtio,mmio` slots (what is in a slot is asked of the slot itself),
+//! each usable hart's ISA (`riscv,isa-extensions`, else `riscv,isa`;
+//! the harts' intersection is kept),
 //! and the PLIC (`riscv,plic0`) with each hart's supervisor context, read
 //! from its `interrupts-extended` against the harts' interrupt
 //! controllers. Bus `ranges` are taken to
@@ -28,7 +30,7 @@ use core::fmt;
 
 use fdt::Fdt;
 use fdt::node::FdtNode;
-use kernel_core::hal::{PhysAddr, PhysRange};
+use kernel_core::hal::{PhysAddr, PhysRange, RiscvExtensions};
 
 use crate::fixed::FixedVec;
 use crate::layout::EMPTY_RANGE;
@@ -130,6 +132,26 @@ pub struct BoardInfo<'a> {
     pub plic: Option<Plic>,
     /// The boot image QEMU loaded (`-initrd`), when there is one.
     pub initrd: Option<PhysRange>,
+    /// The ISA extensions every hart in `harts` has ([`hart_isa`]).
+    pub isa: RiscvExtensions,
+}
+
+/// The extensions of one `cpu` node: its `riscv,isa-extensions` list, else
+/// its `riscv,isa` string; RV64GC (what this kernel is built for, so what
+/// a hart running it has) when neither is there or the string is not an
+/// RV64 one.
+fn hart_isa(cpu: FdtNode<'_, '_>) -> RiscvExtensions {
+    if let Some(list) = cpu.property("riscv,isa-extensions") {
+        let names = list
+            .value
+            .split(|&b| b == 0)
+            .filter_map(|s| core::str::from_utf8(s).ok());
+        return RiscvExtensions::from_names(names);
+    }
+    cpu.property("riscv,isa")
+        .and_then(|p| p.as_str())
+        .and_then(|s| RiscvExtensions::parse(s).ok())
+        .unwrap_or(RiscvExtensions::RV64GC)
 }
 
 /// A property holding one address: one cell or two, big-endian.
@@ -335,6 +357,7 @@ pub fn parse<'a>(fdt: &Fdt<'a>) -> Result<BoardInfo<'a>, DtError> {
     // The phandle of each hart's interrupt controller, in `harts` order.
     let mut intcs: FixedVec<u32, MAX_DT_HARTS> = FixedVec::new(u32::MAX);
     let mut first_cpu = None;
+    let mut isa: Option<RiscvExtensions> = None;
     for cpu in cpus.children() {
         if cpu.name.split('@').next() != Some("cpu") || !is_okay(cpu) {
             continue;
@@ -344,6 +367,8 @@ pub fn parse<'a>(fdt: &Fdt<'a>) -> Result<BoardInfo<'a>, DtError> {
         };
         first_cpu.get_or_insert(cpu);
         if harts.push(id).is_ok() {
+            let this = hart_isa(cpu);
+            isa = Some(isa.map_or(this, |all| all.intersect(this)));
             let intc = cpu
                 .children()
                 .find(|c| c.name.split('@').next() == Some("interrupt-controller"))
@@ -429,6 +454,7 @@ pub fn parse<'a>(fdt: &Fdt<'a>) -> Result<BoardInfo<'a>, DtError> {
         virtio,
         plic,
         initrd,
+        isa: isa.unwrap_or(RiscvExtensions::RV64GC),
     })
 }
 
@@ -444,6 +470,10 @@ mod tests {
     const QEMU_SMP1: &[u8] = include_bytes!("../testdata/qemu-virt-smp1.dtb");
     /// The same with `-initrd` of a 1,000-byte file (QEMU 7.2).
     const QEMU_INITRD: &[u8] = include_bytes!("../testdata/qemu-virt-initrd.dtb");
+    /// `-machine virt,dumpdtb=... -cpu rv64,v=true,vlen=128 -smp 2`
+    /// (QEMU's padding after the strings block cut off, `totalsize` set to
+    /// match).
+    const QEMU_VECTOR: &[u8] = include_bytes!("../testdata/qemu-virt-vector.dtb");
     /// `testdata/edge.dts` compiled by dtc: two memory nodes, reserved
     /// memory, a disabled hart, per-cpu timebase, a cpu-map node, a UART
     /// with reg-shift behind stdout-path, no finisher.
@@ -489,6 +519,21 @@ mod tests {
         let plic = b.plic.expect("a PLIC");
         assert_eq!(plic.base, 0xc00_0000);
         assert_eq!(&*plic.contexts, &[1, 3, 5, 7]);
+    }
+
+    #[test]
+    fn hart_isa_strings() {
+        use kernel_core::hal::RiscvExt;
+        let plain = parse(&open(QEMU_SMP4).unwrap()).unwrap().isa;
+        let vector = parse(&open(QEMU_VECTOR).unwrap()).unwrap().isa;
+        for isa in [plain, vector] {
+            assert!(isa.has(RiscvExt::D) && isa.has(RiscvExt::Zba) && isa.has(RiscvExt::Zbs));
+        }
+        assert!(!plain.has(RiscvExt::V));
+        assert!(vector.has(RiscvExt::V) && vector.has(RiscvExt::Zvl128b));
+        // No ISA string at all (edge.dts): what the kernel is built for.
+        let edge = parse(&open(EDGE).unwrap()).unwrap().isa;
+        assert_eq!(edge, RiscvExtensions::RV64GC);
     }
 
     #[test]

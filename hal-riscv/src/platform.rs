@@ -10,9 +10,9 @@
 use core::time::Duration;
 
 use kernel_core::hal::{
-    Clock, Console, CpuEntry, CpuId, CpuLocal, Cpus, HalError, InputState, Interrupts, Mmu,
-    PAGE_SIZE, Perms, PhysAddr, PhysMemory, PhysRange, Platform, Power, TableFrames, TlbFlush,
-    VirtRange,
+    Clock, Console, CpuEntry, CpuId, CpuLocal, Cpus, HalError, InputState, Interrupts, IsaFeatures,
+    Mmu, PAGE_SIZE, Perms, PhysAddr, PhysMemory, PhysRange, Platform, Power, RiscvExtensions,
+    TableFrames, TlbFlush, VirtRange,
 };
 
 use crate::fixed::FixedVec;
@@ -36,6 +36,8 @@ pub struct Riscv {
     pub heap_bytes: u64,
     /// The page tables.
     pub tables: KernelTables,
+    /// The ISA extensions every hart has (device tree).
+    pub isa: RiscvExtensions,
 }
 
 impl Riscv {
@@ -112,6 +114,10 @@ impl Cpus for Riscv {
 
     fn current_cpu(&self) -> CpuId {
         cpu::current().logical()
+    }
+
+    fn isa_features(&self) -> IsaFeatures {
+        IsaFeatures::Riscv(self.isa)
     }
 
     fn start_cpu(&self, cpu: CpuId, entry: CpuEntry, arg: usize) -> Result<(), HalError> {

@@ -29,6 +29,12 @@
 //! - INV-TRAP-3: the handler allocates nothing and takes no lock
 //!   (INV-HAL-2); faults nested deeper than [`MAX_DEPTH`] stop the machine
 //!   with a report instead of overflowing the trap stack.
+//! - INV-TRAP-4: vector registers and CSRs are neither saved nor touched:
+//!   the kernel is built without V (checked at compile time below), so
+//!   the handler cannot change them, and no trap switches to another
+//!   context (preemption happens at the epoch check, a call, where the
+//!   psABI makes all vector state caller-saved). Interrupted vector code
+//!   resumes with its registers, `vl`, `vtype` and `vstart` as they were.
 
 use core::arch::global_asm;
 use core::fmt::Write;
@@ -46,6 +52,12 @@ use crate::{csr, power, sbi};
 /// Traps handled at once on one hart beyond which the machine stops (an
 /// interrupt, a fault in its handler, a fault in the fault path).
 pub const MAX_DEPTH: usize = 3;
+
+// INV-TRAP-4: the handler must not use vector registers it does not save.
+const _: () = assert!(
+    !cfg!(target_feature = "v"),
+    "the trap path saves no vector state; build the kernel without V"
+);
 
 /// The registers of the interrupted context, as the vector saved them.
 #[repr(C)]

@@ -3,7 +3,8 @@
 //! 1. parse the command line;
 //! 2. build the kernel value (frame allocator over the HAL's memory map,
 //!    window allocator over its kernel window) and print the boot banner
-//!    `boot: hal=<name> cpus=<n> memory=<MiB>MiB`;
+//!    `boot: hal=<name> cpus=<n> memory=<MiB>MiB`, then ` isa=<extensions>`
+//!    when the platform names the CPUs' extensions;
 //! 3. install CPU 0's local block, enable its interrupts, start every
 //!    secondary CPU and wait for it to come online;
 //! 4. run the workload the command line names;
@@ -138,10 +139,11 @@ fn boot_with<P: Platform>(
         say(
             hal,
             format_args!(
-                "boot: hal={} cpus={} memory={}MiB",
+                "boot: hal={} cpus={} memory={}MiB{}",
                 P::NAME,
                 hal.cpu_count(),
-                memory >> 20
+                memory >> 20,
+                IsaWord(hal.isa_features()),
             ),
         );
     }
@@ -395,4 +397,16 @@ pub fn with_kernel<P: Platform, R>(hal: &P, f: impl FnOnce(&Kernel<'_, P>) -> R)
         state.online.store(false, Ordering::Release);
     }
     r
+}
+
+/// ` isa=<extensions>` for the boot banner, or nothing at the baseline.
+struct IsaWord(crate::hal::IsaFeatures);
+
+impl core::fmt::Display for IsaWord {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            crate::hal::IsaFeatures::Baseline => Ok(()),
+            crate::hal::IsaFeatures::Riscv(e) => write!(f, " isa={e}"),
+        }
+    }
 }

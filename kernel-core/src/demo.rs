@@ -3,10 +3,14 @@
 //!
 //! The programs (`kernel-core/demo/*.wat`, assembled by the build script)
 //! cover what the scheduler must do: CPU-bound work (`compute`, one per
-//! CPU), a ping-pong pair talking over two channels, a sleeper, a process
-//! that traps, and one that loops forever until its deadline kills it.
-//! Each has an expected end; the workload succeeds iff every process ended
-//! as expected.
+//! CPU), SIMD work checked against the same sums done lane by lane
+//! (`vector`, one per CPU, so it is preempted mid-loop with live vector
+//! values and may resume on another CPU), a ping-pong pair talking over two
+//! channels, a sleeper, a process that traps, and one that loops forever
+//! until its deadline kills it. Each has an expected end; the workload
+//! succeeds iff every process ended as expected. On a CPU without SIMD
+//! (riscv without V) `vector` must be refused at compile time with the
+//! byte offset of its first `v128`.
 
 use alloc::format;
 use alloc::string::String;
@@ -19,7 +23,7 @@ use core::time::Duration;
 use crate::exit;
 use crate::hal::Platform;
 use crate::kernel::Kernel;
-use crate::proc::{self, ExitStatus, KillReason, Object, ProcInfo, SpawnOptions};
+use crate::proc::{self, ExitStatus, KillReason, LoadError, Object, ProcInfo, SpawnOptions};
 use crate::sched::{Executor, SchedHal};
 use crate::wasm::TrapKind;
 
@@ -29,6 +33,7 @@ const PONG: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/pong.wasm"));
 const SLEEPER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/sleeper.wasm"));
 const TRAP: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/trap.wasm"));
 const SPIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/spin.wasm"));
+const VECTOR: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vector.wasm"));
 
 /// How long the endless loop runs before its deadline kills it.
 const SPIN_DEADLINE: Duration = Duration::from_millis(300);
@@ -39,6 +44,8 @@ enum Expect {
     Exit0,
     Trap(TrapKind),
     Killed(KillReason),
+    /// Refused when loaded, at a byte offset inside the module.
+    Refused,
 }
 
 impl Expect {
@@ -47,13 +54,14 @@ impl Expect {
             Self::Exit0 => status == ExitStatus::Exited(0),
             Self::Trap(k) => status == ExitStatus::Trapped(k),
             Self::Killed(r) => status == ExitStatus::Killed(r),
+            Self::Refused => matches!(status, ExitStatus::Failed(LoadError::Module(at)) if at > 0),
         }
     }
 }
 
 /// Settings of the demo's processes: small programs, so a 512 KiB stack
 /// (a stack is committed in full when the process starts, INV-MEM-2), and
-/// one per CPU plus five fit the default 512 MiB at 256 CPUs.
+/// two per CPU plus five fit the default 512 MiB at 256 CPUs.
 const DEMO_OPTIONS: SpawnOptions = SpawnOptions {
     stack: 512 << 10,
     ..SpawnOptions::DEFAULT
@@ -76,6 +84,11 @@ pub fn run<P: Platform + SchedHal>(kernel: &Kernel<'_, P>, exec: &Executor<'_, P
         let defaults = procs.defaults();
         for _ in 0..cpus {
             spawn("compute", COMPUTE, Vec::new(), defaults, Expect::Exit0);
+        }
+        let simd = procs.kernel().host_compiler().is_ok_and(|c| c.simd());
+        let vector = if simd { Expect::Exit0 } else { Expect::Refused };
+        for _ in 0..cpus {
+            spawn("vector", VECTOR, Vec::new(), defaults, vector);
         }
         let (to_pong, from_ping) = proc::new_channel(procs.kernel().hal(), 1);
         let (to_ping, from_pong) = proc::new_channel(procs.kernel().hal(), 1);

@@ -208,7 +208,8 @@ impl<'h, P: Platform> Kernel<'h, P> {
         self.id
     }
 
-    /// The compiler for the host ISA, built by the first store that asks
+    /// The compiler for the host ISA with the extensions every CPU has
+    /// ([`crate::hal::Cpus::isa_features`]), built by the first store that asks
     /// and shared by every store after it (a Cranelift ISA is costly to
     /// build and immutable once built).
     ///
@@ -221,7 +222,7 @@ impl<'h, P: Platform> Kernel<'h, P> {
         if let Some(c) = self.compiler.get() {
             return Ok(c.clone());
         }
-        let built = crate::wasm::compile::Compiler::host()?;
+        let built = crate::wasm::compile::Compiler::host_with(self.hal().isa_features())?;
         Ok(self.compiler.call_once(|| built).clone())
     }
 

@@ -2,8 +2,9 @@
 //! `wasm32-wasip1` by the build script) in `/bin`, with `/etc` and an
 //! empty `/tmp`, as a cpio newc archive (`kernel_core::fs::cpio`). `sim
 //! image FILE` writes it for QEMU's `-initrd`, with the programs that
-//! reach the prompt ([`PRECOMPILED`]) also precompiled for x86_64 and
-//! riscv64 in `/lib/code` (`kernel_core::init::PRECOMPILED_DIR`), so that
+//! reach the prompt ([`PRECOMPILED`]) also precompiled for x86_64 and for
+//! the riscv64 harts QEMU starts by default ([`QEMU_ISA`]) in `/lib/code`
+//! (`kernel_core::init::PRECOMPILED_DIR`), so that
 //! booting to the prompt compiles nothing; `sim shell` boots it without
 //! them (building them costs what compiling at boot does).
 //!
@@ -17,6 +18,7 @@
 //!   compiles; one that loads an entry checks it whole first.
 
 use kernel_core::fs::cpio::{self, Item, Kind};
+use kernel_core::hal::{IsaFeatures, RiscvExtensions};
 use kernel_core::wasm::compile::TargetArch;
 use kernel_core::wasm::{CompileError, Compiler, TranslateConfig, artifact, compile_module};
 
@@ -34,8 +36,21 @@ pub fn programs() -> impl Iterator<Item = &'static str> {
 /// prompt.
 pub const PRECOMPILED: [&str; 2] = ["init", "sh"];
 
-/// The ISAs `sim image` precompiles for: the hosted kernel's and QEMU's.
-const ISAS: [TargetArch; 2] = [TargetArch::X86_64, TargetArch::Riscv64];
+/// The ISA string of the harts `scripts/qemu-run` starts by default
+/// (`-cpu rv64,v=true,vlen=128`, QEMU 7.2), as its device tree gives it:
+/// the riscv kernel derives its compiler flags from it, so entries made
+/// for it match that kernel's key.
+pub const QEMU_ISA: &str = "rv64imafdcvh_zicsr_zifencei_zihintpause_zba_zbb_zbc_zbs_sstc";
+
+/// The ISAs `sim image` precompiles for: the hosted kernel's (its
+/// baseline) and QEMU's default harts ([`QEMU_ISA`]).
+fn isas() -> [(TargetArch, IsaFeatures); 2] {
+    let qemu = RiscvExtensions::parse(QEMU_ISA).map_or(IsaFeatures::Baseline, IsaFeatures::Riscv);
+    [
+        (TargetArch::X86_64, IsaFeatures::Baseline),
+        (TargetArch::Riscv64, qemu),
+    ]
+}
 
 /// `(path in the image, artifact)` of each of [`PRECOMPILED`] for each ISA
 /// (INV-SYSTEM-2).
@@ -45,8 +60,8 @@ const ISAS: [TargetArch; 2] = [TargetArch::X86_64, TargetArch::Riscv64];
 pub fn precompiled() -> Result<Vec<(String, Vec<u8>)>, CompileError> {
     let config = TranslateConfig::default();
     let mut out = Vec::new();
-    for arch in ISAS {
-        let compiler = Compiler::for_arch(arch)?;
+    for (arch, features) in isas() {
+        let compiler = Compiler::for_features(arch, features)?;
         for name in PRECOMPILED {
             let Some((_, bytes)) = PROGRAMS.iter().find(|(n, _)| *n == name) else {
                 continue;
@@ -118,6 +133,19 @@ fn build(code: &[(String, Vec<u8>)]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`QEMU_ISA`] is what QEMU's device tree says for the default harts
+    /// of `scripts/qemu-run` (the tree dumped with those flags).
+    #[test]
+    fn qemu_isa_is_the_device_trees() {
+        let dtb = include_bytes!("../../hal-riscv/testdata/qemu-virt-vector.dtb");
+        let mut want = QEMU_ISA.as_bytes().to_vec();
+        want.push(0);
+        assert!(dtb.windows(want.len()).any(|w| w == want));
+        assert!(
+            matches!(isas()[1].1, IsaFeatures::Riscv(e) if e.has(kernel_core::hal::RiscvExt::V))
+        );
+    }
 
     #[test]
     fn the_image_holds_every_program_in_bin_and_nothing_else() {

@@ -29,6 +29,7 @@ fn default_run_is_the_demo_with_every_process_as_expected() {
     };
     for (name, status) in [
         ("compute", "exited 0"),
+        ("vector", "exited 0"),
         ("ping", "exited 0"),
         ("pong", "exited 0"),
         ("sleeper", "exited 0"),
@@ -41,7 +42,7 @@ fn default_run_is_the_demo_with_every_process_as_expected() {
         );
     }
     let last = text.lines().last().unwrap_or_default();
-    assert_eq!(last, "demo: 7 as expected, 0 not", "{text}");
+    assert_eq!(last, "demo: 9 as expected, 0 not", "{text}");
 }
 
 #[test]
@@ -153,15 +154,15 @@ fn deterministic_runs_with_one_seed_print_the_same() {
     assert!(totals.ends_with(" passed, 0 failed"), "{text}");
 }
 
-/// The most CPUs the CLI accepts: one compute process per CPU plus five
-/// more, all live at once, fit the default memory and window.
+/// The most CPUs the CLI accepts: a compute and a vector process per CPU
+/// plus five more, all live at once, fit the default memory and window.
 #[test]
 fn the_demo_passes_at_the_most_cpus() {
     let out = sim(&["--cpus", "256"]);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
     assert!(
-        text.lines().any(|l| l == "demo: 261 as expected, 0 not"),
+        text.lines().any(|l| l == "demo: 517 as expected, 0 not"),
         "{text}"
     );
 }
@@ -176,7 +177,7 @@ fn deterministic_demo_replays() {
             .unwrap_or_default()
             .starts_with("deterministic: seed=3 ")
     );
-    assert_eq!(lines.next(), Some("demo: 7 as expected, 0 not"), "{text}");
+    assert_eq!(lines.next(), Some("demo: 9 as expected, 0 not"), "{text}");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! CPUs: identity, start-up, inter-processor interrupts, idling, and the
 //! CPU-local block.
 
-use super::{CpuLocal, HalError};
+use super::{CpuLocal, HalError, IsaFeatures};
 
 /// A logical CPU number: `0..cpu_count()`, with the boot CPU as 0.
 pub type CpuId = usize;
@@ -18,6 +18,17 @@ pub trait Cpus {
     /// - riscv: the harts of the device tree's `/cpus` (capped at the
     ///   platform's maximum).
     fn cpu_count(&self) -> usize;
+
+    /// The instruction-set extensions every CPU has, for the code
+    /// generator (a process may run on any CPU).
+    ///
+    /// - hosted: [`IsaFeatures::Baseline`] (the host's features are not
+    ///   probed yet).
+    /// - riscv: the intersection of the device tree's ISA strings of the
+    ///   harts in use.
+    fn isa_features(&self) -> IsaFeatures {
+        IsaFeatures::Baseline
+    }
 
     /// The logical id of the calling CPU.
     ///

@@ -8,12 +8,14 @@
 //!   x86_64, no probestack (the prologue checks the `VMContext` stack limit
 //!   instead), frame pointers preserved so the trap path can walk wasm
 //!   frames. SIMD lowers to SSSE3/SSE4.1 on x86_64 (within those x86-64-v2
-//!   flags; no AVX) and to NEON on aarch64 (baseline there). riscv64 is
-//!   built for RV64GC without the V extension (the kernel neither enables
-//!   `sstatus.VS` nor saves vector state), so its backend gets no vector
-//!   types: a module using `v128` anywhere fails with
-//!   [`CompileError::Unsupported`] at the offset of the first use
-//!   ([`Compiler::simd`]).
+//!   flags; no AVX) and to NEON on aarch64 (baseline there). On riscv64
+//!   every backend flag (`has_m` ... `has_v`, `has_zba`, `has_zvl128b`, ...)
+//!   is set from the extensions every hart has ([`IsaFeatures`], from the
+//!   device tree's ISA strings; RV64GC when none are given), on or off;
+//!   with `v`, SIMD lowers to RVV 1.0 with 128-bit or wider registers.
+//!   Without `v` the backend gets no vector types: a module using `v128`
+//!   anywhere fails with [`CompileError::Unsupported`] at the offset of the
+//!   first use ([`Compiler::simd`]).
 //! - INV-3: every trap site of a [`CompiledFunction`] has a [`TrapKind`]; a
 //!   Cranelift trap code without one is a compile error, never dropped.
 //! - INV-4: the only relocations are calls to defined functions
@@ -64,6 +66,7 @@ use super::translate::{
     TranslateConfig, ir_type,
 };
 use super::vmoffsets::VMOffsets;
+use crate::hal::{IsaFeatures, RiscvExt, RiscvExtensions};
 
 /// Why wasm code trapped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -257,8 +260,41 @@ pub enum TargetArch {
 #[derive(Clone)]
 pub struct Compiler {
     isa: OwnedTargetIsa,
-    arch: TargetArch,
+    /// Whether the backend has vector registers for `v128` (INV-2).
+    simd: bool,
 }
+
+/// Each riscv64 backend flag and the extension that turns it on (INV-2).
+/// `has_c` is a preset of `has_zca` and `has_zcd`, so it is not here.
+const RISCV_FLAGS: [(&str, RiscvExt); 27] = [
+    ("has_m", RiscvExt::M),
+    ("has_a", RiscvExt::A),
+    ("has_f", RiscvExt::F),
+    ("has_d", RiscvExt::D),
+    ("has_v", RiscvExt::V),
+    ("has_zicsr", RiscvExt::Zicsr),
+    ("has_zifencei", RiscvExt::Zifencei),
+    ("has_zba", RiscvExt::Zba),
+    ("has_zbb", RiscvExt::Zbb),
+    ("has_zbc", RiscvExt::Zbc),
+    ("has_zbs", RiscvExt::Zbs),
+    ("has_zbkb", RiscvExt::Zbkb),
+    ("has_zicond", RiscvExt::Zicond),
+    ("has_zfa", RiscvExt::Zfa),
+    ("has_zfhmin", RiscvExt::Zfhmin),
+    ("has_zfh", RiscvExt::Zfh),
+    ("has_zvfh", RiscvExt::Zvfh),
+    ("has_zvbb", RiscvExt::Zvbb),
+    ("has_zca", RiscvExt::Zca),
+    ("has_zcd", RiscvExt::Zcd),
+    ("has_zcb", RiscvExt::Zcb),
+    ("has_zvl32b", RiscvExt::Zvl32b),
+    ("has_zvl64b", RiscvExt::Zvl64b),
+    ("has_zvl128b", RiscvExt::Zvl128b),
+    ("has_zvl256b", RiscvExt::Zvl256b),
+    ("has_zvl512b", RiscvExt::Zvl512b),
+    ("has_zvl1024b", RiscvExt::Zvl1024b),
+];
 
 impl core::fmt::Debug for Compiler {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -267,11 +303,22 @@ impl core::fmt::Debug for Compiler {
 }
 
 impl Compiler {
-    /// The compiler for the architecture this kernel is built for (INV-1).
+    /// The compiler for the architecture this kernel is built for (INV-1),
+    /// at that architecture's baseline.
     ///
     /// # Errors
     /// [`CompileError::Isa`] on an architecture without a backend.
     pub fn host() -> Result<Self, CompileError> {
+        Self::host_with(IsaFeatures::Baseline)
+    }
+
+    /// The compiler for the architecture this kernel is built for (INV-1),
+    /// using the extensions `features` names (what every CPU has,
+    /// [`crate::hal::Cpus::isa_features`]).
+    ///
+    /// # Errors
+    /// [`CompileError::Isa`] on an architecture without a backend.
+    pub fn host_with(features: IsaFeatures) -> Result<Self, CompileError> {
         #[cfg(target_arch = "x86_64")]
         let arch = Some(TargetArch::X86_64);
         #[cfg(target_arch = "aarch64")]
@@ -285,14 +332,25 @@ impl Compiler {
         )))]
         let arch: Option<TargetArch> = None;
         let arch = arch.ok_or_else(|| CompileError::Isa("unsupported host architecture".into()))?;
-        Self::for_arch(arch)
+        Self::for_features(arch, features)
     }
 
-    /// The compiler for `arch` (bare-metal ELF triple, default C ABI).
+    /// The compiler for `arch` at its baseline (bare-metal ELF triple,
+    /// default C ABI).
     ///
     /// # Errors
     /// [`CompileError::Isa`] if Cranelift rejects the configuration.
     pub fn for_arch(arch: TargetArch) -> Result<Self, CompileError> {
+        Self::for_features(arch, IsaFeatures::Baseline)
+    }
+
+    /// The compiler for `arch` using the extensions `features` names
+    /// (INV-2). RISC-V extensions given for another architecture are
+    /// ignored: that architecture gets its baseline.
+    ///
+    /// # Errors
+    /// [`CompileError::Isa`] if Cranelift rejects the configuration.
+    pub fn for_features(arch: TargetArch, features: IsaFeatures) -> Result<Self, CompileError> {
         let triple = match arch {
             TargetArch::X86_64 => "x86_64-unknown-none",
             TargetArch::Aarch64 => "aarch64-unknown-none",
@@ -301,17 +359,35 @@ impl Compiler {
         let isa_err = |e: &dyn core::fmt::Display| CompileError::Isa(format!("{triple}: {e}"));
         let mut builder =
             cranelift_codegen::isa::lookup_by_name(triple).map_err(|e| isa_err(&e))?;
-        if arch == TargetArch::X86_64 {
-            // x86-64-v2: SSE4.1 gives inline `ceil`/`floor`/`trunc`/`nearest`
-            // (without it Cranelift emits libcalls, which we do not link).
-            for k in [
-                "has_sse3",
-                "has_ssse3",
-                "has_sse41",
-                "has_sse42",
-                "has_popcnt",
-            ] {
-                builder.enable(k).map_err(|e| isa_err(&e))?;
+        let mut simd = true;
+        match arch {
+            TargetArch::X86_64 => {
+                // x86-64-v2: SSE4.1 gives inline `ceil`/`floor`/`trunc`/
+                // `nearest` (without it Cranelift emits libcalls, which we
+                // do not link).
+                for k in [
+                    "has_sse3",
+                    "has_ssse3",
+                    "has_sse41",
+                    "has_sse42",
+                    "has_popcnt",
+                ] {
+                    builder.enable(k).map_err(|e| isa_err(&e))?;
+                }
+            }
+            TargetArch::Aarch64 => {}
+            TargetArch::Riscv64 => {
+                let exts = match features {
+                    IsaFeatures::Riscv(e) => e,
+                    IsaFeatures::Baseline => RiscvExtensions::RV64GC,
+                };
+                // Every flag the backend has is set from the extensions,
+                // on or off, so nothing rests on Cranelift's defaults.
+                for (flag, ext) in RISCV_FLAGS {
+                    let on = if exts.has(ext) { "true" } else { "false" };
+                    builder.set(flag, on).map_err(|e| isa_err(&e))?;
+                }
+                simd = exts.has(RiscvExt::V);
             }
         }
         let mut flags = settings::builder();
@@ -338,7 +414,7 @@ impl Compiler {
         let isa = builder
             .finish(settings::Flags::new(flags))
             .map_err(|e| isa_err(&e))?;
-        Ok(Compiler { isa, arch })
+        Ok(Compiler { isa, simd })
     }
 
     /// The Cranelift ISA.
@@ -347,11 +423,11 @@ impl Compiler {
         &*self.isa
     }
 
-    /// Whether this target compiles SIMD (`v128`): x86_64 and aarch64 do;
-    /// riscv64 (RV64GC, no V extension) does not (INV-2).
+    /// Whether this target compiles SIMD (`v128`): x86_64 and aarch64
+    /// always do; riscv64 only with the V extension (INV-2).
     #[must_use]
     pub fn simd(&self) -> bool {
-        self.arch != TargetArch::Riscv64
+        self.simd
     }
 
     /// Pointer size of the target in bytes.
@@ -794,7 +870,7 @@ mod tests {
     }
 
     #[test]
-    fn simd_compiles_on_x86_64_and_aarch64_and_is_unsupported_on_riscv64() {
+    fn simd_compiles_on_x86_64_aarch64_and_riscv64_with_v_and_is_unsupported_without() {
         let body = r#"
           (memory 1)
           (func (export "f") (param v128 i32) (result v128 i32)
@@ -807,9 +883,22 @@ mod tests {
         // A v128 only inside a body (a local), no v128 in any signature.
         let local = wat(r#"(module (func (result i32) (local v128)
                  (i32x4.extract_lane 0 (local.get 0))))"#);
-        for arch in [TargetArch::X86_64, TargetArch::Aarch64] {
-            let c = Compiler::for_arch(arch).unwrap();
+        let rvv = crate::hal::RiscvExtensions::parse("rv64imafdcv_zicsr_zifencei_zba_zbb_zbc_zbs")
+            .unwrap();
+        for c in [
+            Compiler::for_arch(TargetArch::X86_64).unwrap(),
+            Compiler::for_arch(TargetArch::Aarch64).unwrap(),
+            Compiler::for_features(TargetArch::Riscv64, IsaFeatures::Riscv(rvv)).unwrap(),
+        ] {
             assert!(c.simd());
+            let arch = c.isa().triple().clone();
+            let v2 = FuncType {
+                params: alloc::vec![module::ValType::V128, module::ValType::I32],
+                results: alloc::vec![module::ValType::V128],
+            };
+            let mut ctx = FunctionBuilderContext::new();
+            c.compile_trampoline(&v2, &mut ctx).unwrap();
+            c.compile_host_thunk(&v2, &mut ctx).unwrap();
             let m = compile_module(&simd, &TranslateConfig::default(), &c).unwrap();
             assert!(
                 m.functions[0]
@@ -820,8 +909,15 @@ mod tests {
             );
             compile_module(&local, &TranslateConfig::default(), &c).unwrap();
         }
+        // RV64GC, and an ISA string without `v`: no SIMD.
         let c = Compiler::for_arch(TargetArch::Riscv64).unwrap();
         assert!(!c.simd());
+        let no_v = crate::hal::RiscvExtensions::parse("rv64gc_zba_zbb").unwrap();
+        assert!(
+            !Compiler::for_features(TargetArch::Riscv64, IsaFeatures::Riscv(no_v))
+                .unwrap()
+                .simd()
+        );
         let ty = FuncType {
             params: alloc::vec![module::ValType::V128],
             results: Vec::new(),
