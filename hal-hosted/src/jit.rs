@@ -1,12 +1,10 @@
 //! JIT code for debuggers and profilers: gdb's JIT interface and the perf
 //! map (`kernel_core::hal::JitDebug` for [`Hosted`]).
 //!
-//! gdb's protocol: the process keeps a global `__jit_debug_descriptor` with a
-//! doubly linked list of entries, each pointing at an in-memory object file
-//! (built by `elf`, with `.debug_line` from `dwarf`). After changing the
-//! list it sets `action_flag` and `relevant_entry` and calls
-//! `__jit_debug_register_code`, on which gdb keeps a breakpoint; gdb then
-//! reads the descriptor and loads or drops that object's symbols.
+//! gdb: every code object is published through `kernel_core::gdb_jit`
+//! (the descriptor, the list and the object files live there, shared with
+//! the riscv kernel), without a budget: a hosted process has the host's
+//! memory.
 //!
 //! The perf map (`/tmp/perf-<pid>.map`, one `START SIZE NAME` line per
 //! function, hexadecimal) is written only after [`enable_perf_map`]; perf
@@ -20,16 +18,11 @@
 //! machine in the process.
 //!
 //! Invariants:
-//! - INV-JIT-H-1: the descriptor and every entry are changed only while
-//!   `ENTRIES` is locked, and `__jit_debug_register_code` is called under
-//!   that lock, so gdb never sees a half-linked list and two machines never
-//!   interleave their updates.
-//! - INV-JIT-H-2: an entry and its object bytes are boxed and stay in
-//!   `ENTRIES` (so at a fixed address) while linked in the descriptor's list;
-//!   they are unlinked before they are freed.
+//! - INV-JIT-H-1: every published code object goes to gdb (the budget is
+//!   unlimited), so a skip can only be the heap's (`gdb_jit::Skip`).
+//! - INV-JIT-H-2: perf map lines are appended under `PERF_MAP`'s lock, one
+//!   object's lines in one write, so machines never interleave them.
 
-use std::cell::UnsafeCell;
-use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::fs::File;
 use std::io::Write;
@@ -37,74 +30,10 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use kernel_core::gdb_jit;
 use kernel_core::hal::{JitCode, JitDebug, JitSymbol, VirtRange};
 
 use crate::Hosted;
-use crate::{dwarf, elf};
-
-/// `jit_actions_t`.
-const JIT_NOACTION: u32 = 0;
-const JIT_REGISTER_FN: u32 = 1;
-const JIT_UNREGISTER_FN: u32 = 2;
-
-/// `struct jit_code_entry`.
-#[repr(C)]
-struct CodeEntry {
-    next: *mut CodeEntry,
-    prev: *mut CodeEntry,
-    symfile_addr: *const u8,
-    symfile_size: u64,
-}
-
-/// `struct jit_descriptor`.
-#[repr(C)]
-struct Descriptor {
-    version: u32,
-    action_flag: u32,
-    relevant_entry: *mut CodeEntry,
-    first_entry: *mut CodeEntry,
-}
-
-/// The descriptor, with interior mutability so that it can be a plain
-/// `static` that gdb finds by name.
-#[repr(transparent)]
-pub struct DescriptorCell(UnsafeCell<Descriptor>);
-
-// SAFETY: every access goes through `ENTRIES`' lock (INV-JIT-H-1); gdb reads
-// it only while the process is stopped.
-unsafe impl Sync for DescriptorCell {}
-
-/// gdb's JIT descriptor. The name and layout are the protocol's.
-#[unsafe(no_mangle)]
-pub static __jit_debug_descriptor: DescriptorCell = DescriptorCell(UnsafeCell::new(Descriptor {
-    version: 1,
-    action_flag: JIT_NOACTION,
-    relevant_entry: std::ptr::null_mut(),
-    first_entry: std::ptr::null_mut(),
-}));
-
-/// gdb keeps a breakpoint here and reads the descriptor when it is hit.
-/// Never inlined, and its body is opaque to the optimiser, so every call
-/// stays.
-#[unsafe(no_mangle)]
-#[inline(never)]
-pub extern "C" fn __jit_debug_register_code() {
-    std::hint::black_box(&__jit_debug_descriptor);
-}
-
-/// One registered object: the entry gdb links to and the bytes it points at.
-struct Registered {
-    entry: Box<CodeEntry>,
-    _object: Box<[u8]>,
-}
-
-// SAFETY: the raw pointers in `entry` point into `ENTRIES`' own boxes and are
-// only followed under its lock (INV-JIT-H-1).
-unsafe impl Send for Registered {}
-
-/// Registered objects by code start address (process-wide: addresses of
-/// live code never collide, even across machines).
-static ENTRIES: Mutex<BTreeMap<usize, Registered>> = Mutex::new(BTreeMap::new());
 
 /// The perf map, once [`enable_perf_map`] opened it.
 static PERF_MAP: Mutex<Option<File>> = Mutex::new(None);
@@ -188,100 +117,19 @@ fn write_perf_map(code: &JitCode<'_>) {
     let _ = file.write_all(text.as_bytes());
 }
 
-fn register(code: &JitCode<'_>) {
-    let base = code.range.start as u64;
-    let symbols: Vec<elf::Symbol<'_>> = code
-        .symbols
-        .iter()
-        .map(|s| elf::Symbol {
-            name: s.name,
-            offset: s.start as u64 - base,
-            size: s.len as u64,
-        })
-        .collect();
-    let debug = dwarf::sections(code);
-    let object: Box<[u8]> = elf::build(base, code.range.len as u64, &symbols, &debug).into();
-    let mut entry = Box::new(CodeEntry {
-        next: std::ptr::null_mut(),
-        prev: std::ptr::null_mut(),
-        symfile_addr: object.as_ptr(),
-        symfile_size: object.len() as u64,
-    });
-    let mut entries = ENTRIES.lock().unwrap_or_else(|e| e.into_inner());
-    // Replacing an entry at the same start would leave it linked: retire it
-    // first (only reachable if a platform skipped `code_retired`).
-    if let Some(old) = entries.remove(&code.range.start) {
-        unlink(old);
-    }
-    let desc = __jit_debug_descriptor.0.get();
-    let entry_ptr: *mut CodeEntry = &raw mut *entry;
-    // SAFETY: INV-JIT-H-1: we hold the lock; `first_entry` is null or an
-    // entry boxed in `ENTRIES` (INV-JIT-H-2).
-    unsafe {
-        let first = (*desc).first_entry;
-        entry.next = first;
-        if !first.is_null() {
-            (*first).prev = entry_ptr;
-        }
-        (*desc).first_entry = entry_ptr;
-        (*desc).relevant_entry = entry_ptr;
-        (*desc).action_flag = JIT_REGISTER_FN;
-    }
-    entries.insert(
-        code.range.start,
-        Registered {
-            entry,
-            _object: object,
-        },
-    );
-    __jit_debug_register_code();
-    drop(entries);
-}
-
-/// Unlink `old` from the descriptor's list and tell gdb. Caller holds
-/// `ENTRIES`' lock (INV-JIT-H-1).
-fn unlink(mut old: Registered) {
-    let desc = __jit_debug_descriptor.0.get();
-    let entry: *mut CodeEntry = &raw mut *old.entry;
-    // SAFETY: INV-JIT-H-1/2: the lock is held by our caller, `entry` is
-    // linked and its neighbours are live boxed entries.
-    unsafe {
-        let (next, prev) = ((*entry).next, (*entry).prev);
-        if prev.is_null() {
-            (*desc).first_entry = next;
-        } else {
-            (*prev).next = next;
-        }
-        if !next.is_null() {
-            (*next).prev = prev;
-        }
-        (*desc).relevant_entry = entry;
-        (*desc).action_flag = JIT_UNREGISTER_FN;
-    }
-    __jit_debug_register_code();
-    // gdb has dropped the object: free it (INV-JIT-H-2).
-    drop(old);
-}
-
-fn unregister(range: VirtRange) {
-    let mut entries = ENTRIES.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(old) = entries.remove(&range.start) {
-        unlink(old);
-    }
-}
-
 impl JitDebug for Hosted {
     fn jit_debug_enabled(&self) -> bool {
         true
     }
 
     fn code_published(&self, code: &JitCode<'_>) {
-        register(code);
+        // A skip is counted and logged by `gdb_jit`; the code runs anyway.
+        let _ = gdb_jit::publish(code, usize::MAX);
         write_perf_map(code);
     }
 
     fn code_retired(&self, range: VirtRange) {
-        unregister(range);
+        gdb_jit::retire(range);
     }
 }
 
@@ -360,57 +208,5 @@ mod tests {
             text,
             "1000 20 m!evil\\x0a1000 10 forged\\x1b[2J\\u{202e}\n1020 10 m!ok\n"
         );
-    }
-
-    fn listed() -> Vec<usize> {
-        let _entries = ENTRIES.lock().unwrap();
-        let mut out = Vec::new();
-        // SAFETY: the lock is held (INV-JIT-H-1).
-        unsafe {
-            let mut e = (*__jit_debug_descriptor.0.get()).first_entry;
-            while !e.is_null() {
-                out.push((*e).symfile_size as usize);
-                e = (*e).next;
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn register_and_unregister_keep_the_list_linked() {
-        // Addresses far from anything real, so parallel tests that boot
-        // machines never publish code there.
-        let ranges: Vec<VirtRange> = (0..3)
-            .map(|i| VirtRange {
-                start: 0x7e00_0000_0000 + i * 0x1000,
-                len: 0x1000,
-            })
-            .collect();
-        let before = listed().len();
-        for r in &ranges {
-            let syms = [JitSymbol {
-                name: "t!f",
-                start: r.start,
-                len: 16,
-                lines: &[(0, 1), (4, 3)],
-            }];
-            register(&JitCode {
-                range: *r,
-                module: "t",
-                symbols: &syms,
-            });
-        }
-        assert!(listed().len() >= before + 3);
-        unregister(ranges[1]);
-        unregister(ranges[0]);
-        unregister(ranges[2]);
-        let flag = {
-            let _g = ENTRIES.lock().unwrap();
-            // SAFETY: read under the lock (INV-JIT-H-1).
-            unsafe { (*__jit_debug_descriptor.0.get()).action_flag }
-        };
-        assert!(flag == JIT_UNREGISTER_FN || flag == JIT_REGISTER_FN);
-        let keys: Vec<usize> = ENTRIES.lock().unwrap().keys().copied().collect();
-        assert!(ranges.iter().all(|r| !keys.contains(&r.start)));
     }
 }

@@ -42,7 +42,7 @@
 //! In gdb: `handle SIGSEGV nostop noprint pass` (demand paging) and
 //! `handle SIG36 SIG37 nostop noprint pass` (interrupts); the repository's
 //! `scripts/vessel-gdb.py` does this. JIT code is announced to gdb and to
-//! `perf` (`jit`, with `elf` and `dwarf` building the objects). Compiled
+//! `perf` (`jit`; the objects gdb reads are `kernel_core::gdb_jit`'s). Compiled
 //! modules may be kept across runs in a directory
 //! ([`Hosted::set_code_cache`], `codecache`).
 //!
@@ -68,8 +68,6 @@ mod console;
 mod context;
 mod cpu;
 mod det;
-mod dwarf;
-mod elf;
 mod error;
 mod hostfs;
 mod icache;

@@ -25,7 +25,7 @@ use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use kernel_core::boot::BootInfo;
-use kernel_core::cmdline::{Cmdline, LogLevel};
+use kernel_core::cmdline::Cmdline;
 use kernel_core::exit;
 use kernel_core::hal::{PhysAddr, PhysRange, RiscvExt};
 use kernel_core::log::ConsoleSubscriber;
@@ -167,6 +167,9 @@ extern "C" fn boot_main(hartid: usize, dtb: usize) -> ! {
     let harts = layout::logical_harts(&info.harts, hartid as u64);
     cpu::init_blocks(&harts, satp);
 
+    // A bad command line is reported by `boot` itself; until then the
+    // defaults hold.
+    let cmdline = Cmdline::parse(info.bootargs).unwrap_or_default();
     let platform: &'static Riscv = PLATFORM.call_once(|| Riscv {
         memory_map,
         harts,
@@ -176,12 +179,11 @@ extern "C" fn boot_main(hartid: usize, dtb: usize) -> ! {
         heap_bytes: heap.len,
         tables: KernelTables::new(ram),
         isa: info.isa,
+        jit_debug: cmdline.jit_debug,
     });
 
-    // The console log subscriber: `log=` of the command line, else warn
-    // (a bad command line is reported by `boot` itself).
-    let level = Cmdline::parse(info.bootargs).map_or(LogLevel::Warn, |c| c.log);
-    let _ = ConsoleSubscriber::new(platform, level).install();
+    // The console log subscriber: `log=` of the command line, else warn.
+    let _ = ConsoleSubscriber::new(platform, cmdline.log).install();
     tracing::debug!(
         "boot hart {hartid:#x}, logical harts {:?}, timebase {} Hz",
         &*platform.harts,
@@ -220,8 +222,8 @@ mod wasi_programs {
     include!(concat!(env!("OUT_DIR"), "/wasi_programs.rs"));
 }
 
-/// The spec-script bundle `test=spec` runs (wasm-v1 and wasm-v2, converted
-/// by the build script).
+/// The spec-script bundle `test=spec` runs (wasm-v1, wasm-v2, simd and
+/// extended-const, converted by the build script).
 static SPEC_BUNDLE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/spec.bin"));
 
 /// Bytes of the boot stack ([`crate::layout::BOOT_STACK_SIZE`]) wasm may

@@ -3,10 +3,11 @@
 //! under QEMU `virt` and OpenSBI. Build and run it with `cargo qemu`.
 //!
 //! Module map (bare metal unless noted):
-//! - `fixed`, `layout`, `sv39`, `dt`, `cause`: pure logic (fixed-capacity
-//!   vectors, address arithmetic and the memory map, Sv39 page-table
-//!   encoding and walks, device-tree extraction, `scause` decoding). These also compile on
-//!   the host, where their unit tests run.
+//! - `fixed`, `layout`, `sv39`, `dt`, `cause`, `jit`: pure logic
+//!   (fixed-capacity vectors, address arithmetic and the memory map, Sv39
+//!   page-table encoding and walks, device-tree extraction, `scause`
+//!   decoding, the heap share of gdb's JIT interface). These also compile
+//!   on the host, where their unit tests run.
 //! - `csr`, `sbi`: the CSR and SBI primitives.
 //! - `console`, `power`, `heap`: the UART, shutdown, the HAL heap.
 //! - `rtc`, `entropy`, `plic`: the goldfish wall clock, the virtio-rng,
@@ -30,6 +31,8 @@ mod cause;
 mod dt;
 #[cfg(any(target_os = "none", test))]
 mod fixed;
+#[cfg(any(target_os = "none", test))]
+mod jit;
 #[cfg(any(target_os = "none", test))]
 mod layout;
 #[cfg(any(target_os = "none", test))]

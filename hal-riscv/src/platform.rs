@@ -38,6 +38,8 @@ pub struct Riscv {
     pub tables: KernelTables,
     /// The ISA extensions every hart has (device tree).
     pub isa: RiscvExtensions,
+    /// `debug=jit`: JIT code is published to gdb (`jit`).
+    pub jit_debug: bool,
 }
 
 impl Riscv {
@@ -239,9 +241,25 @@ impl Power for Riscv {
     }
 }
 
-/// JIT code is not announced on riscv: gdb attached to QEMU's stub sees
-/// the kernel image's symbols only (see `kernel_core::hal::JitDebug`).
-impl kernel_core::hal::JitDebug for Riscv {}
+/// With `debug=jit`, JIT code is published to gdb's JIT interface
+/// (`kernel_core::gdb_jit`): gdb-multiarch attached to QEMU's stub reads
+/// the descriptor and the objects from kernel memory and names wasm
+/// functions. The live objects may take [`crate::jit::budget`] of the heap.
+impl kernel_core::hal::JitDebug for Riscv {
+    fn jit_debug_enabled(&self) -> bool {
+        self.jit_debug
+    }
+
+    fn code_published(&self, code: &kernel_core::hal::JitCode<'_>) {
+        // A skip (over budget, out of heap) is counted and logged by
+        // `gdb_jit`; the module runs without names in gdb.
+        let _ = kernel_core::gdb_jit::publish(code, crate::jit::budget(self.heap_bytes));
+    }
+
+    fn code_retired(&self, range: VirtRange) {
+        kernel_core::gdb_jit::retire(range);
+    }
+}
 
 /// There is no host under QEMU to pass directories from: hostfs is
 /// hosted only, and every request is `Unsupported` (the defaults).

@@ -17,6 +17,7 @@
 //! | `init=PATH` | the program `test=init` runs (default `/bin/init`); implies `test=init` |
 //! | `-- ARGS` | every word after `--` is an argument of init, after its name |
 //! | `log=LEVEL` | `off`, `error`, `warn` (default), `info`, `debug` or `trace`, for platforms without their own filter |
+//! | `debug=jit` | announce JIT code to gdb's JIT interface ([`crate::gdb_jit`]) on platforms where it is off by default (riscv: each module's code then costs an in-memory ELF object, within a share of the heap); hosted always announces it |
 
 use core::fmt;
 
@@ -72,6 +73,8 @@ pub struct Cmdline<'a> {
     pub log: LogLevel,
     /// `init=`: the program init runs.
     pub init: Option<&'a str>,
+    /// `debug=jit`: announce JIT code to gdb where that is optional.
+    pub jit_debug: bool,
     /// The words after `--`: init's arguments, in order (a slice of the
     /// command line, split on whitespace).
     pub init_args: &'a str,
@@ -83,6 +86,7 @@ impl Default for Cmdline<'_> {
             workload: None,
             log: LogLevel::Warn,
             init: None,
+            jit_debug: false,
             init_args: "",
         }
     }
@@ -108,7 +112,7 @@ impl fmt::Display for CmdlineError<'_> {
             Self::UnknownWord(w) => {
                 write!(
                     f,
-                    "unknown command-line word `{}` (known: test=all|self|demo|spec|wasi|input|init|fault|lockfault, init=PATH, log=LEVEL, -- ARGS)",
+                    "unknown command-line word `{}` (known: test=all|self|demo|spec|wasi|input|init|fault|lockfault, init=PATH, log=LEVEL, debug=jit, -- ARGS)",
                     crate::escape::name(w)
                 )
             }
@@ -181,6 +185,10 @@ impl<'a> Cmdline<'a> {
                         _ => return Err(bad),
                     }
                 }
+                "debug" => match value {
+                    "jit" => out.jit_debug = true,
+                    _ => return Err(bad),
+                },
                 _ => return Err(CmdlineError::UnknownWord(word)),
             }
         }
@@ -238,6 +246,23 @@ mod tests {
             Err(CmdlineError::BadValue {
                 key: "init",
                 value: "bin/sh"
+            })
+        );
+    }
+
+    #[test]
+    fn debug_jit() {
+        assert!(!Cmdline::parse("test=self").unwrap().jit_debug);
+        let c = Cmdline::parse("debug=jit init=/sbin/init -- debug=x").unwrap();
+        assert!(c.jit_debug);
+        assert_eq!(c.workload, Some(Workload::Init));
+        // After `--` the word is init's, not the kernel's.
+        assert!(!Cmdline::parse("-- debug=jit").unwrap().jit_debug);
+        assert_eq!(
+            Cmdline::parse("debug=all"),
+            Err(CmdlineError::BadValue {
+                key: "debug",
+                value: "all"
             })
         );
     }

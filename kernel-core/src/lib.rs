@@ -33,6 +33,11 @@ pub mod escape;
 pub mod exit;
 pub mod faults;
 pub mod fmtbuf;
+#[expect(
+    unsafe_code,
+    reason = "gdb's JIT interface: a `no_mangle` descriptor and entry function, and a list of raw pointers gdb reads"
+)]
+pub mod gdb_jit;
 pub mod log;
 #[expect(
     unsafe_code,

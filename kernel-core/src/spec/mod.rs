@@ -15,7 +15,9 @@
 //!   failure; nothing is skipped.
 //! - INV-SPEC-2: each script runs in a fresh [`Store`], dropped when the
 //!   script ends, which releases every memory, table and code object its
-//!   instances had (so a long bundle does not exhaust the kernel window).
+//!   instances had (so a long bundle does not exhaust the kernel window);
+//!   the store allows what the script's `Features` ask for (multi-memory)
+//!   and nothing more, so one script's features never leak into another's.
 //! - INV-SPEC-3: a failure line is `file:line: what went wrong`, one line.
 
 /// The binary script format (crate `spec-script`), shared with the
@@ -84,8 +86,10 @@ pub fn totals(reports: &[FileReport]) -> (usize, usize) {
         .fold((0, 0), |(p, f), r| (p + r.passed, f + r.failed))
 }
 
-/// Width of the name column of [`row`].
-pub const NAME_WIDTH: usize = 40;
+/// Width of the name column of [`row`] (the longest bundled name,
+/// `simd/simd_i16x8_extadd_pairwise_i8x16.wast`, is 42 bytes; a longer
+/// one only shifts its row).
+pub const NAME_WIDTH: usize = 44;
 
 /// The table's header line (with newline).
 #[must_use]
@@ -176,11 +180,14 @@ pub fn run_script<P: Platform>(
         }
     };
     let store = match Store::new(kernel, stack_budget) {
-        Ok(mut s) => {
+        Ok(mut store) => {
             if let Some(reserve) = memory_reserve(kernel.hal().kernel_window().len) {
-                s.bound_memories(reserve);
+                store.bound_memories(reserve);
             }
-            s
+            if s.features.multi_memory {
+                store.enable_multi_memory();
+            }
+            store
         }
         Err(e) => {
             fail(&mut report, 1, &format!("no store: {e}"));
@@ -478,6 +485,7 @@ fn arg(a: Arg) -> Val {
         Arg::NullFunc => Val::FuncRef(None),
         Arg::NullExtern => Val::ExternRef(None),
         Arg::Extern(n) => Val::ExternRef(Some(n)),
+        Arg::V128(x) => Val::V128(x),
     }
 }
 
@@ -504,7 +512,7 @@ fn check_results(got: &[Val], want: &[Expect]) -> Result<(), String> {
         Ok(())
     } else {
         let got: Vec<String> = got.iter().map(|v| show_val(*v)).collect();
-        let want: Vec<String> = want.iter().map(|w| format!("{w:?}")).collect();
+        let want: Vec<String> = want.iter().map(show_expect).collect();
         Err(format!(
             "got [{}], expected [{}]",
             got.join(" "),
@@ -519,13 +527,29 @@ fn show_vals(vs: &[Val]) -> String {
 }
 
 fn show_val(v: Val) -> String {
-    // Debug, not a match: `Val` grows with the proposals the kernel runs.
-    format!("{v:?}")
+    // Debug, but v128 in hex (lanes readable): `Val` grows with the
+    // proposals the kernel runs.
+    match v {
+        Val::V128(x) => format!("V128({x:#034x})"),
+        other => format!("{other:?}"),
+    }
+}
+
+fn show_expect(w: &Expect) -> String {
+    match w {
+        Expect::V128(x) => format!("V128({x:#034x})"),
+        Expect::Either(alts) => {
+            let alts: Vec<String> = alts.iter().map(show_expect).collect();
+            format!("Either[{}]", alts.join(" | "))
+        }
+        other => format!("{other:?}"),
+    }
 }
 
 /// Whether `v` matches `w` (NaN patterns per the spec interpreter:
 /// canonical = quiet bit only, any sign; arithmetic = quiet bit set, any
-/// payload and sign; a literal compares bit for bit).
+/// payload and sign; a literal compares bit for bit; a v128 float lane is
+/// checked as the scalar it holds, lane 0 in the low bits).
 fn matches(v: Val, w: &Expect) -> bool {
     const F32_EXP_Q: u32 = 0x7fc0_0000;
     const F64_EXP_Q: u64 = 0x7ff8_0000_0000_0000;
@@ -544,6 +568,17 @@ fn matches(v: Val, w: &Expect) -> bool {
         (Val::F32(a), Expect::F32ArithmeticNan) => a & F32_EXP_Q == F32_EXP_Q,
         (Val::F64(a), Expect::F64CanonicalNan) => a & 0x7fff_ffff_ffff_ffff == F64_EXP_Q,
         (Val::F64(a), Expect::F64ArithmeticNan) => a & F64_EXP_Q == F64_EXP_Q,
+        (Val::V128(a), Expect::V128(b)) => a == *b,
+        (Val::V128(a), Expect::F32x4(lanes)) => lanes.iter().enumerate().all(|(i, l)| {
+            #[expect(clippy::cast_possible_truncation, reason = "one 32-bit lane")]
+            let lane = (a >> (32 * i)) as u32;
+            matches(Val::F32(lane), &l.scalar())
+        }),
+        (Val::V128(a), Expect::F64x2(lanes)) => lanes.iter().enumerate().all(|(i, l)| {
+            #[expect(clippy::cast_possible_truncation, reason = "one 64-bit lane")]
+            let lane = (a >> (64 * i)) as u64;
+            matches(Val::F64(lane), &l.scalar())
+        }),
         _ => false,
     }
 }
@@ -566,5 +601,47 @@ mod tests {
         assert!(matches(Val::F32(0x7fc0_0001), &Expect::F32ArithmeticNan));
         assert!(!matches(Val::F32(0x7f80_0001), &Expect::F32ArithmeticNan));
         assert!(!matches(Val::F32(0x7f80_0000), &Expect::F32ArithmeticNan));
+    }
+
+    #[test]
+    fn v128_exact_and_per_lane() {
+        use script::Lane;
+        let v = 0x0f0e_0d0c_0b0a_0908_0706_0504_0302_0100_u128;
+        assert!(matches(Val::V128(v), &Expect::V128(v)));
+        assert!(!matches(Val::V128(v ^ 1 << 127), &Expect::V128(v)));
+        assert!(!matches(Val::I32(0), &Expect::V128(0)));
+        let lanes = |l: [u32; 4]| {
+            Val::V128(
+                l.iter()
+                    .enumerate()
+                    .fold(0, |acc, (i, x)| acc | u128::from(*x) << (32 * i)),
+            )
+        };
+        let p = Expect::F32x4([
+            Lane::CanonicalNan,
+            Lane::ArithmeticNan,
+            Lane::Bits(0x3f80_0000),
+            Lane::Bits(0),
+        ]);
+        assert!(matches(
+            lanes([0xffc0_0000, 0x7fc0_0001, 0x3f80_0000, 0]),
+            &p
+        ));
+        assert!(!matches(
+            lanes([0x7fc0_0001, 0x7fc0_0001, 0x3f80_0000, 0]),
+            &p
+        ));
+        assert!(!matches(
+            lanes([0x7fc0_0000, 0x7f80_0001, 0x3f80_0000, 0]),
+            &p
+        ));
+        assert!(!matches(
+            lanes([0x7fc0_0000, 0x7fc0_0000, 0x3f80_0000, 1]),
+            &p
+        ));
+        let p = Expect::F64x2([Lane::Bits(1), Lane::CanonicalNan]);
+        assert!(matches(Val::V128(1 | 0xfff8_u128 << 112), &p));
+        assert!(!matches(Val::V128(1 | 0xfff4_u128 << 112), &p));
+        assert!(!matches(Val::V128(0xfff8_u128 << 112), &p));
     }
 }

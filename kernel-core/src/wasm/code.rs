@@ -33,7 +33,6 @@
 //!   only ever made for code of its own kernel ([`Kernel::id`]).
 
 use alloc::collections::BTreeMap;
-use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -115,34 +114,53 @@ pub struct FrameInfo {
 }
 
 impl CodeMeta {
-    /// The symbol name of `f` (INV-CODE-4).
-    pub fn symbol_name(&self, f: &FuncMeta) -> String {
-        match f.index {
-            Some(i) => match self.names.get(&i) {
-                Some(n) => format!("{}!{n}", self.module),
-                None => format!("{}!func[{i}]", self.module),
-            },
-            None => format!("{}!{}", self.module, f.label),
-        }
+    /// The symbol name of `f` (INV-CODE-4), or `None` when the heap cannot
+    /// hold it (names are a debugging aid: never worth an abort).
+    pub fn symbol_name(&self, f: &FuncMeta) -> Option<String> {
+        use core::fmt::Write as _;
+        let name = f.index.and_then(|i| self.names.get(&i));
+        // `func[` + a u32 + `]` is at most 16 bytes.
+        let tail = match (f.index, name) {
+            (_, Some(n)) => n.len(),
+            (Some(_), None) => 16,
+            (None, _) => f.label.len(),
+        };
+        let mut s = String::new();
+        s.try_reserve_exact(self.module.len() + 1 + tail).ok()?;
+        // Within the capacity just reserved: these writes do not allocate.
+        let _ = match (f.index, name) {
+            (_, Some(n)) => write!(s, "{}!{n}", self.module),
+            (Some(i), None) => write!(s, "{}!func[{i}]", self.module),
+            (None, _) => write!(s, "{}!{}", self.module, f.label),
+        };
+        Some(s)
     }
 
-    /// Tell the platform about this object (INV-CODE-4).
+    /// Tell the platform about this object (INV-CODE-4). Out of heap for
+    /// the names, it is not announced: the code runs regardless.
     fn announce<P: Platform>(&self, hal: &P) {
         if !hal.jit_debug_enabled() {
             return;
         }
-        let names: Vec<String> = self.funcs.iter().map(|f| self.symbol_name(f)).collect();
-        let symbols: Vec<JitSymbol<'_>> = self
-            .funcs
-            .iter()
-            .zip(&names)
-            .map(|(f, name)| JitSymbol {
-                name,
-                start: self.range.start + f.start,
-                len: f.len,
-                lines: &f.srclocs,
-            })
-            .collect();
+        let mut names: Vec<String> = Vec::new();
+        let mut symbols: Vec<JitSymbol<'_>> = Vec::new();
+        if names.try_reserve_exact(self.funcs.len()).is_err()
+            || symbols.try_reserve_exact(self.funcs.len()).is_err()
+        {
+            return;
+        }
+        for f in &self.funcs {
+            let Some(name) = self.symbol_name(f) else {
+                return;
+            };
+            names.push(name);
+        }
+        symbols.extend(self.funcs.iter().zip(&names).map(|(f, name)| JitSymbol {
+            name,
+            start: self.range.start + f.start,
+            len: f.len,
+            lines: &f.srclocs,
+        }));
         hal.code_published(&JitCode {
             range: self.range,
             module: &self.module,
