@@ -48,7 +48,9 @@ pub struct BootInfo<'a> {
     /// ([`crate::wasi_check`]; empty: none).
     pub wasi: &'a [(&'a str, &'a [u8])],
     /// The boot image, a cpio newc archive ([`crate::init`]; empty:
-    /// none). With one, the default workload is init.
+    /// none), or under `test=diff` a bundle of recorded differential
+    /// cases ([`crate::diff::record`]). With one, the default workload is
+    /// init.
     pub initrd: &'a [u8],
 }
 
@@ -97,6 +99,7 @@ pub fn boot<P: Platform>(hal: &P, info: BootInfo<'_>) -> u8 {
         Workload::Fault => selftest::provoke_fault(kernel),
         Workload::LockFault => selftest::provoke_fault_under_lock(kernel),
         Workload::Spec => spec_suites(kernel, &info),
+        Workload::Diff => diff_bundle(kernel, info.initrd),
         Workload::Wasi => with_executor(kernel, |exec| {
             crate::wasi_check::run(kernel, exec, info.wasi)
         }),
@@ -299,6 +302,76 @@ fn spec_suites<P: Platform>(kernel: &Kernel<'_, P>, info: &BootInfo<'_>) -> u8 {
             say(hal, format_args!("spec: {e}"));
             exit::FAILED
         }
+    }
+}
+
+/// Failure lines `test=diff` prints at most.
+const DIFF_FAILURE_LINES: usize = 200;
+
+/// `test=diff`: replay the differential-oracle bundle passed as the boot
+/// image ([`crate::diff::replay`]) on the boot CPU, printing every
+/// diverging seed (at most [`DIFF_FAILURE_LINES`]), a progress line every
+/// 100 cases, the totals, and `N passed, M failed`; exit status 0 iff no
+/// case diverged and enough was compared (replay INV-REPLAY-3; no bundle
+/// fails).
+fn diff_bundle<P: Platform>(kernel: &Kernel<'_, P>, bundle: &[u8]) -> u8 {
+    use crate::diff::replay;
+    let hal = kernel.hal();
+    if bundle.is_empty() {
+        say(
+            hal,
+            format_args!("diff: no bundle (pass one as the boot image, -initrd)"),
+        );
+        return exit::FAILED;
+    }
+    let (mut shown, mut done) = (0usize, 0u64);
+    let summary = replay::run_bundle(kernel, bundle, |r| {
+        done += 1;
+        if let Some(line) = replay::failure_line(r) {
+            if shown < DIFF_FAILURE_LINES {
+                hal.write(alloc::format!("{line}\n").as_bytes());
+            }
+            shown += 1;
+        }
+        if done % 100 == 0 {
+            say(hal, format_args!("diff: {done} cases"));
+        }
+    });
+    let s = match summary {
+        Ok(s) => s,
+        Err(e) => {
+            say(hal, format_args!("diff: damaged bundle: {e}"));
+            return exit::FAILED;
+        }
+    };
+    if shown > DIFF_FAILURE_LINES {
+        say(
+            hal,
+            format_args!("diff: {} more failures", shown - DIFF_FAILURE_LINES),
+        );
+    }
+    say(
+        hal,
+        format_args!(
+            "diff: {} agree, {} diverge, {} with an inconclusive call or instantiation",
+            s.agreed, s.diverged, s.inconclusive
+        ),
+    );
+    hal.write(alloc::format!("diff: {}\n", s.tally).as_bytes());
+    if !s.compared_enough() {
+        say(
+            hal,
+            format_args!("diff: too little compared (fewer than 80 % of cases or of calls)"),
+        );
+    }
+    say(
+        hal,
+        format_args!("{} passed, {} failed", s.agreed, s.diverged),
+    );
+    if s.passed() {
+        exit::SUCCESS
+    } else {
+        exit::FAILED
     }
 }
 

@@ -9,6 +9,7 @@
 //! | `test=self` | run the kernel self-tests, ending with `N passed, M failed` |
 //! | `test=demo` | run the demo processes on every CPU and print their summary table |
 //! | `test=spec` | run the WebAssembly spec scripts the platform provides, ending with `N passed, M failed` |
+//! | `test=diff` | replay the differential-oracle bundle passed as the boot image (modules and wasmtime's outcomes, [`crate::diff`]), ending with `N passed, M failed` |
 //! | `test=wasi` | run the embedded Rust WASI programs as processes, ending with `N passed, M failed` |
 //! | `test=input` | run a process that reads one line of console input and prints it, then how many slices it ran while it waited |
 //! | `test=fault` | touch an unmapped kernel address on purpose, to show the fatal-fault report |
@@ -42,6 +43,9 @@ pub enum Workload {
     /// The WebAssembly spec scripts the platform provides
     /// ([`crate::boot::BootInfo::spec`]).
     Spec,
+    /// The differential-oracle bundle passed as the boot image
+    /// ([`crate::diff::replay`]).
+    Diff,
     /// Init from the boot image ([`crate::init`]).
     Init,
 }
@@ -112,7 +116,7 @@ impl fmt::Display for CmdlineError<'_> {
             Self::UnknownWord(w) => {
                 write!(
                     f,
-                    "unknown command-line word `{}` (known: test=all|self|demo|spec|wasi|input|init|fault|lockfault, init=PATH, log=LEVEL, debug=jit, -- ARGS)",
+                    "unknown command-line word `{}` (known: test=all|self|demo|spec|diff|wasi|input|init|fault|lockfault, init=PATH, log=LEVEL, debug=jit, -- ARGS)",
                     crate::escape::name(w)
                 )
             }
@@ -163,6 +167,7 @@ impl<'a> Cmdline<'a> {
                         "fault" => Workload::Fault,
                         "lockfault" => Workload::LockFault,
                         "spec" => Workload::Spec,
+                        "diff" => Workload::Diff,
                         "init" => Workload::Init,
                         _ => return Err(bad),
                     })
@@ -211,6 +216,17 @@ mod tests {
         assert_eq!(
             Cmdline::parse("test=spec").unwrap().workload,
             Some(Workload::Spec)
+        );
+        assert_eq!(
+            Cmdline::parse("test=diff").unwrap().workload,
+            Some(Workload::Diff)
+        );
+        // A boot image does not make `test=diff` init.
+        assert_eq!(
+            Cmdline::parse("test=diff")
+                .unwrap()
+                .workload_or(Workload::Init),
+            Workload::Diff
         );
         assert_eq!(
             Cmdline::parse("").unwrap().workload_or(Workload::All),

@@ -29,6 +29,7 @@ pub mod arch;
 
 pub mod cmdline;
 pub mod demo;
+pub mod diff;
 pub mod escape;
 pub mod exit;
 pub mod faults;

@@ -725,6 +725,28 @@ impl<'k, 'h, P: Platform> Memory<'k, 'h, P> {
         Ok(())
     }
 
+    /// Copy `buf.len()` bytes from byte `offset`, bounds checked; `false`
+    /// (nothing copied) when they do not all lie inside the memory.
+    pub fn read(&self, offset: u64, buf: &mut [u8]) -> bool {
+        let pages = self.pages.lock();
+        let Some(end) = offset.checked_add(buf.len() as u64) else {
+            return false;
+        };
+        if end > *pages * WASM_PAGE {
+            return false;
+        }
+        // SAFETY: INV-VM-1: `[base, base + length)` is committed read +
+        // write; first touches are demand faults the kernel resolves.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                (self.base() + offset as usize) as *const u8,
+                buf.as_mut_ptr(),
+                buf.len(),
+            );
+        }
+        true
+    }
+
     /// Copy `data` to byte `offset`, bounds checked.
     pub fn write(&self, offset: u64, data: &[u8]) -> bool {
         let pages = self.pages.lock();
