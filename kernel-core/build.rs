@@ -5,6 +5,10 @@
 //! then the program's imports, then the prelude's and the program's
 //! definitions.
 //!
+//! The modules of `modules/*.wat` are self-contained (no prelude) and
+//! are assembled as they are, for the kernel's checks that drive a store
+//! directly.
+//!
 //! It also fingerprints what compiled code depends on besides the module
 //! and the ISA (the translator and runtime sources, `src/wasm` and
 //! `src/arch`, and the Cranelift version in `Cargo.lock`) as
@@ -103,6 +107,20 @@ fn main() {
         let (imports, rest) = split(&body);
         let text = format!("(module\n{pre_imports}{imports}{pre_rest}{rest})\n");
         let wasm = wat::parse_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let stem = path.file_stem().expect("a file name");
+        fs::write(out.join(stem).with_extension("wasm"), wasm).expect("write to OUT_DIR");
+    }
+    let modules = root.join("modules");
+    println!("cargo:rerun-if-changed={}", modules.display());
+    let mut names: Vec<_> = fs::read_dir(&modules)
+        .expect("list modules/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "wat"))
+        .collect();
+    names.sort();
+    for path in names {
+        println!("cargo:rerun-if-changed={}", path.display());
+        let wasm = wat::parse_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let stem = path.file_stem().expect("a file name");
         fs::write(out.join(stem).with_extension("wasm"), wasm).expect("write to OUT_DIR");
     }

@@ -10,7 +10,8 @@
 //!    the vector unit on when every hart has V;
 //! 4. heap after the image, memory map = RAM minus firmware, image, heap,
 //!    device tree and reserved memory;
-//! 5. page tables, paging on;
+//! 5. page tables (the image W^X with stack guards), paging on: Sv48 if
+//!    the hart takes it, else Sv39 (`mmu::enable`);
 //! 6. hart blocks, the `Riscv` value, the console log subscriber;
 //! 7. `kernel_core::boot::boot`, then `shutdown` with its status.
 //!
@@ -33,7 +34,7 @@ use kernel_core::log::ConsoleSubscriber;
 use crate::console::PanicWriter;
 use crate::dt::{self, BoardInfo};
 use crate::fixed::FixedVec;
-use crate::layout::{self, BOOT_STACK_SIZE, FIRMWARE_BASE, IDENTITY_LIMIT, PHYSMAP_SIZE};
+use crate::layout::{self, BOOT_STACK_STRIDE, FIRMWARE_BASE, IDENTITY_LIMIT, PHYSMAP_SIZE};
 use crate::mmu::{self, KernelTables};
 use crate::platform::Riscv;
 use crate::{console, cpu, csr, heap, power};
@@ -43,6 +44,7 @@ global_asm!(
     ".globl _start",
     "_start:",
     "    la tp, {harts}",
+    // Boot stack 0 is the first stride's top (its guard page below it).
     "    la sp, __boot_stacks_start",
     "    li t0, {stack}",
     "    add sp, sp, t0",
@@ -58,7 +60,7 @@ global_asm!(
     "3:  wfi",
     "    j 3b",
     harts = sym cpu::HARTS,
-    stack = const BOOT_STACK_SIZE,
+    stack = const BOOT_STACK_STRIDE,
     main = sym boot_main,
 );
 
@@ -98,7 +100,7 @@ extern "C" fn boot_main(hartid: usize, dtb: usize) -> ! {
     cpu::init_boot_hart(hartid);
     if !cpu::stacks_match_linker_script() {
         fail(format_args!(
-            "link.ld and layout.rs disagree on stack sizes"
+            "link.ld and layout.rs disagree on stack sizes or section order"
         ));
     }
     let boot_ticks = csr::rdtime();
@@ -159,13 +161,11 @@ extern "C" fn boot_main(hartid: usize, dtb: usize) -> ! {
     for r in info.ram.iter().filter(|r| r.start.0 < PHYSMAP_SIZE) {
         let _ = ram.push(*r);
     }
-    let satp = mmu::build_root(&ram);
-    // SAFETY: the root identity-maps 0..4 GiB, which holds this image, its
-    // stacks, the heap, the device tree and the devices in use.
-    unsafe { csr::write_satp(satp) };
+    let paging = mmu::enable(&ram, &cpu::image_layout())
+        .unwrap_or_else(|e| fail(format_args!("page tables: {e}")));
 
     let harts = layout::logical_harts(&info.harts, hartid as u64);
-    cpu::init_blocks(&harts, satp);
+    cpu::init_blocks(&harts, paging.satp);
 
     // A bad command line is reported by `boot` itself; until then the
     // defaults hold.
@@ -177,7 +177,7 @@ extern "C" fn boot_main(hartid: usize, dtb: usize) -> ! {
         boot_ticks,
         rng_seed: info.rng_seed,
         heap_bytes: heap.len,
-        tables: KernelTables::new(ram),
+        tables: KernelTables::new(ram, paging.virt),
         isa: info.isa,
         jit_debug: cmdline.jit_debug,
     });
@@ -198,6 +198,14 @@ extern "C" fn boot_main(hartid: usize, dtb: usize) -> ! {
     for r in platform.memory_map.iter() {
         tracing::debug!("memory {:#x}..{:#x}", r.start.0, r.end());
     }
+    let window = paging.virt.window();
+    tracing::info!(
+        "paging: {}, kernel window {:#x}..{:#x} ({} GiB)",
+        paging.virt.mode.name(),
+        window.start,
+        window.end(),
+        window.len >> 30
+    );
     match rng {
         Some(base) => tracing::info!("entropy: virtio-rng at {base:#x}"),
         None => tracing::info!("entropy: no virtio-rng; the device tree's rng-seed and the timer"),

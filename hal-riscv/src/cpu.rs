@@ -6,9 +6,9 @@
 //!   of a hart running this image holds the address of its element of
 //!   [`HARTS`] and never changes (Rust code never writes `tp`; the trap
 //!   vector saves and restores it unchanged).
-//! - INV-CPU-2: a block's `logical`, `hartid`, stack tops and `satp` are
-//!   written by the boot hart before any secondary starts, and are read-only
-//!   afterwards.
+//! - INV-CPU-2: a block's `logical`, `hartid`, stack tops, trap-stack
+//!   limit and `satp` are written by the boot hart before any secondary
+//!   starts, and are read-only afterwards.
 //! - INV-CPU-3: bit `i` of [`STARTED`] is set while logical CPU `i` may
 //!   hold translations (before it switches `satp` on, until it stops);
 //!   remote fences go to exactly those harts.
@@ -22,7 +22,9 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize
 
 use kernel_core::hal::{CpuEntry, CpuLocal, HalError};
 
-use crate::layout::{BOOT_STACK_SIZE, MAX_HARTS, TRAP_STACK_SIZE};
+use crate::layout::{
+    self, BOOT_STACK_STRIDE, ImageLayout, MAX_HARTS, TRAP_STACK_SIZE, TRAP_STACK_STRIDE,
+};
 use crate::{csr, sbi, trap};
 
 const STOPPED: u8 = 0;
@@ -36,6 +38,9 @@ pub struct HartBlock {
     stack_top: AtomicUsize,
     /// Top of this hart's trap stack (kept in `sscratch` outside traps).
     trap_stack_top: AtomicUsize,
+    /// Lowest `sp` at which the trap vector may still save a nested frame
+    /// (the trap module's INV-TRAP-5).
+    trap_stack_limit: AtomicUsize,
     /// The `satp` value of the kernel's page tables.
     satp: AtomicU64,
     /// Logical CPU number.
@@ -57,6 +62,7 @@ impl HartBlock {
         Self {
             stack_top: AtomicUsize::new(0),
             trap_stack_top: AtomicUsize::new(0),
+            trap_stack_limit: AtomicUsize::new(0),
             satp: AtomicU64::new(0),
             logical: AtomicUsize::new(0),
             hartid: AtomicUsize::new(0),
@@ -83,6 +89,11 @@ impl HartBlock {
     }
 }
 
+/// Where the trap vector finds a block's trap-stack top.
+pub const TRAP_STACK_TOP_OFFSET: usize = offset_of!(HartBlock, trap_stack_top);
+/// Where the trap vector finds a block's trap-stack limit.
+pub const TRAP_STACK_LIMIT_OFFSET: usize = offset_of!(HartBlock, trap_stack_limit);
+
 /// One block per possible hart, indexed by logical CPU number.
 pub static HARTS: [HartBlock; MAX_HARTS] = [const { HartBlock::new() }; MAX_HARTS];
 
@@ -90,25 +101,62 @@ pub static HARTS: [HartBlock; MAX_HARTS] = [const { HartBlock::new() }; MAX_HART
 pub static STARTED: AtomicU64 = AtomicU64::new(0);
 
 unsafe extern "C" {
+    static __image_start: u8;
+    static __rodata_start: u8;
+    static __data_start: u8;
     static __boot_stacks_start: u8;
     static __boot_stacks_end: u8;
     static __trap_stacks_start: u8;
     static __trap_stacks_end: u8;
+    static __image_end: u8;
 }
 
-/// Whether `link.ld` reserved the stacks `layout` expects.
+/// Whether `link.ld` reserved the stacks (each with its guard page)
+/// `layout` expects.
 pub fn stacks_match_linker_script() -> bool {
     let boot = (&raw const __boot_stacks_end) as usize - (&raw const __boot_stacks_start) as usize;
     let trap = (&raw const __trap_stacks_end) as usize - (&raw const __trap_stacks_start) as usize;
-    boot == MAX_HARTS * BOOT_STACK_SIZE && trap == MAX_HARTS * TRAP_STACK_SIZE
+    boot == MAX_HARTS * BOOT_STACK_STRIDE
+        && trap == MAX_HARTS * TRAP_STACK_STRIDE
+        && image_layout().is_consistent()
+}
+
+/// The image's sections, from `link.ld`'s symbols.
+pub fn image_layout() -> ImageLayout {
+    ImageLayout {
+        start: (&raw const __image_start) as u64,
+        rodata: (&raw const __rodata_start) as u64,
+        data: (&raw const __data_start) as u64,
+        boot_stacks: (&raw const __boot_stacks_start) as u64,
+        trap_stacks: (&raw const __trap_stacks_start) as u64,
+        end: (&raw const __image_end) as u64,
+    }
 }
 
 fn boot_stack_top(logical: usize) -> usize {
-    (&raw const __boot_stacks_start) as usize + (logical + 1) * BOOT_STACK_SIZE
+    layout::stack_top(
+        (&raw const __boot_stacks_start) as usize,
+        BOOT_STACK_STRIDE,
+        logical,
+    )
 }
 
 fn trap_stack_top(logical: usize) -> usize {
-    (&raw const __trap_stacks_start) as usize + (logical + 1) * TRAP_STACK_SIZE
+    layout::stack_top(
+        (&raw const __trap_stacks_start) as usize,
+        TRAP_STACK_STRIDE,
+        logical,
+    )
+}
+
+/// Give `block` the trap stack of logical CPU `logical`: its top, and the
+/// limit one frame above its bottom (the trap module's INV-TRAP-5).
+fn set_trap_stack(block: &HartBlock, logical: usize) {
+    let top = trap_stack_top(logical);
+    block.trap_stack_top.store(top, Ordering::Relaxed);
+    block
+        .trap_stack_limit
+        .store(top - TRAP_STACK_SIZE + trap::FRAME, Ordering::Relaxed);
 }
 
 /// The calling hart's block (INV-CPU-1).
@@ -163,9 +211,7 @@ pub fn init_boot_hart(hartid: usize) {
     let block = &HARTS[0];
     block.hartid.store(hartid, Ordering::Relaxed);
     block.stack_top.store(boot_stack_top(0), Ordering::Relaxed);
-    block
-        .trap_stack_top
-        .store(trap_stack_top(0), Ordering::Relaxed);
+    set_trap_stack(block, 0);
     hart_init(block);
 }
 
@@ -178,9 +224,7 @@ pub fn init_blocks(harts: &[u64], satp: u64) {
         block
             .stack_top
             .store(boot_stack_top(logical), Ordering::Relaxed);
-        block
-            .trap_stack_top
-            .store(trap_stack_top(logical), Ordering::Relaxed);
+        set_trap_stack(block, logical);
         block.satp.store(satp, Ordering::Relaxed);
     }
     HARTS[0].state.store(RUNNING, Ordering::Relaxed);

@@ -137,6 +137,15 @@ pub unsafe fn write_satp(satp: u64) {
     unsafe { asm!("csrw satp, {0}", "sfence.vma", in(reg) satp, options(nostack)) };
 }
 
+/// Read `satp`.
+#[inline(always)]
+pub fn read_satp() -> u64 {
+    let v: u64;
+    // SAFETY: reading a CSR has no side effects.
+    unsafe { asm!("csrr {0}, satp", out(reg) v, options(nomem, nostack)) };
+    v
+}
+
 /// `sfence.vma` for one address: prior page-table stores become visible
 /// to this hart's translation of `va`.
 #[inline(always)]

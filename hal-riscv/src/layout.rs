@@ -9,13 +9,24 @@
 //! (text, data, bss, boot and trap stacks), then the HAL heap. The device
 //! tree lies wherever OpenSBI left it.
 //!
-//! Virtual layout (Sv39, one address space shared by every hart):
-//! - `0..4 GiB`: identity gigapages (MMIO below 2 GiB read/write, RAM
-//!   above read/write/execute: the image runs at its physical address);
-//! - [`PHYSMAP_BASE`]`..+64 GiB`: the physmap, `PHYSMAP_BASE + pa` for all
-//!   RAM (read/write gigapages), used by `direct_map` and for page tables;
-//! - [`WINDOW_BASE`]`..+64 GiB`: the kernel window, 4 KiB pages made by
-//!   `Mmu::map`.
+//! Virtual layout (one address space shared by every hart; Sv48 when the
+//! hart has it, else Sv39, chosen at boot by `mmu::enable`):
+//! - `0..4 GiB`: the identity map. MMIO below 2 GiB and RAM read/write,
+//!   never executable, except the image: it runs at its physical address,
+//!   mapped page by page with its sections' permissions (text read/execute,
+//!   rodata read, data, bss and stacks read/write; nothing both writable
+//!   and executable) and an unmapped guard page under every stack
+//!   ([`ImageLayout::page_perms`]);
+//! - the physmap, `physmap_base + pa` for all RAM below [`PHYSMAP_SIZE`]
+//!   (read/write gigapages), used by `direct_map` and for page tables;
+//! - the kernel window, 4 KiB pages made by `Mmu::map`.
+//!
+//! Where the last two lie depends on the mode ([`VirtLayout::of`]): under
+//! Sv39 the physmap is at [`SV39_PHYSMAP_BASE`] and the window is the
+//! 64 GiB at [`SV39_WINDOW_BASE`]; under Sv48 both move to the upper half
+//! of the 48-bit space, the physmap at [`SV48_PHYSMAP_BASE`] and a 64 TiB
+//! window at [`SV48_WINDOW_BASE`], room for about ten thousand 4 GiB +
+//! guard linear-memory reservations.
 //!
 //! Invariants:
 //! - INV-LAYOUT-1: every range [`usable_memory`] returns is page aligned,
@@ -23,12 +34,18 @@
 //!   and from every hole it was given.
 //! - INV-LAYOUT-2: logical CPU 0 is the boot hart; the others follow in
 //!   device-tree order, at most [`MAX_HARTS`] in all.
+//! - INV-LAYOUT-3: in both modes the physmap and the window are canonical,
+//!   disjoint and clear of the identity map (checked at compile time).
+//! - INV-LAYOUT-4: [`ImageLayout::page_perms`] never gives a page both
+//!   write and execute, and gives `None` (unmapped) for exactly the
+//!   [`STACK_GUARD`] bytes at the bottom of every boot and trap stack.
 
 use core::time::Duration;
 
-use kernel_core::hal::{PAGE_SIZE, PhysAddr, PhysRange};
+use kernel_core::hal::{PAGE_SIZE, Perms, PhysAddr, PhysRange, VirtRange};
 
 use crate::fixed::FixedVec;
+use crate::pagetable::Mode;
 
 /// One gibibyte (the size of a Sv39 level-2 "gigapage").
 pub const GIB: u64 = 1 << 30;
@@ -43,6 +60,20 @@ pub const MAX_HARTS: usize = 8;
 pub const BOOT_STACK_SIZE: usize = 512 * 1024;
 /// Bytes of trap stack per hart (must match `link.ld`).
 pub const TRAP_STACK_SIZE: usize = 64 * 1024;
+/// Bytes of the unmapped guard under every boot and trap stack (must
+/// match `link.ld`): an overflow faults instead of running into the
+/// neighbouring stack.
+pub const STACK_GUARD: usize = 4096;
+/// Bytes `link.ld` reserves per hart for its boot stack and guard.
+pub const BOOT_STACK_STRIDE: usize = STACK_GUARD + BOOT_STACK_SIZE;
+/// Bytes `link.ld` reserves per hart for its trap stack and guard.
+pub const TRAP_STACK_STRIDE: usize = STACK_GUARD + TRAP_STACK_SIZE;
+
+/// The top of stack `i` of an array of stacks that starts at `start`, each
+/// `stride` bytes: its guard page, then the stack.
+pub const fn stack_top(start: usize, stride: usize, i: usize) -> usize {
+    start + (i + 1) * stride
+}
 
 /// Start of RAM on `virt`, where OpenSBI lives; nothing below the end of
 /// the HAL heap, from here, is handed to the kernel.
@@ -51,25 +82,147 @@ pub const FIRMWARE_BASE: u64 = 0x8000_0000;
 /// UART must all lie below this.
 pub const IDENTITY_LIMIT: u64 = 4 * GIB;
 
-/// Base of the physmap: `PHYSMAP_BASE + pa` maps physical address `pa`.
-pub const PHYSMAP_BASE: usize = 0xffff_ffc0_0000_0000;
 /// Physical addresses the physmap covers (`0..PHYSMAP_SIZE`); RAM above is
 /// ignored.
 pub const PHYSMAP_SIZE: u64 = 64 * GIB;
-/// Base of the kernel window (`Mmu::kernel_window`).
-pub const WINDOW_BASE: usize = 0xffff_ffd0_0000_0000;
-/// Size of the kernel window.
-pub const WINDOW_SIZE: usize = 64 << 30;
+/// Base of the physmap under Sv39: `SV39_PHYSMAP_BASE + pa` maps `pa`.
+pub const SV39_PHYSMAP_BASE: usize = 0xffff_ffc0_0000_0000;
+/// Base of the kernel window under Sv39.
+pub const SV39_WINDOW_BASE: usize = 0xffff_ffd0_0000_0000;
+/// Size of the kernel window under Sv39.
+pub const SV39_WINDOW_SIZE: usize = 64 << 30;
+/// Base of the physmap under Sv48: the start of the upper half.
+pub const SV48_PHYSMAP_BASE: usize = 0xffff_8000_0000_0000;
+/// Base of the kernel window under Sv48 (128 TiB of the upper half hold
+/// the physmap, this and room to spare).
+pub const SV48_WINDOW_BASE: usize = 0xffff_a000_0000_0000;
+/// Size of the kernel window under Sv48: 64 TiB, 128 root entries.
+pub const SV48_WINDOW_SIZE: usize = 64 << 40;
+
+/// Where the physmap and the kernel window lie in one translation mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VirtLayout {
+    /// The mode this layout is for.
+    pub mode: Mode,
+    /// `physmap_base + pa` maps physical address `pa` (below
+    /// [`PHYSMAP_SIZE`]).
+    pub physmap_base: usize,
+    /// Base of the kernel window (`Mmu::kernel_window`).
+    pub window_base: usize,
+    /// Size of the kernel window.
+    pub window_size: usize,
+}
+
+impl VirtLayout {
+    /// The layout of `mode`.
+    pub const fn of(mode: Mode) -> Self {
+        match mode {
+            Mode::Sv39 => Self {
+                mode,
+                physmap_base: SV39_PHYSMAP_BASE,
+                window_base: SV39_WINDOW_BASE,
+                window_size: SV39_WINDOW_SIZE,
+            },
+            Mode::Sv48 => Self {
+                mode,
+                physmap_base: SV48_PHYSMAP_BASE,
+                window_base: SV48_WINDOW_BASE,
+                window_size: SV48_WINDOW_SIZE,
+            },
+        }
+    }
+
+    /// The kernel window.
+    pub const fn window(&self) -> VirtRange {
+        VirtRange {
+            start: self.window_base,
+            len: self.window_size,
+        }
+    }
+
+    /// INV-LAYOUT-3 for this layout.
+    const fn is_sound(&self) -> bool {
+        let m = self.mode;
+        m.is_canonical(self.physmap_base)
+            && m.is_canonical(self.physmap_base + (PHYSMAP_SIZE as usize - 1))
+            && m.is_canonical(self.window_base)
+            && m.is_canonical(self.window_base + (self.window_size - 1))
+            && self.physmap_base as u64 + PHYSMAP_SIZE <= self.window_base as u64
+            && self.physmap_base as u64 >= IDENTITY_LIMIT
+    }
+}
 
 const _: () = assert!(
-    crate::sv39::is_canonical(PHYSMAP_BASE)
-        && crate::sv39::is_canonical(WINDOW_BASE + (WINDOW_SIZE - 1)),
-    "the physmap and the window are canonical Sv39 addresses"
+    VirtLayout::of(Mode::Sv39).is_sound() && VirtLayout::of(Mode::Sv48).is_sound(),
+    "INV-LAYOUT-3: the physmap and the window are canonical and disjoint"
 );
-const _: () = assert!(
-    PHYSMAP_BASE as u64 + PHYSMAP_SIZE <= WINDOW_BASE as u64,
-    "the physmap ends below the window"
-);
+
+/// The sections of the linked image, as physical (= identity-mapped)
+/// addresses from `link.ld`'s symbols, each page aligned and in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageLayout {
+    /// `__image_start`: the first byte of `.text`.
+    pub start: u64,
+    /// `__rodata_start`: the end of `.text`.
+    pub rodata: u64,
+    /// `__data_start`: the end of `.rodata`; data, bss and stacks follow.
+    pub data: u64,
+    /// `__boot_stacks_start`: [`MAX_HARTS`] boot stacks of
+    /// [`BOOT_STACK_STRIDE`] each, guard first.
+    pub boot_stacks: u64,
+    /// `__trap_stacks_start` (= `__boot_stacks_end`): [`MAX_HARTS`] trap
+    /// stacks of [`TRAP_STACK_STRIDE`] each, guard first.
+    pub trap_stacks: u64,
+    /// `__image_end`: the first byte after the image.
+    pub end: u64,
+}
+
+impl ImageLayout {
+    /// Whether the sections are page aligned, in order, and the stacks
+    /// hold what `layout` says.
+    pub fn is_consistent(&self) -> bool {
+        let aligned = [
+            self.start,
+            self.rodata,
+            self.data,
+            self.boot_stacks,
+            self.trap_stacks,
+            self.end,
+        ]
+        .iter()
+        .all(|a| a.is_multiple_of(PAGE));
+        let trap_end = self.trap_stacks + (MAX_HARTS * TRAP_STACK_STRIDE) as u64;
+        aligned
+            && self.start <= self.rodata
+            && self.rodata <= self.data
+            && self.data <= self.boot_stacks
+            && self.trap_stacks == self.boot_stacks + (MAX_HARTS * BOOT_STACK_STRIDE) as u64
+            && trap_end <= self.end
+    }
+
+    /// How the identity map maps the page at `pa` (INV-LAYOUT-4): the
+    /// image's sections with their own permissions, `None` for a stack
+    /// guard, and read/write for the RAM around the image.
+    pub fn page_perms(&self, pa: u64) -> Option<Perms> {
+        let guard = |base: u64, stride: usize| {
+            let at = pa - base;
+            at < (MAX_HARTS * stride) as u64 && at % (stride as u64) < STACK_GUARD as u64
+        };
+        if pa < self.start || pa >= self.end {
+            Some(Perms::READ_WRITE)
+        } else if pa < self.rodata {
+            Some(Perms::READ_EXECUTE)
+        } else if pa < self.data {
+            Some(Perms::READ)
+        } else if (pa >= self.boot_stacks && guard(self.boot_stacks, BOOT_STACK_STRIDE))
+            || (pa >= self.trap_stacks && guard(self.trap_stacks, TRAP_STACK_STRIDE))
+        {
+            None
+        } else {
+            Some(Perms::READ_WRITE)
+        }
+    }
+}
 
 /// Most RAM ranges handed to the kernel; pieces past this are dropped
 /// (memory lost, never memory double-used).
@@ -399,7 +552,83 @@ mod tests {
         assert_eq!(value("MAX_HARTS"), MAX_HARTS);
         assert_eq!(value("BOOT_STACK_SIZE"), BOOT_STACK_SIZE);
         assert_eq!(value("TRAP_STACK_SIZE"), TRAP_STACK_SIZE);
+        assert_eq!(value("STACK_GUARD"), STACK_GUARD);
         assert!(script.contains(". = 0x80200000;"));
+    }
+
+    fn image() -> ImageLayout {
+        let boot_stacks = 0x80b5_6000;
+        let trap_stacks = boot_stacks + (MAX_HARTS * BOOT_STACK_STRIDE) as u64;
+        ImageLayout {
+            start: 0x8020_0000,
+            rodata: 0x8077_5000,
+            data: 0x80b4_2000,
+            boot_stacks,
+            trap_stacks,
+            end: trap_stacks + (MAX_HARTS * TRAP_STACK_STRIDE) as u64,
+        }
+    }
+
+    #[test]
+    fn image_pages_are_w_xor_x_with_stack_guards_inv_layout_4() {
+        let img = image();
+        assert!(img.is_consistent());
+        assert_eq!(img.page_perms(0x8000_0000), Some(Perms::READ_WRITE));
+        assert_eq!(img.page_perms(0x8020_0000), Some(Perms::READ_EXECUTE));
+        assert_eq!(img.page_perms(0x8077_4000), Some(Perms::READ_EXECUTE));
+        assert_eq!(img.page_perms(0x8077_5000), Some(Perms::READ));
+        assert_eq!(img.page_perms(0x80b4_2000), Some(Perms::READ_WRITE));
+        assert_eq!(img.page_perms(img.end), Some(Perms::READ_WRITE));
+        let mut guards = 0;
+        let mut page = img.start;
+        while page < img.end {
+            match img.page_perms(page) {
+                None => guards += 1,
+                Some(p) => assert!(!(p.write && p.execute), "W+X at {page:#x}"),
+            }
+            page += PAGE;
+        }
+        assert_eq!(guards, 2 * MAX_HARTS * STACK_GUARD / PAGE as usize);
+        for i in 0..MAX_HARTS {
+            for (start, stride, size) in [
+                (img.boot_stacks, BOOT_STACK_STRIDE, BOOT_STACK_SIZE),
+                (img.trap_stacks, TRAP_STACK_STRIDE, TRAP_STACK_SIZE),
+            ] {
+                let top = stack_top(start as usize, stride, i) as u64;
+                let bottom = top - size as u64;
+                assert_eq!(img.page_perms(bottom - PAGE), None, "guard under stack {i}");
+                assert_eq!(img.page_perms(bottom), Some(Perms::READ_WRITE));
+                assert_eq!(img.page_perms(top - PAGE), Some(Perms::READ_WRITE));
+            }
+        }
+        let mut bad = img;
+        bad.trap_stacks += PAGE;
+        assert!(!bad.is_consistent());
+        bad = img;
+        bad.rodata += 1;
+        assert!(!bad.is_consistent());
+    }
+
+    #[test]
+    fn both_virtual_layouts_inv_layout_3() {
+        let sv39 = VirtLayout::of(Mode::Sv39);
+        assert_eq!(sv39.physmap_base, 0xffff_ffc0_0000_0000);
+        assert_eq!(
+            sv39.window(),
+            VirtRange {
+                start: 0xffff_ffd0_0000_0000,
+                len: 64 << 30
+            }
+        );
+        let sv48 = VirtLayout::of(Mode::Sv48);
+        assert!(sv48.window_size / (6 << 30) >= 10_000);
+        assert!(!Mode::Sv39.is_canonical(sv48.window_base));
+        assert!(Mode::Sv48.is_canonical(sv48.window_base + sv48.window_size - 1));
+        assert!(!Mode::Sv48.is_canonical(0x0000_8000_0000_0000));
+        assert!(Mode::Sv48.is_canonical(0x0000_7fff_ffff_f000));
+        for l in [sv39, sv48] {
+            assert!(l.is_sound());
+        }
     }
 
     #[test]

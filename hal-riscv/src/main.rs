@@ -3,11 +3,11 @@
 //! under QEMU `virt` and OpenSBI. Build and run it with `cargo qemu`.
 //!
 //! Module map (bare metal unless noted):
-//! - `fixed`, `layout`, `sv39`, `dt`, `cause`, `jit`: pure logic
-//!   (fixed-capacity vectors, address arithmetic and the memory map, Sv39
-//!   page-table encoding and walks, device-tree extraction, `scause`
-//!   decoding, the heap share of gdb's JIT interface). These also compile
-//!   on the host, where their unit tests run.
+//! - `fixed`, `layout`, `pagetable`, `dt`, `cause`, `jit`: pure logic
+//!   (fixed-capacity vectors, address arithmetic and the memory map,
+//!   Sv39/Sv48 page-table encoding and walks, device-tree extraction,
+//!   `scause` decoding, the heap share of gdb's JIT interface). These also
+//!   compile on the host, where their unit tests run.
 //! - `csr`, `sbi`: the CSR and SBI primitives.
 //! - `console`, `power`, `heap`: the UART, shutdown, the HAL heap.
 //! - `rtc`, `entropy`, `plic`: the goldfish wall clock, the virtio-rng,
@@ -36,9 +36,9 @@ mod jit;
 #[cfg(any(target_os = "none", test))]
 mod layout;
 #[cfg(any(target_os = "none", test))]
-mod stop;
+mod pagetable;
 #[cfg(any(target_os = "none", test))]
-mod sv39;
+mod stop;
 
 #[cfg(target_os = "none")]
 mod boot;

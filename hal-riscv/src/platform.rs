@@ -16,7 +16,7 @@ use kernel_core::hal::{
 };
 
 use crate::fixed::FixedVec;
-use crate::layout::{self, MAX_HARTS, MemoryMap, PHYSMAP_BASE, WINDOW_BASE, WINDOW_SIZE};
+use crate::layout::{self, MAX_HARTS, MemoryMap};
 use crate::mmu::{self, KernelTables};
 use crate::{console, cpu, csr, power, sbi};
 
@@ -58,7 +58,8 @@ impl PhysMemory for Riscv {
     }
 
     fn direct_map(&self, pa: PhysAddr) -> Option<*mut u8> {
-        layout::covers(&self.memory_map, pa.0, 1).then(|| (PHYSMAP_BASE + pa.0 as usize) as *mut u8)
+        let base = self.tables.virt().physmap_base;
+        layout::covers(&self.memory_map, pa.0, 1).then(|| (base + pa.0 as usize) as *mut u8)
     }
 
     fn heap_bytes(&self) -> Option<u64> {
@@ -68,10 +69,7 @@ impl PhysMemory for Riscv {
 
 impl Mmu for Riscv {
     fn kernel_window(&self) -> VirtRange {
-        VirtRange {
-            start: WINDOW_BASE,
-            len: WINDOW_SIZE,
-        }
+        self.tables.virt().window()
     }
 
     unsafe fn map(

@@ -6,7 +6,11 @@
 //! stack; inside one it holds 0. The vector swaps `sp` with `sscratch`; a
 //! 0 means the trap hit the handler itself (a nested fault), which then
 //! stays on the trap stack below the outer frame. A fault on a bad kernel
-//! stack (a guard-page hit) is therefore still handled on a good one.
+//! stack (a guard-page hit) is therefore still handled on a good one. A
+//! nested trap that finds less than a frame's room above the trap stack's
+//! own guard page (the handler overflowed it) is not saved at all: the
+//! vector restarts at the top of the trap stack, reports the overflow and
+//! stops the machine, rather than faulting on the guard for ever.
 //!
 //! Delivery: timer interrupt -> SBI `set_timer(u64::MAX)` then
 //! `Interrupt::Timer`; software interrupt -> clear `sip.SSIP` then
@@ -35,6 +39,10 @@
 //!   context (preemption happens at the epoch check, a call, where the
 //!   psABI makes all vector state caller-saved). Interrupted vector code
 //!   resumes with its registers, `vl`, `vtype` and `vstart` as they were.
+//! - INV-TRAP-5: a frame is only ever saved at or above the hart's trap
+//!   stack limit (the bottom of its trap stack plus one frame); a nested
+//!   trap below it ends in the overflow report, so a trap-stack overflow
+//!   cannot loop on its guard page.
 
 use core::arch::global_asm;
 use core::fmt::Write;
@@ -77,7 +85,8 @@ pub struct Regs {
     pub sscratch: usize,
 }
 
-const FRAME: usize = size_of::<Regs>();
+/// Bytes of one saved [`Regs`] on the trap stack.
+pub const FRAME: usize = size_of::<Regs>();
 const _: () = assert!(
     FRAME.is_multiple_of(16),
     "the psABI keeps sp 16-byte aligned"
@@ -106,6 +115,11 @@ global_asm!(
     "    bnez sp, 1f",
     // Nested: go back to the interrupted sp (already on the trap stack).
     "    csrrw sp, sscratch, sp",
+    // Room for a frame (INV-TRAP-5)? t0 waits in sscratch meanwhile.
+    "    csrw sscratch, t0",
+    "    ld t0, {o_limit}(tp)",
+    "    bltu sp, t0, 3f",
+    "    csrrw t0, sscratch, zero",
     "    addi sp, sp, -{frame}",
     "    sd t0, 5*8(sp)",
     "    addi t0, sp, {frame}",
@@ -155,6 +169,15 @@ global_asm!(
     "    .endr",
     "    ld sp, 2*8(sp)",
     "    sret",
+    // The trap stack overflowed: report from its top (the outer frames are
+    // lost, nothing returns to them).
+    "3:  ld sp, {o_top}(tp)",
+    "    csrw sscratch, zero",
+    "    csrr a0, scause",
+    "    csrr a1, sepc",
+    "    csrr a2, stval",
+    "    call {overflow}",
+    "4:  j 4b",
     ".option pop",
     frame = const FRAME,
     o_f = const offset_of!(Regs, f),
@@ -162,8 +185,22 @@ global_asm!(
     o_sepc = const offset_of!(Regs, sepc),
     o_sstatus = const offset_of!(Regs, sstatus),
     o_scratch = const offset_of!(Regs, sscratch),
+    o_limit = const cpu::TRAP_STACK_LIMIT_OFFSET,
+    o_top = const cpu::TRAP_STACK_TOP_OFFSET,
     handler = sym trap_handler,
+    overflow = sym trap_stack_overflow,
 );
+
+/// The vector's way out when a nested trap finds the trap stack full
+/// (INV-TRAP-5).
+extern "C" fn trap_stack_overflow(scause: usize, sepc: usize, stval: usize) -> ! {
+    let _ = writeln!(
+        PanicWriter,
+        "fault: trap stack overflow on cpu {}, last scause={scause:#x} pc={sepc:#x} addr={stval:#x}",
+        cpu::current().logical(),
+    );
+    power::shutdown(exit::KERNEL_FAULT)
+}
 
 /// Counts this hart's trap nesting while a handler runs.
 struct Depth(&'static HartBlock);

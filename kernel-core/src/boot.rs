@@ -98,6 +98,8 @@ pub fn boot<P: Platform>(hal: &P, info: BootInfo<'_>) -> u8 {
         Workload::Demo => with_executor(kernel, |exec| crate::demo::run(kernel, exec)),
         Workload::Fault => selftest::provoke_fault(kernel),
         Workload::LockFault => selftest::provoke_fault_under_lock(kernel),
+        Workload::Overflow => selftest::provoke_stack_overflow(kernel),
+        Workload::BigMemory => crate::bigmem::run(kernel, wasm_stack(&info)),
         Workload::Spec => spec_suites(kernel, &info),
         Workload::Diff => diff_bundle(kernel, info.initrd),
         Workload::Wasi => with_executor(kernel, |exec| {
@@ -277,13 +279,18 @@ const DEFAULT_WASM_STACK: usize = 256 << 10;
 /// `test=spec`: run the platform's spec bundle, printing the table row by
 /// row, at most 200 failure lines and `N passed, M failed`; exit status
 /// 0 iff nothing failed (an empty bundle fails: nothing ran).
-fn spec_suites<P: Platform>(kernel: &Kernel<'_, P>, info: &BootInfo<'_>) -> u8 {
-    let hal = kernel.hal();
-    let budget = if info.wasm_stack == 0 {
+/// The wasm stack budget the platform gave, else the default.
+fn wasm_stack(info: &BootInfo<'_>) -> usize {
+    if info.wasm_stack == 0 {
         DEFAULT_WASM_STACK
     } else {
         info.wasm_stack
-    };
+    }
+}
+
+fn spec_suites<P: Platform>(kernel: &Kernel<'_, P>, info: &BootInfo<'_>) -> u8 {
+    let hal = kernel.hal();
+    let budget = wasm_stack(info);
     hal.write(crate::spec::header().as_bytes());
     let reports = crate::spec::run(kernel, info.spec, budget, |r| {
         hal.write(crate::spec::row(r).as_bytes());

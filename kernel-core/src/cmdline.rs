@@ -14,6 +14,8 @@
 //! | `test=input` | run a process that reads one line of console input and prints it, then how many slices it ran while it waited |
 //! | `test=fault` | touch an unmapped kernel address on purpose, to show the fatal-fault report |
 //! | `test=lockfault` | touch a demand-paged page while holding the address-space write lock, to show that the fault is reported, not a hang |
+//! | `test=overflow` | recurse on the kernel stack until it overflows, to show that the guard page below it turns the overflow into the fatal-fault report |
+//! | `test=bigmem` | grow a wasm memory to 1 GiB and touch every 4 KiB page, with guard-page bounds ([`crate::bigmem`]; needs more than 1 GiB of RAM) |
 //! | `test=init` | unpack the boot image into the root tmpfs and run init from it ([`crate::init`]); the default when the platform passed a boot image |
 //! | `init=PATH` | the program `test=init` runs (default `/bin/init`); implies `test=init` |
 //! | `-- ARGS` | every word after `--` is an argument of init, after its name |
@@ -40,6 +42,10 @@ pub enum Workload {
     Fault,
     /// A deliberate fault under the address-space write lock.
     LockFault,
+    /// A deliberate kernel stack overflow.
+    Overflow,
+    /// A 1 GiB wasm memory, every page touched ([`crate::bigmem`]).
+    BigMemory,
     /// The WebAssembly spec scripts the platform provides
     /// ([`crate::boot::BootInfo::spec`]).
     Spec,
@@ -116,7 +122,7 @@ impl fmt::Display for CmdlineError<'_> {
             Self::UnknownWord(w) => {
                 write!(
                     f,
-                    "unknown command-line word `{}` (known: test=all|self|demo|spec|diff|wasi|input|init|fault|lockfault, init=PATH, log=LEVEL, debug=jit, -- ARGS)",
+                    "unknown command-line word `{}` (known: test=all|self|demo|spec|diff|wasi|input|init|fault|lockfault|overflow|bigmem, init=PATH, log=LEVEL, debug=jit, -- ARGS)",
                     crate::escape::name(w)
                 )
             }
@@ -166,6 +172,8 @@ impl<'a> Cmdline<'a> {
                         "input" => Workload::Input,
                         "fault" => Workload::Fault,
                         "lockfault" => Workload::LockFault,
+                        "overflow" => Workload::Overflow,
+                        "bigmem" => Workload::BigMemory,
                         "spec" => Workload::Spec,
                         "diff" => Workload::Diff,
                         "init" => Workload::Init,
@@ -232,6 +240,14 @@ mod tests {
             Cmdline::parse("").unwrap().workload_or(Workload::All),
             Workload::All
         );
+        assert_eq!(
+            Cmdline::parse("test=overflow").unwrap().workload,
+            Some(Workload::Overflow)
+        );
+        assert_eq!(
+            Cmdline::parse("log=info test=bigmem").unwrap().workload,
+            Some(Workload::BigMemory)
+        );
     }
 
     #[test]
@@ -295,6 +311,13 @@ mod tests {
             Err(CmdlineError::BadValue {
                 key: "test",
                 value: "specs"
+            })
+        );
+        assert_eq!(
+            Cmdline::parse("test=overflows"),
+            Err(CmdlineError::BadValue {
+                key: "test",
+                value: "overflows"
             })
         );
     }

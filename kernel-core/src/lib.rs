@@ -27,6 +27,7 @@ pub mod hal;
 )]
 pub mod arch;
 
+pub mod bigmem;
 pub mod cmdline;
 pub mod demo;
 pub mod diff;

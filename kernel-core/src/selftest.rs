@@ -283,6 +283,37 @@ pub fn provoke_fault<P: Platform>(kernel: &Kernel<'_, P>) -> u8 {
     exit::FAILED
 }
 
+/// Recurse on the kernel stack until it overflows. The platform's guard
+/// page below the stack turns the overflow into a fault, which the fault
+/// path reports and answers by stopping the machine with
+/// [`exit::KERNEL_FAULT`]; returning means the stack had no guard (or was
+/// larger than `usize::MAX` frames).
+pub fn provoke_stack_overflow<P: Platform>(kernel: &Kernel<'_, P>) -> u8 {
+    say(
+        kernel.hal(),
+        format_args!("overflow test: recursing on the kernel stack"),
+    );
+    let depth = recurse(0);
+    say(
+        kernel.hal(),
+        format_args!("overflow test: returned from depth {depth} without a fault"),
+    );
+    exit::FAILED
+}
+
+/// One 1 KiB frame per level, kept live across the call so that neither
+/// the frame nor the recursion can be optimised away.
+#[inline(never)]
+fn recurse(depth: usize) -> usize {
+    let mut frame = [0u8; 1024];
+    frame[depth % 1024] = 1;
+    let frame = core::hint::black_box(frame);
+    if depth == usize::MAX {
+        return depth;
+    }
+    recurse(depth + 1) + usize::from(frame[depth % 1024])
+}
+
 fn check(cond: bool, what: impl FnOnce() -> String) -> Outcome {
     if cond { Ok(()) } else { Err(what()) }
 }

@@ -58,8 +58,8 @@ const CROWD_STACK: usize = 320 << 10;
 /// failed line rather than a hang.
 const CROWD_GUARD: Duration = Duration::from_secs(600);
 
-/// A module without memory (a riscv memory reserves 4 GiB of a 64 GiB
-/// window) whose `_start` calls `vessel.<import>` with `arg` (of type
+/// A module without memory (a riscv memory reserves 4 GiB of a window
+/// of 64 GiB under Sv39) whose `_start` calls `vessel.<import>` with `arg` (of type
 /// `arg_ty`), drops what it returns and returns 42.
 fn memoryless(import: &[u8], arg_ty: u8, arg: &[u8]) -> Vec<u8> {
     let mut m = Vec::from(&b"\0asm\x01\0\0\0"[..]);

@@ -25,8 +25,9 @@ pub fn run_suites(config: &Config, suites: &[Suite]) -> Result<Vec<FileReport>, 
 }
 
 /// [`run_suites`] with `config`'s window as given: a window as small as
-/// riscv's (64 GiB) makes the runner bound every memory
-/// (`kernel_core::spec::memory_reserve`), as it does on riscv.
+/// riscv's Sv39 one (64 GiB) makes the runner bound every memory
+/// (`kernel_core::spec::memory_reserve`), as it does on a riscv hart
+/// without Sv48.
 ///
 /// # Errors
 /// As [`run_suites`].

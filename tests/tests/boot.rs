@@ -58,3 +58,32 @@ fn a_fault_under_the_address_space_lock_is_reported_not_hung() {
         &["PageFault", "addr=0x", "address-space write lock"],
     );
 }
+
+/// `test=overflow`: recursion on the kernel stack ends on the guard page
+/// below it, in the fatal-fault report (on riscv too, in QEMU).
+#[test]
+fn a_kernel_stack_overflow_is_reported() {
+    if tests::child_scenario().as_deref() == Some("fault") {
+        let code = hal_hosted::boot(&config(2), "test=overflow");
+        eprintln!("boot returned {code:?} after a kernel stack overflow");
+        std::process::exit(100);
+    }
+    tests::expect_fault_report(
+        "a_kernel_stack_overflow_is_reported",
+        &["PageFault(Write)", "sp=0x", "no mapping"],
+    );
+}
+
+/// `test=bigmem`: a wasm memory grown to 1 GiB, every 4 KiB page written
+/// and read back, with guard-page bounds (the riscv image runs the same
+/// check in QEMU under Sv48).
+#[test]
+fn a_one_gib_memory_is_touched_page_by_page() {
+    let config = Config {
+        cpus: 1,
+        memory: 1280 << 20,
+        ..Config::default()
+    };
+    let code = hal_hosted::boot(&config, "test=bigmem").expect("machine starts");
+    assert_eq!(code, exit::SUCCESS);
+}

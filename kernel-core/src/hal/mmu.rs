@@ -114,7 +114,8 @@ pub trait Mmu: Cpus {
     /// boot and nothing else is ever placed in it.
     ///
     /// - hosted: a `PROT_NONE`, `MAP_NORESERVE` reservation made at boot.
-    /// - riscv: a range of the Sv39 upper half above the physmap.
+    /// - riscv: a range of the upper half above the physmap: 64 TiB under
+    ///   Sv48, 64 GiB when the hart only has Sv39.
     fn kernel_window(&self) -> VirtRange;
 
     /// Map the physically contiguous run `pa..pa + len` at `va` with `perms`.
@@ -124,7 +125,7 @@ pub trait Mmu: Cpus {
     ///
     /// - hosted: one `mmap(MAP_FIXED | MAP_SHARED)` of the memfd at offset
     ///   `pa`, so a contiguous run costs one host mapping.
-    /// - riscv: writes Sv39 leaf PTEs, taking intermediate tables from
+    /// - riscv: writes Sv48 (or Sv39) leaf PTEs, taking intermediate tables from
     ///   `tables`.
     ///
     /// # Errors

@@ -10,8 +10,8 @@
 //! - **hosted** (`hal-hosted`): the kernel runs as a Linux process; physical
 //!   memory is a memfd, the MMU is `mmap`/`mprotect`, CPUs are threads, traps
 //!   and interrupts are signals.
-//! - **riscv** (`hal-riscv`): bare metal riscv64 under OpenSBI; Sv39 page
-//!   tables, `stvec`, SBI timers and IPIs, a 16550 UART.
+//! - **riscv** (`hal-riscv`): bare metal riscv64 under OpenSBI; Sv48 page
+//!   tables (Sv39 on harts without Sv48), `stvec`, SBI timers and IPIs, a 16550 UART.
 //!
 //! Rules of the boundary (numbered so that SAFETY comments can cite them):
 //! - INV-HAL-1: errors cross the boundary as [`HalError`] values; no method

@@ -58,7 +58,7 @@ pub trait PhysMemory {
     ///
     /// - hosted: the memfd is mapped once, shared, at boot; this adds `pa` to
     ///   the base of that mapping.
-    /// - riscv: adds `pa` to the base of the Sv39 physmap (gigapage mappings
+    /// - riscv: adds `pa` to the base of the physmap (gigapage mappings
     ///   of all RAM in the upper half).
     fn direct_map(&self, pa: PhysAddr) -> Option<*mut u8>;
 

@@ -146,8 +146,9 @@ const GUARDED_RESERVE: usize = 6 << 30;
 /// at least half of [`MEMORIES_PER_SCRIPT`] such reservations, else
 /// `window / MEMORIES_PER_SCRIPT` with explicit bounds checks
 /// ([`Store::bound_memories`]). Hosted spec runs use a 1 TiB window
-/// (guarded); riscv's Sv39 window is 64 GiB (256 MiB per memory, enough
-/// for every `memory.grow` the suites expect to succeed).
+/// (guarded), and so does riscv under Sv48 (64 TiB); riscv's Sv39 window,
+/// on harts without Sv48, is 64 GiB (256 MiB per memory, enough for every
+/// `memory.grow` the suites expect to succeed).
 #[must_use]
 pub fn memory_reserve(window: usize) -> Option<usize> {
     if window / GUARDED_RESERVE >= MEMORIES_PER_SCRIPT / 2 {
@@ -591,6 +592,8 @@ mod tests {
     fn memory_policy_by_window() {
         assert_eq!(memory_reserve(1 << 40), None);
         assert_eq!(memory_reserve(64 << 30), Some(256 << 20));
+        // riscv under Sv48: a 64 TiB window, guard pages for every memory.
+        assert_eq!(memory_reserve(64 << 40), None);
     }
 
     #[test]

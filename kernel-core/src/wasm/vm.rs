@@ -687,6 +687,12 @@ impl<'k, 'h, P: Platform> Memory<'k, 'h, P> {
         *self.pages.lock()
     }
 
+    /// Bytes of the memory's reservation in the kernel window: 4 GiB plus
+    /// the bounds-check guard, or what [`Store::bound_memories`] gave.
+    pub fn reserved(&self) -> usize {
+        self.region.mapping().range().len
+    }
+
     /// The memory's base address.
     pub fn base(&self) -> usize {
         self.region.mapping().range().start
@@ -1214,7 +1220,8 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
     /// `reserve` bytes (rounded up to a wasm page) instead of 4 GiB plus
     /// guard, and check every access explicitly; `memory.grow` fails past
     /// the reservation. For kernels whose window cannot hold many 4 GiB
-    /// reservations (riscv's Sv39 window is 64 GiB). Call it before the
+    /// reservations (riscv's Sv39 window is 64 GiB; its Sv48 one, 64 TiB,
+    /// does not need this). Call it before the
     /// first `compile`: modules compiled earlier keep guard-page checks.
     pub fn bound_memories(&mut self, reserve: usize) {
         self.config.force_bounds_checks = true;

@@ -1,26 +1,31 @@
-//! Sv39 page tables: the PTE encoding and the walks behind `Mmu::map`,
-//! `unmap` and `protect`, generic over how page-table frames are reached
-//! ([`TableMemory`]: the physmap on the machine, plain heap memory in the
-//! host unit tests).
+//! Sv39 and Sv48 page tables: the PTE encoding and the walks behind
+//! `Mmu::map`, `unmap` and `protect`, for three levels (Sv39) or four
+//! (Sv48, chosen at boot when the hart has it), generic over how
+//! page-table frames are reached ([`TableMemory`]: the physmap on the
+//! machine, plain heap memory in the host unit tests).
 //!
 //! Reference: RISC-V Privileged Architecture, "Sv39: Page-Based 39-bit
-//! Virtual-Memory System" (a PTE is `PPN[53:10] | RSW[9:8] | D A G U X W R V`;
-//! three levels of 512 entries; VPN[i] = va[20+9i:12+9i]).
+//! Virtual-Memory System" and "Sv48: Page-Based 48-bit Virtual-Memory
+//! System" (a PTE is `PPN[53:10] | RSW[9:8] | D A G U X W R V`; tables of
+//! 512 entries; VPN[i] = va[20+9i:12+9i]; Sv48 adds a fourth level above
+//! Sv39's three, with the same PTE format).
 //!
 //! Invariants:
-//! - INV-SV39-1: every PTE is read and written as one aligned 64-bit atomic,
+//! - INV-PT-1: every PTE is read and written as one aligned 64-bit atomic,
 //!   so a hardware walker on another hart sees the old or the new entry,
 //!   never a mix. Nothing here fences: callers flush (`sfence.vma`).
-//! - INV-SV39-2: a leaf this module writes has A and D set (no A/D-update
+//! - INV-PT-2: a leaf this module writes has A and D set (no A/D-update
 //!   fault whether or not the hart implements Svadu) and G set (one address
 //!   space for every hart), and never U.
-//! - INV-SV39-3: a mapping with no access ([`Perms::NONE`]) is stored with V
+//! - INV-PT-3: a mapping with no access ([`Perms::NONE`]) is stored with V
 //!   clear and the software bit [`PTE_SW_NONE`] set, keeping its frame
 //!   number: the hardware faults on it, and `protect`/`unmap`/`map` still
 //!   see it as mapped.
-//! - INV-SV39-4: tables are only added, never freed or replaced: `unmap`
+//! - INV-PT-4: tables are only added, never freed or replaced: `unmap`
 //!   clears leaves and keeps the tables for reuse, so a walker never reads
 //!   a freed table.
+//! - INV-PT-5: a [`PageTable`] walks exactly [`Mode::levels`] levels, the
+//!   mode `satp` selects; the same tree is never walked in the other mode.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -42,12 +47,58 @@ pub const PTE_G: u64 = 1 << 5;
 pub const PTE_A: u64 = 1 << 6;
 /// Dirty.
 pub const PTE_D: u64 = 1 << 7;
-/// Software bit (RSW, bit 8): a mapping with no access (INV-SV39-3).
+/// Software bit (RSW, bit 8): a mapping with no access (INV-PT-3).
 pub const PTE_SW_NONE: u64 = 1 << 8;
 const PPN_SHIFT: u32 = 10;
 const PPN_MASK: u64 = (1 << 44) - 1;
-/// `satp.MODE` for Sv39.
-pub const SATP_MODE_SV39: u64 = 8 << 60;
+
+/// A translation mode: how many levels a walk takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Three levels, 39-bit virtual addresses (`satp.MODE` = 8).
+    Sv39,
+    /// Four levels, 48-bit virtual addresses (`satp.MODE` = 9).
+    Sv48,
+}
+
+impl Mode {
+    /// Levels of a walk (3 or 4); the root is level `levels() - 1`.
+    pub const fn levels(self) -> usize {
+        match self {
+            Self::Sv39 => 3,
+            Self::Sv48 => 4,
+        }
+    }
+
+    /// The `satp.MODE` field value.
+    pub const fn satp_mode(self) -> u64 {
+        match self {
+            Self::Sv39 => 8,
+            Self::Sv48 => 9,
+        }
+    }
+
+    /// The mode's name, as the privileged spec spells it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Sv39 => "Sv39",
+            Self::Sv48 => "Sv48",
+        }
+    }
+
+    /// Whether `va` is canonical in this mode (the bits above the top
+    /// translated bit copy it).
+    pub const fn is_canonical(self, va: usize) -> bool {
+        let top = (va as i64) >> (12 + 9 * self.levels() - 1);
+        top == 0 || top == -1
+    }
+
+    /// The `satp` value that selects this mode with root table `root_pa`,
+    /// ASID 0.
+    pub const fn satp(self, root_pa: u64) -> u64 {
+        self.satp_mode() << 60 | (root_pa >> 12)
+    }
+}
 
 const PAGE: usize = PAGE_SIZE;
 
@@ -60,7 +111,7 @@ pub type Table = [AtomicU64; ENTRIES];
 /// For every `pa` for which [`TableMemory::table`] returns `Some`, the
 /// reference is to the 4 KiB frame at `pa`, valid for as long as `self`,
 /// and that memory is accessed by software only through such references
-/// (atomically, INV-SV39-1).
+/// (atomically, INV-PT-1).
 pub unsafe trait TableMemory {
     /// The table in frame `pa`, or `None` when that frame cannot be reached
     /// (not RAM, not page aligned).
@@ -72,20 +123,9 @@ pub const fn vpn(va: usize, level: usize) -> usize {
     (va >> (12 + 9 * level)) & (ENTRIES - 1)
 }
 
-/// Bytes one entry at `level` covers (4 KiB, 2 MiB, 1 GiB).
+/// Bytes one entry at `level` covers (4 KiB, 2 MiB, 1 GiB, 512 GiB).
 pub const fn level_size(level: usize) -> usize {
     PAGE << (9 * level)
-}
-
-/// Whether `va` is a canonical Sv39 address (bits 63..39 copy bit 38).
-pub const fn is_canonical(va: usize) -> bool {
-    let top = (va as i64) >> 38;
-    top == 0 || top == -1
-}
-
-/// The `satp` value that selects Sv39 with root table `root_pa`, ASID 0.
-pub const fn satp(root_pa: u64) -> u64 {
-    SATP_MODE_SV39 | (root_pa >> 12)
 }
 
 /// The physical address a PTE points at (leaf frame or next table).
@@ -98,12 +138,12 @@ pub const fn is_leaf(pte: u64) -> bool {
     pte & (PTE_R | PTE_W | PTE_X) != 0
 }
 
-/// Whether a level-0 PTE holds a mapping, accessible or not (INV-SV39-3).
+/// Whether a level-0 PTE holds a mapping, accessible or not (INV-PT-3).
 pub const fn is_mapping(pte: u64) -> bool {
     (pte & PTE_V != 0 && is_leaf(pte)) || pte & PTE_SW_NONE != 0
 }
 
-/// The flag bits of a leaf with `perms` (INV-SV39-2, INV-SV39-3). Sv39
+/// The flag bits of a leaf with `perms` (INV-PT-2, INV-PT-3). The spec
 /// reserves "writable but not readable", so write implies read.
 pub const fn leaf_flags(perms: Perms) -> u64 {
     if !perms.read && !perms.write && !perms.execute {
@@ -140,8 +180,10 @@ pub const fn perms_of(pte: u64) -> Perms {
     }
 }
 
-/// A level-2 leaf (1 GiB gigapage) at the 1 GiB-aligned `pa` with `perms`.
-pub const fn gigapage(pa: u64, perms: Perms) -> u64 {
+/// A huge leaf (a 1 GiB gigapage at level 2, a 2 MiB megapage at level 1)
+/// at the suitably aligned `pa` with `perms`: the encoding is a 4 KiB
+/// leaf's; the level the entry sits at gives its size.
+pub const fn huge_leaf(pa: u64, perms: Perms) -> u64 {
     leaf(pa, perms)
 }
 
@@ -156,7 +198,7 @@ enum Slot<'t> {
     Leaf(&'t AtomicU64),
     /// No table at `level - 1`: the entry at `level` is not valid.
     Absent {
-        /// The level whose entry is invalid (2 or 1).
+        /// The level whose entry is invalid (the root's down to 1).
         level: usize,
     },
 }
@@ -168,12 +210,14 @@ enum Slot<'t> {
 pub struct PageTable<'m, M: TableMemory> {
     mem: &'m M,
     root: u64,
+    mode: Mode,
 }
 
 impl<'m, M: TableMemory> PageTable<'m, M> {
-    /// The tree whose root table is the frame at `root`.
-    pub const fn new(mem: &'m M, root: u64) -> Self {
-        Self { mem, root }
+    /// The tree whose root table is the frame at `root`, walked in `mode`
+    /// (INV-PT-5).
+    pub const fn new(mem: &'m M, root: u64, mode: Mode) -> Self {
+        Self { mem, root, mode }
     }
 
     fn table(&self, pa: u64) -> Result<&'m Table, HalError> {
@@ -183,7 +227,7 @@ impl<'m, M: TableMemory> PageTable<'m, M> {
     /// Walk to the level-0 entry of `va` without creating tables.
     fn find(&self, va: usize) -> Result<Slot<'m>, HalError> {
         let mut table = self.table(self.root)?;
-        for level in [2, 1] {
+        for level in (1..self.mode.levels()).rev() {
             let pte = table[vpn(va, level)].load(Ordering::Relaxed);
             if pte & PTE_V == 0 {
                 return Ok(Slot::Absent { level });
@@ -198,14 +242,14 @@ impl<'m, M: TableMemory> PageTable<'m, M> {
     }
 
     /// Walk to the level-0 entry of `va`, adding missing tables from
-    /// `frames` (INV-SV39-4: added tables stay).
+    /// `frames` (INV-PT-4: added tables stay).
     fn find_or_create(
         &self,
         va: usize,
         frames: &dyn TableFrames,
     ) -> Result<&'m AtomicU64, HalError> {
         let mut table = self.table(self.root)?;
-        for level in [2, 1] {
+        for level in (1..self.mode.levels()).rev() {
             let entry = &table[vpn(va, level)];
             let pte = entry.load(Ordering::Relaxed);
             let next = if pte & PTE_V == 0 {
@@ -333,7 +377,7 @@ impl<'m, M: TableMemory> PageTable<'m, M> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::WINDOW_BASE;
+    use crate::layout::{SV39_WINDOW_BASE, SV39_WINDOW_SIZE, SV48_WINDOW_BASE, SV48_WINDOW_SIZE};
     use core::cell::Cell;
     use kernel_core::hal::PhysAddr;
     use std::boxed::Box;
@@ -366,7 +410,10 @@ mod tests {
             self.next.get() - 1
         }
         fn pt(&self) -> PageTable<'_, Self> {
-            PageTable::new(self, BASE)
+            PageTable::new(self, BASE, Mode::Sv39)
+        }
+        fn pt48(&self) -> PageTable<'_, Self> {
+            PageTable::new(self, BASE, Mode::Sv48)
         }
     }
 
@@ -396,11 +443,12 @@ mod tests {
         }
     }
 
-    const W: usize = WINDOW_BASE;
+    const W: usize = SV39_WINDOW_BASE;
+    const W48: usize = SV48_WINDOW_BASE;
     const PA: u64 = 0x9000_0000;
 
     #[test]
-    fn pte_encoding_follows_the_spec_inv_sv39_2() {
+    fn pte_encoding_follows_the_spec_inv_pt_2() {
         let rw = leaf(0x8765_4000, Perms::READ_WRITE);
         assert_eq!(rw & 0x3ff, PTE_V | PTE_R | PTE_W | PTE_G | PTE_A | PTE_D);
         assert_eq!(rw >> 10, 0x8765_4000 >> 12);
@@ -424,7 +472,7 @@ mod tests {
     }
 
     #[test]
-    fn no_access_pages_are_invalid_but_mapped_inv_sv39_3() {
+    fn no_access_pages_are_invalid_but_mapped_inv_pt_3() {
         let none = leaf(0xabc0_0000, Perms::NONE);
         assert_eq!(none & PTE_V, 0);
         assert!(is_mapping(none));
@@ -436,16 +484,27 @@ mod tests {
     #[test]
     fn address_arithmetic() {
         assert_eq!(vpn(W, 2), 320);
-        assert_eq!(vpn(crate::layout::PHYSMAP_BASE, 2), 256);
+        assert_eq!(vpn(crate::layout::SV39_PHYSMAP_BASE, 2), 256);
         assert_eq!(vpn(0x8020_0000, 2), 2);
         assert_eq!(vpn(0x8020_0000, 1), 1);
         assert_eq!(vpn(0x8020_3000, 0), 3);
-        assert!(is_canonical(W) && is_canonical(0x3f_ffff_ffff) && is_canonical(usize::MAX));
-        assert!(!is_canonical(0x40_0000_0000) && !is_canonical(0xffff_ff00_0000_0000));
-        assert!(is_canonical(W + crate::layout::WINDOW_SIZE - 1));
-        assert_eq!(satp(0x8020_5000), 8 << 60 | 0x80205);
+        let sv39 = Mode::Sv39;
+        assert!(sv39.is_canonical(W) && sv39.is_canonical(0x3f_ffff_ffff));
+        assert!(sv39.is_canonical(usize::MAX));
+        assert!(!sv39.is_canonical(0x40_0000_0000) && !sv39.is_canonical(0xffff_ff00_0000_0000));
+        assert!(sv39.is_canonical(W + SV39_WINDOW_SIZE - 1));
+        let sv48 = Mode::Sv48;
+        assert!(sv48.is_canonical(0xffff_ff00_0000_0000) && sv48.is_canonical(0x7fff_ffff_ffff));
+        assert!(!sv48.is_canonical(0x8000_0000_0000) && !sv48.is_canonical(0xfff0_0000_0000_0000));
+        assert_eq!(vpn(W48, 3), 320);
+        assert_eq!(vpn(crate::layout::SV48_PHYSMAP_BASE, 3), 256);
+        assert_eq!(sv39.satp(0x8020_5000), 8 << 60 | 0x80205);
+        assert_eq!(sv48.satp(0x8020_5000), 9 << 60 | 0x80205);
+        assert_eq!((sv39.levels(), sv48.levels()), (3, 4));
+        assert_eq!((sv39.name(), sv48.name()), ("Sv39", "Sv48"));
         assert_eq!(level_size(1), 2 << 20);
-        assert_eq!(gigapage(0x8000_0000, Perms::READ_WRITE) >> 10, 0x80000);
+        assert_eq!(level_size(3), 512 << 30);
+        assert_eq!(huge_leaf(0x8000_0000, Perms::READ_WRITE) >> 10, 0x80000);
     }
 
     #[test]
@@ -544,11 +603,11 @@ mod tests {
         pt.map(W + (5 << 30), PA, PAGE, Perms::READ_WRITE, &mem)
             .unwrap();
         // The whole 64 GiB window: must skip absent tables, not walk 16M pages.
-        pt.unmap(W, crate::layout::WINDOW_SIZE).unwrap();
+        pt.unmap(W, SV39_WINDOW_SIZE).unwrap();
         assert_eq!(pt.translate(W + 0x1000), None);
         assert_eq!(pt.translate(W + 0x2000), None);
         assert_eq!(pt.translate(W + (5 << 30)), None);
-        // Tables stay (INV-SV39-4) and are reused.
+        // Tables stay (INV-PT-4) and are reused.
         let used = mem.used();
         pt.map(W + 0x1000, PA, PAGE, Perms::READ, &mem).unwrap();
         assert_eq!(mem.used(), used);
@@ -583,7 +642,7 @@ mod tests {
     fn huge_pages_are_not_split() {
         let mem = Mem::new(4);
         let root = mem.table(BASE).unwrap();
-        root[320].store(gigapage(0x8000_0000, Perms::READ_WRITE), Ordering::Relaxed);
+        root[320].store(huge_leaf(0x8000_0000, Perms::READ_WRITE), Ordering::Relaxed);
         let pt = mem.pt();
         assert_eq!(
             pt.map(W, PA, PAGE, Perms::READ, &mem),
@@ -591,5 +650,38 @@ mod tests {
         );
         assert_eq!(pt.unmap(W, PAGE), Err(HalError::Unsupported));
         assert_eq!(pt.translate(W), None);
+    }
+
+    #[test]
+    fn sv48_walks_four_levels() {
+        let mem = Mem::new(16);
+        let pt = mem.pt48();
+        let far = W48 + (3 << 40) + 0x7000;
+        pt.map(far, PA, 2 * PAGE, Perms::READ_WRITE, &mem).unwrap();
+        assert_eq!(mem.used(), 3, "one level-2, one level-1, one level-0 table");
+        assert_eq!(
+            pt.translate(far + PAGE),
+            Some((PA + PAGE as u64, Perms::READ_WRITE))
+        );
+        assert_eq!(pt.translate(far - PAGE), None);
+        let root = mem.table(BASE).unwrap();
+        assert_eq!(
+            pte_pa(root[vpn(far, 3)].load(Ordering::Relaxed)),
+            BASE + PAGE as u64
+        );
+        // Another root entry: three more tables.
+        pt.map(W48, PA, PAGE, Perms::READ, &mem).unwrap();
+        assert_eq!(mem.used(), 6);
+        // The whole 64 TiB window, skipping absent tables at every level.
+        pt.unmap(W48, SV48_WINDOW_SIZE).unwrap();
+        assert_eq!(pt.translate(far), None);
+        assert_eq!(pt.translate(W48), None);
+        pt.protect(far, PAGE, Perms::READ).unwrap_err();
+        // A huge leaf at level 3 or 2 is not split.
+        root[vpn(W48, 3) + 1].store(huge_leaf(0, Perms::READ_WRITE), Ordering::Relaxed);
+        assert_eq!(
+            pt.map(W48 + (512 << 30), PA, PAGE, Perms::READ, &mem),
+            Err(HalError::Unsupported)
+        );
     }
 }
