@@ -106,6 +106,21 @@ pub fn smith_config_with(simd: bool) -> wasm_smith::Config {
     }
 }
 
+/// The hosted machine both oracle tests run Vessel's side on: one CPU,
+/// 256 MiB, a 1 TiB window (guard-page memories).
+///
+/// # Panics
+/// When the host cannot make the machine.
+pub fn machine() -> Hosted {
+    Hosted::new(&hal_hosted::Config {
+        cpus: 1,
+        memory: 256 << 20,
+        window: 1 << 40,
+        ..hal_hosted::Config::default()
+    })
+    .expect("machine")
+}
+
 /// The wasmtime engine the oracle compares against: the same features,
 /// fuel metering, a [`WASMTIME_STACK`] wasm stack, and no signal handlers
 /// (the hosted kernel owns the process's fault signals: explicit checks

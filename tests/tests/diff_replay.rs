@@ -5,23 +5,12 @@
 //! that the replay catches a wrong expectation and names its seed, and
 //! that a damaged bundle is refused.
 
-use hal_hosted::{Config, Hosted};
 use kernel_core::diff::record::{self, Event};
 use kernel_core::diff::replay::{self, CaseResult, Summary};
 use kernel_core::diff::{Outcome, Step, Value};
 use tests::diff::{self, Memories};
 
 const BYTES: usize = 16 << 10;
-
-fn machine() -> Hosted {
-    Hosted::new(&Config {
-        cpus: 1,
-        memory: 256 << 20,
-        window: 1 << 40,
-        ..Config::default()
-    })
-    .expect("machine")
-}
 
 fn recorded(seeds: std::ops::Range<u64>) -> Vec<record::Case> {
     let engine = diff::engine();
@@ -45,7 +34,7 @@ fn recorded(seeds: std::ops::Range<u64>) -> Vec<record::Case> {
 
 fn replayed(cases: &[record::Case]) -> (Summary, Vec<CaseResult>) {
     let bundle = record::bundle(&cases.iter().map(record::encode_case).collect::<Vec<_>>());
-    let hosted = machine();
+    let hosted = diff::machine();
     hal_hosted::run_on_cpu(&hosted, 0, || {
         kernel_core::boot::with_kernel(&hosted, |k| {
             let mut failures = Vec::new();

@@ -16,7 +16,6 @@ use std::ops::Range;
 use std::time::Instant;
 
 use arbitrary::Unstructured;
-use hal_hosted::{Config, Hosted};
 use tests::diff::{self, Memories, Tally};
 
 /// Seeds run by default.
@@ -32,16 +31,6 @@ fn seeds() -> Range<u64> {
         .split_once("..")
         .and_then(|(a, b)| Some(a.trim().parse().ok()?..b.trim().parse().ok()?));
     parsed.unwrap_or_else(|| panic!("JIT_DIFF_SEEDS={s}: expected `a..b`"))
-}
-
-fn machine() -> Hosted {
-    Hosted::new(&Config {
-        cpus: 1,
-        memory: 256 << 20,
-        window: 1 << 40,
-        ..Config::default()
-    })
-    .expect("machine")
 }
 
 /// Run the fuzz target's input in `path`, as the target does.
@@ -60,7 +49,7 @@ fn run_input(path: &str) {
         std::fs::write(&out, wasm).unwrap_or_else(|e| panic!("{out}: {e}"));
         println!("module written to {out}");
     }
-    let hosted = machine();
+    let hosted = diff::machine();
     let outcome = hal_hosted::run_on_cpu(&hosted, 0, || {
         kernel_core::boot::with_kernel(&hosted, |k| {
             diff::check(k, &diff::engine(), memories, &mut Unstructured::new(rest))
@@ -78,7 +67,7 @@ fn jit_matches_wasmtime_on_fixed_seeds() {
         run_input(&path);
         return;
     }
-    let hosted = machine();
+    let hosted = diff::machine();
     let seeds = seeds();
     let start = Instant::now();
     let (tally, failures) = hal_hosted::run_on_cpu(&hosted, 0, || {
