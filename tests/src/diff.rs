@@ -53,10 +53,9 @@ pub fn smith_config() -> wasm_smith::Config {
     smith_config_with(cfg!(target_arch = "x86_64"))
 }
 
-/// [`smith_config`] with SIMD on or off whatever the host: the riscv
-/// kernel has no SIMD (no V extension), so its records ([`record`]) are
-/// made with SIMD off, and a seed's module there is not the module the
-/// same seed makes on x86_64.
+/// [`smith_config`] with SIMD on or off whatever the host. The riscv
+/// records ([`record`], `examples/diff_image.rs`) have it on, for harts
+/// with the V extension: those seeds make the same modules as on x86_64.
 #[must_use]
 pub fn smith_config_with(simd: bool) -> wasm_smith::Config {
     wasm_smith::Config {
