@@ -44,7 +44,8 @@ enum Expect {
     Exit0,
     Trap(TrapKind),
     Killed(KillReason),
-    /// Refused when loaded, at a byte offset inside the module.
+    /// Refused when loaded as unsupported here, at a byte offset inside
+    /// the module.
     Refused,
 }
 
@@ -54,7 +55,9 @@ impl Expect {
             Self::Exit0 => status == ExitStatus::Exited(0),
             Self::Trap(k) => status == ExitStatus::Trapped(k),
             Self::Killed(r) => status == ExitStatus::Killed(r),
-            Self::Refused => matches!(status, ExitStatus::Failed(LoadError::Module(at)) if at > 0),
+            Self::Refused => {
+                matches!(status, ExitStatus::Failed(LoadError::Unsupported { at, .. }) if at > 0)
+            }
         }
     }
 }

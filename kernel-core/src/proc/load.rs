@@ -113,6 +113,9 @@ fn run_in_store<'k, 'h, P: Platform + SchedHal>(
             return ExitStatus::Failed(LoadError::OutOfMemory);
         }
         Err(CompileError::TooLarge { .. }) => return ExitStatus::Failed(LoadError::TooLarge),
+        Err(CompileError::Unsupported { what, offset }) => {
+            return ExitStatus::Failed(LoadError::Unsupported { what, at: offset });
+        }
         Err(CompileError::Interrupted) => return interrupted(proc),
         Err(e) => return ExitStatus::Failed(LoadError::Module(e.offset().unwrap_or(0))),
     };

@@ -157,6 +157,14 @@ pub const MAX_CHILDREN: usize = 64;
 pub enum LoadError {
     /// The module did not validate or compile; the byte offset.
     Module(u64),
+    /// The module is valid but uses what this machine cannot run (SIMD on
+    /// a CPU without a vector unit): what, and the byte offset.
+    Unsupported {
+        /// What is not supported.
+        what: &'static str,
+        /// Byte offset of its first use in the module.
+        at: u64,
+    },
     /// The host ISA cannot be compiled for.
     Isa,
     /// An import is not a system call of the right type.
@@ -180,6 +188,7 @@ impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Module(at) => write!(f, "invalid module at byte {at:#x}"),
+            Self::Unsupported { what, at } => write!(f, "unsupported at byte {at:#x}: {what}"),
             Self::Isa => f.write_str("unsupported ISA"),
             Self::Link => f.write_str("unknown or mistyped import"),
             Self::Instantiate => f.write_str("cannot instantiate"),
