@@ -33,7 +33,7 @@ use std::sync::{Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use kernel_core::hal::{CpuEntry, CpuId, CpuLocal, Cpus, HalError};
+use kernel_core::hal::{CpuEntry, CpuId, CpuLocal, Cpus, HalError, IsaFeatures};
 
 use crate::signals::IPI_SIGNAL;
 use crate::{Hosted, context, irq, thread};
@@ -200,6 +200,10 @@ impl CpuTable {
 impl Cpus for Hosted {
     fn cpu_count(&self) -> usize {
         self.machine.cpus.count()
+    }
+
+    fn isa_features(&self) -> IsaFeatures {
+        crate::isa::host_isa()
     }
 
     /// Hosted: a thread that is not a CPU of this machine reads as CPU 0.

@@ -72,6 +72,7 @@ mod error;
 mod hostfs;
 mod icache;
 mod irq;
+mod isa;
 mod jit;
 mod memory;
 mod mmu;
@@ -88,6 +89,7 @@ pub use det::{
     TraceSummary,
 };
 pub use error::HostError;
+pub use isa::host_isa;
 pub use jit::{PerfMapError, enable_perf_map};
 pub use mmu::WINDOW_ALIGN;
 pub use signals::{IPI_SIGNAL, TIMER_SIGNAL};

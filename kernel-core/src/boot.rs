@@ -487,6 +487,7 @@ impl core::fmt::Display for IsaWord {
         match self.0 {
             crate::hal::IsaFeatures::Baseline => Ok(()),
             crate::hal::IsaFeatures::Riscv(e) => write!(f, " isa={e}"),
+            crate::hal::IsaFeatures::X86(e) => write!(f, " isa={e}"),
         }
     }
 }

@@ -42,12 +42,14 @@ pub const PRECOMPILED: [&str; 2] = ["init", "sh"];
 /// for it match that kernel's key.
 pub const QEMU_ISA: &str = "rv64imafdcvh_zicsr_zifencei_zihintpause_zba_zbb_zbc_zbs_sstc";
 
-/// The ISAs `sim image` precompiles for: the hosted kernel's (its
-/// baseline) and QEMU's default harts ([`QEMU_ISA`]).
+/// The ISAs `sim image` precompiles for: the hosted kernel's on this
+/// host (the extensions its CPU has, as the hosted HAL reports them) and
+/// QEMU's default harts ([`QEMU_ISA`]). An image taken to a host with
+/// other extensions still boots: its kernel compiles what does not match.
 fn isas() -> [(TargetArch, IsaFeatures); 2] {
     let qemu = RiscvExtensions::parse(QEMU_ISA).map_or(IsaFeatures::Baseline, IsaFeatures::Riscv);
     [
-        (TargetArch::X86_64, IsaFeatures::Baseline),
+        (TargetArch::X86_64, hal_hosted::host_isa()),
         (TargetArch::Riscv64, qemu),
     ]
 }

@@ -17,7 +17,7 @@ fn default_run_is_the_demo_with_every_process_as_expected() {
     );
     assert!(
         text.lines()
-            .any(|l| l == "boot: hal=hosted cpus=2 memory=512MiB"),
+            .any(|l| common::banner_is(l, "boot: hal=hosted cpus=2 memory=512MiB")),
         "{text}"
     );
     // One row per process: name and status, then the verdict.
@@ -50,7 +50,11 @@ fn global_flags_after_the_subcommand() {
     let out = sim(&["selftest", "--cpus", "3", "--memory", "64M"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("boot: hal=hosted cpus=3 memory=64MiB"));
+    assert!(
+        text.lines()
+            .any(|l| common::banner_is(l, "boot: hal=hosted cpus=3 memory=64MiB")),
+        "{text}"
+    );
     let last = text.lines().last().unwrap_or_default();
     assert!(last.ends_with(" passed, 0 failed"), "last line: {last}");
 }

@@ -22,8 +22,8 @@ pub trait Cpus {
     /// The instruction-set extensions every CPU has, for the code
     /// generator (a process may run on any CPU).
     ///
-    /// - hosted: [`IsaFeatures::Baseline`] (the host's features are not
-    ///   probed yet).
+    /// - hosted: on x86-64, what the host CPU reports (CPUID), unless the
+    ///   machine's configuration pins the baseline; elsewhere the baseline.
     /// - riscv: the intersection of the device tree's ISA strings of the
     ///   harts in use.
     fn isa_features(&self) -> IsaFeatures {

@@ -5,6 +5,9 @@
 //! runs may use only what *all* CPUs implement: a platform reports the
 //! intersection ([`RiscvExtensions::intersect`]).
 //!
+//! On x86-64 (hosted) the facts come from the CPU the kernel runs on
+//! ([`X86Extensions`]).
+//!
 //! On RISC-V the facts come from the device tree's ISA strings
 //! (`riscv,isa`, e.g. `rv64imafdcvh_zicsr_zifencei_zba_zbb`), parsed here
 //! without touching hardware so every rule is unit-tested on the host.
@@ -19,6 +22,9 @@
 //!   `zvl`), so a flag never depends on how a string was spelled.
 
 use core::fmt;
+
+mod x86;
+pub use x86::{X86Ext, X86Extensions};
 
 /// One RISC-V extension the code generator knows about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -405,6 +411,8 @@ pub enum IsaFeatures {
     Baseline,
     /// RISC-V harts with these extensions.
     Riscv(RiscvExtensions),
+    /// x86-64 CPUs with these extensions.
+    X86(X86Extensions),
 }
 
 #[cfg(test)]

@@ -48,7 +48,7 @@ pub use cpu::{CpuEntry, CpuId, Cpus};
 pub use error::HalError;
 pub use files::{HostEntry, HostFiles, HostHandle, HostOp, HostOpen, HostReply, Ticket};
 pub use irq::{Interrupts, IrqGuard};
-pub use isa::{IsaError, IsaFeatures, RiscvExt, RiscvExtensions};
+pub use isa::{IsaError, IsaFeatures, RiscvExt, RiscvExtensions, X86Ext, X86Extensions};
 pub use jit::{JitCode, JitDebug, JitSymbol};
 pub use local::CpuLocal;
 pub use mmu::{Mmu, Perms, TableFrames, TlbFlush, VirtRange};

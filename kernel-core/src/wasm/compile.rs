@@ -4,11 +4,15 @@
 //! Invariants:
 //! - INV-1: the ISA is chosen by `target_arch` only ([`Compiler::host`]), or
 //!   explicitly ([`Compiler::for_arch`]) so tests can cross-compile.
-//! - INV-2: flags: `opt_level=speed`, x86-64-v2 (SSE4.2, POPCNT) on
-//!   x86_64, no probestack (the prologue checks the `VMContext` stack limit
-//!   instead), frame pointers preserved so the trap path can walk wasm
-//!   frames. SIMD lowers to SSSE3/SSE4.1 on x86_64 (within those x86-64-v2
-//!   flags; no AVX) and to NEON on aarch64 (baseline there). On riscv64
+//! - INV-2: flags: `opt_level=speed`, no probestack (the prologue checks
+//!   the `VMContext` stack limit instead), frame pointers preserved so the
+//!   trap path can walk wasm frames. On x86_64 every backend extension flag
+//!   (`has_sse41` ... `has_avx2`, `has_bmi2`, `has_avx512vl`, ...) is set
+//!   from the extensions the CPUs have ([`IsaFeatures::X86`], detected by
+//!   the hosted HAL), on or off, with x86-64-v2 as the floor (the baseline
+//!   when none are given; a set below it is refused); SIMD lowers to SSE4.1
+//!   at the floor and to AVX/AVX-512 encodings where present. aarch64 gets
+//!   its baseline with NEON. On riscv64
 //!   every backend flag (`has_m` ... `has_v`, `has_zba`, `has_zvl128b`, ...)
 //!   is set from the extensions every hart has ([`IsaFeatures`], from the
 //!   device tree's ISA strings; RV64GC when none are given), on or off;
@@ -66,7 +70,7 @@ use super::translate::{
     TranslateConfig, ir_type,
 };
 use super::vmoffsets::VMOffsets;
-use crate::hal::{IsaFeatures, RiscvExt, RiscvExtensions};
+use crate::hal::{IsaFeatures, RiscvExt, RiscvExtensions, X86Ext, X86Extensions};
 
 /// Why wasm code trapped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -362,24 +366,32 @@ impl Compiler {
         let mut simd = true;
         match arch {
             TargetArch::X86_64 => {
-                // x86-64-v2: SSE4.1 gives inline `ceil`/`floor`/`trunc`/
+                let exts = match features {
+                    IsaFeatures::X86(e) => e,
+                    IsaFeatures::Baseline | IsaFeatures::Riscv(_) => X86Extensions::V2,
+                };
+                // The floor: SSE4.1 gives inline `ceil`/`floor`/`trunc`/
                 // `nearest` (without it Cranelift emits libcalls, which we
                 // do not link).
-                for k in [
-                    "has_sse3",
-                    "has_ssse3",
-                    "has_sse41",
-                    "has_sse42",
-                    "has_popcnt",
-                ] {
-                    builder.enable(k).map_err(|e| isa_err(&e))?;
+                if !exts.contains(X86Extensions::V2) {
+                    return Err(isa_err(&format_args!(
+                        "the CPU ({exts}) lacks x86-64-v2, the kernel's floor"
+                    )));
+                }
+                // Every flag from the set, on or off, so nothing rests on
+                // Cranelift's defaults.
+                for ext in X86Ext::ALL {
+                    let on = if exts.has(ext) { "true" } else { "false" };
+                    builder
+                        .set(ext.cranelift_flag(), on)
+                        .map_err(|e| isa_err(&e))?;
                 }
             }
             TargetArch::Aarch64 => {}
             TargetArch::Riscv64 => {
                 let exts = match features {
                     IsaFeatures::Riscv(e) => e,
-                    IsaFeatures::Baseline => RiscvExtensions::RV64GC,
+                    IsaFeatures::Baseline | IsaFeatures::X86(_) => RiscvExtensions::RV64GC,
                 };
                 // Every flag the backend has is set from the extensions,
                 // on or off, so nothing rests on Cranelift's defaults.

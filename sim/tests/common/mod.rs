@@ -34,6 +34,14 @@ pub fn sim_to<S: AsRef<std::ffi::OsStr>>(args: &[S], stdout: Stdio) -> Output {
         .expect("sim binary runs")
 }
 
+/// Whether `line` is the boot banner `want`, followed by the ISA the
+/// host's CPU reports when it is more than the baseline
+/// (` isa=x86-64-v2+...`).
+pub fn banner_is(line: &str, want: &str) -> bool {
+    line.strip_prefix(want)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(" isa=x86-64"))
+}
+
 /// Standard output as text.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
