@@ -40,8 +40,9 @@ pub(crate) unsafe fn interrupt_entry<P: Platform>(data: *const (), irq: Interrup
     };
     let counter = match irq {
         Interrupt::Timer => {
-            // Running wasm sees the new epoch at its next check.
+            // The wasm this CPU runs sees its deadline at its next check.
             kernel.advance_epoch();
+            cpu.wasm.running.poll();
             &cpu.timer_ticks
         }
         Interrupt::Ipi => &cpu.ipis,

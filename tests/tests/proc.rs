@@ -100,6 +100,89 @@ fn an_endless_loop_is_preempted_and_killing_it_frees_its_memory() {
     assert_eq!(r.free_after, r.free_before, "frames leaked: {r:?}");
 }
 
+/// Every shape of endless loop the translator emits a back edge for: a
+/// `br`, a `br_if`, a `br_table`, an inner loop of an outer one, a branch
+/// from inside an `if` and a `block`, a loop carrying a value, and a loop
+/// whose body is a call (the callee's entry check, not the loop's). Each
+/// has its check at the loop header (or function entry) where the timer's
+/// `due` word is seen.
+const LOOP_SHAPES: [(&str, &str); 7] = [
+    ("br", "(loop $l (br $l))"),
+    ("br_if", "(loop $l (br_if $l (i32.const 1)))"),
+    (
+        "br_table",
+        "(loop $l (block $b (br_table $l $b $l (i32.const 0))))",
+    ),
+    ("nested", "(loop $o (loop $i (br $i)) (br $o))"),
+    (
+        "if_block",
+        "(loop $l (block $b (if (i32.const 1) (then (br $l)) (else (br $b)))))",
+    ),
+    (
+        "value",
+        "(i32.const 0) (loop $l (param i32) (i32.add (i32.const 1)) (br $l)) (unreachable)",
+    ),
+    ("call", "(loop $l (call $leaf) (br $l))"),
+];
+
+#[test]
+fn every_loop_shape_is_preempted_and_killed() {
+    let r = on_machine(1, |kernel, exec| {
+        proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
+            let mut spinners = Vec::new();
+            for (name, body) in LOOP_SHAPES {
+                let text = format!(
+                    "(module (global $g (mut i32) (i32.const 0))
+                       (func $leaf (global.set $g (i32.add (global.get $g) (i32.const 1))))
+                       (func (export \"_start\") {body}))"
+                );
+                let pid = procs
+                    .spawn(name, wat(&text), Vec::new(), procs.defaults())
+                    .expect("spawn spinner");
+                spinners.push((name, pid));
+            }
+            // One CPU: this task runs again only when a spinner is
+            // preempted; wait (bounded) until each has been twice.
+            let slices_of = |pid: Pid| {
+                procs
+                    .info()
+                    .iter()
+                    .find(|p| p.pid == pid)
+                    .map_or(0, |p| p.slices)
+            };
+            for _ in 0..4000 {
+                if spinners.iter().all(|&(_, pid)| slices_of(pid) >= 2) {
+                    break;
+                }
+                procs.exec().sleep(Duration::from_millis(5)).await;
+            }
+            // And the counter finishes only if they keep being preempted.
+            let counter = procs
+                .spawn("counter", wat(COUNTER), Vec::new(), procs.defaults())
+                .expect("spawn counter");
+            let counter_status = wait(&procs, counter).await;
+            let mut rows = Vec::new();
+            for &(name, pid) in &spinners {
+                procs.kill(pid);
+                let status = wait(&procs, pid).await;
+                rows.push((name, slices_of(pid), status));
+            }
+            (counter_status, rows)
+        })
+        .expect("process scope")
+    });
+    let (counter, rows) = r;
+    assert_eq!(counter, Some(ExitStatus::Exited(0)), "{rows:?}");
+    for (name, slices, status) in rows {
+        assert!(slices >= 2, "{name}: never preempted ({slices} slices)");
+        assert_eq!(
+            status,
+            Some(ExitStatus::Killed(KillReason::Request)),
+            "{name}"
+        );
+    }
+}
+
 /// Every call names its check number: the process exits with the number
 /// of the first check that failed, or 0.
 const CAPABILITIES: &str = r#"(module

@@ -103,7 +103,8 @@ fn run_in_store<'k, 'h, P: Platform + SchedHal>(
         }));
     }
     store.interrupt().set_hook(proc.hook());
-    proc.attach_interrupt(store.interrupt());
+    let kernel = scope.kernel;
+    proc.attach_interrupt(store.interrupt(), kernel.cpu(kernel.hal().current_cpu()));
     // Single-flight: a copy spawned while another loads the same bytes
     // waits for it, suspended, instead of compiling them again.
     let mut wait = |p: &Arc<crate::wasm::cache::Pending>| ctx.block(p.wait()).is_ok();

@@ -59,6 +59,7 @@ use super::{
     ExitStatus, Inner, KillReason, LoadError, Object, Pid, ProcTable, SpawnOptions, WaitFuture,
 };
 use crate::hal::{Interrupts, Platform};
+use crate::kernel::CpuState;
 use crate::mem::{Hold, Owner};
 use crate::sched::fiber::{Fiber, KernelStack, Resume, SendFiber, Suspender};
 use crate::sched::{SchedHal, WaitQueue};
@@ -448,10 +449,17 @@ impl<'a> Process<'a> {
     }
 
     /// Install the store's interrupt cell, at the current slice's deadline
-    /// (or at once when already killed).
-    pub(crate) fn attach_interrupt(&self, cell: &Arc<Interrupt<'a>>) {
+    /// (or at once when already killed), and name it as running on `cpu`,
+    /// the CPU whose slice runs this code on the process's fiber.
+    pub(crate) fn attach_interrupt(&self, cell: &Arc<Interrupt<'a>>, cpu: Option<&CpuState>) {
         let cell = self.interrupt.call_once(|| cell.clone());
         cell.set_deadline(self.check_deadline(self.slice_end.load(Ordering::SeqCst)));
+        if let Some(cpu) = cpu {
+            // SAFETY: this runs on the process's fiber, so inside `slice`'s
+            // `Running::run` on `cpu`; the cell is held by `self.interrupt`
+            // for the process's life, and `slice` holds the process.
+            unsafe { cpu.wasm.running.attach(cell.words()) };
+        }
     }
 
     /// Suspend the calling fiber with `request` (INV-PROCESS-1). Only host
@@ -623,13 +631,14 @@ impl<'k, 'h, P: Platform + SchedHal> Driver<'k, 'h, P> {
             return Resume::Suspended;
         };
         let quantum = self.proc.options.quantum;
-        let epoch = kernel.advance_epoch();
+        kernel.advance_epoch();
+        // The deadline is the timer's instant in the epoch's units, so the
+        // epoch the timer interrupt advances to has reached it when the
+        // interrupt polls this CPU's cell (interrupt INV-INT-4).
         let (turn_end, end) = *self.turn.get_or_insert_with(|| {
-            let micros = u64::try_from(quantum.as_micros()).unwrap_or(u64::MAX);
-            (
-                hal.now().saturating_add(quantum),
-                epoch.saturating_add(micros),
-            )
+            let turn_end = hal.now().saturating_add(quantum);
+            let end = u64::try_from(turn_end.as_micros()).unwrap_or(u64::MAX);
+            (turn_end, end)
         });
         self.proc.slice_end.store(end, Ordering::SeqCst);
         if let Some(cell) = self.proc.interrupt.get() {
@@ -640,7 +649,10 @@ impl<'k, 'h, P: Platform + SchedHal> Driver<'k, 'h, P> {
         hal.set_timer(turn_end);
         self.proc.last_cpu.store(cpu_id, Ordering::Relaxed);
         self.proc.slices.fetch_add(1, Ordering::Relaxed);
-        let r = fiber.resume();
+        // The timer interrupt polls the cell this CPU runs (interrupt
+        // INV-INT-4); a first slice attaches it once loaded.
+        let cell = self.proc.interrupt.get().map(|c| c.words());
+        let r = cpu.wasm.running.run(cell, || fiber.resume());
         self.wasm = (cpu.wasm.saved(), cpu.wasm.is_active());
         cpu.wasm.restore(outer.0, outer.1);
         r

@@ -25,6 +25,9 @@ pub struct CpuWasm {
     pub(crate) trap_depth: AtomicUsize,
     /// Whether the stack held more wasm frames than `trap_pcs` recorded.
     pub(crate) trap_cut: AtomicBool,
+    /// The interrupt cell of the process this CPU runs (its timer
+    /// interrupt polls it).
+    pub(crate) running: super::interrupt::Running,
 }
 
 impl Default for CpuWasm {
@@ -36,6 +39,7 @@ impl Default for CpuWasm {
             trap_pcs: [const { AtomicUsize::new(0) }; MAX_TRAP_FRAMES],
             trap_depth: AtomicUsize::new(0),
             trap_cut: AtomicBool::new(false),
+            running: super::interrupt::Running::default(),
         }
     }
 }

@@ -45,7 +45,7 @@
 //!   never a codegen failure (`compile_module` refuses `v128` in types,
 //!   imports and globals before translation).
 //! - INV-10: every function entry and every loop header runs a preemption
-//!   check against the store's interrupt cell (`epoch >= deadline` calls
+//!   check against the store's interrupt cell (its `due` word set calls
 //!   [`Builtin::Epoch`]), so wasm code never runs unboundedly without
 //!   passing one: straight-line code between checks is finite.
 
@@ -1393,10 +1393,11 @@ impl Translator<'_, '_> {
     }
 
     /// The preemption check (INV-10), at function entry and at every loop
-    /// header, so every path that can run unboundedly passes one: when the
-    /// epoch the store's interrupt cell points at has reached the cell's
-    /// deadline, call [`Builtin::Epoch`] on a cold path (the store's hook
-    /// may suspend the caller there, or interrupt it with a trap).
+    /// header, so every path that can run unboundedly passes one: one load
+    /// of the store's interrupt cell's `due` word (the cell's address is
+    /// loaded once per function) and a branch; when it is set, call
+    /// [`Builtin::Epoch`] on a cold path (the store's hook may suspend the
+    /// caller there, or interrupt it with a trap).
     fn epoch_check(&mut self) {
         let ptr = self.ptr();
         let cell = match self.interrupt {
@@ -1407,26 +1408,14 @@ impl Translator<'_, '_> {
                 c
             }
         };
-        let epoch_ptr = self.b.ins().load(
-            ptr,
-            MemFlagsData::trusted().with_readonly(),
-            cell,
-            off32(super::interrupt::EPOCH_PTR_OFFSET),
-        );
-        let epoch = self
-            .b
-            .ins()
-            .load(I64, MemFlagsData::trusted(), epoch_ptr, 0);
-        let deadline = self.b.ins().load(
+        // Not `readonly`: other CPUs and the timer interrupt write it
+        // (interrupt INV-INT-2), so every check loads it anew.
+        let due = self.b.ins().load(
             I64,
             MemFlagsData::trusted(),
             cell,
-            off32(super::interrupt::DEADLINE_OFFSET),
+            off32(super::interrupt::DUE_OFFSET),
         );
-        let due = self
-            .b
-            .ins()
-            .icmp(IntCC::UnsignedGreaterThanOrEqual, epoch, deadline);
         let slow = self.b.create_block();
         let cont = self.b.create_block();
         self.b.set_cold_block(slow);

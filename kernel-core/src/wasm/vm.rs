@@ -1145,7 +1145,7 @@ unsafe extern "C" fn epoch_builtin(vmctx: usize) -> u32 {
     // SAFETY: the builtin contract; the cell lives as long as the store
     // (interrupt INV-INT-1).
     let cell = unsafe { &*InstanceData::of(vmctx).interrupt.cast::<Interrupt<'_>>() };
-    u32::from(cell.fire() == HookAction::Interrupt)
+    u32::from(cell.check() == HookAction::Interrupt)
 }
 
 /// The builtin table (builtins INV-1): slot `b.index()` holds `b`'s
@@ -1196,7 +1196,7 @@ impl<P: Platform> Budget for OwnerBudget<'_, '_, P> {
 
     fn proceed(&mut self) -> bool {
         let cell = self.interrupt;
-        cell.epoch() < cell.deadline() || cell.fire() == HookAction::Continue
+        cell.epoch() < cell.deadline() || cell.check() == HookAction::Continue
     }
 }
 
