@@ -263,3 +263,108 @@ fn a_failing_host_function_traps_its_caller() {
         );
     });
 }
+
+/// Every load and store, at every width, at the edge of a one-page memory
+/// and at the edge of the guard region: the accesses whose check the guard
+/// pages elide (`offset + size <= guard`) fault into a trap exactly where
+/// the explicitly checked ones (one byte more of static offset) trap, and
+/// the last in-bounds access works. Run with guard pages and with bounded
+/// memories (every access checked).
+#[test]
+fn out_of_bounds_traps_at_every_width_at_the_memory_and_guard_edges() {
+    use kernel_core::wasm::translate::DEFAULT_GUARD_BYTES;
+    // (name, bytes, operand type or None for a load).
+    const OPS: [(&str, u32, Option<&str>); 23] = [
+        ("i32.load", 4, None),
+        ("i64.load", 8, None),
+        ("f32.load", 4, None),
+        ("f64.load", 8, None),
+        ("i32.load8_s", 1, None),
+        ("i32.load8_u", 1, None),
+        ("i32.load16_s", 2, None),
+        ("i32.load16_u", 2, None),
+        ("i64.load8_s", 1, None),
+        ("i64.load16_u", 2, None),
+        ("i64.load32_s", 4, None),
+        ("i64.load32_u", 4, None),
+        ("v128.load", 16, None),
+        ("i32.store", 4, Some("i32")),
+        ("i64.store", 8, Some("i64")),
+        ("f32.store", 4, Some("f32")),
+        ("f64.store", 8, Some("f64")),
+        ("i32.store8", 1, Some("i32")),
+        ("i32.store16", 2, Some("i32")),
+        ("i64.store8", 1, Some("i64")),
+        ("i64.store16", 2, Some("i64")),
+        ("i64.store32", 4, Some("i64")),
+        ("v128.store", 16, Some("v128")),
+    ];
+    const PAGE: u64 = 65536;
+    let guard = DEFAULT_GUARD_BYTES;
+    // Static offsets: none, the largest the guard covers, one more.
+    let offsets = |size: u32| [0, guard - u64::from(size), guard - u64::from(size) + 1];
+    let mut text = String::from("(module (memory 1 1)\n");
+    for (i, (op, size, operand)) in OPS.iter().enumerate() {
+        for (j, off) in offsets(*size).into_iter().enumerate() {
+            let body = match operand {
+                None => format!("({op} offset={off} (local.get 0)) drop"),
+                Some(t) => {
+                    let zero = if *t == "v128" {
+                        "v128.const i64x2 0 0".to_owned()
+                    } else {
+                        format!("{t}.const 0")
+                    };
+                    format!("({op} offset={off} (local.get 0) ({zero}))")
+                }
+            };
+            text.push_str(&format!(
+                "(func (export \"f{i}_{j}\") (param i32) {body})\n"
+            ));
+        }
+    }
+    text.push(')');
+    let module = wat(&text);
+    for bounded in [false, true] {
+        run(|store| {
+            if bounded {
+                store.bound_memories(PAGE as usize);
+            }
+            let m = store.compile(&module).expect("compile");
+            let inst = store.instantiate(&m, &|_, _| None).expect("instantiate");
+            for (i, (op, size, _)) in OPS.iter().enumerate() {
+                let size = u64::from(*size);
+                for (j, off) in offsets(size as u32).into_iter().enumerate() {
+                    let f = func(store, inst, &format!("f{i}_{j}"));
+                    // The access's last byte just past the memory (and
+                    // its first byte at the end), whatever the static
+                    // offset; the largest address (with the largest
+                    // elided offset, inside the guard region); and, with
+                    // no offset, the last access that fits.
+                    let mut cases = vec![
+                        ((PAGE + 1 - size).saturating_sub(off), false),
+                        (PAGE.saturating_sub(off), false),
+                        (u64::from(u32::MAX), false),
+                    ];
+                    if off == 0 {
+                        cases.push((PAGE - size, true));
+                    }
+                    for (addr, fits) in cases {
+                        let addr = u32::try_from(addr).expect("a 32-bit address");
+                        let r = store.invoke(&f, &[Val::I32(addr as i32)]);
+                        let effective = u64::from(addr) + off;
+                        let ok = effective + size <= PAGE;
+                        assert_eq!(ok, fits, "{op} offset={off} addr={addr}");
+                        match r {
+                            Ok(_) if ok => {}
+                            Err(CallError::Trap(t))
+                                if !ok && t.kind == TrapKind::MemoryOutOfBounds => {}
+                            other => panic!(
+                                "{op} offset={off} addr={addr:#x} (bounded: {bounded}): {other:?}"
+                            ),
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
