@@ -37,6 +37,14 @@
 //!   (breaking task/executor reference cycles). A wake after that abandons
 //!   the task: its join handle yields [`JoinError::Cancelled`]. Tasks
 //!   parked in a cycle of one another's wakers are leaked.
+//! - INV-SCHED-4 (LIFO slot): a task woken by another task on a worker CPU
+//!   (not a spawn, which queues at the back)
+//!   goes to that CPU's LIFO slot and runs next there, so a ping-pong of
+//!   wakes stays in cache and skips the queue; a task it displaces goes to
+//!   the back of the queue (stealable, with the usual notify). The slot is
+//!   part of the CPU's work for the idle re-check, is never stolen, and
+//!   yields to the queue after [`LIFO_STREAK`] polls in a row. A task that
+//!   wakes itself during its poll (a yield) goes to the back of the queue.
 
 mod bell;
 pub mod fiber;
@@ -51,7 +59,7 @@ use core::fmt;
 use core::future::{Future, poll_fn};
 use core::ops::Deref;
 use core::pin::{Pin, pin};
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
@@ -119,6 +127,24 @@ impl core::error::Error for Elapsed {}
 
 type TaskRef = Arc<dyn Runnable>;
 
+/// Where a push on a worker's own CPU puts the task.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// Its LIFO slot: run next (a wake by another task).
+    Lifo,
+    /// The back of its queue (a task that woke itself: a yield).
+    Back,
+    /// The injector, whatever the CPU.
+    Injector,
+}
+
+/// Run `f` on `lock`'s data with interrupts masked through `hal`
+/// (INV-SCHED-2).
+fn locked_on<H: SchedHal, T, R>(hal: &H, lock: &spin::Mutex<T>, f: impl FnOnce(&mut T) -> R) -> R {
+    let _irqs = hal.disable_irqs();
+    f(&mut lock.lock())
+}
+
 /// A FIFO of runnable tasks with a lock-free length for idle checks.
 struct Queue {
     items: spin::Mutex<VecDeque<TaskRef>>,
@@ -138,9 +164,20 @@ impl Queue {
     }
 }
 
+/// Polls in a row a CPU takes from its LIFO slot before it looks at its
+/// queue again, so two tasks waking each other cannot starve the rest.
+const LIFO_STREAK: u32 = 3;
+
 /// One CPU's part of the executor.
 struct Slot {
     queue: Queue,
+    /// The task a wake on this CPU readied last: run next, ahead of the
+    /// queue (INV-SCHED-4). Not stolen.
+    lifo: spin::Mutex<Option<TaskRef>>,
+    /// Whether `lifo` holds a task, for idle checks without the lock.
+    lifo_set: AtomicBool,
+    /// Polls in a row taken from `lifo` (its worker only).
+    lifo_streak: AtomicU32,
     /// Set while the CPU is in (or about to enter) its idle wait.
     idle: AtomicBool,
     /// Set while a worker loop runs on the CPU.
@@ -217,26 +254,25 @@ impl<H: SchedHal> Shared<H> {
     /// the executor is gone nothing can interrupt, so it just locks.
     fn locked<T, R>(&self, lock: &spin::Mutex<T>, f: impl FnOnce(&mut T) -> R) -> R {
         match self.hal() {
-            Some(hal) => {
-                let _irqs = hal.disable_irqs();
-                f(&mut lock.lock())
-            }
+            Some(hal) => locked_on(&*hal, lock, f),
             None => f(&mut lock.lock()),
         }
     }
 
-    fn push(&self, queue: &Queue, task: TaskRef) {
-        self.locked(&queue.items, |q| {
+    /// Queue `task` at the back of `queue`; `hal` is a use the caller
+    /// holds (a counted one, or the worker loop's own borrow).
+    fn push(&self, hal: &H, queue: &Queue, task: TaskRef) {
+        locked_on(hal, &queue.items, |q| {
             q.push_back(task);
             queue.len.fetch_add(1, Ordering::SeqCst);
         });
     }
 
-    fn pop(&self, queue: &Queue) -> Option<TaskRef> {
+    fn pop(&self, hal: &H, queue: &Queue) -> Option<TaskRef> {
         if queue.is_empty() {
             return None;
         }
-        self.locked(&queue.items, |q| {
+        locked_on(hal, &queue.items, |q| {
             let t = q.pop_front();
             if t.is_some() {
                 queue.len.fetch_sub(1, Ordering::SeqCst);
@@ -245,15 +281,35 @@ impl<H: SchedHal> Shared<H> {
         })
     }
 
-    /// Queue `task` on the calling CPU when it is a worker, else on the
-    /// injector, and wake a CPU to run it (INV-SCHED-1).
-    pub(crate) fn push_current(&self, task: TaskRef) {
+    /// Put `task` in `slot`'s LIFO slot; the task it held before, if any.
+    fn put_lifo(&self, hal: &H, slot: &Slot, task: TaskRef) -> Option<TaskRef> {
+        locked_on(hal, &slot.lifo, |l| {
+            let old = l.replace(task);
+            slot.lifo_set.store(true, Ordering::SeqCst);
+            old
+        })
+    }
+
+    fn take_lifo(&self, hal: &H, slot: &Slot) -> Option<TaskRef> {
+        if !slot.lifo_set.load(Ordering::SeqCst) {
+            return None;
+        }
+        locked_on(hal, &slot.lifo, |l| {
+            slot.lifo_set.store(false, Ordering::SeqCst);
+            l.take()
+        })
+    }
+
+    /// Queue `task` on the calling CPU when it is a worker (at `place`:
+    /// its LIFO slot for a wake, the back of its queue for a spawn), else
+    /// on the injector, and wake a CPU to run it (INV-SCHED-1).
+    pub(crate) fn push_current(&self, task: TaskRef, place: Place) {
         let Some(hal) = self.hal() else {
             task.abandon();
             return;
         };
         let cpu = hal.current_cpu();
-        self.push_here(&hal, task, cpu, false);
+        self.push_here(&hal, task, cpu, place);
     }
 
     /// Re-queue a task that woke itself during its poll on `cpu`: on that
@@ -268,7 +324,8 @@ impl<H: SchedHal> Shared<H> {
             .slots
             .get(cpu)
             .is_some_and(|s| s.to_injector.swap(false, Ordering::Relaxed));
-        self.push_here(&hal, task, cpu, shared);
+        let place = if shared { Place::Injector } else { Place::Back };
+        self.push_here(&hal, task, cpu, place);
     }
 
     /// Clear `cpu`'s request to re-queue on the injector (each poll starts
@@ -280,17 +337,39 @@ impl<H: SchedHal> Shared<H> {
     }
 
     /// Queue `task` on `cpu` (the caller's CPU) when it is a worker and the
-    /// injector was not asked for, else on the injector.
-    fn push_here(&self, hal: &H, task: TaskRef, cpu: CpuId, to_injector: bool) {
+    /// injector was not asked for (in its LIFO slot or at the back of its
+    /// queue, as `place` says), else on the injector.
+    fn push_here(&self, hal: &H, task: TaskRef, cpu: CpuId, place: Place) {
         match self.slots.get(cpu) {
-            Some(slot) if slot.worker.load(Ordering::SeqCst) && !to_injector => {
-                self.push(&slot.queue, task);
+            Some(slot) if slot.worker.load(Ordering::SeqCst) && place != Place::Injector => {
+                if place == Place::Lifo {
+                    // INV-SCHED-4: the CPU runs it next; only a task it
+                    // displaces may go to another CPU.
+                    match self.put_lifo(hal, slot, task) {
+                        Some(old) => self.push(hal, &slot.queue, old),
+                        None => {
+                            self.notify_only(hal, cpu);
+                            return;
+                        }
+                    }
+                } else {
+                    self.push(hal, &slot.queue, task);
+                }
                 self.notify(hal, Some(cpu));
             }
             _ => {
-                self.push(&self.injector, task);
+                self.push(hal, &self.injector, task);
                 self.notify(hal, None);
             }
+        }
+    }
+
+    /// INV-SCHED-1 for a push only `cpu` can take (its LIFO slot): IPI it
+    /// when it is idle.
+    fn notify_only(&self, hal: &H, cpu: CpuId) {
+        fence(Ordering::SeqCst);
+        if self.slots[cpu].idle.load(Ordering::SeqCst) {
+            hal.send_ipi(cpu);
         }
     }
 
@@ -301,7 +380,7 @@ impl<H: SchedHal> Shared<H> {
             return;
         };
         if let Some(slot) = self.slots.get(cpu) {
-            self.push(&slot.queue, task);
+            self.push(&hal, &slot.queue, task);
             self.notify(&hal, Some(cpu));
         }
     }
@@ -327,20 +406,37 @@ impl<H: SchedHal> Shared<H> {
         }
     }
 
-    /// A task for `cpu`: its own queue, the injector, then a steal.
-    fn find(&self, cpu: CpuId) -> Option<TaskRef> {
-        if let Some(t) = self.pop(&self.slots[cpu].queue) {
+    /// A task for `cpu` (the worker loop's CPU; `hal` its own borrow): its
+    /// LIFO slot (at most [`LIFO_STREAK`] times in a row; then that task
+    /// goes to the back of the queue), its own queue, the injector, then a
+    /// steal.
+    fn find(&self, hal: &H, cpu: CpuId) -> Option<TaskRef> {
+        let slot = &self.slots[cpu];
+        if let Some(t) = self.take_lifo(hal, slot) {
+            let streak = slot.lifo_streak.load(Ordering::Relaxed);
+            if streak < LIFO_STREAK {
+                slot.lifo_streak.store(streak + 1, Ordering::Relaxed);
+                return Some(t);
+            }
+            self.push(hal, &slot.queue, t);
+        }
+        slot.lifo_streak.store(0, Ordering::Relaxed);
+        if let Some(t) = self.pop(hal, &slot.queue) {
             return Some(t);
         }
-        if let Some(t) = self.pop(&self.injector) {
+        if let Some(t) = self.pop(hal, &self.injector) {
             return Some(t);
         }
         let n = self.slots.len();
-        (1..n).find_map(|i| self.pop(&self.slots[(cpu + i) % n].queue))
+        (1..n).find_map(|i| self.pop(hal, &self.slots[(cpu + i) % n].queue))
     }
 
     fn has_work(&self) -> bool {
-        !self.injector.is_empty() || self.slots.iter().any(|s| !s.queue.is_empty())
+        !self.injector.is_empty()
+            || self
+                .slots
+                .iter()
+                .any(|s| !s.queue.is_empty() || s.lifo_set.load(Ordering::SeqCst))
     }
 
     /// Wake every timer whose deadline is at or before `now`; return the
@@ -393,6 +489,9 @@ impl<'h, H: SchedHal> Executor<'h, H> {
                 idle: AtomicBool::new(false),
                 worker: AtomicBool::new(false),
                 to_injector: AtomicBool::new(false),
+                lifo: spin::Mutex::new(None),
+                lifo_set: AtomicBool::new(false),
+                lifo_streak: AtomicU32::new(0),
             })
             .collect();
         Self {
@@ -499,7 +598,7 @@ impl<'h, H: SchedHal> Executor<'h, H> {
                 bell.service();
             }
             let next = shared.fire_timers(hal.now());
-            if let Some(task) = shared.find(cpu) {
+            if let Some(task) = shared.find(hal, cpu) {
                 shared.polls.fetch_add(1, Ordering::Relaxed);
                 task.run(cpu);
                 continue;
@@ -542,6 +641,13 @@ impl<H: SchedHal> Drop for Executor<'_, H> {
                 task.abandon();
             }
             drop(items);
+        }
+        for slot in &shared.slots {
+            let task = slot.lifo.lock().take();
+            slot.lifo_set.store(false, Ordering::SeqCst);
+            if let Some(task) = task {
+                task.abandon();
+            }
         }
         let timers = core::mem::take(&mut shared.timers.lock().map);
         drop(timers);
@@ -597,7 +703,7 @@ impl<H: SchedHal> Handle<H> {
     {
         let task = Task::new(fut, self.shared.clone());
         let handle = Task::handle(&task);
-        self.shared.push_current(task);
+        self.shared.push_current(task, Place::Back);
         handle
     }
 
@@ -619,7 +725,7 @@ impl<H: SchedHal> Handle<H> {
     {
         let task = Task::new(fut, self.shared.clone());
         let handle = Task::handle(&task);
-        self.shared.push_current(Task::erased(task));
+        self.shared.push_current(Task::erased(task), Place::Back);
         handle
     }
 

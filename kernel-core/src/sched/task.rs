@@ -3,7 +3,9 @@
 //! A task lives in an `Arc<Task<F, H>>`; the reference count is the task
 //! header's count. Run queues hold `Arc<dyn Runnable>`, wakers hold the same
 //! `Arc` through a [`RawWaker`] whose data pointer is `Arc::into_raw`
-//! (INV-TASK-1), and a [`JoinHandle`] holds one more.
+//! (INV-TASK-1), and a [`JoinHandle`] holds one more. The waker a poll
+//! lends its future borrows the runner's count instead of taking one; a
+//! clone of it takes its own.
 //!
 //! The state word (`SCHEDULED | RUNNING | DONE | CANCELLED`):
 //! - INV-TASK-2: a task is in at most one run queue, and only while
@@ -32,7 +34,7 @@ use core::pin::Pin;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use core::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
-use super::{JoinError, SchedHal, Shared};
+use super::{JoinError, Place, SchedHal, Shared};
 use crate::hal::CpuId;
 
 const SCHEDULED: usize = 1;
@@ -112,14 +114,6 @@ where
         unsafe { core::mem::transmute::<Arc<dyn Runnable + '_>, Arc<dyn Runnable>>(run) }
     }
 
-    fn waker(self: &Arc<Self>) -> Waker {
-        let data = Arc::into_raw(self.clone()).cast::<()>();
-        // SAFETY: INV-TASK-1: `data` is `Arc::into_raw` of an `Arc<Self>`
-        // whose count the waker owns, which is what every VTABLE function
-        // expects; `Self` is Send + Sync, so the waker may travel.
-        unsafe { Waker::from_raw(RawWaker::new(data, &Self::VTABLE)) }
-    }
-
     unsafe fn waker_clone(data: *const ()) -> RawWaker {
         // SAFETY: INV-TASK-1: `data` is a live `Arc<Self>` pointer; the new
         // waker owns the count added here.
@@ -163,7 +157,8 @@ where
             }
         }
         if s & RUNNING == 0 {
-            self.shared.push_current(Self::erased(self.clone()));
+            self.shared
+                .push_current(Self::erased(self.clone()), Place::Lifo);
         }
     }
 
@@ -203,7 +198,16 @@ where
             self.finish(0);
             return;
         }
-        let waker = self.waker();
+        // The poll borrows this run's count of the task for its waker
+        // (INV-TASK-1): no count is taken or given back unless the future
+        // clones the waker.
+        let data = Arc::as_ptr(&self).cast::<()>();
+        // SAFETY: `data` is the pointer of a live `Arc<Self>` (`self`,
+        // held across the poll), which is what the VTABLE functions
+        // expect; the waker is never dropped (ManuallyDrop) and only lent
+        // as `&Waker`, so the count it does not own is never given back.
+        let waker =
+            ManuallyDrop::new(unsafe { Waker::from_raw(RawWaker::new(data, &Self::VTABLE)) });
         let mut cx = Context::from_waker(&waker);
         self.shared.clear_requeue_request(cpu);
         let mut stage = self.stage.lock();
@@ -271,7 +275,7 @@ where
             let prev = self.state.fetch_or(SCHEDULED, Ordering::AcqRel);
             if prev & (SCHEDULED | RUNNING | DONE) == 0 {
                 let shared = self.shared.clone();
-                shared.push_current(Self::erased(self));
+                shared.push_current(Self::erased(self), Place::Back);
             }
         }
     }
