@@ -45,6 +45,12 @@
 //!   part of the CPU's work for the idle re-check, is never stolen, and
 //!   yields to the queue after [`LIFO_STREAK`] polls in a row. A task that
 //!   wakes itself during its poll (a yield) goes to the back of the queue.
+//! - INV-SCHED-5 (a yield on an empty queue): a task woken during its poll
+//!   on a CPU whose queue and LIFO slot are empty is kept by that CPU's
+//!   worker loop and run on its next turn, unless something was queued
+//!   there meanwhile (then it goes to the back first): the order a push
+//!   and a pop would give, without either. The loop's turn (step, bell,
+//!   timers) still runs in between.
 
 mod bell;
 pub mod fiber;
@@ -194,6 +200,17 @@ struct Timers {
     next_id: u64,
 }
 
+impl Timers {
+    /// The earliest deadline in nanoseconds, `u64::MAX` for none (a
+    /// deadline past `u64` nanoseconds reads as `u64::MAX - 1`: early,
+    /// which only costs a look at the map).
+    fn earliest_nanos(&self) -> u64 {
+        self.map.first_key_value().map_or(u64::MAX, |(k, _)| {
+            u64::try_from(k.0.as_nanos()).map_or(u64::MAX - 1, |n| n.min(u64::MAX - 1))
+        })
+    }
+}
+
 /// The state wakers, handles and tasks share with the executor.
 pub(crate) struct Shared<H> {
     /// The HAL; valid while `alive` (INV-SCHED-3).
@@ -204,6 +221,10 @@ pub(crate) struct Shared<H> {
     slots: Box<[Slot]>,
     injector: Queue,
     timers: spin::Mutex<Timers>,
+    /// `timers`' earliest deadline ([`Timers::earliest_nanos`]), written
+    /// under its lock after every change, so a worker turn with no timer
+    /// due reads neither the lock nor the clock.
+    next_timer: AtomicU64,
     /// Tasks run, for statistics.
     polls: AtomicU64,
     /// Rung by an interrupt handler, serviced on every turn of every
@@ -312,20 +333,23 @@ impl<H: SchedHal> Shared<H> {
         self.push_here(&hal, task, cpu, place);
     }
 
-    /// Re-queue a task that woke itself during its poll on `cpu`: on that
-    /// CPU, or on the injector when the poll asked for it
-    /// ([`Handle::requeue_shared`]).
-    pub(crate) fn push_after_poll(&self, task: TaskRef, cpu: CpuId) {
-        let Some(hal) = self.hal() else {
-            task.abandon();
-            return;
-        };
-        let shared = self
-            .slots
-            .get(cpu)
-            .is_some_and(|s| s.to_injector.swap(false, Ordering::Relaxed));
-        let place = if shared { Place::Injector } else { Place::Back };
-        self.push_here(&hal, task, cpu, place);
+    /// Re-queue a task woken during its poll on worker `cpu` (`hal` the
+    /// worker loop's own): on the injector when the poll asked for it
+    /// ([`Handle::requeue_shared`]); else at the back of the CPU's queue,
+    /// or, when nothing else waits there, handed back for the worker's
+    /// next turn, which is where the push and the pop would have put it
+    /// (INV-SCHED-5).
+    fn requeue(&self, hal: &H, task: TaskRef, cpu: CpuId) -> Option<TaskRef> {
+        let slot = &self.slots[cpu];
+        if slot.to_injector.swap(false, Ordering::Relaxed) {
+            self.push_here(hal, task, cpu, Place::Injector);
+            return None;
+        }
+        if slot.queue.is_empty() && !slot.lifo_set.load(Ordering::SeqCst) {
+            return Some(task);
+        }
+        self.push_here(hal, task, cpu, Place::Back);
+        None
     }
 
     /// Clear `cpu`'s request to re-queue on the injector (each poll starts
@@ -439,13 +463,37 @@ impl<H: SchedHal> Shared<H> {
                 .any(|s| !s.queue.is_empty() || s.lifo_set.load(Ordering::SeqCst))
     }
 
-    /// Wake every timer whose deadline is at or before `now`; return the
-    /// earliest deadline left.
-    fn fire_timers(&self, now: Duration) -> Option<Duration> {
+    /// Change the timer map under its lock, keeping `next_timer` true.
+    fn with_timers<R>(&self, f: impl FnOnce(&mut Timers) -> R) -> R {
+        self.locked(&self.timers, |t| {
+            let r = f(t);
+            self.next_timer.store(t.earliest_nanos(), Ordering::SeqCst);
+            r
+        })
+    }
+
+    /// Wake every timer whose deadline has come (the worker loop, with its
+    /// own `hal`); return the earliest deadline left. With no timer, or
+    /// none due, it takes no lock.
+    fn fire_timers(&self, hal: &H) -> Option<Duration> {
+        let next = self.next_timer.load(Ordering::SeqCst);
+        if next == u64::MAX {
+            return None;
+        }
+        let now = hal.now();
+        if Duration::from_nanos(next) > now {
+            return Some(Duration::from_nanos(next));
+        }
         loop {
-            let fired = self.locked(&self.timers, |t| match t.map.first_key_value() {
-                Some((&(deadline, _), _)) if deadline <= now => t.map.pop_first().map(|(_, w)| w),
-                _ => None,
+            let fired = locked_on(hal, &self.timers, |t| {
+                let w = match t.map.first_key_value() {
+                    Some((&(deadline, _), _)) if deadline <= now => {
+                        t.map.pop_first().map(|(_, w)| w)
+                    }
+                    _ => None,
+                };
+                self.next_timer.store(t.earliest_nanos(), Ordering::SeqCst);
+                w
             });
             match fired {
                 // Woken outside the lock (INV-SCHED-2).
@@ -453,7 +501,9 @@ impl<H: SchedHal> Shared<H> {
                 None => break,
             }
         }
-        self.locked(&self.timers, |t| t.map.first_key_value().map(|(k, _)| k.0))
+        locked_on(hal, &self.timers, |t| {
+            t.map.first_key_value().map(|(k, _)| k.0)
+        })
     }
 
     fn now(&self) -> Duration {
@@ -504,6 +554,7 @@ impl<'h, H: SchedHal> Executor<'h, H> {
                 slots,
                 injector: Queue::new(),
                 timers: spin::Mutex::new(Timers::default()),
+                next_timer: AtomicU64::new(u64::MAX),
                 polls: AtomicU64::new(0),
                 bell,
             }),
@@ -590,17 +641,39 @@ impl<'h, H: SchedHal> Executor<'h, H> {
             return Err(SchedError::Busy(cpu));
         }
         let hal = self.hal;
+        let mut again: Option<TaskRef> = None;
+        // A polled platform (deterministic hosted mode) delivers interrupts
+        // and switches CPUs only when asked: every turn asks once, even
+        // when no clock read or lock happens in it.
+        let polled = hal.polled();
         loop {
+            if polled {
+                hal.poll();
+            }
             if step() {
                 break;
             }
             if let Some(bell) = &shared.bell {
                 bell.service();
             }
-            let next = shared.fire_timers(hal.now());
-            if let Some(task) = shared.find(hal, cpu) {
+            let next = shared.fire_timers(hal);
+            // A task handed back by `requeue` runs now unless something was
+            // queued meanwhile: then it goes behind that (INV-SCHED-5).
+            let task = match again.take() {
+                Some(t) if slot.queue.is_empty() && !slot.lifo_set.load(Ordering::SeqCst) => {
+                    Some(t)
+                }
+                Some(t) => {
+                    shared.push_here(hal, t, cpu, Place::Back);
+                    shared.find(hal, cpu)
+                }
+                None => shared.find(hal, cpu),
+            };
+            if let Some(task) = task {
                 shared.polls.fetch_add(1, Ordering::Relaxed);
-                task.run(cpu);
+                if let Some(woken) = task.run(cpu) {
+                    again = shared.requeue(hal, woken, cpu);
+                }
                 continue;
             }
             let irqs = hal.disable_irqs();
@@ -617,6 +690,10 @@ impl<'h, H: SchedHal> Executor<'h, H> {
             hal.wait_for_interrupt();
             slot.idle.store(false, Ordering::SeqCst);
             drop(irqs);
+        }
+        // A task kept for the next turn is queued like any other.
+        if let Some(t) = again {
+            shared.push_here(hal, t, cpu, Place::Back);
         }
         slot.worker.store(false, Ordering::SeqCst);
         Ok(())
@@ -650,6 +727,7 @@ impl<H: SchedHal> Drop for Executor<'_, H> {
             }
         }
         let timers = core::mem::take(&mut shared.timers.lock().map);
+        shared.next_timer.store(u64::MAX, Ordering::SeqCst);
         drop(timers);
     }
 }
@@ -827,7 +905,7 @@ impl<H: SchedHal> Future for Sleep<H> {
         let deadline = this.deadline;
         let waker = cx.waker().clone();
         let key = this.key;
-        let old = this.shared.locked(&this.shared.timers, |t| {
+        let old = this.shared.with_timers(|t| {
             let id = key.unwrap_or_else(|| {
                 t.next_id += 1;
                 t.next_id
@@ -845,9 +923,7 @@ impl<H: SchedHal> Sleep<H> {
     fn cancel(&mut self) {
         if let Some(id) = self.key.take() {
             let deadline = self.deadline;
-            let old = self
-                .shared
-                .locked(&self.shared.timers, |t| t.map.remove(&(deadline, id)));
+            let old = self.shared.with_timers(|t| t.map.remove(&(deadline, id)));
             drop(old);
         }
     }

@@ -45,8 +45,11 @@ const CANCELLED: usize = 8;
 /// What a run queue holds: a task it can run or give up.
 pub(crate) trait Runnable: Send + Sync {
     /// Poll the task once on worker `cpu` (the calling CPU), or drop its
-    /// future when cancelled.
-    fn run(self: Arc<Self>, cpu: CpuId);
+    /// future when cancelled. Returns the task when it was woken during
+    /// the poll (a yield, or a wake from elsewhere meanwhile): the worker
+    /// must queue it again (INV-TASK-2, `Shared::requeue`).
+    #[must_use = "a task woken during its poll must be queued again"]
+    fn run(self: Arc<Self>, cpu: CpuId) -> Option<Arc<dyn Runnable>>;
     /// The executor is gone: finish the task as cancelled without polling.
     fn abandon(&self);
 }
@@ -182,21 +185,21 @@ where
     F::Output: Send + 'static,
     H: SchedHal,
 {
-    fn run(self: Arc<Self>, cpu: CpuId) {
+    fn run(self: Arc<Self>, cpu: CpuId) -> Option<Arc<dyn Runnable>> {
         // SCHEDULED -> RUNNING (INV-TASK-3).
         let prev = self
             .state
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
                 (s & DONE == 0).then_some((s & !SCHEDULED) | RUNNING)
             });
-        let Ok(prev) = prev else { return };
+        let Ok(prev) = prev else { return None };
         if prev & CANCELLED != 0 {
             let old = core::mem::replace(&mut *self.stage.lock(), Stage::Taken);
             // Drop the future outside the stage lock: its drop may wake or
             // drop other tasks.
             drop(old);
             self.finish(0);
-            return;
+            return None;
         }
         // The poll borrows this run's count of the task for its waker
         // (INV-TASK-1): no count is taken or given back unless the future
@@ -214,7 +217,7 @@ where
         let Stage::Pending(fut) = &mut *stage else {
             drop(stage);
             self.finish(0);
-            return;
+            return None;
         };
         match fut.as_mut().poll(&mut cx) {
             Poll::Ready(out) => {
@@ -222,15 +225,13 @@ where
                 drop(stage);
                 drop(old);
                 self.finish(0);
+                None
             }
             Poll::Pending => {
                 drop(stage);
                 let prev = self.state.fetch_and(!RUNNING, Ordering::AcqRel);
-                if prev & SCHEDULED != 0 {
-                    // Woken (or cancelled) during the poll: INV-TASK-2.
-                    let shared = self.shared.clone();
-                    shared.push_after_poll(Self::erased(self), cpu);
-                }
+                // Woken (or cancelled) during the poll: INV-TASK-2.
+                (prev & SCHEDULED != 0).then(|| Self::erased(self))
             }
         }
     }
