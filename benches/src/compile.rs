@@ -19,7 +19,7 @@ use cranelift_codegen::control::ControlPlane;
 use cranelift_frontend::FunctionBuilderContext;
 use kernel_core::wasm::budget::{Meter, Unmetered};
 use kernel_core::wasm::module::{self, ExportKind, FuncType};
-use kernel_core::wasm::translate::{ModuleEnv, TargetInfo, translate_function};
+use kernel_core::wasm::translate::{ModuleEnv, translate_function};
 use kernel_core::wasm::{CompileError, Compiler, TranslateConfig, VMOffsets};
 
 /// Compile every function of `bytes` on `threads` threads (at least one);
@@ -38,11 +38,7 @@ pub fn compile_parallel(
     let config = TranslateConfig::default();
     let offsets = VMOffsets::new(compiler.pointer_bytes(), info);
     let isa = compiler.isa();
-    let target = TargetInfo {
-        frontend: isa.frontend_config(),
-        call_conv: isa.default_call_conv(),
-        simd: compiler.simd(),
-    };
+    let target = compiler.target();
     let next = AtomicUsize::new(0);
     let work = || -> Result<usize, CompileError> {
         let mut fctx = FunctionBuilderContext::new();

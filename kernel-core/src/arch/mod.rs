@@ -191,6 +191,97 @@ global_asm!(
     ".option pop",
 );
 
+// The register-saving entry of the `EpochSaving` builtin: JIT code calls
+// it in Cranelift's `PreserveAll` convention (vmctx in `rdi`, nothing
+// clobbered), so it saves every register the System V Rust builtin may
+// change (the caller-saved integer registers and the low 128 bits of
+// xmm0-15, all Cranelift's x86_64 code uses), calls it, restores them and
+// returns. The frame is a normal one (`rbp` linked) for backtraces.
+#[cfg(target_arch = "x86_64")]
+global_asm!(
+    ".text",
+    ".global vessel_epoch_saving",
+    ".p2align 4",
+    "vessel_epoch_saving:",
+    "push rbp",
+    "mov rbp, rsp",
+    "push rax",
+    "push rcx",
+    "push rdx",
+    "push rsi",
+    "push rdi",
+    "push r8",
+    "push r9",
+    "push r10",
+    "push r11",
+    // Ten pushes after the return address: 16-byte aligned again after
+    // 256 bytes of vector slots and 8 of padding.
+    "sub rsp, 264",
+    "movdqu [rsp], xmm0",
+    "movdqu [rsp + 16], xmm1",
+    "movdqu [rsp + 32], xmm2",
+    "movdqu [rsp + 48], xmm3",
+    "movdqu [rsp + 64], xmm4",
+    "movdqu [rsp + 80], xmm5",
+    "movdqu [rsp + 96], xmm6",
+    "movdqu [rsp + 112], xmm7",
+    "movdqu [rsp + 128], xmm8",
+    "movdqu [rsp + 144], xmm9",
+    "movdqu [rsp + 160], xmm10",
+    "movdqu [rsp + 176], xmm11",
+    "movdqu [rsp + 192], xmm12",
+    "movdqu [rsp + 208], xmm13",
+    "movdqu [rsp + 224], xmm14",
+    "movdqu [rsp + 240], xmm15",
+    "call {builtin}",
+    "movdqu xmm0, [rsp]",
+    "movdqu xmm1, [rsp + 16]",
+    "movdqu xmm2, [rsp + 32]",
+    "movdqu xmm3, [rsp + 48]",
+    "movdqu xmm4, [rsp + 64]",
+    "movdqu xmm5, [rsp + 80]",
+    "movdqu xmm6, [rsp + 96]",
+    "movdqu xmm7, [rsp + 112]",
+    "movdqu xmm8, [rsp + 128]",
+    "movdqu xmm9, [rsp + 144]",
+    "movdqu xmm10, [rsp + 160]",
+    "movdqu xmm11, [rsp + 176]",
+    "movdqu xmm12, [rsp + 192]",
+    "movdqu xmm13, [rsp + 208]",
+    "movdqu xmm14, [rsp + 224]",
+    "movdqu xmm15, [rsp + 240]",
+    "add rsp, 264",
+    "pop r11",
+    "pop r10",
+    "pop r9",
+    "pop r8",
+    "pop rdi",
+    "pop rsi",
+    "pop rdx",
+    "pop rcx",
+    "pop rax",
+    "pop rbp",
+    "ret",
+    builtin = sym crate::wasm::vm::epoch_saving_builtin,
+);
+
+/// The address JIT code calls for the `EpochSaving` builtin: the
+/// register-saving stub on x86_64; elsewhere (where the translator never
+/// calls it) the Rust builtin itself.
+pub fn epoch_saving_entry() -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        unsafe extern "C" {
+            fn vessel_epoch_saving();
+        }
+        vessel_epoch_saving as *const () as usize
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        crate::wasm::vm::epoch_saving_builtin as *const () as usize
+    }
+}
+
 unsafe extern "C" {
     fn vessel_wasm_enter(
         save: *mut usize,

@@ -73,11 +73,20 @@ pub enum Builtin {
     /// past the store's deadline (see [`super::interrupt`]); the store's
     /// hook may suspend the caller, and a non-zero status interrupts it.
     Epoch = 10,
+    /// `fn(vmctx)` in Cranelift's `PreserveAll` convention (the call
+    /// clobbers no register): what `Epoch` does, with its status left in
+    /// the interrupt cell's status word
+    /// ([`STATUS_OFFSET`](super::interrupt::STATUS_OFFSET)) for the caller
+    /// to test. x86_64 code calls it instead of `Epoch`, through an
+    /// assembly stub that saves every register the Rust builtin may
+    /// clobber, so the check's cold call makes no value live across it
+    /// spill in the hot loop (translate INV-10).
+    EpochSaving = 11,
 }
 
 impl Builtin {
     /// Number of builtins (length of the table).
-    pub const COUNT: u32 = 11;
+    pub const COUNT: u32 = 12;
 
     /// Every builtin, in slot order.
     pub const ALL: [Builtin; Self::COUNT as usize] = [
@@ -92,6 +101,7 @@ impl Builtin {
         Builtin::TableInit,
         Builtin::ElemDrop,
         Builtin::Epoch,
+        Builtin::EpochSaving,
     ];
 
     /// Slot of this builtin in the table.
@@ -114,6 +124,7 @@ impl Builtin {
             Builtin::TableGrow => (&[I32, Ref, I32], Some(I32)),
             Builtin::TableFill => (&[I32, I32, Ref, I32], Some(I32)),
             Builtin::Epoch => (&[], Some(I32)),
+            Builtin::EpochSaving => (&[], None),
         }
     }
 
@@ -128,9 +139,11 @@ impl Builtin {
                 Some(BuiltinTrap::Table)
             }
             Builtin::Epoch => Some(BuiltinTrap::Interrupt),
-            Builtin::MemoryGrow | Builtin::TableGrow | Builtin::DataDrop | Builtin::ElemDrop => {
-                None
-            }
+            Builtin::MemoryGrow
+            | Builtin::TableGrow
+            | Builtin::DataDrop
+            | Builtin::ElemDrop
+            | Builtin::EpochSaving => None,
         }
     }
 }

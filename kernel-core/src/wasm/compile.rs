@@ -264,6 +264,7 @@ pub enum TargetArch {
 #[derive(Clone)]
 pub struct Compiler {
     isa: OwnedTargetIsa,
+    arch: TargetArch,
     /// Whether the backend has vector registers for `v128` (INV-2).
     simd: bool,
 }
@@ -426,7 +427,7 @@ impl Compiler {
         let isa = builder
             .finish(settings::Flags::new(flags))
             .map_err(|e| isa_err(&e))?;
-        Ok(Compiler { isa, simd })
+        Ok(Compiler { isa, arch, simd })
     }
 
     /// The Cranelift ISA.
@@ -448,11 +449,14 @@ impl Compiler {
         self.isa.pointer_bytes()
     }
 
-    fn target(&self) -> TargetInfo {
+    /// What the translator needs to know about this target.
+    #[must_use]
+    pub fn target(&self) -> TargetInfo {
         TargetInfo {
             frontend: self.isa.frontend_config(),
             call_conv: self.isa.default_call_conv(),
             simd: self.simd(),
+            epoch_saving: self.arch == TargetArch::X86_64,
         }
     }
 

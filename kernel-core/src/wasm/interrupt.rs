@@ -39,11 +39,19 @@ use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 /// Byte offset of [`Interrupt`]'s `due` word (JIT code reads it).
 pub const DUE_OFFSET: u32 = 0;
+/// Byte offset of [`Interrupt`]'s status word: the verdict of the last
+/// `EpochSaving` call, non-zero to interrupt (JIT code reads it right
+/// after the call, on the same CPU).
+pub const STATUS_OFFSET: u32 = 24;
 
 // JIT code finds `due` at DUE_OFFSET of the cell.
 const _: () = assert!(
     core::mem::offset_of!(Interrupt<'static>, words) + core::mem::offset_of!(Preempt, due)
         == DUE_OFFSET as usize
+);
+const _: () = assert!(
+    core::mem::offset_of!(Interrupt<'static>, words) + core::mem::offset_of!(Preempt, status)
+        == STATUS_OFFSET as usize
 );
 
 /// The words of a cell the JIT code and the timer interrupt use: plain
@@ -54,6 +62,7 @@ pub struct Preempt {
     due: AtomicU64,
     deadline: AtomicU64,
     epoch: *const AtomicU64,
+    status: AtomicU64,
 }
 
 // SAFETY: `epoch` points at an atomic that outlives the cell (INV-INT-1)
@@ -178,6 +187,7 @@ impl<'a> Interrupt<'a> {
                 due: AtomicU64::new(0),
                 deadline: AtomicU64::new(u64::MAX),
                 epoch,
+                status: AtomicU64::new(0),
             },
             hook: spin::Once::new(),
         }
@@ -233,6 +243,15 @@ impl<'a> Interrupt<'a> {
         let action = self.fire();
         self.words.rearm();
         action
+    }
+
+    /// [`Interrupt::check`] for the `EpochSaving` builtin: its verdict
+    /// goes to the status word the caller reads.
+    pub(crate) fn check_to_status(&self) {
+        let interrupt = self.check() == HookAction::Interrupt;
+        self.words
+            .status
+            .store(u64::from(interrupt), Ordering::Relaxed);
     }
 
     /// Run the hook, or without one push the deadline out of reach and go

@@ -128,6 +128,10 @@ pub struct TargetInfo {
     pub call_conv: CallConv,
     /// Whether the backend lowers 128-bit vector types (INV-9).
     pub simd: bool,
+    /// Whether the preemption check's cold path calls
+    /// [`Builtin::EpochSaving`] in the `PreserveAll` convention (x86_64)
+    /// instead of [`Builtin::Epoch`] in the default one.
+    pub epoch_saving: bool,
 }
 
 impl TargetInfo {
@@ -1422,8 +1426,34 @@ impl Translator<'_, '_> {
         self.b.ins().brif(due, slow, &[], cont, &[]);
         self.b.seal_block(slow);
         self.b.switch_to_block(slow);
-        // The builtin's status check traps with TRAP_INTERRUPTED.
-        if self.builtin(Builtin::Epoch, &[]).is_ok() {
+        if self.target.epoch_saving {
+            // A call that clobbers nothing, so values live across the
+            // check stay in registers on the hot path; the verdict is in
+            // the cell.
+            let mut sig = Signature::new(CallConv::PreserveAll);
+            sig.params
+                .push(AbiParam::special(ptr, ArgumentPurpose::VMContext));
+            let sig = self.b.import_signature(sig);
+            let table = self.vmctx_load(ptr, self.offsets.builtins(), true);
+            let slot = Builtin::EpochSaving.index() * self.offsets.pointer_size();
+            let fptr = self.b.ins().load(
+                ptr,
+                MemFlagsData::trusted().with_readonly(),
+                table,
+                off32(slot),
+            );
+            let vmctx = self.vmctx;
+            self.b.ins().call_indirect(sig, fptr, &[vmctx]);
+            let status = self.b.ins().load(
+                I64,
+                MemFlagsData::trusted(),
+                cell,
+                off32(super::interrupt::STATUS_OFFSET),
+            );
+            self.b.ins().trapnz(status, TRAP_INTERRUPTED);
+            self.b.ins().jump(cont, &[]);
+        } else if self.builtin(Builtin::Epoch, &[]).is_ok() {
+            // The builtin's status check traps with TRAP_INTERRUPTED.
             self.b.ins().jump(cont, &[]);
         }
         self.b.seal_block(cont);

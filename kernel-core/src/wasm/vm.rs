@@ -1148,6 +1148,18 @@ unsafe extern "C" fn epoch_builtin(vmctx: usize) -> u32 {
     u32::from(cell.check() == HookAction::Interrupt)
 }
 
+/// The Rust half of [`Builtin::EpochSaving`]: [`epoch_builtin`] with the
+/// verdict in the cell's status word. On x86_64 JIT code reaches it only
+/// through the register-saving stub (`arch`, `vessel_epoch_saving`).
+///
+/// # Safety
+/// As for every builtin: `vmctx` is the caller's live `VMContext`.
+pub(crate) unsafe extern "C" fn epoch_saving_builtin(vmctx: usize) {
+    // SAFETY: as in `epoch_builtin`.
+    let cell = unsafe { &*InstanceData::of(vmctx).interrupt.cast::<Interrupt<'_>>() };
+    cell.check_to_status();
+}
+
 /// The builtin table (builtins INV-1): slot `b.index()` holds `b`'s
 /// address, with the signature `b.signature()` documents.
 fn builtin_table() -> Box<[usize; Builtin::COUNT as usize]> {
@@ -1163,6 +1175,7 @@ fn builtin_table() -> Box<[usize; Builtin::COUNT as usize]> {
         Builtin::TableInit => table_init_builtin as *const () as usize,
         Builtin::ElemDrop => elem_drop_builtin as *const () as usize,
         Builtin::Epoch => epoch_builtin as *const () as usize,
+        Builtin::EpochSaving => crate::arch::epoch_saving_entry(),
     }))
 }
 
