@@ -72,9 +72,31 @@ impl Plan {
     }
 }
 
+/// `--only GROUP[,GROUP...]`: run only the groups whose names start with
+/// one of these (`execution`, `compile`, `instantiation`, `calls`,
+/// `executor`, `boot`, `WASI`, `processes`, `spec`), print them and leave
+/// `RESULTS.md` alone (it holds whole runs only).
+fn only_groups() -> Option<Vec<String>> {
+    let args: Vec<String> = std::env::args().collect();
+    let i = args.iter().position(|a| a == "--only")?;
+    let list = args.get(i + 1).cloned().unwrap_or_default();
+    Some(list.split(',').map(str::to_owned).collect())
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick")
         || std::env::var_os("VESSEL_BENCH_QUICK").is_some_and(|v| v != "0");
+    // `--perf-map`: publish JIT code to `/tmp/perf-<pid>.map` for `perf`.
+    if std::env::args().any(|a| a == "--perf-map")
+        && let Err(e) = hal_hosted::enable_perf_map()
+    {
+        eprintln!("versus: no perf map: {e}");
+    }
+    let only = only_groups();
+    let wanted = |group: &str| {
+        only.as_ref()
+            .is_none_or(|o| o.iter().any(|g| group.starts_with(g.as_str())))
+    };
     let plan = Plan::new(quick);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let started = Instant::now();
@@ -88,14 +110,24 @@ fn main() {
     })
     .expect("hosted machine");
     rows.extend(hal_hosted::run_on_cpu(&hosted, 0, || {
-        kernel_core::boot::with_kernel(&hosted, |k| wasm_rows(k, plan, cpus))
+        kernel_core::boot::with_kernel(&hosted, |k| wasm_rows(k, plan, cpus, &wanted))
     }));
     drop(hosted);
-    rows.extend(executor_rows(cpus, plan));
-    rows.extend(boot_rows(plan));
-    rows.extend(wasi_rows(plan));
-    rows.extend(process_rows(plan));
-    rows.push(spec_row());
+    if wanted("executor") {
+        rows.extend(executor_rows(cpus, plan));
+    }
+    if wanted("boot") {
+        rows.extend(boot_rows(plan));
+    }
+    if wanted("WASI") {
+        rows.extend(wasi_rows(plan));
+    }
+    if wanted("processes") {
+        rows.extend(process_rows(plan));
+    }
+    if wanted("spec") {
+        rows.push(spec_row());
+    }
 
     let text = format!(
         "# Vessel against wasmtime, native code and tokio\n\n\
@@ -113,6 +145,9 @@ fn main() {
         total = started.elapsed().as_secs_f64(),
     );
     println!("\n{text}");
+    if only.is_some() {
+        return;
+    }
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/RESULTS.md");
     if let Err(e) = std::fs::write(path, &text) {
         eprintln!("could not write RESULTS.md: {e}");
@@ -150,11 +185,25 @@ fn progress(what: &str) {
 // ---------------------------------------------------------------------------
 // wasm: execution, compilation, instantiation, calls and traps
 
-fn wasm_rows(k: &Kernel<'_, Hosted>, plan: Plan, cpus: usize) -> Vec<Row> {
-    let mut rows = execution_rows(k, plan);
-    rows.extend(compile_rows(plan, cpus));
-    rows.extend(instantiate_rows(k, plan));
-    rows.extend(call_rows(k, plan));
+fn wasm_rows(
+    k: &Kernel<'_, Hosted>,
+    plan: Plan,
+    cpus: usize,
+    wanted: &dyn Fn(&str) -> bool,
+) -> Vec<Row> {
+    let mut rows = Vec::new();
+    if wanted("execution") {
+        rows.extend(execution_rows(k, plan));
+    }
+    if wanted("compile") {
+        rows.extend(compile_rows(plan, cpus));
+    }
+    if wanted("instantiation") {
+        rows.extend(instantiate_rows(k, plan));
+    }
+    if wanted("calls") {
+        rows.extend(call_rows(k, plan));
+    }
     rows
 }
 
@@ -245,7 +294,7 @@ fn execution_rows(k: &Kernel<'_, Hosted>, plan: Plan) -> Vec<Row> {
 }
 
 fn compile_rows(plan: Plan, cpus: usize) -> Vec<Row> {
-    let compiler = Compiler::host().expect("host compiler");
+    let compiler = Compiler::host_with(hal_hosted::host_isa()).expect("host compiler");
     let config = TranslateConfig::default();
     let mut serial = wasmtime::Config::new();
     serial.parallel_compilation(false);
@@ -353,7 +402,7 @@ fn instantiate_rows(k: &Kernel<'_, Hosted>, plan: Plan) -> Vec<Row> {
     progress("instantiation");
     const BATCH: u32 = 20;
     let bytes = instantiate_module();
-    let compiler = Compiler::host().expect("host compiler");
+    let compiler = Compiler::host_with(hal_hosted::host_isa()).expect("host compiler");
     let m = compile_module(&bytes, &TranslateConfig::default(), &compiler).expect("compiles");
 
     let default = wasmtime::Engine::default();
@@ -1691,7 +1740,7 @@ fn artifact_row(plan: Plan) -> Row {
     use kernel_core::wasm::artifact;
     use kernel_core::wasm::budget::Unmetered;
     let hello = tests::wasi_programs::module("hello");
-    let compiler = Compiler::host().expect("host compiler");
+    let compiler = Compiler::host_with(hal_hosted::host_isa()).expect("host compiler");
     let config = TranslateConfig::default();
     let compiled = compile_module(hello, &config, &compiler).expect("compiles");
     let art = artifact::encode(&compiled, hello, &compiler, &config).expect("encodes");
