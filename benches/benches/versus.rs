@@ -286,7 +286,7 @@ fn execution_rows(k: &Kernel<'_, Hosted>, plan: Plan) -> Vec<Row> {
         wasmtime: Some(g(&|r| r.wasmtime)),
         other: Some(g(&|r| r.other)),
         unit: Unit::Time,
-        target: "<= 1.05x wasmtime, <= 1.5x native",
+        target: "<= 1.0x wasmtime (no row above 1.10x), <= 1.3x native",
         note: "the ratio of geometric means is the geometric mean of the ratios".into(),
     };
     rows.push(summary);

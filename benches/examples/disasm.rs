@@ -7,8 +7,8 @@
 //! named export's code to `OUT_DIR/ours.bin`, and wasmtime's precompiled
 //! ELF (same host features) to `OUT_DIR/wasmtime.elf`. Read them with
 //! `objdump -D -b binary -m i386:x86-64 ours.bin` and
-//! `objdump -d wasmtime.elf` (wasmtime names functions by index,
-//! `wasm[0]::function[N]`; this prints N).
+//! `objdump -d wasmtime.elf` (wasmtime names functions
+//! `wasm[0]::function[N]::<name>`; this prints N).
 
 use kernel_core::wasm::module::ExportKind;
 use kernel_core::wasm::{Compiler, TranslateConfig, compile_module};
