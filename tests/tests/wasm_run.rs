@@ -368,3 +368,69 @@ fn out_of_bounds_traps_at_every_width_at_the_memory_and_guard_edges() {
         });
     }
 }
+
+/// `call_indirect`'s checks fire where they must: a callee whose type
+/// differs from the one the call names (in parameters, in results, or a
+/// structurally equal type under another index, which must be accepted)
+/// traps with a bad signature, a null slot with an uninitialized element,
+/// an index past the table with an undefined element; the right type runs.
+#[test]
+fn call_indirect_checks_the_signature_the_slot_and_the_index() {
+    const MODULE: &str = r#"(module
+      (type $ii (func (param i32) (result i32)))
+      (type $ii_again (func (param i32) (result i32)))
+      (type $il (func (param i32) (result i64)))
+      (type $v (func))
+      (table 4 funcref)
+      (elem (i32.const 0) $inc $wide $nothing)
+      (func $inc (type $ii) (i32.add (local.get 0) (i32.const 1)))
+      (func $wide (type $il) (i64.extend_i32_u (local.get 0)))
+      (func $nothing (type $v))
+      (func (export "as_ii") (param i32) (result i32)
+        (call_indirect (type $ii) (i32.const 41) (local.get 0)))
+      (func (export "as_ii_again") (param i32) (result i32)
+        (call_indirect (type $ii_again) (i32.const 41) (local.get 0)))
+      (func (export "as_v") (param i32)
+        (call_indirect (type $v) (local.get 0))))"#;
+    run(|store| {
+        let m = store.compile(&wat(MODULE)).expect("compile");
+        let inst = store.instantiate(&m, &|_, _| None).expect("instantiate");
+        let trap = |r: Result<Vec<Val>, CallError>| match r {
+            Err(CallError::Trap(t)) => Some(t.kind),
+            _ => None,
+        };
+        let (as_ii, as_ii_again, as_v) = (
+            func(store, inst, "as_ii"),
+            func(store, inst, "as_ii_again"),
+            func(store, inst, "as_v"),
+        );
+        for f in [&as_ii, &as_ii_again] {
+            assert_eq!(store.invoke(f, &[Val::I32(0)]), Ok(vec![Val::I32(42)]));
+            // Same parameters, another result type.
+            assert_eq!(
+                trap(store.invoke(f, &[Val::I32(1)])),
+                Some(TrapKind::BadSignature)
+            );
+            // Neither parameters nor results agree.
+            assert_eq!(
+                trap(store.invoke(f, &[Val::I32(2)])),
+                Some(TrapKind::BadSignature)
+            );
+            assert_eq!(
+                trap(store.invoke(f, &[Val::I32(3)])),
+                Some(TrapKind::IndirectCallToNull)
+            );
+            for past in [4, -1] {
+                assert_eq!(
+                    trap(store.invoke(f, &[Val::I32(past)])),
+                    Some(TrapKind::TableOutOfBounds)
+                );
+            }
+        }
+        assert_eq!(store.invoke(&as_v, &[Val::I32(2)]), Ok(vec![]));
+        assert_eq!(
+            trap(store.invoke(&as_v, &[Val::I32(0)])),
+            Some(TrapKind::BadSignature)
+        );
+    });
+}
