@@ -44,10 +44,13 @@
 //!   and SIMD operator is [`CompileError::Unsupported`] at its byte offset,
 //!   never a codegen failure (`compile_module` refuses `v128` in types,
 //!   imports and globals before translation).
-//! - INV-10: every function entry and every loop header runs a preemption
-//!   check against the store's interrupt cell (its `due` word set calls
-//!   [`Builtin::Epoch`]), so wasm code never runs unboundedly without
-//!   passing one: straight-line code between checks is finite.
+//! - INV-10: every loop header, and the entry of every function that has
+//!   a loop or makes a call, runs a preemption check against the store's
+//!   interrupt cell (its `due` word set calls [`Builtin::Epoch`]), so wasm
+//!   code never runs unboundedly without passing one: straight-line code
+//!   between checks is finite. A function with neither runs a bounded
+//!   number of operators before it returns to a caller, whose own checks
+//!   bound the rest, so its entry check is left out.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -203,6 +206,27 @@ pub struct ModuleEnv<'a> {
     pub target: &'a TargetInfo,
 }
 
+/// Whether a body can run unboundedly by itself: it has a loop or makes a
+/// call of any kind (INV-10).
+fn may_run_unbounded(body: &FunctionBody<'_>) -> Result<bool, CompileError> {
+    let mut ops = body.get_operators_reader()?;
+    while !ops.eof() {
+        if matches!(
+            ops.read()?,
+            Operator::Loop { .. }
+                | Operator::Call { .. }
+                | Operator::CallIndirect { .. }
+                | Operator::ReturnCall { .. }
+                | Operator::ReturnCallIndirect { .. }
+                | Operator::CallRef { .. }
+                | Operator::ReturnCallRef { .. }
+        ) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Translate defined function `func_index` (in the function index space),
 /// holding its IR's estimated compilation memory in `meter` as it grows.
 ///
@@ -298,7 +322,9 @@ pub fn translate_function(
         offset: body_offset,
         interrupt: None,
     };
-    tx.epoch_check();
+    if may_run_unbounded(body)? {
+        tx.epoch_check();
+    }
     tx.control.push(Frame {
         kind: Kind::Block,
         dest: ret,
