@@ -5,8 +5,8 @@
 //! `interrupt` slot). The cell holds a deadline on the kernel's epoch (a
 //! `u64` of microseconds the cell points at, advanced by timer interrupts)
 //! and a `due` word that says whether the epoch has reached it. JIT code
-//! tests only `due` (one load and a branch) at every function entry and
-//! loop header (translate INV-10); when it is set the code calls
+//! tests only `due` (one load and a branch) at every loop header and at
+//! the entry of every function that loops or calls (translate INV-10); when it is set the code calls
 //! [`Builtin::Epoch`], which runs the store's hook. The hook decides: go
 //! on (after maybe suspending the caller's fiber and moving the deadline)
 //! or interrupt the code, which then traps with

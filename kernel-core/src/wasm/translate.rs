@@ -1422,8 +1422,8 @@ impl Translator<'_, '_> {
         Ok(r)
     }
 
-    /// The preemption check (INV-10), at function entry and at every loop
-    /// header, so every path that can run unboundedly passes one: one load
+    /// The preemption check (INV-10), at every loop header and at the entry
+    /// of a function that loops or calls, so every path that can run unboundedly passes one: one load
     /// of the store's interrupt cell's `due` word (the cell's address is
     /// loaded once per function) and a branch; when it is set, call
     /// [`Builtin::Epoch`] on a cold path (the store's hook may suspend the
