@@ -17,11 +17,19 @@
 //! Deterministic mode (`det`) has no interrupt signals: it hands what
 //! arrives for a CPU to [`arrive`], the same path a signal takes.
 //!
-//! Everything here runs on one thread (the handler interrupts the code on
-//! its own thread), so the atomics order against signal handlers, not other
-//! CPUs; `SeqCst` keeps the reasoning simple and costs nothing measurable.
+//! - INV-IRQ-3: `irqs_enabled` and `pending` are read and written by their
+//!   own thread only (the code and the signal handlers that interrupt it;
+//!   deterministic mode runs every CPU on one thread). A thread sees its own
+//!   accesses in program order, also from a handler, so masking and
+//!   unmasking are plain loads and stores kept in order by compiler fences:
+//!   no locked instruction, which every interrupt-masked lock of the kernel
+//!   pays twice. Where a handler may run between a load and the store
+//!   that follows, it leaves the flag as it found it, so the pair still
+//!   acts as one swap.
+//!
+//! Other atomics here order against other CPUs and use `SeqCst`.
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{Ordering, compiler_fence};
 
 use kernel_core::hal::{Interrupt, Interrupts};
 
@@ -56,7 +64,7 @@ pub(crate) fn arrive(t: &CpuThread, bits: u8) {
     if t.local().is_null() {
         return;
     }
-    if !t.irqs_enabled.swap(false, Ordering::SeqCst) {
+    if !mask(t) {
         t.pending.fetch_or(bits, Ordering::SeqCst);
         return;
     }
@@ -99,18 +107,35 @@ fn deliver(t: &CpuThread, bits: u8) {
     }
 }
 
+/// Clear this thread's flag; whether it was set (INV-IRQ-3). A handler
+/// that runs between the load and the store finds the flag set, delivers
+/// itself and leaves it set, so the interrupt came before the mask.
+fn mask(t: &CpuThread) -> bool {
+    compiler_fence(Ordering::SeqCst);
+    let was = t.irqs_enabled.load(Ordering::Relaxed);
+    t.irqs_enabled.store(false, Ordering::Relaxed);
+    compiler_fence(Ordering::SeqCst);
+    was
+}
+
 /// Set the flag, delivering (with the flag clear) whatever is pending, until
-/// the flag is set with nothing pending (INV-IRQ-2).
+/// the flag is set with nothing pending (INV-IRQ-2). The store comes before
+/// the load in program order, which is all a handler on this thread can
+/// observe (INV-IRQ-3): a signal after the store delivers itself, one
+/// before it left its bit for the load.
 pub(crate) fn enable_and_drain(t: &CpuThread) {
     loop {
-        t.irqs_enabled.store(true, Ordering::SeqCst);
-        if t.pending.load(Ordering::SeqCst) == 0 {
+        compiler_fence(Ordering::SeqCst);
+        t.irqs_enabled.store(true, Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
+        if t.pending.load(Ordering::Relaxed) == 0 {
             return;
         }
         // Something arrived while masked. Mask again before taking it; a
-        // signal between the load and this swap delivered itself (and what
+        // signal between the load and this store delivered itself (and what
         // was pending) and left the flag set, which is harmless here.
-        t.irqs_enabled.store(false, Ordering::SeqCst);
+        t.irqs_enabled.store(false, Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
         let bits = t.pending.swap(0, Ordering::SeqCst);
         deliver(t, bits);
     }
@@ -143,7 +168,7 @@ pub(crate) fn wait(t: &CpuThread) {
 
 impl Interrupts for Hosted {
     fn irq_save(&self) -> bool {
-        thread::with(|t| t.irqs_enabled.swap(false, Ordering::SeqCst))
+        thread::with(mask)
     }
 
     /// Hosted, deterministic: first collects what arrived for this CPU

@@ -184,6 +184,8 @@ struct Slot {
     lifo_set: AtomicBool,
     /// Polls in a row taken from `lifo` (its worker only).
     lifo_streak: AtomicU32,
+    /// Tasks this CPU's workers ran, for statistics (its worker only).
+    polls: AtomicU64,
     /// Set while the CPU is in (or about to enter) its idle wait.
     idle: AtomicBool,
     /// Set while a worker loop runs on the CPU.
@@ -225,8 +227,6 @@ pub(crate) struct Shared<H> {
     /// under its lock after every change, so a worker turn with no timer
     /// due reads neither the lock nor the clock.
     next_timer: AtomicU64,
-    /// Tasks run, for statistics.
-    polls: AtomicU64,
     /// Rung by an interrupt handler, serviced on every turn of every
     /// worker loop ([`bell`]).
     bell: Option<Arc<Doorbell>>,
@@ -306,7 +306,9 @@ impl<H: SchedHal> Shared<H> {
     fn put_lifo(&self, hal: &H, slot: &Slot, task: TaskRef) -> Option<TaskRef> {
         locked_on(hal, &slot.lifo, |l| {
             let old = l.replace(task);
-            slot.lifo_set.store(true, Ordering::SeqCst);
+            // Release: every caller issues `notify`'s SeqCst fence next,
+            // which orders this store before its `idle` load (INV-SCHED-1).
+            slot.lifo_set.store(true, Ordering::Release);
             old
         })
     }
@@ -316,7 +318,9 @@ impl<H: SchedHal> Shared<H> {
             return None;
         }
         locked_on(hal, &slot.lifo, |l| {
-            slot.lifo_set.store(false, Ordering::SeqCst);
+            // Only this CPU's worker clears it: a stale `true` seen by an
+            // idle re-check costs one more turn.
+            slot.lifo_set.store(false, Ordering::Relaxed);
             l.take()
         })
     }
@@ -542,6 +546,7 @@ impl<'h, H: SchedHal> Executor<'h, H> {
                 lifo: spin::Mutex::new(None),
                 lifo_set: AtomicBool::new(false),
                 lifo_streak: AtomicU32::new(0),
+                polls: AtomicU64::new(0),
             })
             .collect();
         Self {
@@ -555,7 +560,6 @@ impl<'h, H: SchedHal> Executor<'h, H> {
                 injector: Queue::new(),
                 timers: spin::Mutex::new(Timers::default()),
                 next_timer: AtomicU64::new(u64::MAX),
-                polls: AtomicU64::new(0),
                 bell,
             }),
         }
@@ -570,7 +574,11 @@ impl<'h, H: SchedHal> Executor<'h, H> {
 
     /// Task polls run so far on every CPU.
     pub fn polls(&self) -> u64 {
-        self.shared.polls.load(Ordering::Relaxed)
+        self.shared
+            .slots
+            .iter()
+            .map(|s| s.polls.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Make every [`Executor::run_worker`] loop return (at its next turn)
@@ -670,7 +678,10 @@ impl<'h, H: SchedHal> Executor<'h, H> {
                 None => shared.find(hal, cpu),
             };
             if let Some(task) = task {
-                shared.polls.fetch_add(1, Ordering::Relaxed);
+                // Written by this worker only: a load and a store, no
+                // locked add on every poll.
+                let polls = slot.polls.load(Ordering::Relaxed);
+                slot.polls.store(polls.wrapping_add(1), Ordering::Relaxed);
                 if let Some(woken) = task.run(cpu) {
                     again = shared.requeue(hal, woken, cpu);
                 }
