@@ -393,12 +393,21 @@ pub enum Suite {
     /// The extended-const proposal (`proposals/extended-const`), named
     /// `extended-const/<file>`.
     ExtendedConst,
+    /// The relaxed SIMD proposal (`proposals/relaxed-simd`, part of
+    /// WebAssembly 3.0), named `relaxed-simd/<file>`.
+    RelaxedSimd,
 }
 
 impl Suite {
     /// Every suite, in the order `test=spec` runs them (the riscv image
     /// embeds these; `sim boot test=spec` converts the same).
-    pub const ALL: &'static [Self] = &[Self::V1, Self::V2, Self::Simd, Self::ExtendedConst];
+    pub const ALL: &'static [Self] = &[
+        Self::V1,
+        Self::V2,
+        Self::Simd,
+        Self::ExtendedConst,
+        Self::RelaxedSimd,
+    ];
 
     /// The prefix of its scripts' names in a bundle.
     #[must_use]
@@ -408,6 +417,7 @@ impl Suite {
             Self::V2 => "wasm-v2",
             Self::Simd => "simd",
             Self::ExtendedConst => "extended-const",
+            Self::RelaxedSimd => "relaxed-simd",
         }
     }
 
@@ -437,6 +447,9 @@ impl Suite {
                 .map(|f| (f.name().to_owned(), f.raw()))
                 .collect(),
             Self::ExtendedConst => proposal(Proposal::ExtendedConst)
+                .map(|f| (f.name().to_owned(), f.raw()))
+                .collect(),
+            Self::RelaxedSimd => proposal(Proposal::RelaxedSimd)
                 .map(|f| (f.name().to_owned(), f.raw()))
                 .collect(),
         };

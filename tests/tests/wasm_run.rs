@@ -434,3 +434,145 @@ fn call_indirect_checks_the_signature_the_slot_and_the_index() {
         );
     });
 }
+
+/// Relaxed SIMD takes one documented choice wherever the standard allows
+/// several (translate INV-RELAXED-1), including the cases the spec suite
+/// only compiles (`relaxed_trunc`) or accepts either way: truncation
+/// saturates and maps NaN to 0, `madd`/`nmadd` round twice, the `i8` dot
+/// product wraps, `laneselect` selects bit by bit, `min`/`max` propagate
+/// NaN and order -0 below +0, `swizzle` zeroes an index past 15, and
+/// `q15mulr` saturates.
+#[test]
+fn relaxed_simd_takes_the_documented_choice_on_every_input() {
+    let module = wat(r#"(module
+      (func (export "trunc_s") (param f32) (result i32)
+        (i32x4.extract_lane 0 (i32x4.relaxed_trunc_f32x4_s (f32x4.splat (local.get 0)))))
+      (func (export "trunc_u") (param f32) (result i32)
+        (i32x4.extract_lane 0 (i32x4.relaxed_trunc_f32x4_u (f32x4.splat (local.get 0)))))
+      (func (export "trunc_s_zero") (param f64 i32) (result i32)
+        (local v128)
+        (local.set 2 (i32x4.relaxed_trunc_f64x2_s_zero (f64x2.splat (local.get 0))))
+        (if (result i32) (local.get 1)
+          (then (i32x4.extract_lane 2 (local.get 2)))
+          (else (i32x4.extract_lane 0 (local.get 2)))))
+      (func (export "trunc_u_zero") (param f64) (result i32)
+        (i32x4.extract_lane 1 (i32x4.relaxed_trunc_f64x2_u_zero (f64x2.splat (local.get 0)))))
+      (func (export "madd") (param f32 f32 f32) (result f32)
+        (f32x4.extract_lane 0 (f32x4.relaxed_madd
+          (f32x4.splat (local.get 0)) (f32x4.splat (local.get 1)) (f32x4.splat (local.get 2)))))
+      (func (export "nmadd") (param f64 f64 f64) (result f64)
+        (f64x2.extract_lane 1 (f64x2.relaxed_nmadd
+          (f64x2.splat (local.get 0)) (f64x2.splat (local.get 1)) (f64x2.splat (local.get 2)))))
+      (func (export "dot") (param i32 i32) (result i32)
+        (i16x8.extract_lane_s 3 (i16x8.relaxed_dot_i8x16_i7x16_s
+          (i8x16.splat (local.get 0)) (i8x16.splat (local.get 1)))))
+      (func (export "dot_add") (param i32 i32 i32) (result i32)
+        (i32x4.extract_lane 2 (i32x4.relaxed_dot_i8x16_i7x16_add_s
+          (i8x16.splat (local.get 0)) (i8x16.splat (local.get 1)) (i32x4.splat (local.get 2)))))
+      (func (export "laneselect") (param i32 i32 i32) (result i64)
+        (i64x2.extract_lane 0 (i16x8.relaxed_laneselect
+          (i32x4.splat (local.get 0)) (i32x4.splat (local.get 1)) (i32x4.splat (local.get 2)))))
+      (func (export "min") (param f32 f32) (result f32)
+        (f32x4.extract_lane 3 (f32x4.relaxed_min (f32x4.splat (local.get 0)) (f32x4.splat (local.get 1)))))
+      (func (export "max") (param f64 f64) (result f64)
+        (f64x2.extract_lane 0 (f64x2.relaxed_max (f64x2.splat (local.get 0)) (f64x2.splat (local.get 1)))))
+      (func (export "swizzle") (param i32) (result i32)
+        (i8x16.extract_lane_u 0 (i8x16.relaxed_swizzle
+          (v128.const i8x16 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25)
+          (i8x16.splat (local.get 0)))))
+      (func (export "q15mulr") (param i32 i32) (result i32)
+        (i16x8.extract_lane_s 5 (i16x8.relaxed_q15mulr_s
+          (i16x8.splat (local.get 0)) (i16x8.splat (local.get 1))))))"#);
+    run(|store| {
+        let m = store.compile(&module).expect("compile");
+        let inst = store.instantiate(&m, &|_, _| None).expect("instantiate");
+        let mut call = |name: &str, args: &[Val]| -> Val {
+            let f = func(store, inst, name);
+            match store.invoke(&f, args).expect(name).as_slice() {
+                [v] => *v,
+                other => panic!("{name}: {other:?}"),
+            }
+        };
+        let f32v = |x: f32| Val::F32(x.to_bits());
+        let f64v = |x: f64| Val::F64(x.to_bits());
+        // Truncation saturates; NaN is 0.
+        for (x, want) in [
+            (f32::NAN, 0),
+            (3e9, i32::MAX),
+            (-3e9, i32::MIN),
+            (-7.9, -7),
+            (f32::INFINITY, i32::MAX),
+        ] {
+            assert_eq!(call("trunc_s", &[f32v(x)]), Val::I32(want), "trunc_s {x}");
+        }
+        for (x, want) in [
+            (f32::NAN, 0),
+            (-1.0, 0),
+            (5e9, -1),
+            (3e9, 3_000_000_000u32 as i32),
+        ] {
+            assert_eq!(call("trunc_u", &[f32v(x)]), Val::I32(want), "trunc_u {x}");
+        }
+        assert_eq!(
+            call("trunc_s_zero", &[f64v(-1e10), Val::I32(0)]),
+            Val::I32(i32::MIN)
+        );
+        assert_eq!(
+            call("trunc_s_zero", &[f64v(-1e10), Val::I32(1)]),
+            Val::I32(0)
+        );
+        assert_eq!(
+            call("trunc_s_zero", &[f64v(f64::NAN), Val::I32(0)]),
+            Val::I32(0)
+        );
+        assert_eq!(call("trunc_u_zero", &[f64v(1e10)]), Val::I32(-1));
+        assert_eq!(call("trunc_u_zero", &[f64v(-2.5)]), Val::I32(0));
+        // (1 + 2^-12)^2 = 1 + 2^-11 + 2^-24 rounds to 1 + 2^-11 first, so
+        // the sum with -(1 + 2^-11) is 0; fused it would be 2^-24.
+        let a = 1.0 + f32::powi(2.0, -12);
+        let c = -(1.0 + f32::powi(2.0, -11));
+        assert_eq!(call("madd", &[f32v(a), f32v(a), f32v(c)]), f32v(0.0));
+        let a = 1.0 + f64::powi(2.0, -27);
+        let c = 1.0 + f64::powi(2.0, -26);
+        assert_eq!(call("nmadd", &[f64v(a), f64v(a), f64v(c)]), f64v(0.0));
+        // -128 * -128 twice is 32768: wraps to -32768 in the i16 lane.
+        assert_eq!(
+            call("dot", &[Val::I32(-128), Val::I32(-128)]),
+            Val::I32(-32768)
+        );
+        assert_eq!(call("dot", &[Val::I32(-3), Val::I32(100)]), Val::I32(-600));
+        // The i32 lane adds two wrapped i16 sums and the accumulator.
+        assert_eq!(
+            call("dot_add", &[Val::I32(-128), Val::I32(-128), Val::I32(5)]),
+            Val::I32(-65536 + 5)
+        );
+        assert_eq!(
+            call("dot_add", &[Val::I32(7), Val::I32(-2), Val::I32(1)]),
+            Val::I32(-56 + 1)
+        );
+        // Bit by bit, not lane by lane.
+        let sel = call(
+            "laneselect",
+            &[Val::I32(-1), Val::I32(0), Val::I32(0x0f0f_00ff)],
+        );
+        assert_eq!(sel, Val::I64(0x0f0f_00ff_0f0f_00ff));
+        let Val::F32(nan) = call("min", &[f32v(f32::NAN), f32v(1.0)]) else {
+            panic!("min: not an f32");
+        };
+        assert!(f32::from_bits(nan).is_nan());
+        assert_eq!(call("min", &[f32v(0.0), f32v(-0.0)]), f32v(-0.0));
+        assert_eq!(call("max", &[f64v(-0.0), f64v(0.0)]), f64v(0.0));
+        assert_eq!(call("max", &[f64v(2.0), f64v(-3.0)]), f64v(2.0));
+        assert_eq!(call("swizzle", &[Val::I32(3)]), Val::I32(13));
+        assert_eq!(call("swizzle", &[Val::I32(16)]), Val::I32(0));
+        assert_eq!(call("swizzle", &[Val::I32(200)]), Val::I32(0));
+        assert_eq!(
+            call("q15mulr", &[Val::I32(-32768), Val::I32(-32768)]),
+            Val::I32(32767)
+        );
+        assert_eq!(
+            call("q15mulr", &[Val::I32(16384), Val::I32(16384)]),
+            Val::I32(8192)
+        );
+    });
+}

@@ -74,6 +74,8 @@ use super::builtins::{Arg as BuiltinArg, Builtin, BuiltinTrap};
 use super::module::{CompileError, FuncType, ModuleInfo, ValType};
 use super::vmoffsets::VMOffsets;
 
+mod relaxed;
+
 /// Trap code of `unreachable`.
 pub const TRAP_UNREACHABLE: TrapCode = TrapCode::unwrap_user(1);
 /// Trap code of a `call_indirect` index outside the table.
@@ -2160,10 +2162,12 @@ impl Translator<'_, '_> {
             Operator::F32x4DemoteF64x2Zero => vun!(self, F64X2, fvdemote),
             Operator::F64x2PromoteLowF32x4 => vun!(self, F32X4, fvpromote_low),
             _ => {
-                return Err(CompileError::Unsupported {
-                    what: "operator outside WebAssembly 2.0 and extended-const",
-                    offset: self.offset,
-                });
+                if !self.relaxed_op(op)? {
+                    return Err(CompileError::Unsupported {
+                        what: "operator outside the accepted feature set",
+                        offset: self.offset,
+                    });
+                }
             }
         }
         Ok(())

@@ -1,0 +1,122 @@
+//! Relaxed SIMD (part of WebAssembly 3.0): the operators whose result the
+//! standard lets an implementation choose from a small set.
+//!
+//! Invariant:
+//! - INV-RELAXED-1: every relaxed operator takes one fixed choice, the same
+//!   on every ISA and CPU, so a module computes the same bits on hosted and
+//!   riscv, with or without FMA, and under deterministic replay:
+//!   - `relaxed_swizzle`: `swizzle` (an index of 16 or more selects 0);
+//!   - `relaxed_trunc*`: the saturating `trunc_sat*` (NaN gives 0);
+//!   - `relaxed_madd`/`relaxed_nmadd`: `a * b + c` and `-(a * b) + c`,
+//!     rounded twice (not fused: not every x86_64 CPU has FMA);
+//!   - `relaxed_laneselect`: `bitselect` on every bit of the mask;
+//!   - `relaxed_min`/`relaxed_max`: `min`/`max` (NaN-propagating, -0 < +0);
+//!   - `relaxed_q15mulr_s`: the saturating `q15mulr_sat_s`;
+//!   - `relaxed_dot_i8x16_i7x16_s` (and `_add_s`): both operands signed,
+//!     the `i16` pair sums wrapping.
+
+use cranelift_codegen::ir::types::{F32X4, F64X2, I8X16, I16X8, I32X4};
+use cranelift_codegen::ir::{InstBuilder, Type, Value};
+use wasmparser::Operator;
+
+use super::{CompileError, Translator};
+
+impl Translator<'_, '_> {
+    /// Translate `op` when it is a relaxed SIMD operator (INV-RELAXED-1);
+    /// `Ok(false)` when it is not one.
+    pub(super) fn relaxed_op(&mut self, op: &Operator<'_>) -> Result<bool, CompileError> {
+        match *op {
+            Operator::I8x16RelaxedSwizzle => {
+                let (x, y) = self.pop2_v(I8X16)?;
+                let r = self.b.ins().swizzle(x, y);
+                self.push_v(r);
+            }
+            Operator::I32x4RelaxedTruncF32x4S | Operator::I32x4RelaxedTruncF32x4U => {
+                let x = self.pop_v(F32X4)?;
+                let r = if matches!(op, Operator::I32x4RelaxedTruncF32x4S) {
+                    self.b.ins().fcvt_to_sint_sat(I32X4, x)
+                } else {
+                    self.b.ins().fcvt_to_uint_sat(I32X4, x)
+                };
+                self.push_v(r);
+            }
+            Operator::I32x4RelaxedTruncF64x2SZero => self.trunc_sat_zero(true)?,
+            Operator::I32x4RelaxedTruncF64x2UZero => self.trunc_sat_zero(false)?,
+            Operator::F32x4RelaxedMadd => self.mul_add(F32X4, false)?,
+            Operator::F32x4RelaxedNmadd => self.mul_add(F32X4, true)?,
+            Operator::F64x2RelaxedMadd => self.mul_add(F64X2, false)?,
+            Operator::F64x2RelaxedNmadd => self.mul_add(F64X2, true)?,
+            Operator::I8x16RelaxedLaneselect
+            | Operator::I16x8RelaxedLaneselect
+            | Operator::I32x4RelaxedLaneselect
+            | Operator::I64x2RelaxedLaneselect => {
+                let mask = self.pop_v(I8X16)?;
+                let (x, y) = self.pop2_v(I8X16)?;
+                let r = self.b.ins().bitselect(mask, x, y);
+                self.push_v(r);
+            }
+            Operator::F32x4RelaxedMin => self.float_pair(F32X4, false)?,
+            Operator::F32x4RelaxedMax => self.float_pair(F32X4, true)?,
+            Operator::F64x2RelaxedMin => self.float_pair(F64X2, false)?,
+            Operator::F64x2RelaxedMax => self.float_pair(F64X2, true)?,
+            Operator::I16x8RelaxedQ15mulrS => {
+                let (x, y) = self.pop2_v(I16X8)?;
+                let r = self.b.ins().sqmul_round_sat(x, y);
+                self.push_v(r);
+            }
+            Operator::I16x8RelaxedDotI8x16I7x16S => {
+                let (x, y) = self.pop2_v(I8X16)?;
+                let r = self.dot_i8(x, y);
+                self.push_v(r);
+            }
+            Operator::I32x4RelaxedDotI8x16I7x16AddS => {
+                let acc = self.pop_v(I32X4)?;
+                let (x, y) = self.pop2_v(I8X16)?;
+                let d = self.dot_i8(x, y);
+                let (lo, hi) = (self.b.ins().swiden_low(d), self.b.ins().swiden_high(d));
+                let sums = self.b.ins().iadd_pairwise(lo, hi);
+                let r = self.b.ins().iadd(sums, acc);
+                self.push_v(r);
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// `a * b + c` (or `-(a * b) + c` when `negate`) in the `ty` view,
+    /// rounded after the product and after the sum.
+    fn mul_add(&mut self, ty: Type, negate: bool) -> Result<(), CompileError> {
+        let c = self.pop_v(ty)?;
+        let (a, b) = self.pop2_v(ty)?;
+        let p = self.b.ins().fmul(a, b);
+        let r = if negate {
+            self.b.ins().fsub(c, p)
+        } else {
+            self.b.ins().fadd(p, c)
+        };
+        self.push_v(r);
+        Ok(())
+    }
+
+    /// `min` or `max` of the `ty` view, as the deterministic operators.
+    fn float_pair(&mut self, ty: Type, max: bool) -> Result<(), CompileError> {
+        let (x, y) = self.pop2_v(ty)?;
+        let r = if max {
+            self.b.ins().fmax(x, y)
+        } else {
+            self.b.ins().fmin(x, y)
+        };
+        self.push_v(r);
+        Ok(())
+    }
+
+    /// The `i16x8` of adjacent products of two `i8x16`, both signed, each
+    /// pair summed with wrapping.
+    fn dot_i8(&mut self, x: Value, y: Value) -> Value {
+        let (xl, yl) = (self.b.ins().swiden_low(x), self.b.ins().swiden_low(y));
+        let lo = self.b.ins().imul(xl, yl);
+        let (xh, yh) = (self.b.ins().swiden_high(x), self.b.ins().swiden_high(y));
+        let hi = self.b.ins().imul(xh, yh);
+        self.b.ins().iadd_pairwise(lo, hi)
+    }
+}
