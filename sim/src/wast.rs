@@ -75,13 +75,20 @@ pub struct Script {
     pub extensions: Extensions,
 }
 
-/// Opt-in proposals a script may need beyond the kernel's default feature
-/// set (which is WebAssembly 2.0 plus extended-const).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What a script's store accepts beyond WebAssembly 2.0. The default is
+/// what the kernel accepts; the WebAssembly 1.0 and 2.0 scripts assert
+/// that some of it is refused, so they run with less.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Extensions {
-    /// Several memories per module (e.g. the simd suite's
-    /// `simd_memory-multi.wast`).
+    /// Several memories per module (multi-memory, part of WebAssembly
+    /// 3.0; on by default).
     pub multi_memory: bool,
+}
+
+impl Default for Extensions {
+    fn default() -> Self {
+        Self { multi_memory: true }
+    }
 }
 
 /// What running one script found.
@@ -238,9 +245,7 @@ fn run_script_watched<'k, P: Platform>(
     };
     let store = match Store::new(kernel, STACK_BUDGET) {
         Ok(mut s) => {
-            if script.extensions.multi_memory {
-                s.enable_multi_memory();
-            }
+            s.set_multi_memory(script.extensions.multi_memory);
             s
         }
         Err(e) => {

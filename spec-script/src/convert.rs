@@ -396,6 +396,9 @@ pub enum Suite {
     /// The relaxed SIMD proposal (`proposals/relaxed-simd`, part of
     /// WebAssembly 3.0), named `relaxed-simd/<file>`.
     RelaxedSimd,
+    /// The multi-memory proposal (`proposals/multi-memory`, part of
+    /// WebAssembly 3.0), named `multi-memory/<file>`.
+    MultiMemory,
 }
 
 impl Suite {
@@ -407,6 +410,7 @@ impl Suite {
         Self::Simd,
         Self::ExtendedConst,
         Self::RelaxedSimd,
+        Self::MultiMemory,
     ];
 
     /// The prefix of its scripts' names in a bundle.
@@ -418,18 +422,17 @@ impl Suite {
             Self::Simd => "simd",
             Self::ExtendedConst => "extended-const",
             Self::RelaxedSimd => "relaxed-simd",
+            Self::MultiMemory => "multi-memory",
         }
     }
 
-    /// What its scripts need beyond WebAssembly 2.0: multi-memory for the
-    /// simd suite (its `simd_memory-multi.wast` declares two memories;
-    /// `sim wast`'s hosted run of the suite turns it on for the whole suite
-    /// too), nothing for the others (wasm-v2 asserts that a second memory
-    /// is refused).
+    /// What its scripts' stores accept beyond WebAssembly 2.0: everything
+    /// the kernel does, but for wasm-v1 and wasm-v2, which assert that a
+    /// second memory is refused.
     #[must_use]
     pub fn features(self) -> Features {
         Features {
-            multi_memory: self == Self::Simd,
+            multi_memory: !matches!(self, Self::V1 | Self::V2),
         }
     }
 
@@ -450,6 +453,9 @@ impl Suite {
                 .map(|f| (f.name().to_owned(), f.raw()))
                 .collect(),
             Self::RelaxedSimd => proposal(Proposal::RelaxedSimd)
+                .map(|f| (f.name().to_owned(), f.raw()))
+                .collect(),
+            Self::MultiMemory => proposal(Proposal::MultiMemory)
                 .map(|f| (f.name().to_owned(), f.raw()))
                 .collect(),
         };
@@ -573,7 +579,7 @@ mod tests {
                 "extended-const" => {
                     assert!(!seen.1, "suites in the order given");
                     seen.0 = true;
-                    assert_eq!(r.features, Features::default());
+                    assert_eq!(r.features, Features { multi_memory: true });
                 }
                 "simd" => {
                     seen.1 = true;

