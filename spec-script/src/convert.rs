@@ -399,6 +399,9 @@ pub enum Suite {
     /// The multi-memory proposal (`proposals/multi-memory`, part of
     /// WebAssembly 3.0), named `multi-memory/<file>`.
     MultiMemory,
+    /// The tail-call proposal (`proposals/tail-call`, part of WebAssembly
+    /// 3.0), named `tail-call/<file>`.
+    TailCall,
 }
 
 impl Suite {
@@ -411,6 +414,7 @@ impl Suite {
         Self::ExtendedConst,
         Self::RelaxedSimd,
         Self::MultiMemory,
+        Self::TailCall,
     ];
 
     /// The prefix of its scripts' names in a bundle.
@@ -423,6 +427,7 @@ impl Suite {
             Self::ExtendedConst => "extended-const",
             Self::RelaxedSimd => "relaxed-simd",
             Self::MultiMemory => "multi-memory",
+            Self::TailCall => "tail-call",
         }
     }
 
@@ -456,6 +461,9 @@ impl Suite {
                 .map(|f| (f.name().to_owned(), f.raw()))
                 .collect(),
             Self::MultiMemory => proposal(Proposal::MultiMemory)
+                .map(|f| (f.name().to_owned(), f.raw()))
+                .collect(),
+            Self::TailCall => proposal(Proposal::TailCall)
                 .map(|f| (f.name().to_owned(), f.raw()))
                 .collect(),
         };

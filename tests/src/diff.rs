@@ -73,7 +73,7 @@ pub fn smith_config_with(simd: bool) -> wasm_smith::Config {
         exceptions_enabled: false,
         gc_enabled: false,
         memory64_enabled: false,
-        tail_call_enabled: false,
+        tail_call_enabled: true,
         threads_enabled: false,
         shared_everything_threads_enabled: false,
         wide_arithmetic_enabled: false,
@@ -155,7 +155,7 @@ fn engine_with(canonical_nans: bool) -> wasmtime::Engine {
         .signals_based_traps(false)
         .wasm_simd(cfg!(target_arch = "x86_64"))
         .wasm_relaxed_simd(false)
-        .wasm_tail_call(false)
+        .wasm_tail_call(true)
         .wasm_gc(false)
         .wasm_function_references(false)
         .wasm_exceptions(false)

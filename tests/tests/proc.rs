@@ -106,7 +106,7 @@ fn an_endless_loop_is_preempted_and_killing_it_frees_its_memory() {
 /// whose body is a call (the callee's entry check, not the loop's). Each
 /// has its check at the loop header (or function entry) where the timer's
 /// `due` word is seen.
-const LOOP_SHAPES: [(&str, &str); 7] = [
+const LOOP_SHAPES: [(&str, &str); 9] = [
     ("br", "(loop $l (br $l))"),
     ("br_if", "(loop $l (br_if $l (i32.const 1)))"),
     (
@@ -123,6 +123,10 @@ const LOOP_SHAPES: [(&str, &str); 7] = [
         "(i32.const 0) (loop $l (param i32) (i32.add (i32.const 1)) (br $l)) (unreachable)",
     ),
     ("call", "(loop $l (call $leaf) (br $l))"),
+    // No loop at all: a function that tail-calls itself, directly or
+    // through the table, loops through its entry (translate INV-10).
+    ("return_call", "(call $spin)"),
+    ("return_call_indirect", "(call $spin_indirect)"),
 ];
 
 #[test]
@@ -133,7 +137,11 @@ fn every_loop_shape_is_preempted_and_killed() {
             for (name, body) in LOOP_SHAPES {
                 let text = format!(
                     "(module (global $g (mut i32) (i32.const 0))
+                       (type $v (func))
+                       (table funcref (elem $spin_indirect))
                        (func $leaf (global.set $g (i32.add (global.get $g) (i32.const 1))))
+                       (func $spin (call $leaf) (return_call $spin))
+                       (func $spin_indirect (return_call_indirect (type $v) (i32.const 0)))
                        (func (export \"_start\") {body}))"
                 );
                 let pid = procs

@@ -36,14 +36,17 @@ use super::retained::{self, Retained};
 /// The WebAssembly features the kernel accepts (INV-1): WebAssembly 2.0
 /// (multi-value, bulk memory, reference types, sign extension,
 /// non-trapping float-to-int, mutable-global import/export, 128-bit SIMD)
-/// plus `extended-const` and relaxed SIMD, the first parts of
-/// WebAssembly 3.0 taken. Targets without vector support (riscv64 without
-/// the V extension) reject SIMD at compile time, not here.
+/// plus the parts of WebAssembly 3.0 taken so far: `extended-const`,
+/// relaxed SIMD and tail calls (multi-memory too, per store:
+/// [`super::TranslateConfig::multi_memory`]). Targets without vector
+/// support (riscv64 without the V extension) reject SIMD at compile time,
+/// not here.
 #[must_use]
 pub fn features() -> WasmFeatures {
     WasmFeatures::WASM2
         .union(WasmFeatures::EXTENDED_CONST)
         .union(WasmFeatures::RELAXED_SIMD)
+        .union(WasmFeatures::TAIL_CALL)
 }
 
 /// Why a module could not be loaded or compiled.

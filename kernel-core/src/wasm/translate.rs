@@ -1,8 +1,8 @@
 //! Function-body translation: wasmparser operators to Cranelift IR.
 //!
 //! One defined function becomes one Cranelift [`Function`] whose signature is
-//! `(vmctx, wasm params...) -> wasm results` in the ISA's default calling
-//! convention (see [`wasm_signature`]).
+//! `(vmctx, wasm params...) -> wasm results` in Cranelift's `tail` calling
+//! convention (see [`wasm_signature`], INV-11).
 //!
 //! Invariants:
 //! - INV-1: the operand stack and control stack mirror the validator's: the
@@ -50,7 +50,14 @@
 //!   code never runs unboundedly without passing one: straight-line code
 //!   between checks is finite. A function with neither runs a bounded
 //!   number of operators before it returns to a caller, whose own checks
-//!   bound the rest, so its entry check is left out.
+//!   bound the rest, so its entry check is left out. A tail call counts as
+//!   a call: a function that tail-calls itself loops through its entry.
+//! - INV-11: wasm functions use the `tail` calling convention
+//!   ([`wasm_signature`]); `return_call` and `return_call_indirect` end
+//!   their block with Cranelift's `return_call*`, which pops the caller's
+//!   frame before the callee runs, so a chain of tail calls runs in
+//!   constant stack. The callee's results are the caller's (validation),
+//!   and code after the call is unreachable (INV-2).
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -129,7 +136,9 @@ impl Default for TranslateConfig {
 pub struct TargetInfo {
     /// Frontend configuration of the ISA (pointer type).
     pub frontend: TargetFrontendConfig,
-    /// Calling convention of every wasm function.
+    /// The host's calling convention: of the builtins wasm code calls and
+    /// of the array-call trampolines the kernel calls (wasm functions use
+    /// `tail`, INV-11).
     pub call_conv: CallConv,
     /// Whether the backend lowers 128-bit vector types (INV-9).
     pub simd: bool,
@@ -160,10 +169,15 @@ pub fn ir_type(t: ValType, ptr: Type) -> Type {
 }
 
 /// The Cranelift signature of a wasm function of type `ty`: a leading
-/// `vmctx` pointer, then the wasm parameters; the wasm results.
+/// `vmctx` pointer, then the wasm parameters; the wasm results. Wasm
+/// functions (and the host thunks that stand for imported host functions)
+/// use Cranelift's `tail` convention, so `return_call*` replaces the
+/// caller's frame (INV-11); only Cranelift code calls them: other wasm
+/// functions, and the array-call trampolines, which themselves follow the
+/// host's convention ([`TargetInfo::call_conv`]) towards the kernel.
 #[must_use]
 pub fn wasm_signature(ty: &FuncType, target: &TargetInfo) -> Signature {
-    let mut sig = Signature::new(target.call_conv);
+    let mut sig = Signature::new(CallConv::Tail);
     sig.params
         .push(AbiParam::special(target.ptr(), ArgumentPurpose::VMContext));
     let ptr = target.ptr();
@@ -715,11 +729,16 @@ impl Translator<'_, '_> {
                 self.b.ins().jump(blk, &args);
                 self.reachable = false;
             }
-            Operator::Call { function_index } => self.call(function_index)?,
+            Operator::Call { function_index } => self.call(function_index, false)?,
             Operator::CallIndirect {
                 type_index,
                 table_index,
-            } => self.call_indirect(type_index, table_index)?,
+            } => self.call_indirect(type_index, table_index, false)?,
+            Operator::ReturnCall { function_index } => self.call(function_index, true)?,
+            Operator::ReturnCallIndirect {
+                type_index,
+                table_index,
+            } => self.call_indirect(type_index, table_index, true)?,
             Operator::Drop => {
                 self.pop()?;
             }
@@ -1157,7 +1176,8 @@ impl Translator<'_, '_> {
         Ok(s)
     }
 
-    fn call(&mut self, f: u32) -> Result<(), CompileError> {
+    /// `call f`, or with `tail` `return_call f` (INV-11).
+    fn call(&mut self, f: u32, tail: bool) -> Result<(), CompileError> {
         let type_index = *self
             .info
             .functions
@@ -1172,6 +1192,11 @@ impl Translator<'_, '_> {
             let callee_vmctx =
                 self.vmctx_load(self.ptr(), base + self.offsets.func_ref_vmctx(), true);
             args.insert(0, callee_vmctx);
+            if tail {
+                self.b.ins().return_call_indirect(sig, code, &args);
+                self.reachable = false;
+                return Ok(());
+            }
             self.b.ins().call_indirect(sig, code, &args)
         } else {
             let fref = match self.funcs.get(&f) {
@@ -1193,6 +1218,11 @@ impl Translator<'_, '_> {
                 }
             };
             args.insert(0, self.vmctx);
+            if tail {
+                self.b.ins().return_call(fref, &args);
+                self.reachable = false;
+                return Ok(());
+            }
             self.b.ins().call(fref, &args)
         };
         let results = self.b.inst_results(inst).to_vec();
@@ -1200,7 +1230,14 @@ impl Translator<'_, '_> {
         Ok(())
     }
 
-    fn call_indirect(&mut self, type_index: u32, table: u32) -> Result<(), CompileError> {
+    /// `call_indirect`, or with `tail` `return_call_indirect` (INV-11):
+    /// the same checks, then a call that replaces this frame.
+    fn call_indirect(
+        &mut self,
+        type_index: u32,
+        table: u32,
+        tail: bool,
+    ) -> Result<(), CompileError> {
         if table as usize >= self.info.tables.len() {
             return Err(self.err("unknown table"));
         }
@@ -1256,6 +1293,11 @@ impl Translator<'_, '_> {
             .ins()
             .load(ptr, trusted, fref, off32(o.func_ref_vmctx()));
         args.insert(0, callee_vmctx);
+        if tail {
+            self.b.ins().return_call_indirect(sig, code, &args);
+            self.reachable = false;
+            return Ok(());
+        }
         let inst = self.b.ins().call_indirect(sig, code, &args);
         let results = self.b.inst_results(inst).to_vec();
         self.stack.extend(results);
