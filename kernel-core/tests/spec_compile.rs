@@ -114,6 +114,7 @@ fn extended_const_proposal_compiles() {
 fn compile_suite(version: SpecVersion) {
     let config = TranslateConfig {
         multi_memory: false,
+        memory64: false,
         ..TranslateConfig::default()
     };
     compile_files(spec(version).collect(), None, &config);

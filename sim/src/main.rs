@@ -150,6 +150,10 @@ enum Command {
         /// wasm-v1 and wasm-v2 scripts assert it); the kernel accepts them
         #[arg(long)]
         no_multi_memory: bool,
+        /// Refuse 64-bit memories, as WebAssembly 2.0 does (the wasm-v1 and
+        /// wasm-v2 binary scripts assert their limits flags are malformed)
+        #[arg(long)]
+        no_memory64: bool,
         /// Interrupt the whole run after this long, e.g. 500ms, 2s, 1m: exit 5
         #[arg(long, value_name = "DURATION", value_parser = sim::timeout::parse)]
         timeout: Option<Limit>,
@@ -304,10 +308,12 @@ fn sim_main() -> u8 {
         Some(Command::Wast {
             files,
             no_multi_memory,
+            no_memory64,
             timeout,
         }) => {
             let extensions = sim::wast::Extensions {
                 multi_memory: !*no_multi_memory,
+                memory64: !*no_memory64,
             };
             return wast(&config, files, extensions, *timeout);
         }

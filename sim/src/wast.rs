@@ -83,11 +83,17 @@ pub struct Extensions {
     /// Several memories per module (multi-memory, part of WebAssembly
     /// 3.0; on by default).
     pub multi_memory: bool,
+    /// Memories addressed with `i64` (memory64, part of WebAssembly 3.0;
+    /// on by default).
+    pub memory64: bool,
 }
 
 impl Default for Extensions {
     fn default() -> Self {
-        Self { multi_memory: true }
+        Self {
+            multi_memory: true,
+            memory64: true,
+        }
     }
 }
 
@@ -246,6 +252,7 @@ fn run_script_watched<'k, P: Platform>(
     let store = match Store::new(kernel, STACK_BUDGET) {
         Ok(mut s) => {
             s.set_multi_memory(script.extensions.multi_memory);
+            s.set_memory64(script.extensions.memory64);
             s
         }
         Err(e) => {

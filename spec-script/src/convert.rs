@@ -402,6 +402,9 @@ pub enum Suite {
     /// The tail-call proposal (`proposals/tail-call`, part of WebAssembly
     /// 3.0), named `tail-call/<file>`.
     TailCall,
+    /// The memory64 proposal (`proposals/memory64`, part of WebAssembly
+    /// 3.0), named `memory64/<file>`.
+    Memory64,
 }
 
 impl Suite {
@@ -415,6 +418,7 @@ impl Suite {
         Self::RelaxedSimd,
         Self::MultiMemory,
         Self::TailCall,
+        Self::Memory64,
     ];
 
     /// The prefix of its scripts' names in a bundle.
@@ -428,16 +432,20 @@ impl Suite {
             Self::RelaxedSimd => "relaxed-simd",
             Self::MultiMemory => "multi-memory",
             Self::TailCall => "tail-call",
+            Self::Memory64 => "memory64",
         }
     }
 
     /// What its scripts' stores accept beyond WebAssembly 2.0: everything
     /// the kernel does, but for wasm-v1 and wasm-v2, which assert that a
-    /// second memory is refused.
+    /// second memory and the memory64 limits flags are refused, and
+    /// memory64 (written before multi-memory joined the standard), which
+    /// asserts the first.
     #[must_use]
     pub fn features(self) -> Features {
         Features {
-            multi_memory: !matches!(self, Self::V1 | Self::V2),
+            multi_memory: !matches!(self, Self::V1 | Self::V2 | Self::Memory64),
+            memory64: !matches!(self, Self::V1 | Self::V2),
         }
     }
 
@@ -464,6 +472,9 @@ impl Suite {
                 .map(|f| (f.name().to_owned(), f.raw()))
                 .collect(),
             Self::TailCall => proposal(Proposal::TailCall)
+                .map(|f| (f.name().to_owned(), f.raw()))
+                .collect(),
+            Self::Memory64 => proposal(Proposal::Memory64)
                 .map(|f| (f.name().to_owned(), f.raw()))
                 .collect(),
         };
@@ -587,11 +598,11 @@ mod tests {
                 "extended-const" => {
                     assert!(!seen.1, "suites in the order given");
                     seen.0 = true;
-                    assert_eq!(r.features, Features { multi_memory: true });
+                    assert_eq!(r.features, Features::ALL);
                 }
                 "simd" => {
                     seen.1 = true;
-                    assert_eq!(r.features, Features { multi_memory: true });
+                    assert_eq!(r.features, Features::ALL);
                 }
                 other => panic!("unexpected suite {other}"),
             }

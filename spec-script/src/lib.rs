@@ -51,19 +51,24 @@ pub struct Features {
     /// Several memories per module (multi-memory, part of WebAssembly
     /// 3.0; the simd suite's `simd_memory-multi.wast` declares two).
     pub multi_memory: bool,
+    /// Memories addressed with `i64` (memory64, part of WebAssembly 3.0).
+    pub memory64: bool,
 }
 
 impl Features {
     const MULTI_MEMORY: u8 = 1;
+    const MEMORY64: u8 = 2;
+
+    /// Everything the kernel accepts.
+    pub const ALL: Self = Self {
+        multi_memory: true,
+        memory64: true,
+    };
 
     /// The flag bits of the script header.
     #[must_use]
     pub fn bits(self) -> u8 {
-        if self.multi_memory {
-            Self::MULTI_MEMORY
-        } else {
-            0
-        }
+        u8::from(self.multi_memory) * Self::MULTI_MEMORY + u8::from(self.memory64) * Self::MEMORY64
     }
 
     /// The features of flag bits `b`.
@@ -71,11 +76,12 @@ impl Features {
     /// # Errors
     /// [`DecodeError::BadFeatures`] when `b` has a bit no feature uses.
     pub fn from_bits(b: u8) -> Result<Self, DecodeError> {
-        if b & !Self::MULTI_MEMORY != 0 {
+        if b & !(Self::MULTI_MEMORY | Self::MEMORY64) != 0 {
             return Err(DecodeError::BadFeatures(b));
         }
         Ok(Self {
             multi_memory: b & Self::MULTI_MEMORY != 0,
+            memory64: b & Self::MEMORY64 != 0,
         })
     }
 }
@@ -979,7 +985,10 @@ mod tests {
     #[test]
     fn round_trip_inv_script_1() {
         let lines = every_variant();
-        let multi = Features { multi_memory: true };
+        let multi = Features {
+            multi_memory: true,
+            memory64: false,
+        };
         let mut bundle = Vec::new();
         push_script(&mut bundle, "a.wast", multi, &block(&lines));
         push_script(&mut bundle, "b.wast", Features::default(), &[]);
@@ -1012,10 +1021,16 @@ mod tests {
 
     #[test]
     fn feature_bits_round_trip_and_unknown_bits_are_refused() {
-        for f in [Features::default(), Features { multi_memory: true }] {
-            assert_eq!(Features::from_bits(f.bits()), Ok(f));
+        for multi_memory in [false, true] {
+            for memory64 in [false, true] {
+                let f = Features {
+                    multi_memory,
+                    memory64,
+                };
+                assert_eq!(Features::from_bits(f.bits()), Ok(f));
+            }
         }
-        for b in 2..=u8::MAX {
+        for b in 4..=u8::MAX {
             assert_eq!(Features::from_bits(b), Err(DecodeError::BadFeatures(b)));
         }
         let mut bundle = Vec::new();

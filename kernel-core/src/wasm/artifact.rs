@@ -393,13 +393,8 @@ fn decode(
     budget: &mut dyn Budget,
     kept: &mut Retained,
 ) -> Result<CompiledModule, ArtifactError> {
-    let features = if config.multi_memory {
-        module::features().union(wasmparser::WasmFeatures::MULTI_MEMORY)
-    } else {
-        module::features()
-    };
-    let parsed =
-        module::parse_within(bytes, features, budget, kept).map_err(ArtifactError::Module)?;
+    let parsed = module::parse_within(bytes, config.features(), budget, kept)
+        .map_err(ArtifactError::Module)?;
     let info = parsed.info;
     if info.first_v128.is_some() && !compiler.simd() {
         return Err(ArtifactError::OtherVersion);

@@ -28,6 +28,9 @@
 pub enum Arg {
     /// `u32` / wasm `i32`.
     I32,
+    /// `u64` / wasm `i64`: a memory address, length or page count (a
+    /// 32-bit memory's are zero-extended).
+    I64,
     /// A reference word (pointer-sized).
     Ref,
 }
@@ -47,14 +50,14 @@ pub enum BuiltinTrap {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum Builtin {
-    /// `fn(vmctx, delta_pages: u32, memory_index: u32) -> u32`: grow memory,
-    /// return the old size in pages or `u32::MAX` (-1) on failure.
+    /// `fn(vmctx, delta_pages: u64, memory_index: u32) -> u64`: grow memory,
+    /// return the old size in pages or `u64::MAX` (-1) on failure.
     MemoryGrow = 0,
-    /// `fn(vmctx, dst_mem, dst, src_mem, src, len) -> status`.
+    /// `fn(vmctx, dst_mem, dst: u64, src_mem, src: u64, len: u64) -> status`.
     MemoryCopy = 1,
-    /// `fn(vmctx, mem, dst, byte, len) -> status`.
+    /// `fn(vmctx, mem, dst: u64, byte, len: u64) -> status`.
     MemoryFill = 2,
-    /// `fn(vmctx, mem, data_index, dst, src, len) -> status`.
+    /// `fn(vmctx, mem, data_index, dst: u64, src, len) -> status`.
     MemoryInit = 3,
     /// `fn(vmctx, data_index)`: drop a data segment.
     DataDrop = 4,
@@ -113,13 +116,13 @@ impl Builtin {
     /// Parameters after `vmctx`, and the result.
     #[must_use]
     pub fn signature(self) -> (&'static [Arg], Option<Arg>) {
-        use Arg::{I32, Ref};
+        use Arg::{I32, I64, Ref};
         match self {
-            Builtin::MemoryGrow => (&[I32, I32], Some(I32)),
-            Builtin::MemoryCopy | Builtin::MemoryInit | Builtin::TableCopy | Builtin::TableInit => {
-                (&[I32; 5], Some(I32))
-            }
-            Builtin::MemoryFill => (&[I32; 4], Some(I32)),
+            Builtin::MemoryGrow => (&[I64, I32], Some(I64)),
+            Builtin::MemoryCopy => (&[I32, I64, I32, I64, I64], Some(I32)),
+            Builtin::MemoryInit => (&[I32, I32, I64, I32, I32], Some(I32)),
+            Builtin::TableCopy | Builtin::TableInit => (&[I32; 5], Some(I32)),
+            Builtin::MemoryFill => (&[I32, I64, I32, I64], Some(I32)),
             Builtin::DataDrop | Builtin::ElemDrop => (&[I32], None),
             Builtin::TableGrow => (&[I32, Ref, I32], Some(I32)),
             Builtin::TableFill => (&[I32, I32, Ref, I32], Some(I32)),

@@ -707,12 +707,7 @@ fn compile_keeping(
     budget: &mut dyn Budget,
     kept: &mut Retained,
 ) -> Result<CompiledModule, CompileError> {
-    let features = if config.multi_memory {
-        module::features().union(wasmparser::WasmFeatures::MULTI_MEMORY)
-    } else {
-        module::features()
-    };
-    let parsed = module::parse_within(bytes, features, budget, kept)?;
+    let parsed = module::parse_within(bytes, config.features(), budget, kept)?;
     let info = parsed.info;
     if let Some(offset) = info.first_v128.filter(|_| !compiler.simd()) {
         return Err(CompileError::Unsupported {

@@ -37,16 +37,19 @@ use super::retained::{self, Retained};
 /// (multi-value, bulk memory, reference types, sign extension,
 /// non-trapping float-to-int, mutable-global import/export, 128-bit SIMD)
 /// plus the parts of WebAssembly 3.0 taken so far: `extended-const`,
-/// relaxed SIMD and tail calls (multi-memory too, per store:
-/// [`super::TranslateConfig::multi_memory`]). Targets without vector
-/// support (riscv64 without the V extension) reject SIMD at compile time,
-/// not here.
+/// relaxed SIMD, tail calls, multi-memory and 64-bit memories (64-bit
+/// tables are refused with an offset). A store may turn the last two off
+/// ([`super::TranslateConfig::features`]) for scripts that assert what
+/// WebAssembly 2.0 refuses. Targets without vector support (riscv64
+/// without the V extension) reject SIMD at compile time, not here.
 #[must_use]
 pub fn features() -> WasmFeatures {
     WasmFeatures::WASM2
         .union(WasmFeatures::EXTENDED_CONST)
         .union(WasmFeatures::RELAXED_SIMD)
         .union(WasmFeatures::TAIL_CALL)
+        .union(WasmFeatures::MULTI_MEMORY)
+        .union(WasmFeatures::MEMORY64)
 }
 
 /// Why a module could not be loaded or compiled.
@@ -266,13 +269,15 @@ pub struct TableType {
     pub max: Option<u32>,
 }
 
-/// A linear memory's limits, in 64 KiB pages.
+/// A linear memory's limits, in 64 KiB pages, and its index type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryType {
     /// Initial pages.
     pub min_pages: u64,
     /// Maximum pages.
     pub max_pages: Option<u64>,
+    /// Addressed with `i64` (memory64, part of WebAssembly 3.0), not `i32`.
+    pub memory64: bool,
 }
 
 /// A global's type.
@@ -871,6 +876,7 @@ fn memory_type(m: &wasmparser::MemoryType) -> MemoryType {
     MemoryType {
         min_pages: m.initial,
         max_pages: m.maximum,
+        memory64: m.memory64,
     }
 }
 

@@ -16,6 +16,8 @@
 //!   reservation makes any out-of-bounds access fault (the access carries
 //!   `HEAP_OUT_OF_BOUNDS`); otherwise an explicit check against the memory's
 //!   byte length traps first.
+//! - INV-3a: a 64-bit memory (memory64) is always checked explicitly:
+//!   `addr + offset + size` must not overflow and must not pass its length.
 //! - INV-4: every trap this translator emits uses one of the codes mapped by
 //!   [`TrapKind::from_trap_code`](super::compile::TrapKind::from_trap_code).
 //! - INV-5: direct calls to defined function `d` use
@@ -119,6 +121,23 @@ pub struct TranslateConfig {
     /// WebAssembly 3.0). On by default; off only for scripts that assert
     /// what WebAssembly 2.0 requires, that such modules are refused.
     pub multi_memory: bool,
+    /// Accept 64-bit memories (memory64, part of WebAssembly 3.0). On by
+    /// default; off, as for `multi_memory`, for the WebAssembly 1.0 and
+    /// 2.0 scripts, whose binary tests assert the limits flags it uses
+    /// are malformed.
+    pub memory64: bool,
+}
+
+impl TranslateConfig {
+    /// The WebAssembly features modules are validated with:
+    /// [`super::module::features`] less what this configuration turns off.
+    #[must_use]
+    pub fn features(&self) -> wasmparser::WasmFeatures {
+        let mut f = super::module::features();
+        f.set(wasmparser::WasmFeatures::MULTI_MEMORY, self.multi_memory);
+        f.set(wasmparser::WasmFeatures::MEMORY64, self.memory64);
+        f
+    }
 }
 
 impl Default for TranslateConfig {
@@ -127,6 +146,7 @@ impl Default for TranslateConfig {
             guard_bytes: DEFAULT_GUARD_BYTES,
             force_bounds_checks: false,
             multi_memory: true,
+            memory64: true,
         }
     }
 }
@@ -803,12 +823,14 @@ impl Translator<'_, '_> {
             Operator::MemorySize { mem } => {
                 let len = self.memory_length(mem)?;
                 let pages = self.b.ins().ushr_imm_u(len, 16);
-                let r = self.b.ins().ireduce(I32, pages);
+                let r = self.narrow_for(mem, pages)?;
                 self.stack.push(r);
             }
             Operator::MemoryGrow { mem } => {
                 let delta = self.pop()?;
-                let r = self.memory_grow(delta, mem)?;
+                let delta = self.widen(delta);
+                let old = self.memory_grow(delta, mem)?;
+                let r = self.narrow_for(mem, old)?;
                 self.stack.push(r);
             }
             Operator::I32Const { value } => {
@@ -1012,6 +1034,7 @@ impl Translator<'_, '_> {
                 self.check_mem(dst_mem)?;
                 self.check_mem(src_mem)?;
                 let [dst, src, len] = self.popk()?;
+                let (dst, src, len) = (self.widen(dst), self.widen(src), self.widen(len));
                 let d = self.b.ins().iconst(I32, i64::from(dst_mem));
                 let s = self.b.ins().iconst(I32, i64::from(src_mem));
                 self.builtin(Builtin::MemoryCopy, &[d, dst, s, src, len])?;
@@ -1019,12 +1042,14 @@ impl Translator<'_, '_> {
             Operator::MemoryFill { mem } => {
                 self.check_mem(mem)?;
                 let [dst, value, len] = self.popk()?;
+                let (dst, len) = (self.widen(dst), self.widen(len));
                 let m = self.b.ins().iconst(I32, i64::from(mem));
                 self.builtin(Builtin::MemoryFill, &[m, dst, value, len])?;
             }
             Operator::MemoryInit { data_index, mem } => {
                 self.check_mem(mem)?;
                 let [dst, src, len] = self.popk()?;
+                let dst = self.widen(dst);
                 let m = self.b.ins().iconst(I32, i64::from(mem));
                 let d = self.b.ins().iconst(I32, i64::from(data_index));
                 self.builtin(Builtin::MemoryInit, &[m, d, dst, src, len])?;
@@ -1344,6 +1369,9 @@ impl Translator<'_, '_> {
         let base_off = off32(self.offsets.memory_definition_base());
         let base = self.b.ins().load(ptr, flags, def, base_off);
         let offset = memarg.offset;
+        if self.is_memory64(mem)? {
+            return self.addr64(addr, mem, base, offset, size);
+        }
         if offset > u64::from(u32::MAX) {
             return Err(CompileError::Unsupported {
                 what: "memory offset above 4 GiB",
@@ -1372,6 +1400,47 @@ impl Translator<'_, '_> {
                 0,
             ),
         };
+        let a = if ptr == I64 {
+            a
+        } else {
+            self.b.ins().ireduce(ptr, a)
+        };
+        Ok((self.b.ins().iadd(base, a), imm))
+    }
+
+    /// [`Self::addr`] for a 64-bit memory (INV-3a): any `i64` address and
+    /// any `u64` offset, so no reservation can stand in for the check:
+    /// `addr + offset + size`, trapping if it overflows, must not pass the
+    /// memory's length.
+    fn addr64(
+        &mut self,
+        addr: Value,
+        mem: u32,
+        base: Value,
+        offset: u64,
+        size: u64,
+    ) -> Result<(Value, i32), CompileError> {
+        let len = self.memory_length(mem)?;
+        let oob = TrapCode::HEAP_OUT_OF_BOUNDS;
+        let end = if let Some(reach) = offset.checked_add(size) {
+            let reach = self.b.ins().iconst(I64, reach.cast_signed());
+            self.b.ins().uadd_overflow_trap(addr, reach, oob)
+        } else {
+            // An offset this close to 2^64 overflows with any address:
+            // the access is valid and always traps.
+            let off = self.b.ins().iconst(I64, offset.cast_signed());
+            let at = self.b.ins().uadd_overflow_trap(addr, off, oob);
+            let size = self.b.ins().iconst(I64, size.cast_signed());
+            self.b.ins().uadd_overflow_trap(at, size, oob)
+        };
+        let past = self.b.ins().icmp(IntCC::UnsignedGreaterThan, end, len);
+        self.b.ins().trapnz(past, oob);
+        // In bounds, so `addr + offset` fits the memory and `u64`.
+        let (a, imm) = match i32::try_from(offset) {
+            Ok(imm) => (addr, imm),
+            Err(_) => (self.b.ins().iadd_imm_u(addr, offset.cast_signed()), 0),
+        };
+        let ptr = self.ptr();
         let a = if ptr == I64 {
             a
         } else {
@@ -1412,6 +1481,36 @@ impl Translator<'_, '_> {
         Ok(())
     }
 
+    /// `v` as an `i64`: a 32-bit memory's address, length or page count
+    /// zero-extended, a 64-bit memory's as it is.
+    fn widen(&mut self, v: Value) -> Value {
+        if self.b.func.dfg.value_type(v) == I64 {
+            v
+        } else {
+            self.b.ins().uextend(I64, v)
+        }
+    }
+
+    /// An `i64` page count or address as memory `mem`'s index type: kept
+    /// for a 64-bit memory, wrapped to `i32` for a 32-bit one (`-1` stays
+    /// `-1`).
+    fn narrow_for(&mut self, mem: u32, v: Value) -> Result<Value, CompileError> {
+        if self.is_memory64(mem)? {
+            Ok(v)
+        } else {
+            Ok(self.b.ins().ireduce(I32, v))
+        }
+    }
+
+    /// Whether memory `mem` is indexed by `i64` (memory64).
+    fn is_memory64(&self, mem: u32) -> Result<bool, CompileError> {
+        self.info
+            .memories
+            .get(mem as usize)
+            .map(|m| m.memory64)
+            .ok_or_else(|| self.err("unknown memory"))
+    }
+
     fn memory_grow(&mut self, delta: Value, mem: u32) -> Result<Value, CompileError> {
         self.check_mem(mem)?;
         let idx = self.b.ins().iconst(I32, i64::from(mem));
@@ -1426,6 +1525,7 @@ impl Translator<'_, '_> {
         let (params, ret) = which.signature();
         let ty = |a: BuiltinArg| match a {
             BuiltinArg::I32 => I32,
+            BuiltinArg::I64 => I64,
             BuiltinArg::Ref => ptr,
         };
         let mut sig = Signature::new(self.target.call_conv);

@@ -81,6 +81,14 @@ pub const WASM_PAGE: u64 = 65536;
 pub const DEFAULT_MODULE_NAME: &str = "wasm";
 const WASM_PAGE_ORDER: u32 = 4;
 const MAX_PAGES: u64 = 65536;
+/// The most pages a 64-bit memory may declare (2^64 bytes).
+const MAX_PAGES_64: u64 = 1 << 48;
+
+/// The most pages a memory of this index type may declare: what an
+/// undeclared maximum means.
+fn page_limit(memory64: bool) -> u64 {
+    if memory64 { MAX_PAGES_64 } else { MAX_PAGES }
+}
 
 pub(crate) const KINDS: [TrapKind; 13] = [
     TrapKind::Unreachable,
@@ -619,6 +627,9 @@ extern "C" fn host_dispatch(ctx: *const HostFunc<'_>, values: *mut u128) -> u32 
 /// what no idle slot keeps returns to the frame allocator.
 pub struct Memory<'k, 'h, P: Platform> {
     region: Pooled<'k, P>,
+    /// Addressed with `i64` (memory64).
+    memory64: bool,
+    /// The declared maximum, or [`page_limit`] when none was declared.
     max_pages: u64,
     /// Pages the reservation holds: growth stops here even below
     /// `max_pages` (the spec lets `memory.grow` fail at any size).
@@ -636,6 +647,8 @@ impl<'k, 'h, P: Platform> Memory<'k, 'h, P> {
         owner: Owner,
     ) -> Result<Self, InstantiateError> {
         let len = reserve.next_multiple_of(WASM_PAGE as usize);
+        // A 64-bit memory grows as far as its reservation too: the spec
+        // lets `memory.grow` fail at any size.
         let cap_pages = (len as u64 / WASM_PAGE).min(MAX_PAGES);
         if ty.min_pages > cap_pages {
             return Err(InstantiateError::TooLarge);
@@ -664,7 +677,11 @@ impl<'k, 'h, P: Platform> Memory<'k, 'h, P> {
                 length: 0,
             }),
             region,
-            max_pages: ty.max_pages.unwrap_or(MAX_PAGES).min(MAX_PAGES),
+            memory64: ty.memory64,
+            max_pages: ty
+                .max_pages
+                .unwrap_or(page_limit(ty.memory64))
+                .min(page_limit(ty.memory64)),
             cap_pages,
             pages: spin::Mutex::new(0),
             _kernel: core::marker::PhantomData,
@@ -851,7 +868,7 @@ struct InstanceData {
     elems: spin::Mutex<Vec<Vec<usize>>>,
     /// Each data segment's bytes; empty once dropped.
     data: spin::Mutex<Vec<Vec<u8>>>,
-    grow: unsafe fn(memory: *const (), delta: u32) -> u32,
+    grow: unsafe fn(memory: *const (), delta: u64) -> u64,
     /// The store's interrupt cell (interrupt INV-INT-1), its lifetime
     /// erased (the store outlives its instances).
     interrupt: *const (),
@@ -884,6 +901,12 @@ impl InstanceData {
 /// `[at, at + len)` lies within `size`.
 fn in_bounds(at: u32, len: u32, size: u64) -> bool {
     u64::from(at) + u64::from(len) <= size
+}
+
+/// [`in_bounds`] for `u64` operands (a memory's addresses and lengths;
+/// 64-bit memories use the whole range, so the sum may overflow).
+fn in_bounds64(at: u64, len: u64, size: u64) -> bool {
+    at.checked_add(len).is_some_and(|end| end <= size)
 }
 
 /// An instance: its context and exports. Owned by the store.
@@ -958,11 +981,11 @@ pub struct Store<'k, 'h, P: Platform> {
 
 /// # Safety
 /// See above.
-unsafe extern "C" fn memory_grow_builtin(vmctx: usize, delta: u32, index: u32) -> u32 {
+unsafe extern "C" fn memory_grow_builtin(vmctx: usize, delta: u64, index: u32) -> u64 {
     // SAFETY: the builtin contract.
     let data = unsafe { InstanceData::of(vmctx) };
     let Some(&m) = data.memories.get(index as usize) else {
-        return u32::MAX;
+        return u64::MAX;
     };
     // SAFETY: INV-VM-2: `m` is a boxed memory of the instance's store.
     unsafe { (data.grow)(m, delta) }
@@ -973,17 +996,17 @@ unsafe extern "C" fn memory_grow_builtin(vmctx: usize, delta: u32, index: u32) -
 unsafe extern "C" fn memory_copy_builtin(
     vmctx: usize,
     dst_mem: u32,
-    dst: u32,
+    dst: u64,
     src_mem: u32,
-    src: u32,
-    len: u32,
+    src: u64,
+    len: u64,
 ) -> u32 {
     // SAFETY: the builtin contract.
     let data = unsafe { InstanceData::of(vmctx) };
     let (Some((db, dl)), Some((sb, sl))) = (data.memory(dst_mem), data.memory(src_mem)) else {
         return 1;
     };
-    if !in_bounds(dst, len, dl) || !in_bounds(src, len, sl) {
+    if !in_bounds64(dst, len, dl) || !in_bounds64(src, len, sl) {
         return 1;
     }
     // SAFETY: INV-VM-1: both ranges lie in the mapped part of their
@@ -1003,16 +1026,16 @@ unsafe extern "C" fn memory_copy_builtin(
 unsafe extern "C" fn memory_fill_builtin(
     vmctx: usize,
     mem: u32,
-    dst: u32,
+    dst: u64,
     value: u32,
-    len: u32,
+    len: u64,
 ) -> u32 {
     // SAFETY: the builtin contract.
     let data = unsafe { InstanceData::of(vmctx) };
     let Some((base, size)) = data.memory(mem) else {
         return 1;
     };
-    if !in_bounds(dst, len, size) {
+    if !in_bounds64(dst, len, size) {
         return 1;
     }
     // SAFETY: INV-VM-1: the range lies in the mapped part of the memory.
@@ -1026,7 +1049,7 @@ unsafe extern "C" fn memory_init_builtin(
     vmctx: usize,
     mem: u32,
     segment: u32,
-    dst: u32,
+    dst: u64,
     src: u32,
     len: u32,
 ) -> u32 {
@@ -1039,7 +1062,7 @@ unsafe extern "C" fn memory_init_builtin(
     let Some(seg) = segs.get(segment as usize) else {
         return 1;
     };
-    if !in_bounds(dst, len, size) || !in_bounds(src, len, seg.len() as u64) {
+    if !in_bounds64(dst, u64::from(len), size) || !in_bounds(src, len, seg.len() as u64) {
         return 1;
     }
     // SAFETY: INV-VM-1: the destination lies in the mapped part of the
@@ -1181,10 +1204,10 @@ fn builtin_table() -> Box<[usize; Builtin::COUNT as usize]> {
 
 /// # Safety
 /// `memory` points at a live `Memory<P>`.
-unsafe fn grow_memory<P: Platform>(memory: *const (), delta: u32) -> u32 {
+unsafe fn grow_memory<P: Platform>(memory: *const (), delta: u64) -> u64 {
     // SAFETY: the caller's contract.
     let m = unsafe { &*memory.cast::<Memory<'_, '_, P>>() };
-    m.grow(u64::from(delta)).map_or(u32::MAX, |old| old as u32)
+    m.grow(delta).unwrap_or(u64::MAX)
 }
 
 /// Compilation memory charged to a store's memory owner (budget
@@ -1228,6 +1251,14 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
     /// that, so their runners turn it off.
     pub fn set_multi_memory(&mut self, on: bool) {
         self.config.multi_memory = on;
+    }
+
+    /// Whether this store's later `compile` calls accept 64-bit memories
+    /// (memory64, part of WebAssembly 3.0; on by default). The
+    /// WebAssembly 1.0 and 2.0 binary scripts assert that their limits
+    /// flags are malformed, so their runners turn it off.
+    pub fn set_memory64(&mut self, on: bool) {
+        self.config.memory64 = on;
     }
 
     /// Give every linear memory of this store a reservation of only
@@ -1835,9 +1866,12 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
                 }
                 (ImportKind::Memory(t), Extern::Memory(m)) => {
                     let mem = self.memories.get(m).ok_or_else(bad)?;
-                    let max = (mem.max_pages != MAX_PAGES || t.max_pages == Some(MAX_PAGES))
+                    let limit = page_limit(mem.memory64);
+                    let max = (mem.max_pages != limit || t.max_pages == Some(limit))
                         .then_some(mem.max_pages);
-                    if !limits_match(mem.pages(), max, t.min_pages, t.max_pages) {
+                    if mem.memory64 != t.memory64
+                        || !limits_match(mem.pages(), max, t.min_pages, t.max_pages)
+                    {
                         return Err(bad());
                     }
                     mems.push(m);
@@ -2053,7 +2087,13 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
                         .get(*memory as usize)
                         .and_then(|&m| self.memories.get(m))
                         .ok_or_else(|| out.clone())?;
-                    if !m.write(u64::from(offset_of(offset)), &d.bytes) {
+                    // A 64-bit memory's offset is an `i64` constant.
+                    let at = if m.memory64 {
+                        eval(offset, &global_slots) as u64
+                    } else {
+                        u64::from(offset_of(offset))
+                    };
+                    if !m.write(at, &d.bytes) {
                         return Err(out);
                     }
                     Vec::new()

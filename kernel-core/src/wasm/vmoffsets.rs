@@ -305,6 +305,7 @@ mod tests {
             memories: vec![MemoryType {
                 min_pages: 1,
                 max_pages: None,
+                memory64: false,
             }],
             globals: vec![g, g, g],
             num_imported_globals: 1,
