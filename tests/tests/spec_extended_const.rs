@@ -30,10 +30,5 @@ fn spec_extended_const_runs_through_the_embedded_runner() {
 /// bounds checks (`Store::bound_memories`).
 #[test]
 fn spec_extended_const_runs_with_bounded_memories() {
-    let config = hal_hosted::Config {
-        window: 64 << 30,
-        ..tests::spec_machine()
-    };
-    assert!(kernel_core::spec::memory_reserve(config.window).is_some());
-    tests::run_embedded_suite(&config, Suite::ExtendedConst, Proposal::ExtendedConst, true);
+    tests::run_embedded_suite_bounded(Suite::ExtendedConst, Proposal::ExtendedConst);
 }

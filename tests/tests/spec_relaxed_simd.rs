@@ -27,10 +27,5 @@ fn spec_relaxed_simd_runs_through_the_embedded_runner() {
 /// bounds checks (`Store::bound_memories`).
 #[test]
 fn spec_relaxed_simd_runs_with_bounded_memories() {
-    let config = hal_hosted::Config {
-        window: 64 << 30,
-        ..tests::spec_machine()
-    };
-    assert!(kernel_core::spec::memory_reserve(config.window).is_some());
-    tests::run_embedded_suite(&config, Suite::RelaxedSimd, Proposal::RelaxedSimd, true);
+    tests::run_embedded_suite_bounded(Suite::RelaxedSimd, Proposal::RelaxedSimd);
 }

@@ -29,12 +29,7 @@ fn spec_simd_runs_through_the_embedded_runner() {
 /// goes through the explicit check.
 #[test]
 fn spec_simd_runs_with_bounded_memories() {
-    let config = hal_hosted::Config {
-        window: 64 << 30,
-        ..tests::spec_machine()
-    };
-    assert!(kernel_core::spec::memory_reserve(config.window).is_some());
-    tests::run_embedded_suite(&config, Suite::Simd, Proposal::Simd, true);
+    tests::run_embedded_suite_bounded(Suite::Simd, Proposal::Simd);
 }
 
 /// `Val::V128` crosses every runtime boundary intact (vm INV-VM-2 slots are

@@ -36,7 +36,7 @@
 //!   signatures. A SIMD operator bitcasts its operands (little-endian lane
 //!   order, free at run time) to the lane view it needs and its result back
 //!   to `I8X16`, so control-flow merges never see two vector types.
-//! - INV-10: blocks are sealed as soon as their last predecessor exists (an
+//! - INV-12: blocks are sealed as soon as their last predecessor exists (an
 //!   `if` arm and a `br_if` fallthrough at once, a frame's end and a loop
 //!   header at the frame's `end`), so a `local.get` resolves its SSA value
 //!   at once and the IR's growth is visible to the budget check after every
@@ -660,7 +660,7 @@ impl Translator<'_, '_> {
                 self.b
                     .ins()
                     .brif(cond, then_block, &args, else_block, &args);
-                // INV-10: the brif is each arm's only predecessor.
+                // INV-12: the brif is each arm's only predecessor.
                 self.b.seal_block(then_block);
                 self.b.seal_block(else_block);
                 self.b.switch_to_block(then_block);
@@ -1129,7 +1129,7 @@ impl Translator<'_, '_> {
             self.b.ins().jump(frame.dest, &args);
             frame.branched = true;
         }
-        // INV-10: only code inside a frame branches to its end or to its
+        // INV-12: only code inside a frame branches to its end or to its
         // loop header, so both have every predecessor now.
         if let Kind::Loop { header } = frame.kind {
             self.b.seal_block(header);
