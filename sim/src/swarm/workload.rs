@@ -142,6 +142,20 @@ pub enum Op {
         /// The byte every position holds.
         byte: u8,
     },
+    /// A chain of this many tail calls (`return_call`), each adding its
+    /// count to an accumulator; check the sum. Up to 100,000 deep, more
+    /// frames than a process's stack holds: it runs in constant stack and
+    /// is preempted at function entries.
+    TailCalls(u32),
+    /// In a second, 64-bit memory: fill the last `len` bytes of its first
+    /// page with `byte`, copy them into the main memory and check them;
+    /// grow it by a page (`memory.grow` speaks `i64`; faults may refuse).
+    Wide {
+        /// Bytes (at most [`MAX_WIDE`]).
+        len: u32,
+        /// The byte every position holds.
+        byte: u8,
+    },
 }
 
 /// How a process ends after its operations.
@@ -187,6 +201,10 @@ pub struct Workload {
 pub const MAX_GROW: u32 = 64;
 /// Most messages of one `Channel` op (the channel's capacity).
 pub const MAX_MESSAGES: u32 = 16;
+/// Most tail calls of one `TailCalls` op.
+pub const MAX_TAIL_CALLS: u32 = 100_000;
+/// Most bytes of one `Wide` op (they land at 98304 in the main memory).
+pub const MAX_WIDE: u32 = 32 << 10;
 
 impl Workload {
     /// The workload of `seed` with the fault kinds `enabled` may inject (a
@@ -291,6 +309,8 @@ impl Workload {
                     Op::Pipe(n) => writeln!(s, "  pipe {n}"),
                     Op::Sleep(n) => writeln!(s, "  sleep {n}"),
                     Op::Stream { len, byte } => writeln!(s, "  stream {len} {byte}"),
+                    Op::TailCalls(n) => writeln!(s, "  tailcalls {n}"),
+                    Op::Wide { len, byte } => writeln!(s, "  wide {len} {byte}"),
                 };
             }
         }
@@ -374,6 +394,11 @@ impl Workload {
                             len: small(1)?.min(MAX_FILE),
                             byte: u8::try_from(num(2)?).map_err(|_| bad())?,
                         },
+                        ("tailcalls", 2) => Op::TailCalls(small(1)?.min(MAX_TAIL_CALLS)),
+                        ("wide", 3) => Op::Wide {
+                            len: small(1)?.min(MAX_WIDE),
+                            byte: u8::try_from(num(2)?).map_err(|_| bad())?,
+                        },
                         ("file", 5) => Op::File {
                             host: words[1] == "host",
                             len: small(2)?.min(MAX_FILE),
@@ -404,7 +429,7 @@ pub const MAX_FILE: u32 = 16 << 10;
 
 fn op(rng: &mut Rng) -> Op {
     let small = |rng: &mut Rng, lo, hi| u32::try_from(rng.range(lo, hi)).unwrap_or(1);
-    match rng.range(0, 10) {
+    match rng.range(0, 12) {
         0 | 1 => Op::Compute(small(rng, 1, 200_000)),
         2 => Op::Grow(small(rng, 1, u64::from(MAX_GROW))),
         3 | 4 => Op::File {
@@ -419,7 +444,12 @@ fn op(rng: &mut Rng) -> Op {
             len: small(rng, 0, u64::from(MAX_FILE)),
             byte: u8::try_from(rng.range(1, 255)).unwrap_or(1),
         },
-        _ => Op::Sleep(small(rng, 0, 20)),
+        9 => Op::Sleep(small(rng, 0, 20)),
+        10 => Op::TailCalls(small(rng, 1, u64::from(MAX_TAIL_CALLS))),
+        _ => Op::Wide {
+            len: small(rng, 0, u64::from(MAX_WIDE)),
+            byte: u8::try_from(rng.range(1, 255)).unwrap_or(1),
+        },
     }
 }
 
@@ -479,6 +509,12 @@ const PRELUDE: &str = r#"
       (then (call $check (i32.eq (local.get $r) (i32.const -1)) (local.get $code))))
     (if (i32.eq (local.get $must) (i32.const 1))
       (then (call $check (i32.ne (local.get $r) (i32.const -1)) (local.get $code)))))
+  ;; n + (n - 1) + ... + 1 added to `acc`, through tail calls only.
+  (func $countdown (param $n i32) (param $acc i64) (result i64)
+    (if (result i64) (i32.eqz (local.get $n))
+      (then (local.get $acc))
+      (else (return_call $countdown (i32.sub (local.get $n) (i32.const 1))
+        (i64.add (local.get $acc) (i64.extend_i32_u (local.get $n)))))))
   ;; 1 when `len` bytes at `ptr` all hold `byte`
   (func $all (param $ptr i32) (param $len i32) (param $byte i32) (result i32)
     (block $bad (loop $more
@@ -614,6 +650,25 @@ const PRELUDE: &str = r#"
     (drop (call $poll (i32.const 64) (i32.const 128) (i32.const 1) (i32.const 160))))
 "#;
 
+/// The second, 64-bit memory and the `Wide` op: the last `len` bytes of
+/// its first page filled with `byte`, copied to 98304 in the main memory
+/// and checked; then a grow by one page, which must return the size
+/// before it, or -1 when faults may refuse it.
+const WIDE: &str = r#"
+  (memory $wide i64 1)
+  (func $wide (param $len i32) (param $byte i32) (param $tolerant i32) (param $code i32)
+    (local $at i64) (local $size i64) (local $r i64)
+    (local.set $at (i64.sub (i64.const 65536) (i64.extend_i32_u (local.get $len))))
+    (memory.fill $wide (local.get $at) (local.get $byte) (i64.extend_i32_u (local.get $len)))
+    (memory.copy 0 $wide (i32.const 98304) (local.get $at) (local.get $len))
+    (call $check (call $all (i32.const 98304) (local.get $len) (local.get $byte)) (local.get $code))
+    (local.set $size (memory.size $wide))
+    (local.set $r (memory.grow $wide (i64.const 1)))
+    (if (i64.eq (local.get $r) (i64.const -1))
+      (then (call $check (local.get $tolerant) (i32.add (local.get $code) (i32.const 1))))
+      (else (call $check (i64.eq (local.get $r) (local.get $size)) (i32.add (local.get $code) (i32.const 2))))))
+"#;
+
 /// A string as a WAT data string.
 fn data(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("\\{b:02x}")).collect()
@@ -631,6 +686,7 @@ impl Proc {
         let mut children = 4096u32;
         let mut pages = 2u32;
         let mut least = 2u32;
+        let mut wide = false;
         let t = i32::from(tolerant);
         for (k, op) in self.ops.iter().enumerate() {
             // Each op's checks exit with codes 100 + 8k .. 100 + 8k + 7.
@@ -703,6 +759,20 @@ impl Proc {
                         "(call $stream (i32.const {len}) (i32.const {byte}) (i32.const {t}) (i32.const {code}))"
                     );
                 }
+                Op::TailCalls(n) => {
+                    let sum = u64::from(*n) * (u64::from(*n) + 1) / 2;
+                    let _ = writeln!(
+                        body,
+                        "(call $check (i64.eq (call $countdown (i32.const {n}) (i64.const 0)) (i64.const {sum})) (i32.const {code}))"
+                    );
+                }
+                Op::Wide { len, byte } => {
+                    wide = true;
+                    let _ = writeln!(
+                        body,
+                        "(call $wide (i32.const {len}) (i32.const {byte}) (i32.const {t}) (i32.const {code}))"
+                    );
+                }
             }
         }
         let end = match self.end {
@@ -714,9 +784,11 @@ impl Proc {
             }
         };
         // The memory's maximum is the limit, so a grow past it fails
-        // whatever the frames.
+        // whatever the frames. The 64-bit memory comes second, and only
+        // with a `Wide` op.
+        let wide = if wide { WIDE } else { "" };
         format!(
-            "(module {PRELUDE}\n(memory (export \"memory\") 2 {limit_pages})\n{data_segs}\n(func (export \"_start\")\n{body}{end}))"
+            "(module {PRELUDE}\n(memory (export \"memory\") 2 {limit_pages})\n{wide}\n{data_segs}\n(func (export \"_start\")\n{body}{end}))"
         )
     }
 }
@@ -736,10 +808,17 @@ mod tests {
             skew: 100,
             stalls: 50,
         };
+        let (mut tail, mut wide) = (0, 0);
         for seed in 0..200 {
             let w = Workload::generate(seed, &all);
             assert_eq!(w, Workload::generate(seed, &all));
             assert_eq!(Workload::parse(&w.to_text()), Ok(w.clone()));
+            let ops = w.procs.iter().flat_map(|p| &p.ops);
+            tail += ops
+                .clone()
+                .filter(|o| matches!(o, Op::TailCalls(_)))
+                .count();
+            wide += ops.filter(|o| matches!(o, Op::Wide { .. })).count();
             for (i, p) in w.procs.iter().enumerate() {
                 let text = p.wat(i, 64, w.faults.frames > 0);
                 assert!(
@@ -748,6 +827,11 @@ mod tests {
                 );
             }
         }
+        // The generator reaches the WebAssembly 3.0 operations too.
+        assert!(
+            tail >= 20 && wide >= 20,
+            "{tail} tail-call ops, {wide} wide ops"
+        );
     }
 
     #[test]
