@@ -671,3 +671,47 @@ fn memory64_checks_every_access_and_speaks_i64() {
         assert_eq!(call("load", &[Val::I64(131_071)]), Ok(vec![Val::I32(7)]));
     });
 }
+
+/// Hostile 64-bit memories fail to instantiate with one error and leave
+/// the store usable: a minimum no reservation holds (2^40 pages), a data
+/// segment whose end overflows 64 bits, one just past the memory, and one
+/// at 4 GiB + 10 (which a 32-bit reading of the offset would place at 10).
+#[test]
+fn memory64_limits_and_segments_past_the_end_fail_cleanly() {
+    run(|store| {
+        let cases: [(&str, fn(&InstantiateError) -> bool); 4] = [
+            (
+                r#"(module (memory i64 1) (data (i64.const 4294967306) "ab"))"#,
+                |e| matches!(e, InstantiateError::DataOutOfBounds { segment: 0 }),
+            ),
+            ("(module (memory i64 1099511627776))", |e| {
+                matches!(e, InstantiateError::TooLarge)
+            }),
+            (
+                r#"(module (memory i64 1) (data (i64.const -2) "abcd"))"#,
+                |e| matches!(e, InstantiateError::DataOutOfBounds { segment: 0 }),
+            ),
+            (
+                r#"(module (memory i64 1) (data (i64.const 0) "ok") (data (i64.const 65535) "ab"))"#,
+                |e| matches!(e, InstantiateError::DataOutOfBounds { segment: 1 }),
+            ),
+        ];
+        for (text, expected) in cases {
+            let m = store.compile(&wat(text)).expect("compile");
+            match store.instantiate(&m, &|_, _| None) {
+                Err(e) => assert!(expected(&e), "{text}: {e:?}"),
+                Ok(_) => panic!("{text}: instantiated"),
+            }
+        }
+        // The store still compiles and runs a 64-bit memory.
+        let m = store
+            .compile(&wat(
+                r#"(module (memory i64 1) (data (i64.const 65534) "xy")
+                     (func (export "f") (result i32) (i32.load8_u (i64.const 65535))))"#,
+            ))
+            .expect("compile");
+        let inst = store.instantiate(&m, &|_, _| None).expect("instantiate");
+        let f = func(store, inst, "f");
+        assert_eq!(store.invoke(&f, &[]), Ok(vec![Val::I32(i32::from(b'y'))]));
+    });
+}
