@@ -672,6 +672,9 @@ fn memory64_checks_every_access_and_speaks_i64() {
     });
 }
 
+/// What an instantiation error must be.
+type Expected = fn(&InstantiateError) -> bool;
+
 /// Hostile 64-bit memories fail to instantiate with one error and leave
 /// the store usable: a minimum no reservation holds (2^40 pages), a data
 /// segment whose end overflows 64 bits, one just past the memory, and one
@@ -679,7 +682,7 @@ fn memory64_checks_every_access_and_speaks_i64() {
 #[test]
 fn memory64_limits_and_segments_past_the_end_fail_cleanly() {
     run(|store| {
-        let cases: [(&str, fn(&InstantiateError) -> bool); 4] = [
+        let cases: [(&str, Expected); 4] = [
             (
                 r#"(module (memory i64 1) (data (i64.const 4294967306) "ab"))"#,
                 |e| matches!(e, InstantiateError::DataOutOfBounds { segment: 0 }),
