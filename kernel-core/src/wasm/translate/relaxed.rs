@@ -15,7 +15,7 @@
 //!   - `relaxed_dot_i8x16_i7x16_s` (and `_add_s`): both operands signed,
 //!     the `i16` pair sums wrapping.
 
-use cranelift_codegen::ir::types::{F32X4, F64X2, I8X16, I16X8, I32X4};
+use cranelift_codegen::ir::types::{F32X4, F64X2, I8X16, I32X4};
 use cranelift_codegen::ir::{InstBuilder, Type, Value};
 use wasmparser::Operator;
 
@@ -23,51 +23,33 @@ use super::{CompileError, Translator};
 
 impl Translator<'_, '_> {
     /// Translate `op` when it is a relaxed SIMD operator (INV-RELAXED-1);
-    /// `Ok(false)` when it is not one.
+    /// `Ok(false)` when it is not one. Most are their deterministic twin,
+    /// translated by the same arm of `simd_op`.
     pub(super) fn relaxed_op(&mut self, op: &Operator<'_>) -> Result<bool, CompileError> {
-        match *op {
-            Operator::I8x16RelaxedSwizzle => {
-                let (x, y) = self.pop2_v(I8X16)?;
-                let r = self.b.ins().swizzle(x, y);
-                self.push_v(r);
-            }
-            Operator::I32x4RelaxedTruncF32x4S | Operator::I32x4RelaxedTruncF32x4U => {
-                let x = self.pop_v(F32X4)?;
-                let r = if matches!(op, Operator::I32x4RelaxedTruncF32x4S) {
-                    self.b.ins().fcvt_to_sint_sat(I32X4, x)
-                } else {
-                    self.b.ins().fcvt_to_uint_sat(I32X4, x)
-                };
-                self.push_v(r);
-            }
-            Operator::I32x4RelaxedTruncF64x2SZero => self.trunc_sat_zero(true)?,
-            Operator::I32x4RelaxedTruncF64x2UZero => self.trunc_sat_zero(false)?,
-            Operator::F32x4RelaxedMadd => self.mul_add(F32X4, false)?,
-            Operator::F32x4RelaxedNmadd => self.mul_add(F32X4, true)?,
-            Operator::F64x2RelaxedMadd => self.mul_add(F64X2, false)?,
-            Operator::F64x2RelaxedNmadd => self.mul_add(F64X2, true)?,
+        let twin = match *op {
+            Operator::I8x16RelaxedSwizzle => Operator::I8x16Swizzle,
+            Operator::I32x4RelaxedTruncF32x4S => Operator::I32x4TruncSatF32x4S,
+            Operator::I32x4RelaxedTruncF32x4U => Operator::I32x4TruncSatF32x4U,
+            Operator::I32x4RelaxedTruncF64x2SZero => Operator::I32x4TruncSatF64x2SZero,
+            Operator::I32x4RelaxedTruncF64x2UZero => Operator::I32x4TruncSatF64x2UZero,
             Operator::I8x16RelaxedLaneselect
             | Operator::I16x8RelaxedLaneselect
             | Operator::I32x4RelaxedLaneselect
-            | Operator::I64x2RelaxedLaneselect => {
-                let mask = self.pop_v(I8X16)?;
-                let (x, y) = self.pop2_v(I8X16)?;
-                let r = self.b.ins().bitselect(mask, x, y);
-                self.push_v(r);
-            }
-            Operator::F32x4RelaxedMin => self.float_pair(F32X4, false)?,
-            Operator::F32x4RelaxedMax => self.float_pair(F32X4, true)?,
-            Operator::F64x2RelaxedMin => self.float_pair(F64X2, false)?,
-            Operator::F64x2RelaxedMax => self.float_pair(F64X2, true)?,
-            Operator::I16x8RelaxedQ15mulrS => {
-                let (x, y) = self.pop2_v(I16X8)?;
-                let r = self.b.ins().sqmul_round_sat(x, y);
-                self.push_v(r);
-            }
+            | Operator::I64x2RelaxedLaneselect => Operator::V128Bitselect,
+            Operator::F32x4RelaxedMin => Operator::F32x4Min,
+            Operator::F32x4RelaxedMax => Operator::F32x4Max,
+            Operator::F64x2RelaxedMin => Operator::F64x2Min,
+            Operator::F64x2RelaxedMax => Operator::F64x2Max,
+            Operator::I16x8RelaxedQ15mulrS => Operator::I16x8Q15MulrSatS,
+            Operator::F32x4RelaxedMadd => return self.mul_add(F32X4, false).map(|()| true),
+            Operator::F32x4RelaxedNmadd => return self.mul_add(F32X4, true).map(|()| true),
+            Operator::F64x2RelaxedMadd => return self.mul_add(F64X2, false).map(|()| true),
+            Operator::F64x2RelaxedNmadd => return self.mul_add(F64X2, true).map(|()| true),
             Operator::I16x8RelaxedDotI8x16I7x16S => {
                 let (x, y) = self.pop2_v(I8X16)?;
                 let r = self.dot_i8(x, y);
                 self.push_v(r);
+                return Ok(true);
             }
             Operator::I32x4RelaxedDotI8x16I7x16AddS => {
                 let acc = self.pop_v(I32X4)?;
@@ -77,9 +59,11 @@ impl Translator<'_, '_> {
                 let sums = self.b.ins().iadd_pairwise(lo, hi);
                 let r = self.b.ins().iadd(sums, acc);
                 self.push_v(r);
+                return Ok(true);
             }
             _ => return Ok(false),
-        }
+        };
+        self.simd_op(&twin)?;
         Ok(true)
     }
 
@@ -93,18 +77,6 @@ impl Translator<'_, '_> {
             self.b.ins().fsub(c, p)
         } else {
             self.b.ins().fadd(p, c)
-        };
-        self.push_v(r);
-        Ok(())
-    }
-
-    /// `min` or `max` of the `ty` view, as the deterministic operators.
-    fn float_pair(&mut self, ty: Type, max: bool) -> Result<(), CompileError> {
-        let (x, y) = self.pop2_v(ty)?;
-        let r = if max {
-            self.b.ins().fmax(x, y)
-        } else {
-            self.b.ins().fmin(x, y)
         };
         self.push_v(r);
         Ok(())
