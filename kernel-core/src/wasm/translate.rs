@@ -1833,6 +1833,17 @@ impl Translator<'_, '_> {
         Ok(())
     }
 
+    /// Adjacent products of two vectors of signed lanes, each pair summed
+    /// (wrapping) into a lane twice as wide: `i8x16` to `i16x8` for the
+    /// relaxed dot products, `i16x8` to `i32x4` for `i32x4.dot_i16x8_s`.
+    fn dot_pairs(&mut self, x: Value, y: Value) -> Value {
+        let (xl, yl) = (self.b.ins().swiden_low(x), self.b.ins().swiden_low(y));
+        let lo = self.b.ins().imul(xl, yl);
+        let (xh, yh) = (self.b.ins().swiden_high(x), self.b.ins().swiden_high(y));
+        let hi = self.b.ins().imul(xh, yh);
+        self.b.ins().iadd_pairwise(lo, hi)
+    }
+
     /// `pmin` (`b < a ? b : a`) or `pmax` (`a < b ? b : a`): exactly the
     /// spec's definitions, so NaNs and signed zeros pick the first operand.
     fn pminmax(&mut self, ty: Type, max: bool) -> Result<(), CompileError> {
@@ -2244,11 +2255,7 @@ impl Translator<'_, '_> {
             }
             Operator::I32x4DotI16x8S => {
                 let (x, y) = self.pop2_v(I16X8)?;
-                let (xl, yl) = (self.b.ins().swiden_low(x), self.b.ins().swiden_low(y));
-                let lo = self.b.ins().imul(xl, yl);
-                let (xh, yh) = (self.b.ins().swiden_high(x), self.b.ins().swiden_high(y));
-                let hi = self.b.ins().imul(xh, yh);
-                let r = self.b.ins().iadd_pairwise(lo, hi);
+                let r = self.dot_pairs(x, y);
                 self.push_v(r);
             }
             Operator::F32x4Ceil => vun!(self, F32X4, ceil),

@@ -16,7 +16,7 @@
 //!     the `i16` pair sums wrapping.
 
 use cranelift_codegen::ir::types::{F32X4, F64X2, I8X16, I32X4};
-use cranelift_codegen::ir::{InstBuilder, Type, Value};
+use cranelift_codegen::ir::{InstBuilder, Type};
 use wasmparser::Operator;
 
 use super::{CompileError, Translator};
@@ -47,14 +47,14 @@ impl Translator<'_, '_> {
             Operator::F64x2RelaxedNmadd => return self.mul_add(F64X2, true).map(|()| true),
             Operator::I16x8RelaxedDotI8x16I7x16S => {
                 let (x, y) = self.pop2_v(I8X16)?;
-                let r = self.dot_i8(x, y);
+                let r = self.dot_pairs(x, y);
                 self.push_v(r);
                 return Ok(true);
             }
             Operator::I32x4RelaxedDotI8x16I7x16AddS => {
                 let acc = self.pop_v(I32X4)?;
                 let (x, y) = self.pop2_v(I8X16)?;
-                let d = self.dot_i8(x, y);
+                let d = self.dot_pairs(x, y);
                 let (lo, hi) = (self.b.ins().swiden_low(d), self.b.ins().swiden_high(d));
                 let sums = self.b.ins().iadd_pairwise(lo, hi);
                 let r = self.b.ins().iadd(sums, acc);
@@ -80,15 +80,5 @@ impl Translator<'_, '_> {
         };
         self.push_v(r);
         Ok(())
-    }
-
-    /// The `i16x8` of adjacent products of two `i8x16`, both signed, each
-    /// pair summed with wrapping.
-    fn dot_i8(&mut self, x: Value, y: Value) -> Value {
-        let (xl, yl) = (self.b.ins().swiden_low(x), self.b.ins().swiden_low(y));
-        let lo = self.b.ins().imul(xl, yl);
-        let (xh, yh) = (self.b.ins().swiden_high(x), self.b.ins().swiden_high(y));
-        let hi = self.b.ins().imul(xh, yh);
-        self.b.ins().iadd_pairwise(lo, hi)
     }
 }
