@@ -98,22 +98,10 @@ impl fmt::Display for RunError {
                     "argument {} (`{}`) is not a valid {}",
                     index + 1,
                     escape::name(text),
-                    type_name(*ty)
+                    ty
                 )
             }
         }
-    }
-}
-
-fn type_name(ty: ValType) -> &'static str {
-    match ty {
-        ValType::I32 => "i32",
-        ValType::I64 => "i64",
-        ValType::F32 => "f32",
-        ValType::F64 => "f64",
-        ValType::FuncRef => "funcref",
-        ValType::ExternRef => "externref",
-        ValType::V128 => "v128",
     }
 }
 
@@ -135,8 +123,7 @@ pub fn parse_arg(text: &str, ty: ValType) -> Option<Val> {
         ValType::F32 => text.parse::<f32>().ok().map(|f| Val::F32(f.to_bits())),
         ValType::F64 => text.parse::<f64>().ok().map(|f| Val::F64(f.to_bits())),
         // Only null references can be spelled on a command line.
-        ValType::FuncRef => (text == "null").then_some(Val::FuncRef(None)),
-        ValType::ExternRef => (text == "null").then_some(Val::ExternRef(None)),
+        ValType::Ref(r) => (text == "null" && r.nullable).then_some(Val::null(r)),
         // A v128 is spelled as one hexadecimal integer: `0x` and up to 32
         // digits, lane 0 in the lowest bits.
         ValType::V128 => text

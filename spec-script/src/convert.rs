@@ -296,6 +296,8 @@ fn expect_core(c: &WastRetCore<'_>) -> Result<Expect, String> {
             AbstractHeapType::Extern => Ok(Expect::NullExtern),
             other => Err(format!("unsupported null type {other:?}")),
         },
+        // Without GC every concrete type is a function type.
+        Some(HeapType::Concrete(_)) => Ok(Expect::NullFunc),
         Some(other) => Err(format!("unsupported null type {other:?}")),
     };
     Ok(match c {
@@ -405,6 +407,10 @@ pub enum Suite {
     /// The memory64 proposal (`proposals/memory64`, part of WebAssembly
     /// 3.0), named `memory64/<file>`.
     Memory64,
+    /// The typed function references proposal
+    /// (`proposals/function-references`, part of WebAssembly 3.0), named
+    /// `function-references/<file>`.
+    FunctionReferences,
 }
 
 impl Suite {
@@ -419,6 +425,7 @@ impl Suite {
         Self::MultiMemory,
         Self::TailCall,
         Self::Memory64,
+        Self::FunctionReferences,
     ];
 
     /// The prefix of its scripts' names in a bundle.
@@ -433,18 +440,22 @@ impl Suite {
             Self::MultiMemory => "multi-memory",
             Self::TailCall => "tail-call",
             Self::Memory64 => "memory64",
+            Self::FunctionReferences => "function-references",
         }
     }
 
     /// What its scripts' stores accept beyond WebAssembly 2.0: everything
     /// the kernel does, but for wasm-v1 and wasm-v2, which assert that a
     /// second memory and the memory64 limits flags are refused, and
-    /// memory64 (written before multi-memory joined the standard), which
-    /// asserts the first.
+    /// memory64 and function-references (written before multi-memory
+    /// joined the standard), which assert the first.
     #[must_use]
     pub fn features(self) -> Features {
         Features {
-            multi_memory: !matches!(self, Self::V1 | Self::V2 | Self::Memory64),
+            multi_memory: !matches!(
+                self,
+                Self::V1 | Self::V2 | Self::Memory64 | Self::FunctionReferences
+            ),
             memory64: !matches!(self, Self::V1 | Self::V2),
         }
     }
@@ -461,6 +472,7 @@ impl Suite {
             Self::MultiMemory => proposal(Proposal::MultiMemory).collect(),
             Self::TailCall => proposal(Proposal::TailCall).collect(),
             Self::Memory64 => proposal(Proposal::Memory64).collect(),
+            Self::FunctionReferences => proposal(Proposal::FunctionReferences).collect(),
         };
         let mut files: Vec<(String, &'static str)> = files
             .iter()

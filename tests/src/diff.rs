@@ -606,8 +606,8 @@ fn val_type(t: &wasmtime::ValType) -> ValType {
         wasmtime::ValType::F32 => ValType::F32,
         wasmtime::ValType::F64 => ValType::F64,
         wasmtime::ValType::V128 => ValType::V128,
-        wasmtime::ValType::Ref(r) if r.heap_type().is_extern() => ValType::ExternRef,
-        wasmtime::ValType::Ref(_) => ValType::FuncRef,
+        wasmtime::ValType::Ref(r) if r.heap_type().is_extern() => ValType::EXTERNREF,
+        wasmtime::ValType::Ref(_) => ValType::FUNCREF,
     }
 }
 
@@ -632,8 +632,7 @@ fn arguments(u: &mut Unstructured<'_>, params: &[ValType]) -> Vec<vm::Val> {
                 })
             }
             ValType::V128 => vm::Val::V128(u.arbitrary().unwrap_or(0)),
-            ValType::FuncRef => vm::Val::FuncRef(None),
-            ValType::ExternRef => vm::Val::ExternRef(None),
+            ValType::Ref(r) => vm::Val::null(*r),
         })
         .collect()
 }

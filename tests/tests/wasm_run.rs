@@ -718,3 +718,175 @@ fn memory64_limits_and_segments_past_the_end_fail_cleanly() {
         assert_eq!(store.invoke(&f, &[]), Ok(vec![Val::I32(i32::from(b'y'))]));
     });
 }
+
+/// Typed function references: the host boundary checks a reference
+/// against the parameter's type (null only where it is nullable, a
+/// function only of that type), `call_ref` and `ref.as_non_null` trap on
+/// null, a table's initialiser fills it, and two modules that declare the
+/// same types at other indices share them (module INV-5), while a
+/// different type, a mutable global or a table of another element type
+/// does not link.
+#[test]
+fn typed_function_references_are_checked_at_the_boundary_and_shared_across_modules() {
+    let a = wat(r#"(module
+      (type $ii (func (param i32) (result i32)))
+      (type $v (func))
+      (type $app (func (param (ref $ii) i32) (result i32)))
+      (func $inc (type $ii) (i32.add (local.get 0) (i32.const 1)))
+      (func $nop (type $v))
+      (elem declare func $inc $nop)
+      (global (export "inc") (ref $ii) (ref.func $inc))
+      (global (export "nop") (ref $v) (ref.func $nop))
+      (global (export "var") (mut (ref null $ii)) (ref.null $ii))
+      (table (export "t") 2 (ref null $ii) (ref.func $inc))
+      (table (export "t2") funcref (elem $apply))
+      (func $apply (export "apply") (type $app)
+        (call_ref $ii (local.get 1) (local.get 0)))
+      (func (export "apply_null") (param (ref null $ii) i32) (result i32)
+        (call_ref $ii (local.get 1) (local.get 0)))
+      (func (export "non_null") (param (ref null $ii)) (result (ref $ii))
+        (ref.as_non_null (local.get 0)))
+      (func (export "via_table") (param i32 i32) (result i32)
+        (call_indirect (type $ii) (local.get 1) (local.get 0)))
+      (func (export "tail") (param (ref null $ii) i32) (result i32)
+        (return_call_ref $ii (local.get 1) (local.get 0)))
+      (func (export "is_null") (param (ref null $ii)) (result i32)
+        (block $null
+          (br_on_null $null (local.get 0))
+          (drop)
+          (return (i32.const 0)))
+        (i32.const 1))
+      (func (export "non_null_or") (param (ref null $ii)) (result i32)
+        (local $f (ref null $ii))
+        (block $some (result (ref $ii))
+          (br_on_non_null $some (local.get 0))
+          (return (i32.const -1)))
+        (local.set $f)
+        (call_ref $ii (i32.const 9) (local.get $f))))"#);
+    let b = wat(r#"(module
+      (type $v (func))
+      (type $ii (func (param i32) (result i32)))
+      (import "a" "inc" (global $g (ref $ii)))
+      (type $app (func (param (ref $ii) i32) (result i32)))
+      (import "a" "t" (table 2 (ref null $ii)))
+      (import "a" "t2" (table 1 funcref))
+      (func (export "app") (result i32)
+        (call_indirect 1 (type $app) (global.get $g) (i32.const 20) (i32.const 0)))
+      (func (export "run") (result i32) (call_ref $ii (i32.const 1) (global.get $g)))
+      (func (export "ind") (result i32)
+        (call_indirect (type $ii) (i32.const 5) (i32.const 0))))"#);
+    let unlinkable = [
+        r#"(module (type $v (func)) (import "a" "inc" (global (ref $v))))"#,
+        r#"(module (type $v (func)) (import "a" "t" (table 2 (ref null $v))))"#,
+        r#"(module (import "a" "t" (table 2 funcref)))"#,
+        r#"(module (import "a" "var" (global (mut (ref null func)))))"#,
+        r#"(module (type $ii (func (param i32) (result i32)))
+             (import "a" "var" (global (mut (ref $ii)))))"#,
+    ];
+    let linkable = [
+        r#"(module (import "a" "inc" (global (ref null func))))"#,
+        r#"(module (import "a" "inc" (global (ref func))))"#,
+        r#"(module (type $ii (func (param i32) (result i32)))
+             (import "a" "var" (global (mut (ref null $ii)))))"#,
+    ];
+    run(|store| {
+        let ma = store.compile(&a).expect("compile a");
+        let ia = store.instantiate(&ma, &|_, _| None).expect("instantiate a");
+        let global = |store: &Store<'_, '_, Hosted>, name: &str| match store.export(ia, name) {
+            Some(Extern::Global(g)) => store.global_get(&g),
+            other => panic!("{name}: {other:?}"),
+        };
+        let inc = global(store, "inc");
+        let nop = global(store, "nop");
+        assert!(matches!(inc, Val::FuncRef(Some(_))));
+        let mut call = |name: &str, args: &[Val]| {
+            let f = func(store, ia, name);
+            store.invoke(&f, args)
+        };
+        let trap = |r: Result<Vec<Val>, CallError>| match r {
+            Err(CallError::Trap(t)) => Some(t.kind),
+            _ => None,
+        };
+        assert_eq!(call("apply", &[inc, Val::I32(41)]), Ok(vec![Val::I32(42)]));
+        // A function of another type, and null, are not `(ref $ii)`.
+        assert_eq!(
+            call("apply", &[nop, Val::I32(1)]),
+            Err(CallError::BadArguments)
+        );
+        assert_eq!(
+            call("apply", &[Val::FuncRef(None), Val::I32(1)]),
+            Err(CallError::BadArguments)
+        );
+        assert_eq!(
+            call("apply_null", &[nop, Val::I32(1)]),
+            Err(CallError::BadArguments)
+        );
+        assert_eq!(
+            trap(call("apply_null", &[Val::FuncRef(None), Val::I32(1)])),
+            Some(TrapKind::NullFunctionReference)
+        );
+        assert_eq!(
+            trap(call("tail", &[Val::FuncRef(None), Val::I32(1)])),
+            Some(TrapKind::NullFunctionReference)
+        );
+        assert_eq!(call("tail", &[inc, Val::I32(1)]), Ok(vec![Val::I32(2)]));
+        assert_eq!(
+            trap(call("non_null", &[Val::FuncRef(None)])),
+            Some(TrapKind::NullReference)
+        );
+        assert_eq!(call("non_null", &[inc]), Ok(vec![inc]));
+        assert_eq!(
+            call("is_null", &[Val::FuncRef(None)]),
+            Ok(vec![Val::I32(1)])
+        );
+        assert_eq!(call("is_null", &[inc]), Ok(vec![Val::I32(0)]));
+        assert_eq!(
+            call("non_null_or", &[Val::FuncRef(None)]),
+            Ok(vec![Val::I32(-1)])
+        );
+        assert_eq!(call("non_null_or", &[inc]), Ok(vec![Val::I32(10)]));
+        // The initialiser filled every element.
+        for i in 0..2 {
+            assert_eq!(
+                call("via_table", &[Val::I32(i), Val::I32(7)]),
+                Ok(vec![Val::I32(8)])
+            );
+        }
+        assert_eq!(
+            trap(call("via_table", &[Val::I32(2), Val::I32(7)])),
+            Some(TrapKind::TableOutOfBounds)
+        );
+        // Another module, the same types at other indices.
+        let exports = store.exports(ia);
+        let resolve = |m: &str, n: &str| {
+            exports
+                .iter()
+                .find(|(name, _)| m == "a" && name == n)
+                .map(|(_, e)| e.clone())
+        };
+        let mb = store.compile(&b).expect("compile b");
+        let ib = store.instantiate(&mb, &resolve).expect("instantiate b");
+        let f = func(store, ib, "run");
+        assert_eq!(store.invoke(&f, &[]), Ok(vec![Val::I32(2)]));
+        let f = func(store, ib, "ind");
+        assert_eq!(store.invoke(&f, &[]), Ok(vec![Val::I32(6)]));
+        // `$app` names `$ii`, at index 0 in one module and 1 in the other:
+        // one type once canonical, so the signature check passes.
+        let f = func(store, ib, "app");
+        assert_eq!(store.invoke(&f, &[]), Ok(vec![Val::I32(21)]));
+        for text in unlinkable {
+            let m = store.compile(&wat(text)).expect("compile");
+            let r = store.instantiate(&m, &resolve);
+            assert!(
+                matches!(r, Err(InstantiateError::IncompatibleImport { .. })),
+                "{text}: {r:?}"
+            );
+        }
+        for text in linkable {
+            let m = store.compile(&wat(text)).expect("compile");
+            store
+                .instantiate(&m, &resolve)
+                .unwrap_or_else(|e| panic!("{text}: {e}"));
+        }
+    });
+}

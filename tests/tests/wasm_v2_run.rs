@@ -242,7 +242,7 @@ fn function_references_do_not_cross_stores() {
         let leak = fa[0];
         let ty = FuncType {
             params: vec![],
-            results: vec![ValType::FuncRef, ValType::FuncRef],
+            results: vec![ValType::FUNCREF, ValType::FUNCREF],
         };
         let h = b
             .host_func(ty, move |_| vec![leak, Val::I32(5)])

@@ -129,7 +129,11 @@ impl Kind {
             TrapKind::IndirectCallToNull => Self::IndirectCallToNull,
             TrapKind::BadSignature => Self::BadSignature,
             TrapKind::StackOverflow => Self::StackOverflow,
-            TrapKind::Interrupted | TrapKind::Host | TrapKind::OutOfMemory => Self::Other,
+            TrapKind::Interrupted
+            | TrapKind::Host
+            | TrapKind::OutOfMemory
+            | TrapKind::NullFunctionReference
+            | TrapKind::NullReference => Self::Other,
         }
     }
 }

@@ -98,8 +98,7 @@ fn arguments(args: &[Value], params: &[ValType]) -> Option<Vec<Val>> {
             (Value::F32(x), ValType::F32) => Some(Val::F32(*x)),
             (Value::F64(x), ValType::F64) => Some(Val::F64(*x)),
             (Value::V128(x), ValType::V128) => Some(Val::V128(*x)),
-            (Value::Ref { null: true }, ValType::FuncRef) => Some(Val::FuncRef(None)),
-            (Value::Ref { null: true }, ValType::ExternRef) => Some(Val::ExternRef(None)),
+            (Value::Ref { null: true }, ValType::Ref(r)) if r.nullable => Some(Val::null(*r)),
             _ => None,
         })
         .collect()

@@ -290,7 +290,7 @@ pub fn spectest_exports<P: Platform>(
     }
     let table = s
         .host_table(TableType {
-            elem: ValType::FuncRef,
+            elem: ValType::FUNCREF,
             min: 10,
             max: Some(20),
         })

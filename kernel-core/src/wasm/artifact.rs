@@ -149,8 +149,8 @@ const VALTYPES: [ValType; 7] = [
     ValType::I64,
     ValType::F32,
     ValType::F64,
-    ValType::FuncRef,
-    ValType::ExternRef,
+    ValType::FUNCREF,
+    ValType::EXTERNREF,
     ValType::V128,
 ];
 

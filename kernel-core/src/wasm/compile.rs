@@ -66,8 +66,8 @@ use super::module::{self, CompileError, ExportKind, FuncType, ModuleInfo};
 use super::retained::{self, Retained, Section};
 use super::translate::{
     self, TRAP_BAD_SIGNATURE, TRAP_HOST, TRAP_INDIRECT_CALL_TO_NULL, TRAP_INTERRUPTED,
-    TRAP_TABLE_ACCESS_OUT_OF_BOUNDS, TRAP_TABLE_OUT_OF_BOUNDS, TRAP_UNREACHABLE, TargetInfo,
-    TranslateConfig, ir_type,
+    TRAP_NULL_FUNCTION_REFERENCE, TRAP_NULL_REFERENCE, TRAP_TABLE_ACCESS_OUT_OF_BOUNDS,
+    TRAP_TABLE_OUT_OF_BOUNDS, TRAP_UNREACHABLE, TargetInfo, TranslateConfig, ir_type,
 };
 use super::vmoffsets::VMOffsets;
 use crate::hal::{IsaFeatures, RiscvExt, RiscvExtensions, X86Ext, X86Extensions};
@@ -91,6 +91,10 @@ pub enum TrapKind {
     IndirectCallToNull,
     /// `call_indirect` signature mismatch.
     BadSignature,
+    /// `call_ref` or `return_call_ref` of a null reference.
+    NullFunctionReference,
+    /// `ref.as_non_null` of a null reference.
+    NullReference,
     /// Call stack exhausted.
     StackOverflow,
     /// `table.get/set/fill/copy/init` (or an active element segment) out
@@ -124,6 +128,8 @@ impl TrapKind {
             c if c == TRAP_TABLE_ACCESS_OUT_OF_BOUNDS => TrapKind::TableAccessOutOfBounds,
             c if c == TRAP_INTERRUPTED => TrapKind::Interrupted,
             c if c == TRAP_HOST => TrapKind::Host,
+            c if c == TRAP_NULL_FUNCTION_REFERENCE => TrapKind::NullFunctionReference,
+            c if c == TRAP_NULL_REFERENCE => TrapKind::NullReference,
             _ => return None,
         })
     }
@@ -140,6 +146,8 @@ impl TrapKind {
             TrapKind::TableOutOfBounds => "undefined element",
             TrapKind::IndirectCallToNull => "uninitialized element",
             TrapKind::BadSignature => "indirect call type mismatch",
+            TrapKind::NullFunctionReference => "null function reference",
+            TrapKind::NullReference => "null reference",
             TrapKind::StackOverflow => "call stack exhausted",
             TrapKind::TableAccessOutOfBounds => "out of bounds table access",
             TrapKind::Interrupted => "interrupted",
@@ -242,9 +250,10 @@ impl CompiledModule {
     /// The trampoline for signature `ty`, if one was compiled.
     #[must_use]
     pub fn trampoline(&self, ty: &FuncType) -> Option<&CompiledFunction> {
+        let ty = ty.erased();
         self.trampolines
             .iter()
-            .find(|t| &t.ty == ty)
+            .find(|t| t.ty == ty)
             .map(|t| &t.function)
     }
 }
@@ -758,17 +767,15 @@ fn compile_keeping(
         if e.kind != ExportKind::Func {
             continue;
         }
-        let Some(ty) = info.func_type(e.index) else {
+        // Keyed by the erased signature, as the store looks them up.
+        let Some(ty) = info.func_type(e.index).map(FuncType::erased) else {
             continue;
         };
-        if trampolines.iter().any(|t| &t.ty == ty) {
+        if trampolines.iter().any(|t| t.ty == ty) {
             continue;
         }
-        let function = compiler.compile_trampoline(ty, &mut ctx)?;
-        trampolines.push(Trampoline {
-            ty: ty.clone(),
-            function,
-        });
+        let function = compiler.compile_trampoline(&ty, &mut ctx)?;
+        trampolines.push(Trampoline { ty, function });
     }
     Ok(CompiledModule {
         info,

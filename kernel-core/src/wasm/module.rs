@@ -18,6 +18,12 @@
 //!   the validator accepted as a constant expression of its slot's type, so
 //!   [`ConstExpr::eval`] ends with exactly one value; evaluation is
 //!   iterative (no recursion, however long the expression) and never panics.
+//! - INV-5: a concrete reference type (`(ref $t)`) names a type by its
+//!   index in the module; a store turns each index into its store-wide
+//!   canonical id ([`FuncType::canonical`]) before comparing types across
+//!   modules, so two modules' structurally equal types are one type. Types
+//!   refer only to earlier types (recursive types need GC, not taken), so
+//!   canonicalising in index order is well founded.
 
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
@@ -37,8 +43,8 @@ use super::retained::{self, Retained};
 /// (multi-value, bulk memory, reference types, sign extension,
 /// non-trapping float-to-int, mutable-global import/export, 128-bit SIMD)
 /// plus the parts of WebAssembly 3.0 taken so far: `extended-const`,
-/// relaxed SIMD, tail calls, multi-memory and 64-bit memories (64-bit
-/// tables are refused with an offset). A store may turn the last two off
+/// relaxed SIMD, tail calls, multi-memory, 64-bit memories (64-bit
+/// tables are refused with an offset) and typed function references. A store may turn the last two off
 /// ([`super::TranslateConfig::features`]) for scripts that assert what
 /// WebAssembly 2.0 refuses. Targets without vector support (riscv64
 /// without the V extension) reject SIMD at compile time, not here.
@@ -50,6 +56,7 @@ pub fn features() -> WasmFeatures {
         .union(WasmFeatures::TAIL_CALL)
         .union(WasmFeatures::MULTI_MEMORY)
         .union(WasmFeatures::MEMORY64)
+        .union(WasmFeatures::FUNCTION_REFERENCES)
 }
 
 /// Why a module could not be loaded or compiled.
@@ -196,6 +203,101 @@ impl fmt::Display for CompileError {
 
 impl core::error::Error for CompileError {}
 
+/// What a reference points to (its heap type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HeapType {
+    /// Any function (`func`).
+    Func,
+    /// Any host value (`extern`).
+    Extern,
+    /// A function of one type (typed function references). In a
+    /// [`ModuleInfo`] the number is the module's type index; in a store's
+    /// types it is the store-wide canonical type id (INV-5).
+    Concrete(u32),
+}
+
+/// A reference type: its heap type and whether it admits null.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RefType {
+    /// Whether null is a value of the type.
+    pub nullable: bool,
+    /// What it points to.
+    pub heap: HeapType,
+}
+
+impl RefType {
+    /// `funcref`: `(ref null func)`.
+    pub const FUNCREF: Self = RefType {
+        nullable: true,
+        heap: HeapType::Func,
+    };
+    /// `externref`: `(ref null extern)`.
+    pub const EXTERNREF: Self = RefType {
+        nullable: true,
+        heap: HeapType::Extern,
+    };
+
+    /// Whether it is a host reference (the `extern` hierarchy); otherwise
+    /// it is a function reference, a `VMFuncRef` pointer.
+    #[must_use]
+    pub fn is_extern(self) -> bool {
+        self.heap == HeapType::Extern
+    }
+
+    /// Whether every value of `self` is a value of `sup` (INV-5: both
+    /// canonical, or both of one module). Without declared subtypes a
+    /// concrete function type matches only itself and `func`.
+    #[must_use]
+    pub fn matches(self, sup: RefType) -> bool {
+        (sup.nullable || !self.nullable)
+            && match (self.heap, sup.heap) {
+                (HeapType::Func | HeapType::Concrete(_), HeapType::Func)
+                | (HeapType::Extern, HeapType::Extern) => true,
+                (HeapType::Concrete(a), HeapType::Concrete(b)) => a == b,
+                _ => false,
+            }
+    }
+
+    /// The type with every concrete index `i` replaced by `ids[i]`
+    /// (INV-5); an index past `ids` (impossible after validation) becomes
+    /// `u32::MAX`, which no store type has.
+    #[must_use]
+    pub fn canonical(self, ids: &[u32]) -> Self {
+        match self.heap {
+            HeapType::Concrete(i) => RefType {
+                heap: HeapType::Concrete(ids.get(i as usize).copied().unwrap_or(u32::MAX)),
+                ..self
+            },
+            _ => self,
+        }
+    }
+
+    pub(crate) fn from_wasm(r: wasmparser::RefType, offset: u64) -> Result<Self, CompileError> {
+        use wasmparser::{AbstractHeapType, HeapType as H, UnpackedIndex};
+        let heap = match r.heap_type() {
+            H::Abstract {
+                shared: false,
+                ty: AbstractHeapType::Func,
+            } => HeapType::Func,
+            H::Abstract {
+                shared: false,
+                ty: AbstractHeapType::Extern,
+            } => HeapType::Extern,
+            H::Concrete(UnpackedIndex::Module(i)) => HeapType::Concrete(i),
+            _ => {
+                return Err(CompileError::Unsupported {
+                    what: "reference type of a proposal not taken (GC, exceptions)",
+                    offset,
+                });
+            }
+        };
+        Ok(RefType {
+            nullable: r.is_nullable(),
+            heap,
+        })
+    }
+}
+
 /// A value type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ValType {
@@ -207,21 +309,56 @@ pub enum ValType {
     F32,
     /// 64-bit float.
     F64,
-    /// A nullable function reference (`funcref`): null or a pointer to a
-    /// `VMFuncRef` (VMContext INV-2); pointer-sized.
-    FuncRef,
-    /// A nullable host reference (`externref`): an opaque pointer-sized
-    /// word, 0 for null.
-    ExternRef,
     /// A 128-bit vector (`simd`); lanes little-endian.
     V128,
+    /// A reference, pointer-sized: a function reference is null or a
+    /// pointer to a `VMFuncRef` (VMContext INV-2); a host reference is an
+    /// opaque word, 0 for null.
+    Ref(RefType),
 }
 
 impl ValType {
+    /// `funcref`.
+    pub const FUNCREF: Self = ValType::Ref(RefType::FUNCREF);
+    /// `externref`.
+    pub const EXTERNREF: Self = ValType::Ref(RefType::EXTERNREF);
+
     /// Whether this is a reference type.
     #[must_use]
     pub fn is_ref(self) -> bool {
-        matches!(self, ValType::FuncRef | ValType::ExternRef)
+        matches!(self, ValType::Ref(_))
+    }
+
+    /// Whether a value of `self` may be used where `sup` is expected
+    /// (numeric types match only themselves; references by
+    /// [`RefType::matches`]).
+    #[must_use]
+    pub fn matches(self, sup: ValType) -> bool {
+        match (self, sup) {
+            (ValType::Ref(a), ValType::Ref(b)) => a.matches(b),
+            (a, b) => a == b,
+        }
+    }
+
+    /// [`RefType::canonical`] for a reference, itself otherwise.
+    #[must_use]
+    pub fn canonical(self, ids: &[u32]) -> Self {
+        match self {
+            ValType::Ref(r) => ValType::Ref(r.canonical(ids)),
+            t => t,
+        }
+    }
+
+    /// How the value is represented, which is all machine code and its
+    /// trampolines depend on: a function reference of any type is
+    /// `funcref`, a host reference `externref`.
+    #[must_use]
+    pub fn erased(self) -> Self {
+        match self {
+            ValType::Ref(r) if r.is_extern() => ValType::EXTERNREF,
+            ValType::Ref(_) => ValType::FUNCREF,
+            t => t,
+        }
     }
 
     pub(crate) fn from_wasm(t: wasmparser::ValType, offset: u64) -> Result<Self, CompileError> {
@@ -230,21 +367,42 @@ impl ValType {
             wasmparser::ValType::I64 => Ok(ValType::I64),
             wasmparser::ValType::F32 => Ok(ValType::F32),
             wasmparser::ValType::F64 => Ok(ValType::F64),
-            wasmparser::ValType::Ref(r) => Self::from_ref(r, offset),
+            wasmparser::ValType::Ref(r) => Ok(ValType::Ref(RefType::from_wasm(r, offset)?)),
             wasmparser::ValType::V128 => Ok(ValType::V128),
         }
     }
+}
 
-    pub(crate) fn from_ref(r: wasmparser::RefType, offset: u64) -> Result<Self, CompileError> {
-        if r == wasmparser::RefType::FUNCREF {
-            Ok(ValType::FuncRef)
-        } else if r == wasmparser::RefType::EXTERNREF {
-            Ok(ValType::ExternRef)
-        } else {
-            Err(CompileError::Unsupported {
-                what: "reference type outside WebAssembly 2.0",
-                offset,
-            })
+impl fmt::Display for RefType {
+    /// The text format's spelling: `funcref`, `externref`, `(ref func)`,
+    /// `(ref null 3)` (a concrete type by its index).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.nullable, self.heap) {
+            (true, HeapType::Func) => f.write_str("funcref"),
+            (true, HeapType::Extern) => f.write_str("externref"),
+            (nullable, heap) => {
+                f.write_str(if nullable { "(ref null " } else { "(ref " })?;
+                match heap {
+                    HeapType::Func => f.write_str("func")?,
+                    HeapType::Extern => f.write_str("extern")?,
+                    HeapType::Concrete(i) => write!(f, "{i}")?,
+                }
+                f.write_str(")")
+            }
+        }
+    }
+}
+
+impl fmt::Display for ValType {
+    /// The text format's spelling (`i32`, `v128`, [`RefType`]'s).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ValType::I32 => f.write_str("i32"),
+            ValType::I64 => f.write_str("i64"),
+            ValType::F32 => f.write_str("f32"),
+            ValType::F64 => f.write_str("f64"),
+            ValType::V128 => f.write_str("v128"),
+            ValType::Ref(r) => r.fmt(f),
         }
     }
 }
@@ -258,10 +416,31 @@ pub struct FuncType {
     pub results: Vec<ValType>,
 }
 
+impl FuncType {
+    /// [`ValType::canonical`] of every parameter and result (INV-5).
+    #[must_use]
+    pub fn canonical(&self, ids: &[u32]) -> Self {
+        FuncType {
+            params: self.params.iter().map(|t| t.canonical(ids)).collect(),
+            results: self.results.iter().map(|t| t.canonical(ids)).collect(),
+        }
+    }
+
+    /// [`ValType::erased`] of every parameter and result: the signature
+    /// machine code sees, which keys trampolines and stubs.
+    #[must_use]
+    pub fn erased(&self) -> Self {
+        FuncType {
+            params: self.params.iter().map(|t| t.erased()).collect(),
+            results: self.results.iter().map(|t| t.erased()).collect(),
+        }
+    }
+}
+
 /// A table's element type and limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TableType {
-    /// Element type: [`ValType::FuncRef`] or [`ValType::ExternRef`].
+    /// Element type: a reference type.
     pub elem: ValType,
     /// Initial element count.
     pub min: u32,
@@ -292,7 +471,7 @@ pub struct GlobalType {
 /// One instruction of a constant expression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConstOp {
-    /// `ref.null` of either reference type.
+    /// `ref.null` of any reference type.
     RefNull,
     /// `ref.func` of a function index.
     RefFunc(u32),
@@ -464,7 +643,7 @@ pub enum ElementMode {
 pub struct ElementSegment {
     /// How it is used.
     pub mode: ElementMode,
-    /// Element type ([`ValType::FuncRef`] or [`ValType::ExternRef`]).
+    /// Element type: a reference type.
     pub ty: ValType,
     /// One constant expression per element (`ref.func`, `ref.null` or
     /// `global.get`).
@@ -509,6 +688,9 @@ pub struct ModuleInfo {
     pub tables: Vec<TableType>,
     /// Number of imported tables.
     pub num_imported_tables: u32,
+    /// Initialiser of each defined table's elements (index `i` is table
+    /// `num_imported_tables + i`); `None` fills it with null.
+    pub table_inits: Vec<Option<ConstExpr>>,
     /// Every memory, imports first.
     pub memories: Vec<MemoryType>,
     /// Number of imported memories.
@@ -713,6 +895,10 @@ pub fn parse_within<'a>(
                 for t in r {
                     let t = t?;
                     info.tables.push(table_type(&t.ty, at)?);
+                    info.table_inits.push(match t.init {
+                        wasmparser::TableInit::RefNull => None,
+                        wasmparser::TableInit::Expr(e) => Some(const_expr(&e)?),
+                    });
                 }
             }
             Payload::MemorySection(r) => {
@@ -776,14 +962,14 @@ pub fn parse_within<'a>(
                     };
                     let (ty, items) = match e.items {
                         ElementItems::Functions(funcs) => (
-                            ValType::FuncRef,
+                            ValType::FUNCREF,
                             funcs
                                 .into_iter()
                                 .map(|f| f.map(|f| ConstExpr::single(ConstOp::RefFunc(f))))
                                 .collect::<Result<Vec<_>, _>>()?,
                         ),
                         ElementItems::Expressions(ty, exprs) => (
-                            ValType::from_ref(ty, at)?,
+                            ValType::Ref(RefType::from_wasm(ty, at)?),
                             exprs
                                 .into_iter()
                                 .map(|x| const_expr(&x?))
@@ -857,7 +1043,7 @@ fn table_type(t: &wasmparser::TableType, at: u64) -> Result<TableType, CompileEr
             offset: at,
         });
     }
-    let elem = ValType::from_ref(t.element_type, at)?;
+    let elem = ValType::Ref(RefType::from_wasm(t.element_type, at)?);
     let too_big = || CompileError::Unsupported {
         what: "table larger than 2^32 elements",
         offset: at,

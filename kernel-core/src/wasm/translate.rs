@@ -55,8 +55,8 @@
 //!   bound the rest, so its entry check is left out. A tail call counts as
 //!   a call: a function that tail-calls itself loops through its entry.
 //! - INV-11: wasm functions use the `tail` calling convention
-//!   ([`wasm_signature`]); `return_call` and `return_call_indirect` end
-//!   their block with Cranelift's `return_call*`, which pops the caller's
+//!   ([`wasm_signature`]); `return_call`, `return_call_indirect` and
+//!   `return_call_ref` end their block with Cranelift's `return_call*`, which pops the caller's
 //!   frame before the callee runs, so a chain of tail calls runs in
 //!   constant stack. The callee's results are the caller's (validation),
 //!   and code after the call is unreachable (INV-2).
@@ -100,6 +100,10 @@ pub const TRAP_TABLE_ACCESS_OUT_OF_BOUNDS: TrapCode = TrapCode::unwrap_user(5);
 pub const TRAP_INTERRUPTED: TrapCode = TrapCode::unwrap_user(6);
 /// Trap code of a host function that failed (its thunk checks the status).
 pub const TRAP_HOST: TrapCode = TrapCode::unwrap_user(7);
+/// Trap code of `call_ref` / `return_call_ref` of null.
+pub const TRAP_NULL_FUNCTION_REFERENCE: TrapCode = TrapCode::unwrap_user(8);
+/// Trap code of `ref.as_non_null` of null.
+pub const TRAP_NULL_REFERENCE: TrapCode = TrapCode::unwrap_user(9);
 
 /// Default guard after each memory's 4 GiB reservation: 32 MiB. Accesses
 /// with a static offset up to this need no explicit check; larger offsets
@@ -183,7 +187,7 @@ pub fn ir_type(t: ValType, ptr: Type) -> Type {
         ValType::I64 => I64,
         ValType::F32 => F32,
         ValType::F64 => F64,
-        ValType::FuncRef | ValType::ExternRef => ptr,
+        ValType::Ref(_) => ptr,
         ValType::V128 => I8X16,
     }
 }
@@ -759,6 +763,8 @@ impl Translator<'_, '_> {
                 type_index,
                 table_index,
             } => self.call_indirect(type_index, table_index, true)?,
+            Operator::CallRef { type_index } => self.call_ref(type_index, false)?,
+            Operator::ReturnCallRef { type_index } => self.call_ref(type_index, true)?,
             Operator::Drop => {
                 self.pop()?;
             }
@@ -974,6 +980,38 @@ impl Translator<'_, '_> {
             Operator::RefFunc { function_index } => {
                 let r = self.func_ref(function_index)?;
                 self.stack.push(r);
+            }
+            Operator::RefAsNonNull => {
+                let r = self.pop()?;
+                self.b.ins().trapz(r, TRAP_NULL_REFERENCE);
+                self.stack.push(r);
+            }
+            Operator::BrOnNull { relative_depth } => {
+                // Branch without the reference when it is null; go on with
+                // it (now known non-null) otherwise.
+                let r = self.pop()?;
+                let (blk, n) = self.target(relative_depth)?;
+                let args = block_args(self.peekn(n)?);
+                let next = self.b.create_block();
+                self.b.ins().brif(r, next, &[], blk, &args);
+                self.b.seal_block(next);
+                self.b.switch_to_block(next);
+                self.stack.push(r);
+            }
+            Operator::BrOnNonNull { relative_depth } => {
+                // Branch with the reference (the label's last value) when
+                // it is not null; drop it and go on otherwise.
+                let r = self.pop()?;
+                let (blk, n) = self.target(relative_depth)?;
+                let below = n
+                    .checked_sub(1)
+                    .ok_or_else(|| self.err("br_on_non_null to a label without a reference"))?;
+                let mut vals = self.peekn(below)?.to_vec();
+                vals.push(r);
+                let next = self.b.create_block();
+                self.b.ins().brif(r, blk, &block_args(&vals), next, &[]);
+                self.b.seal_block(next);
+                self.b.switch_to_block(next);
             }
             Operator::TableGet { table } => {
                 let index = self.pop()?;
@@ -1275,7 +1313,7 @@ impl Translator<'_, '_> {
             .len();
         let sig = self.sig(type_index)?;
         let index = self.pop()?;
-        let mut args = self.popn(n)?;
+        let args = self.popn(n)?;
         let ptr = self.ptr();
         let o = *self.offsets;
         let def = self.vmctx_load(ptr, o.table_pointer(table), true);
@@ -1309,6 +1347,36 @@ impl Translator<'_, '_> {
         let expected = self.vmctx_load(I32, o.type_id(type_index), true);
         let bad = self.b.ins().icmp(IntCC::NotEqual, actual, expected);
         self.b.ins().trapnz(bad, TRAP_BAD_SIGNATURE);
+        self.call_func_ref(sig, fref, args, tail);
+        Ok(())
+    }
+
+    /// `call_ref $t`, or with `tail` `return_call_ref $t` (INV-11): the
+    /// validator proved the reference is of type `$t`, so only null is
+    /// checked.
+    fn call_ref(&mut self, type_index: u32, tail: bool) -> Result<(), CompileError> {
+        let n = self
+            .info
+            .types
+            .get(type_index as usize)
+            .ok_or_else(|| self.err("unknown type"))?
+            .params
+            .len();
+        let sig = self.sig(type_index)?;
+        let fref = self.pop()?;
+        let args = self.popn(n)?;
+        self.b.ins().trapz(fref, TRAP_NULL_FUNCTION_REFERENCE);
+        self.call_func_ref(sig, fref, args, tail);
+        Ok(())
+    }
+
+    /// Call the non-null `VMFuncRef` at `fref` with signature `sig` and the
+    /// wasm arguments `args`; the results go on the stack, or with `tail`
+    /// the call returns from this function.
+    fn call_func_ref(&mut self, sig: SigRef, fref: Value, mut args: Vec<Value>, tail: bool) {
+        let ptr = self.ptr();
+        let o = *self.offsets;
+        let trusted = MemFlagsData::trusted();
         let code = self
             .b
             .ins()
@@ -1321,12 +1389,11 @@ impl Translator<'_, '_> {
         if tail {
             self.b.ins().return_call_indirect(sig, code, &args);
             self.reachable = false;
-            return Ok(());
+            return;
         }
         let inst = self.b.ins().call_indirect(sig, code, &args);
         let results = self.b.inst_results(inst).to_vec();
         self.stack.extend(results);
-        Ok(())
     }
 
     fn check_mem(&self, mem: u32) -> Result<(), CompileError> {

@@ -59,8 +59,8 @@ use super::cache::{ArtifactUse, Lookup, Pending};
 use super::code::{CodeObject, FrameInfo, LinkError, LinkInput};
 use super::compile::{CompiledModule, Compiler, TrapKind, compile_module_within};
 use super::module::{
-    CompileError, ConstExpr, DataMode, ElementMode, ExportKind, FuncType, GlobalType, ImportKind,
-    MemoryType, TableType, ValType,
+    CompileError, ConstExpr, DataMode, ElementMode, ExportKind, FuncType, GlobalType, HeapType,
+    ImportKind, MemoryType, RefType, TableType, ValType,
 };
 use super::retained;
 use super::stubs::StubKind;
@@ -90,7 +90,7 @@ fn page_limit(memory64: bool) -> u64 {
     if memory64 { MAX_PAGES_64 } else { MAX_PAGES }
 }
 
-pub(crate) const KINDS: [TrapKind; 13] = [
+pub(crate) const KINDS: [TrapKind; 15] = [
     TrapKind::Unreachable,
     TrapKind::IntegerDivideByZero,
     TrapKind::IntegerOverflow,
@@ -104,6 +104,8 @@ pub(crate) const KINDS: [TrapKind; 13] = [
     TrapKind::Interrupted,
     TrapKind::Host,
     TrapKind::OutOfMemory,
+    TrapKind::NullFunctionReference,
+    TrapKind::NullReference,
 ];
 
 /// The number the trap path records for `kind`.
@@ -146,8 +148,8 @@ impl Val {
             Val::I64(_) => ValType::I64,
             Val::F32(_) => ValType::F32,
             Val::F64(_) => ValType::F64,
-            Val::FuncRef(_) => ValType::FuncRef,
-            Val::ExternRef(_) => ValType::ExternRef,
+            Val::FuncRef(_) => ValType::FUNCREF,
+            Val::ExternRef(_) => ValType::EXTERNREF,
             Val::V128(_) => ValType::V128,
         }
     }
@@ -170,14 +172,22 @@ impl Val {
             ValType::I64 => Val::I64(s as u64 as i64),
             ValType::F32 => Val::F32(s as u32),
             ValType::F64 => Val::F64(s as u64),
-            ValType::FuncRef => Val::FuncRef(NonZeroUsize::new(s as usize).map(FuncAddr)),
-            ValType::ExternRef => Val::ExternRef((s as usize).checked_sub(1).map(|n| n as u32)),
+            ValType::Ref(r) if r.is_extern() => {
+                Val::ExternRef((s as usize).checked_sub(1).map(|n| n as u32))
+            }
+            ValType::Ref(_) => Val::FuncRef(NonZeroUsize::new(s as usize).map(FuncAddr)),
             ValType::V128 => Val::V128(s),
         }
     }
 
     fn zero(ty: ValType) -> Self {
         Self::from_slot(ty, 0)
+    }
+
+    /// The null of reference type `r`'s hierarchy.
+    #[must_use]
+    pub fn null(r: RefType) -> Self {
+        Self::zero(ValType::Ref(r))
     }
 }
 
@@ -440,6 +450,37 @@ impl FuncRefOwner {
             _ => true,
         }
     }
+
+    /// Whether `v` may be handed to this store's wasm code where a value
+    /// of (canonical) type `t` is expected: [`Self::admits`], and a value
+    /// of `t` (a null only where `t` is nullable; a function of a concrete
+    /// type only if its canonical type id is that type).
+    fn admits_as(&self, v: Val, t: ValType) -> bool {
+        let ValType::Ref(r) = t else {
+            return v.ty() == t;
+        };
+        match v {
+            Val::FuncRef(None) => !r.is_extern() && r.nullable,
+            Val::ExternRef(None) => r.is_extern() && r.nullable,
+            Val::ExternRef(Some(_)) => r.is_extern(),
+            Val::FuncRef(Some(f)) => {
+                if r.is_extern() || !self.admits(v) {
+                    return false;
+                }
+                match r.heap {
+                    HeapType::Concrete(id) => {
+                        // SAFETY: `admits` found the address in one of this
+                        // store's `VMFuncRef` ranges, which live as long as
+                        // the store (INV-VM-2).
+                        let fr = unsafe { (f.0.get() as *const VMFuncRef).read() };
+                        fr.type_id == id
+                    }
+                    _ => true,
+                }
+            }
+            _ => false,
+        }
+    }
 }
 
 /// A host function body.
@@ -526,7 +567,7 @@ extern "C" fn single_dispatch(ctx: *const SingleHost<'_>, values: *mut u128) -> 
             // as on the untyped path.
             if let Some(t) = h.ty.results.first() {
                 slots[0] = match r {
-                    Some(v) if v.ty() == *t && owner.admits(v) => v.to_slot(),
+                    Some(v) if owner.admits_as(v, *t) => v.to_slot(),
                     _ => 0,
                 };
             }
@@ -605,7 +646,7 @@ extern "C" fn host_dispatch(ctx: *const HostFunc<'_>, values: *mut u128) -> u32 
     // reference), never as the argument bits left in its slot.
     for (i, (slot, t)) in slots.iter_mut().zip(&hf.ty.results).enumerate() {
         *slot = match results.get(i) {
-            Some(r) if r.ty() == *t && owner.admits(*r) => r.to_slot(),
+            Some(r) if owner.admits_as(*r, *t) => r.to_slot(),
             _ => 0,
         };
     }
@@ -1411,7 +1452,10 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
         Ok(addr)
     }
 
+    /// The array-call trampoline for signature `ty` (keyed by its erased
+    /// signature: code depends on representation only).
     fn trampoline(&mut self, ty: &FuncType) -> Result<usize, CallError> {
+        let ty = &ty.erased();
         if let Some((_, a)) = self.trampolines.iter().find(|(t, _)| t == ty) {
             return Ok(*a);
         }
@@ -1586,6 +1630,7 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
 
     /// The host thunk for signature `ty` (shared: `stubs`).
     fn thunk(&mut self, ty: &FuncType) -> Result<usize, CallError> {
+        let ty = &ty.erased();
         if let Some((_, a)) = self.thunks.iter().find(|(t, _)| t == ty) {
             return Ok(*a);
         }
@@ -1836,6 +1881,14 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
     ) -> Result<InstanceId, InstantiateError> {
         let info = &module.info;
         let o = module.offsets;
+        // Store-wide ids of the module's types, canonical (module INV-5):
+        // each type names earlier ones only, so their ids are known.
+        let mut type_ids: Vec<u32> = Vec::with_capacity(info.types.len());
+        for t in &info.types {
+            let canonical = t.canonical(&type_ids);
+            type_ids.push(self.type_id(&canonical));
+        }
+        let canonical = |t: ValType| t.canonical(&type_ids);
         // Resolve and check imports.
         let mut funcs = Vec::new();
         let mut globals = Vec::new();
@@ -1853,13 +1906,26 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             let ext = resolve(&imp.module, &imp.name).ok_or_else(unknown)?;
             match (imp.kind, ext) {
                 (ImportKind::Func(t), Extern::Func(f)) => {
-                    if info.types.get(t as usize) != Some(&f.ty) {
+                    // Function types without declared subtypes match
+                    // only themselves.
+                    let want = type_ids
+                        .get(t as usize)
+                        .and_then(|&i| self.types.get(i as usize));
+                    if want != Some(&f.ty) {
                         return Err(bad());
                     }
                     funcs.push(f);
                 }
                 (ImportKind::Global(t), Extern::Global(g)) => {
-                    if g.ty != t {
+                    // A constant global may be of a subtype; a mutable one
+                    // is read and written, so its type must be the same.
+                    let want = canonical(t.ty);
+                    let ok = if t.mutable {
+                        g.ty.mutable && g.ty.ty == want
+                    } else {
+                        !g.ty.mutable && g.ty.ty.matches(want)
+                    };
+                    if !ok {
                         return Err(bad());
                     }
                     globals.push(g);
@@ -1878,7 +1944,7 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
                 }
                 (ImportKind::Table(t), Extern::Table(i)) => {
                     let tab = self.tables.get(i).ok_or_else(bad)?;
-                    if tab.elem_type() != t.elem
+                    if tab.elem_type() != canonical(t.elem)
                         || !limits_match(
                             u64::from(tab.len()),
                             tab.max().map(u64::from),
@@ -1922,11 +1988,14 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             mems.push(self.memories.len() - 1);
         }
         for t in &info.tables[info.num_imported_tables as usize..] {
+            let t = TableType {
+                elem: canonical(t.elem),
+                ..*t
+            };
             self.tables
-                .push(Table::new(self.kernel, *t, self.memory_owner)?);
+                .push(Table::new(self.kernel, t, self.memory_owner)?);
             tabs.push(self.tables.len() - 1);
         }
-        let type_ids: Vec<u32> = info.types.iter().map(|t| self.type_id(t)).collect();
         // The context.
         let words = (o.size() as usize).div_ceil(16) + 1;
         let vmctx_mem = vec![0u128; words].into_boxed_slice();
@@ -2021,7 +2090,23 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             unsafe { ((vmctx + off as usize) as *mut u128).write(v) };
             global_slots.push(vmctx + off as usize);
         }
-        // Exports.
+        // Defined tables with an initialiser hold its value everywhere.
+        for (init, &t) in info
+            .table_inits
+            .iter()
+            .zip(&tabs[info.num_imported_tables as usize..])
+        {
+            if let Some(init) = init {
+                let table = &self.tables[t];
+                table.fill(0, eval(init, &global_slots) as usize, table.len());
+            }
+        }
+        // Exports, typed in the store's canonical types.
+        let func_type = |f: u32| {
+            let t = info.functions.get(f as usize)?;
+            let id = type_ids.get(*t as usize)?;
+            self.types.get(*id as usize).cloned()
+        };
         let exports = info
             .exports
             .iter()
@@ -2029,11 +2114,14 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
                 let x = match e.kind {
                     ExportKind::Func => Extern::Func(Func {
                         funcref: *func_refs.get(e.index as usize)?,
-                        ty: info.func_type(e.index)?.clone(),
+                        ty: func_type(e.index)?,
                     }),
                     ExportKind::Global => Extern::Global(Global {
                         slot: *global_slots.get(e.index as usize)?,
-                        ty: *info.globals.get(e.index as usize)?,
+                        ty: info.globals.get(e.index as usize).map(|g| GlobalType {
+                            ty: canonical(g.ty),
+                            ..*g
+                        })?,
                     }),
                     ExportKind::Memory => Extern::Memory(*mems.get(e.index as usize)?),
                     ExportKind::Table => Extern::Table(*tabs.get(e.index as usize)?),
@@ -2108,7 +2196,7 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
                 funcref: *func_refs
                     .get(s as usize)
                     .ok_or(InstantiateError::TooLarge)?,
-                ty: info.func_type(s).cloned().unwrap_or_default(),
+                ty: func_type(s).unwrap_or_default(),
             };
             self.invoke(&f, &[]).map_err(InstantiateError::Start)?;
         }
@@ -2126,7 +2214,7 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             || args
                 .iter()
                 .zip(&ty.params)
-                .any(|(a, t)| a.ty() != *t || !self.owner.admits(*a))
+                .any(|(a, t)| !self.owner.admits_as(*a, *t))
         {
             return Err(CallError::BadArguments);
         }

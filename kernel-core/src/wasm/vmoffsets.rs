@@ -298,7 +298,7 @@ mod tests {
             functions: vec![0, 1, 2, 2],
             num_imported_funcs: 2,
             tables: vec![TableType {
-                elem: ValType::FuncRef,
+                elem: ValType::FUNCREF,
                 min: 1,
                 max: None,
             }],
