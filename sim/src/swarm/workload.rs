@@ -147,6 +147,10 @@ pub enum Op {
     /// frames than a process's stack holds: it runs in constant stack and
     /// is preempted at function entries.
     TailCalls(u32),
+    /// A loop of this many `call_ref`s through a typed function reference
+    /// (`(ref null $step)`, made non-null by `br_on_null`), each adding
+    /// its count to an accumulator; check the sum.
+    CallRefs(u32),
     /// In a second, 64-bit memory: fill the last `len` bytes of its first
     /// page with `byte`, copy them into the main memory and check them;
     /// grow it by a page (`memory.grow` speaks `i64`; faults may refuse).
@@ -203,6 +207,8 @@ pub const MAX_GROW: u32 = 64;
 pub const MAX_MESSAGES: u32 = 16;
 /// Most tail calls of one `TailCalls` op.
 pub const MAX_TAIL_CALLS: u32 = 100_000;
+/// Most calls of one `CallRefs` op.
+pub const MAX_CALL_REFS: u32 = 100_000;
 /// Most bytes of one `Wide` op (they land at 98304 in the main memory).
 pub const MAX_WIDE: u32 = 32 << 10;
 
@@ -310,6 +316,7 @@ impl Workload {
                     Op::Sleep(n) => writeln!(s, "  sleep {n}"),
                     Op::Stream { len, byte } => writeln!(s, "  stream {len} {byte}"),
                     Op::TailCalls(n) => writeln!(s, "  tailcalls {n}"),
+                    Op::CallRefs(n) => writeln!(s, "  callrefs {n}"),
                     Op::Wide { len, byte } => writeln!(s, "  wide {len} {byte}"),
                 };
             }
@@ -395,6 +402,7 @@ impl Workload {
                             byte: u8::try_from(num(2)?).map_err(|_| bad())?,
                         },
                         ("tailcalls", 2) => Op::TailCalls(small(1)?.min(MAX_TAIL_CALLS)),
+                        ("callrefs", 2) => Op::CallRefs(small(1)?.min(MAX_CALL_REFS)),
                         ("wide", 3) => Op::Wide {
                             len: small(1)?.min(MAX_WIDE),
                             byte: u8::try_from(num(2)?).map_err(|_| bad())?,
@@ -429,7 +437,7 @@ pub const MAX_FILE: u32 = 16 << 10;
 
 fn op(rng: &mut Rng) -> Op {
     let small = |rng: &mut Rng, lo, hi| u32::try_from(rng.range(lo, hi)).unwrap_or(1);
-    match rng.range(0, 12) {
+    match rng.range(0, 13) {
         0 | 1 => Op::Compute(small(rng, 1, 200_000)),
         2 => Op::Grow(small(rng, 1, u64::from(MAX_GROW))),
         3 | 4 => Op::File {
@@ -446,6 +454,7 @@ fn op(rng: &mut Rng) -> Op {
         },
         9 => Op::Sleep(small(rng, 0, 20)),
         10 => Op::TailCalls(small(rng, 1, u64::from(MAX_TAIL_CALLS))),
+        11 => Op::CallRefs(small(rng, 1, u64::from(MAX_CALL_REFS))),
         _ => Op::Wide {
             len: small(rng, 0, u64::from(MAX_WIDE)),
             byte: u8::try_from(rng.range(1, 255)).unwrap_or(1),
@@ -515,6 +524,21 @@ const PRELUDE: &str = r#"
       (then (local.get $acc))
       (else (return_call $countdown (i32.sub (local.get $n) (i32.const 1))
         (i64.add (local.get $acc) (i64.extend_i32_u (local.get $n)))))))
+  ;; n + (n - 1) + ... + 1 added to 0, one `call_ref` of `$step` each.
+  (type $step (func (param i64 i32) (result i64)))
+  (func $step (type $step) (i64.add (local.get 0) (i64.extend_i32_u (local.get 1))))
+  (elem declare func $step)
+  (func $callrefs (param $n i32) (result i64)
+    (local $acc i64) (local $f (ref null $step))
+    (local.set $f (ref.func $step))
+    (block $null
+      (loop $next
+        (if (i32.eqz (local.get $n)) (then (return (local.get $acc))))
+        (local.set $acc
+          (call_ref $step (local.get $acc) (local.get $n) (br_on_null $null (local.get $f))))
+        (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+        (br $next)))
+    (unreachable))
   ;; 1 when `len` bytes at `ptr` all hold `byte`
   (func $all (param $ptr i32) (param $len i32) (param $byte i32) (result i32)
     (block $bad (loop $more
@@ -766,6 +790,13 @@ impl Proc {
                         "(call $check (i64.eq (call $countdown (i32.const {n}) (i64.const 0)) (i64.const {sum})) (i32.const {code}))"
                     );
                 }
+                Op::CallRefs(n) => {
+                    let sum = u64::from(*n) * (u64::from(*n) + 1) / 2;
+                    let _ = writeln!(
+                        body,
+                        "(call $check (i64.eq (call $callrefs (i32.const {n})) (i64.const {sum})) (i32.const {code}))"
+                    );
+                }
                 Op::Wide { len, byte } => {
                     wide = true;
                     let _ = writeln!(
@@ -808,7 +839,7 @@ mod tests {
             skew: 100,
             stalls: 50,
         };
-        let (mut tail, mut wide) = (0, 0);
+        let (mut tail, mut refs, mut wide) = (0, 0, 0);
         for seed in 0..200 {
             let w = Workload::generate(seed, &all);
             assert_eq!(w, Workload::generate(seed, &all));
@@ -818,6 +849,7 @@ mod tests {
                 .clone()
                 .filter(|o| matches!(o, Op::TailCalls(_)))
                 .count();
+            refs += ops.clone().filter(|o| matches!(o, Op::CallRefs(_))).count();
             wide += ops.filter(|o| matches!(o, Op::Wide { .. })).count();
             for (i, p) in w.procs.iter().enumerate() {
                 let text = p.wat(i, 64, w.faults.frames > 0);
@@ -829,8 +861,8 @@ mod tests {
         }
         // The generator reaches the WebAssembly 3.0 operations too.
         assert!(
-            tail >= 20 && wide >= 20,
-            "{tail} tail-call ops, {wide} wide ops"
+            tail >= 20 && refs >= 20 && wide >= 20,
+            "{tail} tail-call ops, {refs} call_ref ops, {wide} wide ops"
         );
     }
 
