@@ -154,8 +154,9 @@ pub fn format_val(v: Val) -> String {
                 format!("{f:?}")
             }
         }
-        Val::FuncRef(None) | Val::ExternRef(None) => "null".into(),
+        Val::FuncRef(None) | Val::ExternRef(None) | Val::ExnRef(None) => "null".into(),
         Val::FuncRef(Some(_)) => "funcref".into(),
+        Val::ExnRef(Some(_)) => "exnref".into(),
         Val::ExternRef(Some(n)) => format!("externref:{n}"),
         Val::V128(v) => format!("{v:#034x}"),
     }

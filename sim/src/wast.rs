@@ -427,6 +427,20 @@ impl<P: Platform> Runner<'_, '_, P> {
                     show_vals(&v)
                 )),
             },
+            WastDirective::AssertException { exec, .. } => {
+                let WastExecute::Invoke(call) = exec else {
+                    return Err("assert_exception of a module or a `get`".to_owned());
+                };
+                match self.invoke(&call) {
+                    Err(InvokeError::Call(CallError::Trap(t)))
+                        if t.kind == TrapKind::UncaughtException =>
+                    {
+                        Ok(())
+                    }
+                    Err(e) => Err(format!("expected an exception, got {e}")),
+                    Ok(v) => Err(format!("expected an exception, got {}", show_vals(&v))),
+                }
+            }
             WastDirective::AssertInvalid {
                 mut module,
                 message,
@@ -589,6 +603,8 @@ fn show_val(v: Val) -> String {
         Val::ExternRef(None) => "ref.null extern".to_owned(),
         Val::ExternRef(Some(n)) => format!("ref.extern {n}"),
         Val::V128(v) => format!("v128:{v:#034x}"),
+        Val::ExnRef(None) => "ref.null exn".to_owned(),
+        Val::ExnRef(Some(_)) => "ref.exn".to_owned(),
     }
 }
 
@@ -636,12 +652,15 @@ fn matches_core(v: Val, w: &WastRetCore<'_>) -> bool {
     let null_of = |h: &Option<HeapType<'_>>, want: AbstractHeapType| match h {
         None => true,
         Some(HeapType::Abstract { ty, .. }) => *ty == want,
+        // Without GC every concrete type is a function type.
+        Some(HeapType::Concrete(_)) => want == AbstractHeapType::Func,
         Some(_) => false,
     };
     match (v, w) {
         (_, WastRetCore::Either(alts)) => alts.iter().any(|a| matches_core(v, a)),
         (Val::FuncRef(None), WastRetCore::RefNull(h)) => null_of(h, AbstractHeapType::Func),
         (Val::ExternRef(None), WastRetCore::RefNull(h)) => null_of(h, AbstractHeapType::Extern),
+        (Val::ExnRef(None), WastRetCore::RefNull(h)) => null_of(h, AbstractHeapType::Exn),
         (Val::FuncRef(Some(_)), WastRetCore::RefFunc(_)) => true,
         (Val::ExternRef(Some(a)), WastRetCore::RefExtern(b)) => b.is_none_or(|b| a == b),
         (Val::I32(a), WastRetCore::I32(b)) => a == *b,

@@ -188,6 +188,11 @@ fn conv(d: WastDirective<'_>) -> Result<Conv, String> {
         WastDirective::AssertExhaustion { call, message, .. } => {
             Conv::Exhaustion(invoke(&call)?, message.to_owned())
         }
+        // An exception that leaves the call is a trap of its own kind,
+        // whose message is this.
+        WastDirective::AssertException { exec, .. } => {
+            Conv::Trap(action(exec)?, "uncaught exception".to_owned())
+        }
         WastDirective::AssertInvalid {
             mut module,
             message,
@@ -411,6 +416,9 @@ pub enum Suite {
     /// (`proposals/function-references`, part of WebAssembly 3.0), named
     /// `function-references/<file>`.
     FunctionReferences,
+    /// The exception-handling proposal (`proposals/exceptions`, part of
+    /// WebAssembly 3.0), named `exceptions/<file>`.
+    Exceptions,
 }
 
 impl Suite {
@@ -426,6 +434,7 @@ impl Suite {
         Self::TailCall,
         Self::Memory64,
         Self::FunctionReferences,
+        Self::Exceptions,
     ];
 
     /// The prefix of its scripts' names in a bundle.
@@ -441,6 +450,7 @@ impl Suite {
             Self::TailCall => "tail-call",
             Self::Memory64 => "memory64",
             Self::FunctionReferences => "function-references",
+            Self::Exceptions => "exceptions",
         }
     }
 
@@ -473,6 +483,7 @@ impl Suite {
             Self::TailCall => proposal(Proposal::TailCall).collect(),
             Self::Memory64 => proposal(Proposal::Memory64).collect(),
             Self::FunctionReferences => proposal(Proposal::FunctionReferences).collect(),
+            Self::Exceptions => proposal(Proposal::ExceptionHandling).collect(),
         };
         let mut files: Vec<(String, &'static str)> = files
             .iter()

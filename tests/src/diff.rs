@@ -646,5 +646,6 @@ fn to_wasmtime(v: vm::Val) -> wasmtime::Val {
         vm::Val::V128(x) => wasmtime::Val::V128(x.into()),
         vm::Val::FuncRef(_) => wasmtime::Val::FuncRef(None),
         vm::Val::ExternRef(_) => wasmtime::Val::ExternRef(None),
+        vm::Val::ExnRef(_) => wasmtime::Val::ExnRef(None),
     }
 }

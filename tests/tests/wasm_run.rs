@@ -890,3 +890,184 @@ fn typed_function_references_are_checked_at_the_boundary_and_shared_across_modul
         }
     });
 }
+
+const THROWER: &str = r#"(module
+  (tag $e (export "e") (param i32 i64))
+  (tag $other)
+  (func $thrower (export "thrower") (param i32)
+    (if (i32.eqz (local.get 0)) (then (throw $other)))
+    (throw $e (local.get 0) (i64.const 7)))
+  ;; `n` frames deep, then throw.
+  (func $deep (param i32 i32)
+    (if (i32.eqz (local.get 0))
+      (then (call $thrower (local.get 1)) (return)))
+    (call $deep (i32.sub (local.get 0) (i32.const 1)) (local.get 1)))
+  (table funcref (elem $thrower))
+  (func (export "catch_deep") (param $n i32) (param $v i32) (result i64)
+    (local $x i32) (local $y i64)
+    (block $h (result i32 i64)
+      (try_table (catch $e $h)
+        (call $deep (local.get $n) (local.get $v)))
+      (return (i64.const -1)))
+    (local.set $y) (local.set $x)
+    (i64.add (i64.extend_i32_u (local.get $x)) (local.get $y)))
+  (func (export "catch_all_indirect") (param $v i32) (result i32)
+    (block $h
+      (try_table (catch_all $h)
+        (call_indirect (param i32) (local.get $v) (i32.const 0)))
+      (return (i32.const 0)))
+    (i32.const 1))
+  ;; Values live across the throwing call reach the handler intact.
+  (func (export "live") (param $v i32) (param $p f64) (param $q i64) (result f64)
+    (local $a f64) (local $b i64)
+    (local.set $a (f64.mul (local.get $p) (f64.const 1.5)))
+    (local.set $b (i64.add (local.get $q) (i64.const 40)))
+    (block $h
+      (try_table (catch_all $h) (call $thrower (local.get $v)))
+      (return (f64.const -1)))
+    (f64.add (local.get $a) (f64.convert_i64_s (local.get $b))))
+  ;; Catch with the exception, throw it on: the caller sees the original.
+  (func (export "rethrow") (param $v i32)
+    (block $h (result exnref)
+      (try_table (catch_all_ref $h) (call $thrower (local.get $v)))
+      (return))
+    (throw_ref)))"#;
+
+/// Exception handling end to end: an exception crosses a hundred frames,
+/// an indirect call and a module boundary (an imported tag) to its
+/// handler with its values; values live across the throwing call survive
+/// (the unwinder restores only the stack and frame pointers); an
+/// exception nothing catches leaves the call as its own trap kind and the
+/// store goes on; a catch clause of another tag does not catch.
+#[test]
+fn exceptions_cross_frames_modules_and_indirect_calls_and_escape_cleanly() {
+    let b = wat(r#"(module
+      (import "a" "e" (tag $e (param i32 i64)))
+      (import "a" "thrower" (func $t (param i32)))
+      (func (export "run") (param i32) (result i32)
+        (block $h (result i32 i64)
+          (try_table (catch $e $h) (call $t (local.get 0)))
+          (return (i32.const -1)))
+        (drop)))"#);
+    run(|store| {
+        let ma = store.compile(&wat(THROWER)).expect("compile");
+        let ia = store.instantiate(&ma, &|_, _| None).expect("instantiate");
+        let mut call = |name: &str, args: &[Val]| {
+            let f = func(store, ia, name);
+            store.invoke(&f, args)
+        };
+        let uncaught = |r: Result<Vec<Val>, CallError>| match r {
+            Err(CallError::Trap(t)) => t.kind == TrapKind::UncaughtException,
+            _ => false,
+        };
+        assert_eq!(
+            call("catch_deep", &[Val::I32(100), Val::I32(5)]),
+            Ok(vec![Val::I64(12)])
+        );
+        // `$other` is not `$e`: it leaves the call.
+        assert!(uncaught(call("catch_deep", &[Val::I32(100), Val::I32(0)])));
+        assert_eq!(
+            call("catch_all_indirect", &[Val::I32(0)]),
+            Ok(vec![Val::I32(1)])
+        );
+        assert_eq!(
+            call(
+                "live",
+                &[Val::I32(3), Val::F64(2.0f64.to_bits()), Val::I64(2)]
+            ),
+            Ok(vec![Val::F64(45.0f64.to_bits())])
+        );
+        assert!(uncaught(call("rethrow", &[Val::I32(4)])));
+        assert!(uncaught(call("thrower", &[Val::I32(4)])));
+        // The store goes on after exceptions escaped it.
+        assert_eq!(
+            call("catch_deep", &[Val::I32(3), Val::I32(1)]),
+            Ok(vec![Val::I64(8)])
+        );
+        let exports = store.exports(ia);
+        let resolve = |m: &str, n: &str| {
+            exports
+                .iter()
+                .find(|(name, _)| m == "a" && name == n)
+                .map(|(_, e)| e.clone())
+        };
+        let mb = store.compile(&b).expect("compile b");
+        let ib = store.instantiate(&mb, &resolve).expect("instantiate b");
+        let f = func(store, ib, "run");
+        assert_eq!(store.invoke(&f, &[Val::I32(9)]), Ok(vec![Val::I32(9)]));
+        assert!(uncaught(store.invoke(&f, &[Val::I32(0)])));
+        assert!(store.exceptions_held() > 0);
+    });
+}
+
+/// A program that catches a million exceptions by their values holds
+/// none of them; one that keeps every exception it catches
+/// (`catch_all_ref` into a table) runs out of its memory owner's limit and
+/// traps, out of memory; the kernel and the store go on, and dropping the
+/// store gives back every frame the exceptions held.
+#[test]
+fn exceptions_are_charged_to_the_memory_owner_and_given_back() {
+    use kernel_core::mem::{Owner, ProcessId};
+    let module = wat(r#"(module
+      (tag $e (param i32))
+      (table $keep 1 exnref)
+      (func (export "hoard") (param $n i32) (result i32)
+        (local $i i32) (local $x exnref)
+        (loop $next
+          (block $h (result exnref)
+            (try_table (catch_all_ref $h) (throw $e (local.get $i)))
+            (unreachable))
+          (local.set $x)
+          (table.set $keep (i32.const 0) (local.get $x))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $next (i32.lt_u (local.get $i) (local.get $n))))
+        (local.get $i))
+      ;; Catches only the values: each exception is freed when caught.
+      (func (export "churn") (param $n i32) (result i32)
+        (local $i i32) (local $sum i32)
+        (loop $next
+          (block $h (result i32)
+            (try_table (catch $e $h) (throw $e (local.get $i)))
+            (unreachable))
+          (local.set $sum (i32.add (local.get $sum)))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $next (i32.lt_u (local.get $i) (local.get $n))))
+        (local.get $sum)))"#);
+    let owner = Owner::Process(ProcessId(77));
+    let hosted = machine();
+    hal_hosted::run_on_cpu(&hosted, 0, || {
+        kernel_core::boot::with_kernel(&hosted, |k| {
+            k.vm().set_limit(owner, 256);
+            {
+                let mut store = Store::new(k, 1 << 20).expect("store");
+                store.set_memory_owner(owner);
+                let m = store.compile(&module).expect("compile");
+                let inst = store.instantiate(&m, &|_, _| None).expect("instantiate");
+                // A million exceptions caught without their object: far
+                // more than the limit would hold at once.
+                let churn = func(&store, inst, "churn");
+                let n: i32 = 1_000_000;
+                let sum = (0..n).fold(0i32, i32::wrapping_add);
+                assert_eq!(
+                    store.invoke(&churn, &[Val::I32(n)]),
+                    Ok(vec![Val::I32(sum)])
+                );
+                assert_eq!(store.exceptions_held(), 0);
+                let f = func(&store, inst, "hoard");
+                assert_eq!(store.invoke(&f, &[Val::I32(10)]), Ok(vec![Val::I32(10)]));
+                match store.invoke(&f, &[Val::I32(10_000_000)]) {
+                    Err(CallError::Trap(t)) => assert_eq!(t.kind, TrapKind::OutOfMemory),
+                    other => panic!("a hoard past the limit: {other:?}"),
+                }
+                assert!(k.vm().owner_frames(owner) > 0);
+                // Still usable.
+                let got = store.invoke(&f, &[Val::I32(0)]);
+                assert!(
+                    got.is_ok() || matches!(got, Err(CallError::Trap(_))),
+                    "{got:?}"
+                );
+            }
+            assert_eq!(k.vm().owner_frames(owner), 0);
+        });
+    });
+}

@@ -1,6 +1,7 @@
 //! ISA-specific pieces: the wasm entry routine that saves a context a trap
-//! can unwind to, the frame-pointer layout the backtrace walks, and the
-//! fiber context switch ([`switch`]).
+//! can unwind to, the jump that resumes at an exception handler
+//! ([`resume`]), the frame-pointer layout the backtrace and the exception
+//! unwinder walk, and the fiber context switch ([`switch`]).
 //!
 //! # The entry routine
 //!
@@ -280,6 +281,71 @@ pub fn epoch_saving_entry() -> usize {
     {
         crate::wasm::vm::epoch_saving_builtin as *const () as usize
     }
+}
+
+// Resume wasm at an exception handler (or at the entry's landing pad):
+// `vessel_wasm_resume(pc, sp, fp, payload)` sets the stack and frame
+// pointers, puts `payload` in the first exception payload register of
+// Cranelift's `tail` convention (the second is zeroed) and jumps to `pc`.
+// Every other register is dead there (translate `exceptions`
+// INV-EXN-3); the landing pad reloads what it needs from its frame.
+#[cfg(target_arch = "x86_64")]
+global_asm!(
+    ".text",
+    ".global vessel_wasm_resume",
+    ".p2align 4",
+    "vessel_wasm_resume:",
+    "mov rsp, rsi",
+    "mov rbp, rdx",
+    "mov rax, rcx",
+    "xor edx, edx",
+    "jmp rdi",
+);
+
+#[cfg(target_arch = "aarch64")]
+global_asm!(
+    ".text",
+    ".global vessel_wasm_resume",
+    ".p2align 4",
+    "vessel_wasm_resume:",
+    "mov sp, x1",
+    "mov x29, x2",
+    "mov x9, x0",
+    "mov x0, x3",
+    "mov x1, xzr",
+    "br x9",
+);
+
+#[cfg(target_arch = "riscv64")]
+global_asm!(
+    ".text",
+    ".global vessel_wasm_resume",
+    ".p2align 2",
+    "vessel_wasm_resume:",
+    "mv sp, a1",
+    "mv s0, a2",
+    "mv t0, a0",
+    "mv a0, a3",
+    "li a1, 0",
+    "jr t0",
+);
+
+unsafe extern "C" {
+    fn vessel_wasm_resume(pc: usize, sp: usize, fp: usize, payload: usize) -> !;
+}
+
+/// Continue at `[pc, sp, fp]` with `payload` in the exception payload
+/// register: at a wasm exception handler, or at the entry routine's
+/// landing pad. Never returns; the caller's frame is abandoned.
+///
+/// # Safety
+/// `[pc, sp, fp]` is a handler of a live wasm frame on this stack with
+/// that frame's stack and frame pointers (`compile::HandlerSite`), or the
+/// saved entry context of this CPU (INV-ARCH-1); nothing on the abandoned
+/// frames needs dropping.
+pub unsafe fn resume(pc: usize, sp: usize, fp: usize, payload: usize) -> ! {
+    // SAFETY: the caller's contract.
+    unsafe { vessel_wasm_resume(pc, sp, fp, payload) }
 }
 
 unsafe extern "C" {

@@ -133,7 +133,8 @@ impl Kind {
             | TrapKind::Host
             | TrapKind::OutOfMemory
             | TrapKind::NullFunctionReference
-            | TrapKind::NullReference => Self::Other,
+            | TrapKind::NullReference
+            | TrapKind::UncaughtException => Self::Other,
         }
     }
 }
@@ -170,6 +171,7 @@ impl Value {
             vm::Val::V128(x) => Self::V128(x),
             vm::Val::FuncRef(f) => Self::Ref { null: f.is_none() },
             vm::Val::ExternRef(e) => Self::Ref { null: e.is_none() },
+            vm::Val::ExnRef(e) => Self::Ref { null: e.is_none() },
         }
     }
 }

@@ -76,7 +76,7 @@ pub fn vessel_state<P: Platform>(store: &Store<'_, '_, P>, inst: InstanceId) -> 
                 }
                 out.push((name, Snapshot::Memory { len, hash }));
             }
-            Extern::Func(_) | Extern::Table(_) => {}
+            Extern::Func(_) | Extern::Table(_) | Extern::Tag(_) => {}
         }
     }
     out

@@ -556,7 +556,7 @@ fn matches(v: Val, w: &Expect) -> bool {
     const F64_EXP_Q: u64 = 0x7ff8_0000_0000_0000;
     match (v, w) {
         (_, Expect::Either(alts)) => alts.iter().any(|a| matches(v, a)),
-        (Val::FuncRef(None) | Val::ExternRef(None), Expect::NullAny) => true,
+        (Val::FuncRef(None) | Val::ExternRef(None) | Val::ExnRef(None), Expect::NullAny) => true,
         (Val::FuncRef(None), Expect::NullFunc) => true,
         (Val::ExternRef(None), Expect::NullExtern) => true,
         (Val::FuncRef(Some(_)), Expect::Func) => true,

@@ -47,7 +47,8 @@ use sha2::{Digest, Sha256};
 
 use super::budget::Budget;
 use super::compile::{
-    CompiledFunction, CompiledModule, Compiler, Reloc, RelocTarget, Trampoline, TrapSite, keeping,
+    CompiledFunction, CompiledModule, Compiler, HandlerSite, Reloc, RelocTarget, Trampoline,
+    TrapSite, keeping,
 };
 use super::module::{self, CompileError, FuncType, ValType};
 use super::retained::{self, Retained, Section};
@@ -58,7 +59,7 @@ use super::vmoffsets::VMOffsets;
 /// The first bytes of every artifact.
 pub const MAGIC: [u8; 8] = *b"VSLCODE\0";
 /// The layout version of this module's encoding.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 /// Why an artifact was not used.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -219,6 +220,12 @@ fn put_function(out: &mut Vec<u8>, f: &CompiledFunction) -> Option<()> {
         put_u32(out, code);
         put_u32(out, wasm);
     }
+    put_u32(out, module::len_u32(f.handlers.len()));
+    for h in &f.handlers {
+        put_u32(out, h.ret_offset);
+        put_u32(out, h.frame_offset);
+        put_u32(out, h.handler);
+    }
     Some(())
 }
 
@@ -297,12 +304,31 @@ impl<'a> Reader<'a> {
         for _ in 0..n {
             srclocs.push((self.u32()?, self.u32()?));
         }
+        let n = self.count(12)?;
+        let mut handlers = Vec::with_capacity(n);
+        for _ in 0..n {
+            let h = HandlerSite {
+                ret_offset: self.u32()?,
+                frame_offset: self.u32()?,
+                handler: self.u32()?,
+            };
+            // A handler outside the code, or sites out of order, is damage.
+            if h.handler as usize >= code.len()
+                || handlers
+                    .last()
+                    .is_some_and(|p: &HandlerSite| p.ret_offset >= h.ret_offset)
+            {
+                return Err(ArtifactError::Malformed);
+            }
+            handlers.push(h);
+        }
         Ok(CompiledFunction {
             code,
             alignment,
             relocs,
             traps,
             srclocs,
+            handlers,
         })
     }
 

@@ -9,7 +9,8 @@
 //! `vmctx`; `ref` is a pointer-sized reference word). Going through the
 //! table means compiled code carries no relocations to builtins.
 //!
-//! Traps: a builtin never unwinds. One that can fail returns a status
+//! Traps: a builtin never unwinds, but for [`Builtin::Throw`], which
+//! unwinds wasm frames to an exception handler (`exn`). One that can fail returns a status
 //! (`0` = done, anything else = trap) and the compiled code traps with
 //! [`Builtin::trap`]'s kind at an ordinary trap site right after the call,
 //! so the fault path handles it like any other wasm trap.
@@ -85,11 +86,24 @@ pub enum Builtin {
     /// clobber, so the check's cold call makes no value live across it
     /// spill in the hot loop (translate INV-10).
     EpochSaving = 11,
+    /// `fn(vmctx, tag_index: u32, count: u32) -> ref`: a new exception of
+    /// tag `tag_index` with `count` zeroed value slots (the caller fills
+    /// them), held from the store's memory owner; 0 when the owner cannot
+    /// hold it (the caller traps, out of memory).
+    ExnNew = 12,
+    /// `fn(vmctx, exn: ref, fp: ref)`: throw `exn` out of the wasm frame
+    /// whose frame pointer is `fp`, to the nearest caller frame with a
+    /// handler, or out of the wasm call (an uncaught exception). Never
+    /// returns (`exn` unwinds).
+    Throw = 13,
+    /// `fn(vmctx, exn: ref)`: a handler without the exception caught
+    /// `exn`; free it unless wasm ever held it as an `exnref` (`exn`).
+    ExnDrop = 14,
 }
 
 impl Builtin {
     /// Number of builtins (length of the table).
-    pub const COUNT: u32 = 12;
+    pub const COUNT: u32 = 15;
 
     /// Every builtin, in slot order.
     pub const ALL: [Builtin; Self::COUNT as usize] = [
@@ -105,6 +119,9 @@ impl Builtin {
         Builtin::ElemDrop,
         Builtin::Epoch,
         Builtin::EpochSaving,
+        Builtin::ExnNew,
+        Builtin::Throw,
+        Builtin::ExnDrop,
     ];
 
     /// Slot of this builtin in the table.
@@ -128,6 +145,9 @@ impl Builtin {
             Builtin::TableFill => (&[I32, I32, Ref, I32], Some(I32)),
             Builtin::Epoch => (&[], Some(I32)),
             Builtin::EpochSaving => (&[], None),
+            Builtin::ExnNew => (&[I32, I32], Some(Ref)),
+            Builtin::Throw => (&[Ref, Ref], None),
+            Builtin::ExnDrop => (&[Ref], None),
         }
     }
 
@@ -146,7 +166,10 @@ impl Builtin {
             | Builtin::TableGrow
             | Builtin::DataDrop
             | Builtin::ElemDrop
-            | Builtin::EpochSaving => None,
+            | Builtin::EpochSaving
+            | Builtin::ExnNew
+            | Builtin::Throw
+            | Builtin::ExnDrop => None,
         }
     }
 }

@@ -40,7 +40,7 @@ use core::fmt;
 
 use cranelift_codegen::binemit::Reloc as RelocKind;
 
-use super::compile::{CompiledFunction, RelocTarget, TrapKind, TrapSite};
+use super::compile::{CompiledFunction, HandlerSite, RelocTarget, TrapKind, TrapSite};
 use crate::hal::{JitCode, JitSymbol, PAGE_SIZE, Perms, PhysAddr, Platform, VirtRange};
 use crate::kernel::{Kernel, MemError};
 use crate::mem::{KernelTables, map_frames, order_for, zero_frames};
@@ -87,6 +87,8 @@ pub struct FuncMeta {
     pub traps: Vec<TrapSite>,
     /// `(code offset, wasm byte offset)`, sorted.
     pub srclocs: Vec<(u32, u32)>,
+    /// Call sites with an exception handler, sorted by return offset.
+    pub handlers: Vec<HandlerSite>,
 }
 
 /// What the registry knows of a code object.
@@ -183,6 +185,23 @@ impl CodeMeta {
             .map(|t| t.kind)
     }
 
+    /// The handler of the call site whose return address is `ret`:
+    /// `(handler address, frame offset)`.
+    fn handler_at(&self, ret: usize) -> Option<(usize, u32)> {
+        // The return address may be the function's last byte plus one.
+        let (f, off) = self.func_at(ret.checked_sub(1)?)?;
+        let off = u32::try_from(off + 1).ok()?;
+        let i = f
+            .handlers
+            .binary_search_by_key(&off, |h| h.ret_offset)
+            .ok()?;
+        let h = f.handlers[i];
+        Some((
+            self.range.start + f.start + h.handler as usize,
+            h.frame_offset,
+        ))
+    }
+
     fn frame_at(&self, pc: usize) -> Option<FrameInfo> {
         let (f, off) = self.func_at(pc)?;
         let func_index = f.index?;
@@ -260,6 +279,13 @@ impl CodeRegistry {
     /// safe: no allocation, `try_read` only.
     pub fn trap_at(&self, pc: usize) -> Option<TrapKind> {
         self.with(pc, |m| m.trap_at(pc))
+    }
+
+    /// The exception handler of the call that returns to `ret`, if it has
+    /// one: `(handler address, frame offset)` (`compile::HandlerSite`).
+    /// No allocation, `try_read` only.
+    pub fn handler_at(&self, ret: usize) -> Option<(usize, u32)> {
+        self.with(ret.wrapping_sub(1), |m| m.handler_at(ret))
     }
 
     /// The wasm frame executing at `pc` (allocates: not for trap context).
@@ -454,6 +480,7 @@ impl<'k, 'h, P: Platform> CodeObject<'k, 'h, P> {
                     label: f.label,
                     traps: f.function.traps.clone(),
                     srclocs: f.function.srclocs.clone(),
+                    handlers: f.function.handlers.clone(),
                 })
                 .collect(),
             names,

@@ -57,7 +57,7 @@ use cranelift_codegen::ir::{
 };
 use cranelift_codegen::isa::{OwnedTargetIsa, TargetIsa};
 use cranelift_codegen::settings::{self, Configurable};
-use cranelift_codegen::{Context, FinalizedRelocTarget};
+use cranelift_codegen::{Context, FinalizedMachExceptionHandler, FinalizedRelocTarget};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
 use super::budget::{self, Budget, Meter, Unmetered};
@@ -66,8 +66,9 @@ use super::module::{self, CompileError, ExportKind, FuncType, ModuleInfo};
 use super::retained::{self, Retained, Section};
 use super::translate::{
     self, TRAP_BAD_SIGNATURE, TRAP_HOST, TRAP_INDIRECT_CALL_TO_NULL, TRAP_INTERRUPTED,
-    TRAP_NULL_FUNCTION_REFERENCE, TRAP_NULL_REFERENCE, TRAP_TABLE_ACCESS_OUT_OF_BOUNDS,
-    TRAP_TABLE_OUT_OF_BOUNDS, TRAP_UNREACHABLE, TargetInfo, TranslateConfig, ir_type,
+    TRAP_NULL_FUNCTION_REFERENCE, TRAP_NULL_REFERENCE, TRAP_OUT_OF_MEMORY,
+    TRAP_TABLE_ACCESS_OUT_OF_BOUNDS, TRAP_TABLE_OUT_OF_BOUNDS, TRAP_UNREACHABLE, TargetInfo,
+    TranslateConfig, ir_type,
 };
 use super::vmoffsets::VMOffsets;
 use crate::hal::{IsaFeatures, RiscvExt, RiscvExtensions, X86Ext, X86Extensions};
@@ -93,8 +94,10 @@ pub enum TrapKind {
     BadSignature,
     /// `call_ref` or `return_call_ref` of a null reference.
     NullFunctionReference,
-    /// `ref.as_non_null` of a null reference.
+    /// `ref.as_non_null` or `throw_ref` of a null reference.
     NullReference,
+    /// An exception no wasm frame of the call caught.
+    UncaughtException,
     /// Call stack exhausted.
     StackOverflow,
     /// `table.get/set/fill/copy/init` (or an active element segment) out
@@ -130,6 +133,7 @@ impl TrapKind {
             c if c == TRAP_HOST => TrapKind::Host,
             c if c == TRAP_NULL_FUNCTION_REFERENCE => TrapKind::NullFunctionReference,
             c if c == TRAP_NULL_REFERENCE => TrapKind::NullReference,
+            c if c == TRAP_OUT_OF_MEMORY => TrapKind::OutOfMemory,
             _ => return None,
         })
     }
@@ -148,6 +152,7 @@ impl TrapKind {
             TrapKind::BadSignature => "indirect call type mismatch",
             TrapKind::NullFunctionReference => "null function reference",
             TrapKind::NullReference => "null reference",
+            TrapKind::UncaughtException => "uncaught exception",
             TrapKind::StackOverflow => "call stack exhausted",
             TrapKind::TableAccessOutOfBounds => "out of bounds table access",
             TrapKind::Interrupted => "interrupted",
@@ -186,6 +191,19 @@ pub struct TrapSite {
     pub kind: TrapKind,
 }
 
+/// A call site with an exception handler (a `try_call` inside a
+/// `try_table`, translate `exceptions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandlerSite {
+    /// Offset of the call's return address in the function's code.
+    pub ret_offset: u32,
+    /// Bytes from the frame pointer down to the stack pointer at the call:
+    /// the handler runs with `sp = fp - frame_offset`.
+    pub frame_offset: u32,
+    /// Offset of the handler (the landing block) in the function's code.
+    pub handler: u32,
+}
+
 /// One compiled function (or trampoline).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompiledFunction {
@@ -200,6 +218,8 @@ pub struct CompiledFunction {
     /// `(code offset, wasm byte offset)` pairs, sorted by code offset: code
     /// from that offset on belongs to the operator at the wasm offset.
     pub srclocs: Vec<(u32, u32)>,
+    /// Call sites with an exception handler, by return offset.
+    pub handlers: Vec<HandlerSite>,
 }
 
 /// A host-to-wasm trampoline for one signature.
@@ -538,12 +558,31 @@ impl Compiler {
             .filter(|s| !s.loc.is_default())
             .map(|s| (s.start, s.loc.bits()))
             .collect();
+        let mut handlers = Vec::new();
+        for site in buf.call_sites() {
+            let handler = site.exception_handlers.iter().find_map(|h| match h {
+                FinalizedMachExceptionHandler::Default(at) => Some(*at),
+                _ => None,
+            });
+            if let Some(handler) = handler {
+                let frame_offset = site
+                    .frame_offset
+                    .ok_or_else(|| cg("a handler's call site has no frame offset".into()))?;
+                handlers.push(HandlerSite {
+                    ret_offset: site.ret_addr,
+                    frame_offset,
+                    handler,
+                });
+            }
+        }
+        handlers.sort_by_key(|h| h.ret_offset);
         Ok(CompiledFunction {
             code: buf.data().to_vec(),
             alignment: self.isa.function_alignment().preferred,
             relocs,
             traps,
             srclocs,
+            handlers,
         })
     }
 

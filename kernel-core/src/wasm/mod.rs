@@ -19,6 +19,11 @@ pub mod compile;
 pub mod entry;
 #[expect(
     unsafe_code,
+    reason = "the unwinder reads frame-pointer chains and jumps to handlers"
+)]
+pub mod exn;
+#[expect(
+    unsafe_code,
     reason = "JIT code reads the interrupt cell through a raw epoch pointer"
 )]
 pub mod interrupt;

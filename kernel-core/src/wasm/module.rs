@@ -20,10 +20,13 @@
 //!   iterative (no recursion, however long the expression) and never panics.
 //! - INV-5: a concrete reference type (`(ref $t)`) names a type by its
 //!   index in the module; a store turns each index into its store-wide
-//!   canonical id ([`FuncType::canonical`]) before comparing types across
-//!   modules, so two modules' structurally equal types are one type. Types
-//!   refer only to earlier types (recursive types need GC, not taken), so
-//!   canonicalising in index order is well founded.
+//!   canonical id before comparing types across modules. Types come in
+//!   recursion groups (`rec`; a lone type is a group of one); a type
+//!   refers only to earlier types or to its own group, so a group is
+//!   canonicalised whole, in order ([`FuncType::canonical`]: earlier types
+//!   by id, its own by place), and two groups are one when their
+//!   canonical forms are equal. Types of different groups are different
+//!   even when their signatures are alike.
 
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
@@ -44,7 +47,11 @@ use super::retained::{self, Retained};
 /// non-trapping float-to-int, mutable-global import/export, 128-bit SIMD)
 /// plus the parts of WebAssembly 3.0 taken so far: `extended-const`,
 /// relaxed SIMD, tail calls, multi-memory, 64-bit memories (64-bit
-/// tables are refused with an offset) and typed function references. A store may turn the last two off
+/// tables are refused with an offset), typed function references and
+/// exception handling. GC validates, so that recursion groups of function
+/// types load; its struct and array types, declared subtypes and GC heap
+/// types are [`CompileError::Unsupported`] when parsed, its instructions
+/// when translated. A store may turn multi-memory and 64-bit memories off
 /// ([`super::TranslateConfig::features`]) for scripts that assert what
 /// WebAssembly 2.0 refuses. Targets without vector support (riscv64
 /// without the V extension) reject SIMD at compile time, not here.
@@ -57,6 +64,8 @@ pub fn features() -> WasmFeatures {
         .union(WasmFeatures::MULTI_MEMORY)
         .union(WasmFeatures::MEMORY64)
         .union(WasmFeatures::FUNCTION_REFERENCES)
+        .union(WasmFeatures::EXCEPTIONS)
+        .union(WasmFeatures::GC)
 }
 
 /// Why a module could not be loaded or compiled.
@@ -204,20 +213,26 @@ impl fmt::Display for CompileError {
 impl core::error::Error for CompileError {}
 
 /// What a reference points to (its heap type).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum HeapType {
     /// Any function (`func`).
     Func,
     /// Any host value (`extern`).
     Extern,
+    /// Any exception (`exn`, exception handling): a pointer to an
+    /// exception object of the store.
+    Exn,
     /// A function of one type (typed function references). In a
     /// [`ModuleInfo`] the number is the module's type index; in a store's
     /// types it is the store-wide canonical type id (INV-5).
     Concrete(u32),
+    /// A type of the same recursion group, by its place in the group:
+    /// only in the key a store interns a group under (INV-5).
+    Rec(u32),
 }
 
 /// A reference type: its heap type and whether it admits null.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RefType {
     /// Whether null is a value of the type.
     pub nullable: bool,
@@ -237,11 +252,23 @@ impl RefType {
         heap: HeapType::Extern,
     };
 
+    /// `exnref`: `(ref null exn)`.
+    pub const EXNREF: Self = RefType {
+        nullable: true,
+        heap: HeapType::Exn,
+    };
+
     /// Whether it is a host reference (the `extern` hierarchy); otherwise
-    /// it is a function reference, a `VMFuncRef` pointer.
+    /// it is a function reference, a `VMFuncRef` pointer, or an exception.
     #[must_use]
     pub fn is_extern(self) -> bool {
         self.heap == HeapType::Extern
+    }
+
+    /// Whether it is an exception reference.
+    #[must_use]
+    pub fn is_exn(self) -> bool {
+        self.heap == HeapType::Exn
     }
 
     /// Whether every value of `self` is a value of `sup` (INV-5: both
@@ -252,20 +279,38 @@ impl RefType {
         (sup.nullable || !self.nullable)
             && match (self.heap, sup.heap) {
                 (HeapType::Func | HeapType::Concrete(_), HeapType::Func)
-                | (HeapType::Extern, HeapType::Extern) => true,
+                | (HeapType::Extern, HeapType::Extern)
+                | (HeapType::Exn, HeapType::Exn) => true,
                 (HeapType::Concrete(a), HeapType::Concrete(b)) => a == b,
                 _ => false,
             }
     }
 
-    /// The type with every concrete index `i` replaced by `ids[i]`
-    /// (INV-5); an index past `ids` (impossible after validation) becomes
-    /// `u32::MAX`, which no store type has.
+    /// The type with every concrete index `i` replaced by `ids[i]`, and
+    /// an index past `ids` (a type of the recursion group being
+    /// canonicalised, which starts at `ids.len()`) by its place in the
+    /// group (INV-5).
     #[must_use]
     pub fn canonical(self, ids: &[u32]) -> Self {
         match self.heap {
             HeapType::Concrete(i) => RefType {
-                heap: HeapType::Concrete(ids.get(i as usize).copied().unwrap_or(u32::MAX)),
+                heap: match ids.get(i as usize) {
+                    Some(id) => HeapType::Concrete(*id),
+                    None => HeapType::Rec(i.saturating_sub(len_u32(ids.len()))),
+                },
+                ..self
+            },
+            _ => self,
+        }
+    }
+
+    /// The type with every group place `k` replaced by the canonical id
+    /// `first + k` (the group's types are numbered from `first`).
+    #[must_use]
+    pub fn resolve(self, first: u32) -> Self {
+        match self.heap {
+            HeapType::Rec(k) => RefType {
+                heap: HeapType::Concrete(first.saturating_add(k)),
                 ..self
             },
             _ => self,
@@ -283,10 +328,14 @@ impl RefType {
                 shared: false,
                 ty: AbstractHeapType::Extern,
             } => HeapType::Extern,
+            H::Abstract {
+                shared: false,
+                ty: AbstractHeapType::Exn,
+            } => HeapType::Exn,
             H::Concrete(UnpackedIndex::Module(i)) => HeapType::Concrete(i),
             _ => {
                 return Err(CompileError::Unsupported {
-                    what: "reference type of a proposal not taken (GC, exceptions)",
+                    what: "reference type of a proposal not taken (GC)",
                     offset,
                 });
             }
@@ -299,7 +348,7 @@ impl RefType {
 }
 
 /// A value type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ValType {
     /// 32-bit integer.
     I32,
@@ -322,6 +371,8 @@ impl ValType {
     pub const FUNCREF: Self = ValType::Ref(RefType::FUNCREF);
     /// `externref`.
     pub const EXTERNREF: Self = ValType::Ref(RefType::EXTERNREF);
+    /// `exnref`.
+    pub const EXNREF: Self = ValType::Ref(RefType::EXNREF);
 
     /// Whether this is a reference type.
     #[must_use]
@@ -349,6 +400,15 @@ impl ValType {
         }
     }
 
+    /// [`RefType::resolve`] for a reference, itself otherwise.
+    #[must_use]
+    pub fn resolve(self, first: u32) -> Self {
+        match self {
+            ValType::Ref(r) => ValType::Ref(r.resolve(first)),
+            t => t,
+        }
+    }
+
     /// How the value is represented, which is all machine code and its
     /// trampolines depend on: a function reference of any type is
     /// `funcref`, a host reference `externref`.
@@ -356,6 +416,7 @@ impl ValType {
     pub fn erased(self) -> Self {
         match self {
             ValType::Ref(r) if r.is_extern() => ValType::EXTERNREF,
+            ValType::Ref(r) if r.is_exn() => ValType::EXNREF,
             ValType::Ref(_) => ValType::FUNCREF,
             t => t,
         }
@@ -380,12 +441,15 @@ impl fmt::Display for RefType {
         match (self.nullable, self.heap) {
             (true, HeapType::Func) => f.write_str("funcref"),
             (true, HeapType::Extern) => f.write_str("externref"),
+            (true, HeapType::Exn) => f.write_str("exnref"),
             (nullable, heap) => {
                 f.write_str(if nullable { "(ref null " } else { "(ref " })?;
                 match heap {
                     HeapType::Func => f.write_str("func")?,
                     HeapType::Extern => f.write_str("extern")?,
+                    HeapType::Exn => f.write_str("exn")?,
                     HeapType::Concrete(i) => write!(f, "{i}")?,
+                    HeapType::Rec(k) => write!(f, "rec.{k}")?,
                 }
                 f.write_str(")")
             }
@@ -408,7 +472,7 @@ impl fmt::Display for ValType {
 }
 
 /// A function signature.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct FuncType {
     /// Parameter types.
     pub params: Vec<ValType>,
@@ -423,6 +487,15 @@ impl FuncType {
         FuncType {
             params: self.params.iter().map(|t| t.canonical(ids)).collect(),
             results: self.results.iter().map(|t| t.canonical(ids)).collect(),
+        }
+    }
+
+    /// [`ValType::resolve`] of every parameter and result.
+    #[must_use]
+    pub fn resolve(&self, first: u32) -> Self {
+        FuncType {
+            params: self.params.iter().map(|t| t.resolve(first)).collect(),
+            results: self.results.iter().map(|t| t.resolve(first)).collect(),
         }
     }
 
@@ -585,6 +658,8 @@ pub enum ImportKind {
     Memory(MemoryType),
     /// A global.
     Global(GlobalType),
+    /// An exception tag of the given (function) type index.
+    Tag(u32),
 }
 
 /// One import.
@@ -609,6 +684,8 @@ pub enum ExportKind {
     Memory,
     /// Global.
     Global,
+    /// Exception tag.
+    Tag,
 }
 
 /// One export.
@@ -678,6 +755,9 @@ pub struct DataSegment {
 pub struct ModuleInfo {
     /// Function types, by type index.
     pub types: Vec<FuncType>,
+    /// The size of each recursion group, in order (INV-5); types past
+    /// their sum are groups of one.
+    pub rec_groups: Vec<u32>,
     /// Imports in order.
     pub imports: Vec<Import>,
     /// Type index of every function, imports first (INV-2).
@@ -702,6 +782,11 @@ pub struct ModuleInfo {
     /// Initialiser of each defined global (index `i` is global
     /// `num_imported_globals + i`).
     pub global_inits: Vec<ConstExpr>,
+    /// Type index (a function type without results: the values an
+    /// exception of the tag carries) of every exception tag, imports first.
+    pub tags: Vec<u32>,
+    /// Number of imported tags.
+    pub num_imported_tags: u32,
     /// Exports.
     pub exports: Vec<Export>,
     /// Start function.
@@ -749,6 +834,25 @@ impl ModuleInfo {
     #[must_use]
     pub fn num_defined_memories(&self) -> u32 {
         len_u32(self.memories.len()) - self.num_imported_memories
+    }
+
+    /// `(first type index, size)` of every recursion group, covering
+    /// every type (INV-5).
+    pub fn groups(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let total = self.types.len();
+        let mut at = 0usize;
+        let mut sizes = self.rec_groups.iter();
+        core::iter::from_fn(move || {
+            if at >= total {
+                return None;
+            }
+            let n = sizes
+                .next()
+                .map_or(1, |&n| (n as usize).clamp(1, total - at));
+            let g = (at, n);
+            at += n;
+            Some(g)
+        })
     }
 }
 
@@ -819,22 +923,23 @@ pub fn parse_within<'a>(
         }
         match payload {
             Payload::TypeSection(r) => {
-                let at = r.range().start;
-                for ty in r.into_iter_err_on_gc_types() {
-                    let ty = ty?;
-                    let ft = FuncType {
-                        params: vals(ty.params(), at)?,
-                        results: vals(ty.results(), at)?,
-                    };
-                    if ft
-                        .params
-                        .iter()
-                        .chain(&ft.results)
-                        .any(|t| *t == ValType::V128)
-                    {
-                        info.first_v128.get_or_insert(at);
+                for group in r.into_iter_with_offsets() {
+                    let (at, group) = group?;
+                    let mut size = 0u32;
+                    for ty in group.into_types() {
+                        let ft = func_type(&ty, at)?;
+                        if ft
+                            .params
+                            .iter()
+                            .chain(&ft.results)
+                            .any(|t| *t == ValType::V128)
+                        {
+                            info.first_v128.get_or_insert(at);
+                        }
+                        info.types.push(ft);
+                        size += 1;
                     }
-                    info.types.push(ft);
+                    info.rec_groups.push(size);
                 }
             }
             Payload::ImportSection(r) => {
@@ -858,6 +963,11 @@ pub fn parse_within<'a>(
                             info.memories.push(m);
                             info.num_imported_memories += 1;
                             ImportKind::Memory(m)
+                        }
+                        TypeRef::Tag(t) => {
+                            info.tags.push(t.func_type_idx);
+                            info.num_imported_tags += 1;
+                            ImportKind::Tag(t.func_type_idx)
                         }
                         TypeRef::Global(g) => {
                             let g = GlobalType {
@@ -930,6 +1040,7 @@ pub fn parse_within<'a>(
                         ExternalKind::Table => ExportKind::Table,
                         ExternalKind::Memory => ExportKind::Memory,
                         ExternalKind::Global => ExportKind::Global,
+                        ExternalKind::Tag => ExportKind::Tag,
                         _ => {
                             return Err(CompileError::Unsupported {
                                 what: "export kind",
@@ -945,6 +1056,11 @@ pub fn parse_within<'a>(
                 }
             }
             Payload::StartSection { func, .. } => info.start = Some(func),
+            Payload::TagSection(r) => {
+                for t in r {
+                    info.tags.push(t?.func_type_idx);
+                }
+            }
             Payload::ElementSection(r) => {
                 for e in r {
                     let e = e?;
@@ -1030,6 +1146,25 @@ pub fn parse_within<'a>(
         allocs = v.into_allocations();
     }
     Ok(ParsedModule { info, bodies })
+}
+
+/// A function type of the type section; the GC proposal's struct and
+/// array types and declared subtypes are refused.
+fn func_type(ty: &wasmparser::SubType, at: u64) -> Result<FuncType, CompileError> {
+    let unsupported = |what| CompileError::Unsupported { what, offset: at };
+    if !ty.is_final || !ty.supertype_idxs.is_empty() {
+        return Err(unsupported("declared subtypes (GC)"));
+    }
+    if ty.composite_type.shared {
+        return Err(unsupported("shared types"));
+    }
+    match &ty.composite_type.inner {
+        wasmparser::CompositeInnerType::Func(f) => Ok(FuncType {
+            params: vals(f.params(), at)?,
+            results: vals(f.results(), at)?,
+        }),
+        _ => Err(unsupported("struct and array types (GC)")),
+    }
 }
 
 fn vals(ts: &[wasmparser::ValType], at: u64) -> Result<Vec<ValType>, CompileError> {

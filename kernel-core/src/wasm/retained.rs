@@ -79,7 +79,7 @@ pub enum Section {
     Table,
     /// Memories.
     Memory,
-    /// Exception tags (refused later; the validator still sees them).
+    /// Exception tags.
     Tag,
     /// Globals.
     Global,

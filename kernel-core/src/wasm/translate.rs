@@ -83,7 +83,11 @@ use super::builtins::{Arg as BuiltinArg, Builtin, BuiltinTrap};
 use super::module::{CompileError, FuncType, ModuleInfo, ValType};
 use super::vmoffsets::VMOffsets;
 
+mod exceptions;
 mod relaxed;
+
+use exceptions::{Callee, Scope};
+pub use exceptions::{EXN_TAG, EXN_VALUES};
 
 /// Trap code of `unreachable`.
 pub const TRAP_UNREACHABLE: TrapCode = TrapCode::unwrap_user(1);
@@ -102,8 +106,10 @@ pub const TRAP_INTERRUPTED: TrapCode = TrapCode::unwrap_user(6);
 pub const TRAP_HOST: TrapCode = TrapCode::unwrap_user(7);
 /// Trap code of `call_ref` / `return_call_ref` of null.
 pub const TRAP_NULL_FUNCTION_REFERENCE: TrapCode = TrapCode::unwrap_user(8);
-/// Trap code of `ref.as_non_null` of null.
+/// Trap code of `ref.as_non_null` (or `throw_ref`) of null.
 pub const TRAP_NULL_REFERENCE: TrapCode = TrapCode::unwrap_user(9);
+/// Trap code of a `throw` whose exception the owner's memory cannot hold.
+pub const TRAP_OUT_OF_MEMORY: TrapCode = TrapCode::unwrap_user(10);
 
 /// Default guard after each memory's 4 GiB reservation: 32 MiB. Accesses
 /// with a static offset up to this need no explicit check; larger offsets
@@ -361,6 +367,8 @@ pub fn translate_function(
         funcs: BTreeMap::new(),
         offset: body_offset,
         interrupt: None,
+        scopes: Vec::new(),
+        pending_landings: Vec::new(),
     };
     if may_run_unbounded(body)? {
         tx.epoch_check();
@@ -432,8 +440,15 @@ fn block_args(vals: &[Value]) -> Vec<BlockArg> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Block,
-    Loop { header: Block },
-    If { else_block: Block, seen_else: bool },
+    /// A `try_table`: a block with an exception scope (`exceptions`).
+    TryTable,
+    Loop {
+        header: Block,
+    },
+    If {
+        else_block: Block,
+        seen_else: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -467,6 +482,10 @@ struct Translator<'a, 'b> {
     offset: u64,
     /// The interrupt cell's address, loaded once at entry.
     interrupt: Option<Value>,
+    /// Open `try_table`s, innermost last (`exceptions`).
+    scopes: Vec<Scope>,
+    /// Scopes whose landing block was made but has no code yet.
+    pending_landings: Vec<usize>,
 }
 
 macro_rules! binop {
@@ -764,6 +783,9 @@ impl Translator<'_, '_> {
                 table_index,
             } => self.call_indirect(type_index, table_index, true)?,
             Operator::CallRef { type_index } => self.call_ref(type_index, false)?,
+            Operator::TryTable { ref try_table } => self.try_table(try_table)?,
+            Operator::Throw { tag_index } => self.throw(tag_index)?,
+            Operator::ThrowRef => self.throw_ref()?,
             Operator::ReturnCallRef { type_index } => self.call_ref(type_index, true)?,
             Operator::Drop => {
                 self.pop()?;
@@ -1104,7 +1126,10 @@ impl Translator<'_, '_> {
     /// An operator in unreachable code (INV-2).
     fn dead_op(&mut self, op: &Operator<'_>) -> Result<(), CompileError> {
         match op {
-            Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. } => {
+            Operator::Block { .. }
+            | Operator::Loop { .. }
+            | Operator::If { .. }
+            | Operator::TryTable { .. } => {
                 self.dead_depth += 1;
             }
             Operator::Else if self.dead_depth == 0 => self.else_()?,
@@ -1171,6 +1196,9 @@ impl Translator<'_, '_> {
         // loop header, so both have every predecessor now.
         if let Kind::Loop { header } = frame.kind {
             self.b.seal_block(header);
+        }
+        if frame.kind == Kind::TryTable {
+            self.end_scope();
         }
         self.b.seal_block(frame.dest);
         self.stack.truncate(frame.height);
@@ -1249,7 +1277,7 @@ impl Translator<'_, '_> {
         let n = self.info.types[type_index as usize].params.len();
         let sig = self.sig(type_index)?;
         let mut args = self.popn(n)?;
-        let inst = if f < self.info.num_imported_funcs {
+        let callee = if f < self.info.num_imported_funcs {
             let base = self.offsets.imported_func(f);
             let code = self.vmctx_load(self.ptr(), base + self.offsets.func_ref_code(), true);
             let callee_vmctx =
@@ -1260,7 +1288,7 @@ impl Translator<'_, '_> {
                 self.reachable = false;
                 return Ok(());
             }
-            self.b.ins().call_indirect(sig, code, &args)
+            Callee::Indirect(code)
         } else {
             let fref = match self.funcs.get(&f) {
                 Some(r) => *r,
@@ -1286,9 +1314,9 @@ impl Translator<'_, '_> {
                 self.reachable = false;
                 return Ok(());
             }
-            self.b.ins().call(fref, &args)
+            Callee::Direct(fref)
         };
-        let results = self.b.inst_results(inst).to_vec();
+        let results = self.emit_call(callee, sig, &args)?;
         self.stack.extend(results);
         Ok(())
     }
@@ -1347,8 +1375,7 @@ impl Translator<'_, '_> {
         let expected = self.vmctx_load(I32, o.type_id(type_index), true);
         let bad = self.b.ins().icmp(IntCC::NotEqual, actual, expected);
         self.b.ins().trapnz(bad, TRAP_BAD_SIGNATURE);
-        self.call_func_ref(sig, fref, args, tail);
-        Ok(())
+        self.call_func_ref(sig, fref, args, tail)
     }
 
     /// `call_ref $t`, or with `tail` `return_call_ref $t` (INV-11): the
@@ -1366,14 +1393,19 @@ impl Translator<'_, '_> {
         let fref = self.pop()?;
         let args = self.popn(n)?;
         self.b.ins().trapz(fref, TRAP_NULL_FUNCTION_REFERENCE);
-        self.call_func_ref(sig, fref, args, tail);
-        Ok(())
+        self.call_func_ref(sig, fref, args, tail)
     }
 
     /// Call the non-null `VMFuncRef` at `fref` with signature `sig` and the
     /// wasm arguments `args`; the results go on the stack, or with `tail`
     /// the call returns from this function.
-    fn call_func_ref(&mut self, sig: SigRef, fref: Value, mut args: Vec<Value>, tail: bool) {
+    fn call_func_ref(
+        &mut self,
+        sig: SigRef,
+        fref: Value,
+        mut args: Vec<Value>,
+        tail: bool,
+    ) -> Result<(), CompileError> {
         let ptr = self.ptr();
         let o = *self.offsets;
         let trusted = MemFlagsData::trusted();
@@ -1389,11 +1421,11 @@ impl Translator<'_, '_> {
         if tail {
             self.b.ins().return_call_indirect(sig, code, &args);
             self.reachable = false;
-            return;
+            return Ok(());
         }
-        let inst = self.b.ins().call_indirect(sig, code, &args);
-        let results = self.b.inst_results(inst).to_vec();
+        let results = self.emit_call(Callee::Indirect(code), sig, &args)?;
         self.stack.extend(results);
+        Ok(())
     }
 
     fn check_mem(&self, mem: u32) -> Result<(), CompileError> {

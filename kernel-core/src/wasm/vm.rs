@@ -59,8 +59,8 @@ use super::cache::{ArtifactUse, Lookup, Pending};
 use super::code::{CodeObject, FrameInfo, LinkError, LinkInput};
 use super::compile::{CompiledModule, Compiler, TrapKind, compile_module_within};
 use super::module::{
-    CompileError, ConstExpr, DataMode, ElementMode, ExportKind, FuncType, GlobalType, HeapType,
-    ImportKind, MemoryType, RefType, TableType, ValType,
+    self, CompileError, ConstExpr, DataMode, ElementMode, ExportKind, FuncType, GlobalType,
+    HeapType, ImportKind, MemoryType, ModuleInfo, RefType, TableType, ValType,
 };
 use super::retained;
 use super::stubs::StubKind;
@@ -73,6 +73,7 @@ use crate::hal::{PAGE_SIZE, Perms, Platform};
 use crate::kernel::{Kernel, MemError};
 use crate::mem::{Commit, GapError, Owner, Pooled, RegionSpec, VmError};
 
+use super::exn::{self, Exceptions};
 use super::interrupt::{HookAction, Interrupt};
 
 /// Bytes in a wasm page.
@@ -90,7 +91,7 @@ fn page_limit(memory64: bool) -> u64 {
     if memory64 { MAX_PAGES_64 } else { MAX_PAGES }
 }
 
-pub(crate) const KINDS: [TrapKind; 15] = [
+pub(crate) const KINDS: [TrapKind; 16] = [
     TrapKind::Unreachable,
     TrapKind::IntegerDivideByZero,
     TrapKind::IntegerOverflow,
@@ -106,6 +107,7 @@ pub(crate) const KINDS: [TrapKind; 15] = [
     TrapKind::OutOfMemory,
     TrapKind::NullFunctionReference,
     TrapKind::NullReference,
+    TrapKind::UncaughtException,
 ];
 
 /// The number the trap path records for `kind`.
@@ -138,7 +140,14 @@ pub enum Val {
     /// v128: the 16 bytes as one little-endian integer (lane 0 of any lane
     /// view in the low bits); it fills a whole 16-byte slot.
     V128(u128),
+    /// `exnref`: null or an exception object of the store (`exn`).
+    ExnRef(Option<ExnAddr>),
 }
+
+/// A non-null exception reference: the address of an exception object of
+/// the store it came from (`exn` INV-EXN-1). Only wasm hands them out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ExnAddr(NonZeroUsize);
 
 impl Val {
     /// Its type.
@@ -151,6 +160,7 @@ impl Val {
             Val::FuncRef(_) => ValType::FUNCREF,
             Val::ExternRef(_) => ValType::EXTERNREF,
             Val::V128(_) => ValType::V128,
+            Val::ExnRef(_) => ValType::EXNREF,
         }
     }
 
@@ -163,6 +173,7 @@ impl Val {
             Val::FuncRef(f) => f.map_or(0, |f| f.0.get() as u128),
             Val::ExternRef(e) => e.map_or(0, |n| u128::from(n) + 1),
             Val::V128(v) => v,
+            Val::ExnRef(e) => e.map_or(0, |e| e.0.get() as u128),
         }
     }
 
@@ -174,6 +185,9 @@ impl Val {
             ValType::F64 => Val::F64(s as u64),
             ValType::Ref(r) if r.is_extern() => {
                 Val::ExternRef((s as usize).checked_sub(1).map(|n| n as u32))
+            }
+            ValType::Ref(r) if r.is_exn() => {
+                Val::ExnRef(NonZeroUsize::new(s as usize).map(ExnAddr))
             }
             ValType::Ref(_) => Val::FuncRef(NonZeroUsize::new(s as usize).map(FuncAddr)),
             ValType::V128 => Val::V128(s),
@@ -429,13 +443,29 @@ struct HostFunc<'a> {
 /// host function's funcref. INV-VM-6: a `funcref` reaches wasm code of a
 /// store (argument, host-function result, host global) only if it lies in
 /// one of these ranges, so a [`FuncAddr`] from another (maybe dropped)
-/// store can never be called.
-#[derive(Default)]
+/// store can never be called. It also holds the store's exception objects,
+/// the other references only wasm makes.
 struct FuncRefOwner {
     ranges: spin::Mutex<Vec<core::ops::Range<usize>>>,
     /// The reason of the last host function that failed, for the trap
     /// its caller takes.
     host_trap: spin::Mutex<Option<HostTrap>>,
+    /// The store's exception objects (`exn`).
+    exns: Exceptions,
+    /// Who new exception objects are charged to (the store's memory
+    /// owner).
+    exn_owner: spin::Mutex<Owner>,
+}
+
+impl Default for FuncRefOwner {
+    fn default() -> Self {
+        Self {
+            ranges: spin::Mutex::new(Vec::new()),
+            host_trap: spin::Mutex::new(None),
+            exns: Exceptions::default(),
+            exn_owner: spin::Mutex::new(Owner::Kernel),
+        }
+    }
 }
 
 impl FuncRefOwner {
@@ -463,6 +493,8 @@ impl FuncRefOwner {
             Val::FuncRef(None) => !r.is_extern() && r.nullable,
             Val::ExternRef(None) => r.is_extern() && r.nullable,
             Val::ExternRef(Some(_)) => r.is_extern(),
+            Val::ExnRef(None) => r.is_exn() && r.nullable,
+            Val::ExnRef(Some(e)) => r.is_exn() && self.exns.contains(e.0.get()),
             Val::FuncRef(Some(f)) => {
                 if r.is_extern() || !self.admits(v) {
                     return false;
@@ -894,6 +926,24 @@ pub enum Extern {
     Memory(usize),
     /// A table, by store index.
     Table(usize),
+    /// An exception tag.
+    Tag(Tag),
+}
+
+/// An exception tag of a store: its identity and the (canonical) type of
+/// the values its exceptions carry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tag {
+    identity: usize,
+    type_id: u32,
+    ty: FuncType,
+}
+
+impl Tag {
+    /// Its type (parameters only).
+    pub fn ty(&self) -> &FuncType {
+        &self.ty
+    }
 }
 
 /// What the builtins find through the context header.
@@ -913,6 +963,16 @@ struct InstanceData {
     /// The store's interrupt cell (interrupt INV-INT-1), its lifetime
     /// erased (the store outlives its instances).
     interrupt: *const (),
+    /// Identity of each tag (the address of the store's tag), by index.
+    tags: Vec<usize>,
+    /// The store's reference owner (its exception objects).
+    refs: *const FuncRefOwner,
+    /// The store's kernel, its type erased, for `hold` and `unwind`.
+    kernel: *const (),
+    /// Hold frames from an owner (`Vm::hold` of the kernel's platform).
+    hold: unsafe fn(kernel: *const (), owner: Owner, frames: u64) -> bool,
+    /// [`exn::unwind`] for the kernel's platform.
+    unwind: unsafe fn(kernel: *const (), exn: usize, fp: usize) -> exn::Resume,
 }
 
 impl InstanceData {
@@ -990,7 +1050,11 @@ pub struct Store<'k, 'h, P: Platform> {
     memory_owner: Owner,
     /// The preemption cell every instance's context points at.
     interrupt: Arc<Interrupt<'k>>,
+    /// Every canonical type, by id, its references by id (INV-VM-3).
     types: Vec<FuncType>,
+    /// The id of the first type of every recursion group, by the group's
+    /// canonical form (module INV-5).
+    groups: BTreeMap<Vec<FuncType>, u32>,
     builtins: Box<[usize; Builtin::COUNT as usize]>,
     instances: Vec<Instance>,
     memories: Vec<Box<Memory<'k, 'h, P>>>,
@@ -999,6 +1063,9 @@ pub struct Store<'k, 'h, P: Platform> {
     /// Typed host functions' contexts ([`TypedHost`]).
     typed_hosts: Vec<Box<dyn Kept + 'k>>,
     host_funcrefs: Vec<Box<VMFuncRef>>,
+    /// Every exception tag defined by an instance: its canonical type id;
+    /// the box's address is the tag's identity.
+    tags: Vec<Box<u32>>,
     host_globals: Vec<Box<u128>>,
     owner: Box<FuncRefOwner>,
     trampolines: Vec<(FuncType, usize)>,
@@ -1240,7 +1307,60 @@ fn builtin_table() -> Box<[usize; Builtin::COUNT as usize]> {
         Builtin::ElemDrop => elem_drop_builtin as *const () as usize,
         Builtin::Epoch => epoch_builtin as *const () as usize,
         Builtin::EpochSaving => crate::arch::epoch_saving_entry(),
+        Builtin::ExnNew => exn_new_builtin as *const () as usize,
+        Builtin::Throw => throw_builtin as *const () as usize,
+        Builtin::ExnDrop => exn_drop_builtin as *const () as usize,
     }))
+}
+
+/// # Safety
+/// See above.
+unsafe extern "C" fn exn_new_builtin(vmctx: usize, tag: u32, count: u32) -> usize {
+    // SAFETY: the builtin contract.
+    let data = unsafe { InstanceData::of(vmctx) };
+    let Some(&identity) = data.tags.get(tag as usize) else {
+        return 0;
+    };
+    // SAFETY: INV-VM-2: the reference owner lives as long as the store.
+    let refs = unsafe { &*data.refs };
+    let owner = *refs.exn_owner.lock();
+    let hold = |owner, frames| {
+        // SAFETY: `kernel` is the store's kernel, which outlives it.
+        unsafe { (data.hold)(data.kernel, owner, frames) }
+    };
+    refs.exns
+        .alloc(identity, count as usize, owner, hold)
+        .unwrap_or(0)
+}
+
+/// # Safety
+/// See above.
+unsafe extern "C" fn exn_drop_builtin(vmctx: usize, exn: usize) {
+    // SAFETY: the builtin contract.
+    let data = unsafe { InstanceData::of(vmctx) };
+    // SAFETY: INV-VM-2: the reference owner lives as long as the store.
+    unsafe { &*data.refs }.exns.free_unexposed(exn);
+}
+
+/// # Safety
+/// See above; `fp` is the calling wasm frame's frame pointer and `exn` an
+/// exception object of the store (translate `exceptions`).
+unsafe extern "C" fn throw_builtin(vmctx: usize, exn: usize, fp: usize) {
+    // SAFETY: the builtin contract.
+    let data = unsafe { InstanceData::of(vmctx) };
+    // SAFETY: `kernel` is the store's kernel and this CPU runs its wasm.
+    let [pc, sp, fp, payload] = unsafe { (data.unwind)(data.kernel, exn, fp) };
+    // SAFETY: `unwind` returned a handler of a live frame on this stack, or
+    // this CPU's entry context; this frame holds nothing to drop.
+    unsafe { crate::arch::resume(pc, sp, fp, payload) }
+}
+
+/// # Safety
+/// `kernel` points at a live `Kernel<P>`.
+unsafe fn hold_frames<P: Platform>(kernel: *const (), owner: Owner, frames: u64) -> bool {
+    // SAFETY: the caller's contract.
+    let kernel = unsafe { &*kernel.cast::<Kernel<'_, P>>() };
+    kernel.vm().hold(owner, frames).is_ok()
 }
 
 /// # Safety
@@ -1366,6 +1486,7 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             // the kernel (INV-INT-1).
             interrupt: Arc::new(unsafe { Interrupt::new(kernel.epoch_word()) }),
             types: Vec::new(),
+            groups: BTreeMap::new(),
             builtins: builtin_table(),
             instances: Vec::new(),
             memories: Vec::new(),
@@ -1375,6 +1496,7 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             host_funcrefs: Vec::new(),
             host_globals: Vec::new(),
             owner: Box::default(),
+            tags: Vec::new(),
             trampolines: Vec::new(),
             thunks: Vec::new(),
             code: Vec::new(),
@@ -1394,14 +1516,35 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
         }
     }
 
-    fn type_id(&mut self, ty: &FuncType) -> u32 {
-        match self.types.iter().position(|t| t == ty) {
-            Some(i) => i as u32,
-            None => {
-                self.types.push(ty.clone());
-                (self.types.len() - 1) as u32
-            }
+    /// The id of the first type of recursion group `group` (its canonical
+    /// form, module INV-5), interned now if no instance had it.
+    fn group_id(&mut self, group: Vec<FuncType>) -> u32 {
+        if let Some(&first) = self.groups.get(&group) {
+            return first;
         }
+        let first = module::len_u32(self.types.len());
+        self.types.extend(group.iter().map(|t| t.resolve(first)));
+        self.groups.insert(group, first);
+        first
+    }
+
+    /// The id of a lone type (a host function's).
+    fn type_id(&mut self, ty: &FuncType) -> u32 {
+        self.group_id(vec![ty.clone()])
+    }
+
+    /// The store-wide id of every type of `info` (INV-VM-3).
+    fn type_ids(&mut self, info: &ModuleInfo) -> Vec<u32> {
+        let mut ids: Vec<u32> = Vec::with_capacity(info.types.len());
+        for (start, n) in info.groups() {
+            let group = info.types[start..start + n]
+                .iter()
+                .map(|t| t.canonical(&ids))
+                .collect();
+            let first = self.group_id(group);
+            ids.extend((0..module::len_u32(n)).map(|k| first + k));
+        }
+        ids
     }
 
     /// The address of the shared stub of `kind` for `ty`, compiled and
@@ -1881,16 +2024,12 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
     ) -> Result<InstanceId, InstantiateError> {
         let info = &module.info;
         let o = module.offsets;
-        // Store-wide ids of the module's types, canonical (module INV-5):
-        // each type names earlier ones only, so their ids are known.
-        let mut type_ids: Vec<u32> = Vec::with_capacity(info.types.len());
-        for t in &info.types {
-            let canonical = t.canonical(&type_ids);
-            type_ids.push(self.type_id(&canonical));
-        }
+        // Store-wide ids of the module's types, canonical (module INV-5).
+        let type_ids = self.type_ids(info);
         let canonical = |t: ValType| t.canonical(&type_ids);
         // Resolve and check imports.
         let mut funcs = Vec::new();
+        let mut tag_ids: Vec<usize> = Vec::new();
         let mut globals = Vec::new();
         let mut mems = Vec::new();
         let mut tabs = Vec::new();
@@ -1907,14 +2046,20 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             match (imp.kind, ext) {
                 (ImportKind::Func(t), Extern::Func(f)) => {
                     // Function types without declared subtypes match
-                    // only themselves.
-                    let want = type_ids
-                        .get(t as usize)
-                        .and_then(|&i| self.types.get(i as usize));
-                    if want != Some(&f.ty) {
+                    // only themselves: the same canonical id.
+                    // SAFETY: INV-VM-2: the exporter's funcref lives in
+                    // the store.
+                    let fr = unsafe { (f.funcref as *const VMFuncRef).read() };
+                    if type_ids.get(t as usize) != Some(&fr.type_id) {
                         return Err(bad());
                     }
                     funcs.push(f);
+                }
+                (ImportKind::Tag(t), Extern::Tag(tag)) => {
+                    if type_ids.get(t as usize) != Some(&tag.type_id) {
+                        return Err(bad());
+                    }
+                    tag_ids.push(tag.identity);
                 }
                 (ImportKind::Global(t), Extern::Global(g)) => {
                     // A constant global may be of a subtype; a mutable one
@@ -1996,6 +2141,12 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
                 .push(Table::new(self.kernel, t, self.memory_owner)?);
             tabs.push(self.tables.len() - 1);
         }
+        // Defined tags: each a new identity, the address of its box.
+        for &t in &info.tags[info.num_imported_tags as usize..] {
+            let tag = Box::new(type_ids.get(t as usize).copied().unwrap_or(u32::MAX));
+            tag_ids.push(core::ptr::from_ref(&*tag) as usize);
+            self.tags.push(tag);
+        }
         // The context.
         let words = (o.size() as usize).div_ceil(16) + 1;
         let vmctx_mem = vec![0u128; words].into_boxed_slice();
@@ -2016,6 +2167,11 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             data: spin::Mutex::new(Vec::new()),
             grow: grow_memory::<P>,
             interrupt: core::ptr::from_ref(&*self.interrupt).cast(),
+            tags: tag_ids.clone(),
+            refs: core::ptr::from_ref(&*self.owner),
+            kernel: core::ptr::from_ref(self.kernel).cast(),
+            hold: hold_frames::<P>,
+            unwind: exn::unwind::<P>,
         });
         let base = vmctx_mem.as_ptr() as usize;
         let vmctx = base + 16;
@@ -2047,6 +2203,9 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
         }
         for (i, id) in type_ids.iter().enumerate() {
             w32(o.type_id(i as u32), *id);
+        }
+        for (i, id) in tag_ids.iter().enumerate() {
+            w(o.tag(i as u32), *id);
         }
         let mut func_refs = Vec::new();
         for (i, f) in funcs.iter().enumerate() {
@@ -2124,6 +2283,15 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
                         })?,
                     }),
                     ExportKind::Memory => Extern::Memory(*mems.get(e.index as usize)?),
+                    ExportKind::Tag => {
+                        let t = info.tags.get(e.index as usize)?;
+                        let type_id = *type_ids.get(*t as usize)?;
+                        Extern::Tag(Tag {
+                            identity: *tag_ids.get(e.index as usize)?,
+                            type_id,
+                            ty: self.types.get(type_id as usize).cloned()?,
+                        })
+                    }
                     ExportKind::Table => Extern::Table(*tabs.get(e.index as usize)?),
                 };
                 Some((e.name.clone(), x))
@@ -2355,6 +2523,13 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
     /// Charge the frames of memories created from now on to `owner`.
     pub fn set_memory_owner(&mut self, owner: Owner) {
         self.memory_owner = owner;
+        *self.owner.exn_owner.lock() = owner;
+    }
+
+    /// Exception objects this store holds now (`exn`: kept until the
+    /// store drops).
+    pub fn exceptions_held(&self) -> usize {
+        self.owner.exns.len()
     }
 
     /// The preemption cell of this store's code ([`super::interrupt`]).
@@ -2373,6 +2548,9 @@ impl<P: Platform> Drop for Store<'_, '_, P> {
         for (owner, frames) in self.retained.get_mut().drain(..) {
             vm.unhold(owner, frames);
         }
+        self.owner
+            .exns
+            .release(|owner, frames| vm.unhold(owner, frames));
     }
 }
 

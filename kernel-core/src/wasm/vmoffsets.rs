@@ -19,6 +19,7 @@
 //! | defined func refs | same | one `VMFuncRef` per defined function, for tables and exports |
 //! | imported globals | `P` each | pointer to the exporter's 16-byte slot |
 //! | defined globals | 16 each, 16-aligned | the value, little-endian, in the low bytes |
+//! | tags | `P` each | identity of each exception tag (imports first): the address of the store's tag, compared by `catch` |
 //!
 //! Invariants:
 //! - INV-1: a memory's `base` never changes for the life of the memory (it is
@@ -49,6 +50,7 @@ pub struct VMOffsets {
     num_defined_funcs: u32,
     num_imported_globals: u32,
     num_defined_globals: u32,
+    num_tags: u32,
     // Computed section starts.
     memory_ptrs: u32,
     defined_memories: u32,
@@ -59,6 +61,7 @@ pub struct VMOffsets {
     defined_func_refs: u32,
     imported_globals: u32,
     defined_globals: u32,
+    tags: u32,
     size: u32,
 }
 
@@ -86,6 +89,7 @@ impl VMOffsets {
             num_defined_funcs: module.num_defined_funcs(),
             num_imported_globals: module.num_imported_globals,
             num_defined_globals: module.num_defined_globals(),
+            num_tags: super::module::len_u32(module.tags.len()),
             memory_ptrs: 0,
             defined_memories: 0,
             table_ptrs: 0,
@@ -95,6 +99,7 @@ impl VMOffsets {
             defined_func_refs: 0,
             imported_globals: 0,
             defined_globals: 0,
+            tags: 0,
             size: 0,
         };
         let mut at = o.builtins().saturating_add(ptr);
@@ -125,6 +130,8 @@ impl VMOffsets {
         at = align(at, 16);
         o.defined_globals = at;
         at = at.saturating_add(16u32.saturating_mul(o.num_defined_globals));
+        o.tags = at;
+        at = at.saturating_add(ptr.saturating_mul(o.num_tags));
         o.size = align(at, 16);
         o
     }
@@ -279,6 +286,13 @@ impl VMOffsets {
     pub fn defined_global(&self, defined_index: u32) -> u32 {
         debug_assert!(defined_index < self.num_defined_globals);
         self.defined_globals + 16 * defined_index
+    }
+
+    /// The identity word of tag `index` (imports first).
+    #[must_use]
+    pub fn tag(&self, index: u32) -> u32 {
+        debug_assert!(index < self.num_tags);
+        self.tags + index * self.ptr
     }
 }
 

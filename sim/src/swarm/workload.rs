@@ -151,6 +151,10 @@ pub enum Op {
     /// (`(ref null $step)`, made non-null by `br_on_null`), each adding
     /// its count to an accumulator; check the sum.
     CallRefs(u32),
+    /// A loop of this many exceptions, each thrown by a called function
+    /// with its count and caught by value (`try_table` / `catch`) in the
+    /// loop; check the sum. Caught by value, none is kept.
+    Throws(u32),
     /// In a second, 64-bit memory: fill the last `len` bytes of its first
     /// page with `byte`, copy them into the main memory and check them;
     /// grow it by a page (`memory.grow` speaks `i64`; faults may refuse).
@@ -209,6 +213,8 @@ pub const MAX_MESSAGES: u32 = 16;
 pub const MAX_TAIL_CALLS: u32 = 100_000;
 /// Most calls of one `CallRefs` op.
 pub const MAX_CALL_REFS: u32 = 100_000;
+/// Most exceptions of one `Throws` op.
+pub const MAX_THROWS: u32 = 20_000;
 /// Most bytes of one `Wide` op (they land at 98304 in the main memory).
 pub const MAX_WIDE: u32 = 32 << 10;
 
@@ -317,6 +323,7 @@ impl Workload {
                     Op::Stream { len, byte } => writeln!(s, "  stream {len} {byte}"),
                     Op::TailCalls(n) => writeln!(s, "  tailcalls {n}"),
                     Op::CallRefs(n) => writeln!(s, "  callrefs {n}"),
+                    Op::Throws(n) => writeln!(s, "  throws {n}"),
                     Op::Wide { len, byte } => writeln!(s, "  wide {len} {byte}"),
                 };
             }
@@ -403,6 +410,7 @@ impl Workload {
                         },
                         ("tailcalls", 2) => Op::TailCalls(small(1)?.min(MAX_TAIL_CALLS)),
                         ("callrefs", 2) => Op::CallRefs(small(1)?.min(MAX_CALL_REFS)),
+                        ("throws", 2) => Op::Throws(small(1)?.min(MAX_THROWS)),
                         ("wide", 3) => Op::Wide {
                             len: small(1)?.min(MAX_WIDE),
                             byte: u8::try_from(num(2)?).map_err(|_| bad())?,
@@ -437,7 +445,7 @@ pub const MAX_FILE: u32 = 16 << 10;
 
 fn op(rng: &mut Rng) -> Op {
     let small = |rng: &mut Rng, lo, hi| u32::try_from(rng.range(lo, hi)).unwrap_or(1);
-    match rng.range(0, 13) {
+    match rng.range(0, 14) {
         0 | 1 => Op::Compute(small(rng, 1, 200_000)),
         2 => Op::Grow(small(rng, 1, u64::from(MAX_GROW))),
         3 | 4 => Op::File {
@@ -455,6 +463,7 @@ fn op(rng: &mut Rng) -> Op {
         9 => Op::Sleep(small(rng, 0, 20)),
         10 => Op::TailCalls(small(rng, 1, u64::from(MAX_TAIL_CALLS))),
         11 => Op::CallRefs(small(rng, 1, u64::from(MAX_CALL_REFS))),
+        12 => Op::Throws(small(rng, 1, u64::from(MAX_THROWS))),
         _ => Op::Wide {
             len: small(rng, 0, u64::from(MAX_WIDE)),
             byte: u8::try_from(rng.range(1, 255)).unwrap_or(1),
@@ -538,6 +547,21 @@ const PRELUDE: &str = r#"
           (call_ref $step (local.get $acc) (local.get $n) (br_on_null $null (local.get $f))))
         (local.set $n (i32.sub (local.get $n) (i32.const 1)))
         (br $next)))
+    (unreachable))
+  ;; n + (n - 1) + ... + 1, each count thrown by `$raise` and caught.
+  (tag $count (param i32))
+  (func $raise (param i32) (throw $count (local.get 0)))
+  (func $throws (param $n i32) (result i64)
+    (local $acc i64) (local $got i32)
+    (loop $next
+      (if (i32.eqz (local.get $n)) (then (return (local.get $acc))))
+      (block $caught (result i32)
+        (try_table (catch $count $caught) (call $raise (local.get $n)))
+        (unreachable))
+      (local.set $got)
+      (local.set $acc (i64.add (local.get $acc) (i64.extend_i32_u (local.get $got))))
+      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+      (br $next))
     (unreachable))
   ;; 1 when `len` bytes at `ptr` all hold `byte`
   (func $all (param $ptr i32) (param $len i32) (param $byte i32) (result i32)
@@ -797,6 +821,13 @@ impl Proc {
                         "(call $check (i64.eq (call $callrefs (i32.const {n})) (i64.const {sum})) (i32.const {code}))"
                     );
                 }
+                Op::Throws(n) => {
+                    let sum = u64::from(*n) * (u64::from(*n) + 1) / 2;
+                    let _ = writeln!(
+                        body,
+                        "(call $check (i64.eq (call $throws (i32.const {n})) (i64.const {sum})) (i32.const {code}))"
+                    );
+                }
                 Op::Wide { len, byte } => {
                     wide = true;
                     let _ = writeln!(
@@ -839,7 +870,7 @@ mod tests {
             skew: 100,
             stalls: 50,
         };
-        let (mut tail, mut refs, mut wide) = (0, 0, 0);
+        let (mut tail, mut refs, mut throws, mut wide) = (0, 0, 0, 0);
         for seed in 0..200 {
             let w = Workload::generate(seed, &all);
             assert_eq!(w, Workload::generate(seed, &all));
@@ -850,19 +881,23 @@ mod tests {
                 .filter(|o| matches!(o, Op::TailCalls(_)))
                 .count();
             refs += ops.clone().filter(|o| matches!(o, Op::CallRefs(_))).count();
+            throws += ops.clone().filter(|o| matches!(o, Op::Throws(_))).count();
             wide += ops.filter(|o| matches!(o, Op::Wide { .. })).count();
             for (i, p) in w.procs.iter().enumerate() {
                 let text = p.wat(i, 64, w.faults.frames > 0);
-                assert!(
-                    wat::parse_str(&text).is_ok(),
-                    "seed {seed} proc {i}:\n{text}"
-                );
+                let bytes = wat::parse_str(&text)
+                    .unwrap_or_else(|e| panic!("seed {seed} proc {i}: {e}\n{text}"));
+                // Valid for the kernel, not only well-formed.
+                let features = kernel_core::wasm::module::features();
+                if let Err(e) = kernel_core::wasm::module::parse(&bytes, features) {
+                    panic!("seed {seed} proc {i}: {e}\n{text}");
+                }
             }
         }
         // The generator reaches the WebAssembly 3.0 operations too.
         assert!(
-            tail >= 20 && refs >= 20 && wide >= 20,
-            "{tail} tail-call ops, {refs} call_ref ops, {wide} wide ops"
+            tail >= 20 && refs >= 20 && throws >= 20 && wide >= 20,
+            "{tail} tail-call ops, {refs} call_ref ops, {throws} throw ops, {wide} wide ops"
         );
     }
 
