@@ -38,7 +38,8 @@
 //!   the task: its join handle yields [`JoinError::Cancelled`]. Tasks
 //!   parked in a cycle of one another's wakers are leaked.
 //! - INV-SCHED-4 (LIFO slot): a task woken by another task on a worker CPU
-//!   (not a spawn, which queues at the back)
+//!   (not a spawn, nor an expired timer, which queue at the back: timers
+//!   in deadline order)
 //!   goes to that CPU's LIFO slot and runs next there, so a ping-pong of
 //!   wakes stays in cache and skips the queue; a task it displaces goes to
 //!   the back of the queue (stealable, with the usual notify). The slot is
@@ -184,6 +185,10 @@ struct Slot {
     lifo_set: AtomicBool,
     /// Polls in a row taken from `lifo` (its worker only).
     lifo_streak: AtomicU32,
+    /// Set while this CPU's worker fires expired timers (its worker
+    /// only): their wakes queue at the back, in deadline order, as no
+    /// task woke them (INV-SCHED-4).
+    firing: AtomicBool,
     /// Tasks this CPU's workers ran, for statistics (its worker only).
     polls: AtomicU64,
     /// Set while the CPU is in (or about to enter) its idle wait.
@@ -370,7 +375,7 @@ impl<H: SchedHal> Shared<H> {
     fn push_here(&self, hal: &H, task: TaskRef, cpu: CpuId, place: Place) {
         match self.slots.get(cpu) {
             Some(slot) if slot.worker.load(Ordering::SeqCst) && place != Place::Injector => {
-                if place == Place::Lifo {
+                if place == Place::Lifo && !slot.firing.load(Ordering::Relaxed) {
                     // INV-SCHED-4: the CPU runs it next; only a task it
                     // displaces may go to another CPU.
                     match self.put_lifo(hal, slot, task) {
@@ -488,6 +493,10 @@ impl<H: SchedHal> Shared<H> {
         if Duration::from_nanos(next) > now {
             return Some(Duration::from_nanos(next));
         }
+        let slot = self.slots.get(hal.current_cpu());
+        if let Some(s) = slot {
+            s.firing.store(true, Ordering::Relaxed);
+        }
         loop {
             let fired = locked_on(hal, &self.timers, |t| {
                 let w = match t.map.first_key_value() {
@@ -504,6 +513,9 @@ impl<H: SchedHal> Shared<H> {
                 Some(w) => w.wake(),
                 None => break,
             }
+        }
+        if let Some(s) = slot {
+            s.firing.store(false, Ordering::Relaxed);
         }
         locked_on(hal, &self.timers, |t| {
             t.map.first_key_value().map(|(k, _)| k.0)
@@ -546,6 +558,7 @@ impl<'h, H: SchedHal> Executor<'h, H> {
                 lifo: spin::Mutex::new(None),
                 lifo_set: AtomicBool::new(false),
                 lifo_streak: AtomicU32::new(0),
+                firing: AtomicBool::new(false),
                 polls: AtomicU64::new(0),
             })
             .collect();
