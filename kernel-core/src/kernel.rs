@@ -110,6 +110,7 @@ pub struct Kernel<'h, P: Platform> {
     compiler: spin::Once<crate::wasm::compile::Compiler>,
     /// Trampolines and host thunks shared by the stores that use them.
     stubs: crate::wasm::stubs::StubCache,
+    futexes: crate::wasm::futex::Futexes,
     /// Regions of linear memories and tables kept for reuse.
     regions: crate::mem::RegionPool,
     /// Unique among the kernels of this program ([`Kernel::id`]).
@@ -146,6 +147,7 @@ impl<'h, P: Platform> Kernel<'h, P> {
             modules: crate::wasm::cache::ModuleCache::new(),
             compiler: spin::Once::new(),
             stubs: crate::wasm::stubs::StubCache::new(),
+            futexes: crate::wasm::futex::Futexes::new(),
             // ... and a quarter of the window reserved.
             regions: crate::mem::RegionPool::new(
                 POOLED_REGIONS,
@@ -195,6 +197,11 @@ impl<'h, P: Platform> Kernel<'h, P> {
     /// first; nothing in use is touched. Returns the regions released.
     pub fn release_idle(&self) -> usize {
         self.regions.trim(self.vm())
+    }
+
+    /// The wait queues of `memory.atomic.wait` (`wasm::futex`).
+    pub fn futexes(&self) -> &crate::wasm::futex::Futexes {
+        &self.futexes
     }
 
     /// Trampolines and host thunks shared while any store holds them.

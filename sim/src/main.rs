@@ -154,6 +154,11 @@ enum Command {
         /// wasm-v2 binary scripts assert their limits flags are malformed)
         #[arg(long)]
         no_memory64: bool,
+        /// Refuse reference types and the proposals built on them (several
+        /// tables, typed references, GC, exceptions), as WebAssembly 1.0
+        /// does (the threads proposal's scripts assert it)
+        #[arg(long)]
+        no_reference_types: bool,
         /// Interrupt the whole run after this long, e.g. 500ms, 2s, 1m: exit 5
         #[arg(long, value_name = "DURATION", value_parser = sim::timeout::parse)]
         timeout: Option<Limit>,
@@ -309,11 +314,13 @@ fn sim_main() -> u8 {
             files,
             no_multi_memory,
             no_memory64,
+            no_reference_types,
             timeout,
         }) => {
             let extensions = sim::wast::Extensions {
                 multi_memory: !*no_multi_memory,
                 memory64: !*no_memory64,
+                reference_types: !*no_reference_types,
             };
             return wast(&config, files, extensions, *timeout);
         }

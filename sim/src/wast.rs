@@ -86,6 +86,9 @@ pub struct Extensions {
     /// Memories addressed with `i64` (memory64, part of WebAssembly 3.0;
     /// on by default).
     pub memory64: bool,
+    /// Reference types and the proposals built on them (on by default;
+    /// off for scripts written against WebAssembly 1.0).
+    pub reference_types: bool,
 }
 
 impl Default for Extensions {
@@ -93,6 +96,7 @@ impl Default for Extensions {
         Self {
             multi_memory: true,
             memory64: true,
+            reference_types: true,
         }
     }
 }
@@ -253,6 +257,7 @@ fn run_script_watched<'k, P: Platform>(
         Ok(mut s) => {
             s.set_multi_memory(script.extensions.multi_memory);
             s.set_memory64(script.extensions.memory64);
+            s.set_reference_types(script.extensions.reference_types);
             s
         }
         Err(e) => {

@@ -419,6 +419,9 @@ pub enum Suite {
     /// The exception-handling proposal (`proposals/exceptions`, part of
     /// WebAssembly 3.0), named `exceptions/<file>`.
     Exceptions,
+    /// The threads proposal (`proposals/threads`: shared memories and
+    /// atomics), named `threads/<file>`.
+    Threads,
 }
 
 impl Suite {
@@ -435,6 +438,7 @@ impl Suite {
         Self::Memory64,
         Self::FunctionReferences,
         Self::Exceptions,
+        Self::Threads,
     ];
 
     /// The prefix of its scripts' names in a bundle.
@@ -451,6 +455,7 @@ impl Suite {
             Self::Memory64 => "memory64",
             Self::FunctionReferences => "function-references",
             Self::Exceptions => "exceptions",
+            Self::Threads => "threads",
         }
     }
 
@@ -458,15 +463,18 @@ impl Suite {
     /// the kernel does, but for wasm-v1 and wasm-v2, which assert that a
     /// second memory and the memory64 limits flags are refused, and
     /// memory64 and function-references (written before multi-memory
-    /// joined the standard), which assert the first.
+    /// joined the standard), which assert the first, and threads (written
+    /// against WebAssembly 1.0), which asserts that a second memory and a
+    /// second table are refused.
     #[must_use]
     pub fn features(self) -> Features {
         Features {
             multi_memory: !matches!(
                 self,
-                Self::V1 | Self::V2 | Self::Memory64 | Self::FunctionReferences
+                Self::V1 | Self::V2 | Self::Memory64 | Self::FunctionReferences | Self::Threads
             ),
             memory64: !matches!(self, Self::V1 | Self::V2),
+            reference_types: self != Self::Threads,
         }
     }
 
@@ -484,6 +492,7 @@ impl Suite {
             Self::Memory64 => proposal(Proposal::Memory64).collect(),
             Self::FunctionReferences => proposal(Proposal::FunctionReferences).collect(),
             Self::Exceptions => proposal(Proposal::ExceptionHandling).collect(),
+            Self::Threads => proposal(Proposal::Threads).collect(),
         };
         let mut files: Vec<(String, &'static str)> = files
             .iter()
@@ -621,11 +630,27 @@ mod tests {
         assert_eq!(seen, (true, true));
         assert!(s.iter().any(|r| r.name == "simd/simd_memory-multi.wast"));
         let v2 = suite_bundle(&[Suite::V2]);
+        let wasm2 = Features {
+            reference_types: true,
+            ..Features::default()
+        };
         assert!(
             scripts(&v2)
                 .unwrap()
                 .iter()
-                .all(|r| r.name.starts_with("wasm-v2/") && r.features == Features::default())
+                .all(|r| r.name.starts_with("wasm-v2/") && r.features == wasm2)
+        );
+        let threads = suite_bundle(&[Suite::Threads]);
+        assert!(
+            scripts(&threads)
+                .unwrap()
+                .iter()
+                .all(|r| r.name.starts_with("threads/")
+                    && r.features
+                        == Features {
+                            memory64: true,
+                            ..Features::default()
+                        })
         );
     }
 }

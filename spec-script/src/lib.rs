@@ -53,22 +53,30 @@ pub struct Features {
     pub multi_memory: bool,
     /// Memories addressed with `i64` (memory64, part of WebAssembly 3.0).
     pub memory64: bool,
+    /// Reference types and what builds on them (several tables, typed
+    /// references, GC, exceptions); off for scripts written against
+    /// WebAssembly 1.0.
+    pub reference_types: bool,
 }
 
 impl Features {
     const MULTI_MEMORY: u8 = 1;
     const MEMORY64: u8 = 2;
+    const REFERENCE_TYPES: u8 = 4;
 
     /// Everything the kernel accepts.
     pub const ALL: Self = Self {
         multi_memory: true,
         memory64: true,
+        reference_types: true,
     };
 
     /// The flag bits of the script header.
     #[must_use]
     pub fn bits(self) -> u8 {
-        u8::from(self.multi_memory) * Self::MULTI_MEMORY + u8::from(self.memory64) * Self::MEMORY64
+        u8::from(self.multi_memory) * Self::MULTI_MEMORY
+            + u8::from(self.memory64) * Self::MEMORY64
+            + u8::from(self.reference_types) * Self::REFERENCE_TYPES
     }
 
     /// The features of flag bits `b`.
@@ -76,12 +84,13 @@ impl Features {
     /// # Errors
     /// [`DecodeError::BadFeatures`] when `b` has a bit no feature uses.
     pub fn from_bits(b: u8) -> Result<Self, DecodeError> {
-        if b & !(Self::MULTI_MEMORY | Self::MEMORY64) != 0 {
+        if b & !(Self::MULTI_MEMORY | Self::MEMORY64 | Self::REFERENCE_TYPES) != 0 {
             return Err(DecodeError::BadFeatures(b));
         }
         Ok(Self {
             multi_memory: b & Self::MULTI_MEMORY != 0,
             memory64: b & Self::MEMORY64 != 0,
+            reference_types: b & Self::REFERENCE_TYPES != 0,
         })
     }
 }
@@ -988,6 +997,7 @@ mod tests {
         let multi = Features {
             multi_memory: true,
             memory64: false,
+            reference_types: true,
         };
         let mut bundle = Vec::new();
         push_script(&mut bundle, "a.wast", multi, &block(&lines));
@@ -1023,14 +1033,17 @@ mod tests {
     fn feature_bits_round_trip_and_unknown_bits_are_refused() {
         for multi_memory in [false, true] {
             for memory64 in [false, true] {
-                let f = Features {
-                    multi_memory,
-                    memory64,
-                };
-                assert_eq!(Features::from_bits(f.bits()), Ok(f));
+                for reference_types in [false, true] {
+                    let f = Features {
+                        multi_memory,
+                        memory64,
+                        reference_types,
+                    };
+                    assert_eq!(Features::from_bits(f.bits()), Ok(f));
+                }
             }
         }
-        for b in 4..=u8::MAX {
+        for b in 8..=u8::MAX {
             assert_eq!(Features::from_bits(b), Err(DecodeError::BadFeatures(b)));
         }
         let mut bundle = Vec::new();

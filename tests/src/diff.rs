@@ -45,7 +45,8 @@ use kernel_core::wasm::module::ValType;
 use kernel_core::wasm::vm::{self, Extern, InstanceId, Store};
 
 /// The wasm-smith configuration: the WebAssembly 2.0 features Vessel's JIT
-/// supports on this host (SIMD on x86_64 only), plus `extended-const`;
+/// supports on this host (SIMD on x86_64 only), plus `extended-const`,
+/// tail calls, exception handling and multi-memory;
 /// no imports; NaNs canonicalized; everything exported; sizes small enough
 /// for a case to run in milliseconds.
 #[must_use]
@@ -70,7 +71,7 @@ pub fn smith_config_with(simd: bool) -> wasm_smith::Config {
         extended_const_enabled: true,
         simd_enabled: simd,
         relaxed_simd_enabled: false,
-        exceptions_enabled: false,
+        exceptions_enabled: true,
         gc_enabled: false,
         memory64_enabled: false,
         tail_call_enabled: true,
@@ -82,8 +83,8 @@ pub fn smith_config_with(simd: bool) -> wasm_smith::Config {
         compact_imports_enabled: false,
         min_imports: 0,
         max_imports: 0,
-        max_tags: 0,
-        max_memories: 1,
+        max_tags: 4,
+        max_memories: 2,
         max_tables: 2,
         min_funcs: 4,
         max_funcs: 12,
@@ -158,9 +159,9 @@ fn engine_with(canonical_nans: bool) -> wasmtime::Engine {
         .wasm_tail_call(true)
         .wasm_gc(false)
         .wasm_function_references(false)
-        .wasm_exceptions(false)
+        .wasm_exceptions(true)
         .wasm_memory64(false)
-        .wasm_multi_memory(false)
+        .wasm_multi_memory(true)
         .wasm_wide_arithmetic(false)
         .wasm_extended_const(true)
         .wasm_reference_types(true)
@@ -457,6 +458,9 @@ impl<'k, 'h> Case<'k, 'h> {
 
 /// wasmtime's outcome of an error: fuel is its budget running out.
 fn their_error(e: &wasmtime::Error) -> Result<Outcome, String> {
+    if e.downcast_ref::<wasmtime::ThrownException>().is_some() {
+        return Ok(Outcome::Trapped(Kind::UncaughtException));
+    }
     match e.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::OutOfFuel) => Ok(Outcome::Exhausted),
         Some(t) => Ok(Outcome::Trapped(kind_of_wasmtime(*t))),
@@ -607,6 +611,7 @@ fn val_type(t: &wasmtime::ValType) -> ValType {
         wasmtime::ValType::F64 => ValType::F64,
         wasmtime::ValType::V128 => ValType::V128,
         wasmtime::ValType::Ref(r) if r.heap_type().is_extern() => ValType::EXTERNREF,
+        wasmtime::ValType::Ref(r) if r.heap_type().is_exn() => ValType::EXNREF,
         wasmtime::ValType::Ref(_) => ValType::FUNCREF,
     }
 }

@@ -885,3 +885,64 @@ fn a_childs_memory_counts_against_its_parent() {
         "the child's grow was granted"
     );
 }
+
+/// `memory.atomic.wait32` with no timeout, on a cell that holds the
+/// expected value: its process sleeps on the kernel's wait queue (it does
+/// not spin: a counter on the same single CPU runs to its end while the
+/// waiter takes no more time slices), a killed waiter ends and leaves no
+/// waiter queued; with a timeout, the wait ends timed out (status 2).
+const WAITER: &str = r#"(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory 1 1 shared)
+  (func (export "_start")
+    (call $exit (memory.atomic.wait32 (i32.const 64) (i32.const 0) (i64.const -1)))))"#;
+
+const TIMED_WAITER: &str = r#"(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory 1 1 shared)
+  (func (export "_start")
+    (call $exit (memory.atomic.wait32 (i32.const 64) (i32.const 0) (i64.const 30000000)))))"#;
+
+#[test]
+fn a_waiting_process_sleeps_until_killed_or_its_timeout() {
+    let r = on_machine(1, |kernel, exec| {
+        proc::run(kernel, exec, SpawnOptions::default(), |procs| async move {
+            let waiter = procs
+                .spawn("waiter", wat(WAITER), Vec::new(), procs.defaults())
+                .expect("spawn waiter");
+            procs.exec().sleep(Duration::from_millis(10)).await;
+            let queued = kernel.futexes().len();
+            let counter = procs
+                .spawn("counter", wat(COUNTER), Vec::new(), procs.defaults())
+                .expect("spawn counter");
+            let counter_status = wait(&procs, counter).await;
+            let slices = procs
+                .info()
+                .iter()
+                .find(|p| p.pid == waiter)
+                .map_or(u64::MAX, |p| p.slices);
+            procs.kill(waiter);
+            let waiter_status = wait(&procs, waiter).await;
+            let timed = procs
+                .spawn("timed", wat(TIMED_WAITER), Vec::new(), procs.defaults())
+                .expect("spawn timed");
+            let timed_status = wait(&procs, timed).await;
+            (
+                queued,
+                counter_status,
+                slices,
+                waiter_status,
+                timed_status,
+                kernel.futexes().len(),
+            )
+        })
+        .expect("process scope")
+    });
+    let (queued, counter, slices, waiter, timed, left) = r;
+    assert_eq!(queued, 1);
+    assert_eq!(counter, Some(ExitStatus::Exited(0)));
+    assert!(slices <= 2, "the waiter took {slices} slices");
+    assert_eq!(waiter, Some(ExitStatus::Killed(KillReason::Request)));
+    assert_eq!(timed, Some(ExitStatus::Exited(2)));
+    assert_eq!(left, 0);
+}

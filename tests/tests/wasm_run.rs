@@ -1071,3 +1071,99 @@ fn exceptions_are_charged_to_the_memory_owner_and_given_back() {
         });
     });
 }
+
+/// Atomics of every width touch only their own bytes and return the old
+/// value zero-extended; an unaligned address traps `unaligned atomic`
+/// before memory is touched, an address past the end traps out of
+/// bounds; `wait` on a shared memory reports not-equal and times out no
+/// sooner than asked, `notify` with no waiter wakes none, and `wait` on an
+/// unshared memory traps.
+#[test]
+fn atomics_are_narrow_aligned_and_wait_times_out() {
+    let module = wat(r#"(module
+      (memory $s 1 1 shared)
+      (memory $u 1 1)
+      (func (export "rmw8") (param i32 i32) (result i32)
+        (i32.atomic.rmw8.add_u $s (local.get 0) (local.get 1)))
+      (func (export "cmpxchg16") (param i32 i64 i64) (result i64)
+        (i64.atomic.rmw16.cmpxchg_u $s (local.get 0) (local.get 1) (local.get 2)))
+      (func (export "xchg32") (param i32 i64) (result i64)
+        (i64.atomic.rmw32.xchg_u $s (local.get 0) (local.get 1)))
+      (func (export "load64") (param i32) (result i64) (i64.atomic.load $s (local.get 0)))
+      (func (export "store") (param i32 i64) (i64.store $s (local.get 0) (local.get 1)))
+      (func (export "wait32") (param i32 i32 i64) (result i32)
+        (memory.atomic.wait32 $s (local.get 0) (local.get 1) (local.get 2)))
+      (func (export "notify") (param i32 i32) (result i32)
+        (memory.atomic.notify $s (local.get 0) (local.get 1)))
+      (func (export "wait_unshared") (result i32)
+        (memory.atomic.wait32 $u (i32.const 0) (i32.const 0) (i64.const 0))))"#);
+    run(|store| {
+        let m = store.compile(&module).expect("compile");
+        let inst = store.instantiate(&m, &|_, _| None).expect("instantiate");
+        let mut call = |name: &str, args: &[Val]| {
+            let f = func(store, inst, name);
+            store.invoke(&f, args)
+        };
+        let trap = |r: Result<Vec<Val>, CallError>| match r {
+            Err(CallError::Trap(t)) => Some(t.kind),
+            _ => None,
+        };
+        let all = 0x1122_3344_5566_77ff_u64.cast_signed();
+        call("store", &[Val::I32(8), Val::I64(all)]).expect("store");
+        // 0xff + 2 wraps in its byte; the neighbours stay.
+        assert_eq!(
+            call("rmw8", &[Val::I32(8), Val::I32(2)]),
+            Ok(vec![Val::I32(0xff)])
+        );
+        let after = 0x1122_3344_5566_7701_u64.cast_signed();
+        assert_eq!(call("load64", &[Val::I32(8)]), Ok(vec![Val::I64(after)]));
+        // A 16-bit compare-exchange compares only the low 16 bits of
+        // `expected` and writes only 16 bits.
+        assert_eq!(
+            call(
+                "cmpxchg16",
+                &[Val::I32(10), Val::I64(0x5566 | 0x7_0000), Val::I64(0xabcd)]
+            ),
+            Ok(vec![Val::I64(0x5566)])
+        );
+        assert_eq!(
+            call("xchg32", &[Val::I32(12), Val::I64(-1)]),
+            Ok(vec![Val::I64(0x1122_3344)])
+        );
+        let now = 0xffff_ffff_abcd_7701_u64.cast_signed();
+        assert_eq!(call("load64", &[Val::I32(8)]), Ok(vec![Val::I64(now)]));
+        assert_eq!(
+            trap(call("rmw8", &[Val::I32(65536), Val::I32(1)])),
+            Some(TrapKind::MemoryOutOfBounds)
+        );
+        assert_eq!(
+            trap(call("load64", &[Val::I32(12)])),
+            Some(TrapKind::UnalignedAtomic)
+        );
+        assert_eq!(
+            trap(call("cmpxchg16", &[Val::I32(9), Val::I64(0), Val::I64(0)])),
+            Some(TrapKind::UnalignedAtomic)
+        );
+        assert_eq!(call("load64", &[Val::I32(8)]), Ok(vec![Val::I64(now)]));
+        // Not equal: at once. Equal: the timeout, then timed-out.
+        assert_eq!(
+            call("wait32", &[Val::I32(0), Val::I32(1), Val::I64(-1)]),
+            Ok(vec![Val::I32(1)])
+        );
+        let started = std::time::Instant::now();
+        assert_eq!(
+            call("wait32", &[Val::I32(0), Val::I32(0), Val::I64(20_000_000)]),
+            Ok(vec![Val::I32(2)])
+        );
+        assert!(started.elapsed() >= std::time::Duration::from_millis(20));
+        assert_eq!(
+            call("notify", &[Val::I32(0), Val::I32(10)]),
+            Ok(vec![Val::I32(0)])
+        );
+        assert_eq!(
+            trap(call("wait_unshared", &[])),
+            Some(TrapKind::UnsharedWait)
+        );
+        assert!(store.kernel().futexes().is_empty());
+    });
+}

@@ -99,11 +99,13 @@ pub enum Kind {
     StackOverflow,
     /// Anything else (a kind the other runtime has no equivalent for).
     Other,
+    /// An exception no wasm frame caught left the call.
+    UncaughtException,
 }
 
 impl Kind {
     /// Every kind, in the order of their codes in the record format.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::Unreachable,
         Self::DivideByZero,
         Self::IntegerOverflow,
@@ -114,6 +116,7 @@ impl Kind {
         Self::BadSignature,
         Self::StackOverflow,
         Self::Other,
+        Self::UncaughtException,
     ];
 
     /// The kind of a Vessel trap.
@@ -134,7 +137,9 @@ impl Kind {
             | TrapKind::OutOfMemory
             | TrapKind::NullFunctionReference
             | TrapKind::NullReference
-            | TrapKind::UncaughtException => Self::Other,
+            | TrapKind::UnalignedAtomic
+            | TrapKind::UnsharedWait => Self::Other,
+            TrapKind::UncaughtException => Self::UncaughtException,
         }
     }
 }

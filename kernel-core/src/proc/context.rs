@@ -6,6 +6,7 @@
 //! runs (the store's host functions hold it); its handle table is cleared
 //! when the store is gone (INV-PROC-2), not when the last clone goes.
 
+use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::future::Future;
@@ -19,6 +20,7 @@ use crate::hal::Platform;
 use crate::kernel::Kernel;
 use crate::mem::Owner;
 use crate::sched::SchedHal;
+use crate::wasm::interrupt::{WaitEnd, WaitHook};
 use crate::wasm::vm::{HostTrap, MemoryView};
 
 /// A future that ends when the first of `a` and `b` does.
@@ -33,6 +35,22 @@ async fn first<A: Future<Output = ()>, B: Future<Output = ()>>(a: A, b: B) {
         }
     })
     .await;
+}
+
+/// Whether `woken` or `sleep` ends first (`woken` wins a tie).
+async fn race(woken: crate::wasm::futex::WaitFuture, sleep: impl Future<Output = ()>) -> WaitEnd {
+    let mut a = core::pin::pin!(woken);
+    let mut b = core::pin::pin!(sleep);
+    core::future::poll_fn(|cx| {
+        if a.as_mut().poll(cx).is_ready() {
+            core::task::Poll::Ready(WaitEnd::Woken)
+        } else if b.as_mut().poll(cx).is_ready() {
+            core::task::Poll::Ready(WaitEnd::TimedOut)
+        } else {
+            core::task::Poll::Pending
+        }
+    })
+    .await
 }
 
 /// Why [`Context::spawn_child`] refused.
@@ -208,6 +226,31 @@ impl<'k, 'h, P: Platform + SchedHal> Context<'k, 'h, P> {
         fut: impl Future<Output = T> + Send + 'k,
     ) -> Result<T, HostTrap> {
         self.proc.block_on(fut).ok_or(HostTrap::Killed)
+    }
+
+    /// The wait hook of this process's store (`memory.atomic.wait`): the
+    /// process is suspended until a `notify` wakes it, its timeout passes
+    /// or it is killed, and other processes run meanwhile.
+    pub(crate) fn wait_hook(self: &Arc<Self>) -> Box<WaitHook<'k>> {
+        // Weak: the process holds its store's interrupt cell, which holds
+        // this hook; a strong count would make a cycle.
+        let weak = Arc::downgrade(self);
+        Box::new(move |woken, limit| {
+            let Some(me) = weak.upgrade() else {
+                return WaitEnd::Killed;
+            };
+            let ended = match limit {
+                None => me.block(async move {
+                    woken.await;
+                    WaitEnd::Woken
+                }),
+                Some(d) => {
+                    let sleep = me.scope.exec.sleep(d);
+                    me.block(race(woken, sleep))
+                }
+            };
+            ended.unwrap_or(WaitEnd::Killed)
+        })
     }
 
     /// Sleep `duration` (suspending the process).

@@ -103,6 +103,7 @@ fn run_in_store<'k, 'h, P: Platform + SchedHal>(
         }));
     }
     store.interrupt().set_hook(proc.hook());
+    store.interrupt().set_wait_hook(ctx.wait_hook());
     let kernel = scope.kernel;
     proc.attach_interrupt(store.interrupt(), kernel.cpu(kernel.hal().current_cpu()));
     // Single-flight: a copy spawned while another loads the same bytes

@@ -187,6 +187,7 @@ pub fn run_script<P: Platform>(
             }
             store.set_multi_memory(s.features.multi_memory);
             store.set_memory64(s.features.memory64);
+            store.set_reference_types(s.features.reference_types);
             store
         }
         Err(e) => {
@@ -301,9 +302,19 @@ pub fn spectest_exports<P: Platform>(
             min_pages: 1,
             max_pages: Some(2),
             memory64: false,
+            shared: false,
         })
         .map_err(|e| e.to_string())?;
     exports.insert("memory", memory);
+    let shared = s
+        .host_memory(MemoryType {
+            min_pages: 1,
+            max_pages: Some(2),
+            memory64: false,
+            shared: true,
+        })
+        .map_err(|e| e.to_string())?;
+    exports.insert("shared_memory", shared);
     Ok(exports)
 }
 

@@ -99,11 +99,20 @@ pub enum Builtin {
     /// `fn(vmctx, exn: ref)`: a handler without the exception caught
     /// `exn`; free it unless wasm ever held it as an `exnref` (`exn`).
     ExnDrop = 14,
+    /// `fn(vmctx, mem, addr: ref, expected: u64, timeout_ns: i64, wide,
+    /// probe: u64) -> u32`: `memory.atomic.wait32/64` on the aligned,
+    /// in-bounds cell at host address `addr` of memory `mem` (`wide`: 64
+    /// bits; `probe` is the JIT's bounds-checking load, unused): a
+    /// `translate::atomics::wait_status`.
+    AtomicWait = 15,
+    /// `fn(vmctx, mem, addr: ref, count, probe) -> u32`:
+    /// `memory.atomic.notify`, the number of waiters woken.
+    AtomicNotify = 16,
 }
 
 impl Builtin {
     /// Number of builtins (length of the table).
-    pub const COUNT: u32 = 15;
+    pub const COUNT: u32 = 17;
 
     /// Every builtin, in slot order.
     pub const ALL: [Builtin; Self::COUNT as usize] = [
@@ -122,6 +131,8 @@ impl Builtin {
         Builtin::ExnNew,
         Builtin::Throw,
         Builtin::ExnDrop,
+        Builtin::AtomicWait,
+        Builtin::AtomicNotify,
     ];
 
     /// Slot of this builtin in the table.
@@ -148,6 +159,8 @@ impl Builtin {
             Builtin::ExnNew => (&[I32, I32], Some(Ref)),
             Builtin::Throw => (&[Ref, Ref], None),
             Builtin::ExnDrop => (&[Ref], None),
+            Builtin::AtomicWait => (&[I32, Ref, I64, I64, I32, I64], Some(I32)),
+            Builtin::AtomicNotify => (&[I32, Ref, I32, I32], Some(I32)),
         }
     }
 
@@ -169,7 +182,9 @@ impl Builtin {
             | Builtin::EpochSaving
             | Builtin::ExnNew
             | Builtin::Throw
-            | Builtin::ExnDrop => None,
+            | Builtin::ExnDrop
+            | Builtin::AtomicWait
+            | Builtin::AtomicNotify => None,
         }
     }
 }

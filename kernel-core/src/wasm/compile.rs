@@ -67,8 +67,8 @@ use super::retained::{self, Retained, Section};
 use super::translate::{
     self, TRAP_BAD_SIGNATURE, TRAP_HOST, TRAP_INDIRECT_CALL_TO_NULL, TRAP_INTERRUPTED,
     TRAP_NULL_FUNCTION_REFERENCE, TRAP_NULL_REFERENCE, TRAP_OUT_OF_MEMORY,
-    TRAP_TABLE_ACCESS_OUT_OF_BOUNDS, TRAP_TABLE_OUT_OF_BOUNDS, TRAP_UNREACHABLE, TargetInfo,
-    TranslateConfig, ir_type,
+    TRAP_TABLE_ACCESS_OUT_OF_BOUNDS, TRAP_TABLE_OUT_OF_BOUNDS, TRAP_UNALIGNED_ATOMIC,
+    TRAP_UNREACHABLE, TRAP_UNSHARED_WAIT, TargetInfo, TranslateConfig, ir_type,
 };
 use super::vmoffsets::VMOffsets;
 use crate::hal::{IsaFeatures, RiscvExt, RiscvExtensions, X86Ext, X86Extensions};
@@ -98,6 +98,10 @@ pub enum TrapKind {
     NullReference,
     /// An exception no wasm frame of the call caught.
     UncaughtException,
+    /// An atomic access at an address not a multiple of its size.
+    UnalignedAtomic,
+    /// `memory.atomic.wait32/64` on a memory that is not shared.
+    UnsharedWait,
     /// Call stack exhausted.
     StackOverflow,
     /// `table.get/set/fill/copy/init` (or an active element segment) out
@@ -134,6 +138,8 @@ impl TrapKind {
             c if c == TRAP_NULL_FUNCTION_REFERENCE => TrapKind::NullFunctionReference,
             c if c == TRAP_NULL_REFERENCE => TrapKind::NullReference,
             c if c == TRAP_OUT_OF_MEMORY => TrapKind::OutOfMemory,
+            c if c == TRAP_UNALIGNED_ATOMIC => TrapKind::UnalignedAtomic,
+            c if c == TRAP_UNSHARED_WAIT => TrapKind::UnsharedWait,
             _ => return None,
         })
     }
@@ -153,6 +159,8 @@ impl TrapKind {
             TrapKind::NullFunctionReference => "null function reference",
             TrapKind::NullReference => "null reference",
             TrapKind::UncaughtException => "uncaught exception",
+            TrapKind::UnalignedAtomic => "unaligned atomic",
+            TrapKind::UnsharedWait => "expected shared memory",
             TrapKind::StackOverflow => "call stack exhausted",
             TrapKind::TableAccessOutOfBounds => "out of bounds table access",
             TrapKind::Interrupted => "interrupted",

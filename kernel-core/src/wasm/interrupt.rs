@@ -168,12 +168,33 @@ pub enum HookAction {
 /// The hook a store runs when a check finds its deadline reached.
 pub type Hook<'a> = dyn Fn(&Interrupt<'a>) -> HookAction + Send + Sync + 'a;
 
+/// How a `memory.atomic.wait` ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitEnd {
+    /// A `notify` woke it (or may have: the caller asks the waiter).
+    Woken,
+    /// Its timeout passed.
+    TimedOut,
+    /// Its process was killed meanwhile.
+    Killed,
+}
+
+/// How a store's code waits in `memory.atomic.wait`: block until `woken`
+/// completes or `timeout` passes (`None`: no limit). A process installs
+/// one that suspends its fiber, so other processes run meanwhile; without
+/// one the CPU polls the waiter and the clock.
+pub type WaitHook<'a> = dyn Fn(crate::wasm::futex::WaitFuture, Option<core::time::Duration>) -> WaitEnd
+    + Send
+    + Sync
+    + 'a;
+
 /// A store's preemption cell. `#[repr(C)]`: JIT code reads `due` at
 /// [`DUE_OFFSET`].
 #[repr(C)]
 pub struct Interrupt<'a> {
     words: Preempt,
     hook: spin::Once<Box<Hook<'a>>>,
+    wait: spin::Once<Box<WaitHook<'a>>>,
 }
 
 impl<'a> Interrupt<'a> {
@@ -190,7 +211,24 @@ impl<'a> Interrupt<'a> {
                 status: AtomicU64::new(0),
             },
             hook: spin::Once::new(),
+            wait: spin::Once::new(),
         }
+    }
+
+    /// Install the wait hook ([`WaitHook`]); a second call changes
+    /// nothing and returns `false`.
+    pub fn set_wait_hook(&self, hook: Box<WaitHook<'a>>) -> bool {
+        let mut fresh = false;
+        self.wait.call_once(|| {
+            fresh = true;
+            hook
+        });
+        fresh
+    }
+
+    /// The wait hook, if one is installed.
+    pub(crate) fn wait_hook(&self) -> Option<&WaitHook<'a>> {
+        self.wait.get().map(|b| &**b)
     }
 
     /// The words the JIT code and the timer interrupt use.

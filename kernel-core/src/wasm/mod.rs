@@ -22,6 +22,7 @@ pub mod entry;
     reason = "the unwinder reads frame-pointer chains and jumps to handlers"
 )]
 pub mod exn;
+pub mod futex;
 #[expect(
     unsafe_code,
     reason = "JIT code reads the interrupt cell through a raw epoch pointer"

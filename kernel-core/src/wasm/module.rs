@@ -47,8 +47,9 @@ use super::retained::{self, Retained};
 /// non-trapping float-to-int, mutable-global import/export, 128-bit SIMD)
 /// plus the parts of WebAssembly 3.0 taken so far: `extended-const`,
 /// relaxed SIMD, tail calls, multi-memory, 64-bit memories (64-bit
-/// tables are refused with an offset), typed function references and
-/// exception handling. GC validates, so that recursion groups of function
+/// tables are refused with an offset), typed function references,
+/// exception handling, and the threads proposal's shared memories and
+/// atomics. GC validates, so that recursion groups of function
 /// types load; its struct and array types, declared subtypes and GC heap
 /// types are [`CompileError::Unsupported`] when parsed, its instructions
 /// when translated. A store may turn multi-memory and 64-bit memories off
@@ -66,6 +67,7 @@ pub fn features() -> WasmFeatures {
         .union(WasmFeatures::FUNCTION_REFERENCES)
         .union(WasmFeatures::EXCEPTIONS)
         .union(WasmFeatures::GC)
+        .union(WasmFeatures::THREADS)
 }
 
 /// Why a module could not be loaded or compiled.
@@ -530,6 +532,9 @@ pub struct MemoryType {
     pub max_pages: Option<u64>,
     /// Addressed with `i64` (memory64, part of WebAssembly 3.0), not `i32`.
     pub memory64: bool,
+    /// Shared between threads (the threads proposal): the only memories
+    /// `memory.atomic.wait32/64` may wait on.
+    pub shared: bool,
 }
 
 /// A global's type.
@@ -1198,6 +1203,7 @@ fn memory_type(m: &wasmparser::MemoryType) -> MemoryType {
         min_pages: m.initial,
         max_pages: m.maximum,
         memory64: m.memory64,
+        shared: m.shared,
     }
 }
 

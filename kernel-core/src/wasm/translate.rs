@@ -83,6 +83,7 @@ use super::builtins::{Arg as BuiltinArg, Builtin, BuiltinTrap};
 use super::module::{CompileError, FuncType, ModuleInfo, ValType};
 use super::vmoffsets::VMOffsets;
 
+pub mod atomics;
 mod exceptions;
 mod relaxed;
 
@@ -110,6 +111,10 @@ pub const TRAP_NULL_FUNCTION_REFERENCE: TrapCode = TrapCode::unwrap_user(8);
 pub const TRAP_NULL_REFERENCE: TrapCode = TrapCode::unwrap_user(9);
 /// Trap code of a `throw` whose exception the owner's memory cannot hold.
 pub const TRAP_OUT_OF_MEMORY: TrapCode = TrapCode::unwrap_user(10);
+/// Trap code of an atomic access at an address not a multiple of its size.
+pub const TRAP_UNALIGNED_ATOMIC: TrapCode = TrapCode::unwrap_user(11);
+/// Trap code of `memory.atomic.wait32/64` on a memory that is not shared.
+pub const TRAP_UNSHARED_WAIT: TrapCode = TrapCode::unwrap_user(12);
 
 /// Default guard after each memory's 4 GiB reservation: 32 MiB. Accesses
 /// with a static offset up to this need no explicit check; larger offsets
@@ -136,6 +141,12 @@ pub struct TranslateConfig {
     /// 2.0 scripts, whose binary tests assert the limits flags it uses
     /// are malformed.
     pub memory64: bool,
+    /// Accept reference types (several tables, `funcref`/`externref`
+    /// values) and what builds on them (typed function references, GC,
+    /// exception handling). On by default; off for the threads
+    /// proposal's scripts, written against WebAssembly 1.0, which assert
+    /// that a second table is refused.
+    pub reference_types: bool,
 }
 
 impl TranslateConfig {
@@ -146,6 +157,14 @@ impl TranslateConfig {
         let mut f = super::module::features();
         f.set(wasmparser::WasmFeatures::MULTI_MEMORY, self.multi_memory);
         f.set(wasmparser::WasmFeatures::MEMORY64, self.memory64);
+        if !self.reference_types {
+            f.remove(
+                wasmparser::WasmFeatures::REFERENCE_TYPES
+                    | wasmparser::WasmFeatures::FUNCTION_REFERENCES
+                    | wasmparser::WasmFeatures::GC
+                    | wasmparser::WasmFeatures::EXCEPTIONS,
+            );
+        }
         f
     }
 }
@@ -157,6 +176,7 @@ impl Default for TranslateConfig {
             force_bounds_checks: false,
             multi_memory: true,
             memory64: true,
+            reference_types: true,
         }
     }
 }
@@ -1118,7 +1138,12 @@ impl Translator<'_, '_> {
                 let d = self.b.ins().iconst(I32, i64::from(data_index));
                 self.builtin(Builtin::DataDrop, &[d])?;
             }
-            _ => return self.simd_op(op),
+            _ => {
+                if self.atomic_op(op)? {
+                    return Ok(());
+                }
+                return self.simd_op(op);
+            }
         }
         Ok(())
     }

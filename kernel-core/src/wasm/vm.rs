@@ -74,7 +74,8 @@ use crate::kernel::{Kernel, MemError};
 use crate::mem::{Commit, GapError, Owner, Pooled, RegionSpec, VmError};
 
 use super::exn::{self, Exceptions};
-use super::interrupt::{HookAction, Interrupt};
+use super::futex::Futexes;
+use super::interrupt::{HookAction, Interrupt, WaitEnd};
 
 /// Bytes in a wasm page.
 pub const WASM_PAGE: u64 = 65536;
@@ -91,7 +92,7 @@ fn page_limit(memory64: bool) -> u64 {
     if memory64 { MAX_PAGES_64 } else { MAX_PAGES }
 }
 
-pub(crate) const KINDS: [TrapKind; 16] = [
+pub(crate) const KINDS: [TrapKind; 18] = [
     TrapKind::Unreachable,
     TrapKind::IntegerDivideByZero,
     TrapKind::IntegerOverflow,
@@ -108,6 +109,8 @@ pub(crate) const KINDS: [TrapKind; 16] = [
     TrapKind::NullFunctionReference,
     TrapKind::NullReference,
     TrapKind::UncaughtException,
+    TrapKind::UnalignedAtomic,
+    TrapKind::UnsharedWait,
 ];
 
 /// The number the trap path records for `kind`.
@@ -702,6 +705,8 @@ pub struct Memory<'k, 'h, P: Platform> {
     region: Pooled<'k, P>,
     /// Addressed with `i64` (memory64).
     memory64: bool,
+    /// Shared (threads): `memory.atomic.wait` may wait on it.
+    shared: bool,
     /// The declared maximum, or [`page_limit`] when none was declared.
     max_pages: u64,
     /// Pages the reservation holds: growth stops here even below
@@ -751,6 +756,7 @@ impl<'k, 'h, P: Platform> Memory<'k, 'h, P> {
             }),
             region,
             memory64: ty.memory64,
+            shared: ty.shared,
             max_pages: ty
                 .max_pages
                 .unwrap_or(page_limit(ty.memory64))
@@ -973,6 +979,11 @@ struct InstanceData {
     hold: unsafe fn(kernel: *const (), owner: Owner, frames: u64) -> bool,
     /// [`exn::unwind`] for the kernel's platform.
     unwind: unsafe fn(kernel: *const (), exn: usize, fp: usize) -> exn::Resume,
+    /// Whether each memory (by index) is shared.
+    shared: Vec<bool>,
+    /// The kernel's clock and wait queues, for the kernel's platform.
+    now: unsafe fn(kernel: *const ()) -> core::time::Duration,
+    futexes: unsafe fn(kernel: *const ()) -> *const Futexes,
 }
 
 impl InstanceData {
@@ -1310,6 +1321,8 @@ fn builtin_table() -> Box<[usize; Builtin::COUNT as usize]> {
         Builtin::ExnNew => exn_new_builtin as *const () as usize,
         Builtin::Throw => throw_builtin as *const () as usize,
         Builtin::ExnDrop => exn_drop_builtin as *const () as usize,
+        Builtin::AtomicWait => atomic_wait_builtin as *const () as usize,
+        Builtin::AtomicNotify => atomic_notify_builtin as *const () as usize,
     }))
 }
 
@@ -1353,6 +1366,113 @@ unsafe extern "C" fn throw_builtin(vmctx: usize, exn: usize, fp: usize) {
     // SAFETY: `unwind` returned a handler of a live frame on this stack, or
     // this CPU's entry context; this frame holds nothing to drop.
     unsafe { crate::arch::resume(pc, sp, fp, payload) }
+}
+
+/// # Safety
+/// See above; `addr` is the host address of an aligned, in-bounds cell of
+/// `mem` (translate `atomics` INV-ATOMIC-3).
+unsafe extern "C" fn atomic_wait_builtin(
+    vmctx: usize,
+    mem: u32,
+    addr: usize,
+    expected: u64,
+    timeout: i64,
+    wide: u32,
+    _probe: u64,
+) -> u32 {
+    use crate::wasm::translate::atomics::wait_status as st;
+    // SAFETY: the builtin contract.
+    let data = unsafe { InstanceData::of(vmctx) };
+    if !data.shared.get(mem as usize).copied().unwrap_or(false) {
+        return st::UNSHARED;
+    }
+    // SAFETY: `kernel` is the store's kernel, which outlives it.
+    let futexes = unsafe { &*(data.futexes)(data.kernel) };
+    let holds = || {
+        // SAFETY: the JIT checked the cell's bounds and alignment; the
+        // memory outlives this call (INV-VM-2).
+        unsafe {
+            if wide != 0 {
+                (*(addr as *const core::sync::atomic::AtomicU64)).load(Ordering::SeqCst) == expected
+            } else {
+                u64::from((*(addr as *const core::sync::atomic::AtomicU32)).load(Ordering::SeqCst))
+                    == expected & 0xffff_ffff
+            }
+        }
+    };
+    let Some(waiter) = futexes.enqueue(addr, holds) else {
+        return st::NOT_EQUAL;
+    };
+    let limit = u64::try_from(timeout)
+        .ok()
+        .map(core::time::Duration::from_nanos);
+    // SAFETY: the cell lives as long as the store (interrupt INV-INT-1).
+    let cell = unsafe { &*data.interrupt.cast::<Interrupt<'_>>() };
+    let end = match cell.wait_hook() {
+        Some(hook) => hook(waiter.clone().wait(), limit),
+        None => {
+            // No process to suspend: poll the waiter, the clock and the
+            // store's interrupt hook (a kill).
+            // SAFETY: as above.
+            let start = unsafe { (data.now)(data.kernel) };
+            loop {
+                if waiter.woken() {
+                    break WaitEnd::Woken;
+                }
+                // SAFETY: as above.
+                let now = unsafe { (data.now)(data.kernel) };
+                if limit.is_some_and(|l| now.saturating_sub(start) >= l) {
+                    break WaitEnd::TimedOut;
+                }
+                if cell.is_due() && cell.check() == HookAction::Interrupt {
+                    break WaitEnd::Killed;
+                }
+                core::hint::spin_loop();
+            }
+        }
+    };
+    // A notify that took the waiter first makes it a wake-up whatever
+    // ended the wait (futex INV-FUTEX-2).
+    if end == WaitEnd::Woken || !futexes.cancel(addr, &waiter) {
+        return st::OK;
+    }
+    match end {
+        WaitEnd::Killed => st::INTERRUPTED,
+        _ => st::TIMED_OUT,
+    }
+}
+
+/// # Safety
+/// As [`atomic_wait_builtin`].
+unsafe extern "C" fn atomic_notify_builtin(
+    vmctx: usize,
+    mem: u32,
+    addr: usize,
+    count: u32,
+    _probe: u32,
+) -> u32 {
+    // SAFETY: the builtin contract.
+    let data = unsafe { InstanceData::of(vmctx) };
+    // An unshared memory has no waiters.
+    if !data.shared.get(mem as usize).copied().unwrap_or(false) {
+        return 0;
+    }
+    // SAFETY: `kernel` is the store's kernel, which outlives it.
+    unsafe { &*(data.futexes)(data.kernel) }.notify(addr, count)
+}
+
+/// # Safety
+/// `kernel` points at a live `Kernel<P>`.
+unsafe fn kernel_now<P: Platform>(kernel: *const ()) -> core::time::Duration {
+    // SAFETY: the caller's contract.
+    unsafe { &*kernel.cast::<Kernel<'_, P>>() }.hal().now()
+}
+
+/// # Safety
+/// `kernel` points at a live `Kernel<P>`.
+unsafe fn kernel_futexes<P: Platform>(kernel: *const ()) -> *const Futexes {
+    // SAFETY: the caller's contract.
+    unsafe { &*kernel.cast::<Kernel<'_, P>>() }.futexes()
 }
 
 /// # Safety
@@ -1420,6 +1540,13 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
     /// flags are malformed, so their runners turn it off.
     pub fn set_memory64(&mut self, on: bool) {
         self.config.memory64 = on;
+    }
+
+    /// Whether this store's later `compile` calls accept reference types
+    /// and the proposals built on them (on by default;
+    /// [`TranslateConfig::reference_types`]).
+    pub fn set_reference_types(&mut self, on: bool) {
+        self.config.reference_types = on;
     }
 
     /// Give every linear memory of this store a reservation of only
@@ -2081,6 +2208,7 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
                     let max = (mem.max_pages != limit || t.max_pages == Some(limit))
                         .then_some(mem.max_pages);
                     if mem.memory64 != t.memory64
+                        || mem.shared != t.shared
                         || !limits_match(mem.pages(), max, t.min_pages, t.max_pages)
                     {
                         return Err(bad());
@@ -2172,6 +2300,9 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             kernel: core::ptr::from_ref(self.kernel).cast(),
             hold: hold_frames::<P>,
             unwind: exn::unwind::<P>,
+            shared: mems.iter().map(|&m| self.memories[m].shared).collect(),
+            now: kernel_now::<P>,
+            futexes: kernel_futexes::<P>,
         });
         let base = vmctx_mem.as_ptr() as usize;
         let vmctx = base + 16;

@@ -320,6 +320,7 @@ mod tests {
                 min_pages: 1,
                 max_pages: None,
                 memory64: false,
+                shared: false,
             }],
             globals: vec![g, g, g],
             num_imported_globals: 1,

@@ -155,6 +155,10 @@ pub enum Op {
     /// with its count and caught by value (`try_table` / `catch`) in the
     /// loop; check the sum. Caught by value, none is kept.
     Throws(u32),
+    /// A loop of this many atomic adds of its count to a scratch cell,
+    /// each beside a byte-wide compare-exchange of the next cell; check
+    /// the sum, and that `notify` on the (unshared) memory wakes nobody.
+    Atomics(u32),
     /// In a second, 64-bit memory: fill the last `len` bytes of its first
     /// page with `byte`, copy them into the main memory and check them;
     /// grow it by a page (`memory.grow` speaks `i64`; faults may refuse).
@@ -215,6 +219,8 @@ pub const MAX_TAIL_CALLS: u32 = 100_000;
 pub const MAX_CALL_REFS: u32 = 100_000;
 /// Most exceptions of one `Throws` op.
 pub const MAX_THROWS: u32 = 20_000;
+/// Most atomic adds of one `Atomics` op.
+pub const MAX_ATOMICS: u32 = 100_000;
 /// Most bytes of one `Wide` op (they land at 98304 in the main memory).
 pub const MAX_WIDE: u32 = 32 << 10;
 
@@ -324,6 +330,7 @@ impl Workload {
                     Op::TailCalls(n) => writeln!(s, "  tailcalls {n}"),
                     Op::CallRefs(n) => writeln!(s, "  callrefs {n}"),
                     Op::Throws(n) => writeln!(s, "  throws {n}"),
+                    Op::Atomics(n) => writeln!(s, "  atomics {n}"),
                     Op::Wide { len, byte } => writeln!(s, "  wide {len} {byte}"),
                 };
             }
@@ -411,6 +418,7 @@ impl Workload {
                         ("tailcalls", 2) => Op::TailCalls(small(1)?.min(MAX_TAIL_CALLS)),
                         ("callrefs", 2) => Op::CallRefs(small(1)?.min(MAX_CALL_REFS)),
                         ("throws", 2) => Op::Throws(small(1)?.min(MAX_THROWS)),
+                        ("atomics", 2) => Op::Atomics(small(1)?.min(MAX_ATOMICS)),
                         ("wide", 3) => Op::Wide {
                             len: small(1)?.min(MAX_WIDE),
                             byte: u8::try_from(num(2)?).map_err(|_| bad())?,
@@ -445,7 +453,7 @@ pub const MAX_FILE: u32 = 16 << 10;
 
 fn op(rng: &mut Rng) -> Op {
     let small = |rng: &mut Rng, lo, hi| u32::try_from(rng.range(lo, hi)).unwrap_or(1);
-    match rng.range(0, 14) {
+    match rng.range(0, 15) {
         0 | 1 => Op::Compute(small(rng, 1, 200_000)),
         2 => Op::Grow(small(rng, 1, u64::from(MAX_GROW))),
         3 | 4 => Op::File {
@@ -464,6 +472,7 @@ fn op(rng: &mut Rng) -> Op {
         10 => Op::TailCalls(small(rng, 1, u64::from(MAX_TAIL_CALLS))),
         11 => Op::CallRefs(small(rng, 1, u64::from(MAX_CALL_REFS))),
         12 => Op::Throws(small(rng, 1, u64::from(MAX_THROWS))),
+        13 => Op::Atomics(small(rng, 1, u64::from(MAX_ATOMICS))),
         _ => Op::Wide {
             len: small(rng, 0, u64::from(MAX_WIDE)),
             byte: u8::try_from(rng.range(1, 255)).unwrap_or(1),
@@ -560,6 +569,18 @@ const PRELUDE: &str = r#"
         (unreachable))
       (local.set $got)
       (local.set $acc (i64.add (local.get $acc) (i64.extend_i32_u (local.get $got))))
+      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+      (br $next))
+    (unreachable))
+  ;; n + (n - 1) + ... + 1 in the scratch cell at 512 by atomic adds, a
+  ;; byte-wide compare-exchange of the cell after it each time.
+  (func $atomics (param $n i32) (result i64)
+    (i64.atomic.store (i32.const 512) (i64.const 0))
+    (loop $next
+      (if (i32.eqz (local.get $n)) (then (return (i64.atomic.load (i32.const 512)))))
+      (drop (i64.atomic.rmw.add (i32.const 512) (i64.extend_i32_u (local.get $n))))
+      (drop (i32.atomic.rmw8.cmpxchg_u (i32.const 520)
+        (i32.atomic.load8_u (i32.const 520)) (local.get $n)))
       (local.set $n (i32.sub (local.get $n) (i32.const 1)))
       (br $next))
     (unreachable))
@@ -828,6 +849,17 @@ impl Proc {
                         "(call $check (i64.eq (call $throws (i32.const {n})) (i64.const {sum})) (i32.const {code}))"
                     );
                 }
+                Op::Atomics(n) => {
+                    let sum = u64::from(*n) * (u64::from(*n) + 1) / 2;
+                    let _ = writeln!(
+                        body,
+                        "(call $check (i64.eq (call $atomics (i32.const {n})) (i64.const {sum})) (i32.const {code}))"
+                    );
+                    let _ = writeln!(
+                        body,
+                        "(call $check (i32.eqz (memory.atomic.notify (i32.const 512) (i32.const 1))) (i32.const {code}))"
+                    );
+                }
                 Op::Wide { len, byte } => {
                     wide = true;
                     let _ = writeln!(
@@ -870,7 +902,7 @@ mod tests {
             skew: 100,
             stalls: 50,
         };
-        let (mut tail, mut refs, mut throws, mut wide) = (0, 0, 0, 0);
+        let (mut tail, mut refs, mut throws, mut atomics, mut wide) = (0, 0, 0, 0, 0);
         for seed in 0..200 {
             let w = Workload::generate(seed, &all);
             assert_eq!(w, Workload::generate(seed, &all));
@@ -882,6 +914,7 @@ mod tests {
                 .count();
             refs += ops.clone().filter(|o| matches!(o, Op::CallRefs(_))).count();
             throws += ops.clone().filter(|o| matches!(o, Op::Throws(_))).count();
+            atomics += ops.clone().filter(|o| matches!(o, Op::Atomics(_))).count();
             wide += ops.filter(|o| matches!(o, Op::Wide { .. })).count();
             for (i, p) in w.procs.iter().enumerate() {
                 let text = p.wat(i, 64, w.faults.frames > 0);
@@ -896,8 +929,8 @@ mod tests {
         }
         // The generator reaches the WebAssembly 3.0 operations too.
         assert!(
-            tail >= 20 && refs >= 20 && throws >= 20 && wide >= 20,
-            "{tail} tail-call ops, {refs} call_ref ops, {throws} throw ops, {wide} wide ops"
+            tail >= 20 && refs >= 20 && throws >= 20 && atomics >= 20 && wide >= 20,
+            "{tail} tail-call ops, {refs} call_ref ops, {throws} throw ops, {atomics} atomic ops, {wide} wide ops"
         );
     }
 
