@@ -44,6 +44,21 @@ fn func(
     }
 }
 
+/// A resolver of imports from `module` to the exports of `inst`.
+fn exports_of(
+    store: &Store<'_, '_, Hosted>,
+    inst: kernel_core::wasm::vm::InstanceId,
+    module: &'static str,
+) -> impl Fn(&str, &str) -> Option<Extern> + use<> {
+    let exports = store.exports(inst);
+    move |m: &str, n: &str| {
+        exports
+            .iter()
+            .find(|(name, _)| m == module && name == n)
+            .map(|(_, e)| e.clone())
+    }
+}
+
 const FIB: &str = r#"(module
   (func $fib (export "fib") (param i32) (result i32)
     (if (result i32) (i32.lt_u (local.get 0) (i32.const 2))
@@ -857,13 +872,7 @@ fn typed_function_references_are_checked_at_the_boundary_and_shared_across_modul
             Some(TrapKind::TableOutOfBounds)
         );
         // Another module, the same types at other indices.
-        let exports = store.exports(ia);
-        let resolve = |m: &str, n: &str| {
-            exports
-                .iter()
-                .find(|(name, _)| m == "a" && name == n)
-                .map(|(_, e)| e.clone())
-        };
+        let resolve = exports_of(store, ia, "a");
         let mb = store.compile(&b).expect("compile b");
         let ib = store.instantiate(&mb, &resolve).expect("instantiate b");
         let f = func(store, ib, "run");
@@ -984,13 +993,7 @@ fn exceptions_cross_frames_modules_and_indirect_calls_and_escape_cleanly() {
             call("catch_deep", &[Val::I32(3), Val::I32(1)]),
             Ok(vec![Val::I64(8)])
         );
-        let exports = store.exports(ia);
-        let resolve = |m: &str, n: &str| {
-            exports
-                .iter()
-                .find(|(name, _)| m == "a" && name == n)
-                .map(|(_, e)| e.clone())
-        };
+        let resolve = exports_of(store, ia, "a");
         let mb = store.compile(&b).expect("compile b");
         let ib = store.instantiate(&mb, &resolve).expect("instantiate b");
         let f = func(store, ib, "run");

@@ -647,6 +647,39 @@ impl Translator<'_, '_> {
         }
     }
 
+    /// Open a `block` (or a `try_table`, `kind`): a frame whose end is a
+    /// new block taking its results, over the params on the stack.
+    fn open_block(&mut self, kind: Kind, blockty: BlockType) -> Result<(), CompileError> {
+        let (params, results) = self.block_type(blockty)?;
+        let dest = self.new_block(&results);
+        let height = self
+            .stack
+            .len()
+            .checked_sub(params.len())
+            .ok_or_else(|| self.err("operand stack underflow"))?;
+        self.control.push(Frame {
+            kind,
+            dest,
+            params: params.len(),
+            results: results.len(),
+            height,
+            branched: false,
+        });
+        Ok(())
+    }
+
+    /// The signature of type `type_index` and its parameter count.
+    fn sig_of(&mut self, type_index: u32) -> Result<(SigRef, usize), CompileError> {
+        let n = self
+            .info
+            .types
+            .get(type_index as usize)
+            .ok_or_else(|| self.err("unknown type"))?
+            .params
+            .len();
+        Ok((self.sig(type_index)?, n))
+    }
+
     fn op(&mut self, op: &Operator<'_>) -> Result<(), CompileError> {
         if !self.reachable {
             return self.dead_op(op);
@@ -657,23 +690,7 @@ impl Translator<'_, '_> {
                 self.b.ins().trap(TRAP_UNREACHABLE);
                 self.reachable = false;
             }
-            Operator::Block { blockty } => {
-                let (params, results) = self.block_type(blockty)?;
-                let dest = self.new_block(&results);
-                let height = self
-                    .stack
-                    .len()
-                    .checked_sub(params.len())
-                    .ok_or_else(|| self.err("operand stack underflow"))?;
-                self.control.push(Frame {
-                    kind: Kind::Block,
-                    dest,
-                    params: params.len(),
-                    results: results.len(),
-                    height,
-                    branched: false,
-                });
-            }
+            Operator::Block { blockty } => self.open_block(Kind::Block, blockty)?,
             Operator::Loop { blockty } => {
                 let (params, results) = self.block_type(blockty)?;
                 let header = self.new_block(&params);
@@ -1357,14 +1374,7 @@ impl Translator<'_, '_> {
         if table as usize >= self.info.tables.len() {
             return Err(self.err("unknown table"));
         }
-        let n = self
-            .info
-            .types
-            .get(type_index as usize)
-            .ok_or_else(|| self.err("unknown type"))?
-            .params
-            .len();
-        let sig = self.sig(type_index)?;
+        let (sig, n) = self.sig_of(type_index)?;
         let index = self.pop()?;
         let args = self.popn(n)?;
         let ptr = self.ptr();
@@ -1407,14 +1417,7 @@ impl Translator<'_, '_> {
     /// validator proved the reference is of type `$t`, so only null is
     /// checked.
     fn call_ref(&mut self, type_index: u32, tail: bool) -> Result<(), CompileError> {
-        let n = self
-            .info
-            .types
-            .get(type_index as usize)
-            .ok_or_else(|| self.err("unknown type"))?
-            .params
-            .len();
-        let sig = self.sig(type_index)?;
+        let (sig, n) = self.sig_of(type_index)?;
         let fref = self.pop()?;
         let args = self.popn(n)?;
         self.b.ins().trapz(fref, TRAP_NULL_FUNCTION_REFERENCE);

@@ -38,7 +38,7 @@ use wasmparser::{Catch, TryTable};
 
 use super::super::exn::EXN_EXPOSED;
 use super::{
-    Builtin, CompileError, Frame, Kind, TRAP_NULL_REFERENCE, TRAP_OUT_OF_MEMORY, TRAP_UNREACHABLE,
+    Builtin, CompileError, Kind, TRAP_NULL_REFERENCE, TRAP_OUT_OF_MEMORY, TRAP_UNREACHABLE,
     Translator, block_args, ir_type, off32,
 };
 
@@ -97,21 +97,7 @@ impl Translator<'_, '_> {
                 frame,
             });
         }
-        let (params, results) = self.block_type(t.ty)?;
-        let dest = self.new_block(&results);
-        let height = self
-            .stack
-            .len()
-            .checked_sub(params.len())
-            .ok_or_else(|| self.err("operand stack underflow"))?;
-        self.control.push(Frame {
-            kind: Kind::TryTable,
-            dest,
-            params: params.len(),
-            results: results.len(),
-            height,
-            branched: false,
-        });
+        self.open_block(Kind::TryTable, t.ty)?;
         self.scopes.push(Scope {
             clauses,
             landing: None,
