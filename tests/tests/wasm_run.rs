@@ -1170,3 +1170,36 @@ fn atomics_are_narrow_aligned_and_wait_times_out() {
         assert!(store.kernel().futexes().is_empty());
     });
 }
+
+/// A module of 100,000 exception tags is charged to its owner for what its
+/// instance keeps of them (identity words in the context and the instance,
+/// a box per tag): under a small limit it fails to instantiate, out of
+/// memory, and holds nothing after; without one it instantiates.
+#[test]
+fn a_module_of_many_tags_is_charged_for_them() {
+    use kernel_core::mem::{Owner, ProcessId};
+    let mut text = String::from("(module (type (func))");
+    for _ in 0..100_000 {
+        text.push_str(" (tag (type 0))");
+    }
+    text.push(')');
+    let module = wat(&text);
+    let owner = Owner::Process(ProcessId(78));
+    let hosted = machine();
+    hal_hosted::run_on_cpu(&hosted, 0, || {
+        kernel_core::boot::with_kernel(&hosted, |k| {
+            k.vm().set_limit(owner, 1024);
+            {
+                let mut store = Store::new(k, 1 << 20).expect("store");
+                let m = store.compile(&module).expect("compile");
+                store.set_memory_owner(owner);
+                let r = store.instantiate(&m, &|_, _| None);
+                assert!(matches!(r, Err(InstantiateError::Memory(_))), "{r:?}");
+            }
+            assert_eq!(k.vm().owner_frames(owner), 0);
+            let mut store = Store::new(k, 1 << 20).expect("store");
+            let m = store.compile(&module).expect("compile");
+            store.instantiate(&m, &|_, _| None).expect("instantiate");
+        });
+    });
+}
