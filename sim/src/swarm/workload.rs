@@ -159,6 +159,11 @@ pub enum Op {
     /// each beside a byte-wide compare-exchange of the next cell; check
     /// the sum, and that `notify` on the (unshared) memory wakes nobody.
     Atomics(u32),
+    /// On a cell of a shared memory nobody notifies: a `notify` wakes
+    /// nobody, a `wait` for another value returns at once, and a `wait`
+    /// for the value it holds sleeps this many ms and times out (the
+    /// process is suspended meanwhile; a kill may end it there).
+    Waits(u32),
     /// In a second, 64-bit memory: fill the last `len` bytes of its first
     /// page with `byte`, copy them into the main memory and check them;
     /// grow it by a page (`memory.grow` speaks `i64`; faults may refuse).
@@ -221,6 +226,8 @@ pub const MAX_CALL_REFS: u32 = 100_000;
 pub const MAX_THROWS: u32 = 20_000;
 /// Most atomic adds of one `Atomics` op.
 pub const MAX_ATOMICS: u32 = 100_000;
+/// Most ms of one `Waits` op.
+pub const MAX_WAIT_MS: u32 = 20;
 /// Most bytes of one `Wide` op (they land at 98304 in the main memory).
 pub const MAX_WIDE: u32 = 32 << 10;
 
@@ -331,6 +338,7 @@ impl Workload {
                     Op::CallRefs(n) => writeln!(s, "  callrefs {n}"),
                     Op::Throws(n) => writeln!(s, "  throws {n}"),
                     Op::Atomics(n) => writeln!(s, "  atomics {n}"),
+                    Op::Waits(ms) => writeln!(s, "  waits {ms}"),
                     Op::Wide { len, byte } => writeln!(s, "  wide {len} {byte}"),
                 };
             }
@@ -419,6 +427,7 @@ impl Workload {
                         ("callrefs", 2) => Op::CallRefs(small(1)?.min(MAX_CALL_REFS)),
                         ("throws", 2) => Op::Throws(small(1)?.min(MAX_THROWS)),
                         ("atomics", 2) => Op::Atomics(small(1)?.min(MAX_ATOMICS)),
+                        ("waits", 2) => Op::Waits(small(1)?.min(MAX_WAIT_MS)),
                         ("wide", 3) => Op::Wide {
                             len: small(1)?.min(MAX_WIDE),
                             byte: u8::try_from(num(2)?).map_err(|_| bad())?,
@@ -453,7 +462,7 @@ pub const MAX_FILE: u32 = 16 << 10;
 
 fn op(rng: &mut Rng) -> Op {
     let small = |rng: &mut Rng, lo, hi| u32::try_from(rng.range(lo, hi)).unwrap_or(1);
-    match rng.range(0, 15) {
+    match rng.range(0, 16) {
         0 | 1 => Op::Compute(small(rng, 1, 200_000)),
         2 => Op::Grow(small(rng, 1, u64::from(MAX_GROW))),
         3 | 4 => Op::File {
@@ -473,6 +482,7 @@ fn op(rng: &mut Rng) -> Op {
         11 => Op::CallRefs(small(rng, 1, u64::from(MAX_CALL_REFS))),
         12 => Op::Throws(small(rng, 1, u64::from(MAX_THROWS))),
         13 => Op::Atomics(small(rng, 1, u64::from(MAX_ATOMICS))),
+        14 => Op::Waits(small(rng, 0, u64::from(MAX_WAIT_MS))),
         _ => Op::Wide {
             len: small(rng, 0, u64::from(MAX_WIDE)),
             byte: u8::try_from(rng.range(1, 255)).unwrap_or(1),
@@ -738,6 +748,19 @@ const WIDE: &str = r#"
       (else (call $check (i64.eq (local.get $r) (local.get $size)) (i32.add (local.get $code) (i32.const 2))))))
 "#;
 
+/// The shared memory and helper of a process with a `Waits` op.
+const SHARED: &str = r#"
+  (memory $shared 1 1 shared)
+  (func $waits (param $ms i32) (param $code i32)
+    (call $check (i32.eqz (memory.atomic.notify $shared (i32.const 0) (i32.const 1)))
+      (local.get $code))
+    (call $check (i32.eq (memory.atomic.wait32 $shared (i32.const 0) (i32.const 1) (i64.const -1))
+      (i32.const 1)) (i32.add (local.get $code) (i32.const 1)))
+    (call $check (i32.eq (memory.atomic.wait32 $shared (i32.const 0) (i32.const 0)
+      (i64.mul (i64.extend_i32_u (local.get $ms)) (i64.const 1000000)))
+      (i32.const 2)) (i32.add (local.get $code) (i32.const 2))))
+"#;
+
 /// A string as a WAT data string.
 fn data(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("\\{b:02x}")).collect()
@@ -756,6 +779,7 @@ impl Proc {
         let mut pages = 2u32;
         let mut least = 2u32;
         let mut wide = false;
+        let mut shared = false;
         let t = i32::from(tolerant);
         for (k, op) in self.ops.iter().enumerate() {
             // Each op's checks exit with codes 100 + 8k .. 100 + 8k + 7.
@@ -860,6 +884,10 @@ impl Proc {
                         "(call $check (i32.eqz (memory.atomic.notify (i32.const 512) (i32.const 1))) (i32.const {code}))"
                     );
                 }
+                Op::Waits(ms) => {
+                    shared = true;
+                    let _ = writeln!(body, "(call $waits (i32.const {ms}) (i32.const {code}))");
+                }
                 Op::Wide { len, byte } => {
                     wide = true;
                     let _ = writeln!(
@@ -879,10 +907,11 @@ impl Proc {
         };
         // The memory's maximum is the limit, so a grow past it fails
         // whatever the frames. The 64-bit memory comes second, and only
-        // with a `Wide` op.
+        // with a `Wide` op; the shared one after it, only with a `Waits`.
         let wide = if wide { WIDE } else { "" };
+        let shared = if shared { SHARED } else { "" };
         format!(
-            "(module {PRELUDE}\n(memory (export \"memory\") 2 {limit_pages})\n{wide}\n{data_segs}\n(func (export \"_start\")\n{body}{end}))"
+            "(module {PRELUDE}\n(memory (export \"memory\") 2 {limit_pages})\n{wide}\n{shared}\n{data_segs}\n(func (export \"_start\")\n{body}{end}))"
         )
     }
 }
@@ -902,7 +931,7 @@ mod tests {
             skew: 100,
             stalls: 50,
         };
-        let (mut tail, mut refs, mut throws, mut atomics, mut wide) = (0, 0, 0, 0, 0);
+        let (mut tail, mut refs, mut throws, mut atomics, mut waits, mut wide) = (0, 0, 0, 0, 0, 0);
         for seed in 0..200 {
             let w = Workload::generate(seed, &all);
             assert_eq!(w, Workload::generate(seed, &all));
@@ -915,6 +944,7 @@ mod tests {
             refs += ops.clone().filter(|o| matches!(o, Op::CallRefs(_))).count();
             throws += ops.clone().filter(|o| matches!(o, Op::Throws(_))).count();
             atomics += ops.clone().filter(|o| matches!(o, Op::Atomics(_))).count();
+            waits += ops.clone().filter(|o| matches!(o, Op::Waits(_))).count();
             wide += ops.filter(|o| matches!(o, Op::Wide { .. })).count();
             for (i, p) in w.procs.iter().enumerate() {
                 let text = p.wat(i, 64, w.faults.frames > 0);
@@ -929,8 +959,8 @@ mod tests {
         }
         // The generator reaches the WebAssembly 3.0 operations too.
         assert!(
-            tail >= 20 && refs >= 20 && throws >= 20 && atomics >= 20 && wide >= 20,
-            "{tail} tail-call ops, {refs} call_ref ops, {throws} throw ops, {atomics} atomic ops, {wide} wide ops"
+            tail >= 20 && refs >= 20 && throws >= 20 && atomics >= 20 && waits >= 20 && wide >= 20,
+            "{tail} tail-call ops, {refs} call_ref ops, {throws} throw ops, {atomics} atomic ops, {waits} wait ops, {wide} wide ops"
         );
     }
 
