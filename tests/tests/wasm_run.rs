@@ -44,6 +44,14 @@ fn func(
     }
 }
 
+/// The kind of the trap a call ended with, if it trapped.
+fn trap_of(r: Result<Vec<Val>, CallError>) -> Option<TrapKind> {
+    match r {
+        Err(CallError::Trap(t)) => Some(t.kind),
+        _ => None,
+    }
+}
+
 /// A resolver of imports from `module` to the exports of `inst`.
 fn exports_of(
     store: &Store<'_, '_, Hosted>,
@@ -410,10 +418,6 @@ fn call_indirect_checks_the_signature_the_slot_and_the_index() {
     run(|store| {
         let m = store.compile(&wat(MODULE)).expect("compile");
         let inst = store.instantiate(&m, &|_, _| None).expect("instantiate");
-        let trap = |r: Result<Vec<Val>, CallError>| match r {
-            Err(CallError::Trap(t)) => Some(t.kind),
-            _ => None,
-        };
         let (as_ii, as_ii_again, as_v) = (
             func(store, inst, "as_ii"),
             func(store, inst, "as_ii_again"),
@@ -423,28 +427,28 @@ fn call_indirect_checks_the_signature_the_slot_and_the_index() {
             assert_eq!(store.invoke(f, &[Val::I32(0)]), Ok(vec![Val::I32(42)]));
             // Same parameters, another result type.
             assert_eq!(
-                trap(store.invoke(f, &[Val::I32(1)])),
+                trap_of(store.invoke(f, &[Val::I32(1)])),
                 Some(TrapKind::BadSignature)
             );
             // Neither parameters nor results agree.
             assert_eq!(
-                trap(store.invoke(f, &[Val::I32(2)])),
+                trap_of(store.invoke(f, &[Val::I32(2)])),
                 Some(TrapKind::BadSignature)
             );
             assert_eq!(
-                trap(store.invoke(f, &[Val::I32(3)])),
+                trap_of(store.invoke(f, &[Val::I32(3)])),
                 Some(TrapKind::IndirectCallToNull)
             );
             for past in [4, -1] {
                 assert_eq!(
-                    trap(store.invoke(f, &[Val::I32(past)])),
+                    trap_of(store.invoke(f, &[Val::I32(past)])),
                     Some(TrapKind::TableOutOfBounds)
                 );
             }
         }
         assert_eq!(store.invoke(&as_v, &[Val::I32(2)]), Ok(vec![]));
         assert_eq!(
-            trap(store.invoke(&as_v, &[Val::I32(0)])),
+            trap_of(store.invoke(&as_v, &[Val::I32(0)])),
             Some(TrapKind::BadSignature)
         );
     });
@@ -818,10 +822,6 @@ fn typed_function_references_are_checked_at_the_boundary_and_shared_across_modul
             let f = func(store, ia, name);
             store.invoke(&f, args)
         };
-        let trap = |r: Result<Vec<Val>, CallError>| match r {
-            Err(CallError::Trap(t)) => Some(t.kind),
-            _ => None,
-        };
         assert_eq!(call("apply", &[inc, Val::I32(41)]), Ok(vec![Val::I32(42)]));
         // A function of another type, and null, are not `(ref $ii)`.
         assert_eq!(
@@ -837,16 +837,16 @@ fn typed_function_references_are_checked_at_the_boundary_and_shared_across_modul
             Err(CallError::BadArguments)
         );
         assert_eq!(
-            trap(call("apply_null", &[Val::FuncRef(None), Val::I32(1)])),
+            trap_of(call("apply_null", &[Val::FuncRef(None), Val::I32(1)])),
             Some(TrapKind::NullFunctionReference)
         );
         assert_eq!(
-            trap(call("tail", &[Val::FuncRef(None), Val::I32(1)])),
+            trap_of(call("tail", &[Val::FuncRef(None), Val::I32(1)])),
             Some(TrapKind::NullFunctionReference)
         );
         assert_eq!(call("tail", &[inc, Val::I32(1)]), Ok(vec![Val::I32(2)]));
         assert_eq!(
-            trap(call("non_null", &[Val::FuncRef(None)])),
+            trap_of(call("non_null", &[Val::FuncRef(None)])),
             Some(TrapKind::NullReference)
         );
         assert_eq!(call("non_null", &[inc]), Ok(vec![inc]));
@@ -868,7 +868,7 @@ fn typed_function_references_are_checked_at_the_boundary_and_shared_across_modul
             );
         }
         assert_eq!(
-            trap(call("via_table", &[Val::I32(2), Val::I32(7)])),
+            trap_of(call("via_table", &[Val::I32(2), Val::I32(7)])),
             Some(TrapKind::TableOutOfBounds)
         );
         // Another module, the same types at other indices.
@@ -965,10 +965,8 @@ fn exceptions_cross_frames_modules_and_indirect_calls_and_escape_cleanly() {
             let f = func(store, ia, name);
             store.invoke(&f, args)
         };
-        let uncaught = |r: Result<Vec<Val>, CallError>| match r {
-            Err(CallError::Trap(t)) => t.kind == TrapKind::UncaughtException,
-            _ => false,
-        };
+        let uncaught =
+            |r: Result<Vec<Val>, CallError>| trap_of(r) == Some(TrapKind::UncaughtException);
         assert_eq!(
             call("catch_deep", &[Val::I32(100), Val::I32(5)]),
             Ok(vec![Val::I64(12)])
@@ -1107,10 +1105,6 @@ fn atomics_are_narrow_aligned_and_wait_times_out() {
             let f = func(store, inst, name);
             store.invoke(&f, args)
         };
-        let trap = |r: Result<Vec<Val>, CallError>| match r {
-            Err(CallError::Trap(t)) => Some(t.kind),
-            _ => None,
-        };
         let all = 0x1122_3344_5566_77ff_u64.cast_signed();
         call("store", &[Val::I32(8), Val::I64(all)]).expect("store");
         // 0xff + 2 wraps in its byte; the neighbours stay.
@@ -1136,15 +1130,15 @@ fn atomics_are_narrow_aligned_and_wait_times_out() {
         let now = 0xffff_ffff_abcd_7701_u64.cast_signed();
         assert_eq!(call("load64", &[Val::I32(8)]), Ok(vec![Val::I64(now)]));
         assert_eq!(
-            trap(call("rmw8", &[Val::I32(65536), Val::I32(1)])),
+            trap_of(call("rmw8", &[Val::I32(65536), Val::I32(1)])),
             Some(TrapKind::MemoryOutOfBounds)
         );
         assert_eq!(
-            trap(call("load64", &[Val::I32(12)])),
+            trap_of(call("load64", &[Val::I32(12)])),
             Some(TrapKind::UnalignedAtomic)
         );
         assert_eq!(
-            trap(call("cmpxchg16", &[Val::I32(9), Val::I64(0), Val::I64(0)])),
+            trap_of(call("cmpxchg16", &[Val::I32(9), Val::I64(0), Val::I64(0)])),
             Some(TrapKind::UnalignedAtomic)
         );
         assert_eq!(call("load64", &[Val::I32(8)]), Ok(vec![Val::I64(now)]));
@@ -1164,7 +1158,7 @@ fn atomics_are_narrow_aligned_and_wait_times_out() {
             Ok(vec![Val::I32(0)])
         );
         assert_eq!(
-            trap(call("wait_unshared", &[])),
+            trap_of(call("wait_unshared", &[])),
             Some(TrapKind::UnsharedWait)
         );
         assert!(store.kernel().futexes().is_empty());
