@@ -86,10 +86,11 @@ pub enum Builtin {
     /// clobber, so the check's cold call makes no value live across it
     /// spill in the hot loop (translate INV-10).
     EpochSaving = 11,
-    /// `fn(vmctx, tag_index: u32, count: u32) -> ref`: a new exception of
-    /// tag `tag_index` with `count` zeroed value slots (the caller fills
-    /// them), held from the store's memory owner; 0 when the owner cannot
-    /// hold it (the caller traps, out of memory).
+    /// `fn(vmctx, tag: ref, count: u32) -> ref`: a new exception of the
+    /// tag whose identity word is `tag` (the caller reads it from its
+    /// context) with `count` zeroed value slots (the caller fills them),
+    /// held from the store's memory owner; 0 when the owner cannot hold
+    /// it (the caller traps, out of memory).
     ExnNew = 12,
     /// `fn(vmctx, exn: ref, fp: ref)`: throw `exn` out of the wasm frame
     /// whose frame pointer is `fp`, to the nearest caller frame with a
@@ -99,13 +100,12 @@ pub enum Builtin {
     /// `fn(vmctx, exn: ref)`: a handler without the exception caught
     /// `exn`; free it unless wasm ever held it as an `exnref` (`exn`).
     ExnDrop = 14,
-    /// `fn(vmctx, mem, addr: ref, expected: u64, timeout_ns: i64, wide,
-    /// probe: u64) -> u32`: `memory.atomic.wait32/64` on the aligned,
-    /// in-bounds cell at host address `addr` of memory `mem` (`wide`: 64
-    /// bits; `probe` is the JIT's bounds-checking load, unused): a
+    /// `fn(vmctx, mem, addr: ref, expected: u64, timeout_ns: i64, wide)
+    /// -> u32`: `memory.atomic.wait32/64` on the aligned, in-bounds cell
+    /// at host address `addr` of memory `mem` (`wide`: 64 bits): a
     /// `translate::atomics::wait_status`.
     AtomicWait = 15,
-    /// `fn(vmctx, mem, addr: ref, count, probe) -> u32`:
+    /// `fn(vmctx, mem, addr: ref, count) -> u32`:
     /// `memory.atomic.notify`, the number of waiters woken.
     AtomicNotify = 16,
 }
@@ -156,11 +156,11 @@ impl Builtin {
             Builtin::TableFill => (&[I32, I32, Ref, I32], Some(I32)),
             Builtin::Epoch => (&[], Some(I32)),
             Builtin::EpochSaving => (&[], None),
-            Builtin::ExnNew => (&[I32, I32], Some(Ref)),
+            Builtin::ExnNew => (&[Ref, I32], Some(Ref)),
             Builtin::Throw => (&[Ref, Ref], None),
             Builtin::ExnDrop => (&[Ref], None),
-            Builtin::AtomicWait => (&[I32, Ref, I64, I64, I32, I64], Some(I32)),
-            Builtin::AtomicNotify => (&[I32, Ref, I32, I32], Some(I32)),
+            Builtin::AtomicWait => (&[I32, Ref, I64, I64, I32], Some(I32)),
+            Builtin::AtomicNotify => (&[I32, Ref, I32], Some(I32)),
         }
     }
 

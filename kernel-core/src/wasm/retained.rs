@@ -178,9 +178,9 @@ pub fn instance_cost(module: &CompiledModule) -> u64 {
         u64::from(module.offsets.size()) + 16 + ALLOC,
         (module.functions.len() as u64) * 8 + ALLOC,
         (info.types.len() as u64) * 4 + ALLOC,
-        // Each tag's identity in the instance data, and each defined
-        // tag's identity box in the store.
-        (info.tags.len() as u64) * (8 + 8 + ALLOC) + ALLOC,
+        // Each defined tag's identity box in the store (its identity word
+        // in the context is in the context's size).
+        (info.tags.len() as u64) * (8 + ALLOC) + ALLOC,
         sum(&mut info.func_names.values().map(|n| n.len() as u64 + per_name)),
         sum(&mut info.exports.iter().map(|e| e.name.len() as u64 + per_name)),
         sum(&mut info

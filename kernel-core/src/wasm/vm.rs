@@ -969,8 +969,6 @@ struct InstanceData {
     /// The store's interrupt cell (interrupt INV-INT-1), its lifetime
     /// erased (the store outlives its instances).
     interrupt: *const (),
-    /// Identity of each tag (the address of the store's tag), by index.
-    tags: Vec<usize>,
     /// The store's reference owner (its exception objects).
     refs: *const FuncRefOwner,
     /// The store's kernel, its type erased, for `hold` and `unwind`.
@@ -1328,12 +1326,9 @@ fn builtin_table() -> Box<[usize; Builtin::COUNT as usize]> {
 
 /// # Safety
 /// See above.
-unsafe extern "C" fn exn_new_builtin(vmctx: usize, tag: u32, count: u32) -> usize {
+unsafe extern "C" fn exn_new_builtin(vmctx: usize, identity: usize, count: u32) -> usize {
     // SAFETY: the builtin contract.
     let data = unsafe { InstanceData::of(vmctx) };
-    let Some(&identity) = data.tags.get(tag as usize) else {
-        return 0;
-    };
     // SAFETY: INV-VM-2: the reference owner lives as long as the store.
     let refs = unsafe { &*data.refs };
     let owner = *refs.exn_owner.lock();
@@ -1378,7 +1373,6 @@ unsafe extern "C" fn atomic_wait_builtin(
     expected: u64,
     timeout: i64,
     wide: u32,
-    _probe: u64,
 ) -> u32 {
     use crate::wasm::translate::atomics::wait_status as st;
     // SAFETY: the builtin contract.
@@ -1444,13 +1438,7 @@ unsafe extern "C" fn atomic_wait_builtin(
 
 /// # Safety
 /// As [`atomic_wait_builtin`].
-unsafe extern "C" fn atomic_notify_builtin(
-    vmctx: usize,
-    mem: u32,
-    addr: usize,
-    count: u32,
-    _probe: u32,
-) -> u32 {
+unsafe extern "C" fn atomic_notify_builtin(vmctx: usize, mem: u32, addr: usize, count: u32) -> u32 {
     // SAFETY: the builtin contract.
     let data = unsafe { InstanceData::of(vmctx) };
     // An unshared memory has no waiters.
@@ -2295,7 +2283,6 @@ impl<'k, 'h, P: Platform> Store<'k, 'h, P> {
             data: spin::Mutex::new(Vec::new()),
             grow: grow_memory::<P>,
             interrupt: core::ptr::from_ref(&*self.interrupt).cast(),
-            tags: tag_ids.clone(),
             refs: core::ptr::from_ref(&*self.owner),
             kernel: core::ptr::from_ref(self.kernel).cast(),
             hold: hold_frames::<P>,

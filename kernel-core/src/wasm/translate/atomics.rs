@@ -12,8 +12,9 @@
 //! - INV-ATOMIC-2: a narrow access (8, 16 or 32 bits of an `i32` / `i64`)
 //!   reads and writes only its own bytes; its result is zero-extended.
 //! - INV-ATOMIC-3: `wait` and `notify` load the cell in JIT code first (a
-//!   bounds check that faults like any access) and hand the builtin the
-//!   host address of an in-bounds, aligned cell (`futex`).
+//!   bounds check that faults like any access; an atomic load is never
+//!   removed as unused) and hand the builtin the host address of an
+//!   in-bounds, aligned cell (`futex`).
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{I8, I16, I32, I64};
@@ -237,15 +238,11 @@ impl Translator<'_, '_> {
         let p = self.atomic_addr(memarg, size)?;
         // The bounds check by access; the builtin reads the cell again
         // under its lock.
-        let probe = self.b.ins().atomic_load(access_type(size), heap_flags(), p);
-        let probe = self.widen_to(probe, I64);
+        self.b.ins().atomic_load(access_type(size), heap_flags(), p);
         let expected = self.widen_to(expected, I64);
         let mem_v = self.b.ins().iconst(I32, i64::from(mem));
         let wide = self.b.ins().iconst(I32, i64::from(size == 8));
-        let r = self.builtin(
-            Builtin::AtomicWait,
-            &[mem_v, p, expected, timeout, wide, probe],
-        )?;
+        let r = self.builtin(Builtin::AtomicWait, &[mem_v, p, expected, timeout, wide])?;
         let unshared = self
             .b
             .ins()
@@ -265,9 +262,10 @@ impl Translator<'_, '_> {
         let count = self.pop()?;
         let mem = self.memory_index(memarg)?;
         let p = self.atomic_addr(memarg, 4)?;
-        let probe = self.b.ins().atomic_load(I32, heap_flags(), p);
+        // The bounds check by access, as for `wait`.
+        self.b.ins().atomic_load(I32, heap_flags(), p);
         let mem_v = self.b.ins().iconst(I32, i64::from(mem));
-        let woken = self.builtin(Builtin::AtomicNotify, &[mem_v, p, count, probe])?;
+        let woken = self.builtin(Builtin::AtomicNotify, &[mem_v, p, count])?;
         self.stack.push(woken);
         Ok(())
     }

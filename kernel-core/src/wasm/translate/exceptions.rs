@@ -110,15 +110,13 @@ impl Translator<'_, '_> {
         let params = self.tag_params(tag)?;
         let values = self.popn(params.len())?;
         let n = super::super::module::len_u32(params.len());
-        let tag_v = self
-            .b
-            .ins()
-            .iconst(cranelift_codegen::ir::types::I32, i64::from(tag));
+        let ptr = self.ptr();
+        let identity = self.vmctx_load(ptr, self.offsets.tag(tag), true);
         let n_v = self
             .b
             .ins()
             .iconst(cranelift_codegen::ir::types::I32, i64::from(n));
-        let exn = self.builtin(Builtin::ExnNew, &[tag_v, n_v])?;
+        let exn = self.builtin(Builtin::ExnNew, &[identity, n_v])?;
         self.b.ins().trapz(exn, TRAP_OUT_OF_MEMORY);
         for (i, v) in (0u32..).zip(values) {
             self.b
@@ -220,10 +218,11 @@ impl Translator<'_, '_> {
                     // Values read: the object may go.
                     self.builtin(Builtin::ExnDrop, &[exn])?;
                 }
+                let at = self.offset;
                 let f = self
                     .control
                     .get_mut(c.frame)
-                    .ok_or_else(|| super::invalid("unknown label", 0))?;
+                    .ok_or_else(|| super::invalid("unknown label", at))?;
                 let dest = match f.kind {
                     Kind::Loop { header } => header,
                     _ => {
