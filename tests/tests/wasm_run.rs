@@ -23,13 +23,16 @@ fn machine() -> Hosted {
     .expect("machine")
 }
 
-fn run<R: Send>(f: impl FnOnce(&mut Store<'_, '_, Hosted>) -> R + Send) -> R {
+/// Run `f` on a booted hosted kernel, on its CPU 0.
+fn on_kernel<R: Send>(f: impl FnOnce(&kernel_core::kernel::Kernel<'_, Hosted>) -> R + Send) -> R {
     let hosted = machine();
-    hal_hosted::run_on_cpu(&hosted, 0, || {
-        kernel_core::boot::with_kernel(&hosted, |k| {
-            let mut store = Store::new(k, 1 << 20).expect("store");
-            f(&mut store)
-        })
+    hal_hosted::run_on_cpu(&hosted, 0, || kernel_core::boot::with_kernel(&hosted, f))
+}
+
+fn run<R: Send>(f: impl FnOnce(&mut Store<'_, '_, Hosted>) -> R + Send) -> R {
+    on_kernel(|k| {
+        let mut store = Store::new(k, 1 << 20).expect("store");
+        f(&mut store)
     })
 }
 
@@ -1035,41 +1038,38 @@ fn exceptions_are_charged_to_the_memory_owner_and_given_back() {
           (br_if $next (i32.lt_u (local.get $i) (local.get $n))))
         (local.get $sum)))"#);
     let owner = Owner::Process(ProcessId(77));
-    let hosted = machine();
-    hal_hosted::run_on_cpu(&hosted, 0, || {
-        kernel_core::boot::with_kernel(&hosted, |k| {
-            k.vm().set_limit(owner, 256);
-            {
-                let mut store = Store::new(k, 1 << 20).expect("store");
-                store.set_memory_owner(owner);
-                let m = store.compile(&module).expect("compile");
-                let inst = store.instantiate(&m, &|_, _| None).expect("instantiate");
-                // A million exceptions caught without their object: far
-                // more than the limit would hold at once.
-                let churn = func(&store, inst, "churn");
-                let n: i32 = 1_000_000;
-                let sum = (0..n).fold(0i32, i32::wrapping_add);
-                assert_eq!(
-                    store.invoke(&churn, &[Val::I32(n)]),
-                    Ok(vec![Val::I32(sum)])
-                );
-                assert_eq!(store.exceptions_held(), 0);
-                let f = func(&store, inst, "hoard");
-                assert_eq!(store.invoke(&f, &[Val::I32(10)]), Ok(vec![Val::I32(10)]));
-                match store.invoke(&f, &[Val::I32(10_000_000)]) {
-                    Err(CallError::Trap(t)) => assert_eq!(t.kind, TrapKind::OutOfMemory),
-                    other => panic!("a hoard past the limit: {other:?}"),
-                }
-                assert!(k.vm().owner_frames(owner) > 0);
-                // Still usable.
-                let got = store.invoke(&f, &[Val::I32(0)]);
-                assert!(
-                    got.is_ok() || matches!(got, Err(CallError::Trap(_))),
-                    "{got:?}"
-                );
+    on_kernel(|k| {
+        k.vm().set_limit(owner, 256);
+        {
+            let mut store = Store::new(k, 1 << 20).expect("store");
+            store.set_memory_owner(owner);
+            let m = store.compile(&module).expect("compile");
+            let inst = store.instantiate(&m, &|_, _| None).expect("instantiate");
+            // A million exceptions caught without their object: far
+            // more than the limit would hold at once.
+            let churn = func(&store, inst, "churn");
+            let n: i32 = 1_000_000;
+            let sum = (0..n).fold(0i32, i32::wrapping_add);
+            assert_eq!(
+                store.invoke(&churn, &[Val::I32(n)]),
+                Ok(vec![Val::I32(sum)])
+            );
+            assert_eq!(store.exceptions_held(), 0);
+            let f = func(&store, inst, "hoard");
+            assert_eq!(store.invoke(&f, &[Val::I32(10)]), Ok(vec![Val::I32(10)]));
+            match store.invoke(&f, &[Val::I32(10_000_000)]) {
+                Err(CallError::Trap(t)) => assert_eq!(t.kind, TrapKind::OutOfMemory),
+                other => panic!("a hoard past the limit: {other:?}"),
             }
-            assert_eq!(k.vm().owner_frames(owner), 0);
-        });
+            assert!(k.vm().owner_frames(owner) > 0);
+            // Still usable.
+            let got = store.invoke(&f, &[Val::I32(0)]);
+            assert!(
+                got.is_ok() || matches!(got, Err(CallError::Trap(_))),
+                "{got:?}"
+            );
+        }
+        assert_eq!(k.vm().owner_frames(owner), 0);
     });
 }
 
@@ -1179,21 +1179,85 @@ fn a_module_of_many_tags_is_charged_for_them() {
     text.push(')');
     let module = wat(&text);
     let owner = Owner::Process(ProcessId(78));
-    let hosted = machine();
-    hal_hosted::run_on_cpu(&hosted, 0, || {
-        kernel_core::boot::with_kernel(&hosted, |k| {
-            k.vm().set_limit(owner, 1024);
-            {
-                let mut store = Store::new(k, 1 << 20).expect("store");
-                let m = store.compile(&module).expect("compile");
-                store.set_memory_owner(owner);
-                let r = store.instantiate(&m, &|_, _| None);
-                assert!(matches!(r, Err(InstantiateError::Memory(_))), "{r:?}");
-            }
-            assert_eq!(k.vm().owner_frames(owner), 0);
+    on_kernel(|k| {
+        k.vm().set_limit(owner, 1024);
+        {
             let mut store = Store::new(k, 1 << 20).expect("store");
             let m = store.compile(&module).expect("compile");
-            store.instantiate(&m, &|_, _| None).expect("instantiate");
-        });
+            store.set_memory_owner(owner);
+            let r = store.instantiate(&m, &|_, _| None);
+            assert!(matches!(r, Err(InstantiateError::Memory(_))), "{r:?}");
+        }
+        assert_eq!(k.vm().owner_frames(owner), 0);
+        let mut store = Store::new(k, 1 << 20).expect("store");
+        let m = store.compile(&module).expect("compile");
+        store.instantiate(&m, &|_, _| None).expect("instantiate");
+    });
+}
+
+/// Exceptions thrown from as deep as the stack allows, straight to the
+/// top or caught and thrown again at every level: each call near the
+/// stack's end either returns what the handler made of the exception or
+/// traps with stack exhaustion, never anything else, and the store goes
+/// on.
+#[test]
+fn exceptions_thrown_at_the_stack_limit_are_caught_or_exhaust_cleanly() {
+    let module = wat(r#"(module
+      (tag $e (param i32))
+      (func $r (param i32) (result i32)
+        (if (result i32) (i32.eqz (local.get 0))
+          (then (throw $e (i32.const 7)))
+          (else (i32.add (call $r (i32.sub (local.get 0) (i32.const 1))) (i32.const 1)))))
+      ;; Every level catches the exception with its reference and throws
+      ;; it again.
+      (func $rr (param i32) (result i32)
+        (if (i32.eqz (local.get 0)) (then (throw $e (i32.const 9))))
+        (block $h (result exnref)
+          (try_table (result i32) (catch_all_ref $h)
+            (call $rr (i32.sub (local.get 0) (i32.const 1))))
+          (return))
+        (throw_ref))
+      (func (export "deep") (param i32) (result i32)
+        (block $h (result i32)
+          (try_table (catch $e $h) (return (call $r (local.get 0))))
+          (unreachable)))
+      (func (export "rethrown") (param i32) (result i32)
+        (block $h (result i32)
+          (try_table (catch $e $h) (return (call $rr (local.get 0))))
+          (unreachable))))"#);
+    run(|store| {
+        let m = store.compile(&module).expect("compile");
+        let inst = store.instantiate(&m, &|_, _| None).expect("instantiate");
+        for (name, caught) in [("deep", 7), ("rethrown", 9)] {
+            let f = func(store, inst, name);
+            let mut call = |n: i32| store.invoke(&f, &[Val::I32(n)]);
+            // The depth where the stack runs out, to a factor of two...
+            let mut hi = 1;
+            while call(hi).is_ok() {
+                hi *= 2;
+                assert!(hi < 1 << 24, "{name}: the stack never ran out");
+            }
+            // ...then exactly.
+            let mut lo = hi / 2;
+            while hi - lo > 1 {
+                let mid = lo + (hi - lo) / 2;
+                if call(mid).is_ok() {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            for n in lo.saturating_sub(8)..=hi + 8 {
+                match call(n) {
+                    Ok(v) => assert_eq!(v, vec![Val::I32(caught)], "{name} at {n}"),
+                    Err(e) => assert_eq!(
+                        trap_of(Err(e)),
+                        Some(TrapKind::StackOverflow),
+                        "{name} at {n}"
+                    ),
+                }
+            }
+            assert_eq!(call(3), Ok(vec![Val::I32(caught)]));
+        }
     });
 }
